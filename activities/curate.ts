@@ -1,0 +1,251 @@
+import { mkdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { Context } from '@temporalio/activity';
+import { ConsentRegistrySchema, type ConsentEntry } from '../schemas/consent';
+import type { DatasetOutput, ExclusionReason, RowCounts } from '../schemas/dataset';
+import type { Jurisdiction } from '../schemas/jurisdiction';
+import type { PackageMetadata, Table } from '../schemas/package';
+import type { PackageProblem } from '../schemas/workflows';
+import { consentExclusion } from '../lib/consent';
+import type { KeyStore } from '../lib/keystore';
+import { downloadHashed, getObjectOrUndefined, hashFile, putFileOnce } from '../lib/objects';
+import { Tokenizer, tokenKeyVersion } from '../lib/pseudonymize';
+import { loadDeclaredTable, quoteIdent, quoteLiteral } from '../lib/tabular';
+import { rejectPackage, type VerifiedFile } from './verify';
+
+export interface CuratePackageInput {
+  packageId: string;
+  datasetId: string;
+  jurisdiction: string;
+  landing: { bucket: string; prefix: string };
+  metadata: PackageMetadata;
+  files: VerifiedFile[];
+  /** The day consent is evaluated for (YYYY-MM-DD), decided by the workflow. */
+  asOf: string;
+}
+
+export interface CuratePackageResult {
+  outputs: DatasetOutput[];
+  rows: RowCounts;
+  keyVersions: number[];
+  classification: string;
+}
+
+export function consentRegistryKey(studyId: string): string {
+  return `consent/${studyId}/registry.json`;
+}
+
+export function curatedKey(datasetId: string, table: string): string {
+  return `datasets/${datasetId}/${table}.parquet`;
+}
+
+interface CurateDeps {
+  s3: S3Client;
+  keys: KeyStore;
+  jurisdiction: Jurisdiction;
+  scratchDir: string;
+  duckdbMemoryLimit: string;
+}
+
+async function loadRegistry(deps: CurateDeps, studyId: string): Promise<Map<string, ConsentEntry>> {
+  const raw = await getObjectOrUndefined(deps.s3, deps.jurisdiction.buckets.catalog, consentRegistryKey(studyId));
+  if (!raw) return new Map();
+  const registry = ConsentRegistrySchema.parse(JSON.parse(raw.toString('utf8')));
+  return new Map(registry.entries.map((e) => [e.token, e]));
+}
+
+function addCounts(into: RowCounts, from: RowCounts): void {
+  into.in += from.in;
+  into.curated += from.curated;
+  into.excluded += from.excluded;
+  for (const [reason, n] of Object.entries(from.excludedByReason) as [ExclusionReason, number][]) {
+    into.excludedByReason[reason] = (into.excludedByReason[reason] ?? 0) + n;
+  }
+}
+
+/**
+ * Writes one identifier column's distinct values with their tokens into `mapTable`; for the subject column also
+ * whether (and why not) the subject's consent covers the purpose. Only distinct values are keyed.
+ */
+async function buildTokenMap(
+  conn: DuckDBConnection,
+  source: string,
+  column: string,
+  mapTable: string,
+  tokenizer: Tokenizer,
+  consent: ((raw: string) => ExclusionReason | undefined) | undefined,
+): Promise<void> {
+  await conn.run(`CREATE TABLE ${mapTable} (raw VARCHAR, token VARCHAR, reason VARCHAR)`);
+  const appender = await conn.createAppender(mapTable);
+  const result = await conn.stream(`SELECT DISTINCT ${quoteIdent(column)} FROM ${source} WHERE ${quoteIdent(column)} IS NOT NULL`);
+  for (let chunk = await result.fetchChunk(); chunk && chunk.rowCount > 0; chunk = await result.fetchChunk()) {
+    for (const value of chunk.getColumnValues(0)) {
+      const raw = String(value);
+      appender.appendVarchar(raw);
+      appender.appendVarchar(tokenizer.token(raw));
+      const reason = consent?.(raw);
+      if (reason) appender.appendVarchar(reason);
+      else appender.appendNull();
+      appender.endRow();
+    }
+    Context.current().heartbeat({ phase: 'pseudonymizing' });
+  }
+  appender.flushSync();
+  appender.closeSync();
+}
+
+async function curateTable(
+  conn: DuckDBConnection,
+  index: number,
+  localFile: string,
+  outFile: string,
+  table: Table,
+  input: CuratePackageInput,
+  tokenizer: Tokenizer,
+  consentOf: (raw: string) => ExclusionReason | undefined,
+  problems: PackageProblem[],
+): Promise<{ rows: RowCounts; columns: DatasetOutput['columns'] } | undefined> {
+  const source = `src_${index}`;
+  const found = await loadDeclaredTable(conn, localFile, table, source);
+  if (found.length > 0) {
+    problems.push(...found);
+    return undefined;
+  }
+  const subject = table.columns.find((c) => c.role === 'subject-id')!;
+  const identifiers = table.columns.filter((c) => c.role === 'direct-identifier');
+  const subjectMap = `map_${index}_subject`;
+  await buildTokenMap(conn, source, subject.name, subjectMap, tokenizer, consentOf);
+  for (const [i, column] of identifiers.entries()) {
+    await buildTokenMap(conn, source, column.name, `map_${index}_${i}`, tokenizer, undefined);
+  }
+
+  const kept = table.columns.filter((c) => c.role !== 'free-text' || c.keep);
+  const projection = kept.map((c) => {
+    if (c.role === 'subject-id') return `s.token AS ${quoteIdent(c.name)}`;
+    if (c.role === 'direct-identifier') return `m${identifiers.indexOf(c)}.token AS ${quoteIdent(c.name)}`;
+    return `t.${quoteIdent(c.name)}`;
+  });
+  const joins = identifiers
+    .map((c, i) => `LEFT JOIN map_${index}_${i} m${i} ON m${i}.raw = t.${quoteIdent(c.name)}`)
+    .join('\n');
+  const kv = `{dataset_id: ${quoteLiteral(input.datasetId)}, study_id: ${quoteLiteral(input.metadata.studyId)}, key_version: ${quoteLiteral(String(tokenizer.keyVersion))}, source_file: ${quoteLiteral(table.path)}}`;
+  Context.current().heartbeat({ phase: 'writing parquet', table: table.name });
+  await conn.run(
+    `COPY (SELECT ${projection.join(', ')} FROM ${source} t JOIN ${subjectMap} s ON s.raw = t.${quoteIdent(subject.name)}
+      ${joins} WHERE s.reason IS NULL ORDER BY t.rowid)
+     TO ${quoteLiteral(outFile)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880, KV_METADATA ${kv})`,
+  );
+  const counts = await conn.runAndReadAll(
+    `SELECT s.reason AS reason, count(*) AS n FROM ${source} t JOIN ${subjectMap} s ON s.raw = t.${quoteIdent(subject.name)} GROUP BY 1`,
+  );
+  const rows: RowCounts = { in: 0, curated: 0, excluded: 0, excludedByReason: {} };
+  for (const r of counts.getRowObjectsJS()) {
+    const n = Number(r.n);
+    rows.in += n;
+    if (r.reason === null) rows.curated += n;
+    else {
+      rows.excluded += n;
+      rows.excludedByReason[r.reason as ExclusionReason] = n;
+    }
+  }
+  return { rows, columns: kept.map((c) => ({ name: c.name, type: c.type, role: c.role })) };
+}
+
+/**
+ * Downloads the verified files (re-hashing them), validates every row, excludes rows without valid consent,
+ * tokenizes direct identifiers, writes Parquet and uploads it to the curated bucket with SHA-256 checksums and tags.
+ * Retry-safe: the work happens in a fresh scratch directory, outputs go to keys derived from the dataset id,
+ * and an upload is skipped when the object already holds the same bytes.
+ */
+export async function curatePackage(deps: CurateDeps, input: CuratePackageInput): Promise<CuratePackageResult> {
+  const { s3, keys, jurisdiction } = deps;
+  const { metadata } = input;
+  const work = path.join(deps.scratchDir, `curate-${input.packageId}-${process.pid}-${Date.now()}`);
+  await mkdir(path.join(work, 'tmp'), { recursive: true });
+  const heartbeat = setInterval(() => Context.current().heartbeat({ phase: 'curating' }), 5_000);
+  const instance = await DuckDBInstance.create(path.join(work, 'curate.duckdb'), {
+    threads: String(Math.max(1, Math.min(4, Number(process.env.STEWARD_DUCKDB_THREADS ?? 2)))),
+    memory_limit: deps.duckdbMemoryLimit,
+    temp_directory: path.join(work, 'tmp'),
+    preserve_insertion_order: 'true',
+    autoinstall_known_extensions: 'false',
+  });
+  const conn = await instance.connect();
+  const cancel = () => conn.interrupt();
+  Context.current().cancellationSignal.addEventListener('abort', cancel);
+  try {
+    const key = await keys.studyKey(jurisdiction.id, metadata.studyId);
+    const tokenizer = new Tokenizer(key.material, key.version);
+    const registry = await loadRegistry(deps, metadata.studyId);
+    const registryVersions = [...new Set([...registry.keys()].map(tokenKeyVersion).filter((v): v is number => v !== undefined))];
+    const lookups = await Promise.all(
+      registryVersions.map(async (v) =>
+        v === key.version ? tokenizer : new Tokenizer((await keys.studyKeyVersion(jurisdiction.id, metadata.studyId, v)).material, v),
+      ),
+    );
+    const consentOf = (raw: string) => {
+      const entry = lookups.map((t) => registry.get(t.token(raw))).find((e) => e !== undefined);
+      return consentExclusion(entry, metadata.purpose, input.asOf);
+    };
+
+    const problems: PackageProblem[] = [];
+    const byPath = new Map(input.files.map((f) => [f.path, f]));
+    const rows: RowCounts = { in: 0, curated: 0, excluded: 0, excludedByReason: {} };
+    const produced: { table: Table; outFile: string; rows: RowCounts; columns: DatasetOutput['columns'] }[] = [];
+    for (const [index, table] of metadata.tables.entries()) {
+      const verified = byPath.get(table.path)!;
+      const localFile = path.join(work, `in-${index}.${table.format}`);
+      const got = await downloadHashed(s3, input.landing.bucket, `${input.landing.prefix}${table.path}`, localFile);
+      if (got.sha256 !== verified.sha256) {
+        problems.push({ file: table.path, rule: 'changed in landing after verification (SHA-256 differs)' });
+        continue;
+      }
+      const outFile = path.join(work, `out-${index}.parquet`);
+      const result = await curateTable(conn, index, localFile, outFile, table, input, tokenizer, consentOf, problems);
+      if (result) produced.push({ table, outFile, ...result });
+      await rm(localFile, { force: true });
+    }
+    if (problems.length > 0) throw rejectPackage(problems);
+
+    const classification = jurisdiction.retention[metadata.dataClass]!.classification;
+    const outputs: DatasetOutput[] = [];
+    for (const item of produced) {
+      const digest = await hashFile(item.outFile);
+      const objectKey = curatedKey(input.datasetId, item.table.name);
+      Context.current().heartbeat({ phase: 'uploading', table: item.table.name });
+      const put = await putFileOnce(s3, jurisdiction.buckets.curated, objectKey, item.outFile, digest.sha256, {
+        contentType: 'application/vnd.apache.parquet',
+        tags: {
+          jurisdiction: jurisdiction.id,
+          'study-id': metadata.studyId,
+          'dataset-id': input.datasetId,
+          'data-class': metadata.dataClass,
+          classification,
+          'consent-scopes': metadata.purpose,
+          'key-version': String(key.version),
+        },
+      });
+      outputs.push({
+        table: item.table.name,
+        source: item.table.path,
+        bucket: jurisdiction.buckets.curated,
+        key: objectKey,
+        versionId: put.versionId,
+        sha256: digest.sha256,
+        bytes: digest.bytes,
+        columns: item.columns,
+        rows: item.rows,
+      });
+      addCounts(rows, item.rows);
+    }
+    return { outputs, rows, keyVersions: [key.version], classification };
+  } finally {
+    clearInterval(heartbeat);
+    Context.current().cancellationSignal.removeEventListener('abort', cancel);
+    conn.closeSync();
+    instance.closeSync();
+    await rm(work, { recursive: true, force: true });
+  }
+}

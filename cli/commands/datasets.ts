@@ -1,0 +1,65 @@
+import type { Command } from 'commander';
+import { getJurisdiction } from '../../jurisdictions';
+import { DatasetRecordSchema, type DatasetRecord } from '../../schemas/dataset';
+import { UserError } from '../../lib/errors';
+import { getObjectOrUndefined, listObjects } from '../../lib/objects';
+import { CommandContext, type GlobalOptions } from '../context';
+import { formatDataset, printJson, say } from '../output';
+
+async function listDatasets(ctx: CommandContext, jurisdictions: string[]): Promise<DatasetRecord[]> {
+  const records: DatasetRecord[] = [];
+  for (const id of jurisdictions) {
+    const bucket = getJurisdiction(id).buckets.catalog;
+    const s3 = ctx.s3(id);
+    for (const object of await listObjects(s3, bucket, 'datasets/')) {
+      if (!object.key.endsWith('.json')) continue;
+      const raw = await getObjectOrUndefined(s3, bucket, object.key);
+      if (raw) records.push(DatasetRecordSchema.parse(JSON.parse(raw.toString('utf8'))));
+    }
+  }
+  return records.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+}
+
+export function registerDatasetCommands(program: Command, globals: () => GlobalOptions): void {
+  const datasets = program.command('datasets').description('read the dataset catalog');
+  datasets
+    .command('list')
+    .description('list curated datasets')
+    .option('--jurisdiction <id>', 'only this jurisdiction')
+    .option('--study <id>', 'only this study')
+    .action(async (options: { jurisdiction?: string; study?: string }) => {
+      const ctx = CommandContext.create(globals());
+      try {
+        const ids = options.jurisdiction ? [getJurisdiction(options.jurisdiction).id] : ctx.config.jurisdictions;
+        const records = (await listDatasets(ctx, ids)).filter((r) => !options.study || r.studyId === options.study);
+        if (ctx.json) printJson(records);
+        else if (records.length === 0) say('no datasets');
+        else {
+          for (const r of records) {
+            say(`${r.datasetId}  ${r.jurisdiction}  ${r.studyId}  ${r.dataClass}  rows ${r.rows.curated}/${r.rows.in}  ${r.createdAt}`);
+          }
+        }
+      } finally {
+        await ctx.close();
+      }
+    });
+  datasets
+    .command('show')
+    .description('show one dataset\'s catalog record: checksums, row counts, key versions, retention, lineage')
+    .argument('<datasetId>', 'dataset id, e.g. ds-eu-0123456789abcdef01234567')
+    .action(async (datasetId: string) => {
+      const match = /^ds-([a-z]{2,8})-[0-9a-f]{24}$/.exec(datasetId);
+      if (!match) throw new UserError(`"${datasetId}" is not a dataset id (ds-<jurisdiction>-<24 hex digits>)`);
+      const jurisdiction = getJurisdiction(match[1]!);
+      const ctx = CommandContext.create(globals());
+      try {
+        const raw = await getObjectOrUndefined(ctx.s3(jurisdiction.id), jurisdiction.buckets.catalog, `datasets/${datasetId}.json`);
+        if (!raw) throw new UserError(`dataset ${datasetId} is not in the ${jurisdiction.id} catalog`, 4);
+        const record = DatasetRecordSchema.parse(JSON.parse(raw.toString('utf8')));
+        if (ctx.json) printJson(record);
+        else say(formatDataset(record));
+      } finally {
+        await ctx.close();
+      }
+    });
+}

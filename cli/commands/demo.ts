@@ -1,0 +1,106 @@
+import path from 'node:path';
+import type { Command } from 'commander';
+import { InvalidArgumentError } from 'commander';
+import { getJurisdiction, JURISDICTION_IDS } from '../../jurisdictions';
+import { StudyIdSchema } from '../../schemas/common';
+import { defaultDataDir } from '../../lib/config';
+import { generateDemoPackage } from '../../lib/demo';
+import { importConsent } from '../../lib/ingest-client';
+import { CommandContext, type GlobalOptions } from '../context';
+import { byteBar, formatDataset, note, printJson, say } from '../output';
+import { ingestPath } from './ingest';
+import { describeStack, startForeground, waitForShutdown } from './stack';
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
+  return n;
+}
+
+function studyId(value: string): string {
+  if (!StudyIdSchema.safeParse(value).success) throw new InvalidArgumentError('must be 1-64 letters, digits, ".", "_" or "-"');
+  return value;
+}
+
+export function registerDemoCommands(program: Command, globals: () => GlobalOptions): void {
+  const demo = program.command('demo').description('synthetic clinical-trial data to try Steward with');
+  demo
+    .command('generate')
+    .description('write a seeded synthetic package (BagIt) and its consent CSV')
+    .requiredOption('--out <dir>', 'output directory (package/ and consent.csv are written there)')
+    .option('--jurisdiction <id>', `jurisdiction (${JURISDICTION_IDS.join(', ')})`, 'eu')
+    .option('--study <id>', 'study id', studyId, 'STEW-001')
+    .option('--rows <n>', 'lab result rows', positiveInt, 2000)
+    .option('--subjects <n>', 'subjects', positiveInt, 200)
+    .option('--seed <n>', 'random seed; the same seed writes the same bytes', positiveInt, 1)
+    .option('--purpose <scope>', 'consent scope the package needs', 'primary-research')
+    .action(async (options: { out: string; jurisdiction: string; study: string; rows: number; subjects: number; seed: number; purpose: string }) => {
+      getJurisdiction(options.jurisdiction);
+      const bar = byteBar('writing lab rows');
+      const result = await generateDemoPackage({
+        out: path.resolve(options.out),
+        jurisdiction: options.jurisdiction,
+        studyId: options.study,
+        rows: options.rows,
+        subjects: options.subjects,
+        seed: options.seed,
+        purpose: options.purpose,
+        onProgress: (d, t) => bar.update(d, t),
+      });
+      bar.stop();
+      if (globals().json) printJson(result);
+      else {
+        say(`Package: ${result.packageDir}\nConsent: ${result.consentFile}`);
+        say(
+          `${result.subjects} subjects; consent given ${result.consent.given}, other scope only ${result.consent.scopeOnly}, ` +
+            `withdrawn ${result.consent.withdrawn}, never consented ${result.consent.never}`,
+        );
+      }
+    });
+
+  demo
+    .command('run')
+    .description('start the embedded stack, ingest synthetic packages into EU and US, and keep running (npm start)')
+    .option('--rows <n>', 'lab result rows per package', positiveInt, 5000)
+    .action(async (options: { rows: number }) => {
+      const g = globals();
+      const dataDir = g.dataDir ? path.resolve(g.dataDir) : defaultDataDir();
+      const stack = await startForeground(dataDir, JURISDICTION_IDS);
+      say(`Steward stack running\n${describeStack(stack.state)}\n`);
+      const ctx = CommandContext.create({ ...g, dataDir });
+      try {
+        for (const [i, jurisdiction] of (['eu', 'us'] as const).entries()) {
+          const study = `DEMO-${jurisdiction.toUpperCase()}-01`;
+          note(`generating a synthetic ${jurisdiction.toUpperCase()} package…`);
+          const generated = await generateDemoPackage({
+            out: path.join(dataDir, 'demo', jurisdiction),
+            jurisdiction,
+            studyId: study,
+            rows: options.rows,
+            subjects: 300,
+            seed: i + 1,
+          });
+          const consent = await importConsent(
+            { client: await ctx.temporal(), s3: ctx.s3(jurisdiction), principal: ctx.config.principal },
+            generated.consentFile,
+            jurisdiction,
+            study,
+          );
+          say(`Consent registry ${jurisdiction}/${study}: ${consent.given} given, ${consent.withdrawn} withdrawn`);
+          const result = await ingestPath(ctx, generated.packageDir);
+          say(`${formatDataset(result.record, result.outcome)}\n`);
+          const url = ctx.uiUrl(result.record.lineage.workflowId);
+          if (url) say(`  Temporal UI: ${url}\n`);
+        }
+      } catch (error) {
+        await ctx.close();
+        await stack.stop();
+        throw error;
+      }
+      await ctx.close();
+      say(`Temporal UI: ${stack.state.temporal.uiUrl}\nThe stack keeps running; Ctrl-C stops it.`);
+      await waitForShutdown(stack);
+    });
+}
+
+

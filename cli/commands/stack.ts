@@ -1,0 +1,178 @@
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, openSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ListBucketsCommand } from '@aws-sdk/client-s3';
+import { Connection } from '@temporalio/client';
+import type { Command } from 'commander';
+import { getJurisdiction, JURISDICTION_IDS } from '../../jurisdictions';
+import type { StackState } from '../../schemas/config';
+import { defaultDataDir, readStackState } from '../../lib/config';
+import { UserError } from '../../lib/errors';
+import { logger } from '../../lib/logger';
+import { createS3Client } from '../../lib/s3';
+import { isAlive, Stack, tailOfLog, type StackEvent } from '../../lib/stack';
+import type { GlobalOptions } from '../context';
+import { note, printJson, say } from '../output';
+
+function dataDirOf(options: GlobalOptions): string {
+  return options.dataDir ? path.resolve(options.dataDir) : defaultDataDir();
+}
+
+function parseJurisdictions(value: string): string[] {
+  const ids = value.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const id of ids) getJurisdiction(id);
+  return ids;
+}
+
+export function describeStack(state: StackState): string {
+  const lines = [
+    `Temporal   ${state.temporal.address} (namespace ${state.temporal.namespace})`,
+    `Web UI     ${state.temporal.uiUrl}`,
+    `S3         ${state.s3.endpoint} (versitygw, access key ${state.s3.accessKeyId})`,
+    `Data dir   ${state.dataDir}`,
+    ...Object.entries(state.jurisdictions).map(([id, j]) => `${id.toUpperCase().padEnd(10)} ${Object.values(j.buckets).join(', ')}`),
+  ];
+  return lines.join('\n');
+}
+
+export function reportStackEvent(event: StackEvent): void {
+  if (event.kind === 'step') note(`… ${event.message}`);
+  else if (event.kind === 'crash') {
+    logger.error({ process: event.process, code: event.code, signal: event.signal, log: event.log }, `${event.process} exited unexpectedly${event.restarting ? '; restarting' : ''}`);
+    process.stderr.write(`\n${event.process} exited (code ${event.code}, signal ${event.signal}); last lines of ${event.log}:\n${tailOfLog(event.log, 8)}\n`);
+  } else logger.warn({ process: event.process, pid: event.pid }, `${event.process} restarted`);
+}
+
+export async function startForeground(dataDir: string, jurisdictions: string[]): Promise<Stack> {
+  const running = readStackState(dataDir);
+  if (running && isAlive(running.pid)) {
+    throw new UserError(`a Steward stack is already running for ${dataDir} (pid ${running.pid}); see \`steward status\`, or stop it with \`steward down\``);
+  }
+  await mkdir(dataDir, { recursive: true });
+  return Stack.start({ dataDir, jurisdictions, onEvent: reportStackEvent });
+}
+
+export async function waitForShutdown(stack: Stack): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+    stack.failed().catch(reject);
+  }).finally(async () => {
+    note('stopping the stack…');
+    await stack.stop();
+  });
+}
+
+async function upDetached(dataDir: string, jurisdictions: string[], json: boolean): Promise<void> {
+  const running = readStackState(dataDir);
+  if (running && isAlive(running.pid)) throw new UserError(`a Steward stack is already running for ${dataDir} (pid ${running.pid})`);
+  await mkdir(path.join(dataDir, 'logs'), { recursive: true });
+  const log = path.join(dataDir, 'logs', 'supervisor.log');
+  const fd = openSync(log, 'a');
+  const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, 'up', '--data-dir', dataDir, '--jurisdictions', jurisdictions.join(',')], {
+    detached: true,
+    stdio: ['ignore', fd, fd],
+    env: process.env,
+  });
+  closeSync(fd);
+  child.unref();
+  note(`starting the stack in the background (log: ${log})…`);
+  const deadline = Date.now() + 15 * 60_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || !isAlive(child.pid)) {
+      throw new UserError(`the stack failed to start; last lines of ${log}:\n${tailOfLog(log)}`);
+    }
+    const state = readStackState(dataDir);
+    if (state && state.pid === child.pid) {
+      if (json) printJson(state);
+      else say(`Steward stack running (pid ${state.pid})\n${describeStack(state)}`);
+      return;
+    }
+    await sleep(500);
+  }
+  throw new UserError(`the stack did not start within 15 minutes; see ${log}`);
+}
+
+async function probe(state: StackState) {
+  const s3 = createS3Client(state.s3);
+  const s3Ok = await s3.send(new ListBucketsCommand({})).then(() => true, () => false);
+  s3.destroy();
+  const temporalOk = await Connection.connect({ address: state.temporal.address, connectTimeout: '2s' }).then(
+    async (c) => {
+      try {
+        await c.workflowService.getSystemInfo({});
+        return true;
+      } finally {
+        await c.close();
+      }
+    },
+    () => false,
+  );
+  return { s3Ok, temporalOk };
+}
+
+export function registerStackCommands(program: Command, globals: () => GlobalOptions): void {
+  program
+    .command('up')
+    .description('start the embedded stack: Temporal dev server, versitygw and one worker per jurisdiction')
+    .option('--detach', 'start in the background and return once everything is healthy')
+    .option('--jurisdictions <ids>', `jurisdictions to serve, comma-separated (${JURISDICTION_IDS.join(', ')})`, JURISDICTION_IDS.join(','))
+    .action(async (options: { detach?: boolean; jurisdictions: string }) => {
+      const dataDir = dataDirOf(globals());
+      const jurisdictions = parseJurisdictions(options.jurisdictions);
+      if (options.detach) return upDetached(dataDir, jurisdictions, globals().json ?? false);
+      const stack = await startForeground(dataDir, jurisdictions);
+      if (globals().json) printJson(stack.state);
+      else say(`Steward stack running (pid ${process.pid}); Ctrl-C stops it\n${describeStack(stack.state)}`);
+      await waitForShutdown(stack);
+    });
+
+  program
+    .command('down')
+    .description('stop the embedded stack started with `steward up`')
+    .action(async () => {
+      const dataDir = dataDirOf(globals());
+      const state = readStackState(dataDir);
+      if (!state || !isAlive(state.pid)) {
+        say(`no Steward stack is running for ${dataDir}`);
+        return;
+      }
+      process.kill(state.pid, 'SIGTERM');
+      const deadline = Date.now() + 60_000;
+      while (isAlive(state.pid) && Date.now() < deadline) await sleep(250);
+      if (isAlive(state.pid)) {
+        for (const pid of [state.pid, state.temporal.pid, state.s3.pid, ...state.workers.map((w) => w.pid)]) {
+          if (pid && isAlive(pid)) process.kill(pid, 'SIGKILL');
+        }
+      }
+      say(`Steward stack stopped (${dataDir})`);
+    });
+
+  program
+    .command('status')
+    .description('show where the embedded stack listens, its credentials and buckets, and whether each part is healthy')
+    .action(async () => {
+      const dataDir = dataDirOf(globals());
+      const state = readStackState(dataDir);
+      if (!state || !isAlive(state.pid)) {
+        if (globals().json) printJson({ running: false, dataDir });
+        else say(`no Steward stack is running for ${dataDir}; start one with \`steward up\``);
+        process.exitCode = 4;
+        return;
+      }
+      const health = await probe(state);
+      const workers = state.workers.map((w) => ({ ...w, alive: isAlive(w.pid) }));
+      const healthy = health.s3Ok && health.temporalOk && workers.every((w) => w.alive);
+      if (globals().json) {
+        printJson({ running: true, healthy, ...state, workers, health: { temporal: health.temporalOk, s3: health.s3Ok } });
+      } else {
+        say(`Steward stack ${healthy ? 'healthy' : 'DEGRADED'} (pid ${state.pid}, since ${state.startedAt})\n${describeStack(state)}`);
+        say(`Temporal ${health.temporalOk ? 'ok' : 'NOT ANSWERING'}, S3 ${health.s3Ok ? 'ok' : 'NOT ANSWERING'}`);
+        for (const w of workers) say(`worker ${w.jurisdiction}: ${w.alive ? `pid ${w.pid}` : 'NOT RUNNING'}${w.restarts ? `, ${w.restarts} restarts` : ''}`);
+      }
+      if (!healthy) process.exitCode = 5;
+      if (!existsSync(dataDir)) process.exitCode = 4;
+    });
+}

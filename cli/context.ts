@@ -1,0 +1,58 @@
+import path from 'node:path';
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { Client } from '@temporalio/client';
+import { loadConfig, type StewardConfig } from '../lib/config';
+import { FileKeyStore } from '../lib/keystore';
+import { createS3Client } from '../lib/s3';
+import { connectClient } from '../lib/temporal';
+
+export interface GlobalOptions {
+  dataDir?: string;
+  json?: boolean;
+  as?: string;
+}
+
+/** What most commands need: config, a Temporal client with the encryption codec, and S3 per jurisdiction. */
+export class CommandContext {
+  private client: Client | undefined;
+  private readonly s3Clients = new Map<string, S3Client>();
+
+  private constructor(
+    readonly config: StewardConfig,
+    readonly json: boolean,
+  ) {}
+
+  static create(options: GlobalOptions): CommandContext {
+    return new CommandContext(
+      loadConfig({ ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(options.as ? { principal: options.as } : {}) }),
+      options.json ?? false,
+    );
+  }
+
+  async temporal(): Promise<Client> {
+    if (!this.client) {
+      const keys = await FileKeyStore.open(path.join(this.config.dataDir, 'keys'), this.config.masterKey);
+      this.client = await connectClient(this.config.temporal, keys);
+    }
+    return this.client;
+  }
+
+  s3(jurisdiction: string): S3Client {
+    let client = this.s3Clients.get(jurisdiction);
+    if (!client) {
+      client = createS3Client(this.config.s3For(jurisdiction));
+      this.s3Clients.set(jurisdiction, client);
+    }
+    return client;
+  }
+
+  uiUrl(workflowId: string): string | undefined {
+    const base = this.config.stack?.temporal.uiUrl;
+    return base ? `${base}/namespaces/${this.config.temporal.namespace}/workflows/${encodeURIComponent(workflowId)}` : undefined;
+  }
+
+  async close(): Promise<void> {
+    await this.client?.connection.close();
+    for (const s3 of this.s3Clients.values()) s3.destroy();
+  }
+}

@@ -1,0 +1,80 @@
+import { Command, CommanderError } from 'commander';
+import { ApplicationFailure, TemporalFailure, WorkflowFailedError } from '@temporalio/client';
+import { UnknownJurisdictionError } from '../jurisdictions';
+import type { PackageProblem } from '../schemas/workflows';
+import { UserError } from '../lib/errors';
+import { describeProblem } from '../lib/package';
+import type { GlobalOptions } from './context';
+import { registerConsentCommands } from './commands/consent';
+import { registerDatasetCommands } from './commands/datasets';
+import { registerDemoCommands } from './commands/demo';
+import { registerIngestCommand } from './commands/ingest';
+import { registerStackCommands } from './commands/stack';
+
+export const EXIT = { ok: 0, failure: 1, usage: 2, rejected: 3, notRunning: 4 } as const;
+
+function rootFailure(error: WorkflowFailedError): TemporalFailure | undefined {
+  let cause: unknown = error.cause;
+  while (cause instanceof TemporalFailure && cause.cause instanceof TemporalFailure) cause = cause.cause;
+  return cause instanceof TemporalFailure ? cause : undefined;
+}
+
+function report(error: unknown): number {
+  if (error instanceof CommanderError) return error.exitCode;
+  if (error instanceof UserError) {
+    process.stderr.write(`steward: ${error.message}\n`);
+    return error.exitCode;
+  }
+  if (error instanceof UnknownJurisdictionError) {
+    process.stderr.write(`steward: ${error.message}\n`);
+    return EXIT.usage;
+  }
+  if (error instanceof WorkflowFailedError) {
+    const root = rootFailure(error);
+    if (root instanceof ApplicationFailure && (root.type === 'PackageRejected' || root.type === 'ConsentImportRejected')) {
+      const problems = (root.details?.[0] as { problems?: PackageProblem[] } | undefined)?.problems ?? [];
+      process.stderr.write(`steward: ${root.type === 'PackageRejected' ? 'package rejected and moved to quarantine' : 'consent import rejected'}; nothing was curated\n`);
+      for (const p of problems.slice(0, 20)) process.stderr.write(`  ${describeProblem(p)}\n`);
+      if (problems.length > 20) process.stderr.write(`  … and ${problems.length - 20} more\n`);
+      return EXIT.rejected;
+    }
+    process.stderr.write(`steward: workflow ${error.message}: ${root?.message ?? error.cause?.message ?? 'unknown failure'}\n`);
+    return EXIT.failure;
+  }
+  const e = error as Error;
+  process.stderr.write(`steward: ${e?.message ?? String(error)}\n`);
+  if (process.env.STEWARD_DEBUG) process.stderr.write(`${e?.stack}\n`);
+  return EXIT.failure;
+}
+
+export function buildProgram(): Command {
+  const program = new Command('steward')
+    .description('Compliant data lifecycle pipeline for regulated clinical data')
+    .option('--data-dir <dir>', 'embedded stack data directory (default: $STEWARD_DATA_DIR or ./.steward)')
+    .option('--json', 'machine-readable output on stdout')
+    .option('--as <principal>', 'act as NAME:ROLE (roles: steward, dpo, ops, auditor); default $STEWARD_PRINCIPAL')
+    .showHelpAfterError()
+    .exitOverride();
+  const globals = () => program.opts<GlobalOptions>();
+  registerStackCommands(program, globals);
+  registerIngestCommand(program, globals);
+  registerConsentCommands(program, globals);
+  registerDatasetCommands(program, globals);
+  registerDemoCommands(program, globals);
+  const override = (command: Command): void => {
+    command.exitOverride();
+    command.commands.forEach(override);
+  };
+  override(program);
+  return program;
+}
+
+export async function main(): Promise<void> {
+  try {
+    await buildProgram().parseAsync(process.argv);
+  } catch (error) {
+    process.exitCode = report(error);
+  }
+}
+
+if (require.main === module) void main();

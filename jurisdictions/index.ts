@@ -1,0 +1,41 @@
+import { z } from 'zod';
+import { JurisdictionSchema, type Jurisdiction } from '../schemas/jurisdiction';
+import ch from './ch.json';
+import eu from './eu.json';
+import uk from './uk.json';
+import us from './us.json';
+
+function load(file: string, data: unknown): Jurisdiction {
+  const parsed = JurisdictionSchema.safeParse(data);
+  if (!parsed.success) {
+    throw new Error(`jurisdictions/${file}: invalid jurisdiction file\n${z.prettifyError(parsed.error)}`);
+  }
+  if (`${parsed.data.id}.json` !== file) {
+    throw new Error(`jurisdictions/${file}: id "${parsed.data.id}" does not match the file name`);
+  }
+  return parsed.data;
+}
+
+/** Every jurisdiction Steward knows, validated when this module loads. Pure: safe inside workflows. */
+export const JURISDICTIONS: Readonly<Record<string, Jurisdiction>> = Object.freeze({
+  ch: load('ch.json', ch),
+  eu: load('eu.json', eu),
+  uk: load('uk.json', uk),
+  us: load('us.json', us),
+});
+
+export const JURISDICTION_IDS = Object.keys(JURISDICTIONS).sort();
+
+export class UnknownJurisdictionError extends Error {
+  override readonly name = 'UnknownJurisdictionError';
+}
+
+export function getJurisdiction(id: string): Jurisdiction {
+  const found = JURISDICTIONS[id];
+  if (!found) {
+    throw new UnknownJurisdictionError(
+      `unknown jurisdiction "${id}"; known jurisdictions: ${JURISDICTION_IDS.join(', ')}`,
+    );
+  }
+  return found;
+}

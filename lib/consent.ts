@@ -1,0 +1,22 @@
+import type { ConsentEntry } from '../schemas/consent';
+import type { ExclusionReason } from '../schemas/dataset';
+
+/**
+ * Whether a subject's consent record allows using their data for `purpose` on day `asOf` (YYYY-MM-DD).
+ * Returns undefined when it does, otherwise why not.
+ */
+export function consentExclusion(entry: ConsentEntry | undefined, purpose: string, asOf: string): ExclusionReason | undefined {
+  if (!entry) return 'no-consent';
+  if (entry.status === 'withdrawn' && (!entry.withdrawnOn || entry.withdrawnOn <= asOf)) return 'withdrawn';
+  if (entry.givenOn > asOf) return 'not-yet-valid';
+  if (entry.expiresOn && entry.expiresOn < asOf) return 'expired';
+  if (!entry.scopes.includes(purpose)) return 'scope';
+  return undefined;
+}
+
+/** Of two records for one subject, the one that wins: the later decision (withdrawal or consent date). */
+export function newerConsent(a: ConsentEntry, b: ConsentEntry): ConsentEntry {
+  const dateOf = (e: ConsentEntry) => e.withdrawnOn ?? e.givenOn;
+  if (dateOf(a) !== dateOf(b)) return dateOf(a) > dateOf(b) ? a : b;
+  return a.importedAt >= b.importedAt ? a : b;
+}

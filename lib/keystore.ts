@@ -1,0 +1,178 @@
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+
+/** A secret key. `material` never leaves the process: not logged, not put in payloads or errors. */
+export interface KeyHandle {
+  readonly id: string;
+  readonly version: number;
+  readonly material: Buffer;
+}
+
+/** Where pseudonymization and payload keys live; the embedded default is `FileKeyStore`, a KMS can replace it. */
+export interface KeyStore {
+  /** Current key for pseudonymizing a study's identifiers; created (version 1) on first use. */
+  studyKey(jurisdiction: string, studyId: string): Promise<KeyHandle>;
+  /** A specific version of a study key, for lookups of data keyed under older versions. */
+  studyKeyVersion(jurisdiction: string, studyId: string, version: number): Promise<KeyHandle>;
+  /** The key that encrypts Temporal payloads; created on first use. */
+  payloadKey(): Promise<KeyHandle>;
+  /** A payload key by id, to decrypt payloads written under earlier keys. */
+  payloadKeyById(id: string): Promise<KeyHandle>;
+}
+
+const SealedKeySchema = z.object({
+  format: z.literal('steward-key/1'),
+  id: z.string(),
+  version: z.number().int().positive(),
+  state: z.enum(['active', 'retired', 'destroyed']),
+  createdAt: z.string(),
+  /** AES-256-GCM under the master key: base64 of iv(12) | tag(16) | ciphertext. */
+  sealed: z.string(),
+});
+
+export class KeyStoreError extends Error {
+  override readonly name = 'KeyStoreError';
+}
+
+const SAFE_SEGMENT = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+function seal(master: Buffer, plain: Buffer, aad: string): string {
+  const iv = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', master, iv);
+  cipher.setAAD(Buffer.from(aad));
+  const body = Buffer.concat([cipher.update(plain), cipher.final()]);
+  return Buffer.concat([iv, cipher.getAuthTag(), body]).toString('base64');
+}
+
+function unseal(master: Buffer, sealed: string, aad: string): Buffer {
+  const raw = Buffer.from(sealed, 'base64');
+  const decipher = createDecipheriv('aes-256-gcm', master, raw.subarray(0, 12));
+  decipher.setAAD(Buffer.from(aad));
+  decipher.setAuthTag(raw.subarray(12, 28));
+  return Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]);
+}
+
+/**
+ * Key store in a directory, one file per key version, each key sealed with AES-256-GCM under a master key.
+ * Keys are created with exclusive file creation, so concurrent processes agree on one key.
+ */
+export class FileKeyStore implements KeyStore {
+  private readonly cache = new Map<string, KeyHandle>();
+
+  private constructor(
+    private readonly dir: string,
+    private readonly master: Buffer,
+  ) {}
+
+  /**
+   * Opens the store under `dir`. The master key comes from `masterKey` (base64, 32 bytes, e.g. STEWARD_MASTER_KEY)
+   * or from `dir/master.key`, generated with mode 0600 on first use.
+   */
+  static async open(dir: string, masterKey?: string): Promise<FileKeyStore> {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    let master: Buffer;
+    if (masterKey) {
+      master = Buffer.from(masterKey, 'base64');
+      if (master.length !== 32) throw new KeyStoreError('the master key must be 32 bytes, base64-encoded');
+    } else {
+      const file = path.join(dir, 'master.key');
+      try {
+        await writeFile(file, randomBytes(32).toString('base64'), { flag: 'wx', mode: 0o600 });
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      }
+      master = Buffer.from((await readFile(file, 'utf8')).trim(), 'base64');
+      if (master.length !== 32) throw new KeyStoreError(`${file} does not hold a 32-byte base64 master key`);
+    }
+    return new FileKeyStore(dir, master);
+  }
+
+  async studyKey(jurisdiction: string, studyId: string): Promise<KeyHandle> {
+    const dir = this.studyDir(jurisdiction, studyId);
+    const versions = await this.versions(dir);
+    const current = versions.at(-1) ?? 1;
+    return this.loadOrCreate(dir, `study/${jurisdiction}/${studyId}`, current, versions.length === 0);
+  }
+
+  async studyKeyVersion(jurisdiction: string, studyId: string, version: number): Promise<KeyHandle> {
+    return this.loadOrCreate(this.studyDir(jurisdiction, studyId), `study/${jurisdiction}/${studyId}`, version, false);
+  }
+
+  async payloadKey(): Promise<KeyHandle> {
+    const dir = path.join(this.dir, 'payload');
+    const versions = await this.versions(dir);
+    return this.loadOrCreate(dir, 'payload', versions.at(-1) ?? 1, versions.length === 0);
+  }
+
+  async payloadKeyById(id: string): Promise<KeyHandle> {
+    const match = /^payload\/v(\d+)$/.exec(id);
+    if (!match) throw new KeyStoreError(`unknown payload key id "${id}"`);
+    return this.loadOrCreate(path.join(this.dir, 'payload'), 'payload', Number(match[1]), false);
+  }
+
+  private studyDir(jurisdiction: string, studyId: string): string {
+    if (!SAFE_SEGMENT.test(jurisdiction) || !SAFE_SEGMENT.test(studyId)) {
+      throw new KeyStoreError('jurisdiction and study id must be short names of letters, digits, ".", "_" or "-"');
+    }
+    return path.join(this.dir, 'study', jurisdiction, studyId);
+  }
+
+  private async versions(dir: string): Promise<number[]> {
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw error;
+    }
+    return names
+      .map((name) => /^v(\d+)\.json$/.exec(name)?.[1])
+      .filter((v): v is string => v !== undefined)
+      .map(Number)
+      .sort((a, b) => a - b);
+  }
+
+  private async loadOrCreate(dir: string, name: string, version: number, create: boolean): Promise<KeyHandle> {
+    const id = `${name}/v${version}`;
+    const cached = this.cache.get(id);
+    if (cached) return cached;
+    const file = path.join(dir, `v${version}.json`);
+    if (create) {
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      const sealedKey = {
+        format: 'steward-key/1',
+        id,
+        version,
+        state: 'active',
+        createdAt: new Date().toISOString(),
+        sealed: seal(this.master, randomBytes(32), id),
+      } satisfies z.infer<typeof SealedKeySchema>;
+      try {
+        await writeFile(file, JSON.stringify(sealedKey, null, 2), { flag: 'wx', mode: 0o600 });
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      }
+    }
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new KeyStoreError(`key ${id} does not exist`);
+      throw error;
+    }
+    const parsed = SealedKeySchema.safeParse(JSON.parse(text));
+    if (!parsed.success || parsed.data.id !== id) throw new KeyStoreError(`key file for ${id} is malformed`);
+    if (parsed.data.state === 'destroyed') throw new KeyStoreError(`key ${id} was destroyed`);
+    let material: Buffer;
+    try {
+      material = unseal(this.master, parsed.data.sealed, id);
+    } catch {
+      throw new KeyStoreError(`key ${id} cannot be unsealed: wrong master key or tampered key file`);
+    }
+    const handle: KeyHandle = { id, version, material };
+    this.cache.set(id, handle);
+    return handle;
+  }
+}

@@ -1,0 +1,42 @@
+import { createHmac } from 'node:crypto';
+
+/** Canonical form of a direct identifier before keying: Unicode NFC, surrounding whitespace trimmed. */
+export function canonicalizeIdentifier(raw: string): string {
+  return raw.normalize('NFC').trim();
+}
+
+const TOKEN_PATTERN = /^v(\d+)\.([A-Za-z0-9_-]{43})$/;
+
+/**
+ * Deterministic pseudonym for a direct identifier: `v<keyVersion>.<base64url HMAC-SHA256>`.
+ * The key is per (jurisdiction, study, version), so tokens join within a study and are unlinkable across studies.
+ */
+export function tokenize(key: Buffer, keyVersion: number, raw: string): string {
+  const mac = createHmac('sha256', key).update(canonicalizeIdentifier(raw), 'utf8').digest('base64url');
+  return `v${keyVersion}.${mac}`;
+}
+
+export function tokenKeyVersion(token: string): number | undefined {
+  const match = TOKEN_PATTERN.exec(token);
+  return match ? Number(match[1]) : undefined;
+}
+
+/** Tokenizes many identifiers, computing each distinct canonical value once. */
+export class Tokenizer {
+  private readonly memo = new Map<string, string>();
+
+  constructor(
+    private readonly key: Buffer,
+    readonly keyVersion: number,
+  ) {}
+
+  token(raw: string): string {
+    let token = this.memo.get(raw);
+    if (token === undefined) {
+      token = tokenize(this.key, this.keyVersion, raw);
+      if (this.memo.size > 1_000_000) this.memo.clear();
+      this.memo.set(raw, token);
+    }
+    return token;
+  }
+}

@@ -1,0 +1,220 @@
+import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
+import type { DuckDBConnection } from '@duckdb/node-api';
+import { parse } from 'csv-parse/sync';
+import type { Column, ColumnType, Table } from '../schemas/package';
+import type { PackageProblem } from '../schemas/workflows';
+
+/** Stop collecting after this many problems in one file: the first ones are what a steward needs to fix it. */
+export const MAX_PROBLEMS_PER_FILE = 50;
+
+const DUCKDB_TYPES: Record<ColumnType, string> = {
+  string: 'VARCHAR',
+  integer: 'BIGINT',
+  number: 'DOUBLE',
+  boolean: 'BOOLEAN',
+  date: 'DATE',
+  timestamp: 'TIMESTAMP',
+};
+
+const TYPE_RULES: Record<ColumnType, string> = {
+  string: 'must be text',
+  integer: 'must be an integer',
+  number: 'must be a number',
+  boolean: 'must be true or false',
+  date: 'must be a date in YYYY-MM-DD form',
+  timestamp: 'must be an ISO 8601 timestamp',
+};
+
+export function duckdbType(type: ColumnType): string {
+  return DUCKDB_TYPES[type];
+}
+
+export function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+export function quoteLiteral(value: string): string {
+  return `'${value.replace(/'/g, "''")}'`;
+}
+
+function columnsStruct(columns: readonly Column[]): string {
+  return `{${columns.map((c) => `${quoteLiteral(c.name)}: ${quoteLiteral(DUCKDB_TYPES[c.type])}`).join(', ')}}`;
+}
+
+async function readHead(file: string, bytes = 1024 * 1024): Promise<Buffer> {
+  const handle = await open(file, 'r');
+  try {
+    const buffer = Buffer.alloc(bytes);
+    const { bytesRead } = await handle.read(buffer, 0, bytes, 0);
+    return buffer.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Header of a CSV file, compared with the declared columns; returns the columns in file order. */
+async function csvHeader(file: string, table: Table, problems: PackageProblem[]): Promise<Column[] | undefined> {
+  const head = await readHead(file);
+  let header: string[];
+  try {
+    const records = parse(head, { bom: true, to_line: 1, relax_column_count: true }) as string[][];
+    header = (records[0] ?? []).map((h) => h.trim());
+  } catch {
+    problems.push({ file: table.path, row: 1, rule: 'the header line is not valid CSV' });
+    return undefined;
+  }
+  if (header.length === 0 || header.every((h) => h === '')) {
+    problems.push({ file: table.path, rule: 'the file is empty or has no header line' });
+    return undefined;
+  }
+  const declared = new Map(table.columns.map((c) => [c.name, c]));
+  const ordered: Column[] = [];
+  const seen = new Set<string>();
+  for (const name of header) {
+    const column = declared.get(name);
+    if (seen.has(name)) problems.push({ file: table.path, field: name, rule: 'the header names this column twice' });
+    else if (!column) problems.push({ file: table.path, field: name, rule: 'column is not declared in the package metadata' });
+    else ordered.push(column);
+    seen.add(name);
+  }
+  for (const column of table.columns) {
+    if (!seen.has(column.name)) {
+      problems.push({ file: table.path, field: column.name, rule: 'declared column is missing from the header' });
+    }
+  }
+  return ordered;
+}
+
+const REJECT_RULES: Record<string, string> = {
+  'MISSING COLUMNS': 'row has fewer fields than the header',
+  'TOO MANY COLUMNS': 'row has more fields than the header',
+  'UNQUOTED VALUE': 'malformed quoting',
+  'INVALID ENCODING': 'not valid UTF-8',
+  'INVALID UNICODE': 'not valid UTF-8',
+  'LINE SIZE OVER MAXIMUM': 'row is longer than the maximum line size',
+};
+
+/** Loads a CSV into `target` with the declared types; rows that do not parse or cast become problems. */
+async function loadCsv(conn: DuckDBConnection, file: string, table: Table, target: string, problems: PackageProblem[]) {
+  const ordered = await csvHeader(file, table, problems);
+  if (!ordered || problems.length > 0) return;
+  const rejects = `${target}_rejects`;
+  try {
+    await conn.run(
+      `CREATE TABLE ${target} AS SELECT * FROM read_csv(${quoteLiteral(file)}, header = true, auto_detect = false,
+        delim = ',', quote = '"', escape = '"', strict_mode = true, columns = ${columnsStruct(ordered)},
+        store_rejects = true, rejects_table = ${quoteLiteral(rejects)}, rejects_scan = ${quoteLiteral(`${rejects}_scan`)})`,
+    );
+  } catch (error) {
+    // DuckDB's message may quote the offending line: keep only the line number.
+    const line = /line[: ]+(\d+)/i.exec((error as Error).message)?.[1];
+    problems.push({ file: table.path, ...(line ? { row: Math.max(1, Number(line) - 1) } : {}), rule: 'malformed CSV: the file cannot be parsed' });
+    return;
+  }
+  const byName = new Map(table.columns.map((c) => [c.name, c]));
+  const reader = await conn.runAndReadAll(
+    `SELECT line, column_name, error_type FROM ${rejects} ORDER BY line LIMIT ${MAX_PROBLEMS_PER_FILE}`,
+  );
+  for (const r of reader.getRowObjectsJS()) {
+    const field = typeof r.column_name === 'string' ? r.column_name : undefined;
+    const errorType = String(r.error_type);
+    const column = field ? byName.get(field) : undefined;
+    const rule = errorType === 'CAST' && column ? TYPE_RULES[column.type] : (REJECT_RULES[errorType] ?? `malformed row (${errorType.toLowerCase()})`);
+    problems.push({
+      file: table.path,
+      row: Math.max(1, Number(r.line) - 1),
+      ...(field && errorType === 'CAST' ? { field } : {}),
+      rule,
+    });
+  }
+}
+
+function jsonTypeOk(type: ColumnType, value: unknown): boolean {
+  switch (type) {
+    case 'string':
+      return typeof value === 'string';
+    case 'integer':
+      return typeof value === 'number' && Number.isSafeInteger(value);
+    case 'number':
+      return typeof value === 'number' && Number.isFinite(value);
+    case 'boolean':
+      return typeof value === 'boolean';
+    case 'date':
+      return typeof value === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(value) && !Number.isNaN(Date.parse(`${value}T00:00:00Z`)) && new Date(`${value}T00:00:00Z`).toISOString().startsWith(value);
+    case 'timestamp':
+      return typeof value === 'string' && /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$/.test(value) && !Number.isNaN(Date.parse(value));
+  }
+}
+
+/** Validates NDJSON line by line (row = line number), then loads it into `target` with the declared types. */
+async function loadNdjson(conn: DuckDBConnection, file: string, table: Table, target: string, problems: PackageProblem[]) {
+  const declared = new Map(table.columns.map((c) => [c.name, c]));
+  const lines = createInterface({ input: createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
+  let row = 0;
+  let records = 0;
+  const add = (p: PackageProblem) => {
+    if (problems.length < MAX_PROBLEMS_PER_FILE) problems.push(p);
+  };
+  for await (const line of lines) {
+    row += 1;
+    if (line.trim() === '') continue;
+    if (line.includes('\uFFFD')) add({ file: table.path, row, rule: 'not valid UTF-8' });
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch {
+      add({ file: table.path, row, rule: 'not valid JSON' });
+      continue;
+    }
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      add({ file: table.path, row, rule: 'each line must be a JSON object' });
+      continue;
+    }
+    records += 1;
+    const object = value as Record<string, unknown>;
+    for (const key of Object.keys(object)) {
+      if (!declared.has(key)) add({ file: table.path, row, field: key, rule: 'field is not declared in the package metadata' });
+    }
+    for (const column of table.columns) {
+      const v = object[column.name];
+      if (v === undefined || v === null) continue;
+      if (!jsonTypeOk(column.type, v)) add({ file: table.path, row, field: column.name, rule: TYPE_RULES[column.type] });
+    }
+  }
+  if (records === 0) add({ file: table.path, rule: 'the file holds no records' });
+  if (problems.length > 0) return;
+  await conn.run(
+    `CREATE TABLE ${target} AS SELECT * FROM read_json(${quoteLiteral(file)}, format = 'newline_delimited',
+      columns = ${columnsStruct(table.columns)}, auto_detect = false)`,
+  );
+}
+
+/**
+ * Loads one declared table into DuckDB table `target`, checking every row against the declared columns.
+ * Returns the problems found (file, row, field, rule); the table exists only when there are none.
+ */
+export async function loadDeclaredTable(
+  conn: DuckDBConnection,
+  file: string,
+  table: Table,
+  target: string,
+): Promise<PackageProblem[]> {
+  const problems: PackageProblem[] = [];
+  if (table.format === 'csv') await loadCsv(conn, file, table, target, problems);
+  else await loadNdjson(conn, file, table, target, problems);
+  if (problems.length > 0) return problems;
+
+  // Required values: the subject id always, other columns when declared required.
+  for (const column of table.columns.filter((c) => c.required || c.role === 'subject-id')) {
+    const empty = column.type === 'string' ? ` OR trim(${quoteIdent(column.name)}) = ''` : '';
+    const reader = await conn.runAndReadAll(
+      `SELECT rowid + 1 AS row FROM ${target} WHERE ${quoteIdent(column.name)} IS NULL${empty} ORDER BY rowid LIMIT ${MAX_PROBLEMS_PER_FILE}`,
+    );
+    for (const r of reader.getRowObjectsJS()) {
+      problems.push({ file: table.path, row: Number(r.row), field: column.name, rule: 'a value is required' });
+    }
+  }
+  return problems.slice(0, MAX_PROBLEMS_PER_FILE);
+}

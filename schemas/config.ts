@@ -1,0 +1,51 @@
+import { z } from 'zod';
+import { PrincipalSchema } from './common';
+
+export const S3EndpointSchema = z.object({
+  endpoint: z.url().optional(),
+  region: z.string().min(1).default('us-east-1'),
+  accessKeyId: z.string().min(1),
+  secretAccessKey: z.string().min(1),
+  forcePathStyle: z.boolean().default(true),
+});
+export type S3Endpoint = z.infer<typeof S3EndpointSchema>;
+
+export const TemporalEndpointSchema = z.object({
+  address: z.string().min(1),
+  namespace: z.string().min(1).default('default'),
+  tls: z
+    .object({
+      serverName: z.string().optional(),
+      caFile: z.string().optional(),
+      certFile: z.string(),
+      keyFile: z.string(),
+    })
+    .optional(),
+});
+export type TemporalEndpoint = z.infer<typeof TemporalEndpointSchema>;
+
+/** What a running embedded stack writes to `<dataDir>/stack.json` for every other command to find it. */
+export const StackStateSchema = z.object({
+  format: z.literal('steward-stack/1'),
+  pid: z.number().int(),
+  startedAt: z.string(),
+  dataDir: z.string(),
+  temporal: TemporalEndpointSchema.extend({ uiUrl: z.string(), pid: z.number().int().nullable() }),
+  s3: S3EndpointSchema.extend({ endpoint: z.string(), pid: z.number().int().nullable() }),
+  jurisdictions: z.record(z.string(), z.object({ buckets: z.record(z.string(), z.string()) })),
+  workers: z.array(z.object({ jurisdiction: z.string(), pid: z.number().int().nullable(), restarts: z.number() })),
+});
+export type StackState = z.infer<typeof StackStateSchema>;
+
+/** Optional config file (`STEWARD_CONFIG` or `<dataDir>/config.json`) for a non-embedded deployment. */
+export const ConfigFileSchema = z
+  .object({
+    temporal: TemporalEndpointSchema.optional(),
+    s3: S3EndpointSchema.optional(),
+    /** Per-jurisdiction S3 endpoint and credentials, overriding `s3`. */
+    s3ByJurisdiction: z.record(z.string(), S3EndpointSchema).optional(),
+    principal: PrincipalSchema.optional(),
+    jurisdictions: z.array(z.string()).optional(),
+  })
+  .strict();
+export type ConfigFile = z.infer<typeof ConfigFileSchema>;

@@ -1,0 +1,45 @@
+import { z } from 'zod';
+
+/** ISO 8601 duration such as `P25Y`, `P6Y`, `P30D`, `PT12H`. */
+export const IsoDurationSchema = z
+  .string()
+  .regex(
+    /^P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+S)?)?$/,
+    'must be an ISO 8601 duration such as P25Y or P30D',
+  );
+
+export const JurisdictionIdSchema = z.string().regex(/^[a-z]{2,8}$/, 'must be a lowercase jurisdiction id such as eu');
+
+export const BucketRoleSchema = z.enum(['landing', 'quarantine', 'curated', 'catalog', 'evidence']);
+export type BucketRole = z.infer<typeof BucketRoleSchema>;
+
+const BucketNameSchema = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be a valid S3 bucket name (3-63 lowercase letters, digits, . or -)');
+
+export const RetentionRuleSchema = z.object({
+  duration: IsoDurationSchema,
+  legalBasis: z.string().min(1),
+  classification: z.string().regex(/^[A-Za-z0-9 +\-=._:/@]{1,256}$/, 'must be usable as an S3 tag value'),
+});
+
+export const DsrDeadlineSchema = z.object({
+  deadline: IsoDurationSchema,
+  extension: IsoDurationSchema.optional(),
+  legalBasis: z.string().min(1),
+});
+
+export const JurisdictionSchema = z.object({
+  id: JurisdictionIdSchema,
+  name: z.string().min(1),
+  region: z.string().min(1),
+  law: z.array(z.string().min(1)).min(1),
+  buckets: z.record(BucketRoleSchema, BucketNameSchema),
+  /** Retention per data class; the key is the data class a package declares. */
+  retention: z.record(z.string().regex(/^[a-z][a-z0-9-]*$/), RetentionRuleSchema),
+  dsr: z.object({
+    access: DsrDeadlineSchema,
+    erasure: DsrDeadlineSchema.nullable(),
+  }),
+});
+export type Jurisdiction = z.infer<typeof JurisdictionSchema>;

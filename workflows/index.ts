@@ -1,0 +1,2 @@
+export { importConsentWorkflow } from './importConsent';
+export { ingestPackageWorkflow } from './ingestPackage';

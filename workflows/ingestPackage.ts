@@ -1,0 +1,95 @@
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  proxyActivities,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { createIngestActivities } from '../activities/ingest';
+import type { IngestPackageInput, IngestPackageResult, IngestProgress, PackageProblem } from '../schemas/workflows';
+import { datasetIdFor, ErrorType, ingestProgressQuery } from './contracts';
+
+type Activities = ReturnType<typeof createIngestActivities>;
+
+const quick = proxyActivities<Activities>({
+  startToCloseTimeout: '2 minutes',
+  // Catalog reads and writes: transient storage errors clear up within a few tries.
+  retry: { maximumAttempts: 10, initialInterval: '1s', maximumInterval: '30s' },
+});
+
+const heavy = proxyActivities<Activities>({
+  startToCloseTimeout: '6 hours',
+  heartbeatTimeout: '2 minutes',
+  // Streaming whole packages: retry storage or worker failures, but give up on a package that keeps failing.
+  retry: { maximumAttempts: 5, initialInterval: '5s', maximumInterval: '5 minutes', nonRetryableErrorTypes: [ErrorType.PackageRejected] },
+});
+
+function rejectionOf(error: unknown): PackageProblem[] | undefined {
+  if (error instanceof ActivityFailure && error.cause instanceof ApplicationFailure && error.cause.type === ErrorType.PackageRejected) {
+    const details = error.cause.details?.[0] as { problems?: PackageProblem[] } | undefined;
+    return details?.problems ?? [{ file: '(package)', rule: error.cause.message }];
+  }
+  return undefined;
+}
+
+/**
+ * Ingests one data package into its jurisdiction: verify every file's checksum, validate rows, exclude subjects
+ * without consent, pseudonymize, write Parquet to curated and record the dataset. A rejected package is moved to
+ * quarantine with its reasons and the workflow fails with the rejection.
+ */
+export async function ingestPackageWorkflow(input: IngestPackageInput): Promise<IngestPackageResult> {
+  const datasetId = datasetIdFor(input.jurisdiction, input.packageId);
+  const progress: IngestProgress = { phase: 'verifying', datasetId };
+  setHandler(ingestProgressQuery, () => progress);
+  const { workflowId, runId } = workflowInfo();
+
+  const existing = await quick.findDatasetActivity({ datasetId });
+  if (existing) {
+    progress.phase = 'done';
+    return { datasetId, outcome: 'already-curated', record: existing };
+  }
+
+  try {
+    const verified = await heavy.verifyPackageActivity(input);
+    progress.phase = 'curating';
+    const asOf = new Date().toISOString().slice(0, 10);
+    const curated = await heavy.curatePackageActivity({
+      packageId: input.packageId,
+      datasetId,
+      jurisdiction: input.jurisdiction,
+      landing: input.landing,
+      metadata: verified.metadata,
+      files: verified.files,
+      asOf,
+    });
+    progress.phase = 'recording';
+    const { record, created } = await quick.recordDatasetActivity({
+      datasetId,
+      ingest: input,
+      verified,
+      curated,
+      workflowId,
+      runId,
+      createdAt: new Date().toISOString(),
+    });
+    progress.phase = 'done';
+    return { datasetId, outcome: created ? 'curated' : 'already-curated', record };
+  } catch (error) {
+    const problems = rejectionOf(error);
+    if (!problems) throw error;
+    progress.phase = 'quarantining';
+    await CancellationScope.nonCancellable(() =>
+      quick.quarantinePackageActivity({
+        packageId: input.packageId,
+        landing: input.landing,
+        problems,
+        workflowId,
+        runId,
+        rejectedAt: new Date().toISOString(),
+      }),
+    );
+    progress.phase = 'rejected';
+    throw error;
+  }
+}
