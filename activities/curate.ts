@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
@@ -13,7 +14,7 @@ import type { KeyStore } from '../lib/keystore';
 import { downloadHashed, getObjectOrUndefined, hashFile, putFileOnce } from '../lib/objects';
 import { Tokenizer, tokenKeyVersion } from '../lib/pseudonymize';
 import { loadDeclaredTable, quoteIdent, quoteLiteral } from '../lib/tabular';
-import { rejectPackage, type VerifiedFile } from './verify';
+import { rejectPackage, stagedFile, type VerifiedFile } from './verify';
 
 export interface CuratePackageInput {
   packageId: string;
@@ -46,6 +47,7 @@ interface CurateDeps {
   keys: KeyStore;
   jurisdiction: Jurisdiction;
   scratchDir: string;
+  stageDir: string;
   duckdbMemoryLimit: string;
 }
 
@@ -134,7 +136,7 @@ async function curateTable(
   Context.current().heartbeat({ phase: 'writing parquet', table: table.name });
   await conn.run(
     `COPY (SELECT ${projection.join(', ')} FROM ${source} t JOIN ${subjectMap} s ON s.raw = t.${quoteIdent(subject.name)}
-      ${joins} WHERE s.reason IS NULL ORDER BY t.rowid)
+      ${joins} WHERE s.reason IS NULL)
      TO ${quoteLiteral(outFile)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880, KV_METADATA ${kv})`,
   );
   const counts = await conn.runAndReadAll(
@@ -165,7 +167,14 @@ export async function curatePackage(deps: CurateDeps, input: CuratePackageInput)
   const work = path.join(deps.scratchDir, `curate-${input.packageId}-${process.pid}-${Date.now()}`);
   await mkdir(path.join(work, 'tmp'), { recursive: true });
   const heartbeat = setInterval(() => Context.current().heartbeat({ phase: 'curating' }), 5_000);
-  const instance = await DuckDBInstance.create(path.join(work, 'curate.duckdb'), {
+  const started = Date.now();
+  const timings: Record<string, number> = {};
+  const lap = (name: string, since: number) => {
+    timings[name] = (timings[name] ?? 0) + Date.now() - since;
+    return Date.now();
+  };
+  // In-memory database that spills to `tmp` past its memory limit: bounded memory, no write-ahead log to pay for.
+  const instance = await DuckDBInstance.create(':memory:', {
     threads: String(Math.max(1, Math.min(4, Number(process.env.STEWARD_DUCKDB_THREADS ?? 2)))),
     memory_limit: deps.duckdbMemoryLimit,
     temp_directory: path.join(work, 'tmp'),
@@ -197,20 +206,32 @@ export async function curatePackage(deps: CurateDeps, input: CuratePackageInput)
     for (const [index, table] of metadata.tables.entries()) {
       const verified = byPath.get(table.path)!;
       const localFile = path.join(work, `in-${index}.${table.format}`);
-      const got = await downloadHashed(s3, input.landing.bucket, `${input.landing.prefix}${table.path}`, localFile);
+      let t = Date.now();
+      const staged = stagedFile(deps.stageDir, input.packageId, verified.sha256);
+      let file = localFile;
+      let got: { sha256: string };
+      if (existsSync(staged)) {
+        file = staged;
+        got = await hashFile(staged);
+      } else {
+        got = await downloadHashed(s3, input.landing.bucket, `${input.landing.prefix}${table.path}`, localFile);
+      }
+      t = lap('download', t);
       if (got.sha256 !== verified.sha256) {
         problems.push({ file: table.path, rule: 'changed in landing after verification (SHA-256 differs)' });
         continue;
       }
       const outFile = path.join(work, `out-${index}.parquet`);
-      const result = await curateTable(conn, index, localFile, outFile, table, input, tokenizer, consentOf, problems);
+      const result = await curateTable(conn, index, file, outFile, table, input, tokenizer, consentOf, problems);
       if (result) produced.push({ table, outFile, ...result });
+      lap('transform', t);
       await rm(localFile, { force: true });
     }
     if (problems.length > 0) throw rejectPackage(problems);
 
     const classification = jurisdiction.retention[metadata.dataClass]!.classification;
     const outputs: DatasetOutput[] = [];
+    const uploadStart = Date.now();
     for (const item of produced) {
       const digest = await hashFile(item.outFile);
       const objectKey = curatedKey(input.datasetId, item.table.name);
@@ -240,6 +261,8 @@ export async function curatePackage(deps: CurateDeps, input: CuratePackageInput)
       });
       addCounts(rows, item.rows);
     }
+    lap('upload', uploadStart);
+    Context.current().log.info('curated package', { datasetId: input.datasetId, rows: rows.in, ms: Date.now() - started, ...timings });
     return { outputs, rows, keyVersions: [key.version], classification };
   } finally {
     clearInterval(heartbeat);
@@ -247,5 +270,6 @@ export async function curatePackage(deps: CurateDeps, input: CuratePackageInput)
     conn.closeSync();
     instance.closeSync();
     await rm(work, { recursive: true, force: true });
+    await rm(path.join(deps.stageDir, input.packageId), { recursive: true, force: true });
   }
 }

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { ApplicationFailure } from '@temporalio/common';
@@ -50,6 +51,7 @@ export function quarantinePrefix(packageId: string): string {
 /** Ingestion activities for one jurisdiction. Each refuses buckets and packages of any other jurisdiction. */
 export function createIngestActivities(deps: IngestActivityDeps) {
   const { s3, jurisdiction } = deps;
+  const stageDir = path.join(deps.scratchDir, 'staged');
 
   function assertOwnBucket(bucket: string): void {
     if (!Object.values(jurisdiction.buckets).includes(bucket)) {
@@ -70,12 +72,12 @@ export function createIngestActivities(deps: IngestActivityDeps) {
     /** Reads and hashes only; a retry repeats the same checks. */
     async verifyPackageActivity(input: IngestPackageInput): Promise<VerifiedPackage> {
       assertOwnBucket(input.landing.bucket);
-      return verifyPackage(s3, jurisdiction, input);
+      return verifyPackage(s3, jurisdiction, input, stageDir);
     },
 
     async curatePackageActivity(input: CuratePackageInput): Promise<CuratePackageResult> {
       assertOwnBucket(input.landing.bucket);
-      return curatePackage({ ...deps, duckdbMemoryLimit: deps.duckdbMemoryLimit ?? '1GB' }, input);
+      return curatePackage({ ...deps, stageDir, duckdbMemoryLimit: deps.duckdbMemoryLimit ?? '1GB' }, input);
     },
 
     /**

@@ -12,7 +12,9 @@ import {
   type PackageMetadata,
 } from '../schemas/package';
 import type { IngestPackageInput, PackageProblem } from '../schemas/workflows';
-import { getObjectOrUndefined, hashObject, listObjects } from '../lib/objects';
+import { mkdir, rename, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { downloadHashed, getObjectOrUndefined, hashObject, listObjects } from '../lib/objects';
 import {
   packageDigest,
   parseTagFile,
@@ -54,10 +56,15 @@ function zodProblems(file: string, error: z.ZodError): PackageProblem[] {
  * missing and extra files, Payload-Oxum, and each file's SHA-256 streamed from storage.
  * Reads only; a retry repeats the same checks.
  */
+export function stagedFile(stageDir: string, packageId: string, sha256: string): string {
+  return path.join(stageDir, packageId, sha256);
+}
+
 export async function verifyPackage(
   s3: S3Client,
   jurisdiction: Jurisdiction,
   input: IngestPackageInput,
+  stageDir?: string,
 ): Promise<VerifiedPackage> {
   const { bucket, prefix } = input.landing;
   const problems: PackageProblem[] = [];
@@ -177,9 +184,10 @@ export async function verifyPackage(
       if (!listed.has(table.path)) problems.push({ file: table.path, rule: `declared in the package metadata but not listed in ${manifestFile}` });
     }
   }
-  if (oxum) {
+  // Unreadable files have no known size, and are already a reason to reject.
+  if (oxum && unreadable.size === 0) {
     const bytes = payloadFiles.reduce((sum, p) => sum + (stored.get(p) ?? 0), 0);
-    const count = payloadFiles.length + unreadable.size;
+    const count = payloadFiles.length;
     if (oxum.bytes !== bytes || oxum.files !== count) {
       problems.push({
         file: 'bag-info.txt',
@@ -192,11 +200,24 @@ export async function verifyPackage(
 
   const files: VerifiedFile[] = [];
   let done = 0;
+  const onBytes = (n: number) => {
+    done += n;
+    Context.current().heartbeat({ phase: 'verifying', bytes: done });
+  };
+  // Table files are kept in this worker's stage directory, so curation on the same worker need not fetch them again.
+  const tablePaths = new Set(metadata!.tables.map((t) => t.path));
+  if (stageDir) await mkdir(path.join(stageDir, input.packageId), { recursive: true });
   for (const entry of safeEntries) {
-    const actual = await hashObject(s3, bucket, `${prefix}${entry.path}`, (n) => {
-      done += n;
-      Context.current().heartbeat({ phase: 'verifying', bytes: done });
-    });
+    const key = `${prefix}${entry.path}`;
+    let actual: { sha256: string; bytes: number };
+    if (stageDir && tablePaths.has(entry.path)) {
+      const partial = path.join(stageDir, input.packageId, `${entry.sha256}.partial`);
+      actual = await downloadHashed(s3, bucket, key, partial, onBytes);
+      if (actual.sha256 === entry.sha256) await rename(partial, stagedFile(stageDir, input.packageId, entry.sha256));
+      else await rm(partial, { force: true });
+    } else {
+      actual = await hashObject(s3, bucket, key, onBytes);
+    }
     if (actual.sha256 !== entry.sha256) {
       problems.push({ file: entry.path, rule: `SHA-256 mismatch: manifest says ${entry.sha256}, file has ${actual.sha256}` });
     } else if (entry.bytes !== undefined && entry.bytes !== actual.bytes) {
@@ -205,6 +226,9 @@ export async function verifyPackage(
       files.push({ path: entry.path, sha256: actual.sha256, bytes: actual.bytes });
     }
   }
-  if (problems.length > 0) throw rejectPackage(problems);
+  if (problems.length > 0) {
+    if (stageDir) await rm(path.join(stageDir, input.packageId), { recursive: true, force: true });
+    throw rejectPackage(problems);
+  }
   return { metadata: metadata!, files };
 }

@@ -11,7 +11,7 @@ import { getJurisdiction } from '../jurisdictions';
 import type { StackState } from '../schemas/config';
 import { ensureJurisdictionBuckets } from './buckets';
 import { stackFile } from './config';
-import { UserError } from './errors';
+
 import { freePort } from './ports';
 import { createS3Client } from './s3';
 import { ensureTool } from './tools';
@@ -29,6 +29,8 @@ export interface StackOptions {
   dataDir: string;
   jurisdictions: string[];
   onEvent?: (event: StackEvent) => void;
+  /** Extra environment for worker processes (e.g. STEWARD_WORKER_MEMORY_MB). */
+  workerEnv?: Record<string, string>;
 }
 
 interface Managed {
@@ -46,6 +48,11 @@ function isWorkerSource(): boolean {
   return __filename.endsWith('.ts');
 }
 
+/** The workflows entry file, as source (.ts) when running from source, else compiled (.js). */
+export function workflowsPath(): string {
+  return path.join(__dirname, '..', 'workflows', isWorkerSource() ? 'index.ts' : 'index.js');
+}
+
 function workerEntry(): { command: string; args: string[] } {
   if (isWorkerSource()) {
     return {
@@ -54,6 +61,12 @@ function workerEntry(): { command: string; args: string[] } {
     };
   }
   return { command: process.execPath, args: [path.join(__dirname, '..', 'workers', 'main.js')] };
+}
+
+/** STEWARD_WORKER_MEMORY_MB caps a worker's JS heap; DuckDB's share is set by the worker from the same figure. */
+function memoryFlags(workerEnv: Record<string, string> | undefined): string[] {
+  const mb = Number(workerEnv?.STEWARD_WORKER_MEMORY_MB ?? process.env.STEWARD_WORKER_MEMORY_MB);
+  return Number.isFinite(mb) && mb > 0 ? [`--max-old-space-size=${Math.max(64, Math.floor(mb / 2))}`] : [];
 }
 
 async function retryUntil<T>(what: string, timeoutMs: number, fn: () => Promise<T>): Promise<T> {
@@ -211,7 +224,7 @@ export class Stack {
     step('bundling workflow code');
     const bundlePath = path.join(dataDir, 'workflow-bundle.js');
     const { code } = await bundleWorkflowCode({
-      workflowsPath: require.resolve('../workflows'),
+      workflowsPath: workflowsPath(),
       logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} },
     });
     await writeFile(bundlePath, code);
@@ -233,10 +246,11 @@ export class Stack {
       this.add(
         `worker-${jurisdiction.id}`,
         () =>
-          spawn(command, args, {
+          spawn(command, [...memoryFlags(this.options.workerEnv), ...args], {
             stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
             env: {
               ...process.env,
+              ...this.options.workerEnv,
               STEWARD_JURISDICTION: jurisdiction.id,
               STEWARD_DATA_DIR: dataDir,
               STEWARD_WORKFLOW_BUNDLE: bundlePath,
@@ -361,14 +375,5 @@ async function stopChild(child: ChildProcess | undefined): Promise<void> {
   clearTimeout(timer);
 }
 
-export function isAlive(pid: number | null | undefined): boolean {
-  if (!pid) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+export { isAlive } from './process';
 
-export class StackAlreadyRunningError extends UserError {}

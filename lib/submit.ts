@@ -1,6 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { lstat, readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
+import { Transform } from 'node:stream';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { z } from 'zod';
@@ -121,11 +122,15 @@ export async function submitPackage(
   const total = pkg.files.reduce((sum, f) => sum + f.bytes, 0);
   let done = 0;
   for (const file of pkg.files) {
-    const body = createReadStream(file.absolute);
-    body.on('data', (chunk) => {
-      done += chunk.length;
-      ctx.onUpload?.(done, total);
-    });
+    const body = createReadStream(file.absolute).pipe(
+      new Transform({
+        transform(chunk: Buffer, _encoding, next) {
+          done += chunk.length;
+          ctx.onUpload?.(done, total);
+          next(null, chunk);
+        },
+      }),
+    );
     await ctx.s3.send(new PutObjectCommand({ Bucket: bucket, Key: `${prefix}${file.relative}`, Body: body, ContentLength: file.bytes }));
   }
   ctx.onUpload?.(total, total);

@@ -115,19 +115,18 @@ async function loadCsv(conn: DuckDBConnection, file: string, table: Table, targe
   }
   const byName = new Map(table.columns.map((c) => [c.name, c]));
   const reader = await conn.runAndReadAll(
-    `SELECT line, column_name, error_type FROM ${rejects} ORDER BY line LIMIT ${MAX_PROBLEMS_PER_FILE}`,
+    `SELECT DISTINCT line, column_name, error_type FROM ${rejects} ORDER BY line, column_name LIMIT ${MAX_PROBLEMS_PER_FILE}`,
   );
+  const seen = new Set<string>();
   for (const r of reader.getRowObjectsJS()) {
     const field = typeof r.column_name === 'string' ? r.column_name : undefined;
     const errorType = String(r.error_type);
     const column = field ? byName.get(field) : undefined;
     const rule = errorType === 'CAST' && column ? TYPE_RULES[column.type] : (REJECT_RULES[errorType] ?? `malformed row (${errorType.toLowerCase()})`);
-    problems.push({
-      file: table.path,
-      row: Math.max(1, Number(r.line) - 1),
-      ...(field && errorType === 'CAST' ? { field } : {}),
-      rule,
-    });
+    const problem = { file: table.path, row: Math.max(1, Number(r.line) - 1), ...(field && errorType === 'CAST' ? { field } : {}), rule };
+    const id = JSON.stringify(problem);
+    if (!seen.has(id)) problems.push(problem);
+    seen.add(id);
   }
 }
 

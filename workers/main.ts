@@ -1,4 +1,5 @@
 import os from 'node:os';
+import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { getJurisdiction } from '../jurisdictions';
@@ -7,9 +8,25 @@ import { createIngestActivities } from '../activities/ingest';
 import { loadConfig } from '../lib/config';
 import { FileKeyStore } from '../lib/keystore';
 import { logger } from '../lib/logger';
+import { isAlive } from '../lib/process';
 import { createS3Client } from '../lib/s3';
 import { connectionOptions, stewardDataConverter } from '../lib/temporal';
 import { ingestTaskQueue } from '../workflows/contracts';
+
+/** DuckDB's buffer limit: STEWARD_DUCKDB_MEMORY_LIMIT, else a third of STEWARD_WORKER_MEMORY_MB, else 1GB. */
+function duckdbMemoryLimit(): string {
+  if (process.env.STEWARD_DUCKDB_MEMORY_LIMIT) return process.env.STEWARD_DUCKDB_MEMORY_LIMIT;
+  const mb = Number(process.env.STEWARD_WORKER_MEMORY_MB);
+  return Number.isFinite(mb) && mb > 0 ? `${Math.max(32, Math.floor(mb / 3))}MB` : '1GB';
+}
+
+/** Scratch directories of worker processes that are gone: what they staged will never be used. */
+async function removeStaleScratch(root: string): Promise<void> {
+  const entries = await readdir(root).catch(() => [] as string[]);
+  for (const name of entries) {
+    if (/^\d+$/.test(name) && !isAlive(Number(name))) await rm(path.join(root, name), { recursive: true, force: true });
+  }
+}
 
 /** An ingestion worker for one jurisdiction: polls only that jurisdiction's task queue, with its S3 credentials. */
 async function main(): Promise<void> {
@@ -19,7 +36,9 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const keys = await FileKeyStore.open(path.join(config.dataDir, 'keys'), config.masterKey);
   const s3 = createS3Client(config.s3For(jurisdiction.id));
-  const scratchDir = process.env.STEWARD_SCRATCH_DIR ?? path.join(config.dataDir, 'scratch', jurisdiction.id);
+  const scratchRoot = process.env.STEWARD_SCRATCH_DIR ?? path.join(config.dataDir, 'scratch', jurisdiction.id);
+  await removeStaleScratch(scratchRoot);
+  const scratchDir = path.join(scratchRoot, String(process.pid));
 
   Runtime.install({
     logger: {
@@ -38,14 +57,14 @@ async function main(): Promise<void> {
     namespace: config.temporal.namespace,
     taskQueue: ingestTaskQueue(jurisdiction.id),
     identity: `steward-worker-${jurisdiction.id}@${os.hostname()}:${process.pid}`,
-    ...(bundle ? { workflowBundle: { codePath: bundle } } : { workflowsPath: require.resolve('../workflows') }),
+    ...(bundle ? { workflowBundle: { codePath: bundle } } : { workflowsPath: path.join(__dirname, '..', 'workflows', __filename.endsWith('.ts') ? 'index.ts' : 'index.js') }),
     activities: {
       ...createIngestActivities({
         s3,
         keys,
         jurisdiction,
         scratchDir,
-        duckdbMemoryLimit: process.env.STEWARD_DUCKDB_MEMORY_LIMIT ?? '1GB',
+        duckdbMemoryLimit: duckdbMemoryLimit(),
       }),
       ...createConsentActivities({ s3, keys, jurisdiction }),
     },

@@ -88,7 +88,7 @@ export function registerDemoCommands(program: Command, globals: () => GlobalOpti
           );
           say(`Consent registry ${jurisdiction}/${study}: ${consent.given} given, ${consent.withdrawn} withdrawn`);
           const result = await ingestPath(ctx, generated.packageDir);
-          say(`${formatDataset(result.record, result.outcome)}\n`);
+          say(`${formatDataset(result.record, result.resubmitted ? 'already ingested' : result.outcome)}\n`);
           const url = ctx.uiUrl(result.record.lineage.workflowId);
           if (url) say(`  Temporal UI: ${url}\n`);
         }

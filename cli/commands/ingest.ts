@@ -14,7 +14,7 @@ const PHASE_TEXT: Record<string, string> = {
 };
 
 /** Submits a package and waits for its dataset, showing upload progress and the workflow's phases. */
-export async function ingestPath(ctx: CommandContext, dir: string): Promise<IngestPackageResult> {
+export async function ingestPath(ctx: CommandContext, dir: string): Promise<IngestPackageResult & { resubmitted: boolean }> {
   const pkg = await readLocalPackage(dir);
   const client = await ctx.temporal();
   const bar = byteBar(`uploading ${pkg.files.length} files to ${pkg.metadata.jurisdiction} landing`);
@@ -38,7 +38,7 @@ export async function ingestPath(ctx: CommandContext, dir: string): Promise<Inge
     }
   })();
   try {
-    return await handle.result();
+    return { ...(await handle.result()), resubmitted: !started };
   } finally {
     done = true;
     await watcher;
@@ -61,7 +61,7 @@ export function registerIngestCommand(program: Command, globals: () => GlobalOpt
       try {
         const result = await ingestPath(ctx, dir);
         if (ctx.json) printJson(result);
-        else say(formatDataset(result.record, result.outcome));
+        else say(formatDataset(result.record, result.resubmitted ? 'already ingested' : result.outcome));
       } finally {
         await ctx.close();
       }

@@ -1,0 +1,189 @@
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { GetObjectCommand, ListObjectVersionsCommand, type S3Client } from '@aws-sdk/client-s3';
+import { DuckDBInstance } from '@duckdb/node-api';
+import { Client, WorkflowFailedError } from '@temporalio/client';
+import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
+import { temporal } from '@temporalio/proto';
+import { inject } from 'vitest';
+import type { Principal } from '../schemas/common';
+import type { PackageMetadata } from '../schemas/package';
+import type { IngestPackageResult, PackageProblem } from '../schemas/workflows';
+import { FileKeyStore } from '../lib/keystore';
+import { importConsent } from '../lib/ingest-client';
+import { listObjects, readObjectText } from '../lib/objects';
+import { createS3Client } from '../lib/s3';
+import { readLocalPackage, submitPackage } from '../lib/submit';
+import { connectClient } from '../lib/temporal';
+
+export const STEWARD: Principal = { id: 'test-steward', role: 'steward' };
+
+export function stackState() {
+  return inject('stack');
+}
+
+export interface TestClients {
+  client: Client;
+  s3: S3Client;
+  close(): Promise<void>;
+}
+
+export async function connect(state = stackState()): Promise<TestClients> {
+  const keys = await FileKeyStore.open(path.join(state.dataDir, 'keys'));
+  const client = await connectClient({ address: state.temporal.address, namespace: state.temporal.namespace }, keys);
+  const s3 = createS3Client(state.s3);
+  return {
+    client,
+    s3,
+    async close() {
+      await client.connection.close();
+      s3.destroy();
+    },
+  };
+}
+
+export async function tempDir(prefix = 'steward-pkg-'): Promise<string> {
+  return mkdtemp(path.join(os.tmpdir(), prefix));
+}
+
+export function sha256(data: string | Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** Writes a BagIt bag from file contents; `tweak` may alter the manifest or bag-info before they are written. */
+export async function writeBag(
+  dir: string,
+  metadata: PackageMetadata,
+  files: Record<string, string | Buffer>,
+  tweak: { manifestLines?: (lines: string[]) => string[]; oxum?: string } = {},
+): Promise<string> {
+  await mkdir(path.join(dir, 'data'), { recursive: true });
+  let octets = 0;
+  const lines: string[] = [];
+  for (const [rel, content] of Object.entries(files)) {
+    await mkdir(path.dirname(path.join(dir, rel)), { recursive: true });
+    await writeFile(path.join(dir, rel), content);
+    octets += Buffer.byteLength(content);
+    lines.push(`${sha256(content)}  ${rel}`);
+  }
+  const manifest = (tweak.manifestLines ?? ((l) => l))(lines);
+  await writeFile(path.join(dir, 'manifest-sha256.txt'), `${manifest.join('\n')}\n`);
+  await writeFile(path.join(dir, 'bagit.txt'), 'BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n');
+  await writeFile(path.join(dir, 'bag-info.txt'), `Payload-Oxum: ${tweak.oxum ?? `${octets}.${Object.keys(files).length}`}\n`);
+  await writeFile(path.join(dir, 'steward.json'), JSON.stringify(metadata, null, 2));
+  return dir;
+}
+
+/** Writes a plain-directory package with a JSON manifest. */
+export async function writeJsonPackage(dir: string, metadata: PackageMetadata, files: Record<string, string>): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  const entries = [];
+  for (const [rel, content] of Object.entries(files)) {
+    await mkdir(path.dirname(path.join(dir, rel)), { recursive: true });
+    await writeFile(path.join(dir, rel), content);
+    entries.push({ path: rel, sha256: sha256(content), bytes: Buffer.byteLength(content) });
+  }
+  await writeFile(path.join(dir, 'manifest.json'), JSON.stringify({ format: 'steward-package/1', ...metadata, files: entries }, null, 2));
+  return dir;
+}
+
+/** A small study table: subject, a name (direct identifier), a visit date, a value, a free-text note. */
+export function smallMetadata(overrides: Partial<PackageMetadata> = {}, format: 'csv' | 'ndjson' = 'csv'): PackageMetadata {
+  return {
+    studyId: 'ST-SMALL',
+    protocolId: 'P-1',
+    jurisdiction: 'eu',
+    dataClass: 'clinical-trial',
+    purpose: 'primary-research',
+    sourceSystem: 'test-edc',
+    tables: [
+      {
+        path: format === 'csv' ? 'data/visits.csv' : 'data/visits.ndjson',
+        name: 'visits',
+        format,
+        columns: [
+          { name: 'subject_id', type: 'string', role: 'subject-id', required: true },
+          { name: 'full_name', type: 'string', role: 'direct-identifier', required: false },
+          { name: 'visit_date', type: 'date', role: 'date', required: true },
+          { name: 'score', type: 'integer', role: 'value', required: false },
+          { name: 'note', type: 'string', role: 'free-text', required: false },
+        ],
+      },
+    ],
+    ...overrides,
+  };
+}
+
+export async function ingestDir(clients: TestClients, dir: string): Promise<IngestPackageResult & { started: boolean; workflowId: string }> {
+  const pkg = await readLocalPackage(dir);
+  const { handle, started } = await submitPackage({ client: clients.client, s3: clients.s3, principal: STEWARD }, pkg);
+  return { ...(await handle.result()), started, workflowId: handle.workflowId };
+}
+
+export async function importConsentCsv(clients: TestClients, csv: string, jurisdiction: string, study: string) {
+  const dir = await tempDir('steward-consent-');
+  const file = path.join(dir, 'consent.csv');
+  await writeFile(file, csv);
+  return importConsent({ client: clients.client, s3: clients.s3, principal: STEWARD }, file, jurisdiction, study);
+}
+
+/** Runs an ingestion expected to be rejected; returns the failure chain's parts for assertions. */
+export async function ingestRejected(clients: TestClients, dir: string) {
+  const pkg = await readLocalPackage(dir);
+  const { handle } = await submitPackage({ client: clients.client, s3: clients.s3, principal: STEWARD }, pkg);
+  const error = await handle.result().then(
+    () => {
+      throw new Error('expected the package to be rejected');
+    },
+    (e: unknown) => e,
+  );
+  if (!(error instanceof WorkflowFailedError)) throw error;
+  const activity = error.cause;
+  if (!(activity instanceof ActivityFailure)) throw new Error(`expected ActivityFailure, got ${activity?.name}`);
+  const app = activity.cause;
+  if (!(app instanceof ApplicationFailure)) throw new Error(`expected ApplicationFailure, got ${app?.name}`);
+  const problems = (app.details?.[0] as { problems: PackageProblem[] }).problems;
+  return { error, activity, app, problems, packageId: pkg.packageId, workflowId: handle.workflowId };
+}
+
+/** The workflow's history as the server stores it, in protobuf bytes: what an operator or attacker could read. */
+export async function rawHistory(client: Client, workflowId: string): Promise<Buffer> {
+  const history = await client.workflow.getHandle(workflowId).fetchHistory();
+  return Buffer.from(temporal.api.history.v1.History.encode(history).finish());
+}
+
+export async function allObjectBytes(s3: S3Client, bucket: string, prefix: string): Promise<Buffer[]> {
+  const out: Buffer[] = [];
+  for (const o of await listObjects(s3, bucket, prefix)) out.push(await readObjectText(s3, bucket, o.key));
+  return out;
+}
+
+export async function objectVersions(s3: S3Client, bucket: string, prefix: string): Promise<number> {
+  const res = await s3.send(new ListObjectVersionsCommand({ Bucket: bucket, Prefix: prefix }));
+  return (res.Versions?.length ?? 0) + (res.DeleteMarkers?.length ?? 0);
+}
+
+/** Reads a Parquet object with DuckDB, an engine independent of the writer's code path. */
+export async function readParquet(s3: S3Client, bucket: string, key: string) {
+  const dir = await tempDir('steward-parquet-');
+  const file = path.join(dir, 'data.parquet');
+  const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+  await writeFile(file, Buffer.from(await res.Body!.transformToByteArray()));
+  const db = await DuckDBInstance.create(':memory:');
+  const conn = await db.connect();
+  const rows = (await conn.runAndReadAll(`SELECT * FROM read_parquet('${file}')`)).getRowObjectsJS();
+  const types = Object.fromEntries(
+    (await conn.runAndReadAll(`DESCRIBE SELECT * FROM read_parquet('${file}')`))
+      .getRowObjectsJS()
+      .map((r) => [String(r.column_name), String(r.column_type)]),
+  );
+  conn.closeSync();
+  db.closeSync();
+  return { rows, types };
+}
+
+export function containsAny(haystacks: Buffer[], needles: string[]): string[] {
+  return needles.filter((n) => haystacks.some((h) => h.includes(Buffer.from(n, 'utf8'))));
+}
