@@ -13,7 +13,7 @@ import { consentExclusion } from '../lib/consent';
 import type { KeyStore } from '../lib/keystore';
 import { downloadHashed, getObjectOrUndefined, hashFile, putFileOnce } from '../lib/objects';
 import { Tokenizer, tokenKeyVersion } from '../lib/pseudonymize';
-import { loadDeclaredTable, quoteIdent, quoteLiteral } from '../lib/tabular';
+import { loadDeclaredTable, parseMemoryLimit, quoteIdent, quoteLiteral } from '../lib/tabular';
 import { rejectPackage, stagedFile, type VerifiedFile } from './verify';
 
 export interface CuratePackageInput {
@@ -108,9 +108,10 @@ async function curateTable(
   tokenizer: Tokenizer,
   consentOf: (raw: string) => ExclusionReason | undefined,
   problems: PackageProblem[],
+  memoryLimitBytes: number,
 ): Promise<{ rows: RowCounts; columns: DatasetOutput['columns'] } | undefined> {
   const source = `src_${index}`;
-  const found = await loadDeclaredTable(conn, localFile, table, source);
+  const found = await loadDeclaredTable(conn, localFile, table, source, { memoryLimitBytes });
   if (found.length > 0) {
     problems.push(...found);
     return undefined;
@@ -132,12 +133,14 @@ async function curateTable(
   const joins = identifiers
     .map((c, i) => `LEFT JOIN map_${index}_${i} m${i} ON m${i}.raw = t.${quoteIdent(c.name)}`)
     .join('\n');
+  // Each writer thread buffers a row group: smaller groups under a small memory limit keep the writer within it.
+  const rowGroup = Math.min(122_880, Math.max(8_192, Math.floor(memoryLimitBytes / 2048)));
   const kv = `{dataset_id: ${quoteLiteral(input.datasetId)}, study_id: ${quoteLiteral(input.metadata.studyId)}, key_version: ${quoteLiteral(String(tokenizer.keyVersion))}, source_file: ${quoteLiteral(table.path)}}`;
   Context.current().heartbeat({ phase: 'writing parquet', table: table.name });
   await conn.run(
     `COPY (SELECT ${projection.join(', ')} FROM ${source} t JOIN ${subjectMap} s ON s.raw = t.${quoteIdent(subject.name)}
       ${joins} WHERE s.reason IS NULL)
-     TO ${quoteLiteral(outFile)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880, KV_METADATA ${kv})`,
+     TO ${quoteLiteral(outFile)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${rowGroup}, KV_METADATA ${kv})`,
   );
   const counts = await conn.runAndReadAll(
     `SELECT s.reason AS reason, count(*) AS n FROM ${source} t JOIN ${subjectMap} s ON s.raw = t.${quoteIdent(subject.name)} GROUP BY 1`,
@@ -173,8 +176,11 @@ export async function curatePackage(deps: CurateDeps, input: CuratePackageInput)
     timings[name] = (timings[name] ?? 0) + Date.now() - since;
     return Date.now();
   };
-  // In-memory database that spills to `tmp` past its memory limit: bounded memory, no write-ahead log to pay for.
-  const instance = await DuckDBInstance.create(':memory:', {
+  // Tables are loaded into DuckDB: in memory when the package fits comfortably within the memory limit, else into a
+  // database file in scratch, which DuckDB pages to and from disk, so memory stays bounded whatever the package size.
+  const memoryLimitBytes = parseMemoryLimit(deps.duckdbMemoryLimit);
+  const inputBytes = input.files.reduce((sum, f) => sum + f.bytes, 0);
+  const instance = await DuckDBInstance.create(inputBytes * 2 < memoryLimitBytes ? ':memory:' : path.join(work, 'curate.duckdb'), {
     threads: String(Math.max(1, Math.min(4, Number(process.env.STEWARD_DUCKDB_THREADS ?? 2)))),
     memory_limit: deps.duckdbMemoryLimit,
     temp_directory: path.join(work, 'tmp'),
@@ -222,7 +228,7 @@ export async function curatePackage(deps: CurateDeps, input: CuratePackageInput)
         continue;
       }
       const outFile = path.join(work, `out-${index}.parquet`);
-      const result = await curateTable(conn, index, file, outFile, table, input, tokenizer, consentOf, problems);
+      const result = await curateTable(conn, index, file, outFile, table, input, tokenizer, consentOf, problems, memoryLimitBytes);
       if (result) produced.push({ table, outFile, ...result });
       lap('transform', t);
       await rm(localFile, { force: true });

@@ -69,7 +69,7 @@ function memoryFlags(workerEnv: Record<string, string> | undefined): string[] {
   return Number.isFinite(mb) && mb > 0 ? [`--max-old-space-size=${Math.max(64, Math.floor(mb / 2))}`] : [];
 }
 
-async function retryUntil<T>(what: string, timeoutMs: number, fn: () => Promise<T>): Promise<T> {
+async function retryUntil<T>(what: string, timeoutMs: number, fn: () => Promise<T>, log: string): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {
@@ -80,7 +80,9 @@ async function retryUntil<T>(what: string, timeoutMs: number, fn: () => Promise<
       await sleep(250);
     }
   }
-  throw new Error(`${what} did not become healthy within ${timeoutMs / 1000}s: ${(last as Error)?.message ?? last}`);
+  throw new Error(
+    `${what} did not become healthy within ${timeoutMs / 1000}s: ${(last as Error)?.message ?? last}\nlast lines of ${log}:\n${tailOfLog(log)}`,
+  );
 }
 
 export function tailOfLog(file: string, lines = 15): string {
@@ -204,7 +206,8 @@ export class Stack {
 
     const s3Config = { endpoint: s3Endpoint, region: 'us-east-1', forcePathStyle: true, ...credentials };
     const s3 = createS3Client(s3Config);
-    await retryUntil('versitygw', 30_000, () => s3.send(new ListBucketsCommand({})));
+    const logOf = (name: string) => path.join(dataDir, 'logs', `${name}.log`);
+    await retryUntil('versitygw', 30_000, () => s3.send(new ListBucketsCommand({})), logOf('versitygw'));
     await retryUntil('Temporal dev server', 90_000, async () => {
       const connection = await Connection.connect({ address: temporalAddress, connectTimeout: '2s' });
       try {
@@ -215,7 +218,7 @@ export class Stack {
       } finally {
         await connection.close();
       }
-    });
+    }, logOf('temporal'));
 
     step('creating jurisdiction buckets');
     for (const jurisdiction of jurisdictions) await ensureJurisdictionBuckets(s3, jurisdiction);

@@ -97,14 +97,21 @@ const REJECT_RULES: Record<string, string> = {
 };
 
 /** Loads a CSV into `target` with the declared types; rows that do not parse or cast become problems. */
-async function loadCsv(conn: DuckDBConnection, file: string, table: Table, target: string, problems: PackageProblem[]) {
+async function loadCsv(
+  conn: DuckDBConnection,
+  file: string,
+  table: Table,
+  target: string,
+  problems: PackageProblem[],
+  bufferBytes: number,
+) {
   const ordered = await csvHeader(file, table, problems);
   if (!ordered || problems.length > 0) return;
   const rejects = `${target}_rejects`;
   try {
     await conn.run(
       `CREATE TABLE ${target} AS SELECT * FROM read_csv(${quoteLiteral(file)}, header = true, auto_detect = false,
-        delim = ',', quote = '"', escape = '"', strict_mode = true, columns = ${columnsStruct(ordered)},
+        delim = ',', quote = '"', escape = '"', strict_mode = true, columns = ${columnsStruct(ordered)}, buffer_size = ${bufferBytes},
         store_rejects = true, rejects_table = ${quoteLiteral(rejects)}, rejects_scan = ${quoteLiteral(`${rejects}_scan`)})`,
     );
   } catch (error) {
@@ -147,9 +154,16 @@ function jsonTypeOk(type: ColumnType, value: unknown): boolean {
   }
 }
 
-/** Validates NDJSON line by line (row = line number), then loads it into `target` with the declared types. */
+/**
+ * Validates NDJSON line by line (row = line number) and, while the file is clean, appends each record to a text
+ * staging table through DuckDB's appender; the typed table is then cast from it. Memory stays bounded: one line in JS
+ * at a time, and DuckDB pages the staging table like any other.
+ */
 async function loadNdjson(conn: DuckDBConnection, file: string, table: Table, target: string, problems: PackageProblem[]) {
   const declared = new Map(table.columns.map((c) => [c.name, c]));
+  const staging = `${target}_text`;
+  await conn.run(`CREATE TABLE ${staging} (${table.columns.map((c) => `${quoteIdent(c.name)} VARCHAR`).join(', ')})`);
+  const appender = await conn.createAppender(staging);
   const lines = createInterface({ input: createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
   let row = 0;
   let records = 0;
@@ -159,6 +173,7 @@ async function loadNdjson(conn: DuckDBConnection, file: string, table: Table, ta
   for await (const line of lines) {
     row += 1;
     if (line.trim() === '') continue;
+    const before = problems.length;
     if (line.includes('\uFFFD')) add({ file: table.path, row, rule: 'not valid UTF-8' });
     let value: unknown;
     try {
@@ -181,13 +196,22 @@ async function loadNdjson(conn: DuckDBConnection, file: string, table: Table, ta
       if (v === undefined || v === null) continue;
       if (!jsonTypeOk(column.type, v)) add({ file: table.path, row, field: column.name, rule: TYPE_RULES[column.type] });
     }
+    if (problems.length > 0 || problems.length !== before) continue;
+    for (const column of table.columns) {
+      const v = object[column.name];
+      if (v === undefined || v === null) appender.appendNull();
+      else appender.appendVarchar(String(v));
+    }
+    appender.endRow();
   }
+  appender.flushSync();
+  appender.closeSync();
   if (records === 0) add({ file: table.path, rule: 'the file holds no records' });
-  if (problems.length > 0) return;
-  await conn.run(
-    `CREATE TABLE ${target} AS SELECT * FROM read_json(${quoteLiteral(file)}, format = 'newline_delimited',
-      columns = ${columnsStruct(table.columns)}, auto_detect = false)`,
-  );
+  if (problems.length === 0) {
+    const casts = table.columns.map((c) => `CAST(${quoteIdent(c.name)} AS ${DUCKDB_TYPES[c.type]}) AS ${quoteIdent(c.name)}`);
+    await conn.run(`CREATE TABLE ${target} AS SELECT ${casts.join(', ')} FROM ${staging}`);
+  }
+  await conn.run(`DROP TABLE ${staging}`);
 }
 
 /**
@@ -199,9 +223,12 @@ export async function loadDeclaredTable(
   file: string,
   table: Table,
   target: string,
+  options: { memoryLimitBytes?: number } = {},
 ): Promise<PackageProblem[]> {
   const problems: PackageProblem[] = [];
-  if (table.format === 'csv') await loadCsv(conn, file, table, target, problems);
+  // DuckDB reads CSV in buffers of 32 MiB per thread by default; under a small memory limit, smaller ones.
+  const bufferBytes = Math.min(32 * 2 ** 20, Math.max(2 ** 20, Math.floor((options.memoryLimitBytes ?? 2 ** 31) / 8)));
+  if (table.format === 'csv') await loadCsv(conn, file, table, target, problems, bufferBytes);
   else await loadNdjson(conn, file, table, target, problems);
   if (problems.length > 0) return problems;
 
@@ -216,4 +243,13 @@ export async function loadDeclaredTable(
     }
   }
   return problems.slice(0, MAX_PROBLEMS_PER_FILE);
+}
+
+/** Bytes in a DuckDB memory setting such as `1GB` or `192MB`. */
+export function parseMemoryLimit(value: string): number {
+  const match = /^(\d+(?:\.\d+)?)\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)?$/i.exec(value.trim());
+  if (!match) throw new Error(`"${value}" is not a memory size such as 512MB or 2GB`);
+  const unit = (match[2] ?? 'B').toUpperCase().replace('I', '');
+  const power = { B: 0, KB: 1, MB: 2, GB: 3, TB: 4 }[unit] ?? 0;
+  return Math.floor(Number(match[1]) * 1024 ** power);
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { GetObjectCommand, ListObjectVersionsCommand, type S3Client } from '@aws-sdk/client-s3';
@@ -187,3 +187,38 @@ export async function readParquet(s3: S3Client, bucket: string, key: string) {
 export function containsAny(haystacks: Buffer[], needles: string[]): string[] {
   return needles.filter((n) => haystacks.some((h) => h.includes(Buffer.from(n, 'utf8'))));
 }
+
+/** Rows per table whose subject holds valid consent for the purpose, computed from the generator's own files. */
+export async function expectedCurated(packageDir: string, consentFile: string, purpose: string) {
+  const today = new Date().toISOString().slice(0, 10);
+  const valid = new Set(
+    (await readFile(consentFile, 'utf8'))
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((l) => l.split(','))
+      .filter(([, scopes, status, , given, withdrawn]) => {
+        const withdrawnNow = status === 'withdrawn' && (!withdrawn || withdrawn <= today);
+        return !withdrawnNow && given! <= today && scopes!.split(';').includes(purpose);
+      })
+      .map(([id]) => id!),
+  );
+  const count = async (file: string, subjectOf: (line: string) => string) =>
+    (await readFile(path.join(packageDir, 'data', file), 'utf8'))
+      .trim()
+      .split('\n')
+      .slice(file.endsWith('.csv') ? 1 : 0)
+      .reduce((acc, line) => {
+        acc.in += 1;
+        if (valid.has(subjectOf(line))) acc.curated += 1;
+        return acc;
+      }, { in: 0, curated: 0 });
+  const csvSubject = (line: string) => line.split(',')[0]!;
+  return {
+    subjects: await count('subjects.csv', csvSubject),
+    visits: await count('visits.csv', csvSubject),
+    labs: await count('labs.csv', csvSubject),
+    adverse_events: await count('adverse_events.ndjson', (line) => (JSON.parse(line) as { subject_id: string }).subject_id),
+  };
+}
+

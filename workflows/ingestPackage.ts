@@ -20,7 +20,8 @@ const quick = proxyActivities<Activities>({
 
 const heavy = proxyActivities<Activities>({
   startToCloseTimeout: '6 hours',
-  heartbeatTimeout: '2 minutes',
+  // Heartbeats come every few seconds; a worker that dies is noticed within this, and the activity retried.
+  heartbeatTimeout: '30 seconds',
   // Streaming whole packages: retry storage or worker failures, but give up on a package that keeps failing.
   retry: { maximumAttempts: 5, initialInterval: '5s', maximumInterval: '5 minutes', nonRetryableErrorTypes: [ErrorType.PackageRejected] },
 });

@@ -10,6 +10,7 @@ import {
   connect,
   containsAny,
   importConsentCsv,
+  expectedCurated,
   ingestDir,
   objectVersions,
   rawHistory,
@@ -40,40 +41,6 @@ async function sensitiveStrings(packageDir: string): Promise<string[]> {
     .map((l) => /reported ([a-z ]+)/.exec(l)?.[0])
     .filter((n): n is string => Boolean(n));
   return [...values, ...new Set(notes)];
-}
-
-/** Rows per table whose subject holds valid consent for the purpose, computed from the generator's own files. */
-async function expectedCurated(packageDir: string, consentFile: string, purpose: string) {
-  const today = new Date().toISOString().slice(0, 10);
-  const valid = new Set(
-    (await readFile(consentFile, 'utf8'))
-      .trim()
-      .split('\n')
-      .slice(1)
-      .map((l) => l.split(','))
-      .filter(([, scopes, status, , given, withdrawn]) => {
-        const withdrawnNow = status === 'withdrawn' && (!withdrawn || withdrawn <= today);
-        return !withdrawnNow && given! <= today && scopes!.split(';').includes(purpose);
-      })
-      .map(([id]) => id!),
-  );
-  const count = async (file: string, subjectOf: (line: string) => string) =>
-    (await readFile(path.join(packageDir, 'data', file), 'utf8'))
-      .trim()
-      .split('\n')
-      .slice(file.endsWith('.csv') ? 1 : 0)
-      .reduce((acc, line) => {
-        acc.in += 1;
-        if (valid.has(subjectOf(line))) acc.curated += 1;
-        return acc;
-      }, { in: 0, curated: 0 });
-  const csvSubject = (line: string) => line.split(',')[0]!;
-  return {
-    subjects: await count('subjects.csv', csvSubject),
-    visits: await count('visits.csv', csvSubject),
-    labs: await count('labs.csv', csvSubject),
-    adverse_events: await count('adverse_events.ndjson', (line) => (JSON.parse(line) as { subject_id: string }).subject_id),
-  };
 }
 
 describe.each([

@@ -101,7 +101,7 @@ describe('bad packages are rejected, quarantined, and nothing is curated', () =>
 
   it('malformed CSV rows', async () => {
     const dir = await bag({ 'data/visits.csv': `${GOOD_CSV}R-3,Cy,2025-01-04\nR-4,"Di,2025-01-05,5,x\n` });
-    expect(await expectRejected(dir)).toMatchInlineSnapshot();
+    expect(await expectRejected(dir)).toMatchInlineSnapshot(`"package rejected: data/visits.csv, row 3: row has fewer fields than the header; data/visits.csv, row 4: malformed quoting"`);
   });
 
   it('values that do not match the declared types', async () => {
