@@ -33,7 +33,10 @@ export function createConsentActivities({ s3, keys, jurisdiction }: ConsentActiv
      */
     async importConsentActivity(input: ImportConsentInput): Promise<ImportConsentResult> {
       if (input.source.bucket !== jurisdiction.buckets.landing) {
-        throw ApplicationFailure.nonRetryable(`consent must be read from ${jurisdiction.id}'s landing bucket`, 'JurisdictionViolation');
+        throw ApplicationFailure.nonRetryable(
+          `consent must be read from ${jurisdiction.id}'s landing bucket`,
+          'JurisdictionViolation',
+        );
       }
       const key = await keys.studyKey(jurisdiction.id, input.studyId);
       const tokenizer = new Tokenizer(key.material, key.version);
@@ -44,7 +47,12 @@ export function createConsentActivities({ s3, keys, jurisdiction }: ConsentActiv
       let rows = 0;
       const res = await s3.send(new GetObjectCommand({ Bucket: input.source.bucket, Key: input.source.key }));
       const parser = (res.Body as Readable).pipe(
-        parse({ bom: true, columns: (header: string[]) => header.map((h) => h.trim()), skip_empty_lines: true, trim: true }),
+        parse({
+          bom: true,
+          columns: (header: string[]) => header.map((h) => h.trim()),
+          skip_empty_lines: true,
+          trim: true,
+        }),
       );
       let headerChecked = false;
       try {
@@ -53,14 +61,16 @@ export function createConsentActivities({ s3, keys, jurisdiction }: ConsentActiv
           if (!headerChecked) {
             headerChecked = true;
             for (const column of CONSENT_CSV_COLUMNS.slice(0, 5)) {
-              if (!(column in record)) problems.push({ file, field: column, rule: 'required column is missing from the header' });
+              if (!(column in record))
+                problems.push({ file, field: column, rule: 'required column is missing from the header' });
             }
             if (problems.length > 0) break;
           }
           const parsed = ConsentCsvRowSchema.safeParse(record);
           if (!parsed.success) {
             for (const issue of parsed.error.issues) {
-              if (problems.length < 50) problems.push({ file, row: rows, field: issue.path.join('.'), rule: issue.message });
+              if (problems.length < 50)
+                problems.push({ file, row: rows, field: issue.path.join('.'), rule: issue.message });
             }
             continue;
           }
@@ -95,7 +105,13 @@ export function createConsentActivities({ s3, keys, jurisdiction }: ConsentActiv
       const existing = await getObjectOrUndefined(s3, jurisdiction.buckets.catalog, registryKey);
       const registry: ConsentRegistry = existing
         ? ConsentRegistrySchema.parse(JSON.parse(existing.toString('utf8')))
-        : { format: 'steward-consent/1', jurisdiction: jurisdiction.id, studyId: input.studyId, updatedAt: importedAt, entries: [] };
+        : {
+            format: 'steward-consent/1',
+            jurisdiction: jurisdiction.id,
+            studyId: input.studyId,
+            updatedAt: importedAt,
+            entries: [],
+          };
       const merged = new Map(registry.entries.map((e) => [e.token, e]));
       for (const [token, entry] of imported) {
         const before = merged.get(token);

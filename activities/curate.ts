@@ -81,7 +81,9 @@ async function buildTokenMap(
 ): Promise<void> {
   await conn.run(`CREATE TABLE ${mapTable} (raw VARCHAR, token VARCHAR, reason VARCHAR)`);
   const appender = await conn.createAppender(mapTable);
-  const result = await conn.stream(`SELECT DISTINCT ${quoteIdent(column)} FROM ${source} WHERE ${quoteIdent(column)} IS NOT NULL`);
+  const result = await conn.stream(
+    `SELECT DISTINCT ${quoteIdent(column)} FROM ${source} WHERE ${quoteIdent(column)} IS NOT NULL`,
+  );
   for (let chunk = await result.fetchChunk(); chunk && chunk.rowCount > 0; chunk = await result.fetchChunk()) {
     for (const value of chunk.getColumnValues(0)) {
       const raw = String(value);
@@ -180,13 +182,16 @@ export async function curatePackage(deps: CurateDeps, input: CuratePackageInput)
   // database file in scratch, which DuckDB pages to and from disk, so memory stays bounded whatever the package size.
   const memoryLimitBytes = parseMemoryLimit(deps.duckdbMemoryLimit);
   const inputBytes = input.files.reduce((sum, f) => sum + f.bytes, 0);
-  const instance = await DuckDBInstance.create(inputBytes * 2 < memoryLimitBytes ? ':memory:' : path.join(work, 'curate.duckdb'), {
-    threads: String(Math.max(1, Math.min(4, Number(process.env.STEWARD_DUCKDB_THREADS ?? 2)))),
-    memory_limit: deps.duckdbMemoryLimit,
-    temp_directory: path.join(work, 'tmp'),
-    preserve_insertion_order: 'true',
-    autoinstall_known_extensions: 'false',
-  });
+  const instance = await DuckDBInstance.create(
+    inputBytes * 2 < memoryLimitBytes ? ':memory:' : path.join(work, 'curate.duckdb'),
+    {
+      threads: String(Math.max(1, Math.min(4, Number(process.env.STEWARD_DUCKDB_THREADS ?? 2)))),
+      memory_limit: deps.duckdbMemoryLimit,
+      temp_directory: path.join(work, 'tmp'),
+      preserve_insertion_order: 'true',
+      autoinstall_known_extensions: 'false',
+    },
+  );
   const conn = await instance.connect();
   const cancel = () => conn.interrupt();
   Context.current().cancellationSignal.addEventListener('abort', cancel);
@@ -194,10 +199,14 @@ export async function curatePackage(deps: CurateDeps, input: CuratePackageInput)
     const key = await keys.studyKey(jurisdiction.id, metadata.studyId);
     const tokenizer = new Tokenizer(key.material, key.version);
     const registry = await loadRegistry(deps, metadata.studyId);
-    const registryVersions = [...new Set([...registry.keys()].map(tokenKeyVersion).filter((v): v is number => v !== undefined))];
+    const registryVersions = [
+      ...new Set([...registry.keys()].map(tokenKeyVersion).filter((v): v is number => v !== undefined)),
+    ];
     const lookups = await Promise.all(
       registryVersions.map(async (v) =>
-        v === key.version ? tokenizer : new Tokenizer((await keys.studyKeyVersion(jurisdiction.id, metadata.studyId, v)).material, v),
+        v === key.version
+          ? tokenizer
+          : new Tokenizer((await keys.studyKeyVersion(jurisdiction.id, metadata.studyId, v)).material, v),
       ),
     );
     const consentOf = (raw: string) => {
@@ -228,7 +237,18 @@ export async function curatePackage(deps: CurateDeps, input: CuratePackageInput)
         continue;
       }
       const outFile = path.join(work, `out-${index}.parquet`);
-      const result = await curateTable(conn, index, file, outFile, table, input, tokenizer, consentOf, problems, memoryLimitBytes);
+      const result = await curateTable(
+        conn,
+        index,
+        file,
+        outFile,
+        table,
+        input,
+        tokenizer,
+        consentOf,
+        problems,
+        memoryLimitBytes,
+      );
       if (result) produced.push({ table, outFile, ...result });
       lap('transform', t);
       await rm(localFile, { force: true });
@@ -268,7 +288,12 @@ export async function curatePackage(deps: CurateDeps, input: CuratePackageInput)
       addCounts(rows, item.rows);
     }
     lap('upload', uploadStart);
-    Context.current().log.info('curated package', { datasetId: input.datasetId, rows: rows.in, ms: Date.now() - started, ...timings });
+    Context.current().log.info('curated package', {
+      datasetId: input.datasetId,
+      rows: rows.in,
+      ms: Date.now() - started,
+      ...timings,
+    });
     return { outputs, rows, keyVersions: [key.version], classification };
   } finally {
     clearInterval(heartbeat);

@@ -90,7 +90,11 @@ export function createIngestActivities(deps: IngestActivityDeps) {
       const prefix = quarantinePrefix(input.packageId);
       for (const object of await listObjects(s3, input.landing.bucket, input.landing.prefix)) {
         const relative = object.key.slice(input.landing.prefix.length);
-        await copyObject(s3, { bucket: input.landing.bucket, key: object.key }, { bucket, key: `${prefix}payload/${relative}` });
+        await copyObject(
+          s3,
+          { bucket: input.landing.bucket, key: object.key },
+          { bucket, key: `${prefix}payload/${relative}` },
+        );
       }
       const note = {
         format: 'steward-rejection/1',

@@ -1,7 +1,7 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { z } from 'zod';
+import { type z } from 'zod';
 import type { Jurisdiction } from '../schemas/jurisdiction';
 import {
   JSON_MANIFEST_FILE,
@@ -41,7 +41,13 @@ export function rejectPackage(problems: PackageProblem[]): ApplicationFailure {
   return ApplicationFailure.nonRetryable(summarizeProblems(problems), ErrorType.PackageRejected, { problems });
 }
 
-const BAG_TAG_FILES = new Set(['bagit.txt', 'bag-info.txt', 'manifest-sha256.txt', 'tagmanifest-sha256.txt', PACKAGE_METADATA_FILE]);
+const BAG_TAG_FILES = new Set([
+  'bagit.txt',
+  'bag-info.txt',
+  'manifest-sha256.txt',
+  'tagmanifest-sha256.txt',
+  PACKAGE_METADATA_FILE,
+]);
 
 function zodProblems(file: string, error: z.ZodError): PackageProblem[] {
   return error.issues.map((issue) => ({
@@ -85,7 +91,12 @@ export async function verifyPackage(
     else {
       const rawOxum = parseTagFile(info.toString('utf8')).get('Payload-Oxum');
       oxum = parseOxum(rawOxum);
-      if (!oxum) problems.push({ file: 'bag-info.txt', field: 'Payload-Oxum', rule: 'must be present as <octets>.<file count>' });
+      if (!oxum)
+        problems.push({
+          file: 'bag-info.txt',
+          field: 'Payload-Oxum',
+          rule: 'must be present as <octets>.<file count>',
+        });
     }
     manifestBytes = await read('manifest-sha256.txt');
     if (!manifestBytes) problems.push({ file: 'manifest-sha256.txt', rule: 'required SHA-256 manifest is missing' });
@@ -120,7 +131,10 @@ export async function verifyPackage(
   if (manifestBytes && metadataBytes) {
     const digest = packageDigest(manifestBytes, input.layout === 'bagit' ? metadataBytes : Buffer.alloc(0));
     if (digest.manifestSha256 !== input.manifestSha256) {
-      problems.push({ file: input.layout === 'bagit' ? 'manifest-sha256.txt' : JSON_MANIFEST_FILE, rule: 'changed after submission' });
+      problems.push({
+        file: input.layout === 'bagit' ? 'manifest-sha256.txt' : JSON_MANIFEST_FILE,
+        rule: 'changed after submission',
+      });
     }
   }
 
@@ -142,7 +156,11 @@ export async function verifyPackage(
   }
   if (metadata) {
     if (metadata.jurisdiction !== jurisdiction.id) {
-      problems.push({ file: PACKAGE_METADATA_FILE, field: 'jurisdiction', rule: `package is for "${metadata.jurisdiction}", not "${jurisdiction.id}"` });
+      problems.push({
+        file: PACKAGE_METADATA_FILE,
+        field: 'jurisdiction',
+        rule: `package is for "${metadata.jurisdiction}", not "${jurisdiction.id}"`,
+      });
     }
     if (!jurisdiction.retention[metadata.dataClass]) {
       problems.push({
@@ -170,7 +188,8 @@ export async function verifyPackage(
     listed.add(entry.path);
     const reason = unreadable.get(entry.path);
     if (reason) problems.push({ file: entry.path, rule: `unreadable: ${reason}` });
-    else if (!stored.has(entry.path)) problems.push({ file: entry.path, rule: `listed in ${manifestFile} but missing from the package` });
+    else if (!stored.has(entry.path))
+      problems.push({ file: entry.path, rule: `listed in ${manifestFile} but missing from the package` });
     else safeEntries.push(entry);
   }
   for (const [path, reason] of unreadable) {
@@ -181,7 +200,8 @@ export async function verifyPackage(
   }
   if (metadata) {
     for (const table of metadata.tables) {
-      if (!listed.has(table.path)) problems.push({ file: table.path, rule: `declared in the package metadata but not listed in ${manifestFile}` });
+      if (!listed.has(table.path))
+        problems.push({ file: table.path, rule: `declared in the package metadata but not listed in ${manifestFile}` });
     }
   }
   // Unreadable files have no known size, and are already a reason to reject.
@@ -219,9 +239,15 @@ export async function verifyPackage(
       actual = await hashObject(s3, bucket, key, onBytes);
     }
     if (actual.sha256 !== entry.sha256) {
-      problems.push({ file: entry.path, rule: `SHA-256 mismatch: manifest says ${entry.sha256}, file has ${actual.sha256}` });
+      problems.push({
+        file: entry.path,
+        rule: `SHA-256 mismatch: manifest says ${entry.sha256}, file has ${actual.sha256}`,
+      });
     } else if (entry.bytes !== undefined && entry.bytes !== actual.bytes) {
-      problems.push({ file: entry.path, rule: `size mismatch: manifest says ${entry.bytes} bytes, file has ${actual.bytes}` });
+      problems.push({
+        file: entry.path,
+        rule: `size mismatch: manifest says ${entry.bytes} bytes, file has ${actual.bytes}`,
+      });
     } else {
       files.push({ path: entry.path, sha256: actual.sha256, bytes: actual.bytes });
     }

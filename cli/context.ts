@@ -24,7 +24,10 @@ export class CommandContext {
 
   static create(options: GlobalOptions): CommandContext {
     return new CommandContext(
-      loadConfig({ ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(options.as ? { principal: options.as } : {}) }),
+      loadConfig({
+        ...(options.dataDir ? { dataDir: options.dataDir } : {}),
+        ...(options.as ? { principal: options.as } : {}),
+      }),
       options.json ?? false,
     );
   }
@@ -48,7 +51,9 @@ export class CommandContext {
 
   uiUrl(workflowId: string): string | undefined {
     const base = this.config.stack?.temporal.uiUrl;
-    return base ? `${base}/namespaces/${this.config.temporal.namespace}/workflows/${encodeURIComponent(workflowId)}` : undefined;
+    return base
+      ? `${base}/namespaces/${this.config.temporal.namespace}/workflows/${encodeURIComponent(workflowId)}`
+      : undefined;
   }
 
   async close(): Promise<void> {

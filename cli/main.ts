@@ -31,14 +31,21 @@ function report(error: unknown): number {
   }
   if (error instanceof WorkflowFailedError) {
     const root = rootFailure(error);
-    if (root instanceof ApplicationFailure && (root.type === 'PackageRejected' || root.type === 'ConsentImportRejected')) {
+    if (
+      root instanceof ApplicationFailure &&
+      (root.type === 'PackageRejected' || root.type === 'ConsentImportRejected')
+    ) {
       const problems = (root.details?.[0] as { problems?: PackageProblem[] } | undefined)?.problems ?? [];
-      process.stderr.write(`steward: ${root.type === 'PackageRejected' ? 'package rejected and moved to quarantine' : 'consent import rejected'}; nothing was curated\n`);
+      process.stderr.write(
+        `steward: ${root.type === 'PackageRejected' ? 'package rejected and moved to quarantine' : 'consent import rejected'}; nothing was curated\n`,
+      );
       for (const p of problems.slice(0, 20)) process.stderr.write(`  ${describeProblem(p)}\n`);
       if (problems.length > 20) process.stderr.write(`  … and ${problems.length - 20} more\n`);
       return EXIT.rejected;
     }
-    process.stderr.write(`steward: workflow ${error.message}: ${root?.message ?? error.cause?.message ?? 'unknown failure'}\n`);
+    process.stderr.write(
+      `steward: workflow ${error.message}: ${root?.message ?? error.cause?.message ?? 'unknown failure'}\n`,
+    );
     return EXIT.failure;
   }
   const e = error as Error;

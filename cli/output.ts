@@ -49,7 +49,8 @@ export function formatDataset(record: DatasetRecord, outcome?: string): string {
     ...record.inputs.map((i) => `    ${i.path}  sha256 ${i.sha256}  ${i.bytes} bytes`),
     '  curated objects:',
     ...record.outputs.map(
-      (o) => `    s3://${o.bucket}/${o.key}  sha256 ${o.sha256}  ${o.rows.curated}/${o.rows.in} rows  version ${o.versionId ?? '-'}`,
+      (o) =>
+        `    s3://${o.bucket}/${o.key}  sha256 ${o.sha256}  ${o.rows.curated}/${o.rows.in} rows  version ${o.versionId ?? '-'}`,
     ),
     `  workflow ${record.lineage.workflowId} (run ${record.lineage.runId})`,
   ];

@@ -19,7 +19,10 @@ export async function ensureJurisdictionBuckets(s3: S3Client, jurisdiction: Juri
   for (const [role, bucket] of Object.entries(jurisdiction.buckets)) {
     try {
       await s3.send(
-        new CreateBucketCommand({ Bucket: bucket, ...(role === 'evidence' ? { ObjectLockEnabledForBucket: true } : {}) }),
+        new CreateBucketCommand({
+          Bucket: bucket,
+          ...(role === 'evidence' ? { ObjectLockEnabledForBucket: true } : {}),
+        }),
       );
     } catch (error) {
       if (!alreadyThere(error)) throw error;

@@ -54,7 +54,9 @@ function parsePrincipal(value: string, source: string): Principal {
   const [id, role] = value.split(':');
   const parsed = PrincipalSchema.safeParse({ id, role });
   if (!parsed.success) {
-    throw new UserError(`${source}: "${value}" is not a principal of the form NAME:ROLE (roles: steward, dpo, ops, auditor)`);
+    throw new UserError(
+      `${source}: "${value}" is not a principal of the form NAME:ROLE (roles: steward, dpo, ops, auditor)`,
+    );
   }
   return parsed.data;
 }
@@ -100,7 +102,10 @@ export function loadConfig(options: { dataDir?: string; principal?: string } = {
     },
     principal: principalSource
       ? parsePrincipal(principalSource, options.principal ? '--as' : 'STEWARD_PRINCIPAL')
-      : (file.principal ?? { id: os.userInfo().username.replace(/[^A-Za-z0-9._@-]/g, '_') || 'steward', role: 'steward' }),
+      : (file.principal ?? {
+          id: os.userInfo().username.replace(/[^A-Za-z0-9._@-]/g, '_') || 'steward',
+          role: 'steward',
+        }),
     masterKey: env.STEWARD_MASTER_KEY,
     jurisdictions: file.jurisdictions ?? (stack ? Object.keys(stack.jurisdictions) : JURISDICTION_IDS),
     stack,

@@ -5,7 +5,11 @@ import type { ExclusionReason } from '../schemas/dataset';
  * Whether a subject's consent record allows using their data for `purpose` on day `asOf` (YYYY-MM-DD).
  * Returns undefined when it does, otherwise why not.
  */
-export function consentExclusion(entry: ConsentEntry | undefined, purpose: string, asOf: string): ExclusionReason | undefined {
+export function consentExclusion(
+  entry: ConsentEntry | undefined,
+  purpose: string,
+  asOf: string,
+): ExclusionReason | undefined {
   if (!entry) return 'no-consent';
   if (entry.status === 'withdrawn' && (!entry.withdrawnOn || entry.withdrawnOn <= asOf)) return 'withdrawn';
   if (entry.givenOn > asOf) return 'not-yet-valid';

@@ -71,8 +71,18 @@ function isoDate(d: Date): string {
 
 /** The column policy and types of the demo package, as a steward would declare them. */
 export function demoMetadata(jurisdiction: string, studyId: string, purpose: string): PackageMetadata {
-  const id = (name: string, role: 'subject-id' | 'direct-identifier' = 'direct-identifier') => ({ name, type: 'string' as const, role, required: role === 'subject-id' });
-  const value = (name: string, type: 'string' | 'integer' | 'number' | 'boolean' = 'string', required = false) => ({ name, type, role: 'value' as const, required });
+  const id = (name: string, role: 'subject-id' | 'direct-identifier' = 'direct-identifier') => ({
+    name,
+    type: 'string' as const,
+    role,
+    required: role === 'subject-id',
+  });
+  const value = (name: string, type: 'string' | 'integer' | 'number' | 'boolean' = 'string', required = false) => ({
+    name,
+    type,
+    role: 'value' as const,
+    required,
+  });
   const date = (name: string, required = false) => ({ name, type: 'date' as const, role: 'date' as const, required });
   const text = (name: string) => ({ name, type: 'string' as const, role: 'free-text' as const, required: false });
   return {
@@ -87,25 +97,64 @@ export function demoMetadata(jurisdiction: string, studyId: string, purpose: str
         path: 'data/subjects.csv',
         name: 'subjects',
         format: 'csv',
-        columns: [id('subject_id', 'subject-id'), id('mrn'), id('first_name'), id('last_name'), id('email'), date('date_of_birth', true), value('sex'), value('zip'), value('site_id', 'string', true), date('enrolled_on', true)],
+        columns: [
+          id('subject_id', 'subject-id'),
+          id('mrn'),
+          id('first_name'),
+          id('last_name'),
+          id('email'),
+          date('date_of_birth', true),
+          value('sex'),
+          value('zip'),
+          value('site_id', 'string', true),
+          date('enrolled_on', true),
+        ],
       },
       {
         path: 'data/visits.csv',
         name: 'visits',
         format: 'csv',
-        columns: [id('subject_id', 'subject-id'), value('visit_no', 'integer', true), date('visit_date', true), value('weight_kg', 'number'), value('systolic_bp', 'integer'), value('diastolic_bp', 'integer'), text('notes')],
+        columns: [
+          id('subject_id', 'subject-id'),
+          value('visit_no', 'integer', true),
+          date('visit_date', true),
+          value('weight_kg', 'number'),
+          value('systolic_bp', 'integer'),
+          value('diastolic_bp', 'integer'),
+          text('notes'),
+        ],
       },
       {
         path: 'data/labs.csv',
         name: 'labs',
         format: 'csv',
-        columns: [id('subject_id', 'subject-id'), value('visit_no', 'integer', true), date('collected_on', true), value('test_code', 'string', true), value('test_name'), value('value', 'number'), value('unit'), value('ref_low', 'number'), value('ref_high', 'number'), value('abnormal', 'boolean'), value('site_id'), text('comment')],
+        columns: [
+          id('subject_id', 'subject-id'),
+          value('visit_no', 'integer', true),
+          date('collected_on', true),
+          value('test_code', 'string', true),
+          value('test_name'),
+          value('value', 'number'),
+          value('unit'),
+          value('ref_low', 'number'),
+          value('ref_high', 'number'),
+          value('abnormal', 'boolean'),
+          value('site_id'),
+          text('comment'),
+        ],
       },
       {
         path: 'data/adverse_events.ndjson',
         name: 'adverse_events',
         format: 'ndjson',
-        columns: [id('subject_id', 'subject-id'), date('onset_date', true), value('term', 'string', true), value('severity'), value('serious', 'boolean'), text('narrative')],
+        columns: [
+          id('subject_id', 'subject-id'),
+          date('onset_date', true),
+          value('term', 'string', true),
+          value('severity'),
+          value('serious', 'boolean'),
+          text('narrative'),
+        ],
       },
     ],
   };
@@ -156,7 +205,9 @@ export async function generateDemoPackage(options: DemoOptions): Promise<DemoRes
   let w = new HashedWriter(path.join(packageDir, 'data', 'subjects.csv'));
   await w.write('subject_id,mrn,first_name,last_name,email,date_of_birth,sex,zip,site_id,enrolled_on\n');
   for (const s of subjects) {
-    await w.write(`${[s.id, s.mrn, s.firstName, s.lastName, s.email, s.dob, s.sex, s.zip, s.site, isoDate(s.enrolled)].map(csvField).join(',')}\n`);
+    await w.write(
+      `${[s.id, s.mrn, s.firstName, s.lastName, s.email, s.dob, s.sex, s.zip, s.site, isoDate(s.enrolled)].map(csvField).join(',')}\n`,
+    );
   }
   await finish(w, 'data/subjects.csv');
 
@@ -164,7 +215,12 @@ export async function generateDemoPackage(options: DemoOptions): Promise<DemoRes
   await w.write('subject_id,visit_no,visit_date,weight_kg,systolic_bp,diastolic_bp,notes\n');
   for (const s of subjects) {
     for (let v = 1; v <= 3; v++) {
-      const note = faker.helpers.maybe(() => `${s.firstName} reported ${faker.helpers.arrayElement(['mild headache', 'no complaints', 'poor sleep, "tired"', 'dizziness after dosing'])}`, { probability: 0.4 }) ?? null;
+      const note =
+        faker.helpers.maybe(
+          () =>
+            `${s.firstName} reported ${faker.helpers.arrayElement(['mild headache', 'no complaints', 'poor sleep, "tired"', 'dizziness after dosing'])}`,
+          { probability: 0.4 },
+        ) ?? null;
       await w.write(
         `${[s.id, v, isoDate(new Date(s.enrolled.getTime() + (v - 1) * 28 * day)), faker.number.float({ min: 48, max: 120, fractionDigits: 1 }), faker.number.int({ min: 100, max: 160 }), faker.number.int({ min: 60, max: 100 }), note].map(csvField).join(',')}\n`,
       );
@@ -173,7 +229,9 @@ export async function generateDemoPackage(options: DemoOptions): Promise<DemoRes
   await finish(w, 'data/visits.csv');
 
   w = new HashedWriter(path.join(packageDir, 'data', 'labs.csv'));
-  await w.write('subject_id,visit_no,collected_on,test_code,test_name,value,unit,ref_low,ref_high,abnormal,site_id,comment\n');
+  await w.write(
+    'subject_id,visit_no,collected_on,test_code,test_name,value,unit,ref_low,ref_high,abnormal,site_id,comment\n',
+  );
   const batch: string[] = [];
   for (let i = 0; i < options.rows; i++) {
     const s = subjects[faker.number.int(subjects.length - 1)]!;
@@ -224,7 +282,10 @@ export async function generateDemoPackage(options: DemoOptions): Promise<DemoRes
       '',
     ].join('\n'),
   );
-  await writeFile(path.join(packageDir, 'manifest-sha256.txt'), manifest.map((m) => `${m.sha256}  ${m.path}\n`).join(''));
+  await writeFile(
+    path.join(packageDir, 'manifest-sha256.txt'),
+    manifest.map((m) => `${m.sha256}  ${m.path}\n`).join(''),
+  );
 
   const consentFile = path.join(options.out, 'consent.csv');
   const lines = ['subject_id,scopes,status,icf_version,given_on,withdrawn_on,expires_on'];
@@ -240,7 +301,17 @@ export async function generateDemoPackage(options: DemoOptions): Promise<DemoRes
       lines.push([s.id, 'biobank-storage', 'given', 'ICF-v2.1', given, '', ''].join(','));
     } else {
       counts.withdrawn += 1;
-      lines.push([s.id, SCOPES_FULL, 'withdrawn', 'ICF-v2.1', given, isoDate(new Date(s.enrolled.getTime() + 30 * day)), ''].join(','));
+      lines.push(
+        [
+          s.id,
+          SCOPES_FULL,
+          'withdrawn',
+          'ICF-v2.1',
+          given,
+          isoDate(new Date(s.enrolled.getTime() + 30 * day)),
+          '',
+        ].join(','),
+      );
     }
   }
   await writeFile(consentFile, `${lines.join('\n')}\n`);

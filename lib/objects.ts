@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
@@ -38,7 +38,12 @@ async function body(s3: S3Client, bucket: string, key: string): Promise<Readable
   return res.Body as Readable;
 }
 
-export async function readObjectText(s3: S3Client, bucket: string, key: string, maxBytes = 64 * 1024 * 1024): Promise<Buffer> {
+export async function readObjectText(
+  s3: S3Client,
+  bucket: string,
+  key: string,
+  maxBytes = 64 * 1024 * 1024,
+): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of await body(s3, bucket, key)) {
@@ -58,7 +63,10 @@ export async function getObjectOrUndefined(s3: S3Client, bucket: string, key: st
   }
 }
 
-function hashingCounter(onBytes: (n: number) => void): { stream: Transform; digest: () => { sha256: string; bytes: number } } {
+function hashingCounter(onBytes: (n: number) => void): {
+  stream: Transform;
+  digest: () => { sha256: string; bytes: number };
+} {
   const hash = createHash('sha256');
   let bytes = 0;
   const stream = new Transform({
@@ -102,10 +110,31 @@ export async function downloadHashed(
   return counter.digest();
 }
 
+/**
+ * SHA-256 of a local file. Reads 1 MiB blocks into two alternating buffers so the next read runs while the current
+ * block is hashed: throughput is then close to SHA-256 itself.
+ */
 export async function hashFile(file: string): Promise<{ sha256: string; bytes: number }> {
   const hash = createHash('sha256');
-  await pipeline(createReadStream(file), hash);
-  return { sha256: hash.digest('hex'), bytes: (await stat(file)).size };
+  const handle = await open(file, 'r');
+  try {
+    const buffers = [Buffer.allocUnsafe(2 ** 20), Buffer.allocUnsafe(2 ** 20)];
+    let position = 0;
+    let current = 0;
+    let pending = handle.read(buffers[0]!, 0, 2 ** 20, position);
+    for (;;) {
+      const { bytesRead } = await pending;
+      if (bytesRead === 0) break;
+      const block = buffers[current]!;
+      position += bytesRead;
+      current ^= 1;
+      pending = handle.read(buffers[current]!, 0, 2 ** 20, position);
+      hash.update(block.subarray(0, bytesRead));
+    }
+    return { sha256: hash.digest('hex'), bytes: position };
+  } finally {
+    await handle.close();
+  }
 }
 
 export function encodeTags(tags: Record<string, string>): string {
@@ -147,7 +176,11 @@ export async function putFileOnce(
   return { versionId: res.VersionId ?? null, uploaded: true };
 }
 
-export async function copyObject(s3: S3Client, from: { bucket: string; key: string }, to: { bucket: string; key: string }) {
+export async function copyObject(
+  s3: S3Client,
+  from: { bucket: string; key: string },
+  to: { bucket: string; key: string },
+) {
   await s3.send(
     new CopyObjectCommand({
       Bucket: to.bucket,
@@ -168,7 +201,9 @@ export async function deleteAllVersions(s3: S3Client, bucket: string, prefix: st
     if (targets.length === 0) return deleted;
     const res = await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: targets, Quiet: true } }));
     if (res.Errors?.length) {
-      throw new Error(`could not delete ${res.Errors.length} object versions under ${bucket}/${prefix}: ${res.Errors[0]?.Code}`);
+      throw new Error(
+        `could not delete ${res.Errors.length} object versions under ${bucket}/${prefix}: ${res.Errors[0]?.Code}`,
+      );
     }
     deleted += targets.length;
   }

@@ -9,7 +9,7 @@ export function unsafePathReason(p: string): string | undefined {
   const segments = p.split('/');
   if (segments.includes('..')) return 'path traversal ("..") is not allowed';
   if (segments.some((s) => s === '' || s === '.')) return 'empty or "." path segments are not allowed';
-  if (/[\0-\x1f]/.test(p)) return 'control characters are not allowed in paths';
+  if ([...p].some((ch) => ch.charCodeAt(0) < 0x20)) return 'control characters are not allowed in paths';
   return undefined;
 }
 
@@ -72,7 +72,11 @@ export function parseBagManifest(text: string, file: string, problems: PackagePr
  * same id, so it maps to the same workflow and the same dataset.
  */
 export function packageDigest(manifest: Buffer, metadata: Buffer): { manifestSha256: string; packageId: string } {
-  const manifestSha256 = createHash('sha256').update(manifest).update(Buffer.from([0])).update(metadata).digest('hex');
+  const manifestSha256 = createHash('sha256')
+    .update(manifest)
+    .update(Buffer.from([0]))
+    .update(metadata)
+    .digest('hex');
   return { manifestSha256, packageId: manifestSha256.slice(0, 24) };
 }
 

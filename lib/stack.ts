@@ -136,12 +136,18 @@ export class Stack {
 
     const credentialsFile = path.join(dataDir, 's3', 'credentials.json');
     if (!existsSync(credentialsFile)) {
-      const generated = { accessKeyId: `STW${randomBytes(8).toString('hex').toUpperCase()}`, secretAccessKey: randomBytes(30).toString('base64url') };
+      const generated = {
+        accessKeyId: `STW${randomBytes(8).toString('hex').toUpperCase()}`,
+        secretAccessKey: randomBytes(30).toString('base64url'),
+      };
       await writeFile(credentialsFile, JSON.stringify(generated, null, 2), { mode: 0o600, flag: 'wx' }).catch((e) => {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       });
     }
-    const credentials = JSON.parse(readFileSync(credentialsFile, 'utf8')) as { accessKeyId: string; secretAccessKey: string };
+    const credentials = JSON.parse(readFileSync(credentialsFile, 'utf8')) as {
+      accessKeyId: string;
+      secretAccessKey: string;
+    };
 
     const [grpcPort, uiPort, httpPort, metricsPort, s3Port] = [
       await freePort(),
@@ -199,7 +205,11 @@ export class Stack {
         ],
         {
           stdio: ['ignore', 'pipe', 'pipe'],
-          env: { ...process.env, ROOT_ACCESS_KEY_ID: credentials.accessKeyId, ROOT_SECRET_ACCESS_KEY: credentials.secretAccessKey },
+          env: {
+            ...process.env,
+            ROOT_ACCESS_KEY_ID: credentials.accessKeyId,
+            ROOT_SECRET_ACCESS_KEY: credentials.secretAccessKey,
+          },
         },
       ),
     );
@@ -208,17 +218,23 @@ export class Stack {
     const s3 = createS3Client(s3Config);
     const logOf = (name: string) => path.join(dataDir, 'logs', `${name}.log`);
     await retryUntil('versitygw', 30_000, () => s3.send(new ListBucketsCommand({})), logOf('versitygw'));
-    await retryUntil('Temporal dev server', 90_000, async () => {
-      const connection = await Connection.connect({ address: temporalAddress, connectTimeout: '2s' });
-      try {
-        await connection.workflowService.getSystemInfo({});
-        // The dev server registers search attributes right after it starts serving.
-        const attrs = await connection.operatorService.listSearchAttributes({ namespace: 'default' });
-        if (!attrs.customAttributes || !('RequestKind' in attrs.customAttributes)) throw new Error('search attributes pending');
-      } finally {
-        await connection.close();
-      }
-    }, logOf('temporal'));
+    await retryUntil(
+      'Temporal dev server',
+      90_000,
+      async () => {
+        const connection = await Connection.connect({ address: temporalAddress, connectTimeout: '2s' });
+        try {
+          await connection.workflowService.getSystemInfo({});
+          // The dev server registers search attributes right after it starts serving.
+          const attrs = await connection.operatorService.listSearchAttributes({ namespace: 'default' });
+          if (!attrs.customAttributes || !('RequestKind' in attrs.customAttributes))
+            throw new Error('search attributes pending');
+        } finally {
+          await connection.close();
+        }
+      },
+      logOf('temporal'),
+    );
 
     step('creating jurisdiction buckets');
     for (const jurisdiction of jurisdictions) await ensureJurisdictionBuckets(s3, jurisdiction);
@@ -267,7 +283,10 @@ export class Stack {
           }),
         (child) =>
           new Promise<void>((resolve, reject) => {
-            const timer = setTimeout(() => reject(new Error(`worker-${jurisdiction.id} did not start within 120s`)), 120_000);
+            const timer = setTimeout(
+              () => reject(new Error(`worker-${jurisdiction.id} did not start within 120s`)),
+              120_000,
+            );
             child.on('message', (message: { type?: string }) => {
               if (message?.type === 'ready') {
                 clearTimeout(timer);
@@ -325,7 +344,9 @@ export class Stack {
             this.emit({ kind: 'restarted', process: managed.name, pid: managed.child?.pid });
             return this.writeState();
           })
-          .catch((error: Error) => this.emit({ kind: 'step', message: `restart of ${managed.name} failed: ${error.message}` }));
+          .catch((error: Error) =>
+            this.emit({ kind: 'step', message: `restart of ${managed.name} failed: ${error.message}` }),
+          );
       }, 500);
     });
   }
@@ -351,7 +372,11 @@ export class Stack {
     this.state.s3.pid = pidOf('versitygw');
     this.state.workers = this.managed
       .filter((m) => m.name.startsWith('worker-'))
-      .map((m) => ({ jurisdiction: m.name.slice('worker-'.length), pid: m.child?.pid ?? null, restarts: m.restarts.length }));
+      .map((m) => ({
+        jurisdiction: m.name.slice('worker-'.length),
+        pid: m.child?.pid ?? null,
+        restarts: m.restarts.length,
+      }));
     await writeFile(stackFile(this.options.dataDir), JSON.stringify(this.state, null, 2), { mode: 0o600 });
   }
 
@@ -362,7 +387,10 @@ export class Stack {
       ...this.managed.filter((m) => m.name.startsWith('worker-')),
       ...this.managed.filter((m) => !m.name.startsWith('worker-')),
     ];
-    for (const group of [order.filter((m) => m.name.startsWith('worker-')), order.filter((m) => !m.name.startsWith('worker-'))]) {
+    for (const group of [
+      order.filter((m) => m.name.startsWith('worker-')),
+      order.filter((m) => !m.name.startsWith('worker-')),
+    ]) {
       await Promise.all(group.map((m) => stopChild(m.child)));
     }
     if (this.state) await rm(stackFile(this.options.dataDir), { force: true });
@@ -379,4 +407,3 @@ async function stopChild(child: ChildProcess | undefined): Promise<void> {
 }
 
 export { isAlive } from './process';
-

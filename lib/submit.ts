@@ -54,7 +54,8 @@ function metadataError(file: string, error: z.ZodError): UserError {
 export async function readLocalPackage(dir: string): Promise<LocalPackage> {
   const root = path.resolve(dir);
   const stats = await lstat(root).catch(() => undefined);
-  if (!stats?.isDirectory()) throw new UserError(`${dir}: not a directory; a package is a BagIt bag or a directory with ${JSON_MANIFEST_FILE}`);
+  if (!stats?.isDirectory())
+    throw new UserError(`${dir}: not a directory; a package is a BagIt bag or a directory with ${JSON_MANIFEST_FILE}`);
   const { files, unreadable } = await walk(root);
   const names = new Set(files.map((f) => f.relative));
   const readJson = async (file: string) => {
@@ -67,7 +68,9 @@ export async function readLocalPackage(dir: string): Promise<LocalPackage> {
 
   if (names.has('bagit.txt')) {
     if (!names.has(PACKAGE_METADATA_FILE)) {
-      throw new UserError(`${dir}: BagIt bag without ${PACKAGE_METADATA_FILE}; Steward needs it as a tag file (see README, "Package format")`);
+      throw new UserError(
+        `${dir}: BagIt bag without ${PACKAGE_METADATA_FILE}; Steward needs it as a tag file (see README, "Package format")`,
+      );
     }
     if (!names.has('manifest-sha256.txt')) throw new UserError(`${dir}: BagIt bag without manifest-sha256.txt`);
     const parsed = PackageMetadataSchema.safeParse(await readJson(PACKAGE_METADATA_FILE));
@@ -112,7 +115,8 @@ export async function submitPackage(
   const existing = ctx.client.workflow.getHandle<typeof ingestPackageWorkflow>(workflowId);
   try {
     const described = await existing.describe();
-    if (described.status.name === 'RUNNING' || described.status.name === 'COMPLETED') return { handle: existing, started: false };
+    if (described.status.name === 'RUNNING' || described.status.name === 'COMPLETED')
+      return { handle: existing, started: false };
   } catch (error) {
     if ((error as Error).name !== 'WorkflowNotFoundError') throw error;
   }
@@ -131,7 +135,9 @@ export async function submitPackage(
         },
       }),
     );
-    await ctx.s3.send(new PutObjectCommand({ Bucket: bucket, Key: `${prefix}${file.relative}`, Body: body, ContentLength: file.bytes }));
+    await ctx.s3.send(
+      new PutObjectCommand({ Bucket: bucket, Key: `${prefix}${file.relative}`, Body: body, ContentLength: file.bytes }),
+    );
   }
   ctx.onUpload?.(total, total);
 

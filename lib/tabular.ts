@@ -75,7 +75,8 @@ async function csvHeader(file: string, table: Table, problems: PackageProblem[])
   for (const name of header) {
     const column = declared.get(name);
     if (seen.has(name)) problems.push({ file: table.path, field: name, rule: 'the header names this column twice' });
-    else if (!column) problems.push({ file: table.path, field: name, rule: 'column is not declared in the package metadata' });
+    else if (!column)
+      problems.push({ file: table.path, field: name, rule: 'column is not declared in the package metadata' });
     else ordered.push(column);
     seen.add(name);
   }
@@ -117,7 +118,11 @@ async function loadCsv(
   } catch (error) {
     // DuckDB's message may quote the offending line: keep only the line number.
     const line = /line[: ]+(\d+)/i.exec((error as Error).message)?.[1];
-    problems.push({ file: table.path, ...(line ? { row: Math.max(1, Number(line) - 1) } : {}), rule: 'malformed CSV: the file cannot be parsed' });
+    problems.push({
+      file: table.path,
+      ...(line ? { row: Math.max(1, Number(line) - 1) } : {}),
+      rule: 'malformed CSV: the file cannot be parsed',
+    });
     return;
   }
   const byName = new Map(table.columns.map((c) => [c.name, c]));
@@ -129,8 +134,16 @@ async function loadCsv(
     const field = typeof r.column_name === 'string' ? r.column_name : undefined;
     const errorType = String(r.error_type);
     const column = field ? byName.get(field) : undefined;
-    const rule = errorType === 'CAST' && column ? TYPE_RULES[column.type] : (REJECT_RULES[errorType] ?? `malformed row (${errorType.toLowerCase()})`);
-    const problem = { file: table.path, row: Math.max(1, Number(r.line) - 1), ...(field && errorType === 'CAST' ? { field } : {}), rule };
+    const rule =
+      errorType === 'CAST' && column
+        ? TYPE_RULES[column.type]
+        : (REJECT_RULES[errorType] ?? `malformed row (${errorType.toLowerCase()})`);
+    const problem = {
+      file: table.path,
+      row: Math.max(1, Number(r.line) - 1),
+      ...(field && errorType === 'CAST' ? { field } : {}),
+      rule,
+    };
     const id = JSON.stringify(problem);
     if (!seen.has(id)) problems.push(problem);
     seen.add(id);
@@ -148,9 +161,18 @@ function jsonTypeOk(type: ColumnType, value: unknown): boolean {
     case 'boolean':
       return typeof value === 'boolean';
     case 'date':
-      return typeof value === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(value) && !Number.isNaN(Date.parse(`${value}T00:00:00Z`)) && new Date(`${value}T00:00:00Z`).toISOString().startsWith(value);
+      return (
+        typeof value === 'string' &&
+        /^\d{4}-\d{2}-\d{2}$/.test(value) &&
+        !Number.isNaN(Date.parse(`${value}T00:00:00Z`)) &&
+        new Date(`${value}T00:00:00Z`).toISOString().startsWith(value)
+      );
     case 'timestamp':
-      return typeof value === 'string' && /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$/.test(value) && !Number.isNaN(Date.parse(value));
+      return (
+        typeof value === 'string' &&
+        /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$/.test(value) &&
+        !Number.isNaN(Date.parse(value))
+      );
   }
 }
 
@@ -159,7 +181,13 @@ function jsonTypeOk(type: ColumnType, value: unknown): boolean {
  * staging table through DuckDB's appender; the typed table is then cast from it. Memory stays bounded: one line in JS
  * at a time, and DuckDB pages the staging table like any other.
  */
-async function loadNdjson(conn: DuckDBConnection, file: string, table: Table, target: string, problems: PackageProblem[]) {
+async function loadNdjson(
+  conn: DuckDBConnection,
+  file: string,
+  table: Table,
+  target: string,
+  problems: PackageProblem[],
+) {
   const declared = new Map(table.columns.map((c) => [c.name, c]));
   const staging = `${target}_text`;
   await conn.run(`CREATE TABLE ${staging} (${table.columns.map((c) => `${quoteIdent(c.name)} VARCHAR`).join(', ')})`);
@@ -189,12 +217,14 @@ async function loadNdjson(conn: DuckDBConnection, file: string, table: Table, ta
     records += 1;
     const object = value as Record<string, unknown>;
     for (const key of Object.keys(object)) {
-      if (!declared.has(key)) add({ file: table.path, row, field: key, rule: 'field is not declared in the package metadata' });
+      if (!declared.has(key))
+        add({ file: table.path, row, field: key, rule: 'field is not declared in the package metadata' });
     }
     for (const column of table.columns) {
       const v = object[column.name];
       if (v === undefined || v === null) continue;
-      if (!jsonTypeOk(column.type, v)) add({ file: table.path, row, field: column.name, rule: TYPE_RULES[column.type] });
+      if (!jsonTypeOk(column.type, v))
+        add({ file: table.path, row, field: column.name, rule: TYPE_RULES[column.type] });
     }
     if (problems.length > 0 || problems.length !== before) continue;
     for (const column of table.columns) {
@@ -208,7 +238,9 @@ async function loadNdjson(conn: DuckDBConnection, file: string, table: Table, ta
   appender.closeSync();
   if (records === 0) add({ file: table.path, rule: 'the file holds no records' });
   if (problems.length === 0) {
-    const casts = table.columns.map((c) => `CAST(${quoteIdent(c.name)} AS ${DUCKDB_TYPES[c.type]}) AS ${quoteIdent(c.name)}`);
+    const casts = table.columns.map(
+      (c) => `CAST(${quoteIdent(c.name)} AS ${DUCKDB_TYPES[c.type]}) AS ${quoteIdent(c.name)}`,
+    );
     await conn.run(`CREATE TABLE ${target} AS SELECT ${casts.join(', ')} FROM ${staging}`);
   }
   await conn.run(`DROP TABLE ${staging}`);

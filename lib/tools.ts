@@ -57,7 +57,9 @@ export async function ensureTool(name: ToolName, onProgress: (line: string) => v
       maxBuffer: 64 * 1024 * 1024,
     });
     if (result.status === 0 && existsSync(cached)) return cached;
-    failures.push(`${module}: ${(result.stderr || result.error?.message || '').trim().split('\n').slice(-3).join(' ')}`);
+    failures.push(
+      `${module}: ${(result.stderr || result.error?.message || '').trim().split('\n').slice(-3).join(' ')}`,
+    );
   }
   throw new UserError(`could not build ${name}:\n${failures.join('\n')}`);
 }

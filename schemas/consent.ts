@@ -9,7 +9,12 @@ export const ConsentCsvRowSchema = z
     subject_id: z.string().trim().min(1, 'must not be empty'),
     scopes: z
       .string()
-      .transform((s) => s.split(/[;|]/).map((x) => x.trim()).filter(Boolean))
+      .transform((s) =>
+        s
+          .split(/[;|]/)
+          .map((x) => x.trim())
+          .filter(Boolean),
+      )
       .pipe(z.array(NameSchema).min(1, 'must list at least one scope')),
     status: z.enum(['given', 'withdrawn']),
     icf_version: z.string().trim().min(1, 'must not be empty'),

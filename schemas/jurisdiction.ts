@@ -15,7 +15,10 @@ export type BucketRole = z.infer<typeof BucketRoleSchema>;
 
 const BucketNameSchema = z
   .string()
-  .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be a valid S3 bucket name (3-63 lowercase letters, digits, . or -)');
+  .regex(
+    /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/,
+    'must be a valid S3 bucket name (3-63 lowercase letters, digits, . or -)',
+  );
 
 export const RetentionRuleSchema = z.object({
   duration: IsoDurationSchema,

@@ -85,7 +85,11 @@ export const PackageMetadataSchema = z
         ctx.addIssue({ code: 'custom', path: ['tables', i, 'path'], message: `"${table.path}" is declared twice` });
       }
       if (names.has(table.name)) {
-        ctx.addIssue({ code: 'custom', path: ['tables', i, 'name'], message: `table "${table.name}" is declared twice` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['tables', i, 'name'],
+          message: `table "${table.name}" is declared twice`,
+        });
       }
       paths.add(table.path);
       names.add(table.name);

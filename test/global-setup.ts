@@ -19,7 +19,8 @@ export default async function setup(project: TestProject) {
     dataDir,
     jurisdictions: ['eu', 'us'],
     onEvent: (event) => {
-      if (event.kind === 'crash') process.stderr.write(`[stack] ${event.process} exited (${event.code ?? event.signal})\n`);
+      if (event.kind === 'crash')
+        process.stderr.write(`[stack] ${event.process} exited (${event.code ?? event.signal})\n`);
     },
   });
   project.provide('stack', stack.state);

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { GetObjectCommand, ListObjectVersionsCommand, type S3Client } from '@aws-sdk/client-s3';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { Client, WorkflowFailedError } from '@temporalio/client';
+import { type Client, WorkflowFailedError } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { inject } from 'vitest';
@@ -71,13 +71,20 @@ export async function writeBag(
   const manifest = (tweak.manifestLines ?? ((l) => l))(lines);
   await writeFile(path.join(dir, 'manifest-sha256.txt'), `${manifest.join('\n')}\n`);
   await writeFile(path.join(dir, 'bagit.txt'), 'BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n');
-  await writeFile(path.join(dir, 'bag-info.txt'), `Payload-Oxum: ${tweak.oxum ?? `${octets}.${Object.keys(files).length}`}\n`);
+  await writeFile(
+    path.join(dir, 'bag-info.txt'),
+    `Payload-Oxum: ${tweak.oxum ?? `${octets}.${Object.keys(files).length}`}\n`,
+  );
   await writeFile(path.join(dir, 'steward.json'), JSON.stringify(metadata, null, 2));
   return dir;
 }
 
 /** Writes a plain-directory package with a JSON manifest. */
-export async function writeJsonPackage(dir: string, metadata: PackageMetadata, files: Record<string, string>): Promise<string> {
+export async function writeJsonPackage(
+  dir: string,
+  metadata: PackageMetadata,
+  files: Record<string, string>,
+): Promise<string> {
   await mkdir(dir, { recursive: true });
   const entries = [];
   for (const [rel, content] of Object.entries(files)) {
@@ -85,12 +92,18 @@ export async function writeJsonPackage(dir: string, metadata: PackageMetadata, f
     await writeFile(path.join(dir, rel), content);
     entries.push({ path: rel, sha256: sha256(content), bytes: Buffer.byteLength(content) });
   }
-  await writeFile(path.join(dir, 'manifest.json'), JSON.stringify({ format: 'steward-package/1', ...metadata, files: entries }, null, 2));
+  await writeFile(
+    path.join(dir, 'manifest.json'),
+    JSON.stringify({ format: 'steward-package/1', ...metadata, files: entries }, null, 2),
+  );
   return dir;
 }
 
 /** A small study table: subject, a name (direct identifier), a visit date, a value, a free-text note. */
-export function smallMetadata(overrides: Partial<PackageMetadata> = {}, format: 'csv' | 'ndjson' = 'csv'): PackageMetadata {
+export function smallMetadata(
+  overrides: Partial<PackageMetadata> = {},
+  format: 'csv' | 'ndjson' = 'csv',
+): PackageMetadata {
   return {
     studyId: 'ST-SMALL',
     protocolId: 'P-1',
@@ -116,7 +129,10 @@ export function smallMetadata(overrides: Partial<PackageMetadata> = {}, format: 
   };
 }
 
-export async function ingestDir(clients: TestClients, dir: string): Promise<IngestPackageResult & { started: boolean; workflowId: string }> {
+export async function ingestDir(
+  clients: TestClients,
+  dir: string,
+): Promise<IngestPackageResult & { started: boolean; workflowId: string }> {
   const pkg = await readLocalPackage(dir);
   const { handle, started } = await submitPackage({ client: clients.client, s3: clients.s3, principal: STEWARD }, pkg);
   return { ...(await handle.result()), started, workflowId: handle.workflowId };
@@ -208,17 +224,22 @@ export async function expectedCurated(packageDir: string, consentFile: string, p
       .trim()
       .split('\n')
       .slice(file.endsWith('.csv') ? 1 : 0)
-      .reduce((acc, line) => {
-        acc.in += 1;
-        if (valid.has(subjectOf(line))) acc.curated += 1;
-        return acc;
-      }, { in: 0, curated: 0 });
+      .reduce(
+        (acc, line) => {
+          acc.in += 1;
+          if (valid.has(subjectOf(line))) acc.curated += 1;
+          return acc;
+        },
+        { in: 0, curated: 0 },
+      );
   const csvSubject = (line: string) => line.split(',')[0]!;
   return {
     subjects: await count('subjects.csv', csvSubject),
     visits: await count('visits.csv', csvSubject),
     labs: await count('labs.csv', csvSubject),
-    adverse_events: await count('adverse_events.ndjson', (line) => (JSON.parse(line) as { subject_id: string }).subject_id),
+    adverse_events: await count(
+      'adverse_events.ndjson',
+      (line) => (JSON.parse(line) as { subject_id: string }).subject_id,
+    ),
   };
 }
-

@@ -5,6 +5,7 @@ import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { getJurisdiction } from '../jurisdictions';
 import { createConsentActivities } from '../activities/consent';
 import { createIngestActivities } from '../activities/ingest';
+import { ensureJurisdictionBuckets } from '../lib/buckets';
 import { loadConfig } from '../lib/config';
 import { FileKeyStore } from '../lib/keystore';
 import { logger } from '../lib/logger';
@@ -36,13 +37,16 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const keys = await FileKeyStore.open(path.join(config.dataDir, 'keys'), config.masterKey);
   const s3 = createS3Client(config.s3For(jurisdiction.id));
+  // Deployments without a bootstrap step (docker-compose) let the worker create its jurisdiction's buckets.
+  if (process.env.STEWARD_CREATE_BUCKETS === '1') await ensureJurisdictionBuckets(s3, jurisdiction);
   const scratchRoot = process.env.STEWARD_SCRATCH_DIR ?? path.join(config.dataDir, 'scratch', jurisdiction.id);
   await removeStaleScratch(scratchRoot);
   const scratchDir = path.join(scratchRoot, String(process.pid));
 
   Runtime.install({
     logger: {
-      log: (level, message, meta) => logger[level === 'TRACE' ? 'trace' : (level.toLowerCase() as 'info')]({ ...meta }, message),
+      log: (level, message, meta) =>
+        logger[level === 'TRACE' ? 'trace' : (level.toLowerCase() as 'info')]({ ...meta }, message),
       trace: (m, meta) => logger.trace(meta ?? {}, m),
       debug: (m, meta) => logger.debug(meta ?? {}, m),
       info: (m, meta) => logger.info(meta ?? {}, m),
@@ -57,7 +61,11 @@ async function main(): Promise<void> {
     namespace: config.temporal.namespace,
     taskQueue: ingestTaskQueue(jurisdiction.id),
     identity: `steward-worker-${jurisdiction.id}@${os.hostname()}:${process.pid}`,
-    ...(bundle ? { workflowBundle: { codePath: bundle } } : { workflowsPath: path.join(__dirname, '..', 'workflows', __filename.endsWith('.ts') ? 'index.ts' : 'index.js') }),
+    ...(bundle
+      ? { workflowBundle: { codePath: bundle } }
+      : {
+          workflowsPath: path.join(__dirname, '..', 'workflows', __filename.endsWith('.ts') ? 'index.ts' : 'index.js'),
+        }),
     activities: {
       ...createIngestActivities({
         s3,
@@ -82,6 +90,9 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  logger.error({ err: error instanceof Error ? { message: error.message, name: error.name } : String(error) }, 'worker failed');
+  logger.error(
+    { err: error instanceof Error ? { message: error.message, name: error.name } : String(error) },
+    'worker failed',
+  );
   process.exit(1);
 });

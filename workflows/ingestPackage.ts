@@ -23,11 +23,20 @@ const heavy = proxyActivities<Activities>({
   // Heartbeats come every few seconds; a worker that dies is noticed within this, and the activity retried.
   heartbeatTimeout: '30 seconds',
   // Streaming whole packages: retry storage or worker failures, but give up on a package that keeps failing.
-  retry: { maximumAttempts: 5, initialInterval: '5s', maximumInterval: '5 minutes', nonRetryableErrorTypes: [ErrorType.PackageRejected] },
+  retry: {
+    maximumAttempts: 5,
+    initialInterval: '5s',
+    maximumInterval: '5 minutes',
+    nonRetryableErrorTypes: [ErrorType.PackageRejected],
+  },
 });
 
 function rejectionOf(error: unknown): PackageProblem[] | undefined {
-  if (error instanceof ActivityFailure && error.cause instanceof ApplicationFailure && error.cause.type === ErrorType.PackageRejected) {
+  if (
+    error instanceof ActivityFailure &&
+    error.cause instanceof ApplicationFailure &&
+    error.cause.type === ErrorType.PackageRejected
+  ) {
     const details = error.cause.details?.[0] as { problems?: PackageProblem[] } | undefined;
     return details?.problems ?? [{ file: '(package)', rule: error.cause.message }];
   }

@@ -10,7 +10,7 @@ export function registerConsentCommands(program: Command, globals: () => GlobalO
   const consent = program.command('consent').description('manage the consent registry of a study');
   consent
     .command('import')
-    .description('load consent records (CSV) into a study\'s consent registry in one jurisdiction')
+    .description("load consent records (CSV) into a study's consent registry in one jurisdiction")
     .argument('<csv>', 'CSV with columns subject_id, scopes, status, icf_version, given_on[, withdrawn_on, expires_on]')
     .requiredOption('--jurisdiction <id>', 'jurisdiction the registry lives in')
     .requiredOption('--study <id>', 'study id')
@@ -21,7 +21,8 @@ export function registerConsentCommands(program: Command, globals: () => GlobalO
     )
     .action(async (csv: string, options: { jurisdiction: string; study: string }) => {
       getJurisdiction(options.jurisdiction);
-      if (!StudyIdSchema.safeParse(options.study).success) throw new UserError(`--study "${options.study}" is not a valid study id`);
+      if (!StudyIdSchema.safeParse(options.study).success)
+        throw new UserError(`--study "${options.study}" is not a valid study id`);
       const ctx = CommandContext.create(globals());
       try {
         const result = await importConsent(

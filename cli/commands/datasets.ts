@@ -36,7 +36,9 @@ export function registerDatasetCommands(program: Command, globals: () => GlobalO
         else if (records.length === 0) say('no datasets');
         else {
           for (const r of records) {
-            say(`${r.datasetId}  ${r.jurisdiction}  ${r.studyId}  ${r.dataClass}  rows ${r.rows.curated}/${r.rows.in}  ${r.createdAt}`);
+            say(
+              `${r.datasetId}  ${r.jurisdiction}  ${r.studyId}  ${r.dataClass}  rows ${r.rows.curated}/${r.rows.in}  ${r.createdAt}`,
+            );
           }
         }
       } finally {
@@ -45,7 +47,7 @@ export function registerDatasetCommands(program: Command, globals: () => GlobalO
     });
   datasets
     .command('show')
-    .description('show one dataset\'s catalog record: checksums, row counts, key versions, retention, lineage')
+    .description("show one dataset's catalog record: checksums, row counts, key versions, retention, lineage")
     .argument('<datasetId>', 'dataset id, e.g. ds-eu-0123456789abcdef01234567')
     .action(async (datasetId: string) => {
       const match = /^ds-([a-z]{2,8})-[0-9a-f]{24}$/.exec(datasetId);
@@ -53,7 +55,11 @@ export function registerDatasetCommands(program: Command, globals: () => GlobalO
       const jurisdiction = getJurisdiction(match[1]!);
       const ctx = CommandContext.create(globals());
       try {
-        const raw = await getObjectOrUndefined(ctx.s3(jurisdiction.id), jurisdiction.buckets.catalog, `datasets/${datasetId}.json`);
+        const raw = await getObjectOrUndefined(
+          ctx.s3(jurisdiction.id),
+          jurisdiction.buckets.catalog,
+          `datasets/${datasetId}.json`,
+        );
         if (!raw) throw new UserError(`dataset ${datasetId} is not in the ${jurisdiction.id} catalog`, 4);
         const record = DatasetRecordSchema.parse(JSON.parse(raw.toString('utf8')));
         if (ctx.json) printJson(record);

@@ -18,7 +18,8 @@ function positiveInt(value: string): number {
 }
 
 function studyId(value: string): string {
-  if (!StudyIdSchema.safeParse(value).success) throw new InvalidArgumentError('must be 1-64 letters, digits, ".", "_" or "-"');
+  if (!StudyIdSchema.safeParse(value).success)
+    throw new InvalidArgumentError('must be 1-64 letters, digits, ".", "_" or "-"');
   return value;
 }
 
@@ -34,29 +35,39 @@ export function registerDemoCommands(program: Command, globals: () => GlobalOpti
     .option('--subjects <n>', 'subjects', positiveInt, 200)
     .option('--seed <n>', 'random seed; the same seed writes the same bytes', positiveInt, 1)
     .option('--purpose <scope>', 'consent scope the package needs', 'primary-research')
-    .action(async (options: { out: string; jurisdiction: string; study: string; rows: number; subjects: number; seed: number; purpose: string }) => {
-      getJurisdiction(options.jurisdiction);
-      const bar = byteBar('writing lab rows');
-      const result = await generateDemoPackage({
-        out: path.resolve(options.out),
-        jurisdiction: options.jurisdiction,
-        studyId: options.study,
-        rows: options.rows,
-        subjects: options.subjects,
-        seed: options.seed,
-        purpose: options.purpose,
-        onProgress: (d, t) => bar.update(d, t),
-      });
-      bar.stop();
-      if (globals().json) printJson(result);
-      else {
-        say(`Package: ${result.packageDir}\nConsent: ${result.consentFile}`);
-        say(
-          `${result.subjects} subjects; consent given ${result.consent.given}, other scope only ${result.consent.scopeOnly}, ` +
-            `withdrawn ${result.consent.withdrawn}, never consented ${result.consent.never}`,
-        );
-      }
-    });
+    .action(
+      async (options: {
+        out: string;
+        jurisdiction: string;
+        study: string;
+        rows: number;
+        subjects: number;
+        seed: number;
+        purpose: string;
+      }) => {
+        getJurisdiction(options.jurisdiction);
+        const bar = byteBar('writing lab rows');
+        const result = await generateDemoPackage({
+          out: path.resolve(options.out),
+          jurisdiction: options.jurisdiction,
+          studyId: options.study,
+          rows: options.rows,
+          subjects: options.subjects,
+          seed: options.seed,
+          purpose: options.purpose,
+          onProgress: (d, t) => bar.update(d, t),
+        });
+        bar.stop();
+        if (globals().json) printJson(result);
+        else {
+          say(`Package: ${result.packageDir}\nConsent: ${result.consentFile}`);
+          say(
+            `${result.subjects} subjects; consent given ${result.consent.given}, other scope only ${result.consent.scopeOnly}, ` +
+              `withdrawn ${result.consent.withdrawn}, never consented ${result.consent.never}`,
+          );
+        }
+      },
+    );
 
   demo
     .command('run')
@@ -102,5 +113,3 @@ export function registerDemoCommands(program: Command, globals: () => GlobalOpti
       await waitForShutdown(stack);
     });
 }
-
-

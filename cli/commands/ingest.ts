@@ -14,16 +14,26 @@ const PHASE_TEXT: Record<string, string> = {
 };
 
 /** Submits a package and waits for its dataset, showing upload progress and the workflow's phases. */
-export async function ingestPath(ctx: CommandContext, dir: string): Promise<IngestPackageResult & { resubmitted: boolean }> {
+export async function ingestPath(
+  ctx: CommandContext,
+  dir: string,
+): Promise<IngestPackageResult & { resubmitted: boolean }> {
   const pkg = await readLocalPackage(dir);
   const client = await ctx.temporal();
   const bar = byteBar(`uploading ${pkg.files.length} files to ${pkg.metadata.jurisdiction} landing`);
   const { handle, started } = await submitPackage(
-    { client, s3: ctx.s3(pkg.metadata.jurisdiction), principal: ctx.config.principal, onUpload: (d, t) => bar.update(d, t) },
+    {
+      client,
+      s3: ctx.s3(pkg.metadata.jurisdiction),
+      principal: ctx.config.principal,
+      onUpload: (d, t) => bar.update(d, t),
+    },
     pkg,
   );
   bar.stop();
-  note(`${started ? 'started' : 'found'} workflow ${handle.workflowId}${ctx.uiUrl(handle.workflowId) ? ` — ${ctx.uiUrl(handle.workflowId)}` : ''}`);
+  note(
+    `${started ? 'started' : 'found'} workflow ${handle.workflowId}${ctx.uiUrl(handle.workflowId) ? ` — ${ctx.uiUrl(handle.workflowId)}` : ''}`,
+  );
   let done = false;
   const watcher = (async () => {
     let last = '';
@@ -52,7 +62,7 @@ export function registerIngestCommand(program: Command, globals: () => GlobalOpt
     .argument('<path>', 'package directory')
     .addHelpText(
       'after',
-      '\nThe package is uploaded to its jurisdiction\'s landing bucket; a workflow verifies every checksum, validates rows,\n' +
+      "\nThe package is uploaded to its jurisdiction's landing bucket; a workflow verifies every checksum, validates rows,\n" +
         'excludes subjects without consent, pseudonymizes identifiers and writes Parquet to the curated bucket.\n' +
         'A rejected package is moved to quarantine with its reasons (exit code 3). The same package twice is one dataset.',
     )

@@ -13,6 +13,7 @@ import { UserError } from '../../lib/errors';
 import { logger } from '../../lib/logger';
 import { createS3Client } from '../../lib/s3';
 import { isAlive, Stack, tailOfLog, type StackEvent } from '../../lib/stack';
+import { ensureTool } from '../../lib/tools';
 import type { GlobalOptions } from '../context';
 import { note, printJson, say } from '../output';
 
@@ -21,7 +22,10 @@ function dataDirOf(options: GlobalOptions): string {
 }
 
 function parseJurisdictions(value: string): string[] {
-  const ids = value.split(',').map((s) => s.trim()).filter(Boolean);
+  const ids = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const id of ids) getJurisdiction(id);
   return ids;
 }
@@ -32,7 +36,9 @@ export function describeStack(state: StackState): string {
     `Web UI     ${state.temporal.uiUrl}`,
     `S3         ${state.s3.endpoint} (versitygw, access key ${state.s3.accessKeyId})`,
     `Data dir   ${state.dataDir}`,
-    ...Object.entries(state.jurisdictions).map(([id, j]) => `${id.toUpperCase().padEnd(10)} ${Object.values(j.buckets).join(', ')}`),
+    ...Object.entries(state.jurisdictions).map(
+      ([id, j]) => `${id.toUpperCase().padEnd(10)} ${Object.values(j.buckets).join(', ')}`,
+    ),
   ];
   return lines.join('\n');
 }
@@ -40,15 +46,22 @@ export function describeStack(state: StackState): string {
 export function reportStackEvent(event: StackEvent): void {
   if (event.kind === 'step') note(`… ${event.message}`);
   else if (event.kind === 'crash') {
-    logger.error({ process: event.process, code: event.code, signal: event.signal, log: event.log }, `${event.process} exited unexpectedly${event.restarting ? '; restarting' : ''}`);
-    process.stderr.write(`\n${event.process} exited (code ${event.code}, signal ${event.signal}); last lines of ${event.log}:\n${tailOfLog(event.log, 8)}\n`);
+    logger.error(
+      { process: event.process, code: event.code, signal: event.signal, log: event.log },
+      `${event.process} exited unexpectedly${event.restarting ? '; restarting' : ''}`,
+    );
+    process.stderr.write(
+      `\n${event.process} exited (code ${event.code}, signal ${event.signal}); last lines of ${event.log}:\n${tailOfLog(event.log, 8)}\n`,
+    );
   } else logger.warn({ process: event.process, pid: event.pid }, `${event.process} restarted`);
 }
 
 export async function startForeground(dataDir: string, jurisdictions: string[]): Promise<Stack> {
   const running = readStackState(dataDir);
   if (running && isAlive(running.pid)) {
-    throw new UserError(`a Steward stack is already running for ${dataDir} (pid ${running.pid}); see \`steward status\`, or stop it with \`steward down\``);
+    throw new UserError(
+      `a Steward stack is already running for ${dataDir} (pid ${running.pid}); see \`steward status\`, or stop it with \`steward down\``,
+    );
   }
   await mkdir(dataDir, { recursive: true });
   return Stack.start({ dataDir, jurisdictions, onEvent: reportStackEvent });
@@ -67,15 +80,20 @@ export async function waitForShutdown(stack: Stack): Promise<void> {
 
 async function upDetached(dataDir: string, jurisdictions: string[], json: boolean): Promise<void> {
   const running = readStackState(dataDir);
-  if (running && isAlive(running.pid)) throw new UserError(`a Steward stack is already running for ${dataDir} (pid ${running.pid})`);
+  if (running && isAlive(running.pid))
+    throw new UserError(`a Steward stack is already running for ${dataDir} (pid ${running.pid})`);
   await mkdir(path.join(dataDir, 'logs'), { recursive: true });
   const log = path.join(dataDir, 'logs', 'supervisor.log');
   const fd = openSync(log, 'a');
-  const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, 'up', '--data-dir', dataDir, '--jurisdictions', jurisdictions.join(',')], {
-    detached: true,
-    stdio: ['ignore', fd, fd],
-    env: process.env,
-  });
+  const child = spawn(
+    process.execPath,
+    [...process.execArgv, process.argv[1]!, 'up', '--data-dir', dataDir, '--jurisdictions', jurisdictions.join(',')],
+    {
+      detached: true,
+      stdio: ['ignore', fd, fd],
+      env: process.env,
+    },
+  );
   closeSync(fd);
   child.unref();
   note(`starting the stack in the background (log: ${log})…`);
@@ -97,7 +115,10 @@ async function upDetached(dataDir: string, jurisdictions: string[], json: boolea
 
 async function probe(state: StackState) {
   const s3 = createS3Client(state.s3);
-  const s3Ok = await s3.send(new ListBucketsCommand({})).then(() => true, () => false);
+  const s3Ok = await s3.send(new ListBucketsCommand({})).then(
+    () => true,
+    () => false,
+  );
   s3.destroy();
   const temporalOk = await Connection.connect({ address: state.temporal.address, connectTimeout: '2s' }).then(
     async (c) => {
@@ -115,10 +136,23 @@ async function probe(state: StackState) {
 
 export function registerStackCommands(program: Command, globals: () => GlobalOptions): void {
   program
+    .command('tools')
+    .description('find or build (with Go) the Temporal CLI and versitygw the embedded stack runs; prints their paths')
+    .action(async () => {
+      const paths = { temporal: await ensureTool('temporal', note), versitygw: await ensureTool('versitygw', note) };
+      if (globals().json) printJson(paths);
+      else say(`temporal   ${paths.temporal}\nversitygw  ${paths.versitygw}`);
+    });
+
+  program
     .command('up')
     .description('start the embedded stack: Temporal dev server, versitygw and one worker per jurisdiction')
     .option('--detach', 'start in the background and return once everything is healthy')
-    .option('--jurisdictions <ids>', `jurisdictions to serve, comma-separated (${JURISDICTION_IDS.join(', ')})`, JURISDICTION_IDS.join(','))
+    .option(
+      '--jurisdictions <ids>',
+      `jurisdictions to serve, comma-separated (${JURISDICTION_IDS.join(', ')})`,
+      JURISDICTION_IDS.join(','),
+    )
     .action(async (options: { detach?: boolean; jurisdictions: string }) => {
       const dataDir = dataDirOf(globals());
       const jurisdictions = parseJurisdictions(options.jurisdictions);
@@ -166,11 +200,22 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
       const workers = state.workers.map((w) => ({ ...w, alive: isAlive(w.pid) }));
       const healthy = health.s3Ok && health.temporalOk && workers.every((w) => w.alive);
       if (globals().json) {
-        printJson({ running: true, healthy, ...state, workers, health: { temporal: health.temporalOk, s3: health.s3Ok } });
+        printJson({
+          running: true,
+          healthy,
+          ...state,
+          workers,
+          health: { temporal: health.temporalOk, s3: health.s3Ok },
+        });
       } else {
-        say(`Steward stack ${healthy ? 'healthy' : 'DEGRADED'} (pid ${state.pid}, since ${state.startedAt})\n${describeStack(state)}`);
+        say(
+          `Steward stack ${healthy ? 'healthy' : 'DEGRADED'} (pid ${state.pid}, since ${state.startedAt})\n${describeStack(state)}`,
+        );
         say(`Temporal ${health.temporalOk ? 'ok' : 'NOT ANSWERING'}, S3 ${health.s3Ok ? 'ok' : 'NOT ANSWERING'}`);
-        for (const w of workers) say(`worker ${w.jurisdiction}: ${w.alive ? `pid ${w.pid}` : 'NOT RUNNING'}${w.restarts ? `, ${w.restarts} restarts` : ''}`);
+        for (const w of workers)
+          say(
+            `worker ${w.jurisdiction}: ${w.alive ? `pid ${w.pid}` : 'NOT RUNNING'}${w.restarts ? `, ${w.restarts} restarts` : ''}`,
+          );
       }
       if (!healthy) process.exitCode = 5;
       if (!existsSync(dataDir)) process.exitCode = 4;

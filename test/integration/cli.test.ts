@@ -26,7 +26,8 @@ afterAll(() => {
 it('runs a second stack beside the first and drives it end to end from the CLI', async () => {
   const help = steward('--help');
   expect(help.code).toBe(0);
-  for (const command of ['up', 'down', 'status', 'ingest', 'consent', 'datasets', 'demo']) expect(help.stdout).toContain(command);
+  for (const command of ['up', 'down', 'status', 'ingest', 'consent', 'datasets', 'demo'])
+    expect(help.stdout).toContain(command);
   expect(steward('consent', 'import', '--help').stdout).toContain('--jurisdiction <id>');
 
   dataDir = await tempDir('steward-cli-');
@@ -43,7 +44,11 @@ it('runs a second stack beside the first and drives it end to end from the CLI',
     running: true,
     healthy: true,
     temporal: { namespace: 'default', uiUrl: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+$/) },
-    s3: { endpoint: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+$/), accessKeyId: expect.any(String), secretAccessKey: expect.any(String) },
+    s3: {
+      endpoint: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+$/),
+      accessKeyId: expect.any(String),
+      secretAccessKey: expect.any(String),
+    },
     jurisdictions: { uk: { buckets: { evidence: 'steward-uk-evidence', curated: 'steward-uk-curated' } } },
   });
   expect(state.temporal.address).not.toBe(stackState().temporal.address);
@@ -54,8 +59,32 @@ it('runs a second stack beside the first and drives it end to end from the CLI',
   s3.destroy();
 
   const out = await tempDir();
-  expect(steward('demo', 'generate', '--out', out, '--jurisdiction', 'uk', '--study', 'UK-CLI', '--rows', '300', '--subjects', '30').code).toBe(0);
-  const consent = steward('consent', 'import', path.join(out, 'consent.csv'), '--jurisdiction', 'uk', '--study', 'UK-CLI', '--json');
+  expect(
+    steward(
+      'demo',
+      'generate',
+      '--out',
+      out,
+      '--jurisdiction',
+      'uk',
+      '--study',
+      'UK-CLI',
+      '--rows',
+      '300',
+      '--subjects',
+      '30',
+    ).code,
+  ).toBe(0);
+  const consent = steward(
+    'consent',
+    'import',
+    path.join(out, 'consent.csv'),
+    '--jurisdiction',
+    'uk',
+    '--study',
+    'UK-CLI',
+    '--json',
+  );
   expect(consent.code, consent.stderr).toBe(0);
   expect(JSON.parse(consent.stdout)).toMatchObject({ jurisdiction: 'uk', studyId: 'UK-CLI' });
 
@@ -68,7 +97,9 @@ it('runs a second stack beside the first and drives it end to end from the CLI',
   expect(human.stdout).toContain(`Dataset ${record.datasetId} (already ingested)`);
   const list = JSON.parse(steward('datasets', 'list', '--json').stdout) as DatasetRecord[];
   expect(list.map((r) => r.datasetId)).toEqual([record.datasetId]);
-  expect(steward('datasets', 'show', record.datasetId).stdout).toContain(`rows: ${record.rows.in} in, ${record.rows.curated} curated`);
+  expect(steward('datasets', 'show', record.datasetId).stdout).toContain(
+    `rows: ${record.rows.in} in, ${record.rows.curated} curated`,
+  );
 
   const bad = await writeBag(await tempDir(), smallMetadata({ studyId: 'UK-CLI', jurisdiction: 'uk' }), {
     'data/visits.csv': 'subject_id,full_name,visit_date,score,note\nU-1,Al,2025-01-02,many,\n',
@@ -90,7 +121,10 @@ it('runs a second stack beside the first and drives it end to end from the CLI',
 
   const badMeta = await tempDir();
   await writeBag(badMeta, smallMetadata({ studyId: 'UK CLI!', jurisdiction: 'uk' }), { 'data/visits.csv': 'x\n' });
-  await writeFile(path.join(badMeta, 'steward.json'), JSON.stringify({ ...smallMetadata({ jurisdiction: 'uk' }), studyId: 'UK CLI!' }));
+  await writeFile(
+    path.join(badMeta, 'steward.json'),
+    JSON.stringify({ ...smallMetadata({ jurisdiction: 'uk' }), studyId: 'UK CLI!' }),
+  );
   const invalid = steward('ingest', badMeta);
   expect(invalid.code).toBe(2);
   expect(invalid.stderr.replace(badMeta, '<dir>')).toMatchInlineSnapshot(`

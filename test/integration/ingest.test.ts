@@ -58,7 +58,10 @@ describe.each([
     expect(result.outcome).toBe('curated');
     const { record } = result;
     const expected = await expectedCurated(generated.packageDir, generated.consentFile, 'primary-research');
-    const total = Object.values(expected).reduce((a, e) => ({ in: a.in + e.in, curated: a.curated + e.curated }), { in: 0, curated: 0 });
+    const total = Object.values(expected).reduce((a, e) => ({ in: a.in + e.in, curated: a.curated + e.curated }), {
+      in: 0,
+      curated: 0,
+    });
     expect(record.rows.in).toBe(total.in);
     expect(record.rows.curated).toBe(total.curated);
     expect(record.rows.excluded).toBe(total.in - total.curated);
@@ -66,9 +69,12 @@ describe.each([
     expect(Object.values(record.rows.excludedByReason).reduce((a, b) => a + b, 0)).toBe(record.rows.excluded);
     expect(record.retention.duration).toBe(retention);
     expect(record.keyVersions).toEqual([1]);
-    expect(record.inputs.map((i) => i.path).sort()).toEqual(
-      ['data/adverse_events.ndjson', 'data/labs.csv', 'data/subjects.csv', 'data/visits.csv'],
-    );
+    expect(record.inputs.map((i) => i.path).sort()).toEqual([
+      'data/adverse_events.ndjson',
+      'data/labs.csv',
+      'data/subjects.csv',
+      'data/visits.csv',
+    ]);
 
     const buckets = getJurisdiction(jurisdiction).buckets;
     for (const output of record.outputs) {
@@ -76,7 +82,9 @@ describe.each([
       const { rows } = await readParquet(clients.s3, output.bucket, output.key);
       expect(rows).toHaveLength(output.rows.curated);
       for (const row of rows) expect(row.subject_id).toMatch(/^v1\.[A-Za-z0-9_-]{43}$/);
-      const head = await clients.s3.send(new HeadObjectCommand({ Bucket: output.bucket, Key: output.key, ChecksumMode: 'ENABLED' }));
+      const head = await clients.s3.send(
+        new HeadObjectCommand({ Bucket: output.bucket, Key: output.key, ChecksumMode: 'ENABLED' }),
+      );
       expect(head.ChecksumSHA256).toBe(Buffer.from(output.sha256, 'hex').toString('base64'));
       const tags = await clients.s3.send(new GetObjectTaggingCommand({ Bucket: output.bucket, Key: output.key }));
       expect(Object.fromEntries((tags.TagSet ?? []).map((t) => [t.Key, t.Value]))).toMatchObject({
@@ -131,7 +139,12 @@ describe('idempotency and token stability', () => {
     await writeJsonPackage(dir, smallMetadata({ studyId: 'ST-IDEM' }), {
       'data/visits.csv': 'subject_id,full_name,visit_date,score,note\nS-1,Ada Lovelace,2025-01-02,3,fine\n',
     });
-    await importConsentCsv(clients, 'subject_id,scopes,status,icf_version,given_on\nS-1,primary-research,given,v1,2024-12-01\n', 'eu', 'ST-IDEM');
+    await importConsentCsv(
+      clients,
+      'subject_id,scopes,status,icf_version,given_on\nS-1,primary-research,given,v1,2024-12-01\n',
+      'eu',
+      'ST-IDEM',
+    );
     const first = await ingestDir(clients, dir);
     const second = await ingestDir(clients, dir);
     expect(first.started).toBe(true);

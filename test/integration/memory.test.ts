@@ -12,7 +12,11 @@ let dataDir: string;
 
 beforeAll(async () => {
   dataDir = await tempDir('steward-memory-');
-  stack = await Stack.start({ dataDir, jurisdictions: ['us'], workerEnv: { STEWARD_WORKER_MEMORY_MB: String(WORKER_MEMORY_MB) } });
+  stack = await Stack.start({
+    dataDir,
+    jurisdictions: ['us'],
+    workerEnv: { STEWARD_WORKER_MEMORY_MB: String(WORKER_MEMORY_MB) },
+  });
   clients = await connect(stack.state);
 });
 afterAll(async () => {
@@ -30,7 +34,14 @@ async function rss(pid: number): Promise<{ now: number; peak: number }> {
 
 it('ingests a package larger than the worker memory limit, streaming, with bounded peak memory', async () => {
   const out = await tempDir();
-  const generated = await generateDemoPackage({ out, jurisdiction: 'us', studyId: 'US-BIG', rows: 4_000_000, subjects: 5000, seed: 31 });
+  const generated = await generateDemoPackage({
+    out,
+    jurisdiction: 'us',
+    studyId: 'US-BIG',
+    rows: 4_000_000,
+    subjects: 5000,
+    seed: 31,
+  });
   const labs = (await stat(path.join(generated.packageDir, 'data', 'labs.csv'))).size;
   expect(labs).toBeGreaterThan(WORKER_MEMORY_MB * 1024 * 1024);
   await importConsentCsv(clients, await readFile(generated.consentFile, 'utf8'), 'us', 'US-BIG');

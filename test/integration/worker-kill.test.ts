@@ -9,7 +9,16 @@ import { listObjects } from '../../lib/objects';
 import { isAlive } from '../../lib/process';
 import { readLocalPackage, submitPackage } from '../../lib/submit';
 import { ingestProgressQuery } from '../../workflows/contracts';
-import { connect, expectedCurated, importConsentCsv, objectVersions, STEWARD, stackState, tempDir, type TestClients } from '../helpers';
+import {
+  connect,
+  expectedCurated,
+  importConsentCsv,
+  objectVersions,
+  STEWARD,
+  stackState,
+  tempDir,
+  type TestClients,
+} from '../helpers';
 
 let clients: TestClients;
 beforeAll(async () => {
@@ -20,13 +29,22 @@ afterAll(async () => {
 });
 
 async function euWorkerPid(): Promise<number | null> {
-  const state = StackStateSchema.parse(JSON.parse(await readFile(path.join(stackState().dataDir, 'stack.json'), 'utf8')));
+  const state = StackStateSchema.parse(
+    JSON.parse(await readFile(path.join(stackState().dataDir, 'stack.json'), 'utf8')),
+  );
   return state.workers.find((w) => w.jurisdiction === 'eu')?.pid ?? null;
 }
 
 it('a worker killed with SIGKILL mid-curation is restarted and the ingestion completes once, with the right counts', async () => {
   const out = await tempDir();
-  const generated = await generateDemoPackage({ out, jurisdiction: 'eu', studyId: 'ST-KILL', rows: 1_000_000, subjects: 2000, seed: 21 });
+  const generated = await generateDemoPackage({
+    out,
+    jurisdiction: 'eu',
+    studyId: 'ST-KILL',
+    rows: 1_000_000,
+    subjects: 2000,
+    seed: 21,
+  });
   await importConsentCsv(clients, await readFile(generated.consentFile, 'utf8'), 'eu', 'ST-KILL');
   const pkg = await readLocalPackage(generated.packageDir);
   const { handle } = await submitPackage({ client: clients.client, s3: clients.s3, principal: STEWARD }, pkg);
@@ -47,11 +65,16 @@ it('a worker killed with SIGKILL mid-curation is restarted and the ingestion com
 
   // The first attempt died with its worker: the one that completed is a retry.
   const history = await handle.fetchHistory();
-  const attempts = history.events!.flatMap((e) => (e.activityTaskStartedEventAttributes ? [e.activityTaskStartedEventAttributes.attempt ?? 1] : []));
+  const attempts = history.events!.flatMap((e) =>
+    e.activityTaskStartedEventAttributes ? [e.activityTaskStartedEventAttributes.attempt ?? 1] : [],
+  );
   expect(Math.max(...attempts)).toBe(2);
 
   const expected = await expectedCurated(generated.packageDir, generated.consentFile, 'primary-research');
-  const total = Object.values(expected).reduce((a, e) => ({ in: a.in + e.in, curated: a.curated + e.curated }), { in: 0, curated: 0 });
+  const total = Object.values(expected).reduce((a, e) => ({ in: a.in + e.in, curated: a.curated + e.curated }), {
+    in: 0,
+    curated: 0,
+  });
   expect(result.record.rows.in).toBe(total.in);
   expect(result.record.rows.curated).toBe(total.curated);
   const buckets = getJurisdiction('eu').buckets;

@@ -1,0 +1,108 @@
+/**
+ * `npm run bench`: Steward's throughput against references measured in the same run on the same machine.
+ *
+ * - Ingestion: a generated 1M-row package, end to end on the real stack (upload, checksums, parse, consent, HMAC,
+ *   Parquet, upload), against DuckDB converting the same CSV to Parquet with one thread. Target ratio ≥ 0.33.
+ * - Checksum verification: SHA-256 MB/s of Steward's streaming hash against `openssl dgst -sha256`. Target ≥ 0.8.
+ */
+import { execFileSync } from 'node:child_process';
+import { rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { DuckDBInstance } from '@duckdb/node-api';
+import { generateDemoPackage } from '../lib/demo';
+import { importConsent } from '../lib/ingest-client';
+import { FileKeyStore } from '../lib/keystore';
+import { hashFile } from '../lib/objects';
+import { createS3Client } from '../lib/s3';
+import { Stack } from '../lib/stack';
+import { readLocalPackage, submitPackage } from '../lib/submit';
+import { connectClient } from '../lib/temporal';
+import { mkdtemp } from 'node:fs/promises';
+import os from 'node:os';
+
+const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
+const RUNS = Number(process.env.BENCH_RUNS ?? 2);
+const principal = { id: 'bench', role: 'steward' } as const;
+
+function line(name: string, value: string): void {
+  process.stdout.write(`${name.padEnd(44)} ${value}\n`);
+}
+
+async function duckdbReference(csv: string, out: string): Promise<number> {
+  const db = await DuckDBInstance.create(':memory:', { threads: '1' });
+  const conn = await db.connect();
+  const started = performance.now();
+  await conn.run(`COPY (SELECT * FROM read_csv('${csv}')) TO '${out}' (FORMAT parquet)`);
+  const seconds = (performance.now() - started) / 1000;
+  conn.closeSync();
+  db.closeSync();
+  return seconds;
+}
+
+async function main(): Promise<void> {
+  const work = await mkdtemp(path.join(os.tmpdir(), 'steward-bench-'));
+  const dataDir = path.join(work, 'stack');
+  line('rows per package', String(ROWS));
+  const stack = await Stack.start({ dataDir, jurisdictions: ['eu'] });
+  const keys = await FileKeyStore.open(path.join(dataDir, 'keys'));
+  const client = await connectClient({ address: stack.state.temporal.address, namespace: 'default' }, keys);
+  const s3 = createS3Client(stack.state.s3);
+  try {
+    let best = { seconds: Infinity, rows: 0, labsCsv: '' };
+    for (let run = 0; run < RUNS; run++) {
+      const generated = await generateDemoPackage({
+        out: path.join(work, `pkg-${run}`),
+        jurisdiction: 'eu',
+        studyId: 'BENCH-1',
+        rows: ROWS,
+        subjects: 20_000,
+        seed: 100 + run,
+      });
+      await importConsent({ client, s3, principal }, generated.consentFile, 'eu', 'BENCH-1');
+      const started = performance.now();
+      const pkg = await readLocalPackage(generated.packageDir);
+      const { handle } = await submitPackage({ client, s3, principal }, pkg);
+      const result = await handle.result();
+      const seconds = (performance.now() - started) / 1000;
+      line(`steward ingest run ${run + 1}`, `${seconds.toFixed(2)} s, ${result.record.rows.in} rows`);
+      if (seconds < best.seconds)
+        best = { seconds, rows: result.record.rows.in, labsCsv: path.join(generated.packageDir, 'data', 'labs.csv') };
+    }
+
+    let reference = Infinity;
+    const labsRows = ROWS;
+    for (let run = 0; run < RUNS; run++)
+      reference = Math.min(reference, await duckdbReference(best.labsCsv, path.join(work, `ref-${run}.parquet`)));
+    const ours = best.rows / best.seconds;
+    const theirs = labsRows / reference;
+    line('steward ingest (end to end) rows/s', ours.toFixed(0));
+    line('duckdb read_csv → COPY parquet (1 thread) rows/s', theirs.toFixed(0));
+    line('ratio (target ≥ 0.33)', (ours / theirs).toFixed(2));
+
+    const bytes = (await stat(best.labsCsv)).size;
+    let node = Infinity;
+    let openssl = Infinity;
+    for (let run = 0; run < 3; run++) {
+      let t = performance.now();
+      await hashFile(best.labsCsv);
+      node = Math.min(node, (performance.now() - t) / 1000);
+      t = performance.now();
+      execFileSync('openssl', ['dgst', '-sha256', best.labsCsv]);
+      openssl = Math.min(openssl, (performance.now() - t) / 1000);
+    }
+    const mb = bytes / 2 ** 20;
+    line('steward SHA-256 verification MB/s', (mb / node).toFixed(0));
+    line('openssl dgst -sha256 MB/s', (mb / openssl).toFixed(0));
+    line('ratio (target ≥ 0.8)', (openssl / node).toFixed(2));
+  } finally {
+    await client.connection.close();
+    s3.destroy();
+    await stack.stop();
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`bench failed: ${(error as Error).stack ?? String(error)}\n`);
+  process.exitCode = 1;
+});

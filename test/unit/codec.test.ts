@@ -1,0 +1,74 @@
+import { mkdtemp, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { defaultPayloadConverter } from '@temporalio/common';
+import { describe, expect, it } from 'vitest';
+import { AesGcmPayloadCodec } from '../../lib/codec';
+import { FileKeyStore } from '../../lib/keystore';
+
+async function store() {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'steward-keys-'));
+  return { dir, keys: await FileKeyStore.open(dir) };
+}
+
+describe('payload codec', () => {
+  it('encrypts payloads with the key id in metadata and decrypts them back', async () => {
+    const { keys } = await store();
+    const codec = new AesGcmPayloadCodec(keys);
+    const plain = defaultPayloadConverter.toPayload({ subject: 'SUBJ-SECRET-0001', note: 'Jane Doe' });
+    const [encoded] = await codec.encode([plain]);
+    expect(Buffer.from(encoded!.metadata!.encoding!).toString()).toBe('binary/encrypted');
+    expect(Buffer.from(encoded!.metadata!['encryption-key-id']!).toString()).toBe('payload/v1');
+    expect(Buffer.from(encoded!.data!).includes(Buffer.from('SUBJ-SECRET'))).toBe(false);
+    const [decoded] = await codec.decode([encoded!]);
+    expect(defaultPayloadConverter.fromPayload(decoded!)).toEqual({ subject: 'SUBJ-SECRET-0001', note: 'Jane Doe' });
+  });
+
+  it('refuses tampered ciphertext', async () => {
+    const { keys } = await store();
+    const codec = new AesGcmPayloadCodec(keys);
+    const [encoded] = await codec.encode([defaultPayloadConverter.toPayload('x')]);
+    const data = Buffer.from(encoded!.data!);
+    data[data.length - 1] = data[data.length - 1]! ^ 1;
+    await expect(codec.decode([{ ...encoded!, data }])).rejects.toThrow(/unable to authenticate/i);
+  });
+});
+
+describe('file key store', () => {
+  it('creates one key per study on first use, stable across opens, sealed at rest with mode 0600', async () => {
+    const { dir, keys } = await store();
+    const a = await keys.studyKey('eu', 'ST-1');
+    const again = await (await FileKeyStore.open(dir)).studyKey('eu', 'ST-1');
+    expect(again.material.equals(a.material)).toBe(true);
+    expect(a.version).toBe(1);
+    expect((await keys.studyKey('eu', 'ST-2')).material.equals(a.material)).toBe(false);
+    expect((await keys.studyKey('us', 'ST-1')).material.equals(a.material)).toBe(false);
+    const file = path.join(dir, 'study', 'eu', 'ST-1', 'v1.json');
+    const text = await readFile(file, 'utf8');
+    expect(text.includes(a.material.toString('hex'))).toBe(false);
+    expect(text.includes(a.material.toString('base64'))).toBe(false);
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    expect((await stat(path.join(dir, 'master.key'))).mode & 0o777).toBe(0o600);
+  });
+
+  it('concurrent first uses agree on one key', async () => {
+    const { dir } = await store();
+    const opened = await Promise.all([FileKeyStore.open(dir), FileKeyStore.open(dir), FileKeyStore.open(dir)]);
+    const handles = await Promise.all(opened.map((k) => k.studyKey('eu', 'RACE')));
+    expect(new Set(handles.map((h) => h.material.toString('hex'))).size).toBe(1);
+    expect(await readdir(path.join(dir, 'study', 'eu', 'RACE'))).toEqual(['v1.json']);
+  });
+
+  it('will not unseal with the wrong master key, and says so without key material', async () => {
+    const { dir, keys } = await store();
+    await keys.studyKey('eu', 'ST-1');
+    await writeFile(path.join(dir, 'other.key'), '');
+    const wrong = await FileKeyStore.open(dir, Buffer.alloc(32, 1).toString('base64'));
+    await expect(wrong.studyKey('eu', 'ST-1')).rejects.toThrowErrorMatchingInlineSnapshot(
+      `[KeyStoreError: key study/eu/ST-1/v1 cannot be unsealed: wrong master key or tampered key file]`,
+    );
+    await expect(FileKeyStore.open(dir, 'c2hvcnQ=')).rejects.toThrowErrorMatchingInlineSnapshot(
+      `[KeyStoreError: the master key must be 32 bytes, base64-encoded]`,
+    );
+  });
+});

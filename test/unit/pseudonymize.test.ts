@@ -1,0 +1,41 @@
+import { createHmac } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { canonicalizeIdentifier, tokenize, Tokenizer, tokenKeyVersion } from '../../lib/pseudonymize';
+
+const key = Buffer.alloc(32, 7);
+
+describe('tokens', () => {
+  it('are deterministic, name their key version, and differ across keys', () => {
+    const token = tokenize(key, 1, 'SUBJ-001');
+    expect(token).toBe(tokenize(key, 1, 'SUBJ-001'));
+    expect(token).toMatch(/^v1\.[A-Za-z0-9_-]{43}$/);
+    expect(tokenKeyVersion(token)).toBe(1);
+    expect(tokenize(Buffer.alloc(32, 8), 1, 'SUBJ-001')).not.toBe(token);
+    expect(tokenize(key, 2, 'SUBJ-001').slice(3)).toBe(token.slice(3));
+    expect(tokenKeyVersion('not-a-token')).toBeUndefined();
+  });
+
+  it('canonicalize Unicode form and surrounding spaces before keying', () => {
+    const nfc = 'Jos\u00e9';
+    const nfd = 'Jose\u0301';
+    expect(nfc).not.toBe(nfd);
+    expect(canonicalizeIdentifier(` ${nfd}\t`)).toBe(nfc);
+    expect(tokenize(key, 1, nfd)).toBe(tokenize(key, 1, ` ${nfc} `));
+    expect(tokenize(key, 1, 'jose')).not.toBe(tokenize(key, 1, nfc));
+  });
+
+  it('are HMAC-SHA256 (RFC 4231 test case 2 through the token path)', () => {
+    const jefe = Buffer.from('Jefe');
+    const expected = Buffer.from('5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843', 'hex').toString(
+      'base64url',
+    );
+    expect(tokenize(jefe, 1, 'what do ya want for nothing?')).toBe(`v1.${expected}`);
+    expect(createHmac('sha256', jefe).update('what do ya want for nothing?').digest('base64url')).toBe(expected);
+  });
+
+  it('Tokenizer memoizes without changing results', () => {
+    const t = new Tokenizer(key, 3);
+    expect(t.token('a')).toBe(tokenize(key, 3, 'a'));
+    expect(t.token('a')).toBe(t.token('a'));
+  });
+});
