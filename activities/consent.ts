@@ -1,4 +1,7 @@
+import { mkdir, rm } from 'node:fs/promises';
+import path from 'node:path';
 import type { Readable } from 'node:stream';
+import { DuckDBInstance } from '@duckdb/node-api';
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { ApplicationFailure } from '@temporalio/common';
 import { parse } from 'csv-parse';
@@ -13,7 +16,9 @@ import type { Jurisdiction } from '../schemas/jurisdiction';
 import type { ImportConsentInput, ImportConsentResult, PackageProblem } from '../schemas/workflows';
 import { newerConsent } from '../lib/consent';
 import type { KeyStore } from '../lib/keystore';
-import { getObjectOrUndefined } from '../lib/objects';
+import { downloadHashed, getObjectOrUndefined, listObjects } from '../lib/objects';
+import { quoteIdent, quoteLiteral } from '../lib/tabular';
+import { DatasetRecordSchema } from '../schemas/dataset';
 import { summarizeProblems } from '../lib/package';
 import { Tokenizer } from '../lib/pseudonymize';
 import { ErrorType } from '../workflows/contracts';
@@ -23,10 +28,133 @@ export interface ConsentActivityDeps {
   s3: S3Client;
   keys: KeyStore;
   jurisdiction: Jurisdiction;
+  scratchDir: string;
 }
 
-export function createConsentActivities({ s3, keys, jurisdiction }: ConsentActivityDeps) {
+export interface WithdrawConsentInput {
+  jurisdiction: string;
+  studyId: string;
+  subjectId: string;
+  /** Scopes to withdraw; none means all of them. */
+  scopes: string[];
+  reason: string;
+  effectiveOn: string;
+  recordedAt: string;
+}
+
+export interface WithdrawConsentResult {
+  status: 'withdrawn' | 'scopes-withdrawn';
+  remainingScopes: string[];
+  keyVersionsSearched: number[];
+}
+
+export interface SubjectDatasetHit {
+  datasetId: string;
+  table: string;
+  rows: number;
+}
+
+function sameDecision(a: ConsentEntry, b: ConsentEntry): boolean {
+  return a.status === b.status && a.scopes.join(';') === b.scopes.join(';') && a.withdrawnOn === b.withdrawnOn;
+}
+
+async function readRegistry(s3: S3Client, jurisdiction: Jurisdiction, studyId: string, now: string): Promise<ConsentRegistry> {
+  const existing = await getObjectOrUndefined(s3, jurisdiction.buckets.catalog, consentRegistryKey(studyId));
+  return existing
+    ? ConsentRegistrySchema.parse(JSON.parse(existing.toString('utf8')))
+    : { format: 'steward-consent/1', jurisdiction: jurisdiction.id, studyId, updatedAt: now, entries: [] };
+}
+
+async function writeRegistry(s3: S3Client, jurisdiction: Jurisdiction, registry: ConsentRegistry): Promise<void> {
+  registry.entries.sort((a, b) => a.token.localeCompare(b.token));
+  await s3.send(
+    new PutObjectCommand({
+      Bucket: jurisdiction.buckets.catalog,
+      Key: consentRegistryKey(registry.studyId),
+      Body: JSON.stringify(registry),
+      ContentType: 'application/json',
+    }),
+  );
+}
+
+export function createConsentActivities({ s3, keys, jurisdiction, scratchDir }: ConsentActivityDeps) {
   return {
+    /**
+     * Records a withdrawal in the study's registry under every live key version's token of the subject, so no later
+     * ingestion curates their rows. Retry-safe: withdrawing what is already withdrawn leaves the registry as it is.
+     */
+    async withdrawConsentActivity(input: WithdrawConsentInput): Promise<WithdrawConsentResult> {
+      const live = await keys.liveStudyKeys(jurisdiction.id, input.studyId);
+      const tokens = live.map((k) => new Tokenizer(k.material, k.version).token(input.subjectId));
+      const registry = await readRegistry(s3, jurisdiction, input.studyId, input.recordedAt);
+      const byToken = new Map(registry.entries.map((e) => [e.token, e]));
+      const found = tokens.map((t) => byToken.get(t)).filter((e): e is ConsentEntry => e !== undefined);
+      const current = found.length > 0 ? found.reduce(newerConsent) : undefined;
+      const remaining = current && input.scopes.length > 0 ? current.scopes.filter((s) => !input.scopes.includes(s)) : [];
+      const entry: ConsentEntry = {
+        token: tokens.at(-1)!,
+        scopes: remaining.length > 0 ? remaining : (current?.scopes ?? input.scopes),
+        status: remaining.length > 0 ? 'given' : 'withdrawn',
+        icfVersion: current?.icfVersion ?? 'unknown',
+        givenOn: current?.givenOn ?? input.effectiveOn,
+        withdrawnOn: remaining.length > 0 ? null : (current?.withdrawnOn ?? input.effectiveOn),
+        expiresOn: current?.expiresOn ?? null,
+        importedAt: input.recordedAt,
+        withdrawal: { effectiveOn: input.effectiveOn, scopes: input.scopes, reason: input.reason },
+      };
+      if (!current || !sameDecision(current, entry)) {
+        for (const t of tokens) byToken.delete(t);
+        byToken.set(entry.token, entry);
+        registry.entries = [...byToken.values()];
+        registry.updatedAt = input.recordedAt;
+        await writeRegistry(s3, jurisdiction, registry);
+      }
+      return {
+        status: entry.status === 'withdrawn' ? 'withdrawn' : 'scopes-withdrawn',
+        remainingScopes: entry.status === 'withdrawn' ? [] : entry.scopes,
+        keyVersionsSearched: live.map((k) => k.version),
+      };
+    },
+
+    /**
+     * Which curated datasets of the study hold rows of the subject, by token under every live key version.
+     * Reads only. Scans the study's datasets; the erasure discovery index replaces this scan.
+     */
+    async findSubjectDatasetsActivity(input: { studyId: string; subjectId: string }): Promise<SubjectDatasetHit[]> {
+      const live = await keys.liveStudyKeys(jurisdiction.id, input.studyId);
+      const tokens = live.map((k) => new Tokenizer(k.material, k.version).token(input.subjectId));
+      const hits: SubjectDatasetHit[] = [];
+      const work = path.join(scratchDir, `find-${process.pid}-${Date.now()}`);
+      await mkdir(work, { recursive: true });
+      const db = await DuckDBInstance.create(':memory:', { threads: '1', autoinstall_known_extensions: 'false' });
+      const conn = await db.connect();
+      try {
+        for (const object of await listObjects(s3, jurisdiction.buckets.catalog, 'datasets/')) {
+          const raw = await getObjectOrUndefined(s3, jurisdiction.buckets.catalog, object.key);
+          if (!raw) continue;
+          const record = DatasetRecordSchema.parse(JSON.parse(raw.toString('utf8')));
+          if (record.studyId !== input.studyId) continue;
+          for (const output of record.outputs) {
+            const subject = output.columns.find((c) => c.role === 'subject-id');
+            if (!subject) continue;
+            const file = path.join(work, 'table.parquet');
+            await downloadHashed(s3, output.bucket, output.key, file);
+            const reader = await conn.runAndReadAll(
+              `SELECT count(*) AS n FROM read_parquet(${quoteLiteral(file)}) WHERE ${quoteIdent(subject.name)} IN (${tokens.map(quoteLiteral).join(', ')})`,
+            );
+            const rows = Number(reader.getRowObjectsJS()[0]!.n);
+            if (rows > 0) hits.push({ datasetId: record.datasetId, table: output.table, rows });
+            await rm(file, { force: true });
+          }
+        }
+      } finally {
+        conn.closeSync();
+        db.closeSync();
+        await rm(work, { recursive: true, force: true });
+      }
+      return hits;
+    },
+
     /**
      * Validates every row of a consent CSV, then merges it into the study's registry keyed by subject token.
      * Retry-safe: merging the same rows again leaves the registry as it was (the newer record wins per subject).
@@ -113,20 +241,16 @@ export function createConsentActivities({ s3, keys, jurisdiction }: ConsentActiv
             entries: [],
           };
       const merged = new Map(registry.entries.map((e) => [e.token, e]));
+      let conflicts = 0;
       for (const [token, entry] of imported) {
         const before = merged.get(token);
+        const dateOf = (e: ConsentEntry) => e.withdrawnOn ?? e.givenOn;
+        if (before && dateOf(before) === dateOf(entry) && !sameDecision(before, entry)) conflicts += 1;
         merged.set(token, before ? newerConsent(before, entry) : entry);
       }
-      registry.entries = [...merged.values()].sort((a, b) => a.token.localeCompare(b.token));
+      registry.entries = [...merged.values()];
       registry.updatedAt = importedAt;
-      await s3.send(
-        new PutObjectCommand({
-          Bucket: jurisdiction.buckets.catalog,
-          Key: registryKey,
-          Body: JSON.stringify(registry),
-          ContentType: 'application/json',
-        }),
-      );
+      await writeRegistry(s3, jurisdiction, registry);
       const values = [...imported.values()];
       return {
         jurisdiction: jurisdiction.id,
@@ -135,6 +259,7 @@ export function createConsentActivities({ s3, keys, jurisdiction }: ConsentActiv
         given: values.filter((e) => e.status === 'given').length,
         withdrawn: values.filter((e) => e.status === 'withdrawn').length,
         subjectsInRegistry: registry.entries.length,
+        conflicts,
       };
     },
   };

@@ -7,12 +7,12 @@ import { Context } from '@temporalio/activity';
 import { ConsentRegistrySchema, type ConsentEntry } from '../schemas/consent';
 import type { DatasetOutput, ExclusionReason, RowCounts } from '../schemas/dataset';
 import type { Jurisdiction } from '../schemas/jurisdiction';
-import type { PackageMetadata, Table } from '../schemas/package';
+import type { Column, PackageMetadata, Table } from '../schemas/package';
 import type { PackageProblem } from '../schemas/workflows';
-import { consentExclusion } from '../lib/consent';
+import { consentExclusion, newerConsent } from '../lib/consent';
 import type { KeyStore } from '../lib/keystore';
 import { downloadHashed, getObjectOrUndefined, hashFile, putFileOnce } from '../lib/objects';
-import { Tokenizer, tokenKeyVersion } from '../lib/pseudonymize';
+import { dateShiftDays, LOW_POPULATION_ZIP3, Tokenizer, tokenKeyVersion } from '../lib/pseudonymize';
 import { loadDeclaredTable, parseMemoryLimit, quoteIdent, quoteLiteral } from '../lib/tabular';
 import { rejectPackage, stagedFile, type VerifiedFile } from './verify';
 
@@ -78,8 +78,9 @@ async function buildTokenMap(
   mapTable: string,
   tokenizer: Tokenizer,
   consent: ((raw: string) => ExclusionReason | undefined) | undefined,
+  shift: ((raw: string) => number) | undefined,
 ): Promise<void> {
-  await conn.run(`CREATE TABLE ${mapTable} (raw VARCHAR, token VARCHAR, reason VARCHAR)`);
+  await conn.run(`CREATE TABLE ${mapTable} (raw VARCHAR, token VARCHAR, reason VARCHAR, shift INTEGER)`);
   const appender = await conn.createAppender(mapTable);
   const result = await conn.stream(
     `SELECT DISTINCT ${quoteIdent(column)} FROM ${source} WHERE ${quoteIdent(column)} IS NOT NULL`,
@@ -92,12 +93,41 @@ async function buildTokenMap(
       const reason = consent?.(raw);
       if (reason) appender.appendVarchar(reason);
       else appender.appendNull();
+      appender.appendInteger(shift?.(raw) ?? 0);
       appender.endRow();
     }
     Context.current().heartbeat({ phase: 'pseudonymizing' });
   }
   appender.flushSync();
   appender.closeSync();
+}
+
+const ZIP3_LIST = LOW_POPULATION_ZIP3.map(quoteLiteral).join(', ');
+
+/** The SQL that turns one input column into its curated form, per the column policy. */
+function columnExpression(c: Column, ref: string, identifierIndex: number, shiftDates: boolean): string {
+  switch (c.role) {
+    case 'subject-id':
+      return 's.token';
+    case 'direct-identifier':
+      return `m${identifierIndex}.token`;
+    case 'date':
+      if (!shiftDates) return ref;
+      return c.type === 'date' ? `(${ref} + s.shift)` : `(${ref} + to_days(s.shift))`;
+    case 'generalize':
+      if (c.method === 'zip3') {
+        return `CASE WHEN ${ref} IS NULL THEN NULL WHEN left(trim(${ref}), 3) IN (${ZIP3_LIST}) THEN '000' ELSE left(trim(${ref}), 3) END`;
+      }
+      if (c.method === 'age') return `CASE WHEN ${ref} IS NULL THEN NULL WHEN ${ref} > 89 THEN '90+' ELSE CAST(${ref} AS VARCHAR) END`;
+      return `year(${ref})`;
+    default:
+      return ref;
+  }
+}
+
+function outputType(c: Column): string {
+  if (c.role === 'generalize') return c.method === 'year' ? 'integer' : 'string';
+  return c.type;
 }
 
 async function curateTable(
@@ -121,17 +151,14 @@ async function curateTable(
   const subject = table.columns.find((c) => c.role === 'subject-id')!;
   const identifiers = table.columns.filter((c) => c.role === 'direct-identifier');
   const subjectMap = `map_${index}_subject`;
-  await buildTokenMap(conn, source, subject.name, subjectMap, tokenizer, consentOf);
+  const window = input.metadata.dateShiftDays ?? 0;
+  await buildTokenMap(conn, source, subject.name, subjectMap, tokenizer, consentOf, (raw) => dateShiftDays(tokenizer.key, raw, window));
   for (const [i, column] of identifiers.entries()) {
-    await buildTokenMap(conn, source, column.name, `map_${index}_${i}`, tokenizer, undefined);
+    await buildTokenMap(conn, source, column.name, `map_${index}_${i}`, tokenizer, undefined, undefined);
   }
 
-  const kept = table.columns.filter((c) => c.role !== 'free-text' || c.keep);
-  const projection = kept.map((c) => {
-    if (c.role === 'subject-id') return `s.token AS ${quoteIdent(c.name)}`;
-    if (c.role === 'direct-identifier') return `m${identifiers.indexOf(c)}.token AS ${quoteIdent(c.name)}`;
-    return `t.${quoteIdent(c.name)}`;
-  });
+  const kept = table.columns.filter((c) => c.role !== 'suppress' && (c.role !== 'free-text' || c.keep));
+  const projection = kept.map((c) => `${columnExpression(c, `t.${quoteIdent(c.name)}`, identifiers.indexOf(c), window > 0)} AS ${quoteIdent(c.name)}`);
   const joins = identifiers
     .map((c, i) => `LEFT JOIN map_${index}_${i} m${i} ON m${i}.raw = t.${quoteIdent(c.name)}`)
     .join('\n');
@@ -157,7 +184,7 @@ async function curateTable(
       rows.excludedByReason[r.reason as ExclusionReason] = n;
     }
   }
-  return { rows, columns: kept.map((c) => ({ name: c.name, type: c.type, role: c.role })) };
+  return { rows, columns: kept.map((c) => ({ name: c.name, type: outputType(c), role: c.role })) };
 }
 
 /**
@@ -210,7 +237,9 @@ export async function curatePackage(deps: CurateDeps, input: CuratePackageInput)
       ),
     );
     const consentOf = (raw: string) => {
-      const entry = lookups.map((t) => registry.get(t.token(raw))).find((e) => e !== undefined);
+      // A subject may hold records under several key versions (before and after a rotation): the latest decision wins.
+      const entries = lookups.map((t) => registry.get(t.token(raw))).filter((e): e is ConsentEntry => e !== undefined);
+      const entry = entries.length > 0 ? entries.reduce(newerConsent) : undefined;
       return consentExclusion(entry, metadata.purpose, input.asOf);
     };
 

@@ -2,6 +2,8 @@ import path from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Client } from '@temporalio/client';
 import { loadConfig, type StewardConfig } from '../lib/config';
+import { UserError } from '../lib/errors';
+import { allowed, denialMessage, type Action } from '../lib/roles';
 import { FileKeyStore } from '../lib/keystore';
 import { createS3Client } from '../lib/s3';
 import { connectClient } from '../lib/temporal';
@@ -47,6 +49,11 @@ export class CommandContext {
       this.s3Clients.set(jurisdiction, client);
     }
     return client;
+  }
+
+  /** Refuses, before anything happens, an action the acting principal's role does not allow. */
+  authorize(action: Action): void {
+    if (!allowed(this.config.principal, action)) throw new UserError(denialMessage(this.config.principal, action), 6);
   }
 
   uiUrl(workflowId: string): string | undefined {

@@ -84,6 +84,8 @@ export function demoMetadata(jurisdiction: string, studyId: string, purpose: str
     required,
   });
   const date = (name: string, required = false) => ({ name, type: 'date' as const, role: 'date' as const, required });
+  const zip3 = (name: string) => ({ name, type: 'string' as const, role: 'generalize' as const, method: 'zip3' as const, required: false });
+  const year = (name: string) => ({ name, type: 'date' as const, role: 'generalize' as const, method: 'year' as const, required: true });
   const text = (name: string) => ({ name, type: 'string' as const, role: 'free-text' as const, required: false });
   return {
     studyId,
@@ -92,6 +94,7 @@ export function demoMetadata(jurisdiction: string, studyId: string, purpose: str
     dataClass: 'clinical-trial',
     purpose,
     sourceSystem: 'synthetic-edc',
+    dateShiftDays: 180,
     tables: [
       {
         path: 'data/subjects.csv',
@@ -103,9 +106,9 @@ export function demoMetadata(jurisdiction: string, studyId: string, purpose: str
           id('first_name'),
           id('last_name'),
           id('email'),
-          date('date_of_birth', true),
+          year('date_of_birth'),
           value('sex'),
-          value('zip'),
+          zip3('zip'),
           value('site_id', 'string', true),
           date('enrolled_on', true),
         ],

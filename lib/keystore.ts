@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -16,10 +16,28 @@ export interface KeyStore {
   studyKey(jurisdiction: string, studyId: string): Promise<KeyHandle>;
   /** A specific version of a study key, for lookups of data keyed under older versions. */
   studyKeyVersion(jurisdiction: string, studyId: string, version: number): Promise<KeyHandle>;
+  /** Every version not destroyed, oldest first: token look-ups try each. */
+  liveStudyKeys(jurisdiction: string, studyId: string): Promise<KeyHandle[]>;
+  /** Versions and states of a study's keys, without material. */
+  studyKeyVersions(jurisdiction: string, studyId: string): Promise<KeyInfo[]>;
+  /**
+   * Makes version `fromVersion + 1` the current key and retires the older ones. Idempotent: when the current version is
+   * already past `fromVersion`, nothing changes and the current key is returned.
+   */
+  rotateStudyKey(jurisdiction: string, studyId: string, fromVersion: number): Promise<KeyHandle>;
+  /** Destroys a key version's material (cryptographic erase); tokens made with it can no longer be computed. */
+  destroyStudyKey(jurisdiction: string, studyId: string, version: number): Promise<void>;
   /** The key that encrypts Temporal payloads; created on first use. */
   payloadKey(): Promise<KeyHandle>;
   /** A payload key by id, to decrypt payloads written under earlier keys. */
   payloadKeyById(id: string): Promise<KeyHandle>;
+}
+
+export interface KeyInfo {
+  id: string;
+  version: number;
+  state: 'active' | 'retired' | 'destroyed';
+  createdAt: string;
 }
 
 const SealedKeySchema = z.object({
@@ -93,11 +111,55 @@ export class FileKeyStore implements KeyStore {
     const dir = this.studyDir(jurisdiction, studyId);
     const versions = await this.versions(dir);
     const current = versions.at(-1) ?? 1;
-    return this.loadOrCreate(dir, `study/${jurisdiction}/${studyId}`, current, versions.length === 0);
+    const handle = await this.loadOrCreate(dir, `study/${jurisdiction}/${studyId}`, current, versions.length === 0);
+    return handle;
   }
 
   async studyKeyVersion(jurisdiction: string, studyId: string, version: number): Promise<KeyHandle> {
     return this.loadOrCreate(this.studyDir(jurisdiction, studyId), `study/${jurisdiction}/${studyId}`, version, false);
+  }
+
+  async studyKeyVersions(jurisdiction: string, studyId: string): Promise<KeyInfo[]> {
+    const dir = this.studyDir(jurisdiction, studyId);
+    const infos: KeyInfo[] = [];
+    for (const version of await this.versions(dir)) {
+      const sealed = SealedKeySchema.parse(JSON.parse(await readFile(path.join(dir, `v${version}.json`), 'utf8')));
+      infos.push({ id: sealed.id, version, state: sealed.state, createdAt: sealed.createdAt });
+    }
+    return infos;
+  }
+
+  async liveStudyKeys(jurisdiction: string, studyId: string): Promise<KeyHandle[]> {
+    const live = (await this.studyKeyVersions(jurisdiction, studyId)).filter((k) => k.state !== 'destroyed');
+    if (live.length === 0) return [await this.studyKey(jurisdiction, studyId)];
+    return Promise.all(live.map((k) => this.studyKeyVersion(jurisdiction, studyId, k.version)));
+  }
+
+  async rotateStudyKey(jurisdiction: string, studyId: string, fromVersion: number): Promise<KeyHandle> {
+    const dir = this.studyDir(jurisdiction, studyId);
+    const name = `study/${jurisdiction}/${studyId}`;
+    const versions = await this.versions(dir);
+    const current = versions.at(-1) ?? 0;
+    if (current > fromVersion) return this.loadOrCreate(dir, name, current, false);
+    const next = await this.loadOrCreate(dir, name, fromVersion + 1, true);
+    for (const version of versions) await this.setState(dir, version, 'retired');
+    return next;
+  }
+
+  async destroyStudyKey(jurisdiction: string, studyId: string, version: number): Promise<void> {
+    const dir = this.studyDir(jurisdiction, studyId);
+    await this.setState(dir, version, 'destroyed');
+    this.cache.delete(`study/${jurisdiction}/${studyId}/v${version}`);
+  }
+
+  /** Rewrites a key file's state atomically (write, then rename); destroying also discards the sealed material. */
+  private async setState(dir: string, version: number, state: 'retired' | 'destroyed'): Promise<void> {
+    const file = path.join(dir, `v${version}.json`);
+    const sealed = SealedKeySchema.parse(JSON.parse(await readFile(file, 'utf8')));
+    if (sealed.state === state || sealed.state === 'destroyed') return;
+    const next = { ...sealed, state, sealed: state === 'destroyed' ? '' : sealed.sealed };
+    await writeFile(`${file}.tmp`, JSON.stringify(next, null, 2), { mode: 0o600 });
+    await rename(`${file}.tmp`, file);
   }
 
   async payloadKey(): Promise<KeyHandle> {

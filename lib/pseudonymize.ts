@@ -26,7 +26,7 @@ export class Tokenizer {
   private readonly memo = new Map<string, string>();
 
   constructor(
-    private readonly key: Buffer,
+    readonly key: Buffer,
     readonly keyVersion: number,
   ) {}
 
@@ -40,3 +40,18 @@ export class Tokenizer {
     return token;
   }
 }
+
+/**
+ * A subject's date offset in days, within [-window, window]: derived from the study key and the canonical identifier,
+ * so every date of one subject moves by the same amount (intervals preserved) and the offset is never stored.
+ */
+export function dateShiftDays(key: Buffer, raw: string, window: number): number {
+  if (window <= 0) return 0;
+  const mac = createHmac('sha256', key).update('steward-date-shift\0').update(canonicalizeIdentifier(raw), 'utf8').digest();
+  return (mac.readUInt32BE(0) % (2 * window + 1)) - window;
+}
+
+/** HIPAA Safe Harbor (45 CFR 164.514(b)(2)(i)(B)): 3-digit ZIP prefixes with 20,000 people or fewer become 000. */
+export const LOW_POPULATION_ZIP3 = [
+  '036', '059', '063', '102', '203', '556', '692', '790', '821', '823', '830', '831', '878', '879', '884', '890', '893',
+] as const;

@@ -52,6 +52,8 @@ export const ConsentEntrySchema = z.object({
   withdrawnOn: z.string().nullable(),
   expiresOn: z.string().nullable(),
   importedAt: z.string(),
+  /** Set when the DPO recorded a withdrawal (`steward consent withdraw`). */
+  withdrawal: z.object({ effectiveOn: z.string(), scopes: z.array(z.string()), reason: z.string() }).optional(),
 });
 export type ConsentEntry = z.infer<typeof ConsentEntrySchema>;
 

@@ -6,14 +6,23 @@ export const ColumnTypeSchema = z.enum(['string', 'integer', 'number', 'boolean'
 export type ColumnType = z.infer<typeof ColumnTypeSchema>;
 
 /**
- * What happens to a column on the way to curated:
+ * What happens to a column on the way to curated (the column policy):
  * - `subject-id`: the subject's direct identifier; tokenized, and the key for consent look-ups (one per table);
  * - `direct-identifier`: any other direct identifier (name, e-mail, MRN); tokenized;
- * - `date`: a date about the subject; kept as a typed date;
+ * - `date`: a date about the subject; shifted by the subject's own offset when the package sets `dateShiftDays`;
+ * - `generalize`: coarsened by `method` (ZIP to 3 digits, age over 89 to "90+", date to its year);
  * - `free-text`: dropped unless `keep` is set;
- * - `value`: kept as is.
+ * - `suppress`: dropped;
+ * - `value` / `keep`: kept as is.
  */
-export const ColumnRoleSchema = z.enum(['subject-id', 'direct-identifier', 'date', 'free-text', 'value']);
+export const ColumnRoleSchema = z.enum(['subject-id', 'direct-identifier', 'date', 'generalize', 'free-text', 'suppress', 'value', 'keep']);
+
+/**
+ * Generalization methods: `zip3` keeps a ZIP code's first 3 digits, and 000 for the HIPAA Safe Harbor low-population
+ * prefixes; `age` turns ages over 89 into "90+"; `year` keeps a date's year.
+ */
+export const GeneralizeMethodSchema = z.enum(['zip3', 'age', 'year']);
+export type GeneralizeMethod = z.infer<typeof GeneralizeMethodSchema>;
 export type ColumnRole = z.infer<typeof ColumnRoleSchema>;
 
 export const ColumnSchema = z
@@ -23,9 +32,19 @@ export const ColumnSchema = z
     role: ColumnRoleSchema,
     required: z.boolean().default(false),
     keep: z.boolean().optional(),
+    method: GeneralizeMethodSchema.optional(),
   })
   .strict()
   .superRefine((column, ctx) => {
+    if (column.role === 'generalize') {
+      const needs = { zip3: ['string'], age: ['integer'], year: ['date', 'timestamp'] } as const;
+      if (!column.method) ctx.addIssue({ code: 'custom', path: ['method'], message: 'a generalize column needs a method: zip3, age or year' });
+      else if (!(needs[column.method] as readonly string[]).includes(column.type)) {
+        ctx.addIssue({ code: 'custom', path: ['type'], message: `generalize method ${column.method} needs type ${needs[column.method].join(' or ')}` });
+      }
+    } else if (column.method !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['method'], message: '"method" applies to generalize columns only' });
+    }
     if ((column.role === 'subject-id' || column.role === 'direct-identifier') && column.type !== 'string') {
       ctx.addIssue({ code: 'custom', path: ['type'], message: `a ${column.role} column must have type "string"` });
     }
@@ -74,6 +93,8 @@ export const PackageMetadataSchema = z
     dataClass: NameSchema,
     purpose: NameSchema,
     sourceSystem: z.string().min(1).max(128),
+    /** Shift every `date` column by a per-subject offset in [-n, n] days (0 or absent: no shift). */
+    dateShiftDays: z.number().int().min(0).max(3650).optional(),
     tables: z.array(TableSchema).min(1),
   })
   .strict()

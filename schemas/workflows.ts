@@ -53,6 +53,8 @@ export interface ImportConsentResult {
   given: number;
   withdrawn: number;
   subjectsInRegistry: number;
+  /** Subjects whose new record contradicts the stored one of the same date (the later import wins). */
+  conflicts: number;
 }
 
 /** One reason a package was rejected. Never carries a data value: only where and which rule. */

@@ -5,6 +5,7 @@ import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { getJurisdiction } from '../jurisdictions';
 import { createConsentActivities } from '../activities/consent';
 import { createIngestActivities } from '../activities/ingest';
+import { createKeyActivities } from '../activities/keys';
 import { ensureJurisdictionBuckets } from '../lib/buckets';
 import { loadConfig } from '../lib/config';
 import { FileKeyStore } from '../lib/keystore';
@@ -74,7 +75,8 @@ async function main(): Promise<void> {
         scratchDir,
         duckdbMemoryLimit: duckdbMemoryLimit(),
       }),
-      ...createConsentActivities({ s3, keys, jurisdiction }),
+      ...createConsentActivities({ s3, keys, jurisdiction, scratchDir }),
+      ...createKeyActivities({ keys, jurisdiction }),
     },
     dataConverter: stewardDataConverter(keys),
     maxConcurrentActivityTaskExecutions: 2,

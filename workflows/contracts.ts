@@ -20,6 +20,14 @@ export function consentImportWorkflowId(jurisdiction: string, studyId: string, s
   return `consent-import-${jurisdiction}-${studyId}-${sha256.slice(0, 24)}`;
 }
 
+export function keyRotationWorkflowId(jurisdiction: string, studyId: string, requestId: string): string {
+  return `keys-rotate-${jurisdiction}-${studyId}-${requestId}`;
+}
+
+export function consentWithdrawalWorkflowId(jurisdiction: string, studyId: string, requestId: string): string {
+  return `consent-withdraw-${jurisdiction}-${studyId}-${requestId}`;
+}
+
 export const ingestProgressQuery = defineQuery<IngestProgress>('ingestProgress');
 
 export const SEARCH_ATTRIBUTES = {
@@ -36,5 +44,6 @@ export const ErrorType = {
   ConsentImportRejected: 'ConsentImportRejected',
   UnknownJurisdiction: 'UnknownJurisdiction',
   KeyUnavailable: 'KeyUnavailable',
+  AccessDenied: 'AccessDenied',
 } as const;
 export type ErrorType = (typeof ErrorType)[keyof typeof ErrorType];

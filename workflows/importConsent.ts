@@ -1,4 +1,5 @@
-import { proxyActivities } from '@temporalio/workflow';
+import { ApplicationFailure, proxyActivities } from '@temporalio/workflow';
+import { allowed, denialMessage } from '../lib/roles';
 import type { createConsentActivities } from '../activities/consent';
 import type { ImportConsentInput, ImportConsentResult } from '../schemas/workflows';
 import { ErrorType } from './contracts';
@@ -11,5 +12,8 @@ const { importConsentActivity } = proxyActivities<ReturnType<typeof createConsen
 
 /** Loads a consent CSV into the study's consent registry in its jurisdiction. */
 export async function importConsentWorkflow(input: ImportConsentInput): Promise<ImportConsentResult> {
+  if (!allowed(input.submittedBy, 'consent.import')) {
+    throw ApplicationFailure.nonRetryable(denialMessage(input.submittedBy, 'consent.import'), ErrorType.AccessDenied);
+  }
   return importConsentActivity(input);
 }

@@ -1,2 +1,4 @@
 export { importConsentWorkflow } from './importConsent';
 export { ingestPackageWorkflow } from './ingestPackage';
+export { rotateStudyKeyWorkflow } from './rotateStudyKey';
+export { withdrawConsentWorkflow } from './withdrawConsent';

@@ -1,13 +1,67 @@
 import type { Command } from 'commander';
 import { getJurisdiction } from '../../jurisdictions';
 import { StudyIdSchema } from '../../schemas/common';
+import { randomUUID } from 'node:crypto';
 import { UserError } from '../../lib/errors';
+import type { withdrawConsentWorkflow } from '../../workflows';
+import { consentWithdrawalWorkflowId, ingestTaskQueue, SEARCH_ATTRIBUTES } from '../../workflows/contracts';
 import { importConsent } from '../../lib/ingest-client';
 import { CommandContext, type GlobalOptions } from '../context';
 import { printJson, say } from '../output';
 
 export function registerConsentCommands(program: Command, globals: () => GlobalOptions): void {
   const consent = program.command('consent').description('manage the consent registry of a study');
+  consent
+    .command('withdraw')
+    .description('record a subject\'s consent withdrawal (dpo role); lists the datasets that already hold the subject')
+    .requiredOption('--subject <id>', 'the subject\'s identifier as the source systems know it')
+    .requiredOption('--study <id>', 'study id')
+    .requiredOption('--jurisdiction <id>', 'jurisdiction of the study\'s registry')
+    .requiredOption('--reason <text>', 'why (recorded in the registry, in the jurisdiction)')
+    .option('--scope <scope...>', 'withdraw only these consent scopes (default: all)')
+    .action(async (options: { subject: string; study: string; jurisdiction: string; reason: string; scope?: string[] }) => {
+      getJurisdiction(options.jurisdiction);
+      const ctx = CommandContext.create(globals());
+      ctx.authorize('consent.withdraw');
+      try {
+        const client = await ctx.temporal();
+        const handle = await client.workflow.start<typeof withdrawConsentWorkflow>('withdrawConsentWorkflow', {
+          args: [
+            {
+              jurisdiction: options.jurisdiction,
+              studyId: options.study,
+              subjectId: options.subject,
+              scopes: options.scope ?? [],
+              reason: options.reason,
+              requestedBy: ctx.config.principal,
+            },
+          ],
+          taskQueue: ingestTaskQueue(options.jurisdiction),
+          workflowId: consentWithdrawalWorkflowId(options.jurisdiction, options.study, randomUUID()),
+          typedSearchAttributes: [
+            { key: SEARCH_ATTRIBUTES.jurisdiction, value: options.jurisdiction },
+            { key: SEARCH_ATTRIBUTES.studyId, value: options.study },
+            { key: SEARCH_ATTRIBUTES.requestKind, value: 'consent-withdrawal' },
+          ],
+        });
+        const result = await handle.result();
+        if (ctx.json) printJson(result);
+        else {
+          say(
+            result.status === 'withdrawn'
+              ? `Consent withdrawn for the subject in study ${options.study} (${options.jurisdiction}), effective ${result.effectiveOn}: excluded from every future ingestion.`
+              : `Scopes withdrawn, effective ${result.effectiveOn}; remaining: ${result.remainingScopes.join(', ')}.`,
+          );
+          if (result.datasets.length === 0) say('No curated dataset holds the subject.');
+          else {
+            say('Curated datasets holding the subject (erasure is a separate request):');
+            for (const hit of result.datasets) say(`  ${hit.datasetId}  ${hit.table}: ${hit.rows} rows`);
+          }
+        }
+      } finally {
+        await ctx.close();
+      }
+    });
   consent
     .command('import')
     .description("load consent records (CSV) into a study's consent registry in one jurisdiction")
@@ -24,6 +78,7 @@ export function registerConsentCommands(program: Command, globals: () => GlobalO
       if (!StudyIdSchema.safeParse(options.study).success)
         throw new UserError(`--study "${options.study}" is not a valid study id`);
       const ctx = CommandContext.create(globals());
+      ctx.authorize('consent.import');
       try {
         const result = await importConsent(
           { client: await ctx.temporal(), s3: ctx.s3(options.jurisdiction), principal: ctx.config.principal },
@@ -37,6 +92,9 @@ export function registerConsentCommands(program: Command, globals: () => GlobalO
             `Imported ${result.rows} consent records for study ${result.studyId} in ${result.jurisdiction}: ` +
               `${result.given} given, ${result.withdrawn} withdrawn; ${result.subjectsInRegistry} subjects in the registry`,
           );
+          if (result.conflicts > 0) {
+            say(`${result.conflicts} subjects had a stored record of the same date with a different decision; the imported one now applies`);
+          }
         }
       } finally {
         await ctx.close();

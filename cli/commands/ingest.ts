@@ -68,6 +68,7 @@ export function registerIngestCommand(program: Command, globals: () => GlobalOpt
     )
     .action(async (dir: string) => {
       const ctx = CommandContext.create(globals());
+      ctx.authorize('ingest');
       try {
         const result = await ingestPath(ctx, dir);
         if (ctx.json) printJson(result);

@@ -1,0 +1,180 @@
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Principal } from '../../schemas/common';
+import type { PackageMetadata } from '../../schemas/package';
+import { FileKeyStore } from '../../lib/keystore';
+import type { rotateStudyKeyWorkflow, withdrawConsentWorkflow } from '../../workflows';
+import { ingestTaskQueue } from '../../workflows/contracts';
+import {
+  connect,
+  containsAny,
+  importConsentCsv,
+  ingestDir,
+  rawHistory,
+  readParquet,
+  stackState,
+  tempDir,
+  writeJsonPackage,
+  type TestClients,
+} from '../helpers';
+
+const DPO: Principal = { id: 'dora-dpo', role: 'dpo' };
+const STEWARD: Principal = { id: 'sam-steward', role: 'steward' };
+let clients: TestClients;
+beforeAll(async () => {
+  clients = await connect();
+});
+afterAll(async () => {
+  await clients.close();
+});
+
+function rotate(study: string, as: Principal) {
+  return clients.client.workflow.execute<typeof rotateStudyKeyWorkflow>('rotateStudyKeyWorkflow', {
+    args: [{ jurisdiction: 'eu', studyId: study, requestedBy: as }],
+    taskQueue: ingestTaskQueue('eu'),
+    workflowId: `test-rotate-${randomUUID()}`,
+  });
+}
+
+function withdraw(study: string, subjectId: string, as: Principal) {
+  return clients.client.workflow.execute<typeof withdrawConsentWorkflow>('withdrawConsentWorkflow', {
+    args: [{ jurisdiction: 'eu', studyId: study, subjectId, scopes: [], reason: 'subject asked by phone', requestedBy: as }],
+    taskQueue: ingestTaskQueue('eu'),
+    workflowId: `test-withdraw-${randomUUID()}`,
+  });
+}
+
+function visitsMetadata(study: string, extra: Partial<PackageMetadata> = {}): PackageMetadata {
+  return {
+    studyId: study,
+    protocolId: 'P',
+    jurisdiction: 'eu',
+    dataClass: 'clinical-trial',
+    purpose: 'primary-research',
+    sourceSystem: 'edc',
+    tables: [
+      {
+        path: 'visits.csv',
+        name: 'visits',
+        format: 'csv',
+        columns: [
+          { name: 'subject_id', type: 'string', role: 'subject-id', required: true },
+          { name: 'visit_date', type: 'date', role: 'date', required: true },
+          { name: 'zip', type: 'string', role: 'generalize', method: 'zip3', required: false },
+          { name: 'age', type: 'integer', role: 'generalize', method: 'age', required: false },
+          { name: 'birth_date', type: 'date', role: 'generalize', method: 'year', required: false },
+          { name: 'ethnicity', type: 'string', role: 'suppress', required: false },
+          { name: 'arm', type: 'string', role: 'keep', required: false },
+        ],
+      },
+    ],
+    ...extra,
+  };
+}
+
+const consentFor = (ids: string[]) =>
+  `subject_id,scopes,status,icf_version,given_on\n${ids.map((id) => `${id},primary-research,given,v1,2024-01-01`).join('\n')}\n`;
+
+describe('column policy', () => {
+  it('shifts dates per subject preserving intervals, generalizes ZIP, age and birth date, suppresses and keeps', async () => {
+    await importConsentCsv(clients, consentFor(['P-1', 'P-2']), 'eu', 'ST-POLICY');
+    const dir = await tempDir();
+    await writeJsonPackage(dir, visitsMetadata('ST-POLICY', { dateShiftDays: 30 }), {
+      'visits.csv': [
+        'subject_id,visit_date,zip,age,birth_date,ethnicity,arm',
+        'P-1,2024-02-28,03601,89,1935-02-28,X,A',
+        'P-1,2024-03-01,10001,90,1934-02-28,X,A',
+        'P-1,2024-12-31,89301,,1960-02-29,X,A',
+        'P-2,2024-02-28,  94110,120,2000-01-01,Y,B',
+        'P-2,2025-02-28,,0,,Y,B',
+      ].join('\n'),
+    });
+    const result = await ingestDir(clients, dir);
+    const output = result.record.outputs[0]!;
+    expect(output.columns.map((c) => [c.name, c.type])).toEqual([
+      ['subject_id', 'string'],
+      ['visit_date', 'date'],
+      ['zip', 'string'],
+      ['age', 'string'],
+      ['birth_date', 'integer'],
+      ['arm', 'string'],
+    ]);
+    const { rows } = await readParquet(clients.s3, output.bucket, output.key);
+    const day = 86_400_000;
+    const dates = rows.map((r) => (r.visit_date as Date).getTime());
+    const original = ['2024-02-28', '2024-03-01', '2024-12-31', '2024-02-28', '2025-02-28'].map((d) => Date.parse(`${d}T00:00:00Z`));
+    // Intervals within a subject are exactly preserved, across a leap day too.
+    expect(dates[1]! - dates[0]!).toBe(2 * day);
+    expect(dates[2]! - dates[0]!).toBe(original[2]! - original[0]!);
+    expect(dates[4]! - dates[3]!).toBe(366 * day);
+    for (const [i, d] of dates.entries()) expect(Math.abs(d - original[i]!)).toBeLessThanOrEqual(30 * day);
+    expect(dates.every((d, i) => d !== original[i])).toBe(true);
+    expect(rows.map((r) => r.zip)).toEqual(['000', '100', '000', '941', null]);
+    expect(rows.map((r) => r.age)).toEqual(['89', '90+', null, '90+', '0']);
+    expect(rows.map((r) => r.birth_date)).toEqual([1935, 1934, 1960, 2000, null]);
+    expect(rows.map((r) => r.arm)).toEqual(['A', 'A', 'A', 'B', 'B']);
+    expect(Object.keys(rows[0]!)).not.toContain('ethnicity');
+  });
+});
+
+describe('key rotation, consent withdrawal and roles', () => {
+  it('rotates keys, finds a subject under every key version, and excludes them after withdrawal', async () => {
+    const study = 'ST-ROTATE';
+    await importConsentCsv(clients, consentFor(['K-1', 'K-2']), 'eu', study);
+    const first = await tempDir();
+    await writeJsonPackage(first, visitsMetadata(study), { 'visits.csv': 'subject_id,visit_date,zip,age,birth_date,ethnicity,arm\nK-1,2025-01-01,,,,,A\nK-2,2025-01-02,,,,,A\n' });
+    const v1 = await ingestDir(clients, first);
+    expect(v1.record.keyVersions).toEqual([1]);
+
+    await expect(rotate(study, DPO)).rejects.toSatisfy((e: unknown) => {
+      const cause = (e as WorkflowFailedError).cause;
+      return e instanceof WorkflowFailedError && cause instanceof ApplicationFailure && cause.type === 'AccessDenied';
+    });
+    const rotated = await rotate(study, STEWARD);
+    expect(rotated).toMatchObject({ previousVersion: 1, currentVersion: 2 });
+    expect(rotated.versions.map((v) => [v.version, v.state])).toEqual([
+      [1, 'retired'],
+      [2, 'active'],
+    ]);
+
+    // Consent recorded under v1 tokens still admits the subjects to a v2 ingestion.
+    const second = await tempDir();
+    await writeJsonPackage(second, visitsMetadata(study), { 'visits.csv': 'subject_id,visit_date,zip,age,birth_date,ethnicity,arm\nK-1,2025-02-01,,,,,B\nK-2,2025-02-02,,,,,B\n' });
+    const v2 = await ingestDir(clients, second);
+    expect(v2.record.keyVersions).toEqual([2]);
+    expect(v2.record.rows.curated).toBe(2);
+    const tokens = async (r: typeof v1) => (await readParquet(clients.s3, r.record.outputs[0]!.bucket, r.record.outputs[0]!.key)).rows.map((x) => String(x.subject_id));
+    expect((await tokens(v1)).every((t) => t.startsWith('v1.'))).toBe(true);
+    expect((await tokens(v2)).every((t) => t.startsWith('v2.'))).toBe(true);
+
+    await expect(withdraw(study, 'K-1', STEWARD)).rejects.toBeInstanceOf(WorkflowFailedError);
+    const withdrawn = await withdraw(study, ' K-1 ', DPO);
+    expect(withdrawn.status).toBe('withdrawn');
+    expect(withdrawn.keyVersionsSearched).toEqual([1, 2]);
+    expect(withdrawn.datasets.sort((a, b) => a.datasetId.localeCompare(b.datasetId))).toEqual(
+      [
+        { datasetId: v1.datasetId, table: 'visits', rows: 1 },
+        { datasetId: v2.datasetId, table: 'visits', rows: 1 },
+      ].sort((a, b) => a.datasetId.localeCompare(b.datasetId)),
+    );
+
+    const third = await tempDir();
+    await writeJsonPackage(third, visitsMetadata(study), { 'visits.csv': 'subject_id,visit_date,zip,age,birth_date,ethnicity,arm\nK-1,2025-03-01,,,,,C\nK-2,2025-03-02,,,,,C\n' });
+    const after = await ingestDir(clients, third);
+    expect(after.record.rows).toEqual({ in: 2, curated: 1, excluded: 1, excludedByReason: { withdrawn: 1 } });
+
+    // Key material is nowhere in the histories or the stack's logs.
+    const keys = await FileKeyStore.open(path.join(stackState().dataDir, 'keys'));
+    const material = await keys.liveStudyKeys('eu', study);
+    const needles = material.flatMap((k) => [k.material.toString('hex'), k.material.toString('base64'), k.material.toString('base64url')]);
+    const histories = await Promise.all([v1, v2, after].map((r) => rawHistory(clients.client, r.workflowId)));
+    expect(containsAny(histories, [...needles, 'K-1', 'subject asked by phone'])).toEqual([]);
+    const logsDir = path.join(stackState().dataDir, 'logs');
+    const logs = await Promise.all((await readdir(logsDir)).map((f) => readFile(path.join(logsDir, f))));
+    expect(containsAny(logs, needles)).toEqual([]);
+  });
+});
