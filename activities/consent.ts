@@ -58,7 +58,12 @@ function sameDecision(a: ConsentEntry, b: ConsentEntry): boolean {
   return a.status === b.status && a.scopes.join(';') === b.scopes.join(';') && a.withdrawnOn === b.withdrawnOn;
 }
 
-async function readRegistry(s3: S3Client, jurisdiction: Jurisdiction, studyId: string, now: string): Promise<ConsentRegistry> {
+async function readRegistry(
+  s3: S3Client,
+  jurisdiction: Jurisdiction,
+  studyId: string,
+  now: string,
+): Promise<ConsentRegistry> {
   const existing = await getObjectOrUndefined(s3, jurisdiction.buckets.catalog, consentRegistryKey(studyId));
   return existing
     ? ConsentRegistrySchema.parse(JSON.parse(existing.toString('utf8')))
@@ -90,7 +95,8 @@ export function createConsentActivities({ s3, keys, jurisdiction, scratchDir }: 
       const byToken = new Map(registry.entries.map((e) => [e.token, e]));
       const found = tokens.map((t) => byToken.get(t)).filter((e): e is ConsentEntry => e !== undefined);
       const current = found.length > 0 ? found.reduce(newerConsent) : undefined;
-      const remaining = current && input.scopes.length > 0 ? current.scopes.filter((s) => !input.scopes.includes(s)) : [];
+      const remaining =
+        current && input.scopes.length > 0 ? current.scopes.filter((s) => !input.scopes.includes(s)) : [];
       const entry: ConsentEntry = {
         token: tokens.at(-1)!,
         scopes: remaining.length > 0 ? remaining : (current?.scopes ?? input.scopes),

@@ -13,6 +13,7 @@ import { consentExclusion, newerConsent } from '../lib/consent';
 import type { KeyStore } from '../lib/keystore';
 import { downloadHashed, getObjectOrUndefined, hashFile, putFileOnce } from '../lib/objects';
 import { dateShiftDays, LOW_POPULATION_ZIP3, Tokenizer, tokenKeyVersion } from '../lib/pseudonymize';
+import type { TokenPool } from '../lib/token-pool';
 import { loadDeclaredTable, parseMemoryLimit, quoteIdent, quoteLiteral } from '../lib/tabular';
 import { rejectPackage, stagedFile, type VerifiedFile } from './verify';
 
@@ -49,6 +50,7 @@ interface CurateDeps {
   scratchDir: string;
   stageDir: string;
   duckdbMemoryLimit: string;
+  pool: TokenPool;
 }
 
 async function loadRegistry(deps: CurateDeps, studyId: string): Promise<Map<string, ConsentEntry>> {
@@ -76,28 +78,37 @@ async function buildTokenMap(
   source: string,
   column: string,
   mapTable: string,
-  tokenizer: Tokenizer,
-  consent: ((raw: string) => ExclusionReason | undefined) | undefined,
-  shift: ((raw: string) => number) | undefined,
+  tokens: (values: string[]) => Promise<string[]>,
+  subject: ((raw: string, token: string) => { reason: ExclusionReason | undefined; shift: number }) | undefined,
 ): Promise<void> {
   await conn.run(`CREATE TABLE ${mapTable} (raw VARCHAR, token VARCHAR, reason VARCHAR, shift INTEGER)`);
   const appender = await conn.createAppender(mapTable);
+  const flush = async (batch: string[]) => {
+    const keyed = await tokens(batch);
+    batch.forEach((raw, i) => {
+      const token = keyed[i]!;
+      const decided = subject?.(raw, token);
+      appender.appendVarchar(raw);
+      appender.appendVarchar(token);
+      if (decided?.reason) appender.appendVarchar(decided.reason);
+      else appender.appendNull();
+      appender.appendInteger(decided?.shift ?? 0);
+      appender.endRow();
+    });
+    Context.current().heartbeat({ phase: 'pseudonymizing' });
+  };
   const result = await conn.stream(
     `SELECT DISTINCT ${quoteIdent(column)} FROM ${source} WHERE ${quoteIdent(column)} IS NOT NULL`,
   );
+  let batch: string[] = [];
   for (let chunk = await result.fetchChunk(); chunk && chunk.rowCount > 0; chunk = await result.fetchChunk()) {
-    for (const value of chunk.getColumnValues(0)) {
-      const raw = String(value);
-      appender.appendVarchar(raw);
-      appender.appendVarchar(tokenizer.token(raw));
-      const reason = consent?.(raw);
-      if (reason) appender.appendVarchar(reason);
-      else appender.appendNull();
-      appender.appendInteger(shift?.(raw) ?? 0);
-      appender.endRow();
+    for (const value of chunk.getColumnValues(0)) batch.push(String(value));
+    if (batch.length >= 65_536) {
+      await flush(batch);
+      batch = [];
     }
-    Context.current().heartbeat({ phase: 'pseudonymizing' });
   }
+  if (batch.length > 0) await flush(batch);
   appender.flushSync();
   appender.closeSync();
 }
@@ -118,8 +129,9 @@ function columnExpression(c: Column, ref: string, identifierIndex: number, shift
       if (c.method === 'zip3') {
         return `CASE WHEN ${ref} IS NULL THEN NULL WHEN left(trim(${ref}), 3) IN (${ZIP3_LIST}) THEN '000' ELSE left(trim(${ref}), 3) END`;
       }
-      if (c.method === 'age') return `CASE WHEN ${ref} IS NULL THEN NULL WHEN ${ref} > 89 THEN '90+' ELSE CAST(${ref} AS VARCHAR) END`;
-      return `year(${ref})`;
+      if (c.method === 'age')
+        return `CASE WHEN ${ref} IS NULL THEN NULL WHEN ${ref} > 89 THEN '90+' ELSE CAST(${ref} AS VARCHAR) END`;
+      return `CAST(year(${ref}) AS INTEGER)`;
     default:
       return ref;
   }
@@ -138,9 +150,10 @@ async function curateTable(
   table: Table,
   input: CuratePackageInput,
   tokenizer: Tokenizer,
-  consentOf: (raw: string) => ExclusionReason | undefined,
+  consentOf: (raw: string, token: string) => ExclusionReason | undefined,
   problems: PackageProblem[],
   memoryLimitBytes: number,
+  pool: TokenPool,
 ): Promise<{ rows: RowCounts; columns: DatasetOutput['columns'] } | undefined> {
   const source = `src_${index}`;
   const found = await loadDeclaredTable(conn, localFile, table, source, { memoryLimitBytes });
@@ -152,13 +165,20 @@ async function curateTable(
   const identifiers = table.columns.filter((c) => c.role === 'direct-identifier');
   const subjectMap = `map_${index}_subject`;
   const window = input.metadata.dateShiftDays ?? 0;
-  await buildTokenMap(conn, source, subject.name, subjectMap, tokenizer, consentOf, (raw) => dateShiftDays(tokenizer.key, raw, window));
+  const keyed = (values: string[]) => pool.tokenize(tokenizer.key, tokenizer.keyVersion, values);
+  await buildTokenMap(conn, source, subject.name, subjectMap, keyed, (raw, token) => ({
+    reason: consentOf(raw, token),
+    shift: dateShiftDays(tokenizer.key, raw, window),
+  }));
   for (const [i, column] of identifiers.entries()) {
-    await buildTokenMap(conn, source, column.name, `map_${index}_${i}`, tokenizer, undefined, undefined);
+    await buildTokenMap(conn, source, column.name, `map_${index}_${i}`, keyed, undefined);
   }
 
   const kept = table.columns.filter((c) => c.role !== 'suppress' && (c.role !== 'free-text' || c.keep));
-  const projection = kept.map((c) => `${columnExpression(c, `t.${quoteIdent(c.name)}`, identifiers.indexOf(c), window > 0)} AS ${quoteIdent(c.name)}`);
+  const projection = kept.map(
+    (c) =>
+      `${columnExpression(c, `t.${quoteIdent(c.name)}`, identifiers.indexOf(c), window > 0)} AS ${quoteIdent(c.name)}`,
+  );
   const joins = identifiers
     .map((c, i) => `LEFT JOIN map_${index}_${i} m${i} ON m${i}.raw = t.${quoteIdent(c.name)}`)
     .join('\n');
@@ -236,9 +256,11 @@ export async function curatePackage(deps: CurateDeps, input: CuratePackageInput)
           : new Tokenizer((await keys.studyKeyVersion(jurisdiction.id, metadata.studyId, v)).material, v),
       ),
     );
-    const consentOf = (raw: string) => {
+    const consentOf = (raw: string, token: string) => {
       // A subject may hold records under several key versions (before and after a rotation): the latest decision wins.
-      const entries = lookups.map((t) => registry.get(t.token(raw))).filter((e): e is ConsentEntry => e !== undefined);
+      const entries = lookups
+        .map((t) => registry.get(t === tokenizer ? token : t.token(raw)))
+        .filter((e): e is ConsentEntry => e !== undefined);
       const entry = entries.length > 0 ? entries.reduce(newerConsent) : undefined;
       return consentExclusion(entry, metadata.purpose, input.asOf);
     };
@@ -277,6 +299,7 @@ export async function curatePackage(deps: CurateDeps, input: CuratePackageInput)
         consentOf,
         problems,
         memoryLimitBytes,
+        deps.pool,
       );
       if (result) produced.push({ table, outFile, ...result });
       lap('transform', t);

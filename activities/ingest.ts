@@ -9,6 +9,7 @@ import type { IngestPackageInput, PackageProblem } from '../schemas/workflows';
 import type { KeyStore } from '../lib/keystore';
 import { copyObject, deleteAllVersions, getObjectOrUndefined, listObjects } from '../lib/objects';
 import { summarizeProblems } from '../lib/package';
+import { TokenPool } from '../lib/token-pool';
 import { curatePackage, type CuratePackageInput, type CuratePackageResult } from './curate';
 import { verifyPackage, type VerifiedPackage } from './verify';
 
@@ -52,6 +53,7 @@ export function quarantinePrefix(packageId: string): string {
 export function createIngestActivities(deps: IngestActivityDeps) {
   const { s3, jurisdiction } = deps;
   const stageDir = path.join(deps.scratchDir, 'staged');
+  const pool = new TokenPool();
 
   function assertOwnBucket(bucket: string): void {
     if (!Object.values(jurisdiction.buckets).includes(bucket)) {
@@ -77,7 +79,7 @@ export function createIngestActivities(deps: IngestActivityDeps) {
 
     async curatePackageActivity(input: CuratePackageInput): Promise<CuratePackageResult> {
       assertOwnBucket(input.landing.bucket);
-      return curatePackage({ ...deps, stageDir, duckdbMemoryLimit: deps.duckdbMemoryLimit ?? '1GB' }, input);
+      return curatePackage({ ...deps, stageDir, pool, duckdbMemoryLimit: deps.duckdbMemoryLimit ?? '1GB' }, input);
     },
 
     /**

@@ -4,8 +4,14 @@
  * - Ingestion: a generated 1M-row package, end to end on the real stack (upload, checksums, parse, consent, HMAC,
  *   Parquet, upload), against DuckDB converting the same CSV to Parquet with one thread. Target ratio ≥ 0.33.
  * - Checksum verification: SHA-256 MB/s of Steward's streaming hash against `openssl dgst -sha256`. Target ≥ 0.8.
+ * - Pseudonymization: tokens/s for 1M distinct identifiers (one thread, then all cores) against the native HMAC ceiling
+ *   of `openssl speed -hmac sha256`, and rows/s for 10M rows drawn from 50k subjects (memoized). Targets ≥ 0.12 of the
+ *   ceiling per core and ≥ 2M rows/s.
+ *
+ * BENCH_ONLY=pseudonymize or BENCH_ONLY=ingest runs one part; BENCH_ROWS and BENCH_RUNS size the ingestion part.
  */
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
@@ -13,6 +19,8 @@ import { generateDemoPackage } from '../lib/demo';
 import { importConsent } from '../lib/ingest-client';
 import { FileKeyStore } from '../lib/keystore';
 import { hashFile } from '../lib/objects';
+import { tokenize, Tokenizer } from '../lib/pseudonymize';
+import { PARALLEL_THRESHOLD, TokenPool } from '../lib/token-pool';
 import { createS3Client } from '../lib/s3';
 import { Stack } from '../lib/stack';
 import { readLocalPackage, submitPackage } from '../lib/submit';
@@ -39,7 +47,53 @@ async function duckdbReference(csv: string, out: string): Promise<number> {
   return seconds;
 }
 
+/** Native HMAC-SHA256 ceiling for 16-byte inputs on one core: `openssl speed -hmac sha256`. */
+function opensslHmacPerSecond(): number {
+  const out = execFileSync('openssl', ['speed', '-hmac', 'sha256', '-bytes', '16', '-seconds', '2'], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  const kilobytes = Number(/hmac\(sha256\)\s+([\d.]+)k/.exec(out)?.[1]);
+  return (kilobytes * 1000) / 16;
+}
+
+async function pseudonymizationBench(): Promise<void> {
+  const key = randomBytes(32);
+  const native = opensslHmacPerSecond();
+  const distinct = Array.from({ length: 1_000_000 }, (_, i) => `EU-STUDY-${String(i).padStart(8, '0')}`);
+  let t = performance.now();
+  for (const id of distinct) tokenize(key, 1, id);
+  const single = distinct.length / ((performance.now() - t) / 1000);
+  const pool = new TokenPool();
+  await pool.tokenize(key, 1, distinct.slice(0, PARALLEL_THRESHOLD * 2));
+  t = performance.now();
+  await pool.tokenize(key, 1, distinct);
+  const parallel = distinct.length / ((performance.now() - t) / 1000);
+  await pool.close();
+  const subjects = distinct.slice(0, 50_000);
+  const tokenizer = new Tokenizer(key, 1);
+  let state = 7;
+  t = performance.now();
+  for (let i = 0; i < 10_000_000; i++) {
+    state = (state * 1103515245 + 12345) >>> 0;
+    tokenizer.token(subjects[state % subjects.length]!);
+  }
+  const repeated = 10_000_000 / ((performance.now() - t) / 1000);
+  line('openssl speed -hmac sha256 (16 B) tokens/s/core', native.toFixed(0));
+  line(
+    'distinct identifiers, one thread tokens/s',
+    `${single.toFixed(0)} (ratio ${(single / native).toFixed(2)}, target ≥ 0.12)`,
+  );
+  line(
+    `distinct identifiers, ${os.availableParallelism()} threads tokens/s`,
+    `${parallel.toFixed(0)} (${(parallel / single).toFixed(2)}× one thread)`,
+  );
+  line('10M rows from 50k subjects rows/s', `${repeated.toFixed(0)} (target ≥ 2000000)`);
+}
+
 async function main(): Promise<void> {
+  if (process.env.BENCH_ONLY !== 'ingest') await pseudonymizationBench();
+  if (process.env.BENCH_ONLY === 'pseudonymize') return;
   const work = await mkdtemp(path.join(os.tmpdir(), 'steward-bench-'));
   const dataDir = path.join(work, 'stack');
   line('rows per package', String(ROWS));

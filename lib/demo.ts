@@ -84,8 +84,20 @@ export function demoMetadata(jurisdiction: string, studyId: string, purpose: str
     required,
   });
   const date = (name: string, required = false) => ({ name, type: 'date' as const, role: 'date' as const, required });
-  const zip3 = (name: string) => ({ name, type: 'string' as const, role: 'generalize' as const, method: 'zip3' as const, required: false });
-  const year = (name: string) => ({ name, type: 'date' as const, role: 'generalize' as const, method: 'year' as const, required: true });
+  const zip3 = (name: string) => ({
+    name,
+    type: 'string' as const,
+    role: 'generalize' as const,
+    method: 'zip3' as const,
+    required: false,
+  });
+  const year = (name: string) => ({
+    name,
+    type: 'date' as const,
+    role: 'generalize' as const,
+    method: 'year' as const,
+    required: true,
+  });
   const text = (name: string) => ({ name, type: 'string' as const, role: 'free-text' as const, required: false });
   return {
     studyId,

@@ -42,16 +42,37 @@ export class Tokenizer {
 }
 
 /**
- * A subject's date offset in days, within [-window, window]: derived from the study key and the canonical identifier,
- * so every date of one subject moves by the same amount (intervals preserved) and the offset is never stored.
+ * A subject's date offset in days, within [-window, window] and never 0 (a zero shift would publish the real dates):
+ * derived from the study key and the canonical identifier, so every date of one subject moves by the same amount
+ * (intervals preserved) and the offset is never stored.
  */
 export function dateShiftDays(key: Buffer, raw: string, window: number): number {
   if (window <= 0) return 0;
-  const mac = createHmac('sha256', key).update('steward-date-shift\0').update(canonicalizeIdentifier(raw), 'utf8').digest();
-  return (mac.readUInt32BE(0) % (2 * window + 1)) - window;
+  const mac = createHmac('sha256', key)
+    .update('steward-date-shift\0')
+    .update(canonicalizeIdentifier(raw), 'utf8')
+    .digest();
+  const n = mac.readUInt32BE(0) % (2 * window);
+  return n < window ? n - window : n - window + 1;
 }
 
 /** HIPAA Safe Harbor (45 CFR 164.514(b)(2)(i)(B)): 3-digit ZIP prefixes with 20,000 people or fewer become 000. */
 export const LOW_POPULATION_ZIP3 = [
-  '036', '059', '063', '102', '203', '556', '692', '790', '821', '823', '830', '831', '878', '879', '884', '890', '893',
+  '036',
+  '059',
+  '063',
+  '102',
+  '203',
+  '556',
+  '692',
+  '790',
+  '821',
+  '823',
+  '830',
+  '831',
+  '878',
+  '879',
+  '884',
+  '890',
+  '893',
 ] as const;

@@ -15,7 +15,16 @@ export type ColumnType = z.infer<typeof ColumnTypeSchema>;
  * - `suppress`: dropped;
  * - `value` / `keep`: kept as is.
  */
-export const ColumnRoleSchema = z.enum(['subject-id', 'direct-identifier', 'date', 'generalize', 'free-text', 'suppress', 'value', 'keep']);
+export const ColumnRoleSchema = z.enum([
+  'subject-id',
+  'direct-identifier',
+  'date',
+  'generalize',
+  'free-text',
+  'suppress',
+  'value',
+  'keep',
+]);
 
 /**
  * Generalization methods: `zip3` keeps a ZIP code's first 3 digits, and 000 for the HIPAA Safe Harbor low-population
@@ -38,9 +47,18 @@ export const ColumnSchema = z
   .superRefine((column, ctx) => {
     if (column.role === 'generalize') {
       const needs = { zip3: ['string'], age: ['integer'], year: ['date', 'timestamp'] } as const;
-      if (!column.method) ctx.addIssue({ code: 'custom', path: ['method'], message: 'a generalize column needs a method: zip3, age or year' });
+      if (!column.method)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['method'],
+          message: 'a generalize column needs a method: zip3, age or year',
+        });
       else if (!(needs[column.method] as readonly string[]).includes(column.type)) {
-        ctx.addIssue({ code: 'custom', path: ['type'], message: `generalize method ${column.method} needs type ${needs[column.method].join(' or ')}` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['type'],
+          message: `generalize method ${column.method} needs type ${needs[column.method].join(' or ')}`,
+        });
       }
     } else if (column.method !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['method'], message: '"method" applies to generalize columns only' });

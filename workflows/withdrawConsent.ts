@@ -26,7 +26,9 @@ export interface WithdrawConsentWorkflowResult extends WithdrawConsentResult {
 }
 
 /** Records a consent withdrawal, effective today, and reports which existing datasets hold the subject. */
-export async function withdrawConsentWorkflow(input: WithdrawConsentWorkflowInput): Promise<WithdrawConsentWorkflowResult> {
+export async function withdrawConsentWorkflow(
+  input: WithdrawConsentWorkflowInput,
+): Promise<WithdrawConsentWorkflowResult> {
   if (!allowed(input.requestedBy, 'consent.withdraw')) {
     throw ApplicationFailure.nonRetryable(denialMessage(input.requestedBy, 'consent.withdraw'), ErrorType.AccessDenied);
   }

@@ -13,55 +13,57 @@ export function registerConsentCommands(program: Command, globals: () => GlobalO
   const consent = program.command('consent').description('manage the consent registry of a study');
   consent
     .command('withdraw')
-    .description('record a subject\'s consent withdrawal (dpo role); lists the datasets that already hold the subject')
-    .requiredOption('--subject <id>', 'the subject\'s identifier as the source systems know it')
+    .description("record a subject's consent withdrawal (dpo role); lists the datasets that already hold the subject")
+    .requiredOption('--subject <id>', "the subject's identifier as the source systems know it")
     .requiredOption('--study <id>', 'study id')
-    .requiredOption('--jurisdiction <id>', 'jurisdiction of the study\'s registry')
+    .requiredOption('--jurisdiction <id>', "jurisdiction of the study's registry")
     .requiredOption('--reason <text>', 'why (recorded in the registry, in the jurisdiction)')
     .option('--scope <scope...>', 'withdraw only these consent scopes (default: all)')
-    .action(async (options: { subject: string; study: string; jurisdiction: string; reason: string; scope?: string[] }) => {
-      getJurisdiction(options.jurisdiction);
-      const ctx = CommandContext.create(globals());
-      ctx.authorize('consent.withdraw');
-      try {
-        const client = await ctx.temporal();
-        const handle = await client.workflow.start<typeof withdrawConsentWorkflow>('withdrawConsentWorkflow', {
-          args: [
-            {
-              jurisdiction: options.jurisdiction,
-              studyId: options.study,
-              subjectId: options.subject,
-              scopes: options.scope ?? [],
-              reason: options.reason,
-              requestedBy: ctx.config.principal,
-            },
-          ],
-          taskQueue: ingestTaskQueue(options.jurisdiction),
-          workflowId: consentWithdrawalWorkflowId(options.jurisdiction, options.study, randomUUID()),
-          typedSearchAttributes: [
-            { key: SEARCH_ATTRIBUTES.jurisdiction, value: options.jurisdiction },
-            { key: SEARCH_ATTRIBUTES.studyId, value: options.study },
-            { key: SEARCH_ATTRIBUTES.requestKind, value: 'consent-withdrawal' },
-          ],
-        });
-        const result = await handle.result();
-        if (ctx.json) printJson(result);
-        else {
-          say(
-            result.status === 'withdrawn'
-              ? `Consent withdrawn for the subject in study ${options.study} (${options.jurisdiction}), effective ${result.effectiveOn}: excluded from every future ingestion.`
-              : `Scopes withdrawn, effective ${result.effectiveOn}; remaining: ${result.remainingScopes.join(', ')}.`,
-          );
-          if (result.datasets.length === 0) say('No curated dataset holds the subject.');
+    .action(
+      async (options: { subject: string; study: string; jurisdiction: string; reason: string; scope?: string[] }) => {
+        getJurisdiction(options.jurisdiction);
+        const ctx = CommandContext.create(globals());
+        ctx.authorize('consent.withdraw');
+        try {
+          const client = await ctx.temporal();
+          const handle = await client.workflow.start<typeof withdrawConsentWorkflow>('withdrawConsentWorkflow', {
+            args: [
+              {
+                jurisdiction: options.jurisdiction,
+                studyId: options.study,
+                subjectId: options.subject,
+                scopes: options.scope ?? [],
+                reason: options.reason,
+                requestedBy: ctx.config.principal,
+              },
+            ],
+            taskQueue: ingestTaskQueue(options.jurisdiction),
+            workflowId: consentWithdrawalWorkflowId(options.jurisdiction, options.study, randomUUID()),
+            typedSearchAttributes: [
+              { key: SEARCH_ATTRIBUTES.jurisdiction, value: options.jurisdiction },
+              { key: SEARCH_ATTRIBUTES.studyId, value: options.study },
+              { key: SEARCH_ATTRIBUTES.requestKind, value: 'consent-withdrawal' },
+            ],
+          });
+          const result = await handle.result();
+          if (ctx.json) printJson(result);
           else {
-            say('Curated datasets holding the subject (erasure is a separate request):');
-            for (const hit of result.datasets) say(`  ${hit.datasetId}  ${hit.table}: ${hit.rows} rows`);
+            say(
+              result.status === 'withdrawn'
+                ? `Consent withdrawn for the subject in study ${options.study} (${options.jurisdiction}), effective ${result.effectiveOn}: excluded from every future ingestion.`
+                : `Scopes withdrawn, effective ${result.effectiveOn}; remaining: ${result.remainingScopes.join(', ')}.`,
+            );
+            if (result.datasets.length === 0) say('No curated dataset holds the subject.');
+            else {
+              say('Curated datasets holding the subject (erasure is a separate request):');
+              for (const hit of result.datasets) say(`  ${hit.datasetId}  ${hit.table}: ${hit.rows} rows`);
+            }
           }
+        } finally {
+          await ctx.close();
         }
-      } finally {
-        await ctx.close();
-      }
-    });
+      },
+    );
   consent
     .command('import')
     .description("load consent records (CSV) into a study's consent registry in one jurisdiction")
@@ -93,7 +95,9 @@ export function registerConsentCommands(program: Command, globals: () => GlobalO
               `${result.given} given, ${result.withdrawn} withdrawn; ${result.subjectsInRegistry} subjects in the registry`,
           );
           if (result.conflicts > 0) {
-            say(`${result.conflicts} subjects had a stored record of the same date with a different decision; the imported one now applies`);
+            say(
+              `${result.conflicts} subjects had a stored record of the same date with a different decision; the imported one now applies`,
+            );
           }
         }
       } finally {

@@ -7,7 +7,9 @@ import { CommandContext, type GlobalOptions } from '../context';
 import { printJson, say } from '../output';
 
 export function registerKeyCommands(program: Command, globals: () => GlobalOptions): void {
-  const keys = program.command('keys').description('pseudonymization keys (material never leaves the jurisdiction\'s worker)');
+  const keys = program
+    .command('keys')
+    .description("pseudonymization keys (material never leaves the jurisdiction's worker)");
   keys
     .command('rotate')
     .description('make a new key version current for a study (steward role); older versions stay live for look-ups')
@@ -30,7 +32,9 @@ export function registerKeyCommands(program: Command, globals: () => GlobalOptio
         });
         if (ctx.json) printJson(result);
         else {
-          say(`Study ${result.studyId} (${result.jurisdiction}): key v${result.currentVersion} is current (was v${result.previousVersion})`);
+          say(
+            `Study ${result.studyId} (${result.jurisdiction}): key v${result.currentVersion} is current (was v${result.previousVersion})`,
+          );
           for (const v of result.versions) say(`  v${v.version}  ${v.state.padEnd(9)}  created ${v.createdAt}`);
         }
       } finally {

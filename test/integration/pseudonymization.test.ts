@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Principal } from '../../schemas/common';
 import type { PackageMetadata } from '../../schemas/package';
 import { FileKeyStore } from '../../lib/keystore';
+import { dateShiftDays } from '../../lib/pseudonymize';
 import type { rotateStudyKeyWorkflow, withdrawConsentWorkflow } from '../../workflows';
 import { ingestTaskQueue } from '../../workflows/contracts';
 import {
@@ -42,7 +43,9 @@ function rotate(study: string, as: Principal) {
 
 function withdraw(study: string, subjectId: string, as: Principal) {
   return clients.client.workflow.execute<typeof withdrawConsentWorkflow>('withdrawConsentWorkflow', {
-    args: [{ jurisdiction: 'eu', studyId: study, subjectId, scopes: [], reason: 'subject asked by phone', requestedBy: as }],
+    args: [
+      { jurisdiction: 'eu', studyId: study, subjectId, scopes: [], reason: 'subject asked by phone', requestedBy: as },
+    ],
     taskQueue: ingestTaskQueue('eu'),
     workflowId: `test-withdraw-${randomUUID()}`,
   });
@@ -106,13 +109,19 @@ describe('column policy', () => {
     const { rows } = await readParquet(clients.s3, output.bucket, output.key);
     const day = 86_400_000;
     const dates = rows.map((r) => (r.visit_date as Date).getTime());
-    const original = ['2024-02-28', '2024-03-01', '2024-12-31', '2024-02-28', '2025-02-28'].map((d) => Date.parse(`${d}T00:00:00Z`));
+    const original = ['2024-02-28', '2024-03-01', '2024-12-31', '2024-02-28', '2025-02-28'].map((d) =>
+      Date.parse(`${d}T00:00:00Z`),
+    );
     // Intervals within a subject are exactly preserved, across a leap day too.
     expect(dates[1]! - dates[0]!).toBe(2 * day);
     expect(dates[2]! - dates[0]!).toBe(original[2]! - original[0]!);
     expect(dates[4]! - dates[3]!).toBe(366 * day);
-    for (const [i, d] of dates.entries()) expect(Math.abs(d - original[i]!)).toBeLessThanOrEqual(30 * day);
-    expect(dates.every((d, i) => d !== original[i])).toBe(true);
+    // Each subject's offset is the one derived from the study key, within the window and never zero.
+    const key = await (await FileKeyStore.open(path.join(stackState().dataDir, 'keys'))).studyKey('eu', 'ST-POLICY');
+    const shifts = ['P-1', 'P-1', 'P-1', 'P-2', 'P-2'].map((id) => dateShiftDays(key.material, id, 30));
+    expect(dates).toEqual(original.map((d, i) => d + shifts[i]! * day));
+    for (const s of shifts) expect(Math.abs(s)).toBeGreaterThanOrEqual(1);
+    for (const s of shifts) expect(Math.abs(s)).toBeLessThanOrEqual(30);
     expect(rows.map((r) => r.zip)).toEqual(['000', '100', '000', '941', null]);
     expect(rows.map((r) => r.age)).toEqual(['89', '90+', null, '90+', '0']);
     expect(rows.map((r) => r.birth_date)).toEqual([1935, 1934, 1960, 2000, null]);
@@ -126,7 +135,10 @@ describe('key rotation, consent withdrawal and roles', () => {
     const study = 'ST-ROTATE';
     await importConsentCsv(clients, consentFor(['K-1', 'K-2']), 'eu', study);
     const first = await tempDir();
-    await writeJsonPackage(first, visitsMetadata(study), { 'visits.csv': 'subject_id,visit_date,zip,age,birth_date,ethnicity,arm\nK-1,2025-01-01,,,,,A\nK-2,2025-01-02,,,,,A\n' });
+    await writeJsonPackage(first, visitsMetadata(study), {
+      'visits.csv':
+        'subject_id,visit_date,zip,age,birth_date,ethnicity,arm\nK-1,2025-01-01,,,,,A\nK-2,2025-01-02,,,,,A\n',
+    });
     const v1 = await ingestDir(clients, first);
     expect(v1.record.keyVersions).toEqual([1]);
 
@@ -143,11 +155,17 @@ describe('key rotation, consent withdrawal and roles', () => {
 
     // Consent recorded under v1 tokens still admits the subjects to a v2 ingestion.
     const second = await tempDir();
-    await writeJsonPackage(second, visitsMetadata(study), { 'visits.csv': 'subject_id,visit_date,zip,age,birth_date,ethnicity,arm\nK-1,2025-02-01,,,,,B\nK-2,2025-02-02,,,,,B\n' });
+    await writeJsonPackage(second, visitsMetadata(study), {
+      'visits.csv':
+        'subject_id,visit_date,zip,age,birth_date,ethnicity,arm\nK-1,2025-02-01,,,,,B\nK-2,2025-02-02,,,,,B\n',
+    });
     const v2 = await ingestDir(clients, second);
     expect(v2.record.keyVersions).toEqual([2]);
     expect(v2.record.rows.curated).toBe(2);
-    const tokens = async (r: typeof v1) => (await readParquet(clients.s3, r.record.outputs[0]!.bucket, r.record.outputs[0]!.key)).rows.map((x) => String(x.subject_id));
+    const tokens = async (r: typeof v1) =>
+      (await readParquet(clients.s3, r.record.outputs[0]!.bucket, r.record.outputs[0]!.key)).rows.map((x) =>
+        String(x.subject_id),
+      );
     expect((await tokens(v1)).every((t) => t.startsWith('v1.'))).toBe(true);
     expect((await tokens(v2)).every((t) => t.startsWith('v2.'))).toBe(true);
 
@@ -163,14 +181,21 @@ describe('key rotation, consent withdrawal and roles', () => {
     );
 
     const third = await tempDir();
-    await writeJsonPackage(third, visitsMetadata(study), { 'visits.csv': 'subject_id,visit_date,zip,age,birth_date,ethnicity,arm\nK-1,2025-03-01,,,,,C\nK-2,2025-03-02,,,,,C\n' });
+    await writeJsonPackage(third, visitsMetadata(study), {
+      'visits.csv':
+        'subject_id,visit_date,zip,age,birth_date,ethnicity,arm\nK-1,2025-03-01,,,,,C\nK-2,2025-03-02,,,,,C\n',
+    });
     const after = await ingestDir(clients, third);
     expect(after.record.rows).toEqual({ in: 2, curated: 1, excluded: 1, excludedByReason: { withdrawn: 1 } });
 
     // Key material is nowhere in the histories or the stack's logs.
     const keys = await FileKeyStore.open(path.join(stackState().dataDir, 'keys'));
     const material = await keys.liveStudyKeys('eu', study);
-    const needles = material.flatMap((k) => [k.material.toString('hex'), k.material.toString('base64'), k.material.toString('base64url')]);
+    const needles = material.flatMap((k) => [
+      k.material.toString('hex'),
+      k.material.toString('base64'),
+      k.material.toString('base64url'),
+    ]);
     const histories = await Promise.all([v1, v2, after].map((r) => rawHistory(clients.client, r.workflowId)));
     expect(containsAny(histories, [...needles, 'K-1', 'subject asked by phone'])).toEqual([]);
     const logsDir = path.join(stackState().dataDir, 'logs');

@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { canonicalizeIdentifier, tokenize, Tokenizer, tokenKeyVersion } from '../../lib/pseudonymize';
+import { PARALLEL_THRESHOLD, TokenPool } from '../../lib/token-pool';
+import { canonicalizeIdentifier, dateShiftDays, tokenize, Tokenizer, tokenKeyVersion } from '../../lib/pseudonymize';
 
 const key = Buffer.alloc(32, 7);
 
@@ -37,5 +38,33 @@ describe('tokens', () => {
     const t = new Tokenizer(key, 3);
     expect(t.token('a')).toBe(tokenize(key, 3, 'a'));
     expect(t.token('a')).toBe(t.token('a'));
+  });
+});
+
+describe('date shifts', () => {
+  it('are per subject, deterministic, within the window and never zero', () => {
+    const shifts = Array.from({ length: 2000 }, (_, i) => dateShiftDays(key, `S-${i}`, 3));
+    expect(new Set(shifts)).toEqual(new Set([-3, -2, -1, 1, 2, 3]));
+    expect(dateShiftDays(key, 'S-1', 3)).toBe(dateShiftDays(key, ' S-1 ', 3));
+    expect(dateShiftDays(key, 'S-1', 0)).toBe(0);
+    const ids = Array.from({ length: 20 }, (_, i) => `S-${i}`);
+    expect(ids.map((id) => dateShiftDays(Buffer.alloc(32, 9), id, 365))).not.toEqual(
+      ids.map((id) => dateShiftDays(key, id, 365)),
+    );
+  });
+});
+
+describe('token pool', () => {
+  it('tokenizes large batches on worker threads exactly as the single-threaded path does', async () => {
+    const pool = new TokenPool(2);
+    try {
+      const values = Array.from({ length: PARALLEL_THRESHOLD + 11 }, (_, i) =>
+        i % 3 === 0 ? ` Jose\u0301-${i} ` : `S-${i}`,
+      );
+      expect(await pool.tokenize(key, 4, values)).toEqual(values.map((v) => tokenize(key, 4, v)));
+      expect(await pool.tokenize(key, 4, ['x'])).toEqual([tokenize(key, 4, 'x')]);
+    } finally {
+      await pool.close();
+    }
   });
 });
