@@ -14,6 +14,7 @@ import type { KeyStore } from '../lib/keystore';
 import { downloadHashed, getObjectOrUndefined, hashFile, putFileOnce } from '../lib/objects';
 import { dateShiftDays, LOW_POPULATION_ZIP3, Tokenizer, tokenKeyVersion } from '../lib/pseudonymize';
 import type { TokenPool } from '../lib/token-pool';
+import { sealIdentifier, writeVaultShard, type VaultShard } from '../lib/vault';
 import { loadDeclaredTable, parseMemoryLimit, quoteIdent, quoteLiteral } from '../lib/tabular';
 import { rejectPackage, stagedFile, type VerifiedFile } from './verify';
 
@@ -80,6 +81,7 @@ async function buildTokenMap(
   mapTable: string,
   tokens: (values: string[]) => Promise<string[]>,
   subject: ((raw: string, token: string) => { reason: ExclusionReason | undefined; shift: number }) | undefined,
+  onKeyed: ((raw: string, token: string) => void) | undefined,
 ): Promise<void> {
   await conn.run(`CREATE TABLE ${mapTable} (raw VARCHAR, token VARCHAR, reason VARCHAR, shift INTEGER)`);
   const appender = await conn.createAppender(mapTable);
@@ -88,6 +90,7 @@ async function buildTokenMap(
     batch.forEach((raw, i) => {
       const token = keyed[i]!;
       const decided = subject?.(raw, token);
+      onKeyed?.(raw, token);
       appender.appendVarchar(raw);
       appender.appendVarchar(token);
       if (decided?.reason) appender.appendVarchar(decided.reason);
@@ -154,6 +157,7 @@ async function curateTable(
   problems: PackageProblem[],
   memoryLimitBytes: number,
   pool: TokenPool,
+  onKeyed: ((raw: string, token: string) => void) | undefined,
 ): Promise<{ rows: RowCounts; columns: DatasetOutput['columns'] } | undefined> {
   const source = `src_${index}`;
   const found = await loadDeclaredTable(conn, localFile, table, source, { memoryLimitBytes });
@@ -166,12 +170,17 @@ async function curateTable(
   const subjectMap = `map_${index}_subject`;
   const window = input.metadata.dateShiftDays ?? 0;
   const keyed = (values: string[]) => pool.tokenize(tokenizer.key, tokenizer.keyVersion, values);
-  await buildTokenMap(conn, source, subject.name, subjectMap, keyed, (raw, token) => ({
-    reason: consentOf(raw, token),
-    shift: dateShiftDays(tokenizer.key, raw, window),
-  }));
+  await buildTokenMap(
+    conn,
+    source,
+    subject.name,
+    subjectMap,
+    keyed,
+    (raw, token) => ({ reason: consentOf(raw, token), shift: dateShiftDays(tokenizer.key, raw, window) }),
+    onKeyed,
+  );
   for (const [i, column] of identifiers.entries()) {
-    await buildTokenMap(conn, source, column.name, `map_${index}_${i}`, keyed, undefined);
+    await buildTokenMap(conn, source, column.name, `map_${index}_${i}`, keyed, undefined, onKeyed);
   }
 
   const kept = table.columns.filter((c) => c.role !== 'suppress' && (c.role !== 'free-text' || c.keep));
@@ -265,6 +274,10 @@ export async function curatePackage(deps: CurateDeps, input: CuratePackageInput)
       return consentExclusion(entry, metadata.purpose, input.asOf);
     };
 
+    const vaultKey = metadata.reidentificationVault ? await keys.vaultKey(jurisdiction.id, metadata.studyId) : undefined;
+    const vault: VaultShard | undefined = vaultKey
+      ? { format: 'steward-vault/1', jurisdiction: jurisdiction.id, studyId: metadata.studyId, datasetId: input.datasetId, keyId: vaultKey.id, entries: {} }
+      : undefined;
     const problems: PackageProblem[] = [];
     const byPath = new Map(input.files.map((f) => [f.path, f]));
     const rows: RowCounts = { in: 0, curated: 0, excluded: 0, excludedByReason: {} };
@@ -300,6 +313,7 @@ export async function curatePackage(deps: CurateDeps, input: CuratePackageInput)
         problems,
         memoryLimitBytes,
         deps.pool,
+        vault ? (raw, token) => (vault.entries[token] ??= sealIdentifier(vaultKey!, token, raw)) : undefined,
       );
       if (result) produced.push({ table, outFile, ...result });
       lap('transform', t);
@@ -307,6 +321,7 @@ export async function curatePackage(deps: CurateDeps, input: CuratePackageInput)
     }
     if (problems.length > 0) throw rejectPackage(problems);
 
+    if (vault) await writeVaultShard(s3, jurisdiction.buckets.catalog, vault);
     const classification = jurisdiction.retention[metadata.dataClass]!.classification;
     const outputs: DatasetOutput[] = [];
     const uploadStart = Date.now();

@@ -9,7 +9,7 @@ import { registerConsentCommands } from './commands/consent';
 import { registerDatasetCommands } from './commands/datasets';
 import { registerDemoCommands } from './commands/demo';
 import { registerIngestCommand } from './commands/ingest';
-import { registerKeyCommands } from './commands/keys';
+import { registerKeyCommands, registerReidentifyCommand } from './commands/keys';
 import { registerStackCommands } from './commands/stack';
 
 export const EXIT = { ok: 0, failure: 1, usage: 2, rejected: 3, notRunning: 4, degraded: 5, denied: 6 } as const;
@@ -69,6 +69,7 @@ export function buildProgram(): Command {
   registerConsentCommands(program, globals);
   registerDatasetCommands(program, globals);
   registerKeyCommands(program, globals);
+  registerReidentifyCommand(program, globals);
   registerDemoCommands(program, globals);
   const override = (command: Command): void => {
     command.exitOverride();

@@ -27,6 +27,8 @@ export interface KeyStore {
   rotateStudyKey(jurisdiction: string, studyId: string, fromVersion: number): Promise<KeyHandle>;
   /** Destroys a key version's material (cryptographic erase); tokens made with it can no longer be computed. */
   destroyStudyKey(jurisdiction: string, studyId: string, version: number): Promise<void>;
+  /** The key sealing a study's re-identification vault entries; created on first use. */
+  vaultKey(jurisdiction: string, studyId: string): Promise<KeyHandle>;
   /** The key that encrypts Temporal payloads; created on first use. */
   payloadKey(): Promise<KeyHandle>;
   /** A payload key by id, to decrypt payloads written under earlier keys. */
@@ -160,6 +162,13 @@ export class FileKeyStore implements KeyStore {
     const next = { ...sealed, state, sealed: state === 'destroyed' ? '' : sealed.sealed };
     await writeFile(`${file}.tmp`, JSON.stringify(next, null, 2), { mode: 0o600 });
     await rename(`${file}.tmp`, file);
+  }
+
+  async vaultKey(jurisdiction: string, studyId: string): Promise<KeyHandle> {
+    this.studyDir(jurisdiction, studyId);
+    const dir = path.join(this.dir, 'vault', jurisdiction, studyId);
+    const versions = await this.versions(dir);
+    return this.loadOrCreate(dir, `vault/${jurisdiction}/${studyId}`, versions.at(-1) ?? 1, versions.length === 0);
   }
 
   async payloadKey(): Promise<KeyHandle> {

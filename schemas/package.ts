@@ -113,6 +113,8 @@ export const PackageMetadataSchema = z
     sourceSystem: z.string().min(1).max(128),
     /** Shift every `date` column by a per-subject offset in [-n, n] days (0 or absent: no shift). */
     dateShiftDays: z.number().int().min(0).max(3650).optional(),
+    /** Keep token → original identifier, sealed per study, for the DPO's re-identification (`steward reidentify`). */
+    reidentificationVault: z.boolean().optional(),
     tables: z.array(TableSchema).min(1),
   })
   .strict()

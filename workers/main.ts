@@ -6,6 +6,7 @@ import { getJurisdiction } from '../jurisdictions';
 import { createConsentActivities } from '../activities/consent';
 import { createIngestActivities } from '../activities/ingest';
 import { createKeyActivities } from '../activities/keys';
+import { createVaultActivities } from '../activities/vault';
 import { ensureJurisdictionBuckets } from '../lib/buckets';
 import { loadConfig } from '../lib/config';
 import { FileKeyStore } from '../lib/keystore';
@@ -77,6 +78,7 @@ async function main(): Promise<void> {
       }),
       ...createConsentActivities({ s3, keys, jurisdiction, scratchDir }),
       ...createKeyActivities({ keys, jurisdiction }),
+      ...createVaultActivities({ s3, keys, jurisdiction }),
     },
     dataConverter: stewardDataConverter(keys),
     maxConcurrentActivityTaskExecutions: 2,

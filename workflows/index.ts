@@ -2,3 +2,4 @@ export { importConsentWorkflow } from './importConsent';
 export { ingestPackageWorkflow } from './ingestPackage';
 export { rotateStudyKeyWorkflow } from './rotateStudyKey';
 export { withdrawConsentWorkflow } from './withdrawConsent';
+export { reidentifyWorkflow } from './reidentify';

@@ -8,13 +8,17 @@ import type { Principal } from '../../schemas/common';
 import type { PackageMetadata } from '../../schemas/package';
 import { FileKeyStore } from '../../lib/keystore';
 import { dateShiftDays } from '../../lib/pseudonymize';
-import type { rotateStudyKeyWorkflow, withdrawConsentWorkflow } from '../../workflows';
+import type { reidentifyWorkflow, rotateStudyKeyWorkflow, withdrawConsentWorkflow } from '../../workflows';
+import { getJurisdiction } from '../../jurisdictions';
+import { listObjects, readObjectText } from '../../lib/objects';
+import { destroyVaultEntries } from '../../lib/vault';
 import { ingestTaskQueue } from '../../workflows/contracts';
 import {
   connect,
   containsAny,
   importConsentCsv,
   ingestDir,
+  objectVersions,
   rawHistory,
   readParquet,
   stackState,
@@ -201,5 +205,40 @@ describe('key rotation, consent withdrawal and roles', () => {
     const logsDir = path.join(stackState().dataDir, 'logs');
     const logs = await Promise.all((await readdir(logsDir)).map((f) => readFile(path.join(logsDir, f))));
     expect(containsAny(logs, needles)).toEqual([]);
+  });
+});
+
+describe('re-identification vault', () => {
+  it('lets the dpo, and only the dpo, resolve a token; audits every attempt; destroyed entries are gone', async () => {
+    const study = 'ST-VAULT';
+    await importConsentCsv(clients, consentFor(['V-1', 'V-2']), 'eu', study);
+    const dir = await tempDir();
+    await writeJsonPackage(dir, visitsMetadata(study, { reidentificationVault: true }), {
+      'visits.csv': 'subject_id,visit_date,zip,age,birth_date,ethnicity,arm\nV-1,2025-01-01,,,,,A\nV-2,2025-01-02,,,,,A\n',
+    });
+    const result = await ingestDir(clients, dir);
+    const output = result.record.outputs[0]!;
+    const token = String((await readParquet(clients.s3, output.bucket, output.key)).rows[0]!.subject_id);
+    const reidentify = (as: Principal) =>
+      clients.client.workflow.execute<typeof reidentifyWorkflow>('reidentifyWorkflow', {
+        args: [{ jurisdiction: 'eu', studyId: study, token, reason: 'adverse event follow-up', requestedBy: as }],
+        taskQueue: ingestTaskQueue('eu'),
+        workflowId: `test-reidentify-${randomUUID()}`,
+      });
+
+    expect(await reidentify(DPO)).toEqual({ found: true, identifier: 'V-1' });
+    await expect(reidentify(STEWARD)).rejects.toBeInstanceOf(WorkflowFailedError);
+
+    const buckets = getJurisdiction('eu').buckets;
+    const events = await Promise.all(
+      (await listObjects(clients.s3, buckets.evidence, 'audit/events/')).map(async (o) => JSON.parse((await readObjectText(clients.s3, buckets.evidence, o.key)).toString('utf8'))),
+    );
+    const mine = events.filter((e) => e.subjectToken === token);
+    expect(mine.map((e) => `${e.principal.role}:${e.outcome}`).sort()).toEqual(['dpo:disclosed', 'dpo:requested', 'steward:denied']);
+    expect(JSON.stringify(events)).not.toContain('V-1');
+
+    expect(await destroyVaultEntries(clients.s3, buckets.catalog, study, [token])).toBe(1);
+    expect(await reidentify(DPO)).toEqual({ found: false, identifier: null });
+    expect(await objectVersions(clients.s3, buckets.catalog, `vault/${study}/`)).toBe(1);
   });
 });

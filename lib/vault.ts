@@ -1,0 +1,94 @@
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { DeleteObjectsCommand, ListObjectVersionsCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { z } from 'zod';
+import type { KeyHandle } from './keystore';
+import { getObjectOrUndefined, listObjects } from './objects';
+
+/**
+ * The re-identification vault: token → original identifier, sealed with AES-256-GCM under the study's vault key (the
+ * token is the additional data, so an entry cannot be moved to another token). One shard per dataset, in the
+ * jurisdiction's catalog bucket, so concurrent ingestions never overwrite each other.
+ */
+export const VaultShardSchema = z.object({
+  format: z.literal('steward-vault/1'),
+  jurisdiction: z.string(),
+  studyId: z.string(),
+  datasetId: z.string(),
+  keyId: z.string(),
+  entries: z.record(z.string(), z.string()),
+});
+export type VaultShard = z.infer<typeof VaultShardSchema>;
+
+export function vaultPrefix(studyId: string): string {
+  return `vault/${studyId}/`;
+}
+
+export function sealIdentifier(key: KeyHandle, token: string, raw: string): string {
+  const iv = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', key.material, iv);
+  cipher.setAAD(Buffer.from(token));
+  const body = Buffer.concat([cipher.update(raw, 'utf8'), cipher.final()]);
+  return Buffer.concat([iv, cipher.getAuthTag(), body]).toString('base64');
+}
+
+export function unsealIdentifier(key: KeyHandle, token: string, sealed: string): string {
+  const raw = Buffer.from(sealed, 'base64');
+  const decipher = createDecipheriv('aes-256-gcm', key.material, raw.subarray(0, 12));
+  decipher.setAAD(Buffer.from(token));
+  decipher.setAuthTag(raw.subarray(12, 28));
+  return Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString('utf8');
+}
+
+export async function writeVaultShard(s3: S3Client, bucket: string, shard: VaultShard): Promise<void> {
+  await s3.send(
+    new PutObjectCommand({
+      Bucket: bucket,
+      Key: `${vaultPrefix(shard.studyId)}${shard.datasetId}.json`,
+      Body: JSON.stringify(shard),
+      ContentType: 'application/json',
+    }),
+  );
+}
+
+async function shards(s3: S3Client, bucket: string, studyId: string): Promise<{ key: string; shard: VaultShard }[]> {
+  const out: { key: string; shard: VaultShard }[] = [];
+  for (const object of await listObjects(s3, bucket, vaultPrefix(studyId))) {
+    const raw = await getObjectOrUndefined(s3, bucket, object.key);
+    if (raw) out.push({ key: object.key, shard: VaultShardSchema.parse(JSON.parse(raw.toString('utf8'))) });
+  }
+  return out;
+}
+
+/** The original identifier behind a token, or undefined when the vault holds no entry for it. */
+export async function lookUpToken(s3: S3Client, bucket: string, studyId: string, key: KeyHandle, token: string): Promise<string | undefined> {
+  for (const { shard } of await shards(s3, bucket, studyId)) {
+    const sealed = shard.entries[token];
+    if (sealed) return unsealIdentifier(key, token, sealed);
+  }
+  return undefined;
+}
+
+/**
+ * Removes the tokens' entries from every shard of the study, and every older version of a changed shard, so no stored
+ * copy of the sealed identifier remains. Returns how many entries were destroyed. Retry-safe.
+ */
+export async function destroyVaultEntries(s3: S3Client, bucket: string, studyId: string, tokens: string[]): Promise<number> {
+  let destroyed = 0;
+  for (const { key, shard } of await shards(s3, bucket, studyId)) {
+    const hit = tokens.filter((t) => t in shard.entries);
+    if (hit.length === 0) continue;
+    for (const t of hit) delete shard.entries[t];
+    destroyed += hit.length;
+    const put = await s3.send(
+      new PutObjectCommand({ Bucket: bucket, Key: key, Body: JSON.stringify(shard), ContentType: 'application/json' }),
+    );
+    const versions = await s3.send(new ListObjectVersionsCommand({ Bucket: bucket, Prefix: key }));
+    const old = (versions.Versions ?? []).filter((v) => v.Key === key && v.VersionId && v.VersionId !== put.VersionId);
+    if (old.length > 0) {
+      await s3.send(
+        new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: old.map((v) => ({ Key: key, VersionId: v.VersionId! })), Quiet: true } }),
+      );
+    }
+  }
+  return destroyed;
+}

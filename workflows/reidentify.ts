@@ -1,0 +1,50 @@
+import { ApplicationFailure, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import type { AuditEvent, createVaultActivities } from '../activities/vault';
+import type { Principal } from '../schemas/common';
+import { allowed, denialMessage } from '../lib/roles';
+import { ErrorType } from './contracts';
+
+const vault = proxyActivities<ReturnType<typeof createVaultActivities>>({
+  startToCloseTimeout: '2 minutes',
+  // Vault and evidence reads and writes: transient storage errors clear within a few tries.
+  retry: { maximumAttempts: 5, initialInterval: '1s' },
+});
+
+export interface ReidentifyInput {
+  jurisdiction: string;
+  studyId: string;
+  token: string;
+  reason: string;
+  requestedBy: Principal;
+}
+
+/**
+ * Resolves a token to the original identifier from the study's re-identification vault: dpo role only, and every
+ * request (allowed or denied) and its outcome is written to the jurisdiction's evidence bucket.
+ */
+export async function reidentifyWorkflow(input: ReidentifyInput): Promise<{ found: boolean; identifier: string | null }> {
+  const { workflowId, runId } = workflowInfo();
+  let seq = 0;
+  const audit = (outcome: AuditEvent['outcome']) =>
+    vault.recordAuditEventActivity({
+      eventId: `${workflowId}-${runId}-${++seq}`,
+      at: new Date().toISOString(),
+      jurisdiction: input.jurisdiction,
+      principal: input.requestedBy,
+      action: 'reidentify',
+      outcome,
+      studyId: input.studyId,
+      subjectToken: input.token,
+      reason: input.reason,
+      workflowId,
+      runId,
+    });
+  if (!allowed(input.requestedBy, 'reidentify')) {
+    await audit('denied');
+    throw ApplicationFailure.nonRetryable(denialMessage(input.requestedBy, 'reidentify'), ErrorType.AccessDenied);
+  }
+  await audit('requested');
+  const result = await vault.reidentifyActivity({ studyId: input.studyId, token: input.token });
+  await audit(result.found ? 'disclosed' : 'not-found');
+  return result;
+}
