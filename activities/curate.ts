@@ -274,9 +274,18 @@ export async function curatePackage(deps: CurateDeps, input: CuratePackageInput)
       return consentExclusion(entry, metadata.purpose, input.asOf);
     };
 
-    const vaultKey = metadata.reidentificationVault ? await keys.vaultKey(jurisdiction.id, metadata.studyId) : undefined;
+    const vaultKey = metadata.reidentificationVault
+      ? await keys.vaultKey(jurisdiction.id, metadata.studyId)
+      : undefined;
     const vault: VaultShard | undefined = vaultKey
-      ? { format: 'steward-vault/1', jurisdiction: jurisdiction.id, studyId: metadata.studyId, datasetId: input.datasetId, keyId: vaultKey.id, entries: {} }
+      ? {
+          format: 'steward-vault/1',
+          jurisdiction: jurisdiction.id,
+          studyId: metadata.studyId,
+          datasetId: input.datasetId,
+          keyId: vaultKey.id,
+          entries: {},
+        }
       : undefined;
     const problems: PackageProblem[] = [];
     const byPath = new Map(input.files.map((f) => [f.path, f]));

@@ -141,6 +141,7 @@ export function createIngestActivities(deps: IngestActivityDeps) {
         consentScopes: [metadata.purpose],
         sourceSystem: metadata.sourceSystem,
         keyVersions: input.curated.keyVersions,
+        dateShiftDays: metadata.dateShiftDays ?? 0,
         createdAt: input.createdAt,
         retention: { until: until.toISO(), duration: rule.duration, legalBasis: rule.legalBasis },
         rows: input.curated.rows,

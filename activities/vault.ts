@@ -22,7 +22,15 @@ export interface AuditEvent {
 /** Evidence objects are kept under S3 Object Lock for the documentation retention of the jurisdiction. */
 const AUDIT_RETENTION_YEARS = 6;
 
-export function createVaultActivities({ s3, keys, jurisdiction }: { s3: S3Client; keys: KeyStore; jurisdiction: Jurisdiction }) {
+export function createVaultActivities({
+  s3,
+  keys,
+  jurisdiction,
+}: {
+  s3: S3Client;
+  keys: KeyStore;
+  jurisdiction: Jurisdiction;
+}) {
   return {
     /** Writes one audit event, write-once, to the jurisdiction's evidence bucket. Retry-safe: the key is the event id. */
     async recordAuditEventActivity(event: AuditEvent): Promise<void> {
@@ -44,7 +52,10 @@ export function createVaultActivities({ s3, keys, jurisdiction }: { s3: S3Client
     },
 
     /** Reads only: finds and unseals the token's vault entry. */
-    async reidentifyActivity(input: { studyId: string; token: string }): Promise<{ found: boolean; identifier: string | null }> {
+    async reidentifyActivity(input: {
+      studyId: string;
+      token: string;
+    }): Promise<{ found: boolean; identifier: string | null }> {
       const key = await keys.vaultKey(jurisdiction.id, input.studyId);
       const identifier = await lookUpToken(s3, jurisdiction.buckets.catalog, input.studyId, key, input.token);
       return { found: identifier !== undefined, identifier: identifier ?? null };

@@ -60,7 +60,13 @@ async function shards(s3: S3Client, bucket: string, studyId: string): Promise<{ 
 }
 
 /** The original identifier behind a token, or undefined when the vault holds no entry for it. */
-export async function lookUpToken(s3: S3Client, bucket: string, studyId: string, key: KeyHandle, token: string): Promise<string | undefined> {
+export async function lookUpToken(
+  s3: S3Client,
+  bucket: string,
+  studyId: string,
+  key: KeyHandle,
+  token: string,
+): Promise<string | undefined> {
   for (const { shard } of await shards(s3, bucket, studyId)) {
     const sealed = shard.entries[token];
     if (sealed) return unsealIdentifier(key, token, sealed);
@@ -72,7 +78,12 @@ export async function lookUpToken(s3: S3Client, bucket: string, studyId: string,
  * Removes the tokens' entries from every shard of the study, and every older version of a changed shard, so no stored
  * copy of the sealed identifier remains. Returns how many entries were destroyed. Retry-safe.
  */
-export async function destroyVaultEntries(s3: S3Client, bucket: string, studyId: string, tokens: string[]): Promise<number> {
+export async function destroyVaultEntries(
+  s3: S3Client,
+  bucket: string,
+  studyId: string,
+  tokens: string[],
+): Promise<number> {
   let destroyed = 0;
   for (const { key, shard } of await shards(s3, bucket, studyId)) {
     const hit = tokens.filter((t) => t in shard.entries);
@@ -86,7 +97,10 @@ export async function destroyVaultEntries(s3: S3Client, bucket: string, studyId:
     const old = (versions.Versions ?? []).filter((v) => v.Key === key && v.VersionId && v.VersionId !== put.VersionId);
     if (old.length > 0) {
       await s3.send(
-        new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: old.map((v) => ({ Key: key, VersionId: v.VersionId! })), Quiet: true } }),
+        new DeleteObjectsCommand({
+          Bucket: bucket,
+          Delete: { Objects: old.map((v) => ({ Key: key, VersionId: v.VersionId! })), Quiet: true },
+        }),
       );
     }
   }

@@ -45,6 +45,9 @@ export const DatasetRecordSchema = z.object({
   consentScopes: z.array(NameSchema),
   sourceSystem: z.string(),
   keyVersions: z.array(z.number().int().positive()),
+  /** The package's date-shift window; a re-pseudonymization moves dates from the old key's offsets to the new. */
+  dateShiftDays: z.number().int().nonnegative().default(0),
+  rePseudonymizedAt: z.string().optional(),
   createdAt: z.string(),
   retention: z.object({ until: z.string(), duration: z.string(), legalBasis: z.string() }),
   rows: RowCountsSchema,

@@ -7,6 +7,7 @@ import { createConsentActivities } from '../activities/consent';
 import { createIngestActivities } from '../activities/ingest';
 import { createKeyActivities } from '../activities/keys';
 import { createVaultActivities } from '../activities/vault';
+import { createRePseudonymizeActivities } from '../activities/repseudonymize';
 import { ensureJurisdictionBuckets } from '../lib/buckets';
 import { loadConfig } from '../lib/config';
 import { FileKeyStore } from '../lib/keystore';
@@ -79,6 +80,7 @@ async function main(): Promise<void> {
       ...createConsentActivities({ s3, keys, jurisdiction, scratchDir }),
       ...createKeyActivities({ keys, jurisdiction }),
       ...createVaultActivities({ s3, keys, jurisdiction }),
+      ...createRePseudonymizeActivities({ s3, keys, jurisdiction, scratchDir }),
     },
     dataConverter: stewardDataConverter(keys),
     maxConcurrentActivityTaskExecutions: 2,

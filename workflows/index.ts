@@ -3,3 +3,4 @@ export { ingestPackageWorkflow } from './ingestPackage';
 export { rotateStudyKeyWorkflow } from './rotateStudyKey';
 export { withdrawConsentWorkflow } from './withdrawConsent';
 export { reidentifyWorkflow } from './reidentify';
+export { rePseudonymizeDatasetWorkflow } from './rePseudonymizeDataset';

@@ -22,7 +22,9 @@ export interface ReidentifyInput {
  * Resolves a token to the original identifier from the study's re-identification vault: dpo role only, and every
  * request (allowed or denied) and its outcome is written to the jurisdiction's evidence bucket.
  */
-export async function reidentifyWorkflow(input: ReidentifyInput): Promise<{ found: boolean; identifier: string | null }> {
+export async function reidentifyWorkflow(
+  input: ReidentifyInput,
+): Promise<{ found: boolean; identifier: string | null }> {
   const { workflowId, runId } = workflowInfo();
   let seq = 0;
   const audit = (outcome: AuditEvent['outcome']) =>

@@ -2,6 +2,8 @@ import type { Command } from 'commander';
 import { getJurisdiction } from '../../jurisdictions';
 import { DatasetRecordSchema, type DatasetRecord } from '../../schemas/dataset';
 import { UserError } from '../../lib/errors';
+import type { rePseudonymizeDatasetWorkflow } from '../../workflows';
+import { ingestTaskQueue, SEARCH_ATTRIBUTES } from '../../workflows/contracts';
 import { getObjectOrUndefined, listObjects } from '../../lib/objects';
 import { CommandContext, type GlobalOptions } from '../context';
 import { formatDataset, printJson, say } from '../output';
@@ -45,6 +47,41 @@ export function registerDatasetCommands(program: Command, globals: () => GlobalO
         await ctx.close();
       }
     });
+  datasets
+    .command('repseudonymize')
+    .description("move a dataset to its study's current key version (steward role; needs the study's vault)")
+    .argument('<datasetId>', 'dataset id')
+    .action(async (datasetId: string) => {
+      const match = /^ds-([a-z]{2,8})-[0-9a-f]{24}$/.exec(datasetId);
+      if (!match) throw new UserError(`"${datasetId}" is not a dataset id (ds-<jurisdiction>-<24 hex digits>)`);
+      const jurisdiction = getJurisdiction(match[1]!);
+      const ctx = CommandContext.create(globals());
+      ctx.authorize('datasets.repseudonymize');
+      try {
+        const client = await ctx.temporal();
+        const result = await client.workflow.execute<typeof rePseudonymizeDatasetWorkflow>(
+          'rePseudonymizeDatasetWorkflow',
+          {
+            args: [{ datasetId, requestedBy: ctx.config.principal }],
+            taskQueue: ingestTaskQueue(jurisdiction.id),
+            workflowId: `repseudonymize-${datasetId}`,
+            typedSearchAttributes: [
+              { key: SEARCH_ATTRIBUTES.jurisdiction, value: jurisdiction.id },
+              { key: SEARCH_ATTRIBUTES.datasetId, value: datasetId },
+            ],
+          },
+        );
+        if (ctx.json) printJson(result);
+        else if (!result.migrated) say(`${datasetId} already uses key v${result.toVersion}`);
+        else
+          say(
+            `${datasetId}: ${result.tablesMigrated} tables moved from key ${result.fromVersions.map((v) => `v${v}`).join(', ')} to v${result.toVersion}`,
+          );
+      } finally {
+        await ctx.close();
+      }
+    });
+
   datasets
     .command('show')
     .description("show one dataset's catalog record: checksums, row counts, key versions, retention, lineage")

@@ -47,7 +47,7 @@ export function registerKeyCommands(program: Command, globals: () => GlobalOptio
 export function registerReidentifyCommand(program: Command, globals: () => GlobalOptions): void {
   program
     .command('reidentify')
-    .description('resolve a token to the original identifier from the study\'s vault (dpo role; every use is audited)')
+    .description("resolve a token to the original identifier from the study's vault (dpo role; every use is audited)")
     .argument('<token>', 'a token such as v1.AbC…')
     .requiredOption('--jurisdiction <id>', 'jurisdiction')
     .requiredOption('--study <id>', 'study id')
@@ -59,7 +59,15 @@ export function registerReidentifyCommand(program: Command, globals: () => Globa
         const client = await ctx.temporal();
         // The role is checked inside the workflow, so that a denied attempt is audited too.
         const result = await client.workflow.execute<typeof reidentifyWorkflow>('reidentifyWorkflow', {
-          args: [{ jurisdiction: options.jurisdiction, studyId: options.study, token, reason: options.reason, requestedBy: ctx.config.principal }],
+          args: [
+            {
+              jurisdiction: options.jurisdiction,
+              studyId: options.study,
+              token,
+              reason: options.reason,
+              requestedBy: ctx.config.principal,
+            },
+          ],
           taskQueue: ingestTaskQueue(options.jurisdiction),
           workflowId: `reidentify-${options.jurisdiction}-${options.study}-${randomUUID()}`,
           typedSearchAttributes: [

@@ -7,8 +7,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Principal } from '../../schemas/common';
 import type { PackageMetadata } from '../../schemas/package';
 import { FileKeyStore } from '../../lib/keystore';
-import { dateShiftDays } from '../../lib/pseudonymize';
-import type { reidentifyWorkflow, rotateStudyKeyWorkflow, withdrawConsentWorkflow } from '../../workflows';
+import { dateShiftDays, tokenize } from '../../lib/pseudonymize';
+import type {
+  reidentifyWorkflow,
+  rePseudonymizeDatasetWorkflow,
+  rotateStudyKeyWorkflow,
+  withdrawConsentWorkflow,
+} from '../../workflows';
 import { getJurisdiction } from '../../jurisdictions';
 import { listObjects, readObjectText } from '../../lib/objects';
 import { destroyVaultEntries } from '../../lib/vault';
@@ -214,7 +219,8 @@ describe('re-identification vault', () => {
     await importConsentCsv(clients, consentFor(['V-1', 'V-2']), 'eu', study);
     const dir = await tempDir();
     await writeJsonPackage(dir, visitsMetadata(study, { reidentificationVault: true }), {
-      'visits.csv': 'subject_id,visit_date,zip,age,birth_date,ethnicity,arm\nV-1,2025-01-01,,,,,A\nV-2,2025-01-02,,,,,A\n',
+      'visits.csv':
+        'subject_id,visit_date,zip,age,birth_date,ethnicity,arm\nV-1,2025-01-01,,,,,A\nV-2,2025-01-02,,,,,A\n',
     });
     const result = await ingestDir(clients, dir);
     const output = result.record.outputs[0]!;
@@ -231,14 +237,67 @@ describe('re-identification vault', () => {
 
     const buckets = getJurisdiction('eu').buckets;
     const events = await Promise.all(
-      (await listObjects(clients.s3, buckets.evidence, 'audit/events/')).map(async (o) => JSON.parse((await readObjectText(clients.s3, buckets.evidence, o.key)).toString('utf8'))),
+      (await listObjects(clients.s3, buckets.evidence, 'audit/events/')).map(async (o) =>
+        JSON.parse((await readObjectText(clients.s3, buckets.evidence, o.key)).toString('utf8')),
+      ),
     );
     const mine = events.filter((e) => e.subjectToken === token);
-    expect(mine.map((e) => `${e.principal.role}:${e.outcome}`).sort()).toEqual(['dpo:disclosed', 'dpo:requested', 'steward:denied']);
+    expect(mine.map((e) => `${e.principal.role}:${e.outcome}`).sort()).toEqual([
+      'dpo:disclosed',
+      'dpo:requested',
+      'steward:denied',
+    ]);
     expect(JSON.stringify(events)).not.toContain('V-1');
 
     expect(await destroyVaultEntries(clients.s3, buckets.catalog, study, [token])).toBe(1);
     expect(await reidentify(DPO)).toEqual({ found: false, identifier: null });
     expect(await objectVersions(clients.s3, buckets.catalog, `vault/${study}/`)).toBe(1);
+  });
+});
+
+describe('re-pseudonymization', () => {
+  it('moves a dataset to the current key: new tokens and shifted dates, old object versions gone, idempotent', async () => {
+    const study = 'ST-REPSEUDO';
+    await importConsentCsv(clients, consentFor(['R-1', 'R-2']), 'eu', study);
+    const dir = await tempDir();
+    await writeJsonPackage(dir, visitsMetadata(study, { reidentificationVault: true, dateShiftDays: 60 }), {
+      'visits.csv':
+        'subject_id,visit_date,zip,age,birth_date,ethnicity,arm\nR-1,2025-01-01,,,,,A\nR-1,2025-01-31,,,,,A\nR-2,2025-01-02,,,,,B\n',
+    });
+    const ingested = await ingestDir(clients, dir);
+    const output = ingested.record.outputs[0]!;
+    const before = (await readParquet(clients.s3, output.bucket, output.key)).rows;
+    await rotate(study, STEWARD);
+
+    const migrate = () =>
+      clients.client.workflow.execute<typeof rePseudonymizeDatasetWorkflow>('rePseudonymizeDatasetWorkflow', {
+        args: [{ datasetId: ingested.datasetId, requestedBy: STEWARD }],
+        taskQueue: ingestTaskQueue('eu'),
+        workflowId: `test-repseudo-${randomUUID()}`,
+      });
+    expect(await migrate()).toMatchObject({ fromVersions: [1], toVersion: 2, tablesMigrated: 1, migrated: true });
+    expect(await migrate()).toMatchObject({ migrated: false });
+
+    const after = (await readParquet(clients.s3, output.bucket, output.key)).rows;
+    expect(after.every((r) => String(r.subject_id).startsWith('v2.'))).toBe(true);
+    expect(after[0]!.subject_id).toBe(after[1]!.subject_id);
+    const keys = await FileKeyStore.open(path.join(stackState().dataDir, 'keys'));
+    const v2 = await keys.studyKeyVersion('eu', study, 2);
+    expect(after.map((r) => r.subject_id)).toEqual(['R-1', 'R-1', 'R-2'].map((id) => tokenize(v2.material, 2, id)));
+    const day = 86_400_000;
+    const dates = after.map((r) => (r.visit_date as Date).getTime());
+    const originals = ['2025-01-01', '2025-01-31', '2025-01-02'].map((d) => Date.parse(`${d}T00:00:00Z`));
+    const ids = ['R-1', 'R-1', 'R-2'];
+    expect(dates).toEqual(originals.map((d, i) => d + dateShiftDays(v2.material, ids[i]!, 60) * day));
+    expect(before.map((r) => r.arm)).toEqual(after.map((r) => r.arm));
+    expect(await objectVersions(clients.s3, output.bucket, output.key)).toBe(1);
+
+    const record = JSON.parse(
+      (
+        await readObjectText(clients.s3, getJurisdiction('eu').buckets.catalog, `datasets/${ingested.datasetId}.json`)
+      ).toString('utf8'),
+    );
+    expect(record.keyVersions).toEqual([2]);
+    expect(record.outputs[0].sha256).not.toBe(output.sha256);
   });
 });

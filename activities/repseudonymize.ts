@@ -1,0 +1,210 @@
+import { mkdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import {
+  DeleteObjectsCommand,
+  GetObjectTaggingCommand,
+  ListObjectVersionsCommand,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { DuckDBInstance } from '@duckdb/node-api';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { DatasetRecordSchema, type DatasetRecord } from '../schemas/dataset';
+import type { Jurisdiction } from '../schemas/jurisdiction';
+import type { KeyStore } from '../lib/keystore';
+import { downloadHashed, getObjectOrUndefined, hashFile, listObjects, putFileOnce } from '../lib/objects';
+import { dateShiftDays, tokenize } from '../lib/pseudonymize';
+import { quoteIdent, quoteLiteral } from '../lib/tabular';
+import {
+  sealIdentifier,
+  unsealIdentifier,
+  VaultShardSchema,
+  vaultPrefix,
+  writeVaultShard,
+  type VaultShard,
+} from '../lib/vault';
+import { datasetRecordKey } from './ingest';
+
+export interface RePseudonymizeResult {
+  datasetId: string;
+  fromVersions: number[];
+  toVersion: number;
+  tablesMigrated: number;
+  migrated: boolean;
+}
+
+/**
+ * Moves a dataset's tokens (and shifted dates) to the study's current key version, using the study's
+ * re-identification vault: HMAC tokens cannot be reversed, so a study without a vault cannot be migrated.
+ */
+export function createRePseudonymizeActivities(deps: {
+  s3: S3Client;
+  keys: KeyStore;
+  jurisdiction: Jurisdiction;
+  scratchDir: string;
+}) {
+  const { s3, keys, jurisdiction } = deps;
+  return {
+    /**
+     * Resumable and retry-safe: a table whose object already carries the target key version is skipped, each new object
+     * version replaces the old ones only after it is stored, and the record is written last.
+     */
+    async rePseudonymizeDatasetActivity(input: { datasetId: string; at: string }): Promise<RePseudonymizeResult> {
+      const recordRaw = await getObjectOrUndefined(s3, jurisdiction.buckets.catalog, datasetRecordKey(input.datasetId));
+      if (!recordRaw)
+        throw ApplicationFailure.nonRetryable(
+          `dataset ${input.datasetId} is not in the ${jurisdiction.id} catalog`,
+          'DatasetNotFound',
+        );
+      const record: DatasetRecord = DatasetRecordSchema.parse(JSON.parse(recordRaw.toString('utf8')));
+      const current = await keys.studyKey(jurisdiction.id, record.studyId);
+      const result = {
+        datasetId: record.datasetId,
+        fromVersions: record.keyVersions,
+        toVersion: current.version,
+        tablesMigrated: 0,
+      };
+      if (record.keyVersions.length === 1 && record.keyVersions[0] === current.version)
+        return { ...result, migrated: false };
+
+      const vaultKey = await keys.vaultKey(jurisdiction.id, record.studyId);
+      const sealed = new Map<string, string>();
+      for (const object of await listObjects(s3, jurisdiction.buckets.catalog, vaultPrefix(record.studyId))) {
+        const raw = await getObjectOrUndefined(s3, jurisdiction.buckets.catalog, object.key);
+        if (!raw) continue;
+        for (const [token, value] of Object.entries(VaultShardSchema.parse(JSON.parse(raw.toString('utf8'))).entries))
+          sealed.set(token, value);
+      }
+      const original = (token: string): string | undefined => {
+        const value = sealed.get(token);
+        return value === undefined ? undefined : unsealIdentifier(vaultKey, token, value);
+      };
+      const shard: VaultShard = {
+        format: 'steward-vault/1',
+        jurisdiction: jurisdiction.id,
+        studyId: record.studyId,
+        datasetId: `${record.datasetId}-v${current.version}`,
+        keyId: vaultKey.id,
+        entries: {},
+      };
+
+      const work = path.join(deps.scratchDir, `repseudonymize-${record.datasetId}-${process.pid}`);
+      await mkdir(work, { recursive: true });
+      const db = await DuckDBInstance.create(':memory:', {
+        threads: '2',
+        temp_directory: path.join(work, 'tmp'),
+        autoinstall_known_extensions: 'false',
+      });
+      const conn = await db.connect();
+      try {
+        for (const output of record.outputs) {
+          Context.current().heartbeat({ table: output.table });
+          const tags = await s3.send(new GetObjectTaggingCommand({ Bucket: output.bucket, Key: output.key }));
+          const tagMap = Object.fromEntries((tags.TagSet ?? []).map((t) => [t.Key, t.Value]));
+          if (tagMap['key-version'] === String(current.version)) continue;
+          const inFile = path.join(work, `${output.table}.in.parquet`);
+          await downloadHashed(s3, output.bucket, output.key, inFile);
+          const tokenColumns = output.columns.filter((c) => c.role === 'subject-id' || c.role === 'direct-identifier');
+          const subject = output.columns.find((c) => c.role === 'subject-id')!;
+          const maps: string[] = [];
+          for (const [i, column] of tokenColumns.entries()) {
+            const map = `map_${i}`;
+            await conn.run(`CREATE OR REPLACE TABLE ${map} (old VARCHAR, new VARCHAR, delta INTEGER)`);
+            const appender = await conn.createAppender(map);
+            const distinct = await conn.runAndReadAll(
+              `SELECT DISTINCT ${quoteIdent(column.name)} AS t FROM read_parquet(${quoteLiteral(inFile)}) WHERE ${quoteIdent(column.name)} IS NOT NULL`,
+            );
+            let missing = 0;
+            for (const row of distinct.getRowObjectsJS()) {
+              const old = String(row.t);
+              const raw = original(old);
+              if (raw === undefined) {
+                missing += 1;
+                continue;
+              }
+              const next = tokenize(current.material, current.version, raw);
+              shard.entries[next] ??= sealIdentifier(vaultKey, next, raw);
+              const oldVersion = Number(/^v(\d+)\./.exec(old)?.[1]);
+              const oldKey = (await keys.studyKeyVersion(jurisdiction.id, record.studyId, oldVersion)).material;
+              const delta =
+                column.role === 'subject-id'
+                  ? dateShiftDays(current.material, raw, record.dateShiftDays) -
+                    dateShiftDays(oldKey, raw, record.dateShiftDays)
+                  : 0;
+              appender.appendVarchar(old);
+              appender.appendVarchar(next);
+              appender.appendInteger(delta);
+              appender.endRow();
+            }
+            appender.flushSync();
+            appender.closeSync();
+            if (missing > 0) {
+              throw ApplicationFailure.nonRetryable(
+                `dataset ${record.datasetId}, table ${output.table}, column ${column.name}: ${missing} tokens have no re-identification vault entry, so they cannot be moved to key v${current.version}`,
+                'VaultEntryMissing',
+              );
+            }
+            maps.push(map);
+          }
+          const subjectMap = maps[tokenColumns.indexOf(subject)]!;
+          const projection = output.columns.map((c) => {
+            const i = tokenColumns.indexOf(c);
+            if (i >= 0) return `m${i}.new AS ${quoteIdent(c.name)}`;
+            if (c.role === 'date' && record.dateShiftDays > 0) {
+              return c.type === 'date'
+                ? `(t.${quoteIdent(c.name)} + ms.delta) AS ${quoteIdent(c.name)}`
+                : `(t.${quoteIdent(c.name)} + to_days(ms.delta)) AS ${quoteIdent(c.name)}`;
+            }
+            return `t.${quoteIdent(c.name)}`;
+          });
+          const joins = tokenColumns
+            .map((c, i) => `LEFT JOIN ${maps[i]} m${i} ON m${i}.old = t.${quoteIdent(c.name)}`)
+            .join(' ');
+          const outFile = path.join(work, `${output.table}.out.parquet`);
+          await conn.run(
+            `COPY (SELECT ${projection.join(', ')} FROM (SELECT *, row_number() OVER () AS __row FROM read_parquet(${quoteLiteral(inFile)})) t ${joins}
+               LEFT JOIN ${subjectMap} ms ON ms.old = t.${quoteIdent(subject.name)} ORDER BY t.__row)
+             TO ${quoteLiteral(outFile)} (FORMAT parquet, COMPRESSION zstd)`,
+          );
+          const digest = await hashFile(outFile);
+          const put = await putFileOnce(s3, output.bucket, output.key, outFile, digest.sha256, {
+            contentType: 'application/vnd.apache.parquet',
+            tags: { ...(tagMap as Record<string, string>), 'key-version': String(current.version) },
+          });
+          const versions = await s3.send(new ListObjectVersionsCommand({ Bucket: output.bucket, Prefix: output.key }));
+          const old = (versions.Versions ?? []).filter(
+            (v) => v.Key === output.key && v.VersionId && v.VersionId !== put.versionId,
+          );
+          if (old.length > 0) {
+            await s3.send(
+              new DeleteObjectsCommand({
+                Bucket: output.bucket,
+                Delete: { Objects: old.map((v) => ({ Key: output.key, VersionId: v.VersionId! })), Quiet: true },
+              }),
+            );
+          }
+          output.sha256 = digest.sha256;
+          output.bytes = digest.bytes;
+          output.versionId = put.versionId;
+          result.tablesMigrated += 1;
+        }
+        await writeVaultShard(s3, jurisdiction.buckets.catalog, shard);
+        const updated: DatasetRecord = { ...record, keyVersions: [current.version], rePseudonymizedAt: input.at };
+        await s3.send(
+          new PutObjectCommand({
+            Bucket: jurisdiction.buckets.catalog,
+            Key: datasetRecordKey(record.datasetId),
+            Body: JSON.stringify(updated, null, 2),
+            ContentType: 'application/json',
+          }),
+        );
+        return { ...result, migrated: true };
+      } finally {
+        conn.closeSync();
+        db.closeSync();
+        await rm(work, { recursive: true, force: true });
+      }
+    },
+  };
+}
