@@ -22,6 +22,13 @@ async function listDatasets(ctx: CommandContext, jurisdictions: string[]): Promi
   return records.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
 }
 
+/** The jurisdiction a dataset id names (`ds-<jurisdiction>-<24 hex digits>`). */
+function jurisdictionOfDataset(datasetId: string) {
+  const match = /^ds-([a-z]{2,8})-[0-9a-f]{24}$/.exec(datasetId);
+  if (!match) throw new UserError(`"${datasetId}" is not a dataset id (ds-<jurisdiction>-<24 hex digits>)`);
+  return getJurisdiction(match[1]!);
+}
+
 export function registerDatasetCommands(program: Command, globals: () => GlobalOptions): void {
   const datasets = program.command('datasets').description('read the dataset catalog');
   datasets
@@ -52,9 +59,7 @@ export function registerDatasetCommands(program: Command, globals: () => GlobalO
     .description("move a dataset to its study's current key version (steward role; needs the study's vault)")
     .argument('<datasetId>', 'dataset id')
     .action(async (datasetId: string) => {
-      const match = /^ds-([a-z]{2,8})-[0-9a-f]{24}$/.exec(datasetId);
-      if (!match) throw new UserError(`"${datasetId}" is not a dataset id (ds-<jurisdiction>-<24 hex digits>)`);
-      const jurisdiction = getJurisdiction(match[1]!);
+      const jurisdiction = jurisdictionOfDataset(datasetId);
       const ctx = CommandContext.create(globals());
       ctx.authorize('datasets.repseudonymize');
       try {
@@ -87,9 +92,7 @@ export function registerDatasetCommands(program: Command, globals: () => GlobalO
     .description("show one dataset's catalog record: checksums, row counts, key versions, retention, lineage")
     .argument('<datasetId>', 'dataset id, e.g. ds-eu-0123456789abcdef01234567')
     .action(async (datasetId: string) => {
-      const match = /^ds-([a-z]{2,8})-[0-9a-f]{24}$/.exec(datasetId);
-      if (!match) throw new UserError(`"${datasetId}" is not a dataset id (ds-<jurisdiction>-<24 hex digits>)`);
-      const jurisdiction = getJurisdiction(match[1]!);
+      const jurisdiction = jurisdictionOfDataset(datasetId);
       const ctx = CommandContext.create(globals());
       try {
         const raw = await getObjectOrUndefined(

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { GetObjectLockConfigurationCommand } from '@aws-sdk/client-s3';
 import { afterAll, expect, it } from 'vitest';
@@ -100,6 +100,47 @@ it('runs a second stack beside the first and drives it end to end from the CLI',
   expect(steward('datasets', 'show', record.datasetId).stdout).toContain(
     `rows: ${record.rows.in} in, ${record.rows.curated} curated`,
   );
+
+  const firstSubject = (await readFile(path.join(out, 'package', 'data', 'subjects.csv'), 'utf8'))
+    .split('\n')[1]!
+    .split(',')[0]!;
+  const denied = steward(
+    'consent',
+    'withdraw',
+    '--subject',
+    firstSubject,
+    '--study',
+    'UK-CLI',
+    '--jurisdiction',
+    'uk',
+    '--reason',
+    'call',
+  );
+  expect(denied.code).toBe(6);
+  expect(denied.stderr).toMatchInlineSnapshot(`
+    "steward: access denied: cli-test (role steward) may not consent.withdraw; allowed roles: dpo
+    "
+  `);
+  const withdrawal = steward(
+    '--as',
+    'dana:dpo',
+    'consent',
+    'withdraw',
+    '--subject',
+    firstSubject,
+    '--study',
+    'UK-CLI',
+    '--jurisdiction',
+    'uk',
+    '--reason',
+    'call',
+    '--json',
+  );
+  expect(withdrawal.code, withdrawal.stderr).toBe(0);
+  expect(JSON.parse(withdrawal.stdout)).toMatchObject({ status: 'withdrawn', keyVersionsSearched: [1] });
+  const rotated = steward('keys', 'rotate', '--jurisdiction', 'uk', '--study', 'UK-CLI', '--json');
+  expect(rotated.code, rotated.stderr).toBe(0);
+  expect(JSON.parse(rotated.stdout)).toMatchObject({ previousVersion: 1, currentVersion: 2 });
 
   const bad = await writeBag(await tempDir(), smallMetadata({ studyId: 'UK-CLI', jurisdiction: 'uk' }), {
     'data/visits.csv': 'subject_id,full_name,visit_date,score,note\nU-1,Al,2025-01-02,many,\n',
