@@ -116,6 +116,15 @@ async function buildTokenMap(
   appender.closeSync();
 }
 
+/** Past this many entries a cache starts over: memory stays bounded however many subjects a package holds. */
+const CACHE_LIMIT = 1_000_000;
+
+/** Tokens and subject decisions of one package, shared by its tables. */
+interface PackageKeyCache {
+  tokens: Map<string, string>;
+  subjects: Map<string, { reason: ExclusionReason | undefined; shift: number }>;
+}
+
 const ZIP3_LIST = LOW_POPULATION_ZIP3.map(quoteLiteral).join(', ');
 
 /** The SQL that turns one input column into its curated form, per the column policy. */
@@ -158,6 +167,7 @@ async function curateTable(
   memoryLimitBytes: number,
   pool: TokenPool,
   onKeyed: ((raw: string, token: string) => void) | undefined,
+  cache: PackageKeyCache,
 ): Promise<{ rows: RowCounts; columns: DatasetOutput['columns'] } | undefined> {
   const source = `src_${index}`;
   const found = await loadDeclaredTable(conn, localFile, table, source, { memoryLimitBytes });
@@ -169,16 +179,24 @@ async function curateTable(
   const identifiers = table.columns.filter((c) => c.role === 'direct-identifier');
   const subjectMap = `map_${index}_subject`;
   const window = input.metadata.dateShiftDays ?? 0;
-  const keyed = (values: string[]) => pool.tokenize(tokenizer.key, tokenizer.keyVersion, values);
-  await buildTokenMap(
-    conn,
-    source,
-    subject.name,
-    subjectMap,
-    keyed,
-    (raw, token) => ({ reason: consentOf(raw, token), shift: dateShiftDays(tokenizer.key, raw, window) }),
-    onKeyed,
-  );
+  // Tables of one package share their subjects: each distinct value is keyed, and each subject decided, once.
+  const keyed = async (values: string[]) => {
+    if (cache.tokens.size > CACHE_LIMIT) cache.tokens.clear();
+    const fresh = values.filter((v) => !cache.tokens.has(v));
+    const tokens = await pool.tokenize(tokenizer.key, tokenizer.keyVersion, fresh);
+    fresh.forEach((v, i) => cache.tokens.set(v, tokens[i]!));
+    return values.map((v) => cache.tokens.get(v)!);
+  };
+  const decide = (raw: string, token: string) => {
+    let decided = cache.subjects.get(raw);
+    if (!decided) {
+      if (cache.subjects.size > CACHE_LIMIT) cache.subjects.clear();
+      decided = { reason: consentOf(raw, token), shift: dateShiftDays(tokenizer.key, raw, window) };
+      cache.subjects.set(raw, decided);
+    }
+    return decided;
+  };
+  await buildTokenMap(conn, source, subject.name, subjectMap, keyed, decide, onKeyed);
   for (const [i, column] of identifiers.entries()) {
     await buildTokenMap(conn, source, column.name, `map_${index}_${i}`, keyed, undefined, onKeyed);
   }
@@ -288,6 +306,7 @@ export async function curatePackage(deps: CurateDeps, input: CuratePackageInput)
         }
       : undefined;
     const problems: PackageProblem[] = [];
+    const cache: PackageKeyCache = { tokens: new Map(), subjects: new Map() };
     const byPath = new Map(input.files.map((f) => [f.path, f]));
     const rows: RowCounts = { in: 0, curated: 0, excluded: 0, excludedByReason: {} };
     const produced: { table: Table; outFile: string; rows: RowCounts; columns: DatasetOutput['columns'] }[] = [];
@@ -323,6 +342,7 @@ export async function curatePackage(deps: CurateDeps, input: CuratePackageInput)
         memoryLimitBytes,
         deps.pool,
         vault ? (raw, token) => (vault.entries[token] ??= sealIdentifier(vaultKey!, token, raw)) : undefined,
+        cache,
       );
       if (result) produced.push({ table, outFile, ...result });
       lap('transform', t);

@@ -264,14 +264,21 @@ export async function loadDeclaredTable(
   else await loadNdjson(conn, file, table, target, problems);
   if (problems.length > 0) return problems;
 
-  // Required values: the subject id always, other columns when declared required.
-  for (const column of table.columns.filter((c) => c.required || c.role === 'subject-id')) {
-    const empty = column.type === 'string' ? ` OR trim(${quoteIdent(column.name)}) = ''` : '';
+  // Required values (the subject id always, other columns when declared required), in one scan of the table.
+  const required = table.columns.filter((c) => c.required || c.role === 'subject-id');
+  const missing = required.map(
+    (c) => `(${quoteIdent(c.name)} IS NULL${c.type === 'string' ? ` OR trim(${quoteIdent(c.name)}) = ''` : ''})`,
+  );
+  if (required.length > 0) {
     const reader = await conn.runAndReadAll(
-      `SELECT rowid + 1 AS row FROM ${target} WHERE ${quoteIdent(column.name)} IS NULL${empty} ORDER BY rowid LIMIT ${MAX_PROBLEMS_PER_FILE}`,
+      `SELECT rowid + 1 AS row, ${missing.map((m, i) => `${m} AS m${i}`).join(', ')} FROM ${target}
+       WHERE ${missing.join(' OR ')} ORDER BY rowid LIMIT ${MAX_PROBLEMS_PER_FILE}`,
     );
     for (const r of reader.getRowObjectsJS()) {
-      problems.push({ file: table.path, row: Number(r.row), field: column.name, rule: 'a value is required' });
+      required.forEach((column, i) => {
+        if (r[`m${i}`] === true)
+          problems.push({ file: table.path, row: Number(r.row), field: column.name, rule: 'a value is required' });
+      });
     }
   }
   return problems.slice(0, MAX_PROBLEMS_PER_FILE);

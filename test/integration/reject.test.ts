@@ -145,7 +145,7 @@ describe('bad packages are rejected, quarantined, and nothing is curated', () =>
       'data/visits.csv': `${GOOD_CSV},Ed,2025-01-06,1,\nR-5,Flo,,2,\n "  ",Gil,2025-01-07,1,\n`,
     });
     expect(await expectRejected(dir)).toMatchInlineSnapshot(
-      `"package rejected: data/visits.csv, row 3, field "subject_id": a value is required; data/visits.csv, row 5, field "subject_id": a value is required; data/visits.csv, row 4, field "visit_date": a value is required"`,
+      `"package rejected: data/visits.csv, row 3, field "subject_id": a value is required; data/visits.csv, row 4, field "visit_date": a value is required; data/visits.csv, row 5, field "subject_id": a value is required"`,
     );
   });
 
