@@ -301,3 +301,36 @@ describe('re-pseudonymization', () => {
     expect(record.outputs[0].sha256).not.toBe(output.sha256);
   });
 });
+
+describe('consent re-import', () => {
+  it('applies the later decision per subject and reports same-date contradictions', async () => {
+    const study = 'ST-REIMPORT';
+    const header = 'subject_id,scopes,status,icf_version,given_on,withdrawn_on\n';
+    const first = await importConsentCsv(
+      clients,
+      `${header}C-1,primary-research,given,v1,2025-01-01,\nC-2,primary-research,given,v1,2025-01-01,\n`,
+      'eu',
+      study,
+    );
+    expect(first.conflicts).toBe(0);
+    const second = await importConsentCsv(
+      clients,
+      `${header}C-1,primary-research,withdrawn,v1,2025-01-01,2025-02-01\nC-2,biobank,given,v1,2025-01-01,\n`,
+      'eu',
+      study,
+    );
+    expect(second.conflicts).toBe(1);
+    const dir = await tempDir();
+    await writeJsonPackage(dir, visitsMetadata(study), {
+      'visits.csv':
+        'subject_id,visit_date,zip,age,birth_date,ethnicity,arm\nC-1,2025-03-01,,,,,A\nC-2,2025-03-02,,,,,A\n',
+    });
+    const result = await ingestDir(clients, dir);
+    expect(result.record.rows).toEqual({
+      in: 2,
+      curated: 0,
+      excluded: 2,
+      excludedByReason: { withdrawn: 1, scope: 1 },
+    });
+  });
+});
