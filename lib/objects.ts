@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
-import { Transform, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
   CopyObjectCommand,
@@ -63,23 +63,6 @@ export async function getObjectOrUndefined(s3: S3Client, bucket: string, key: st
   }
 }
 
-function hashingCounter(onBytes: (n: number) => void): {
-  stream: Transform;
-  digest: () => { sha256: string; bytes: number };
-} {
-  const hash = createHash('sha256');
-  let bytes = 0;
-  const stream = new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      hash.update(chunk);
-      bytes += chunk.length;
-      onBytes(chunk.length);
-      done(null, chunk);
-    },
-  });
-  return { stream, digest: () => ({ sha256: hash.digest('hex'), bytes }) };
-}
-
 /** Streams an object through SHA-256 without keeping it. */
 export async function hashObject(
   s3: S3Client,
@@ -97,7 +80,10 @@ export async function hashObject(
   return { sha256: hash.digest('hex'), bytes };
 }
 
-/** Streams an object to a local file, hashing on the way. */
+/**
+ * Streams an object to a local file, then hashes the file: writing first and hashing the file in large blocks is
+ * several times faster than hashing the network's small chunks on the way.
+ */
 export async function downloadHashed(
   s3: S3Client,
   bucket: string,
@@ -105,9 +91,10 @@ export async function downloadHashed(
   file: string,
   onBytes: (n: number) => void = () => {},
 ): Promise<{ sha256: string; bytes: number }> {
-  const counter = hashingCounter(onBytes);
-  await pipeline(await body(s3, bucket, key), counter.stream, createWriteStream(file));
-  return counter.digest();
+  const source = await body(s3, bucket, key);
+  source.on('data', (chunk: Buffer) => onBytes(chunk.length));
+  await pipeline(source, createWriteStream(file, { highWaterMark: 2 ** 20 }));
+  return hashFile(file);
 }
 
 /**
