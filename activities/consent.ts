@@ -2,27 +2,20 @@ import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { ApplicationFailure } from '@temporalio/common';
 import { parse } from 'csv-parse';
-import {
-  CONSENT_CSV_COLUMNS,
-  ConsentCsvRowSchema,
-  ConsentRegistrySchema,
-  type ConsentEntry,
-  type ConsentRegistry,
-} from '../schemas/consent';
+import { CONSENT_CSV_COLUMNS, ConsentCsvRowSchema, type ConsentEntry } from '../schemas/consent';
 import type { Jurisdiction } from '../schemas/jurisdiction';
 import type { ImportConsentInput, ImportConsentResult, PackageProblem } from '../schemas/workflows';
-import { newerConsent } from '../lib/consent';
+import { consentDecisionDate, newerConsent } from '../lib/consent';
 import type { KeyStore } from '../lib/keystore';
-import { downloadHashed, getObjectOrUndefined, listObjects } from '../lib/objects';
+import { downloadHashed } from '../lib/objects';
 import { quoteIdent, quoteLiteral } from '../lib/tabular';
-import { DatasetRecordSchema } from '../schemas/dataset';
 import { summarizeProblems } from '../lib/package';
-import { Tokenizer } from '../lib/pseudonymize';
+import { subjectTokens, Tokenizer } from '../lib/pseudonymize';
 import { ErrorType } from '../workflows/contracts';
-import { consentRegistryKey } from './curate';
+import { listDatasetRecords, readConsentRegistry, writeConsentRegistry } from '../lib/catalog';
 
 export interface ConsentActivityDeps {
   s3: S3Client;
@@ -58,30 +51,6 @@ function sameDecision(a: ConsentEntry, b: ConsentEntry): boolean {
   return a.status === b.status && a.scopes.join(';') === b.scopes.join(';') && a.withdrawnOn === b.withdrawnOn;
 }
 
-async function readRegistry(
-  s3: S3Client,
-  jurisdiction: Jurisdiction,
-  studyId: string,
-  now: string,
-): Promise<ConsentRegistry> {
-  const existing = await getObjectOrUndefined(s3, jurisdiction.buckets.catalog, consentRegistryKey(studyId));
-  return existing
-    ? ConsentRegistrySchema.parse(JSON.parse(existing.toString('utf8')))
-    : { format: 'steward-consent/1', jurisdiction: jurisdiction.id, studyId, updatedAt: now, entries: [] };
-}
-
-async function writeRegistry(s3: S3Client, jurisdiction: Jurisdiction, registry: ConsentRegistry): Promise<void> {
-  registry.entries.sort((a, b) => a.token.localeCompare(b.token));
-  await s3.send(
-    new PutObjectCommand({
-      Bucket: jurisdiction.buckets.catalog,
-      Key: consentRegistryKey(registry.studyId),
-      Body: JSON.stringify(registry),
-      ContentType: 'application/json',
-    }),
-  );
-}
-
 export function createConsentActivities({ s3, keys, jurisdiction, scratchDir }: ConsentActivityDeps) {
   return {
     /**
@@ -89,9 +58,14 @@ export function createConsentActivities({ s3, keys, jurisdiction, scratchDir }: 
      * ingestion curates their rows. Retry-safe: withdrawing what is already withdrawn leaves the registry as it is.
      */
     async withdrawConsentActivity(input: WithdrawConsentInput): Promise<WithdrawConsentResult> {
-      const live = await keys.liveStudyKeys(jurisdiction.id, input.studyId);
-      const tokens = live.map((k) => new Tokenizer(k.material, k.version).token(input.subjectId));
-      const registry = await readRegistry(s3, jurisdiction, input.studyId, input.recordedAt);
+      const { tokens, versions } = await subjectTokens(keys, jurisdiction.id, input.studyId, input.subjectId);
+      const registry = await readConsentRegistry(
+        s3,
+        jurisdiction.buckets.catalog,
+        jurisdiction.id,
+        input.studyId,
+        input.recordedAt,
+      );
       const byToken = new Map(registry.entries.map((e) => [e.token, e]));
       const found = tokens.map((t) => byToken.get(t)).filter((e): e is ConsentEntry => e !== undefined);
       const current = found.length > 0 ? found.reduce(newerConsent) : undefined;
@@ -113,12 +87,12 @@ export function createConsentActivities({ s3, keys, jurisdiction, scratchDir }: 
         byToken.set(entry.token, entry);
         registry.entries = [...byToken.values()];
         registry.updatedAt = input.recordedAt;
-        await writeRegistry(s3, jurisdiction, registry);
+        await writeConsentRegistry(s3, jurisdiction.buckets.catalog, registry);
       }
       return {
         status: entry.status === 'withdrawn' ? 'withdrawn' : 'scopes-withdrawn',
         remainingScopes: entry.status === 'withdrawn' ? [] : entry.scopes,
-        keyVersionsSearched: live.map((k) => k.version),
+        keyVersionsSearched: versions,
       };
     },
 
@@ -127,18 +101,14 @@ export function createConsentActivities({ s3, keys, jurisdiction, scratchDir }: 
      * Reads only. Scans the study's datasets; the erasure discovery index replaces this scan.
      */
     async findSubjectDatasetsActivity(input: { studyId: string; subjectId: string }): Promise<SubjectDatasetHit[]> {
-      const live = await keys.liveStudyKeys(jurisdiction.id, input.studyId);
-      const tokens = live.map((k) => new Tokenizer(k.material, k.version).token(input.subjectId));
+      const { tokens } = await subjectTokens(keys, jurisdiction.id, input.studyId, input.subjectId);
       const hits: SubjectDatasetHit[] = [];
       const work = path.join(scratchDir, `find-${process.pid}-${Date.now()}`);
       await mkdir(work, { recursive: true });
       const db = await DuckDBInstance.create(':memory:', { threads: '1', autoinstall_known_extensions: 'false' });
       const conn = await db.connect();
       try {
-        for (const object of await listObjects(s3, jurisdiction.buckets.catalog, 'datasets/')) {
-          const raw = await getObjectOrUndefined(s3, jurisdiction.buckets.catalog, object.key);
-          if (!raw) continue;
-          const record = DatasetRecordSchema.parse(JSON.parse(raw.toString('utf8')));
+        for (const record of await listDatasetRecords(s3, jurisdiction.buckets.catalog)) {
           if (record.studyId !== input.studyId) continue;
           for (const output of record.outputs) {
             const subject = output.columns.find((c) => c.role === 'subject-id');
@@ -235,28 +205,24 @@ export function createConsentActivities({ s3, keys, jurisdiction, scratchDir }: 
         );
       }
 
-      const registryKey = consentRegistryKey(input.studyId);
-      const existing = await getObjectOrUndefined(s3, jurisdiction.buckets.catalog, registryKey);
-      const registry: ConsentRegistry = existing
-        ? ConsentRegistrySchema.parse(JSON.parse(existing.toString('utf8')))
-        : {
-            format: 'steward-consent/1',
-            jurisdiction: jurisdiction.id,
-            studyId: input.studyId,
-            updatedAt: importedAt,
-            entries: [],
-          };
+      const registry = await readConsentRegistry(
+        s3,
+        jurisdiction.buckets.catalog,
+        jurisdiction.id,
+        input.studyId,
+        importedAt,
+      );
       const merged = new Map(registry.entries.map((e) => [e.token, e]));
       let conflicts = 0;
       for (const [token, entry] of imported) {
         const before = merged.get(token);
-        const dateOf = (e: ConsentEntry) => e.withdrawnOn ?? e.givenOn;
-        if (before && dateOf(before) === dateOf(entry) && !sameDecision(before, entry)) conflicts += 1;
+        const sameDay = before && consentDecisionDate(before) === consentDecisionDate(entry);
+        if (sameDay && !sameDecision(before, entry)) conflicts += 1;
         merged.set(token, before ? newerConsent(before, entry) : entry);
       }
       registry.entries = [...merged.values()];
       registry.updatedAt = importedAt;
-      await writeRegistry(s3, jurisdiction, registry);
+      await writeConsentRegistry(s3, jurisdiction.buckets.catalog, registry);
       const values = [...imported.values()];
       return {
         jurisdiction: jurisdiction.id,

@@ -4,14 +4,15 @@ import path from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { Context } from '@temporalio/activity';
-import { ConsentRegistrySchema, type ConsentEntry } from '../schemas/consent';
+import type { ConsentEntry } from '../schemas/consent';
+import { readConsentRegistry } from '../lib/catalog';
 import type { DatasetOutput, ExclusionReason, RowCounts } from '../schemas/dataset';
 import type { Jurisdiction } from '../schemas/jurisdiction';
 import type { Column, PackageMetadata, Table } from '../schemas/package';
 import type { PackageProblem } from '../schemas/workflows';
 import { consentExclusion, newerConsent } from '../lib/consent';
 import type { KeyStore } from '../lib/keystore';
-import { downloadHashed, getObjectOrUndefined, hashFile, putFileOnce } from '../lib/objects';
+import { downloadHashed, hashFile, putFileOnce } from '../lib/objects';
 import { dateShiftDays, LOW_POPULATION_ZIP3, Tokenizer, tokenKeyVersion } from '../lib/pseudonymize';
 import type { TokenPool } from '../lib/token-pool';
 import { sealIdentifier, writeVaultShard, type VaultShard } from '../lib/vault';
@@ -36,10 +37,6 @@ export interface CuratePackageResult {
   classification: string;
 }
 
-export function consentRegistryKey(studyId: string): string {
-  return `consent/${studyId}/registry.json`;
-}
-
 export function curatedKey(datasetId: string, table: string): string {
   return `datasets/${datasetId}/${table}.parquet`;
 }
@@ -52,13 +49,6 @@ interface CurateDeps {
   stageDir: string;
   duckdbMemoryLimit: string;
   pool: TokenPool;
-}
-
-async function loadRegistry(deps: CurateDeps, studyId: string): Promise<Map<string, ConsentEntry>> {
-  const raw = await getObjectOrUndefined(deps.s3, deps.jurisdiction.buckets.catalog, consentRegistryKey(studyId));
-  if (!raw) return new Map();
-  const registry = ConsentRegistrySchema.parse(JSON.parse(raw.toString('utf8')));
-  return new Map(registry.entries.map((e) => [e.token, e]));
 }
 
 function addCounts(into: RowCounts, from: RowCounts): void {
@@ -272,7 +262,11 @@ export async function curatePackage(deps: CurateDeps, input: CuratePackageInput)
   try {
     const key = await keys.studyKey(jurisdiction.id, metadata.studyId);
     const tokenizer = new Tokenizer(key.material, key.version);
-    const registry = await loadRegistry(deps, metadata.studyId);
+    const registry = new Map(
+      (
+        await readConsentRegistry(s3, jurisdiction.buckets.catalog, jurisdiction.id, metadata.studyId, input.asOf)
+      ).entries.map((e) => [e.token, e]),
+    );
     const registryVersions = [
       ...new Set([...registry.keys()].map(tokenKeyVersion).filter((v): v is number => v !== undefined)),
     ];

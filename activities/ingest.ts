@@ -7,7 +7,8 @@ import { DatasetRecordSchema, type DatasetRecord } from '../schemas/dataset';
 import type { Jurisdiction } from '../schemas/jurisdiction';
 import type { IngestPackageInput, PackageProblem } from '../schemas/workflows';
 import type { KeyStore } from '../lib/keystore';
-import { copyObject, deleteAllVersions, getObjectOrUndefined, listObjects } from '../lib/objects';
+import { copyObject, deleteAllVersions, listObjects } from '../lib/objects';
+import { readDatasetRecord, writeDatasetRecord } from '../lib/catalog';
 import { summarizeProblems } from '../lib/package';
 import { TokenPool } from '../lib/token-pool';
 import { curatePackage, type CuratePackageInput, type CuratePackageResult } from './curate';
@@ -41,10 +42,6 @@ export interface RecordDatasetInput {
   createdAt: string;
 }
 
-export function datasetRecordKey(datasetId: string): string {
-  return `datasets/${datasetId}.json`;
-}
-
 export function quarantinePrefix(packageId: string): string {
   return `packages/${packageId}/`;
 }
@@ -67,8 +64,7 @@ export function createIngestActivities(deps: IngestActivityDeps) {
   return {
     /** Reads only the catalog: a retry reads the same record. */
     async findDatasetActivity(input: { datasetId: string }): Promise<DatasetRecord | null> {
-      const raw = await getObjectOrUndefined(s3, jurisdiction.buckets.catalog, datasetRecordKey(input.datasetId));
-      return raw ? DatasetRecordSchema.parse(JSON.parse(raw.toString('utf8'))) : null;
+      return (await readDatasetRecord(s3, jurisdiction.buckets.catalog, input.datasetId)) ?? null;
     },
 
     /** Reads and hashes only; a retry repeats the same checks. */
@@ -122,9 +118,8 @@ export function createIngestActivities(deps: IngestActivityDeps) {
 
     /** Writes the catalog entry unless one exists: a retry, or the same package again, finds the first one. */
     async recordDatasetActivity(input: RecordDatasetInput): Promise<{ record: DatasetRecord; created: boolean }> {
-      const key = datasetRecordKey(input.datasetId);
-      const existing = await getObjectOrUndefined(s3, jurisdiction.buckets.catalog, key);
-      if (existing) return { record: DatasetRecordSchema.parse(JSON.parse(existing.toString('utf8'))), created: false };
+      const existing = await readDatasetRecord(s3, jurisdiction.buckets.catalog, input.datasetId);
+      if (existing) return { record: existing, created: false };
       const { metadata } = input.verified;
       const rule = jurisdiction.retention[metadata.dataClass]!;
       const until = DateTime.fromISO(input.createdAt, { zone: 'utc' }).plus(Duration.fromISO(rule.duration));
@@ -155,14 +150,7 @@ export function createIngestActivities(deps: IngestActivityDeps) {
           submittedBy: input.ingest.submittedBy,
         },
       });
-      await s3.send(
-        new PutObjectCommand({
-          Bucket: jurisdiction.buckets.catalog,
-          Key: key,
-          Body: JSON.stringify(record, null, 2),
-          ContentType: 'application/json',
-        }),
-      );
+      await writeDatasetRecord(s3, jurisdiction.buckets.catalog, record);
       return { record, created: true };
     },
   };

@@ -1,30 +1,17 @@
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import {
-  DeleteObjectsCommand,
-  GetObjectTaggingCommand,
-  ListObjectVersionsCommand,
-  PutObjectCommand,
-  type S3Client,
-} from '@aws-sdk/client-s3';
+import { GetObjectTaggingCommand, type S3Client } from '@aws-sdk/client-s3';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { DatasetRecordSchema, type DatasetRecord } from '../schemas/dataset';
+import type { DatasetRecord } from '../schemas/dataset';
 import type { Jurisdiction } from '../schemas/jurisdiction';
 import type { KeyStore } from '../lib/keystore';
-import { downloadHashed, getObjectOrUndefined, hashFile, listObjects, putFileOnce } from '../lib/objects';
+import { readDatasetRecord, writeDatasetRecord } from '../lib/catalog';
+import { deleteOtherVersions, downloadHashed, hashFile, putFileOnce } from '../lib/objects';
 import { dateShiftDays, tokenize } from '../lib/pseudonymize';
 import { quoteIdent, quoteLiteral } from '../lib/tabular';
-import {
-  sealIdentifier,
-  unsealIdentifier,
-  VaultShardSchema,
-  vaultPrefix,
-  writeVaultShard,
-  type VaultShard,
-} from '../lib/vault';
-import { datasetRecordKey } from './ingest';
+import { readVaultShards, sealIdentifier, unsealIdentifier, writeVaultShard, type VaultShard } from '../lib/vault';
 
 export interface RePseudonymizeResult {
   datasetId: string;
@@ -51,13 +38,12 @@ export function createRePseudonymizeActivities(deps: {
      * version replaces the old ones only after it is stored, and the record is written last.
      */
     async rePseudonymizeDatasetActivity(input: { datasetId: string; at: string }): Promise<RePseudonymizeResult> {
-      const recordRaw = await getObjectOrUndefined(s3, jurisdiction.buckets.catalog, datasetRecordKey(input.datasetId));
-      if (!recordRaw)
+      const record = await readDatasetRecord(s3, jurisdiction.buckets.catalog, input.datasetId);
+      if (!record)
         throw ApplicationFailure.nonRetryable(
           `dataset ${input.datasetId} is not in the ${jurisdiction.id} catalog`,
           'DatasetNotFound',
         );
-      const record: DatasetRecord = DatasetRecordSchema.parse(JSON.parse(recordRaw.toString('utf8')));
       const current = await keys.studyKey(jurisdiction.id, record.studyId);
       const result = {
         datasetId: record.datasetId,
@@ -70,11 +56,8 @@ export function createRePseudonymizeActivities(deps: {
 
       const vaultKey = await keys.vaultKey(jurisdiction.id, record.studyId);
       const sealed = new Map<string, string>();
-      for (const object of await listObjects(s3, jurisdiction.buckets.catalog, vaultPrefix(record.studyId))) {
-        const raw = await getObjectOrUndefined(s3, jurisdiction.buckets.catalog, object.key);
-        if (!raw) continue;
-        for (const [token, value] of Object.entries(VaultShardSchema.parse(JSON.parse(raw.toString('utf8'))).entries))
-          sealed.set(token, value);
+      for (const { shard } of await readVaultShards(s3, jurisdiction.buckets.catalog, record.studyId)) {
+        for (const [token, value] of Object.entries(shard.entries)) sealed.set(token, value);
       }
       const original = (token: string): string | undefined => {
         const value = sealed.get(token);
@@ -172,18 +155,7 @@ export function createRePseudonymizeActivities(deps: {
             contentType: 'application/vnd.apache.parquet',
             tags: { ...(tagMap as Record<string, string>), 'key-version': String(current.version) },
           });
-          const versions = await s3.send(new ListObjectVersionsCommand({ Bucket: output.bucket, Prefix: output.key }));
-          const old = (versions.Versions ?? []).filter(
-            (v) => v.Key === output.key && v.VersionId && v.VersionId !== put.versionId,
-          );
-          if (old.length > 0) {
-            await s3.send(
-              new DeleteObjectsCommand({
-                Bucket: output.bucket,
-                Delete: { Objects: old.map((v) => ({ Key: output.key, VersionId: v.VersionId! })), Quiet: true },
-              }),
-            );
-          }
+          await deleteOtherVersions(s3, output.bucket, output.key, put.versionId);
           output.sha256 = digest.sha256;
           output.bytes = digest.bytes;
           output.versionId = put.versionId;
@@ -191,14 +163,7 @@ export function createRePseudonymizeActivities(deps: {
         }
         await writeVaultShard(s3, jurisdiction.buckets.catalog, shard);
         const updated: DatasetRecord = { ...record, keyVersions: [current.version], rePseudonymizedAt: input.at };
-        await s3.send(
-          new PutObjectCommand({
-            Bucket: jurisdiction.buckets.catalog,
-            Key: datasetRecordKey(record.datasetId),
-            Body: JSON.stringify(updated, null, 2),
-            ContentType: 'application/json',
-          }),
-        );
+        await writeDatasetRecord(s3, jurisdiction.buckets.catalog, updated);
         return { ...result, migrated: true };
       } finally {
         conn.closeSync();

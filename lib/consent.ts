@@ -18,9 +18,14 @@ export function consentExclusion(
   return undefined;
 }
 
+/** The day a record's decision was taken: its withdrawal, else its consent. */
+export function consentDecisionDate(entry: ConsentEntry): string {
+  return entry.withdrawnOn ?? entry.givenOn;
+}
+
 /** Of two records for one subject, the one that wins: the later decision (withdrawal or consent date). */
 export function newerConsent(a: ConsentEntry, b: ConsentEntry): ConsentEntry {
-  const dateOf = (e: ConsentEntry) => e.withdrawnOn ?? e.givenOn;
-  if (dateOf(a) !== dateOf(b)) return dateOf(a) > dateOf(b) ? a : b;
+  const [dateA, dateB] = [consentDecisionDate(a), consentDecisionDate(b)];
+  if (dateA !== dateB) return dateA > dateB ? a : b;
   return a.importedAt >= b.importedAt ? a : b;
 }

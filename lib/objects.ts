@@ -195,3 +195,23 @@ export async function deleteAllVersions(s3: S3Client, bucket: string, prefix: st
     deleted += targets.length;
   }
 }
+
+/**
+ * Deletes every version of `key` except `keep` (the one just written), so an overwritten object leaves no older copy.
+ */
+export async function deleteOtherVersions(
+  s3: S3Client,
+  bucket: string,
+  key: string,
+  keep: string | null | undefined,
+): Promise<void> {
+  const versions = await s3.send(new ListObjectVersionsCommand({ Bucket: bucket, Prefix: key }));
+  const old = (versions.Versions ?? []).filter((v) => v.Key === key && v.VersionId && v.VersionId !== keep);
+  if (old.length === 0) return;
+  await s3.send(
+    new DeleteObjectsCommand({
+      Bucket: bucket,
+      Delete: { Objects: old.map((v) => ({ Key: key, VersionId: v.VersionId! })), Quiet: true },
+    }),
+  );
+}

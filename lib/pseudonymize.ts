@@ -1,4 +1,5 @@
 import { createHmac } from 'node:crypto';
+import type { KeyStore } from './keystore';
 
 /** Canonical form of a direct identifier before keying: Unicode NFC, surrounding whitespace trimmed. */
 export function canonicalizeIdentifier(raw: string): string {
@@ -76,3 +77,17 @@ export const LOW_POPULATION_ZIP3 = [
   '890',
   '893',
 ] as const;
+
+/**
+ * A subject's tokens under every live key version of the study: what look-ups search for, since data and consent
+ * keyed before a rotation carry older versions.
+ */
+export async function subjectTokens(
+  keys: KeyStore,
+  jurisdiction: string,
+  studyId: string,
+  raw: string,
+): Promise<{ tokens: string[]; versions: number[] }> {
+  const live = await keys.liveStudyKeys(jurisdiction, studyId);
+  return { tokens: live.map((k) => tokenize(k.material, k.version, raw)), versions: live.map((k) => k.version) };
+}

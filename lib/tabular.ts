@@ -201,7 +201,6 @@ async function loadNdjson(
   for await (const line of lines) {
     row += 1;
     if (line.trim() === '') continue;
-    const before = problems.length;
     if (line.includes('\uFFFD')) add({ file: table.path, row, rule: 'not valid UTF-8' });
     let value: unknown;
     try {
@@ -226,7 +225,8 @@ async function loadNdjson(
       if (!jsonTypeOk(column.type, v))
         add({ file: table.path, row, field: column.name, rule: TYPE_RULES[column.type] });
     }
-    if (problems.length > 0 || problems.length !== before) continue;
+    // Once the file has a problem it will be rejected: stop loading rows, keep checking them.
+    if (problems.length > 0) continue;
     for (const column of table.columns) {
       const v = object[column.name];
       if (v === undefined || v === null) appender.appendNull();

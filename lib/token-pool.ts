@@ -18,15 +18,18 @@ parentPort.on('message', ({ id, key, version, joined }) => {
 export const PARALLEL_THRESHOLD = 16_384;
 
 /**
- * Tokenizes large batches on all cores with worker threads. Keys are handed to the threads in memory only.
+ * Tokenizes large batches on all cores with worker threads, started on the first large batch (a worker that only
+ * ever sees small packages starts none). Keys are handed to the threads in memory only.
  */
 export class TokenPool {
-  private readonly workers: Worker[];
+  private workers: Worker[] | undefined;
   private next = 0;
   private readonly pending = new Map<number, (out: string[]) => void>();
 
-  constructor(size = Math.max(1, os.availableParallelism())) {
-    this.workers = Array.from({ length: size }, () => {
+  constructor(private readonly size = Math.max(1, os.availableParallelism())) {}
+
+  private threads(): Worker[] {
+    this.workers ??= Array.from({ length: this.size }, () => {
       const worker = new Worker(WORKER_SOURCE, { eval: true });
       worker.unref();
       // Batches travel as one NUL-joined string: far cheaper to pass between threads than an array of strings.
@@ -36,15 +39,17 @@ export class TokenPool {
       });
       return worker;
     });
+    return this.workers;
   }
 
   async tokenize(key: Buffer, version: number, values: string[]): Promise<string[]> {
-    if (values.length < PARALLEL_THRESHOLD || this.workers.length === 1 || values.some((v) => v.includes('\0'))) {
+    if (values.length < PARALLEL_THRESHOLD || this.size === 1 || values.some((v) => v.includes('\0'))) {
       return values.map((v) => tokenize(key, version, v));
     }
-    const size = Math.ceil(values.length / this.workers.length);
+    const workers = this.threads();
+    const size = Math.ceil(values.length / workers.length);
     const parts = await Promise.all(
-      this.workers.map(
+      workers.map(
         (worker, i) =>
           new Promise<string[]>((resolve) => {
             const id = this.next++;
@@ -62,6 +67,6 @@ export class TokenPool {
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.workers.map((w) => w.terminate()));
+    await Promise.all((this.workers ?? []).map((w) => w.terminate()));
   }
 }

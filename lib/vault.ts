@@ -1,8 +1,8 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { DeleteObjectsCommand, ListObjectVersionsCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { z } from 'zod';
 import type { KeyHandle } from './keystore';
-import { getObjectOrUndefined, listObjects } from './objects';
+import { deleteOtherVersions, getObjectOrUndefined, listObjects } from './objects';
 
 /**
  * The re-identification vault: token → original identifier, sealed with AES-256-GCM under the study's vault key (the
@@ -50,7 +50,12 @@ export async function writeVaultShard(s3: S3Client, bucket: string, shard: Vault
   );
 }
 
-async function shards(s3: S3Client, bucket: string, studyId: string): Promise<{ key: string; shard: VaultShard }[]> {
+/** Every shard of a study's vault. */
+export async function readVaultShards(
+  s3: S3Client,
+  bucket: string,
+  studyId: string,
+): Promise<{ key: string; shard: VaultShard }[]> {
   const out: { key: string; shard: VaultShard }[] = [];
   for (const object of await listObjects(s3, bucket, vaultPrefix(studyId))) {
     const raw = await getObjectOrUndefined(s3, bucket, object.key);
@@ -67,7 +72,7 @@ export async function lookUpToken(
   key: KeyHandle,
   token: string,
 ): Promise<string | undefined> {
-  for (const { shard } of await shards(s3, bucket, studyId)) {
+  for (const { shard } of await readVaultShards(s3, bucket, studyId)) {
     const sealed = shard.entries[token];
     if (sealed) return unsealIdentifier(key, token, sealed);
   }
@@ -85,7 +90,7 @@ export async function destroyVaultEntries(
   tokens: string[],
 ): Promise<number> {
   let destroyed = 0;
-  for (const { key, shard } of await shards(s3, bucket, studyId)) {
+  for (const { key, shard } of await readVaultShards(s3, bucket, studyId)) {
     const hit = tokens.filter((t) => t in shard.entries);
     if (hit.length === 0) continue;
     for (const t of hit) delete shard.entries[t];
@@ -93,16 +98,7 @@ export async function destroyVaultEntries(
     const put = await s3.send(
       new PutObjectCommand({ Bucket: bucket, Key: key, Body: JSON.stringify(shard), ContentType: 'application/json' }),
     );
-    const versions = await s3.send(new ListObjectVersionsCommand({ Bucket: bucket, Prefix: key }));
-    const old = (versions.Versions ?? []).filter((v) => v.Key === key && v.VersionId && v.VersionId !== put.VersionId);
-    if (old.length > 0) {
-      await s3.send(
-        new DeleteObjectsCommand({
-          Bucket: bucket,
-          Delete: { Objects: old.map((v) => ({ Key: key, VersionId: v.VersionId! })), Quiet: true },
-        }),
-      );
-    }
+    await deleteOtherVersions(s3, bucket, key, put.VersionId);
   }
   return destroyed;
 }

@@ -1,5 +1,5 @@
-import { ApplicationFailure, proxyActivities } from '@temporalio/workflow';
-import { allowed, denialMessage } from '../lib/roles';
+import { proxyActivities } from '@temporalio/workflow';
+import { requireRole } from './authorize';
 import type { createConsentActivities } from '../activities/consent';
 import type { ImportConsentInput, ImportConsentResult } from '../schemas/workflows';
 import { ErrorType } from './contracts';
@@ -12,8 +12,6 @@ const { importConsentActivity } = proxyActivities<ReturnType<typeof createConsen
 
 /** Loads a consent CSV into the study's consent registry in its jurisdiction. */
 export async function importConsentWorkflow(input: ImportConsentInput): Promise<ImportConsentResult> {
-  if (!allowed(input.submittedBy, 'consent.import')) {
-    throw ApplicationFailure.nonRetryable(denialMessage(input.submittedBy, 'consent.import'), ErrorType.AccessDenied);
-  }
+  requireRole(input.submittedBy, 'consent.import');
   return importConsentActivity(input);
 }

@@ -8,7 +8,7 @@ import {
 } from '@temporalio/workflow';
 import type { createIngestActivities } from '../activities/ingest';
 import type { IngestPackageInput, IngestPackageResult, IngestProgress, PackageProblem } from '../schemas/workflows';
-import { allowed, denialMessage } from '../lib/roles';
+import { requireRole } from './authorize';
 import { datasetIdFor, ErrorType, ingestProgressQuery } from './contracts';
 
 type Activities = ReturnType<typeof createIngestActivities>;
@@ -54,9 +54,7 @@ export async function ingestPackageWorkflow(input: IngestPackageInput): Promise<
   const progress: IngestProgress = { phase: 'verifying', datasetId };
   setHandler(ingestProgressQuery, () => progress);
   const { workflowId, runId } = workflowInfo();
-  if (!allowed(input.submittedBy, 'ingest')) {
-    throw ApplicationFailure.nonRetryable(denialMessage(input.submittedBy, 'ingest'), ErrorType.AccessDenied);
-  }
+  requireRole(input.submittedBy, 'ingest');
 
   const existing = await quick.findDatasetActivity({ datasetId });
   if (existing) {

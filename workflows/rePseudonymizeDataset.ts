@@ -1,8 +1,7 @@
-import { ApplicationFailure, proxyActivities } from '@temporalio/workflow';
+import { proxyActivities } from '@temporalio/workflow';
 import type { createRePseudonymizeActivities, RePseudonymizeResult } from '../activities/repseudonymize';
 import type { Principal } from '../schemas/common';
-import { allowed, denialMessage } from '../lib/roles';
-import { ErrorType } from './contracts';
+import { requireRole } from './authorize';
 
 const { rePseudonymizeDatasetActivity } = proxyActivities<ReturnType<typeof createRePseudonymizeActivities>>({
   startToCloseTimeout: '6 hours',
@@ -22,11 +21,6 @@ export interface RePseudonymizeDatasetInput {
 
 /** Migrates a dataset's tokens to its study's current key version (new object versions; old versions deleted). */
 export async function rePseudonymizeDatasetWorkflow(input: RePseudonymizeDatasetInput): Promise<RePseudonymizeResult> {
-  if (!allowed(input.requestedBy, 'datasets.repseudonymize')) {
-    throw ApplicationFailure.nonRetryable(
-      denialMessage(input.requestedBy, 'datasets.repseudonymize'),
-      ErrorType.AccessDenied,
-    );
-  }
+  requireRole(input.requestedBy, 'datasets.repseudonymize');
   return rePseudonymizeDatasetActivity({ datasetId: input.datasetId, at: new Date().toISOString() });
 }

@@ -1,8 +1,8 @@
-import { ApplicationFailure, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { AuditEvent, createVaultActivities } from '../activities/vault';
 import type { Principal } from '../schemas/common';
-import { allowed, denialMessage } from '../lib/roles';
-import { ErrorType } from './contracts';
+import { allowed } from '../lib/roles';
+import { requireRole } from './authorize';
 
 const vault = proxyActivities<ReturnType<typeof createVaultActivities>>({
   startToCloseTimeout: '2 minutes',
@@ -43,7 +43,7 @@ export async function reidentifyWorkflow(
     });
   if (!allowed(input.requestedBy, 'reidentify')) {
     await audit('denied');
-    throw ApplicationFailure.nonRetryable(denialMessage(input.requestedBy, 'reidentify'), ErrorType.AccessDenied);
+    requireRole(input.requestedBy, 'reidentify');
   }
   await audit('requested');
   const result = await vault.reidentifyActivity({ studyId: input.studyId, token: input.token });

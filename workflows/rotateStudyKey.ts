@@ -1,8 +1,7 @@
-import { ApplicationFailure, proxyActivities } from '@temporalio/workflow';
+import { proxyActivities } from '@temporalio/workflow';
 import type { createKeyActivities, RotateStudyKeyResult } from '../activities/keys';
 import type { Principal } from '../schemas/common';
-import { allowed, denialMessage } from '../lib/roles';
-import { ErrorType } from './contracts';
+import { requireRole } from './authorize';
 
 const keys = proxyActivities<ReturnType<typeof createKeyActivities>>({
   startToCloseTimeout: '1 minute',
@@ -18,9 +17,7 @@ export interface RotateStudyKeyWorkflowInput {
 
 /** Makes a new key version current for a study; new ingestions use it, look-ups keep trying every live version. */
 export async function rotateStudyKeyWorkflow(input: RotateStudyKeyWorkflowInput): Promise<RotateStudyKeyResult> {
-  if (!allowed(input.requestedBy, 'keys.rotate')) {
-    throw ApplicationFailure.nonRetryable(denialMessage(input.requestedBy, 'keys.rotate'), ErrorType.AccessDenied);
-  }
+  requireRole(input.requestedBy, 'keys.rotate');
   const fromVersion = await keys.currentStudyKeyVersionActivity(input);
   return keys.rotateStudyKeyActivity({ ...input, fromVersion });
 }

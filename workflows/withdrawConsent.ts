@@ -1,8 +1,7 @@
-import { ApplicationFailure, proxyActivities } from '@temporalio/workflow';
+import { proxyActivities } from '@temporalio/workflow';
 import type { createConsentActivities, SubjectDatasetHit, WithdrawConsentResult } from '../activities/consent';
 import type { Principal } from '../schemas/common';
-import { allowed, denialMessage } from '../lib/roles';
-import { ErrorType } from './contracts';
+import { requireRole } from './authorize';
 
 const consent = proxyActivities<ReturnType<typeof createConsentActivities>>({
   startToCloseTimeout: '30 minutes',
@@ -29,9 +28,7 @@ export interface WithdrawConsentWorkflowResult extends WithdrawConsentResult {
 export async function withdrawConsentWorkflow(
   input: WithdrawConsentWorkflowInput,
 ): Promise<WithdrawConsentWorkflowResult> {
-  if (!allowed(input.requestedBy, 'consent.withdraw')) {
-    throw ApplicationFailure.nonRetryable(denialMessage(input.requestedBy, 'consent.withdraw'), ErrorType.AccessDenied);
-  }
+  requireRole(input.requestedBy, 'consent.withdraw');
   const now = new Date().toISOString();
   const effectiveOn = now.slice(0, 10);
   const result = await consent.withdrawConsentActivity({

@@ -1,23 +1,17 @@
 import type { Command } from 'commander';
 import { getJurisdiction } from '../../jurisdictions';
-import { DatasetRecordSchema, type DatasetRecord } from '../../schemas/dataset';
+import type { DatasetRecord } from '../../schemas/dataset';
 import { UserError } from '../../lib/errors';
 import type { rePseudonymizeDatasetWorkflow } from '../../workflows';
 import { ingestTaskQueue, SEARCH_ATTRIBUTES } from '../../workflows/contracts';
-import { getObjectOrUndefined, listObjects } from '../../lib/objects';
+import { listDatasetRecords, readDatasetRecord } from '../../lib/catalog';
 import { CommandContext, type GlobalOptions } from '../context';
 import { formatDataset, printJson, say } from '../output';
 
 async function listDatasets(ctx: CommandContext, jurisdictions: string[]): Promise<DatasetRecord[]> {
   const records: DatasetRecord[] = [];
   for (const id of jurisdictions) {
-    const bucket = getJurisdiction(id).buckets.catalog;
-    const s3 = ctx.s3(id);
-    for (const object of await listObjects(s3, bucket, 'datasets/')) {
-      if (!object.key.endsWith('.json')) continue;
-      const raw = await getObjectOrUndefined(s3, bucket, object.key);
-      if (raw) records.push(DatasetRecordSchema.parse(JSON.parse(raw.toString('utf8'))));
-    }
+    records.push(...(await listDatasetRecords(ctx.s3(id), getJurisdiction(id).buckets.catalog)));
   }
   return records.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
 }
@@ -95,13 +89,8 @@ export function registerDatasetCommands(program: Command, globals: () => GlobalO
       const jurisdiction = jurisdictionOfDataset(datasetId);
       const ctx = CommandContext.create(globals());
       try {
-        const raw = await getObjectOrUndefined(
-          ctx.s3(jurisdiction.id),
-          jurisdiction.buckets.catalog,
-          `datasets/${datasetId}.json`,
-        );
-        if (!raw) throw new UserError(`dataset ${datasetId} is not in the ${jurisdiction.id} catalog`, 4);
-        const record = DatasetRecordSchema.parse(JSON.parse(raw.toString('utf8')));
+        const record = await readDatasetRecord(ctx.s3(jurisdiction.id), jurisdiction.buckets.catalog, datasetId);
+        if (!record) throw new UserError(`dataset ${datasetId} is not in the ${jurisdiction.id} catalog`, 4);
         if (ctx.json) printJson(record);
         else say(formatDataset(record));
       } finally {

@@ -104,7 +104,7 @@ it('runs a second stack beside the first and drives it end to end from the CLI',
   const firstSubject = (await readFile(path.join(out, 'package', 'data', 'subjects.csv'), 'utf8'))
     .split('\n')[1]!
     .split(',')[0]!;
-  const denied = steward(
+  const withdraw = [
     'consent',
     'withdraw',
     '--subject',
@@ -115,27 +115,14 @@ it('runs a second stack beside the first and drives it end to end from the CLI',
     'uk',
     '--reason',
     'call',
-  );
+  ];
+  const denied = steward(...withdraw);
   expect(denied.code).toBe(6);
   expect(denied.stderr).toMatchInlineSnapshot(`
     "steward: access denied: cli-test (role steward) may not consent.withdraw; allowed roles: dpo
     "
   `);
-  const withdrawal = steward(
-    '--as',
-    'dana:dpo',
-    'consent',
-    'withdraw',
-    '--subject',
-    firstSubject,
-    '--study',
-    'UK-CLI',
-    '--jurisdiction',
-    'uk',
-    '--reason',
-    'call',
-    '--json',
-  );
+  const withdrawal = steward('--as', 'dana:dpo', ...withdraw, '--json');
   expect(withdrawal.code, withdrawal.stderr).toBe(0);
   expect(JSON.parse(withdrawal.stdout)).toMatchObject({ status: 'withdrawn', keyVersionsSearched: [1] });
   const rotated = steward('keys', 'rotate', '--jurisdiction', 'uk', '--study', 'UK-CLI', '--json');
