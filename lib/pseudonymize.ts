@@ -1,9 +1,59 @@
-import { createHmac } from 'node:crypto';
+import { createHmac, hash } from 'node:crypto';
 import type { KeyStore } from './keystore';
+
+/** Printable ASCII without spaces: already canonical, so NFC and trimming would return it unchanged. */
+const CANONICAL_ASCII = /^[\x21-\x7e]*$/;
 
 /** Canonical form of a direct identifier before keying: Unicode NFC, surrounding whitespace trimmed. */
 export function canonicalizeIdentifier(raw: string): string {
-  return raw.normalize('NFC').trim();
+  return CANONICAL_ASCII.test(raw) ? raw : raw.normalize('NFC').trim();
+}
+
+/** One SHA-256 over bytes, digest as a binary (latin1: one char per byte) or base64url string. */
+export type Sha256 = (data: Uint8Array, encoding: 'binary' | 'base64url') => string;
+
+export const sha256: Sha256 = (data, encoding) => hash('sha256', data, encoding);
+
+/**
+ * HMAC-SHA256 (RFC 2104) of UTF-8 strings under one key, base64url, on Node's one-shot SHA-256 with the key's inner and
+ * outer pads prepared once. About twice as fast per value as `createHmac`, which builds a keyed context every call.
+ *
+ * The function refers to nothing outside itself but the global Buffer (SHA-256 comes in as an argument), because the
+ * token pool's threads run its source text; keep it that way.
+ */
+export function keyedHmacSha256(digest: Sha256, key: Uint8Array): (message: string) => string {
+  const block = 64;
+  const material = key.length > block ? Buffer.from(digest(key, 'binary'), 'latin1') : key;
+  const inner = Buffer.alloc(block + 1024);
+  const outer = Buffer.alloc(block + 32);
+  for (let i = 0; i < block; i++) {
+    inner[i] = (material[i] ?? 0) ^ 0x36;
+    outer[i] = (material[i] ?? 0) ^ 0x5c;
+  }
+  // One view per message length over the same memory: no allocation per value.
+  const views: Buffer[] = [];
+  return (message) => {
+    let keyed: Buffer;
+    if (message.length * 3 <= inner.length - block) {
+      const length = inner.write(message, block, 'utf8');
+      keyed = views[length] ??= inner.subarray(0, block + length);
+    } else {
+      keyed = Buffer.concat([inner.subarray(0, block), Buffer.from(message, 'utf8')]);
+    }
+    outer.write(digest(keyed, 'binary'), block, 'latin1');
+    return digest(outer, 'base64url');
+  };
+}
+
+const hmacs = new WeakMap<Buffer, (message: string) => string>();
+
+function hmacFor(key: Buffer): (message: string) => string {
+  let hmac = hmacs.get(key);
+  if (!hmac) {
+    hmac = keyedHmacSha256(sha256, key);
+    hmacs.set(key, hmac);
+  }
+  return hmac;
 }
 
 const TOKEN_PATTERN = /^v(\d+)\.([A-Za-z0-9_-]{43})$/;
@@ -13,8 +63,7 @@ const TOKEN_PATTERN = /^v(\d+)\.([A-Za-z0-9_-]{43})$/;
  * The key is per (jurisdiction, study, version), so tokens join within a study and are unlinkable across studies.
  */
 export function tokenize(key: Buffer, keyVersion: number, raw: string): string {
-  const mac = createHmac('sha256', key).update(canonicalizeIdentifier(raw), 'utf8').digest('base64url');
-  return `v${keyVersion}.${mac}`;
+  return `v${keyVersion}.${hmacFor(key)(canonicalizeIdentifier(raw))}`;
 }
 
 export function tokenKeyVersion(token: string): number | undefined {

@@ -34,6 +34,31 @@ describe('tokens', () => {
     expect(createHmac('sha256', jefe).update('what do ya want for nothing?').digest('base64url')).toBe(expected);
   });
 
+  it('are HMAC-SHA256 for keys longer than a block (RFC 4231 test cases 6 and 7)', () => {
+    const long = Buffer.alloc(131, 0xaa);
+    const cases = [
+      [
+        'Test Using Larger Than Block-Size Key - Hash Key First',
+        '60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54',
+      ],
+      [
+        'This is a test using a larger than block-size key and a larger than block-size data. The key needs to be hashed before being used by the HMAC algorithm.',
+        '9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2',
+      ],
+    ] as const;
+    for (const [data, hex] of cases) {
+      expect(tokenize(long, 1, data)).toBe(`v1.${Buffer.from(hex, 'hex').toString('base64url')}`);
+    }
+  });
+
+  it('agree with createHmac for every identifier length and for non-ASCII identifiers', () => {
+    for (const value of ['', 'a', 'Zoë Ångström', '患者-0042', 'x'.repeat(341), '€'.repeat(400), 'y'.repeat(5000)]) {
+      expect(tokenize(key, 1, value)).toBe(
+        `v1.${createHmac('sha256', key).update(canonicalizeIdentifier(value), 'utf8').digest('base64url')}`,
+      );
+    }
+  });
+
   it('Tokenizer memoizes without changing results', () => {
     const t = new Tokenizer(key, 3);
     expect(t.token('a')).toBe(tokenize(key, 3, 'a'));
@@ -56,15 +81,17 @@ describe('date shifts', () => {
 
 describe('token pool', () => {
   it('tokenizes large batches on worker threads exactly as the single-threaded path does', async () => {
-    const pool = new TokenPool(2);
-    try {
-      const values = Array.from({ length: PARALLEL_THRESHOLD + 11 }, (_, i) =>
-        i % 3 === 0 ? ` Jose\u0301-${i} ` : `S-${i}`,
-      );
-      expect(await pool.tokenize(key, 4, values)).toEqual(values.map((v) => tokenize(key, 4, v)));
-      expect(await pool.tokenize(key, 4, ['x'])).toEqual([tokenize(key, 4, 'x')]);
-    } finally {
-      await pool.close();
+    const values = Array.from({ length: PARALLEL_THRESHOLD + 11 }, (_, i) =>
+      i % 3 === 0 ? ` Jose\u0301-${i} ` : i % 3 === 1 ? `S-${i}` : `${'€'.repeat(i % 500)}${i}`,
+    );
+    for (const cores of [2, 3]) {
+      const pool = new TokenPool(cores);
+      try {
+        expect(await pool.tokenize(key, 4, values)).toEqual(values.map((v) => tokenize(key, 4, v)));
+        expect(await pool.tokenize(key, 4, ['x'])).toEqual([tokenize(key, 4, 'x')]);
+      } finally {
+        await pool.close();
+      }
     }
   });
 });
