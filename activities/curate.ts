@@ -62,7 +62,8 @@ function addCounts(into: RowCounts, from: RowCounts): void {
 
 /**
  * Writes one identifier column's distinct values with their tokens into `mapTable`; for the subject column also
- * whether (and why not) the subject's consent covers the purpose. Only distinct values are keyed.
+ * whether (and why not) the subject's consent covers the purpose. Only distinct values are keyed. Returns the table's
+ * rows counted by that decision (meaningful for the subject column, whose values every row holds).
  */
 async function buildTokenMap(
   conn: DuckDBConnection,
@@ -72,10 +73,11 @@ async function buildTokenMap(
   tokens: (values: string[]) => Promise<string[]>,
   subject: ((raw: string, token: string) => { reason: ExclusionReason | undefined; shift: number }) | undefined,
   onKeyed: ((raw: string, token: string) => void) | undefined,
-): Promise<void> {
+): Promise<RowCounts> {
+  const rows: RowCounts = { in: 0, curated: 0, excluded: 0, excludedByReason: {} };
   await conn.run(`CREATE TABLE ${mapTable} (raw VARCHAR, token VARCHAR, reason VARCHAR, shift INTEGER)`);
   const appender = await conn.createAppender(mapTable);
-  const flush = async (batch: string[]) => {
+  const flush = async (batch: string[], counts: number[]) => {
     const keyed = await tokens(batch);
     batch.forEach((raw, i) => {
       const token = keyed[i]!;
@@ -87,23 +89,34 @@ async function buildTokenMap(
       else appender.appendNull();
       appender.appendInteger(decided?.shift ?? 0);
       appender.endRow();
+      const n = counts[i]!;
+      rows.in += n;
+      if (!decided?.reason) rows.curated += n;
+      else {
+        rows.excluded += n;
+        rows.excludedByReason[decided.reason] = (rows.excludedByReason[decided.reason] ?? 0) + n;
+      }
     });
     Context.current().heartbeat({ phase: 'pseudonymizing' });
   };
   const result = await conn.stream(
-    `SELECT DISTINCT ${quoteIdent(column)} FROM ${source} WHERE ${quoteIdent(column)} IS NOT NULL`,
+    `SELECT ${quoteIdent(column)}, count(*) FROM ${source} WHERE ${quoteIdent(column)} IS NOT NULL GROUP BY 1`,
   );
   let batch: string[] = [];
+  let counts: number[] = [];
   for (let chunk = await result.fetchChunk(); chunk && chunk.rowCount > 0; chunk = await result.fetchChunk()) {
     for (const value of chunk.getColumnValues(0)) batch.push(String(value));
+    for (const n of chunk.getColumnValues(1)) counts.push(Number(n));
     if (batch.length >= 65_536) {
-      await flush(batch);
+      await flush(batch, counts);
       batch = [];
+      counts = [];
     }
   }
-  if (batch.length > 0) await flush(batch);
+  if (batch.length > 0) await flush(batch, counts);
   appender.flushSync();
   appender.closeSync();
+  return rows;
 }
 
 /** Past this many entries a cache starts over: memory stays bounded however many subjects a package holds. */
@@ -113,6 +126,18 @@ const CACHE_LIMIT = 1_000_000;
 interface PackageKeyCache {
   tokens: Map<string, string>;
   subjects: Map<string, { reason: ExclusionReason | undefined; shift: number }>;
+}
+
+interface TableDeps {
+  memoryLimitBytes: number;
+  pool: TokenPool;
+  onKeyed: ((raw: string, token: string) => void) | undefined;
+  cache: PackageKeyCache;
+}
+
+interface TableOutcome {
+  problems: PackageProblem[];
+  produced?: { table: Table; outFile: string; rows: RowCounts; columns: DatasetOutput['columns'] } | undefined;
 }
 
 const ZIP3_LIST = LOW_POPULATION_ZIP3.map(quoteLiteral).join(', ');
@@ -154,10 +179,7 @@ async function curateTable(
   tokenizer: Tokenizer,
   consentOf: (raw: string, token: string) => ExclusionReason | undefined,
   problems: PackageProblem[],
-  memoryLimitBytes: number,
-  pool: TokenPool,
-  onKeyed: ((raw: string, token: string) => void) | undefined,
-  cache: PackageKeyCache,
+  { memoryLimitBytes, pool, onKeyed, cache }: TableDeps,
 ): Promise<{ rows: RowCounts; columns: DatasetOutput['columns'] } | undefined> {
   const source = `src_${index}`;
   const found = await loadDeclaredTable(conn, localFile, table, source, { memoryLimitBytes });
@@ -186,9 +208,14 @@ async function curateTable(
     }
     return decided;
   };
-  await buildTokenMap(conn, source, subject.name, subjectMap, keyed, decide, onKeyed);
-  for (const [i, column] of identifiers.entries()) {
-    await buildTokenMap(conn, source, column.name, `map_${index}_${i}`, keyed, undefined, onKeyed);
+  const rows = await buildTokenMap(conn, source, subject.name, subjectMap, keyed, decide, onKeyed);
+  // One map for all the other identifier columns: their values are keyed alike, so one scan and one table serve all.
+  const identifierMap = `map_${index}_identifiers`;
+  if (identifiers.length > 0) {
+    const values = identifiers
+      .map((c) => `SELECT CAST(${quoteIdent(c.name)} AS VARCHAR) AS value FROM ${source}`)
+      .join(' UNION ALL ');
+    await buildTokenMap(conn, `(${values})`, 'value', identifierMap, keyed, undefined, onKeyed);
   }
 
   const kept = table.columns.filter((c) => c.role !== 'suppress' && (c.role !== 'free-text' || c.keep));
@@ -197,7 +224,7 @@ async function curateTable(
       `${columnExpression(c, `t.${quoteIdent(c.name)}`, identifiers.indexOf(c), window > 0)} AS ${quoteIdent(c.name)}`,
   );
   const joins = identifiers
-    .map((c, i) => `LEFT JOIN map_${index}_${i} m${i} ON m${i}.raw = t.${quoteIdent(c.name)}`)
+    .map((c, i) => `LEFT JOIN ${identifierMap} m${i} ON m${i}.raw = CAST(t.${quoteIdent(c.name)} AS VARCHAR)`)
     .join('\n');
   // Each writer thread buffers a row group: smaller groups under a small memory limit keep the writer within it.
   const rowGroup = Math.min(122_880, Math.max(8_192, Math.floor(memoryLimitBytes / 2048)));
@@ -208,19 +235,6 @@ async function curateTable(
       ${joins} WHERE s.reason IS NULL)
      TO ${quoteLiteral(outFile)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${rowGroup}, KV_METADATA ${kv})`,
   );
-  const counts = await conn.runAndReadAll(
-    `SELECT s.reason AS reason, count(*) AS n FROM ${source} t JOIN ${subjectMap} s ON s.raw = t.${quoteIdent(subject.name)} GROUP BY 1`,
-  );
-  const rows: RowCounts = { in: 0, curated: 0, excluded: 0, excludedByReason: {} };
-  for (const r of counts.getRowObjectsJS()) {
-    const n = Number(r.n);
-    rows.in += n;
-    if (r.reason === null) rows.curated += n;
-    else {
-      rows.excluded += n;
-      rows.excludedByReason[r.reason as ExclusionReason] = n;
-    }
-  }
   return { rows, columns: kept.map((c) => ({ name: c.name, type: outputType(c), role: c.role })) };
 }
 
@@ -246,16 +260,14 @@ export async function curatePackage(deps: CurateDeps, input: CuratePackageInput)
   // database file in scratch, which DuckDB pages to and from disk, so memory stays bounded whatever the package size.
   const memoryLimitBytes = parseMemoryLimit(deps.duckdbMemoryLimit);
   const inputBytes = input.files.reduce((sum, f) => sum + f.bytes, 0);
-  const instance = await DuckDBInstance.create(
-    inputBytes * 2 < memoryLimitBytes ? ':memory:' : path.join(work, 'curate.duckdb'),
-    {
-      threads: String(Math.max(1, Math.min(4, Number(process.env.STEWARD_DUCKDB_THREADS ?? 2)))),
-      memory_limit: deps.duckdbMemoryLimit,
-      temp_directory: path.join(work, 'tmp'),
-      preserve_insertion_order: 'true',
-      autoinstall_known_extensions: 'false',
-    },
-  );
+  const inMemory = inputBytes * 2 < memoryLimitBytes;
+  const instance = await DuckDBInstance.create(inMemory ? ':memory:' : path.join(work, 'curate.duckdb'), {
+    threads: String(Math.max(1, Math.min(4, Number(process.env.STEWARD_DUCKDB_THREADS ?? 2)))),
+    memory_limit: deps.duckdbMemoryLimit,
+    temp_directory: path.join(work, 'tmp'),
+    preserve_insertion_order: 'true',
+    autoinstall_known_extensions: 'false',
+  });
   const conn = await instance.connect();
   const cancel = () => conn.interrupt();
   Context.current().cancellationSignal.addEventListener('abort', cancel);
@@ -299,11 +311,13 @@ export async function curatePackage(deps: CurateDeps, input: CuratePackageInput)
           entries: {},
         }
       : undefined;
-    const problems: PackageProblem[] = [];
     const cache: PackageKeyCache = { tokens: new Map(), subjects: new Map() };
     const byPath = new Map(input.files.map((f) => [f.path, f]));
     const rows: RowCounts = { in: 0, curated: 0, excluded: 0, excludedByReason: {} };
-    const produced: { table: Table; outFile: string; rows: RowCounts; columns: DatasetOutput['columns'] }[] = [];
+    const onKeyed = vault
+      ? (raw: string, token: string) => void (vault.entries[token] ??= sealIdentifier(vaultKey!, token, raw))
+      : undefined;
+    const outcomes: TableOutcome[] = [];
     for (const [index, table] of metadata.tables.entries()) {
       const verified = byPath.get(table.path)!;
       const localFile = path.join(work, `in-${index}.${table.format}`);
@@ -319,29 +333,25 @@ export async function curatePackage(deps: CurateDeps, input: CuratePackageInput)
       }
       t = lap('download', t);
       if (got.sha256 !== verified.sha256) {
-        problems.push({ file: table.path, rule: 'changed in landing after verification (SHA-256 differs)' });
+        outcomes.push({
+          problems: [{ file: table.path, rule: 'changed in landing after verification (SHA-256 differs)' }],
+        });
         continue;
       }
       const outFile = path.join(work, `out-${index}.parquet`);
-      const result = await curateTable(
-        conn,
-        index,
-        file,
-        outFile,
-        table,
-        input,
-        tokenizer,
-        consentOf,
-        problems,
+      const problems: PackageProblem[] = [];
+      const result = await curateTable(conn, index, file, outFile, table, input, tokenizer, consentOf, problems, {
         memoryLimitBytes,
-        deps.pool,
-        vault ? (raw, token) => (vault.entries[token] ??= sealIdentifier(vaultKey!, token, raw)) : undefined,
+        pool: deps.pool,
+        onKeyed,
         cache,
-      );
-      if (result) produced.push({ table, outFile, ...result });
+      });
       lap('transform', t);
       await rm(localFile, { force: true });
+      outcomes.push({ problems, produced: result && { table, outFile, ...result } });
     }
+    const problems = outcomes.flatMap((o) => o.problems);
+    const produced = outcomes.flatMap((o) => (o.produced ? [o.produced] : []));
     if (problems.length > 0) throw rejectPackage(problems);
 
     if (vault) await writeVaultShard(s3, jurisdiction.buckets.catalog, vault);

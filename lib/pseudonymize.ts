@@ -1,4 +1,4 @@
-import { createHmac, hash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { KeyStore } from './keystore';
 
 /** Printable ASCII without spaces: already canonical, so NFC and trimming would return it unchanged. */
@@ -98,10 +98,7 @@ export class Tokenizer {
  */
 export function dateShiftDays(key: Buffer, raw: string, window: number): number {
   if (window <= 0) return 0;
-  const mac = createHmac('sha256', key)
-    .update('steward-date-shift\0')
-    .update(canonicalizeIdentifier(raw), 'utf8')
-    .digest();
+  const mac = Buffer.from(hmacFor(key)(`steward-date-shift\0${canonicalizeIdentifier(raw)}`).slice(0, 8), 'base64url');
   const n = mac.readUInt32BE(0) % (2 * window);
   return n < window ? n - window : n - window + 1;
 }

@@ -266,9 +266,13 @@ export async function loadDeclaredTable(
 
   // Required values (the subject id always, other columns when declared required), in one scan of the table.
   const required = table.columns.filter((c) => c.required || c.role === 'subject-id');
-  const missing = required.map(
-    (c) => `(${quoteIdent(c.name)} IS NULL${c.type === 'string' ? ` OR trim(${quoteIdent(c.name)}) = ''` : ''})`,
-  );
+  // Blank means empty or spaces only; trimming is evaluated only for values that start with a space.
+  const missing = required.map((c) => {
+    const ref = quoteIdent(c.name);
+    return c.type === 'string'
+      ? `(${ref} IS NULL OR ${ref} = '' OR (starts_with(${ref}, ' ') AND trim(${ref}) = ''))`
+      : `(${ref} IS NULL)`;
+  });
   if (required.length > 0) {
     const reader = await conn.runAndReadAll(
       `SELECT rowid + 1 AS row, ${missing.map((m, i) => `${m} AS m${i}`).join(', ')} FROM ${target}

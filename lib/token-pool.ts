@@ -23,8 +23,11 @@ parentPort.on('message', ({ id, key, prefix, joined }) => {
 });
 `;
 
-/** Below this many values a batch is keyed on the calling thread: handing it to threads would cost more. */
-export const PARALLEL_THRESHOLD = 16_384;
+/**
+ * Below this many values a batch is keyed on the calling thread: starting threads and handing the batch over would
+ * cost more than they save (threads of one process share OpenSSL's digest lookups, so each runs slower than alone).
+ */
+export const PARALLEL_THRESHOLD = 50_000;
 
 interface Pending {
   worker: Worker;

@@ -67,6 +67,16 @@ describe('tokens', () => {
 });
 
 describe('date shifts', () => {
+  it('are HMAC-SHA256 of the canonical identifier under a date-shift label, read as a 32-bit number', () => {
+    for (const id of ['S-1', ' S-2 ', 'Jose\u0301', 'x'.repeat(600)]) {
+      const mac = createHmac('sha256', key)
+        .update(`steward-date-shift\0${canonicalizeIdentifier(id)}`, 'utf8')
+        .digest();
+      const n = mac.readUInt32BE(0) % 730;
+      expect(dateShiftDays(key, id, 365)).toBe(n < 365 ? n - 365 : n - 364);
+    }
+  });
+
   it('are per subject, deterministic, within the window and never zero', () => {
     const shifts = Array.from({ length: 2000 }, (_, i) => dateShiftDays(key, `S-${i}`, 3));
     expect(new Set(shifts)).toEqual(new Set([-3, -2, -1, 1, 2, 3]));
