@@ -93,6 +93,9 @@ async function main(): Promise<void> {
   process.send?.({ type: 'ready' });
   await running;
   await connection.close();
+  s3.destroy();
+  // The channel to the stack would keep the process alive after its work is done.
+  if (process.connected) process.disconnect();
 }
 
 main().catch((error: unknown) => {
