@@ -23,7 +23,8 @@ export const SEARCH_ATTRIBUTE_FLAGS = ['Jurisdiction', 'StudyId', 'DatasetId', '
 export type StackEvent =
   | { kind: 'step'; message: string }
   | { kind: 'crash'; process: string; code: number | null; signal: string | null; log: string; restarting: boolean }
-  | { kind: 'restarted'; process: string; pid: number | undefined };
+  | { kind: 'restarted'; process: string; pid: number | undefined }
+  | { kind: 'killed'; process: string; graceMs: number };
 
 export interface StackOptions {
   dataDir: string;
@@ -391,19 +392,32 @@ export class Stack {
       order.filter((m) => m.name.startsWith('worker-')),
       order.filter((m) => !m.name.startsWith('worker-')),
     ]) {
-      await Promise.all(group.map((m) => stopChild(m.child)));
+      await Promise.all(
+        group.map(async (m) => {
+          if (await stopChild(m.child)) this.emit({ kind: 'killed', process: m.name, graceMs: STOP_GRACE_MS });
+        }),
+      );
     }
     if (this.state) await rm(stackFile(this.options.dataDir), { force: true });
   }
 }
 
-async function stopChild(child: ChildProcess | undefined): Promise<void> {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+/** How long a child may take to stop after SIGTERM before it is killed. */
+const STOP_GRACE_MS = 15_000;
+
+/** Stops a child with SIGTERM; returns true when it had to be killed instead. */
+async function stopChild(child: ChildProcess | undefined): Promise<boolean> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return false;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  let killed = false;
+  const timer = setTimeout(() => {
+    killed = true;
+    child.kill('SIGKILL');
+  }, STOP_GRACE_MS);
   await exited;
   clearTimeout(timer);
+  return killed;
 }
 
 export { isAlive } from './process';

@@ -53,6 +53,11 @@ export function reportStackEvent(event: StackEvent): void {
     process.stderr.write(
       `\n${event.process} exited (code ${event.code}, signal ${event.signal}); last lines of ${event.log}:\n${tailOfLog(event.log, 8)}\n`,
     );
+  } else if (event.kind === 'killed') {
+    logger.warn(
+      { process: event.process, graceMs: event.graceMs },
+      `${event.process} did not stop within ${event.graceMs / 1000} s of SIGTERM and was killed`,
+    );
   } else logger.warn({ process: event.process, pid: event.pid }, `${event.process} restarted`);
 }
 

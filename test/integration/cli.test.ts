@@ -164,5 +164,7 @@ it('runs a second stack beside the first and drives it end to end from the CLI',
 
   expect(steward('down').code).toBe(0);
   expect(steward('status').code).toBe(4);
+  // The stack stopped on its own: no process of it had to be killed.
+  expect(await readFile(path.join(dataDir, 'logs', 'supervisor.log'), 'utf8')).not.toContain('was killed');
   dataDir = undefined;
 });
