@@ -4,6 +4,7 @@ import { UnknownJurisdictionError } from '../jurisdictions';
 import type { PackageProblem } from '../schemas/workflows';
 import { UserError } from '../lib/errors';
 import { describeProblem } from '../lib/package';
+import { ErrorType } from '../workflows/contracts';
 import type { GlobalOptions } from './context';
 import { registerConsentCommands } from './commands/consent';
 import { registerDatasetCommands } from './commands/datasets';
@@ -43,6 +44,10 @@ function report(error: unknown): number {
       for (const p of problems.slice(0, 20)) process.stderr.write(`  ${describeProblem(p)}\n`);
       if (problems.length > 20) process.stderr.write(`  … and ${problems.length - 20} more\n`);
       return EXIT.rejected;
+    }
+    if (root instanceof ApplicationFailure && root.type === ErrorType.AccessDenied) {
+      process.stderr.write(`steward: ${root.message}\n`);
+      return EXIT.denied;
     }
     process.stderr.write(
       `steward: workflow ${error.message}: ${root?.message ?? error.cause?.message ?? 'unknown failure'}\n`,

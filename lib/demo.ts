@@ -16,6 +16,8 @@ export interface DemoOptions {
   subjects: number;
   seed: number;
   purpose?: string;
+  /** Keep a re-identification vault for the study's tokens (metadata `reidentificationVault`). */
+  vault?: boolean;
   onProgress?: (rowsWritten: number, total: number) => void;
 }
 
@@ -283,7 +285,10 @@ export async function generateDemoPackage(options: DemoOptions): Promise<DemoRes
   }
   await finish(w, 'data/adverse_events.ndjson');
 
-  const metadata = demoMetadata(options.jurisdiction, options.studyId, purpose);
+  const metadata = {
+    ...demoMetadata(options.jurisdiction, options.studyId, purpose),
+    ...(options.vault ? { reidentificationVault: true } : {}),
+  };
   await writeFile(path.join(packageDir, PACKAGE_METADATA_FILE), `${JSON.stringify(metadata, null, 2)}\n`);
   await writeFile(path.join(packageDir, 'bagit.txt'), 'BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n');
   const octets = manifest.reduce((sum, m) => sum + m.bytes, 0);

@@ -35,6 +35,7 @@ export function registerDemoCommands(program: Command, globals: () => GlobalOpti
     .option('--subjects <n>', 'subjects', positiveInt, 200)
     .option('--seed <n>', 'random seed; the same seed writes the same bytes', positiveInt, 1)
     .option('--purpose <scope>', 'consent scope the package needs', 'primary-research')
+    .option('--vault', "keep the study's re-identification vault (enables `steward reidentify` and re-pseudonymization)")
     .action(
       async (options: {
         out: string;
@@ -44,6 +45,7 @@ export function registerDemoCommands(program: Command, globals: () => GlobalOpti
         subjects: number;
         seed: number;
         purpose: string;
+        vault?: boolean;
       }) => {
         getJurisdiction(options.jurisdiction);
         const bar = byteBar('writing lab rows');
@@ -55,6 +57,7 @@ export function registerDemoCommands(program: Command, globals: () => GlobalOpti
           subjects: options.subjects,
           seed: options.seed,
           purpose: options.purpose,
+          vault: options.vault === true,
           onProgress: (d, t) => bar.update(d, t),
         });
         bar.stop();

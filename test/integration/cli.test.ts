@@ -4,6 +4,8 @@ import path from 'node:path';
 import { GetObjectLockConfigurationCommand } from '@aws-sdk/client-s3';
 import { afterAll, expect, it } from 'vitest';
 import type { DatasetRecord } from '../../schemas/dataset';
+import { FileKeyStore } from '../../lib/keystore';
+import { tokenize } from '../../lib/pseudonymize';
 import { createS3Client } from '../../lib/s3';
 import { smallMetadata, stackState, tempDir, writeBag } from '../helpers';
 
@@ -73,6 +75,7 @@ it('runs a second stack beside the first and drives it end to end from the CLI',
       '300',
       '--subjects',
       '30',
+      '--vault',
     ).code,
   ).toBe(0);
   const consent = steward(
@@ -128,6 +131,32 @@ it('runs a second stack beside the first and drives it end to end from the CLI',
   const rotated = steward('keys', 'rotate', '--jurisdiction', 'uk', '--study', 'UK-CLI', '--json');
   expect(rotated.code, rotated.stderr).toBe(0);
   expect(JSON.parse(rotated.stdout)).toMatchObject({ previousVersion: 1, currentVersion: 2 });
+
+  // Re-pseudonymization moves the dataset to v2; the vault then resolves a v2 token, for the dpo only.
+  const migrated = steward('datasets', 'repseudonymize', record.datasetId, '--json');
+  expect(migrated.code, migrated.stderr).toBe(0);
+  expect(JSON.parse(migrated.stdout)).toMatchObject({ fromVersions: [1], toVersion: 2, migrated: true });
+  expect(steward('datasets', 'repseudonymize', record.datasetId).stdout).toContain('already uses key v2');
+  const shown = JSON.parse(steward('datasets', 'show', record.datasetId, '--json').stdout) as DatasetRecord;
+  expect(shown.keyVersions).toEqual([2]);
+  const consented = (await readFile(path.join(out, 'consent.csv'), 'utf8'))
+    .split('\n')
+    .map((line) => line.split(','))
+    .find((f) => f[2] === 'given' && f[1]!.split(';').includes('primary-research'))![0]!;
+  const keys = await FileKeyStore.open(path.join(dataDir!, 'keys'));
+  const token = tokenize((await keys.studyKeyVersion('uk', 'UK-CLI', 2)).material, 2, consented);
+  const reidentify = ['reidentify', token, '--jurisdiction', 'uk', '--study', 'UK-CLI', '--reason', 'safety signal'];
+  const refused = steward(...reidentify);
+  expect(refused.code).toBe(6);
+  expect(refused.stderr).toMatchInlineSnapshot(`
+    "steward: access denied: cli-test (role steward) may not reidentify; allowed roles: dpo
+    "
+  `);
+  const resolved = steward('--as', 'dana:dpo', ...reidentify);
+  expect(resolved.code, resolved.stderr).toBe(0);
+  expect(resolved.stdout.trim()).toBe(consented);
+  const unknownToken = steward('--as', 'dana:dpo', 'reidentify', `v2.${'A'.repeat(43)}`, ...reidentify.slice(2));
+  expect(unknownToken.code).toBe(4);
 
   const bad = await writeBag(await tempDir(), smallMetadata({ studyId: 'UK-CLI', jurisdiction: 'uk' }), {
     'data/visits.csv': 'subject_id,full_name,visit_date,score,note\nU-1,Al,2025-01-02,many,\n',
