@@ -35,7 +35,10 @@ export function registerDemoCommands(program: Command, globals: () => GlobalOpti
     .option('--subjects <n>', 'subjects', positiveInt, 200)
     .option('--seed <n>', 'random seed; the same seed writes the same bytes', positiveInt, 1)
     .option('--purpose <scope>', 'consent scope the package needs', 'primary-research')
-    .option('--vault', "keep the study's re-identification vault (enables `steward reidentify` and re-pseudonymization)")
+    .option(
+      '--vault',
+      "keep the study's re-identification vault (enables `steward reidentify` and re-pseudonymization)",
+    )
     .action(
       async (options: {
         out: string;
