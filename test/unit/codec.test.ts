@@ -59,6 +59,32 @@ describe('file key store', () => {
     expect(await readdir(path.join(dir, 'study', 'eu', 'RACE'))).toEqual(['v1.json']);
   });
 
+  it('rotates (retiring older versions, idempotently) and destroys a version for good', async () => {
+    const { dir, keys } = await store();
+    const v1 = await keys.studyKey('eu', 'ROT');
+    const v2 = await keys.rotateStudyKey('eu', 'ROT', 1);
+    expect(v2.version).toBe(2);
+    expect(v2.material.equals(v1.material)).toBe(false);
+    expect((await keys.rotateStudyKey('eu', 'ROT', 1)).material.equals(v2.material)).toBe(true);
+    expect((await keys.studyKey('eu', 'ROT')).version).toBe(2);
+    expect((await keys.studyKeyVersions('eu', 'ROT')).map((k) => [k.version, k.state])).toEqual([
+      [1, 'retired'],
+      [2, 'active'],
+    ]);
+    expect((await keys.liveStudyKeys('eu', 'ROT')).map((k) => k.version)).toEqual([1, 2]);
+
+    await keys.destroyStudyKey('eu', 'ROT', 1);
+    const reopened = await FileKeyStore.open(dir);
+    expect((await reopened.liveStudyKeys('eu', 'ROT')).map((k) => k.version)).toEqual([2]);
+    await expect(reopened.studyKeyVersion('eu', 'ROT', 1)).rejects.toThrowErrorMatchingInlineSnapshot(
+      `[KeyStoreError: key study/eu/ROT/v1 was destroyed]`,
+    );
+    await expect(keys.studyKeyVersion('eu', 'ROT', 1)).rejects.toThrow('was destroyed');
+    // The sealed material itself is gone from the file, not just marked.
+    const file = JSON.parse(await readFile(path.join(dir, 'study', 'eu', 'ROT', 'v1.json'), 'utf8'));
+    expect(file).toMatchObject({ state: 'destroyed', sealed: '' });
+  });
+
   it('will not unseal with the wrong master key, and says so without key material', async () => {
     const { dir, keys } = await store();
     await keys.studyKey('eu', 'ST-1');
