@@ -290,6 +290,10 @@ export async function curatePackage(deps: CurateDeps, input: CuratePackageInput)
       ),
     );
     const consentOf = (raw: string, token: string) => {
+      // Registry keyed under the current version only (or empty): one look-up with the token at hand.
+      if (lookups.every((t) => t === tokenizer)) {
+        return consentExclusion(registry.get(token), metadata.purpose, input.asOf);
+      }
       // A subject may hold records under several key versions (before and after a rotation): the latest decision wins.
       const entries = lookups
         .map((t) => registry.get(t === tokenizer ? token : t.token(raw)))

@@ -21,7 +21,10 @@ export const sha256: Sha256 = (data, encoding) => hash('sha256', data, encoding)
  * The function refers to nothing outside itself but the global Buffer (SHA-256 comes in as an argument), because the
  * token pool's threads run its source text; keep it that way.
  */
-export function keyedHmacSha256(digest: Sha256, key: Uint8Array): (message: string) => string {
+export function keyedHmacSha256(
+  digest: Sha256,
+  key: Uint8Array,
+): (message: string, encoding?: 'binary' | 'base64url') => string {
   const block = 64;
   const material = key.length > block ? Buffer.from(digest(key, 'binary'), 'latin1') : key;
   const inner = Buffer.alloc(block + 1024);
@@ -32,7 +35,7 @@ export function keyedHmacSha256(digest: Sha256, key: Uint8Array): (message: stri
   }
   // One view per message length over the same memory: no allocation per value.
   const views: Buffer[] = [];
-  return (message) => {
+  return (message, encoding = 'base64url') => {
     let keyed: Buffer;
     if (message.length * 3 <= inner.length - block) {
       const length = inner.write(message, block, 'utf8');
@@ -41,13 +44,15 @@ export function keyedHmacSha256(digest: Sha256, key: Uint8Array): (message: stri
       keyed = Buffer.concat([inner.subarray(0, block), Buffer.from(message, 'utf8')]);
     }
     outer.write(digest(keyed, 'binary'), block, 'latin1');
-    return digest(outer, 'base64url');
+    return digest(outer, encoding);
   };
 }
 
-const hmacs = new WeakMap<Buffer, (message: string) => string>();
+type KeyedHmac = ReturnType<typeof keyedHmacSha256>;
 
-function hmacFor(key: Buffer): (message: string) => string {
+const hmacs = new WeakMap<Buffer, KeyedHmac>();
+
+function hmacFor(key: Buffer): KeyedHmac {
   let hmac = hmacs.get(key);
   if (!hmac) {
     hmac = keyedHmacSha256(sha256, key);
@@ -98,8 +103,11 @@ export class Tokenizer {
  */
 export function dateShiftDays(key: Buffer, raw: string, window: number): number {
   if (window <= 0) return 0;
-  const mac = Buffer.from(hmacFor(key)(`steward-date-shift\0${canonicalizeIdentifier(raw)}`).slice(0, 8), 'base64url');
-  const n = mac.readUInt32BE(0) % (2 * window);
+  const mac = hmacFor(key)(`steward-date-shift\0${canonicalizeIdentifier(raw)}`, 'binary');
+  // The MAC's first four bytes, big-endian, as an unsigned number.
+  const first =
+    ((mac.charCodeAt(0) << 24) | (mac.charCodeAt(1) << 16) | (mac.charCodeAt(2) << 8) | mac.charCodeAt(3)) >>> 0;
+  const n = first % (2 * window);
   return n < window ? n - window : n - window + 1;
 }
 
