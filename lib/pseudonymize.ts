@@ -15,7 +15,7 @@ export type Sha256 = (data: Uint8Array, encoding: 'binary' | 'base64url') => str
 export const sha256: Sha256 = (data, encoding) => hash('sha256', data, encoding);
 
 /**
- * HMAC-SHA256 (RFC 2104) of UTF-8 strings under one key, base64url, on Node's one-shot SHA-256 with the key's inner and
+ * HMAC-SHA256 (RFC 2104) of UTF-8 strings (or bytes) under one key, base64url, on Node's one-shot SHA-256 with the key's inner and
  * outer pads prepared once. About twice as fast per value as `createHmac`, which builds a keyed context every call.
  *
  * The function refers to nothing outside itself but the global Buffer (SHA-256 comes in as an argument), because the
@@ -24,7 +24,7 @@ export const sha256: Sha256 = (data, encoding) => hash('sha256', data, encoding)
 export function keyedHmacSha256(
   digest: Sha256,
   key: Uint8Array,
-): (message: string, encoding?: 'binary' | 'base64url') => string {
+): (message: string | Uint8Array, encoding?: 'binary' | 'base64url') => string {
   const block = 64;
   const material = key.length > block ? Buffer.from(digest(key, 'binary'), 'latin1') : key;
   const inner = Buffer.alloc(block + 1024);
@@ -37,11 +37,17 @@ export function keyedHmacSha256(
   const views: Buffer[] = [];
   return (message, encoding = 'base64url') => {
     let keyed: Buffer;
-    if (message.length * 3 <= inner.length - block) {
+    if (typeof message !== 'string' && message.length <= inner.length - block) {
+      inner.set(message, block);
+      keyed = views[message.length] ??= inner.subarray(0, block + message.length);
+    } else if (typeof message === 'string' && message.length * 3 <= inner.length - block) {
       const length = inner.write(message, block, 'utf8');
       keyed = views[length] ??= inner.subarray(0, block + length);
     } else {
-      keyed = Buffer.concat([inner.subarray(0, block), Buffer.from(message, 'utf8')]);
+      keyed = Buffer.concat([
+        inner.subarray(0, block),
+        typeof message === 'string' ? Buffer.from(message, 'utf8') : message,
+      ]);
     }
     outer.write(digest(keyed, 'binary'), block, 'latin1');
     return digest(outer, encoding);

@@ -91,8 +91,8 @@ describe('date shifts', () => {
 
 describe('token pool', () => {
   it('tokenizes large batches on worker threads exactly as the single-threaded path does', async () => {
-    const values = Array.from({ length: PARALLEL_THRESHOLD + 11 }, (_, i) =>
-      i % 3 === 0 ? ` Jose\u0301-${i} ` : i % 3 === 1 ? `S-${i}` : `${'€'.repeat(i % 500)}${i}`,
+    const values = Array.from({ length: PARALLEL_THRESHOLD + 1008 }, (_, i) =>
+      i % 1000 === 7 ? '' : i % 3 === 0 ? ` Jose\u0301-${i} ` : i % 3 === 1 ? `S-${i}` : `${'€'.repeat(i % 500)}${i}`,
     );
     for (const cores of [2, 3]) {
       const pool = new TokenPool(cores);
