@@ -130,6 +130,8 @@ interface PackageKeyCache {
 
 interface TableDeps {
   memoryLimitBytes: number;
+  /** Whether the file still has the checksum verification saw. */
+  unchanged: Promise<boolean>;
   pool: TokenPool;
   onKeyed: ((raw: string, token: string) => void) | undefined;
   cache: PackageKeyCache;
@@ -177,16 +179,22 @@ async function curateTable(
   table: Table,
   input: CuratePackageInput,
   tokenizer: Tokenizer,
-  consentOf: (raw: string, token: string) => ExclusionReason | undefined,
+  consent: Promise<(raw: string, token: string) => ExclusionReason | undefined>,
   problems: PackageProblem[],
-  { memoryLimitBytes, pool, onKeyed, cache }: TableDeps,
+  { memoryLimitBytes, pool, onKeyed, cache, unchanged }: TableDeps,
 ): Promise<{ rows: RowCounts; columns: DatasetOutput['columns'] } | undefined> {
   const source = `src_${index}`;
   const found = await loadDeclaredTable(conn, localFile, table, source, { memoryLimitBytes });
+  // The file's checksum is checked while DuckDB loads it; a changed file is all that is reported for it.
+  if (!(await unchanged)) {
+    problems.push({ file: table.path, rule: 'changed in landing after verification (SHA-256 differs)' });
+    return undefined;
+  }
   if (found.length > 0) {
     problems.push(...found);
     return undefined;
   }
+  const consentOf = await consent;
   const subject = table.columns.find((c) => c.role === 'subject-id')!;
   const identifiers = table.columns.filter((c) => c.role === 'direct-identifier');
   const subjectMap = `map_${index}_subject`;
@@ -274,33 +282,38 @@ export async function curatePackage(deps: CurateDeps, input: CuratePackageInput)
   try {
     const key = await keys.studyKey(jurisdiction.id, metadata.studyId);
     const tokenizer = new Tokenizer(key.material, key.version);
-    const registry = new Map(
-      (
-        await readConsentRegistry(s3, jurisdiction.buckets.catalog, jurisdiction.id, metadata.studyId, input.asOf)
-      ).entries.map((e) => [e.token, e]),
-    );
-    const registryVersions = [
-      ...new Set([...registry.keys()].map(tokenKeyVersion).filter((v): v is number => v !== undefined)),
-    ];
-    const lookups = await Promise.all(
-      registryVersions.map(async (v) =>
-        v === key.version
-          ? tokenizer
-          : new Tokenizer((await keys.studyKeyVersion(jurisdiction.id, metadata.studyId, v)).material, v),
-      ),
-    );
-    const consentOf = (raw: string, token: string) => {
-      // Registry keyed under the current version only (or empty): one look-up with the token at hand.
-      if (lookups.every((t) => t === tokenizer)) {
-        return consentExclusion(registry.get(token), metadata.purpose, input.asOf);
-      }
-      // A subject may hold records under several key versions (before and after a rotation): the latest decision wins.
-      const entries = lookups
-        .map((t) => registry.get(t === tokenizer ? token : t.token(raw)))
-        .filter((e): e is ConsentEntry => e !== undefined);
-      const entry = entries.length > 0 ? entries.reduce(newerConsent) : undefined;
-      return consentExclusion(entry, metadata.purpose, input.asOf);
-    };
+    // The registry is read while the first table is checked and loaded.
+    const consent = (async () => {
+      const registry = new Map(
+        (
+          await readConsentRegistry(s3, jurisdiction.buckets.catalog, jurisdiction.id, metadata.studyId, input.asOf)
+        ).entries.map((e) => [e.token, e]),
+      );
+      const registryVersions = [
+        ...new Set([...registry.keys()].map(tokenKeyVersion).filter((v): v is number => v !== undefined)),
+      ];
+      const lookups = await Promise.all(
+        registryVersions.map(async (v) =>
+          v === key.version
+            ? tokenizer
+            : new Tokenizer((await keys.studyKeyVersion(jurisdiction.id, metadata.studyId, v)).material, v),
+        ),
+      );
+      return (raw: string, token: string) => {
+        // Registry keyed under the current version only (or empty): one look-up with the token at hand.
+        if (lookups.every((t) => t === tokenizer)) {
+          return consentExclusion(registry.get(token), metadata.purpose, input.asOf);
+        }
+        // A subject may hold records under several key versions (before and after a rotation): the latest decision wins.
+        const entries = lookups
+          .map((t) => registry.get(t === tokenizer ? token : t.token(raw)))
+          .filter((e): e is ConsentEntry => e !== undefined);
+        const entry = entries.length > 0 ? entries.reduce(newerConsent) : undefined;
+        return consentExclusion(entry, metadata.purpose, input.asOf);
+      };
+    })();
+    // Awaited where it is used; a table rejected before that must not leave the failure unobserved.
+    consent.catch(() => undefined);
 
     const vaultKey = metadata.reidentificationVault
       ? await keys.vaultKey(jurisdiction.id, metadata.studyId)
@@ -328,24 +341,21 @@ export async function curatePackage(deps: CurateDeps, input: CuratePackageInput)
       let t = Date.now();
       const staged = stagedFile(deps.stageDir, input.packageId, verified.sha256);
       let file = localFile;
-      let got: { sha256: string };
+      let unchanged: Promise<boolean>;
       if (existsSync(staged)) {
         file = staged;
-        got = await hashFile(staged);
+        unchanged = hashFile(staged).then((got) => got.sha256 === verified.sha256);
+        unchanged.catch(() => undefined);
       } else {
-        got = await downloadHashed(s3, input.landing.bucket, `${input.landing.prefix}${table.path}`, localFile);
+        const got = await downloadHashed(s3, input.landing.bucket, `${input.landing.prefix}${table.path}`, localFile);
+        unchanged = Promise.resolve(got.sha256 === verified.sha256);
       }
       t = lap('download', t);
-      if (got.sha256 !== verified.sha256) {
-        outcomes.push({
-          problems: [{ file: table.path, rule: 'changed in landing after verification (SHA-256 differs)' }],
-        });
-        continue;
-      }
       const outFile = path.join(work, `out-${index}.parquet`);
       const problems: PackageProblem[] = [];
-      const result = await curateTable(conn, index, file, outFile, table, input, tokenizer, consentOf, problems, {
+      const result = await curateTable(conn, index, file, outFile, table, input, tokenizer, consent, problems, {
         memoryLimitBytes,
+        unchanged,
         pool: deps.pool,
         onKeyed,
         cache,
