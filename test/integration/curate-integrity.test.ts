@@ -3,7 +3,7 @@ import path from 'node:path';
 import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { curatePackage, type CuratePackageInput } from '../../activities/curate';
+import { curatePackage, type CuratePackageInput, type CuratePackageResult } from '../../activities/curate';
 import { stagedFile } from '../../activities/verify';
 import { getJurisdiction } from '../../jurisdictions';
 import { FileKeyStore } from '../../lib/keystore';
@@ -88,7 +88,7 @@ describe('curation re-checks checksums', () => {
 
   it('curates the same package when its bytes are the ones verified', async () => {
     const input = await landed('integrity000000000000003', GOOD);
-    const result = await new MockActivityEnvironment().run(curatePackage, deps, input);
+    const result: CuratePackageResult = await new MockActivityEnvironment().run(curatePackage, deps, input);
     expect(result.rows).toMatchObject({ in: 1 });
     expect(await curatedObjects(input.datasetId)).toBe(1);
   });
