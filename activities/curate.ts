@@ -277,7 +277,8 @@ export async function curatePackage(deps: CurateDeps, input: CuratePackageInput)
     autoinstall_known_extensions: 'false',
   });
   const conn = await instance.connect();
-  const cancel = () => conn.interrupt();
+  const connections: DuckDBConnection[] = [conn];
+  const cancel = () => connections.forEach((c) => c.interrupt());
   Context.current().cancellationSignal.addEventListener('abort', cancel);
   try {
     const key = await keys.studyKey(jurisdiction.id, metadata.studyId);
@@ -334,8 +335,8 @@ export async function curatePackage(deps: CurateDeps, input: CuratePackageInput)
     const onKeyed = vault
       ? (raw: string, token: string) => void (vault.entries[token] ??= sealIdentifier(vaultKey!, token, raw))
       : undefined;
-    const outcomes: TableOutcome[] = [];
-    for (const [index, table] of metadata.tables.entries()) {
+    const curateOne = async (index: number, tableConn: DuckDBConnection): Promise<TableOutcome> => {
+      const table = metadata.tables[index]!;
       const verified = byPath.get(table.path)!;
       const localFile = path.join(work, `in-${index}.${table.format}`);
       let t = Date.now();
@@ -353,7 +354,7 @@ export async function curatePackage(deps: CurateDeps, input: CuratePackageInput)
       t = lap('download', t);
       const outFile = path.join(work, `out-${index}.parquet`);
       const problems: PackageProblem[] = [];
-      const result = await curateTable(conn, index, file, outFile, table, input, tokenizer, consent, problems, {
+      const result = await curateTable(tableConn, index, file, outFile, table, input, tokenizer, consent, problems, {
         memoryLimitBytes,
         unchanged,
         pool: deps.pool,
@@ -362,8 +363,32 @@ export async function curatePackage(deps: CurateDeps, input: CuratePackageInput)
       });
       lap('transform', t);
       await rm(localFile, { force: true });
-      outcomes.push({ problems, produced: result && { table, outFile, ...result } });
-    }
+      return { problems, produced: result && { table, outFile, ...result } };
+    };
+    // Two lanes on a package that fits in memory: the largest table on one, the others one after another on the
+    // second, so the small tables' keying and writing overlap the large table's load. Each lane has its connection.
+    const lanes = inMemory && metadata.tables.length > 1 ? 2 : 1;
+    const order = metadata.tables
+      .map((table, index) => ({ index, bytes: byPath.get(table.path)?.bytes ?? 0 }))
+      .sort((a, b) => b.bytes - a.bytes)
+      .map((t) => t.index);
+    const outcomes = new Array<TableOutcome>(metadata.tables.length);
+    const settled = await Promise.allSettled(
+      Array.from({ length: lanes }, async (_, lane) => {
+        const laneConn = lane === 0 ? conn : await instance.connect();
+        if (lane > 0) connections.push(laneConn);
+        for (let next = order.shift(); next !== undefined; next = order.shift()) {
+          try {
+            outcomes[next] = await curateOne(next, laneConn);
+          } catch (error) {
+            order.length = 0; // the other lane takes no further tables
+            throw error;
+          }
+        }
+      }),
+    );
+    // Both lanes have stopped before any connection closes; the first failure is the activity's.
+    for (const lane of settled) if (lane.status === 'rejected') throw lane.reason;
     const problems = outcomes.flatMap((o) => o.problems);
     const produced = outcomes.flatMap((o) => (o.produced ? [o.produced] : []));
     if (problems.length > 0) throw rejectPackage(problems);
@@ -412,7 +437,7 @@ export async function curatePackage(deps: CurateDeps, input: CuratePackageInput)
   } finally {
     clearInterval(heartbeat);
     Context.current().cancellationSignal.removeEventListener('abort', cancel);
-    conn.closeSync();
+    connections.forEach((c) => c.closeSync());
     instance.closeSync();
     await rm(work, { recursive: true, force: true });
     await rm(path.join(deps.stageDir, input.packageId), { recursive: true, force: true });
