@@ -232,17 +232,30 @@ export async function verifyPackage(
   // Table files are kept in this worker's stage directory, so curation on the same worker need not fetch them again.
   const tablePaths = new Set(metadata!.tables.map((t) => t.path));
   if (stageDir) await mkdir(path.join(stageDir, input.packageId), { recursive: true });
-  for (const entry of safeEntries) {
+  const check = async (entry: ManifestEntry): Promise<{ sha256: string; bytes: number }> => {
     const key = `${prefix}${entry.path}`;
-    let actual: { sha256: string; bytes: number };
-    if (stageDir && tablePaths.has(entry.path)) {
-      const partial = path.join(stageDir, input.packageId, `${entry.sha256}.partial`);
-      actual = await downloadHashed(s3, bucket, key, partial, onBytes);
-      if (actual.sha256 === entry.sha256) await rename(partial, stagedFile(stageDir, input.packageId, entry.sha256));
-      else await rm(partial, { force: true });
-    } else {
-      actual = await hashObject(s3, bucket, key, onBytes);
-    }
+    if (!stageDir || !tablePaths.has(entry.path)) return hashObject(s3, bucket, key, onBytes);
+    const partial = path.join(stageDir, input.packageId, `${entry.sha256}.partial`);
+    const actual = await downloadHashed(s3, bucket, key, partial, onBytes);
+    if (actual.sha256 === entry.sha256) await rename(partial, stagedFile(stageDir, input.packageId, entry.sha256));
+    else await rm(partial, { force: true });
+    return actual;
+  };
+  // Two streams at a time, largest files first, so the small files are checked while the largest one streams;
+  // results are reported in manifest order.
+  const queue = [...safeEntries.keys()].sort(
+    (a, b) => (stored.get(safeEntries[b]!.path) ?? 0) - (stored.get(safeEntries[a]!.path) ?? 0),
+  );
+  const results = new Array<{ sha256: string; bytes: number }>(safeEntries.length);
+  await Promise.all(
+    [0, 1].map(async () => {
+      for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
+        results[next] = await check(safeEntries[next]!);
+      }
+    }),
+  );
+  safeEntries.forEach((entry, i) => {
+    const actual = results[i]!;
     if (actual.sha256 !== entry.sha256) {
       problems.push({
         file: entry.path,
@@ -256,7 +269,7 @@ export async function verifyPackage(
     } else {
       files.push({ path: entry.path, sha256: actual.sha256, bytes: actual.bytes });
     }
-  }
+  });
   if (problems.length > 0) {
     if (stageDir) await rm(path.join(stageDir, input.packageId), { recursive: true, force: true });
     throw rejectPackage(problems);

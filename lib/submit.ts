@@ -125,8 +125,10 @@ export async function submitPackage(
   const prefix = landingPrefix(pkg.packageId);
   const total = pkg.files.reduce((sum, f) => sum + f.bytes, 0);
   let done = 0;
-  for (const file of pkg.files) {
-    const body = createReadStream(file.absolute).pipe(
+  // Two uploads at a time, largest files first: the small files go up while the largest one streams.
+  const queue = [...pkg.files].sort((a, b) => b.bytes - a.bytes);
+  const upload = async (file: (typeof pkg.files)[number]) => {
+    const body = createReadStream(file.absolute, { highWaterMark: 1024 * 1024 }).pipe(
       new Transform({
         transform(chunk: Buffer, _encoding, next) {
           done += chunk.length;
@@ -138,7 +140,12 @@ export async function submitPackage(
     await ctx.s3.send(
       new PutObjectCommand({ Bucket: bucket, Key: `${prefix}${file.relative}`, Body: body, ContentLength: file.bytes }),
     );
-  }
+  };
+  await Promise.all(
+    [0, 1].map(async () => {
+      for (let file = queue.shift(); file !== undefined; file = queue.shift()) await upload(file);
+    }),
+  );
   ctx.onUpload?.(total, total);
 
   const input: IngestPackageInput = {
