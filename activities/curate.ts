@@ -395,37 +395,39 @@ export async function curatePackage(deps: CurateDeps, input: CuratePackageInput)
 
     if (vault) await writeVaultShard(s3, jurisdiction.buckets.catalog, vault);
     const classification = jurisdiction.retention[metadata.dataClass]!.classification;
-    const outputs: DatasetOutput[] = [];
     const uploadStart = Date.now();
-    for (const item of produced) {
-      const digest = await hashFile(item.outFile);
-      const objectKey = curatedKey(input.datasetId, item.table.name);
-      Context.current().heartbeat({ phase: 'uploading', table: item.table.name });
-      const put = await putFileOnce(s3, jurisdiction.buckets.curated, objectKey, item.outFile, digest.sha256, {
-        contentType: 'application/vnd.apache.parquet',
-        tags: {
-          jurisdiction: jurisdiction.id,
-          'study-id': metadata.studyId,
-          'dataset-id': input.datasetId,
-          'data-class': metadata.dataClass,
-          classification,
-          'consent-scopes': metadata.purpose,
-          'key-version': String(key.version),
-        },
-      });
-      outputs.push({
-        table: item.table.name,
-        source: item.table.path,
-        bucket: jurisdiction.buckets.curated,
-        key: objectKey,
-        versionId: put.versionId,
-        sha256: digest.sha256,
-        bytes: digest.bytes,
-        columns: item.columns,
-        rows: item.rows,
-      });
-      addCounts(rows, item.rows);
-    }
+    Context.current().heartbeat({ phase: 'uploading' });
+    // Every table is valid by now: the outputs go up together, and are recorded in the package's table order.
+    const outputs = await Promise.all(
+      produced.map(async (item): Promise<DatasetOutput> => {
+        const digest = await hashFile(item.outFile);
+        const objectKey = curatedKey(input.datasetId, item.table.name);
+        const put = await putFileOnce(s3, jurisdiction.buckets.curated, objectKey, item.outFile, digest.sha256, {
+          contentType: 'application/vnd.apache.parquet',
+          tags: {
+            jurisdiction: jurisdiction.id,
+            'study-id': metadata.studyId,
+            'dataset-id': input.datasetId,
+            'data-class': metadata.dataClass,
+            classification,
+            'consent-scopes': metadata.purpose,
+            'key-version': String(key.version),
+          },
+        });
+        return {
+          table: item.table.name,
+          source: item.table.path,
+          bucket: jurisdiction.buckets.curated,
+          key: objectKey,
+          versionId: put.versionId,
+          sha256: digest.sha256,
+          bytes: digest.bytes,
+          columns: item.columns,
+          rows: item.rows,
+        };
+      }),
+    );
+    for (const item of produced) addCounts(rows, item.rows);
     lap('upload', uploadStart);
     Context.current().log.info('curated package', {
       datasetId: input.datasetId,
