@@ -15,8 +15,9 @@ export type Sha256 = (data: Uint8Array, encoding: 'binary' | 'base64url') => str
 export const sha256: Sha256 = (data, encoding) => hash('sha256', data, encoding);
 
 /**
- * HMAC-SHA256 (RFC 2104) of UTF-8 strings (or bytes) under one key, base64url, on Node's one-shot SHA-256 with the key's inner and
- * outer pads prepared once. About twice as fast per value as `createHmac`, which builds a keyed context every call.
+ * HMAC-SHA256 (RFC 2104) of UTF-8 strings (or bytes) under one key, base64url unless asked for binary, on Node's
+ * one-shot SHA-256 with the key's inner and outer pads prepared once. About twice as fast per value as `createHmac`,
+ * which builds a keyed context every call.
  *
  * The function refers to nothing outside itself but the global Buffer (SHA-256 comes in as an argument), because the
  * token pool's threads run its source text; keep it that way.

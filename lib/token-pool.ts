@@ -4,7 +4,7 @@ import { canonicalizeIdentifier, keyedHmacSha256, tokenize } from './pseudonymiz
 
 // The threads key canonical values with the very HMAC function the calling thread uses, from its source text; a unit
 // test holds the results equal to `tokenize`. Values and tokens pass through memory shared with the thread: the values
-// as NUL-separated UTF-8, the tokens as fixed-width ASCII. Nothing is copied between the threads.
+// as NUL-separated UTF-8, the tokens as fixed-width ASCII; neither is copied between the threads.
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const { hash } = require('node:crypto');
@@ -34,7 +34,7 @@ const PIECES = 4;
 
 /**
  * Below this many values a batch is keyed on the calling thread: starting threads and handing the batch over would
- * cost more than they save (threads of one process share OpenSSL's digest lookups, so each runs slower than alone).
+ * cost more than they save (threads of one process slow each other down, so each runs slower than alone).
  */
 export const PARALLEL_THRESHOLD = 50_000;
 
