@@ -16,6 +16,7 @@ import { downloadHashed, hashFile, putFileOnce } from '../lib/objects';
 import { dateShiftDays, LOW_POPULATION_ZIP3, Tokenizer, tokenKeyVersion } from '../lib/pseudonymize';
 import type { TokenPool } from '../lib/token-pool';
 import { sealIdentifier, writeVaultShard, type VaultShard } from '../lib/vault';
+import { inLanes } from '../lib/lanes';
 import { loadDeclaredTable, parseMemoryLimit, quoteIdent, quoteLiteral } from '../lib/tabular';
 import { rejectPackage, stagedFile, type VerifiedFile } from './verify';
 
@@ -372,23 +373,11 @@ export async function curatePackage(deps: CurateDeps, input: CuratePackageInput)
       .map((table, index) => ({ index, bytes: byPath.get(table.path)?.bytes ?? 0 }))
       .sort((a, b) => b.bytes - a.bytes)
       .map((t) => t.index);
+    while (connections.length < lanes) connections.push(await instance.connect());
     const outcomes = new Array<TableOutcome>(metadata.tables.length);
-    const settled = await Promise.allSettled(
-      Array.from({ length: lanes }, async (_, lane) => {
-        const laneConn = lane === 0 ? conn : await instance.connect();
-        if (lane > 0) connections.push(laneConn);
-        for (let next = order.shift(); next !== undefined; next = order.shift()) {
-          try {
-            outcomes[next] = await curateOne(next, laneConn);
-          } catch (error) {
-            order.length = 0; // the other lane takes no further tables
-            throw error;
-          }
-        }
-      }),
-    );
-    // Both lanes have stopped before any connection closes; the first failure is the activity's.
-    for (const lane of settled) if (lane.status === 'rejected') throw lane.reason;
+    await inLanes(order, lanes, async (index, lane) => {
+      outcomes[index] = await curateOne(index, connections[lane]!);
+    });
     const problems = outcomes.flatMap((o) => o.problems);
     const produced = outcomes.flatMap((o) => (o.produced ? [o.produced] : []));
     if (problems.length > 0) throw rejectPackage(problems);

@@ -14,6 +14,7 @@ import {
 import type { IngestPackageInput, PackageProblem } from '../schemas/workflows';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { inLanes } from '../lib/lanes';
 import { downloadHashed, getObjectOrUndefined, hashObject, listObjects } from '../lib/objects';
 import {
   packageDigest,
@@ -247,13 +248,9 @@ export async function verifyPackage(
     (a, b) => (stored.get(safeEntries[b]!.path) ?? 0) - (stored.get(safeEntries[a]!.path) ?? 0),
   );
   const results = new Array<{ sha256: string; bytes: number }>(safeEntries.length);
-  await Promise.all(
-    [0, 1].map(async () => {
-      for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
-        results[next] = await check(safeEntries[next]!);
-      }
-    }),
-  );
+  await inLanes(queue, 2, async (i) => {
+    results[i] = await check(safeEntries[i]!);
+  });
   safeEntries.forEach((entry, i) => {
     const actual = results[i]!;
     if (actual.sha256 !== entry.sha256) {

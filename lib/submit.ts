@@ -17,6 +17,7 @@ import {
 import type { IngestPackageInput, UnreadableFile } from '../schemas/workflows';
 import type { ingestPackageWorkflow } from '../workflows';
 import { datasetIdFor, ingestTaskQueue, ingestWorkflowId, SEARCH_ATTRIBUTES } from '../workflows/contracts';
+import { inLanes } from './lanes';
 import { UserError } from './errors';
 import { packageDigest } from './package';
 
@@ -141,11 +142,7 @@ export async function submitPackage(
       new PutObjectCommand({ Bucket: bucket, Key: `${prefix}${file.relative}`, Body: body, ContentLength: file.bytes }),
     );
   };
-  await Promise.all(
-    [0, 1].map(async () => {
-      for (let file = queue.shift(); file !== undefined; file = queue.shift()) await upload(file);
-    }),
-  );
+  await inLanes(queue, 2, upload);
   ctx.onUpload?.(total, total);
 
   const input: IngestPackageInput = {
