@@ -24,6 +24,25 @@ export default tseslint.config(
     },
   },
   {
+    // Workflows are started by name; clients may import workflow functions as types only, for typed starts.
+    files: ['**/*.ts'],
+    ignores: ['workflows/**'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '(^|/)workflows(/|$)',
+              allowTypeImports: true,
+              message: 'import contracts from contracts/, and workflow functions only as types',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     // Workflow code is replayed deterministically: no Node built-ins, no side-effecting activity code.
     files: ['workflows/**/*.ts'],
     rules: {
@@ -36,8 +55,8 @@ export default tseslint.config(
           })),
           patterns: [
             {
-              // lib/roles is pure: the permission check runs inside workflows too.
-              regex: '^\\.\\./(activities|lib)/(?!roles$)',
+              // lib/auth/roles is pure: the permission check runs inside workflows too.
+              regex: '^\\.\\./(activities|lib)/(?!auth/roles$)',
               allowTypeImports: true,
               message: 'workflows may import activities and lib only as types',
             },

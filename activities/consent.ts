@@ -1,21 +1,36 @@
+import { createHash } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { ApplicationFailure } from '@temporalio/common';
 import { parse } from 'csv-parse';
-import { CONSENT_CSV_COLUMNS, ConsentCsvRowSchema, type ConsentEntry } from '../schemas/consent';
+import { ErrorType, nonRetryable } from '../contracts';
+import {
+  CONSENT_CSV_COLUMNS,
+  ConsentCsvRowSchema,
+  FindSubjectDatasetsInputSchema,
+  ImportConsentActivityInputSchema,
+  WithdrawConsentInputSchema,
+  type ConsentEntry,
+  type FindSubjectDatasetsInput,
+  type ImportConsentActivityInput,
+  type ImportConsentResult,
+  type SubjectDatasetHit,
+  type WithdrawConsentInput,
+  type WithdrawConsentResult,
+} from '../schemas/consent';
+import type { PackageProblem } from '../schemas/ingest';
 import type { Jurisdiction } from '../schemas/jurisdiction';
-import type { ImportConsentInput, ImportConsentResult, PackageProblem } from '../schemas/workflows';
-import { consentDecisionDate, newerConsent } from '../lib/consent';
-import type { KeyStore } from '../lib/keystore';
-import { downloadHashed } from '../lib/objects';
-import { quoteIdent, quoteLiteral } from '../lib/tabular';
-import { summarizeProblems } from '../lib/package';
-import { subjectTokens, Tokenizer } from '../lib/pseudonymize';
-import { ErrorType } from '../workflows/contracts';
-import { listDatasetRecords, readConsentRegistry, writeConsentRegistry } from '../lib/catalog';
+import { consentDecisionDate, newerConsent } from '../lib/consent/rules';
+import type { KeyStore } from '../lib/crypto/keystore';
+import { subjectTokens, Tokenizer } from '../lib/crypto/pseudonymize';
+import { summarizeProblems } from '../lib/package/rules';
+import { listDatasetRecords, readConsentRegistry, writeConsentPart } from '../lib/storage/catalog';
+import { downloadHashed } from '../lib/storage/objects';
+import { quoteIdent, quoteLiteral } from '../lib/tabular/sql';
+import { parseInput } from '../schemas/parse';
+import { assertOwnJurisdiction } from './guards';
 
 export interface ConsentActivityDeps {
   s3: S3Client;
@@ -24,48 +39,97 @@ export interface ConsentActivityDeps {
   scratchDir: string;
 }
 
-export interface WithdrawConsentInput {
-  jurisdiction: string;
-  studyId: string;
-  subjectId: string;
-  /** Scopes to withdraw; none means all of them. */
-  scopes: string[];
-  reason: string;
-  effectiveOn: string;
-  recordedAt: string;
-}
-
-export interface WithdrawConsentResult {
-  status: 'withdrawn' | 'scopes-withdrawn';
-  remainingScopes: string[];
-  keyVersionsSearched: number[];
-}
-
-export interface SubjectDatasetHit {
-  datasetId: string;
-  table: string;
-  rows: number;
-}
-
 function sameDecision(a: ConsentEntry, b: ConsentEntry): boolean {
   return a.status === b.status && a.scopes.join(';') === b.scopes.join(';') && a.withdrawnOn === b.withdrawnOn;
 }
 
+function partId(kind: string, ref: string): string {
+  return `${kind}-${createHash('sha256').update(ref).digest('hex').slice(0, 32)}`;
+}
+
+/** Reads a consent CSV from landing, validating every row; returns the records keyed by subject token. */
+async function readConsentCsv(
+  s3: S3Client,
+  input: ImportConsentActivityInput,
+  tokenizer: Tokenizer,
+): Promise<{ rows: number; imported: Map<string, ConsentEntry> }> {
+  const file = input.fileName;
+  const problems: PackageProblem[] = [];
+  const imported = new Map<string, ConsentEntry>();
+  let rows = 0;
+  const res = await s3.send(new GetObjectCommand({ Bucket: input.source.bucket, Key: input.source.key }));
+  const parser = (res.Body as Readable).pipe(
+    parse({
+      bom: true,
+      columns: (header: string[]) => header.map((h) => h.trim()),
+      skip_empty_lines: true,
+      trim: true,
+    }),
+  );
+  let headerChecked = false;
+  try {
+    for await (const record of parser as AsyncIterable<Record<string, string>>) {
+      rows += 1;
+      if (!headerChecked) {
+        headerChecked = true;
+        for (const column of CONSENT_CSV_COLUMNS.slice(0, 5)) {
+          if (!(column in record))
+            problems.push({ file, field: column, rule: 'required column is missing from the header' });
+        }
+        if (problems.length > 0) break;
+      }
+      const parsed = ConsentCsvRowSchema.safeParse(record);
+      if (!parsed.success) {
+        for (const issue of parsed.error.issues) {
+          if (problems.length < 50)
+            problems.push({ file, row: rows, field: issue.path.join('.'), rule: issue.message });
+        }
+        continue;
+      }
+      const row = parsed.data;
+      const entry: ConsentEntry = {
+        token: tokenizer.token(row.subject_id),
+        scopes: row.scopes,
+        status: row.status,
+        icfVersion: row.icf_version,
+        givenOn: row.given_on,
+        withdrawnOn: row.withdrawn_on,
+        expiresOn: row.expires_on,
+        importedAt: input.importedAt,
+      };
+      const before = imported.get(entry.token);
+      imported.set(entry.token, before ? newerConsent(before, entry) : entry);
+    }
+  } catch (error) {
+    const line = (error as { lines?: number }).lines;
+    problems.push({ file, ...(line ? { row: line } : {}), rule: 'malformed CSV: the file cannot be parsed' });
+  }
+  if (rows === 0 && problems.length === 0) problems.push({ file, rule: 'the file holds no consent records' });
+  if (problems.length > 0) {
+    throw nonRetryable(
+      ErrorType.ConsentImportRejected,
+      summarizeProblems(problems).replace('package rejected', 'consent import rejected'),
+      { details: [{ problems }] },
+    );
+  }
+  return { rows, imported };
+}
+
 export function createConsentActivities({ s3, keys, jurisdiction, scratchDir }: ConsentActivityDeps) {
+  const registryOf = (studyId: string, now: string) =>
+    readConsentRegistry(s3, jurisdiction.buckets.catalog, jurisdiction.id, studyId, now);
+
   return {
     /**
-     * Records a withdrawal in the study's registry under every live key version's token of the subject, so no later
-     * ingestion curates their rows. Retry-safe: withdrawing what is already withdrawn leaves the registry as it is.
+     * Records a withdrawal as a registry part under the subject's token of the current key version; look-ups try every
+     * live version, and the withdrawal, the later decision, wins over older records. Retry-safe: the part's key comes
+     * from the requesting workflow, so a retry rewrites the same part.
      */
-    async withdrawConsentActivity(input: WithdrawConsentInput): Promise<WithdrawConsentResult> {
+    async withdrawConsentActivity(raw: WithdrawConsentInput): Promise<WithdrawConsentResult> {
+      const input = parseInput(WithdrawConsentInputSchema, raw, 'withdrawConsentActivity');
+      assertOwnJurisdiction(jurisdiction, input.jurisdiction);
       const { tokens, versions } = await subjectTokens(keys, jurisdiction.id, input.studyId, input.subjectId);
-      const registry = await readConsentRegistry(
-        s3,
-        jurisdiction.buckets.catalog,
-        jurisdiction.id,
-        input.studyId,
-        input.recordedAt,
-      );
+      const registry = await registryOf(input.studyId, input.recordedAt);
       const byToken = new Map(registry.entries.map((e) => [e.token, e]));
       const found = tokens.map((t) => byToken.get(t)).filter((e): e is ConsentEntry => e !== undefined);
       const current = found.length > 0 ? found.reduce(newerConsent) : undefined;
@@ -83,11 +147,15 @@ export function createConsentActivities({ s3, keys, jurisdiction, scratchDir }: 
         withdrawal: { effectiveOn: input.effectiveOn, scopes: input.scopes, reason: input.reason },
       };
       if (!current || !sameDecision(current, entry)) {
-        for (const t of tokens) byToken.delete(t);
-        byToken.set(entry.token, entry);
-        registry.entries = [...byToken.values()];
-        registry.updatedAt = input.recordedAt;
-        await writeConsentRegistry(s3, jurisdiction.buckets.catalog, registry);
+        await writeConsentPart(s3, jurisdiction.buckets.catalog, {
+          format: 'steward-consent-part/1',
+          jurisdiction: jurisdiction.id,
+          studyId: input.studyId,
+          partId: partId('withdrawal', input.requestRef),
+          kind: 'withdrawal',
+          createdAt: input.recordedAt,
+          entries: [entry],
+        });
       }
       return {
         status: entry.status === 'withdrawn' ? 'withdrawn' : 'scopes-withdrawn',
@@ -100,7 +168,8 @@ export function createConsentActivities({ s3, keys, jurisdiction, scratchDir }: 
      * Which curated datasets of the study hold rows of the subject, by token under every live key version.
      * Reads only. Scans the study's datasets; the erasure discovery index replaces this scan.
      */
-    async findSubjectDatasetsActivity(input: { studyId: string; subjectId: string }): Promise<SubjectDatasetHit[]> {
+    async findSubjectDatasetsActivity(raw: FindSubjectDatasetsInput): Promise<SubjectDatasetHit[]> {
+      const input = parseInput(FindSubjectDatasetsInputSchema, raw, 'findSubjectDatasetsActivity');
       const { tokens } = await subjectTokens(keys, jurisdiction.id, input.studyId, input.subjectId);
       const hits: SubjectDatasetHit[] = [];
       const work = path.join(scratchDir, `find-${process.pid}-${Date.now()}`);
@@ -132,97 +201,38 @@ export function createConsentActivities({ s3, keys, jurisdiction, scratchDir }: 
     },
 
     /**
-     * Validates every row of a consent CSV, then merges it into the study's registry keyed by subject token.
-     * Retry-safe: merging the same rows again leaves the registry as it was (the newer record wins per subject).
+     * Validates every row of a consent CSV, then writes its records as one registry part. Retry-safe: the part is named
+     * by the file's checksum, so importing the same file again writes the same part.
      */
-    async importConsentActivity(input: ImportConsentInput): Promise<ImportConsentResult> {
+    async importConsentActivity(raw: ImportConsentActivityInput): Promise<ImportConsentResult> {
+      const input = parseInput(ImportConsentActivityInputSchema, raw, 'importConsentActivity');
+      assertOwnJurisdiction(jurisdiction, input.jurisdiction);
       if (input.source.bucket !== jurisdiction.buckets.landing) {
-        throw ApplicationFailure.nonRetryable(
-          `consent must be read from ${jurisdiction.id}'s landing bucket`,
-          'JurisdictionViolation',
+        throw nonRetryable(
+          ErrorType.JurisdictionViolation,
+          `consent must be read from ${jurisdiction.id}'s landing bucket, not ${input.source.bucket}`,
         );
       }
       const key = await keys.studyKey(jurisdiction.id, input.studyId);
-      const tokenizer = new Tokenizer(key.material, key.version);
-      const file = input.fileName;
-      const problems: PackageProblem[] = [];
-      const imported = new Map<string, ConsentEntry>();
-      const importedAt = new Date().toISOString();
-      let rows = 0;
-      const res = await s3.send(new GetObjectCommand({ Bucket: input.source.bucket, Key: input.source.key }));
-      const parser = (res.Body as Readable).pipe(
-        parse({
-          bom: true,
-          columns: (header: string[]) => header.map((h) => h.trim()),
-          skip_empty_lines: true,
-          trim: true,
-        }),
-      );
-      let headerChecked = false;
-      try {
-        for await (const record of parser as AsyncIterable<Record<string, string>>) {
-          rows += 1;
-          if (!headerChecked) {
-            headerChecked = true;
-            for (const column of CONSENT_CSV_COLUMNS.slice(0, 5)) {
-              if (!(column in record))
-                problems.push({ file, field: column, rule: 'required column is missing from the header' });
-            }
-            if (problems.length > 0) break;
-          }
-          const parsed = ConsentCsvRowSchema.safeParse(record);
-          if (!parsed.success) {
-            for (const issue of parsed.error.issues) {
-              if (problems.length < 50)
-                problems.push({ file, row: rows, field: issue.path.join('.'), rule: issue.message });
-            }
-            continue;
-          }
-          const row = parsed.data;
-          const entry: ConsentEntry = {
-            token: tokenizer.token(row.subject_id),
-            scopes: row.scopes,
-            status: row.status,
-            icfVersion: row.icf_version,
-            givenOn: row.given_on,
-            withdrawnOn: row.withdrawn_on,
-            expiresOn: row.expires_on,
-            importedAt,
-          };
-          const before = imported.get(entry.token);
-          imported.set(entry.token, before ? newerConsent(before, entry) : entry);
-        }
-      } catch (error) {
-        const line = (error as { lines?: number }).lines;
-        problems.push({ file, ...(line ? { row: line } : {}), rule: 'malformed CSV: the file cannot be parsed' });
-      }
-      if (rows === 0 && problems.length === 0) problems.push({ file, rule: 'the file holds no consent records' });
-      if (problems.length > 0) {
-        throw ApplicationFailure.nonRetryable(
-          summarizeProblems(problems).replace('package rejected', 'consent import rejected'),
-          ErrorType.ConsentImportRejected,
-          { problems },
-        );
-      }
+      const { rows, imported } = await readConsentCsv(s3, input, new Tokenizer(key.material, key.version));
 
-      const registry = await readConsentRegistry(
-        s3,
-        jurisdiction.buckets.catalog,
-        jurisdiction.id,
-        input.studyId,
-        importedAt,
-      );
-      const merged = new Map(registry.entries.map((e) => [e.token, e]));
+      const before = new Map((await registryOf(input.studyId, input.importedAt)).entries.map((e) => [e.token, e]));
       let conflicts = 0;
       for (const [token, entry] of imported) {
-        const before = merged.get(token);
-        const sameDay = before && consentDecisionDate(before) === consentDecisionDate(entry);
-        if (sameDay && !sameDecision(before, entry)) conflicts += 1;
-        merged.set(token, before ? newerConsent(before, entry) : entry);
+        const stored = before.get(token);
+        const sameDay = stored && consentDecisionDate(stored) === consentDecisionDate(entry);
+        if (sameDay && !sameDecision(stored, entry)) conflicts += 1;
       }
-      registry.entries = [...merged.values()];
-      registry.updatedAt = importedAt;
-      await writeConsentRegistry(s3, jurisdiction.buckets.catalog, registry);
+      await writeConsentPart(s3, jurisdiction.buckets.catalog, {
+        format: 'steward-consent-part/1',
+        jurisdiction: jurisdiction.id,
+        studyId: input.studyId,
+        partId: partId('import', input.source.sha256),
+        kind: 'import',
+        createdAt: input.importedAt,
+        entries: [...imported.values()],
+      });
+      const after = await registryOf(input.studyId, input.importedAt);
       const values = [...imported.values()];
       return {
         jurisdiction: jurisdiction.id,
@@ -230,7 +240,7 @@ export function createConsentActivities({ s3, keys, jurisdiction, scratchDir }: 
         rows,
         given: values.filter((e) => e.status === 'given').length,
         withdrawn: values.filter((e) => e.status === 'withdrawn').length,
-        subjectsInRegistry: registry.entries.length,
+        subjectsInRegistry: after.entries.length,
         conflicts,
       };
     },

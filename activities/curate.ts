@@ -4,261 +4,82 @@ import path from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
 import type { ConsentEntry } from '../schemas/consent';
-import { readConsentRegistry } from '../lib/catalog';
 import type { DatasetOutput, ExclusionReason, RowCounts } from '../schemas/dataset';
+import {
+  CurateProgressSchema,
+  type CuratedTable,
+  type CuratePackageInput,
+  type CuratePackageResult,
+  type PackageProblem,
+} from '../schemas/ingest';
 import type { Jurisdiction } from '../schemas/jurisdiction';
-import type { Column, PackageMetadata, Table } from '../schemas/package';
-import type { PackageProblem } from '../schemas/workflows';
-import { consentExclusion, newerConsent } from '../lib/consent';
-import type { KeyStore } from '../lib/keystore';
-import { downloadHashed, hashFile, putFileOnce } from '../lib/objects';
-import { dateShiftDays, LOW_POPULATION_ZIP3, Tokenizer, tokenKeyVersion } from '../lib/pseudonymize';
-import type { TokenPool } from '../lib/token-pool';
-import { sealIdentifier, writeVaultShard, type VaultShard } from '../lib/vault';
-import { inLanes } from '../lib/lanes';
-import { loadDeclaredTable, parseMemoryLimit, quoteIdent, quoteLiteral } from '../lib/tabular';
-import { rejectPackage, stagedFile, type VerifiedFile } from './verify';
-
-export interface CuratePackageInput {
-  packageId: string;
-  datasetId: string;
-  jurisdiction: string;
-  landing: { bucket: string; prefix: string };
-  metadata: PackageMetadata;
-  files: VerifiedFile[];
-  /** The day consent is evaluated for (YYYY-MM-DD), decided by the workflow. */
-  asOf: string;
-}
-
-export interface CuratePackageResult {
-  outputs: DatasetOutput[];
-  rows: RowCounts;
-  keyVersions: number[];
-  classification: string;
-}
+import { consentExclusion, newerConsent } from '../lib/consent/rules';
+import type { KeyStore } from '../lib/crypto/keystore';
+import { Tokenizer, tokenKeyVersion } from '../lib/crypto/pseudonymize';
+import type { TokenPool } from '../lib/crypto/token-pool';
+import { sealIdentifier, writeVaultShard } from '../lib/crypto/vault';
+import { inLanes } from '../lib/runtime/lanes';
+import { readConsentRegistry } from '../lib/storage/catalog';
+import { downloadHashed, hashFile, putFileOnce } from '../lib/storage/objects';
+import { parseMemoryLimit } from '../lib/tabular/load';
+import type { VaultShard } from '../schemas/vault';
+import { addCounts, curateTable, type PackageKeyCache, type TableOutcome } from './curate-table';
+import { rejectPackage, stagedFile } from './verify';
 
 export function curatedKey(datasetId: string, table: string): string {
   return `datasets/${datasetId}/${table}.parquet`;
 }
 
-interface CurateDeps {
+export interface CurateDeps {
   s3: S3Client;
   keys: KeyStore;
   jurisdiction: Jurisdiction;
+  /** This process's temporary space (DuckDB spill files, downloads). */
   scratchDir: string;
+  /** Space that outlives this process: finished table outputs, for a retry on this machine to reuse. */
+  workDir: string;
+  /** Where verification on this machine left checked table files. */
   stageDir: string;
   duckdbMemoryLimit: string;
   pool: TokenPool;
 }
 
-function addCounts(into: RowCounts, from: RowCounts): void {
-  into.in += from.in;
-  into.curated += from.curated;
-  into.excluded += from.excluded;
-  for (const [reason, n] of Object.entries(from.excludedByReason) as [ExclusionReason, number][]) {
-    into.excludedByReason[reason] = (into.excludedByReason[reason] ?? 0) + n;
-  }
-}
-
 /**
- * Writes one identifier column's distinct values with their tokens into `mapTable`; for the subject column also
- * whether (and why not) the subject's consent covers the purpose. Only distinct values are keyed. Returns the table's
- * rows counted by that decision (meaningful for the subject column, whose values every row holds).
+ * Tables a previous attempt finished, whose outputs are still here with the checksum it reported. Not for packages
+ * that keep a re-identification vault: the vault entries of a reused table would be missing from the shard.
  */
-async function buildTokenMap(
-  conn: DuckDBConnection,
-  source: string,
-  column: string,
-  mapTable: string,
-  tokens: (values: string[]) => Promise<string[]>,
-  subject: ((raw: string, token: string) => { reason: ExclusionReason | undefined; shift: number }) | undefined,
-  onKeyed: ((raw: string, token: string) => void) | undefined,
-): Promise<RowCounts> {
-  const rows: RowCounts = { in: 0, curated: 0, excluded: 0, excludedByReason: {} };
-  await conn.run(`CREATE TABLE ${mapTable} (raw VARCHAR, token VARCHAR, reason VARCHAR, shift INTEGER)`);
-  const appender = await conn.createAppender(mapTable);
-  const flush = async (batch: string[], counts: number[]) => {
-    const keyed = await tokens(batch);
-    batch.forEach((raw, i) => {
-      const token = keyed[i]!;
-      const decided = subject?.(raw, token);
-      onKeyed?.(raw, token);
-      appender.appendVarchar(raw);
-      appender.appendVarchar(token);
-      if (decided?.reason) appender.appendVarchar(decided.reason);
-      else appender.appendNull();
-      appender.appendInteger(decided?.shift ?? 0);
-      appender.endRow();
-      const n = counts[i]!;
-      rows.in += n;
-      if (!decided?.reason) rows.curated += n;
-      else {
-        rows.excluded += n;
-        rows.excludedByReason[decided.reason] = (rows.excludedByReason[decided.reason] ?? 0) + n;
-      }
-    });
-    Context.current().heartbeat({ phase: 'pseudonymizing' });
-  };
-  const result = await conn.stream(
-    `SELECT ${quoteIdent(column)}, count(*) FROM ${source} WHERE ${quoteIdent(column)} IS NOT NULL GROUP BY 1`,
-  );
-  let batch: string[] = [];
-  let counts: number[] = [];
-  for (let chunk = await result.fetchChunk(); chunk && chunk.rowCount > 0; chunk = await result.fetchChunk()) {
-    for (const value of chunk.getColumnValues(0)) batch.push(String(value));
-    for (const n of chunk.getColumnValues(1)) counts.push(Number(n));
-    if (batch.length >= 65_536) {
-      await flush(batch, counts);
-      batch = [];
-      counts = [];
-    }
+async function finishedBefore(outDir: string, keepsVault: boolean): Promise<Map<number, CuratedTable>> {
+  const parsed = CurateProgressSchema.safeParse(Context.current().info.heartbeatDetails);
+  const reusable = new Map<number, CuratedTable>();
+  if (!parsed.success || keepsVault) return reusable;
+  for (const table of parsed.data.tables) {
+    const file = path.join(outDir, table.file);
+    if (existsSync(file) && (await hashFile(file)).sha256 === table.sha256) reusable.set(table.index, table);
   }
-  if (batch.length > 0) await flush(batch, counts);
-  appender.flushSync();
-  appender.closeSync();
-  return rows;
-}
-
-/** Past this many entries a cache starts over: memory stays bounded however many subjects a package holds. */
-const CACHE_LIMIT = 1_000_000;
-
-/** Tokens and subject decisions of one package, shared by its tables. */
-interface PackageKeyCache {
-  tokens: Map<string, string>;
-  subjects: Map<string, { reason: ExclusionReason | undefined; shift: number }>;
-}
-
-interface TableDeps {
-  memoryLimitBytes: number;
-  /** Whether the file still has the checksum verification saw. */
-  unchanged: Promise<boolean>;
-  pool: TokenPool;
-  onKeyed: ((raw: string, token: string) => void) | undefined;
-  cache: PackageKeyCache;
-}
-
-interface TableOutcome {
-  problems: PackageProblem[];
-  produced?: { table: Table; outFile: string; rows: RowCounts; columns: DatasetOutput['columns'] } | undefined;
-}
-
-const ZIP3_LIST = LOW_POPULATION_ZIP3.map(quoteLiteral).join(', ');
-
-/** The SQL that turns one input column into its curated form, per the column policy. */
-function columnExpression(c: Column, ref: string, identifierIndex: number, shiftDates: boolean): string {
-  switch (c.role) {
-    case 'subject-id':
-      return 's.token';
-    case 'direct-identifier':
-      return `m${identifierIndex}.token`;
-    case 'date':
-      if (!shiftDates) return ref;
-      return c.type === 'date' ? `(${ref} + s.shift)` : `(${ref} + to_days(s.shift))`;
-    case 'generalize':
-      if (c.method === 'zip3') {
-        return `CASE WHEN ${ref} IS NULL THEN NULL WHEN left(trim(${ref}), 3) IN (${ZIP3_LIST}) THEN '000' ELSE left(trim(${ref}), 3) END`;
-      }
-      if (c.method === 'age')
-        return `CASE WHEN ${ref} IS NULL THEN NULL WHEN ${ref} > 89 THEN '90+' ELSE CAST(${ref} AS VARCHAR) END`;
-      return `CAST(year(${ref}) AS INTEGER)`;
-    default:
-      return ref;
-  }
-}
-
-function outputType(c: Column): string {
-  if (c.role === 'generalize') return c.method === 'year' ? 'integer' : 'string';
-  return c.type;
-}
-
-async function curateTable(
-  conn: DuckDBConnection,
-  index: number,
-  localFile: string,
-  outFile: string,
-  table: Table,
-  input: CuratePackageInput,
-  tokenizer: Tokenizer,
-  consent: Promise<(raw: string, token: string) => ExclusionReason | undefined>,
-  problems: PackageProblem[],
-  { memoryLimitBytes, pool, onKeyed, cache, unchanged }: TableDeps,
-): Promise<{ rows: RowCounts; columns: DatasetOutput['columns'] } | undefined> {
-  const source = `src_${index}`;
-  const found = await loadDeclaredTable(conn, localFile, table, source, { memoryLimitBytes });
-  // The file's checksum is checked while DuckDB loads it; a changed file is all that is reported for it.
-  if (!(await unchanged)) {
-    problems.push({ file: table.path, rule: 'changed in landing after verification (SHA-256 differs)' });
-    return undefined;
-  }
-  if (found.length > 0) {
-    problems.push(...found);
-    return undefined;
-  }
-  const consentOf = await consent;
-  const subject = table.columns.find((c) => c.role === 'subject-id')!;
-  const identifiers = table.columns.filter((c) => c.role === 'direct-identifier');
-  const subjectMap = `map_${index}_subject`;
-  const window = input.metadata.dateShiftDays ?? 0;
-  // Tables of one package share their subjects: each distinct value is keyed, and each subject decided, once.
-  const keyed = async (values: string[]) => {
-    if (cache.tokens.size > CACHE_LIMIT) cache.tokens.clear();
-    const fresh = values.filter((v) => !cache.tokens.has(v));
-    const tokens = await pool.tokenize(tokenizer.key, tokenizer.keyVersion, fresh);
-    fresh.forEach((v, i) => cache.tokens.set(v, tokens[i]!));
-    return values.map((v) => cache.tokens.get(v)!);
-  };
-  const decide = (raw: string, token: string) => {
-    let decided = cache.subjects.get(raw);
-    if (!decided) {
-      if (cache.subjects.size > CACHE_LIMIT) cache.subjects.clear();
-      decided = { reason: consentOf(raw, token), shift: dateShiftDays(tokenizer.key, raw, window) };
-      cache.subjects.set(raw, decided);
-    }
-    return decided;
-  };
-  const rows = await buildTokenMap(conn, source, subject.name, subjectMap, keyed, decide, onKeyed);
-  // One map for all the other identifier columns: their values are keyed alike, so one scan and one table serve all.
-  const identifierMap = `map_${index}_identifiers`;
-  if (identifiers.length > 0) {
-    const values = identifiers
-      .map((c) => `SELECT CAST(${quoteIdent(c.name)} AS VARCHAR) AS value FROM ${source}`)
-      .join(' UNION ALL ');
-    await buildTokenMap(conn, `(${values})`, 'value', identifierMap, keyed, undefined, onKeyed);
-  }
-
-  const kept = table.columns.filter((c) => c.role !== 'suppress' && (c.role !== 'free-text' || c.keep));
-  const projection = kept.map(
-    (c) =>
-      `${columnExpression(c, `t.${quoteIdent(c.name)}`, identifiers.indexOf(c), window > 0)} AS ${quoteIdent(c.name)}`,
-  );
-  const joins = identifiers
-    .map((c, i) => `LEFT JOIN ${identifierMap} m${i} ON m${i}.raw = CAST(t.${quoteIdent(c.name)} AS VARCHAR)`)
-    .join('\n');
-  // Each writer thread buffers a row group: smaller groups under a small memory limit keep the writer within it.
-  const rowGroup = Math.min(122_880, Math.max(8_192, Math.floor(memoryLimitBytes / 2048)));
-  const kv = `{dataset_id: ${quoteLiteral(input.datasetId)}, study_id: ${quoteLiteral(input.metadata.studyId)}, key_version: ${quoteLiteral(String(tokenizer.keyVersion))}, source_file: ${quoteLiteral(table.path)}}`;
-  Context.current().heartbeat({ phase: 'writing parquet', table: table.name });
-  await conn.run(
-    `COPY (SELECT ${projection.join(', ')} FROM ${source} t JOIN ${subjectMap} s ON s.raw = t.${quoteIdent(subject.name)}
-      ${joins} WHERE s.reason IS NULL)
-     TO ${quoteLiteral(outFile)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${rowGroup}, KV_METADATA ${kv})`,
-  );
-  return { rows, columns: kept.map((c) => ({ name: c.name, type: outputType(c), role: c.role })) };
+  return reusable;
 }
 
 /**
  * Downloads the verified files (re-hashing them), validates every row, excludes rows without valid consent,
  * tokenizes direct identifiers, writes Parquet and uploads it to the curated bucket with SHA-256 checksums and tags.
- * Retry-safe: the work happens in a fresh scratch directory, outputs go to keys derived from the dataset id,
- * and an upload is skipped when the object already holds the same bytes.
+ * Retry-safe: outputs go to keys derived from the dataset id, and an upload is skipped when the object already holds
+ * the same bytes. Resumable: each finished table is reported in the heartbeat, and a retry on this machine reuses its
+ * output instead of curating the table again.
  */
 export async function curatePackage(deps: CurateDeps, input: CuratePackageInput): Promise<CuratePackageResult> {
   const { s3, keys, jurisdiction } = deps;
   const { metadata } = input;
-  const work = path.join(deps.scratchDir, `curate-${input.packageId}-${process.pid}-${Date.now()}`);
+  const work = path.join(deps.scratchDir, `curate-${input.packageId}-${Date.now()}`);
+  const outDir = path.join(deps.workDir, input.packageId);
   await mkdir(path.join(work, 'tmp'), { recursive: true });
-  const heartbeat = setInterval(() => Context.current().heartbeat({ phase: 'curating' }), 5_000);
+  await mkdir(outDir, { recursive: true });
+  const reused = await finishedBefore(outDir, metadata.reidentificationVault === true);
+  const finished: CuratedTable[] = [...reused.values()];
+  const progress = () => ({ phase: 'curating', tables: finished });
+  const heartbeat = setInterval(() => Context.current().heartbeat(progress()), 1_000);
+  const attempt = Context.current().info.attempt;
   const started = Date.now();
   const timings: Record<string, number> = {};
   const lap = (name: string, since: number) => {
@@ -281,6 +102,7 @@ export async function curatePackage(deps: CurateDeps, input: CuratePackageInput)
   const connections: DuckDBConnection[] = [conn];
   const cancel = () => connections.forEach((c) => c.interrupt());
   Context.current().cancellationSignal.addEventListener('abort', cancel);
+  let keepWork = false;
   try {
     const key = await keys.studyKey(jurisdiction.id, metadata.studyId);
     const tokenizer = new Tokenizer(key.material, key.version);
@@ -301,7 +123,7 @@ export async function curatePackage(deps: CurateDeps, input: CuratePackageInput)
             : new Tokenizer((await keys.studyKeyVersion(jurisdiction.id, metadata.studyId, v)).material, v),
         ),
       );
-      return (raw: string, token: string) => {
+      return (raw: string, token: string): ExclusionReason | undefined => {
         // Registry keyed under the current version only (or empty): one look-up with the token at hand.
         if (lookups.every((t) => t === tokenizer)) {
           return consentExclusion(registry.get(token), metadata.purpose, input.asOf);
@@ -332,7 +154,6 @@ export async function curatePackage(deps: CurateDeps, input: CuratePackageInput)
       : undefined;
     const cache: PackageKeyCache = { tokens: new Map(), subjects: new Map() };
     const byPath = new Map(input.files.map((f) => [f.path, f]));
-    const rows: RowCounts = { in: 0, curated: 0, excluded: 0, excludedByReason: {} };
     const onKeyed = vault
       ? (raw: string, token: string) => void (vault.entries[token] ??= sealIdentifier(vaultKey!, token, raw))
       : undefined;
@@ -353,7 +174,8 @@ export async function curatePackage(deps: CurateDeps, input: CuratePackageInput)
         unchanged = Promise.resolve(got.sha256 === verified.sha256);
       }
       t = lap('download', t);
-      const outFile = path.join(work, `out-${index}.parquet`);
+      const outName = `out-${index}-a${attempt}.parquet`;
+      const outFile = path.join(outDir, outName);
       const problems: PackageProblem[] = [];
       const result = await curateTable(tableConn, index, file, outFile, table, input, tokenizer, consent, problems, {
         memoryLimitBytes,
@@ -364,17 +186,28 @@ export async function curatePackage(deps: CurateDeps, input: CuratePackageInput)
       });
       lap('transform', t);
       await rm(localFile, { force: true });
+      if (result) {
+        finished.push({ index, file: outName, sha256: (await hashFile(outFile)).sha256, ...result });
+        Context.current().heartbeat(progress());
+      }
       return { problems, produced: result && { table, outFile, ...result } };
     };
     // Two lanes on a package that fits in memory: the largest table on one, the others one after another on the
     // second, so the small tables' keying and writing overlap the large table's load. Each lane has its connection.
-    const lanes = inMemory && metadata.tables.length > 1 ? 2 : 1;
-    const order = metadata.tables
-      .map((table, index) => ({ index, bytes: byPath.get(table.path)?.bytes ?? 0 }))
+    const todo = metadata.tables.map((_, index) => index).filter((index) => !reused.has(index));
+    const lanes = inMemory && todo.length > 1 ? 2 : 1;
+    const order = todo
+      .map((index) => ({ index, bytes: byPath.get(metadata.tables[index]!.path)?.bytes ?? 0 }))
       .sort((a, b) => b.bytes - a.bytes)
       .map((t) => t.index);
     while (connections.length < lanes) connections.push(await instance.connect());
     const outcomes = new Array<TableOutcome>(metadata.tables.length);
+    for (const [index, table] of reused) {
+      outcomes[index] = {
+        problems: [],
+        produced: { table: metadata.tables[index]!, outFile: path.join(outDir, table.file), ...table },
+      };
+    }
     await inLanes(order, lanes, async (index, lane) => {
       outcomes[index] = await curateOne(index, connections[lane]!);
     });
@@ -385,7 +218,7 @@ export async function curatePackage(deps: CurateDeps, input: CuratePackageInput)
     if (vault) await writeVaultShard(s3, jurisdiction.buckets.catalog, vault);
     const classification = jurisdiction.retention[metadata.dataClass]!.classification;
     const uploadStart = Date.now();
-    Context.current().heartbeat({ phase: 'uploading' });
+    Context.current().heartbeat({ ...progress(), phase: 'uploading' });
     // Every table is valid by now: the outputs go up together, and are recorded in the package's table order.
     const outputs = await Promise.all(
       produced.map(async (item): Promise<DatasetOutput> => {
@@ -416,21 +249,31 @@ export async function curatePackage(deps: CurateDeps, input: CuratePackageInput)
         };
       }),
     );
+    const rows: RowCounts = { in: 0, curated: 0, excluded: 0, excludedByReason: {} };
     for (const item of produced) addCounts(rows, item.rows);
     lap('upload', uploadStart);
     Context.current().log.info('curated package', {
       datasetId: input.datasetId,
       rows: rows.in,
+      reusedTables: reused.size,
       ms: Date.now() - started,
       ...timings,
     });
     return { outputs, rows, keyVersions: [key.version], classification };
+  } catch (error) {
+    // A failure a retry can get past keeps the finished tables (and the staged inputs) for that retry.
+    keepWork =
+      !(error instanceof ApplicationFailure && error.nonRetryable) && !Context.current().cancellationSignal.aborted;
+    throw error;
   } finally {
     clearInterval(heartbeat);
     Context.current().cancellationSignal.removeEventListener('abort', cancel);
     connections.forEach((c) => c.closeSync());
     instance.closeSync();
     await rm(work, { recursive: true, force: true });
-    await rm(path.join(deps.stageDir, input.packageId), { recursive: true, force: true });
+    if (!keepWork) {
+      await rm(outDir, { recursive: true, force: true });
+      await rm(path.join(deps.stageDir, input.packageId), { recursive: true, force: true });
+    }
   }
 }

@@ -1,45 +1,48 @@
 import path from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import { ApplicationFailure } from '@temporalio/common';
 import { DateTime, Duration } from 'luxon';
 import { DatasetRecordSchema, type DatasetRecord } from '../schemas/dataset';
+import {
+  CuratePackageInputSchema,
+  DiscardCurationInputSchema,
+  FindDatasetInputSchema,
+  IngestPackageInputSchema,
+  QuarantinePackageInputSchema,
+  RecordDatasetInputSchema,
+  type CuratePackageInput,
+  type CuratePackageResult,
+  type DiscardCurationInput,
+  type DiscardCurationResult,
+  type FindDatasetInput,
+  type IngestPackageInput,
+  type ObjectLocation,
+  type QuarantinePackageInput,
+  type RecordDatasetInput,
+  type RecordDatasetResult,
+  type VerifiedPackage,
+} from '../schemas/ingest';
 import type { Jurisdiction } from '../schemas/jurisdiction';
-import type { IngestPackageInput, PackageProblem } from '../schemas/workflows';
-import type { KeyStore } from '../lib/keystore';
-import { copyObject, deleteAllVersions, listObjects } from '../lib/objects';
-import { readDatasetRecord, writeDatasetRecord } from '../lib/catalog';
-import { summarizeProblems } from '../lib/package';
-import { TokenPool } from '../lib/token-pool';
-import { curatePackage, type CuratePackageInput, type CuratePackageResult } from './curate';
-import { verifyPackage, type VerifiedPackage } from './verify';
+import { parseInput } from '../schemas/parse';
+import type { KeyStore } from '../lib/crypto/keystore';
+import { TokenPool } from '../lib/crypto/token-pool';
+import { vaultShardKey } from '../lib/crypto/vault';
+import { summarizeProblems } from '../lib/package/rules';
+import { readDatasetRecord, writeDatasetRecord } from '../lib/storage/catalog';
+import { copyObject, deleteAllVersions, listObjects } from '../lib/storage/objects';
+import { curatePackage } from './curate';
+import { assertOwnBucket, assertOwnJurisdiction } from './guards';
+import { verifyPackage } from './verify';
 
 export interface IngestActivityDeps {
   s3: S3Client;
   keys: KeyStore;
   jurisdiction: Jurisdiction;
+  /** This process's temporary space. */
   scratchDir: string;
+  /** Space on this machine that outlives the process: staged inputs and finished outputs, for retries to reuse. */
+  workDir: string;
   duckdbMemoryLimit?: string;
-}
-
-export interface QuarantinePackageInput {
-  packageId: string;
-  landing: { bucket: string; prefix: string };
-  problems: PackageProblem[];
-  workflowId: string;
-  runId: string;
-  rejectedAt: string;
-}
-
-export interface RecordDatasetInput {
-  datasetId: string;
-  ingest: IngestPackageInput;
-  verified: VerifiedPackage;
-  curated: CuratePackageResult;
-  workflowId: string;
-  runId: string;
-  /** When the dataset came into being (workflow time, ISO 8601); retention runs from here. */
-  createdAt: string;
 }
 
 export function quarantinePrefix(packageId: string): string {
@@ -49,41 +52,43 @@ export function quarantinePrefix(packageId: string): string {
 /** Ingestion activities for one jurisdiction. Each refuses buckets and packages of any other jurisdiction. */
 export function createIngestActivities(deps: IngestActivityDeps) {
   const { s3, jurisdiction } = deps;
-  const stageDir = path.join(deps.scratchDir, 'staged');
+  const stageDir = path.join(deps.workDir, 'staged');
+  const outputDir = path.join(deps.workDir, 'curated');
   const pool = new TokenPool();
-
-  function assertOwnBucket(bucket: string): void {
-    if (!Object.values(jurisdiction.buckets).includes(bucket)) {
-      throw ApplicationFailure.nonRetryable(
-        `bucket ${bucket} does not belong to jurisdiction ${jurisdiction.id}`,
-        'JurisdictionViolation',
-      );
-    }
-  }
 
   return {
     /** Reads only the catalog: a retry reads the same record. */
-    async findDatasetActivity(input: { datasetId: string }): Promise<DatasetRecord | null> {
+    async findDatasetActivity(raw: FindDatasetInput): Promise<DatasetRecord | null> {
+      const input = parseInput(FindDatasetInputSchema, raw, 'findDatasetActivity');
       return (await readDatasetRecord(s3, jurisdiction.buckets.catalog, input.datasetId)) ?? null;
     },
 
-    /** Reads and hashes only; a retry repeats the same checks. */
-    async verifyPackageActivity(input: IngestPackageInput): Promise<VerifiedPackage> {
-      assertOwnBucket(input.landing.bucket);
+    /** Reads and hashes only; a retry repeats the checks, skipping files an earlier attempt reported checked. */
+    async verifyPackageActivity(raw: IngestPackageInput): Promise<VerifiedPackage> {
+      const input = parseInput(IngestPackageInputSchema, raw, 'verifyPackageActivity');
+      assertOwnJurisdiction(jurisdiction, input.jurisdiction);
+      assertOwnBucket(jurisdiction, input.landing.bucket);
       return verifyPackage(s3, jurisdiction, input, stageDir);
     },
 
-    async curatePackageActivity(input: CuratePackageInput): Promise<CuratePackageResult> {
-      assertOwnBucket(input.landing.bucket);
-      return curatePackage({ ...deps, stageDir, pool, duckdbMemoryLimit: deps.duckdbMemoryLimit ?? '1GB' }, input);
+    /** Retry-safe and resumable: see `curatePackage`. */
+    async curatePackageActivity(raw: CuratePackageInput): Promise<CuratePackageResult> {
+      const input = parseInput(CuratePackageInputSchema, raw, 'curatePackageActivity');
+      assertOwnJurisdiction(jurisdiction, input.jurisdiction);
+      assertOwnBucket(jurisdiction, input.landing.bucket);
+      return curatePackage(
+        { ...deps, workDir: outputDir, stageDir, pool, duckdbMemoryLimit: deps.duckdbMemoryLimit ?? '1GB' },
+        input,
+      );
     },
 
     /**
      * Moves a rejected package from landing to quarantine with a rejection note. Retry-safe: copies overwrite
      * the same keys, and landing versions already deleted are simply not found again.
      */
-    async quarantinePackageActivity(input: QuarantinePackageInput): Promise<{ bucket: string; prefix: string }> {
-      assertOwnBucket(input.landing.bucket);
+    async quarantinePackageActivity(raw: QuarantinePackageInput): Promise<ObjectLocation> {
+      const input = parseInput(QuarantinePackageInputSchema, raw, 'quarantinePackageActivity');
+      assertOwnBucket(jurisdiction, input.landing.bucket);
       const bucket = jurisdiction.buckets.quarantine;
       const prefix = quarantinePrefix(input.packageId);
       for (const object of await listObjects(s3, input.landing.bucket, input.landing.prefix)) {
@@ -116,8 +121,30 @@ export function createIngestActivities(deps: IngestActivityDeps) {
       return { bucket, prefix };
     },
 
-    /** Writes the catalog entry unless one exists: a retry, or the same package again, finds the first one. */
-    async recordDatasetActivity(input: RecordDatasetInput): Promise<{ record: DatasetRecord; created: boolean }> {
+    /**
+     * Deletes what an ingestion that did not finish left behind: every version of its curated outputs and of its vault
+     * shard, unless the dataset was recorded (then it is a dataset, and stays). Retry-safe: deleting what is gone
+     * deletes nothing.
+     */
+    async discardCurationActivity(raw: DiscardCurationInput): Promise<DiscardCurationResult> {
+      const input = parseInput(DiscardCurationInputSchema, raw, 'discardCurationActivity');
+      if (await readDatasetRecord(s3, jurisdiction.buckets.catalog, input.datasetId)) return { deleted: 0 };
+      const outputs = await deleteAllVersions(s3, jurisdiction.buckets.curated, `datasets/${input.datasetId}/`);
+      const shard = await deleteAllVersions(
+        s3,
+        jurisdiction.buckets.catalog,
+        vaultShardKey(input.studyId, input.datasetId),
+      );
+      return { deleted: outputs + shard };
+    },
+
+    /**
+     * Writes the catalog entry unless one exists: a retry, or the same package again, finds the first one. The
+     * package's ingestion workflow is the record's only creator (one workflow id per package).
+     */
+    async recordDatasetActivity(raw: RecordDatasetInput): Promise<RecordDatasetResult> {
+      const input = parseInput(RecordDatasetInputSchema, raw, 'recordDatasetActivity');
+      assertOwnJurisdiction(jurisdiction, input.ingest.jurisdiction);
       const existing = await readDatasetRecord(s3, jurisdiction.buckets.catalog, input.datasetId);
       if (existing) return { record: existing, created: false };
       const { metadata } = input.verified;

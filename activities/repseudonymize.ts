@@ -3,23 +3,22 @@ import path from 'node:path';
 import { GetObjectTaggingCommand, type S3Client } from '@aws-sdk/client-s3';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
-import type { DatasetRecord } from '../schemas/dataset';
+import { ErrorType, nonRetryable } from '../contracts';
+import type { DatasetOutput } from '../schemas/dataset';
 import type { Jurisdiction } from '../schemas/jurisdiction';
-import type { KeyStore } from '../lib/keystore';
-import { readDatasetRecord, writeDatasetRecord } from '../lib/catalog';
-import { deleteOtherVersions, downloadHashed, hashFile, putFileOnce } from '../lib/objects';
-import { dateShiftDays, tokenize } from '../lib/pseudonymize';
-import { quoteIdent, quoteLiteral } from '../lib/tabular';
-import { readVaultShards, sealIdentifier, unsealIdentifier, writeVaultShard, type VaultShard } from '../lib/vault';
-
-export interface RePseudonymizeResult {
-  datasetId: string;
-  fromVersions: number[];
-  toVersion: number;
-  tablesMigrated: number;
-  migrated: boolean;
-}
+import { parseInput } from '../schemas/parse';
+import {
+  RePseudonymizeActivityInputSchema,
+  type RePseudonymizeActivityInput,
+  type RePseudonymizeActivityResult,
+  type VaultShard,
+} from '../schemas/vault';
+import type { KeyStore } from '../lib/crypto/keystore';
+import { readDatasetRecord } from '../lib/storage/catalog';
+import { deleteOtherVersions, downloadHashed, hashFile, headObject, putFileOnce } from '../lib/storage/objects';
+import { dateShiftDays, tokenize } from '../lib/crypto/pseudonymize';
+import { quoteIdent, quoteLiteral } from '../lib/tabular/sql';
+import { readVaultShards, sealIdentifier, unsealIdentifier, writeVaultShard } from '../lib/crypto/vault';
 
 /**
  * Moves a dataset's tokens (and shifted dates) to the study's current key version, using the study's
@@ -34,16 +33,19 @@ export function createRePseudonymizeActivities(deps: {
   const { s3, keys, jurisdiction } = deps;
   return {
     /**
-     * Resumable and retry-safe: a table whose object already carries the target key version is skipped, each new object
-     * version replaces the old ones only after it is stored, and the record is written last.
+     * Resumable and retry-safe: a table whose object already carries the target key version is skipped (its current
+     * version and checksum are read back), and each new object version replaces the old ones only after it is stored.
+     * The dataset record is left to its single writer: the outputs come back for the workflow to record.
      */
-    async rePseudonymizeDatasetActivity(input: { datasetId: string; at: string }): Promise<RePseudonymizeResult> {
+    async rePseudonymizeDatasetActivity(raw: RePseudonymizeActivityInput): Promise<RePseudonymizeActivityResult> {
+      const input = parseInput(RePseudonymizeActivityInputSchema, raw, 'rePseudonymizeDatasetActivity');
       const record = await readDatasetRecord(s3, jurisdiction.buckets.catalog, input.datasetId);
-      if (!record)
-        throw ApplicationFailure.nonRetryable(
+      if (!record) {
+        throw nonRetryable(
+          ErrorType.DatasetNotFound,
           `dataset ${input.datasetId} is not in the ${jurisdiction.id} catalog`,
-          'DatasetNotFound',
         );
+      }
       const current = await keys.studyKey(jurisdiction.id, record.studyId);
       const result = {
         datasetId: record.datasetId,
@@ -52,7 +54,7 @@ export function createRePseudonymizeActivities(deps: {
         tablesMigrated: 0,
       };
       if (record.keyVersions.length === 1 && record.keyVersions[0] === current.version)
-        return { ...result, migrated: false };
+        return { ...result, migrated: false, outputs: record.outputs };
 
       const vaultKey = await keys.vaultKey(jurisdiction.id, record.studyId);
       const sealed = new Map<string, string>();
@@ -80,12 +82,18 @@ export function createRePseudonymizeActivities(deps: {
         autoinstall_known_extensions: 'false',
       });
       const conn = await db.connect();
+      const outputs: DatasetOutput[] = record.outputs.map((o) => ({ ...o }));
       try {
-        for (const output of record.outputs) {
+        for (const output of outputs) {
           Context.current().heartbeat({ table: output.table });
           const tags = await s3.send(new GetObjectTaggingCommand({ Bucket: output.bucket, Key: output.key }));
           const tagMap = Object.fromEntries((tags.TagSet ?? []).map((t) => [t.Key, t.Value]));
-          if (tagMap['key-version'] === String(current.version)) continue;
+          if (tagMap['key-version'] === String(current.version)) {
+            // Migrated by an earlier attempt: record what is stored now.
+            const head = await headObject(s3, output.bucket, output.key);
+            Object.assign(output, { sha256: head.sha256, bytes: head.bytes, versionId: head.versionId });
+            continue;
+          }
           const inFile = path.join(work, `${output.table}.in.parquet`);
           await downloadHashed(s3, output.bucket, output.key, inFile);
           const tokenColumns = output.columns.filter((c) => c.role === 'subject-id' || c.role === 'direct-identifier');
@@ -123,9 +131,9 @@ export function createRePseudonymizeActivities(deps: {
             appender.flushSync();
             appender.closeSync();
             if (missing > 0) {
-              throw ApplicationFailure.nonRetryable(
+              throw nonRetryable(
+                ErrorType.VaultEntryMissing,
                 `dataset ${record.datasetId}, table ${output.table}, column ${column.name}: ${missing} tokens have no re-identification vault entry, so they cannot be moved to key v${current.version}`,
-                'VaultEntryMissing',
               );
             }
             maps.push(map);
@@ -162,9 +170,7 @@ export function createRePseudonymizeActivities(deps: {
           result.tablesMigrated += 1;
         }
         await writeVaultShard(s3, jurisdiction.buckets.catalog, shard);
-        const updated: DatasetRecord = { ...record, keyVersions: [current.version], rePseudonymizedAt: input.at };
-        await writeDatasetRecord(s3, jurisdiction.buckets.catalog, updated);
-        return { ...result, migrated: true };
+        return { ...result, migrated: true, outputs };
       } finally {
         conn.closeSync();
         db.closeSync();

@@ -1,23 +1,17 @@
 import { createHash } from 'node:crypto';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import type { Principal } from '../schemas/common';
 import type { Jurisdiction } from '../schemas/jurisdiction';
-import type { KeyStore } from '../lib/keystore';
-import { lookUpToken } from '../lib/vault';
-
-export interface AuditEvent {
-  eventId: string;
-  at: string;
-  jurisdiction: string;
-  principal: Principal;
-  action: string;
-  outcome: 'requested' | 'denied' | 'disclosed' | 'not-found';
-  studyId: string;
-  subjectToken: string;
-  reason: string;
-  workflowId: string;
-  runId: string;
-}
+import { parseInput } from '../schemas/parse';
+import {
+  LookUpTokenInputSchema,
+  ReidentificationEventSchema,
+  type LookUpTokenInput,
+  type ReidentificationEvent,
+  type ReidentifyResult,
+} from '../schemas/vault';
+import type { KeyStore } from '../lib/crypto/keystore';
+import { lookUpToken } from '../lib/crypto/vault';
+import { assertOwnJurisdiction } from './guards';
 
 /** Evidence objects are kept under S3 Object Lock for the documentation retention of the jurisdiction. */
 const AUDIT_RETENTION_YEARS = 6;
@@ -33,7 +27,9 @@ export function createVaultActivities({
 }) {
   return {
     /** Writes one audit event, write-once, to the jurisdiction's evidence bucket. Retry-safe: the key is the event id. */
-    async recordAuditEventActivity(event: AuditEvent): Promise<void> {
+    async recordAuditEventActivity(raw: ReidentificationEvent): Promise<void> {
+      const event = parseInput(ReidentificationEventSchema, raw, 'recordAuditEventActivity');
+      assertOwnJurisdiction(jurisdiction, event.jurisdiction);
       const body = JSON.stringify({ format: 'steward-audit-event/1', ...event });
       const retainUntil = new Date(event.at);
       retainUntil.setUTCFullYear(retainUntil.getUTCFullYear() + AUDIT_RETENTION_YEARS);
@@ -52,10 +48,8 @@ export function createVaultActivities({
     },
 
     /** Reads only: finds and unseals the token's vault entry. */
-    async reidentifyActivity(input: {
-      studyId: string;
-      token: string;
-    }): Promise<{ found: boolean; identifier: string | null }> {
+    async reidentifyActivity(raw: LookUpTokenInput): Promise<ReidentifyResult> {
+      const input = parseInput(LookUpTokenInputSchema, raw, 'reidentifyActivity');
       const key = await keys.vaultKey(jurisdiction.id, input.studyId);
       const identifier = await lookUpToken(s3, jurisdiction.buckets.catalog, input.studyId, key, input.token);
       return { found: identifier !== undefined, identifier: identifier ?? null };

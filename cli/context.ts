@@ -1,12 +1,12 @@
 import path from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Client } from '@temporalio/client';
-import { loadConfig, type StewardConfig } from '../lib/config';
-import { UserError } from '../lib/errors';
-import { allowed, denialMessage, type Action } from '../lib/roles';
-import { FileKeyStore } from '../lib/keystore';
-import { createS3Client } from '../lib/s3';
-import { connectClient } from '../lib/temporal';
+import { loadConfig, type StewardConfig } from '../lib/runtime/config';
+import { EXIT, UserError } from '../lib/runtime/errors';
+import { allowed, denialMessage, type Action } from '../lib/auth/roles';
+import { FileKeyStore } from '../lib/crypto/keystore';
+import { createS3Client } from '../lib/storage/s3';
+import { connectClient } from '../lib/client/temporal';
 
 export interface GlobalOptions {
   dataDir?: string;
@@ -53,7 +53,8 @@ export class CommandContext {
 
   /** Refuses, before anything happens, an action the acting principal's role does not allow. */
   authorize(action: Action): void {
-    if (!allowed(this.config.principal, action)) throw new UserError(denialMessage(this.config.principal, action), 6);
+    if (!allowed(this.config.principal, action))
+      throw new UserError(denialMessage(this.config.principal, action), EXIT.denied);
   }
 
   uiUrl(workflowId: string): string | undefined {

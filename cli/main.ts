@@ -1,10 +1,11 @@
 import { Command, CommanderError } from 'commander';
 import { ApplicationFailure, TemporalFailure, WorkflowFailedError } from '@temporalio/client';
 import { UnknownJurisdictionError } from '../jurisdictions';
-import type { PackageProblem } from '../schemas/workflows';
-import { UserError } from '../lib/errors';
-import { describeProblem } from '../lib/package';
-import { ErrorType } from '../workflows/contracts';
+import type { PackageProblem } from '../schemas/ingest';
+import { EXIT, UserError } from '../lib/runtime/errors';
+import { LocalPackageRejected } from '../lib/package/local';
+import { describeProblem } from '../lib/package/rules';
+import { ErrorType } from '../contracts';
 import type { GlobalOptions } from './context';
 import { registerConsentCommands } from './commands/consent';
 import { registerDatasetCommands } from './commands/datasets';
@@ -13,16 +14,24 @@ import { registerIngestCommand } from './commands/ingest';
 import { registerKeyCommands, registerReidentifyCommand } from './commands/keys';
 import { registerStackCommands } from './commands/stack';
 
-export const EXIT = { ok: 0, failure: 1, usage: 2, rejected: 3, notRunning: 4, degraded: 5, denied: 6 } as const;
-
 function rootFailure(error: WorkflowFailedError): TemporalFailure | undefined {
   let cause: unknown = error.cause;
   while (cause instanceof TemporalFailure && cause.cause instanceof TemporalFailure) cause = cause.cause;
   return cause instanceof TemporalFailure ? cause : undefined;
 }
 
+function listProblems(problems: PackageProblem[]): void {
+  for (const p of problems.slice(0, 20)) process.stderr.write(`  ${describeProblem(p)}\n`);
+  if (problems.length > 20) process.stderr.write(`  … and ${problems.length - 20} more\n`);
+}
+
 function report(error: unknown): number {
   if (error instanceof CommanderError) return error.exitCode;
+  if (error instanceof LocalPackageRejected) {
+    process.stderr.write(`steward: ${error.message}\n`);
+    listProblems(error.problems);
+    return error.exitCode;
+  }
   if (error instanceof UserError) {
     process.stderr.write(`steward: ${error.message}\n`);
     return error.exitCode;
@@ -35,14 +44,13 @@ function report(error: unknown): number {
     const root = rootFailure(error);
     if (
       root instanceof ApplicationFailure &&
-      (root.type === 'PackageRejected' || root.type === 'ConsentImportRejected')
+      (root.type === ErrorType.PackageRejected || root.type === ErrorType.ConsentImportRejected)
     ) {
       const problems = (root.details?.[0] as { problems?: PackageProblem[] } | undefined)?.problems ?? [];
       process.stderr.write(
-        `steward: ${root.type === 'PackageRejected' ? 'package rejected and moved to quarantine' : 'consent import rejected'}; nothing was curated\n`,
+        `steward: ${root.type === ErrorType.PackageRejected ? 'package rejected and moved to quarantine' : 'consent import rejected'}; nothing was curated\n`,
       );
-      for (const p of problems.slice(0, 20)) process.stderr.write(`  ${describeProblem(p)}\n`);
-      if (problems.length > 20) process.stderr.write(`  … and ${problems.length - 20} more\n`);
+      listProblems(problems);
       return EXIT.rejected;
     }
     if (root instanceof ApplicationFailure && root.type === ErrorType.AccessDenied) {

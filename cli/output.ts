@@ -9,9 +9,9 @@ export function say(line: string): void {
   process.stdout.write(`${line}\n`);
 }
 
-/** Progress to stderr, only on a terminal: machine output on stdout stays clean. */
+/** One line per step to stderr, terminal or not (machine output on stdout stays clean); bars only on a terminal. */
 export function note(line: string): void {
-  if (process.stderr.isTTY) process.stderr.write(`${line}\n`);
+  process.stderr.write(`${line}\n`);
 }
 
 export function byteBar(label: string): { update(done: number, total: number): void; stop(): void } {

@@ -39,3 +39,8 @@ export function getJurisdiction(id: string): Jurisdiction {
   }
   return found;
 }
+
+/** A jurisdiction id Steward knows: what every workflow and command input names. */
+export const KnownJurisdictionSchema = z.string().refine((id) => Object.hasOwn(JURISDICTIONS, id), {
+  message: `must be a known jurisdiction: ${JURISDICTION_IDS.join(', ')}`,
+});

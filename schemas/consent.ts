@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { NameSchema } from './common';
+import { NameSchema, PrincipalSchema, Sha256HexSchema, StudyIdSchema } from './common';
+import { KnownJurisdictionSchema } from '../jurisdictions';
 
 const IsoDateSchema = z.iso.date({ message: 'must be a date in YYYY-MM-DD form' });
 
@@ -65,3 +66,89 @@ export const ConsentRegistrySchema = z.object({
   entries: z.array(ConsentEntrySchema),
 });
 export type ConsentRegistry = z.infer<typeof ConsentRegistrySchema>;
+
+/**
+ * One write to a study's consent registry: an import or a withdrawal. Parts are written once, each under its own key,
+ * and never changed: the registry is the merge of all of them (per subject the later decision wins), so concurrent
+ * imports and withdrawals cannot overwrite each other.
+ */
+export const ConsentPartSchema = z.object({
+  format: z.literal('steward-consent-part/1'),
+  jurisdiction: z.string(),
+  studyId: z.string(),
+  partId: z.string().regex(/^[A-Za-z0-9_-]{1,128}$/),
+  kind: z.enum(['import', 'withdrawal']),
+  createdAt: z.string(),
+  entries: z.array(ConsentEntrySchema),
+});
+export type ConsentPart = z.infer<typeof ConsentPartSchema>;
+
+export const ImportConsentInputSchema = z.object({
+  jurisdiction: KnownJurisdictionSchema,
+  studyId: StudyIdSchema,
+  source: z.object({ bucket: z.string(), key: z.string(), sha256: Sha256HexSchema }),
+  fileName: z.string(),
+  submittedBy: PrincipalSchema,
+});
+export type ImportConsentInput = z.infer<typeof ImportConsentInputSchema>;
+
+export const ImportConsentActivityInputSchema = ImportConsentInputSchema.extend({
+  /** When the records were imported (workflow time): the tie-break between same-day decisions. */
+  importedAt: z.iso.datetime(),
+});
+export type ImportConsentActivityInput = z.infer<typeof ImportConsentActivityInputSchema>;
+
+export const ImportConsentResultSchema = z.object({
+  jurisdiction: z.string(),
+  studyId: z.string(),
+  rows: z.number().int().nonnegative(),
+  given: z.number().int().nonnegative(),
+  withdrawn: z.number().int().nonnegative(),
+  subjectsInRegistry: z.number().int().nonnegative(),
+  /** Subjects whose new record contradicts the stored one of the same date (the later import wins). */
+  conflicts: z.number().int().nonnegative(),
+});
+export type ImportConsentResult = z.infer<typeof ImportConsentResultSchema>;
+
+export const WithdrawConsentWorkflowInputSchema = z.object({
+  jurisdiction: KnownJurisdictionSchema,
+  studyId: StudyIdSchema,
+  subjectId: z.string().min(1),
+  /** Scopes to withdraw; none means all of them. */
+  scopes: z.array(NameSchema),
+  reason: z.string().min(1),
+  requestedBy: PrincipalSchema,
+});
+export type WithdrawConsentWorkflowInput = z.infer<typeof WithdrawConsentWorkflowInputSchema>;
+
+export const WithdrawConsentInputSchema = WithdrawConsentWorkflowInputSchema.omit({ requestedBy: true }).extend({
+  effectiveOn: z.iso.date(),
+  recordedAt: z.iso.datetime(),
+  /** The workflow that records the withdrawal: names its registry part, so a retry writes the same part. */
+  requestRef: z.string().min(1),
+});
+export type WithdrawConsentInput = z.infer<typeof WithdrawConsentInputSchema>;
+
+export const WithdrawConsentResultSchema = z.object({
+  status: z.enum(['withdrawn', 'scopes-withdrawn']),
+  remainingScopes: z.array(z.string()),
+  keyVersionsSearched: z.array(z.number().int().positive()),
+});
+export type WithdrawConsentResult = z.infer<typeof WithdrawConsentResultSchema>;
+
+export const SubjectDatasetHitSchema = z.object({
+  datasetId: z.string(),
+  table: z.string(),
+  rows: z.number().int().positive(),
+});
+export type SubjectDatasetHit = z.infer<typeof SubjectDatasetHitSchema>;
+
+export const FindSubjectDatasetsInputSchema = z.object({ studyId: StudyIdSchema, subjectId: z.string().min(1) });
+export type FindSubjectDatasetsInput = z.infer<typeof FindSubjectDatasetsInputSchema>;
+
+export const WithdrawConsentWorkflowResultSchema = WithdrawConsentResultSchema.extend({
+  effectiveOn: z.iso.date(),
+  /** Datasets already holding the subject's rows: for the DPO to decide on erasure. */
+  datasets: z.array(SubjectDatasetHitSchema),
+});
+export type WithdrawConsentWorkflowResult = z.infer<typeof WithdrawConsentWorkflowResultSchema>;

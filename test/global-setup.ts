@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import type { StackState } from '../schemas/config';
-import { Stack } from '../lib/stack';
+import { Stack } from '../lib/stack/stack';
 
 declare module 'vitest' {
   export interface ProvidedContext {

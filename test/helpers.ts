@@ -5,18 +5,16 @@ import path from 'node:path';
 import { GetObjectCommand, ListObjectVersionsCommand, type S3Client } from '@aws-sdk/client-s3';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { type Client, WorkflowFailedError } from '@temporalio/client';
+import type { TestClients } from './harness';
 import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { inject } from 'vitest';
 import type { Principal } from '../schemas/common';
 import type { PackageMetadata } from '../schemas/package';
-import type { IngestPackageResult, PackageProblem } from '../schemas/workflows';
-import { FileKeyStore } from '../lib/keystore';
-import { importConsent } from '../lib/ingest-client';
-import { listObjects, readObjectText } from '../lib/objects';
-import { createS3Client } from '../lib/s3';
-import { readLocalPackage, submitPackage } from '../lib/submit';
-import { connectClient } from '../lib/temporal';
+import type { IngestPackageResult, PackageProblem } from '../schemas/ingest';
+import { importConsent } from '../lib/client/consent-import';
+import { listObjects, readObjectText } from '../lib/storage/objects';
+import { readLocalPackage, submitPackage } from '../lib/client/submit';
 
 export const STEWARD: Principal = { id: 'test-steward', role: 'steward' };
 
@@ -24,25 +22,7 @@ export function stackState() {
   return inject('stack');
 }
 
-export interface TestClients {
-  client: Client;
-  s3: S3Client;
-  close(): Promise<void>;
-}
-
-export async function connect(state = stackState()): Promise<TestClients> {
-  const keys = await FileKeyStore.open(path.join(state.dataDir, 'keys'));
-  const client = await connectClient({ address: state.temporal.address, namespace: state.temporal.namespace }, keys);
-  const s3 = createS3Client(state.s3);
-  return {
-    client,
-    s3,
-    async close() {
-      await client.connection.close();
-      s3.destroy();
-    },
-  };
-}
+export type { TestClients } from './harness';
 
 export async function tempDir(prefix = 'steward-pkg-'): Promise<string> {
   return mkdtemp(path.join(os.tmpdir(), prefix));

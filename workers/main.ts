@@ -1,21 +1,23 @@
 import os from 'node:os';
-import { readdir, rm } from 'node:fs/promises';
+import { readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { getJurisdiction } from '../jurisdictions';
+import { createCatalogActivities } from '../activities/catalog';
 import { createConsentActivities } from '../activities/consent';
 import { createIngestActivities } from '../activities/ingest';
 import { createKeyActivities } from '../activities/keys';
 import { createVaultActivities } from '../activities/vault';
 import { createRePseudonymizeActivities } from '../activities/repseudonymize';
-import { ensureJurisdictionBuckets } from '../lib/buckets';
-import { loadConfig } from '../lib/config';
-import { FileKeyStore } from '../lib/keystore';
-import { logger } from '../lib/logger';
-import { isAlive } from '../lib/process';
-import { createS3Client } from '../lib/s3';
-import { connectionOptions, stewardDataConverter } from '../lib/temporal';
-import { ingestTaskQueue } from '../workflows/contracts';
+import { ensureJurisdictionBuckets } from '../lib/storage/buckets';
+import { loadConfig } from '../lib/runtime/config';
+import { FileKeyStore } from '../lib/crypto/keystore';
+import { logger } from '../lib/runtime/logger';
+import { isAlive } from '../lib/stack/process';
+import { createS3Client } from '../lib/storage/s3';
+import { connectionOptions, stewardDataConverter } from '../lib/client/temporal';
+import { ingestTaskQueue } from '../contracts';
+import { KeyUnavailableInterceptor } from './interceptors';
 
 /** DuckDB's buffer limit: STEWARD_DUCKDB_MEMORY_LIMIT, else a third of STEWARD_WORKER_MEMORY_MB, else 1GB. */
 function duckdbMemoryLimit(): string {
@@ -24,11 +26,23 @@ function duckdbMemoryLimit(): string {
   return Number.isFinite(mb) && mb > 0 ? `${Math.max(32, Math.floor(mb / 3))}MB` : '1GB';
 }
 
-/** Scratch directories of worker processes that are gone: what they staged will never be used. */
-async function removeStaleScratch(root: string): Promise<void> {
-  const entries = await readdir(root).catch(() => [] as string[]);
-  for (const name of entries) {
+/** Shared work older than this (a package whose ingestion gave up) is removed when a worker starts. */
+const STALE_WORK_MS = 2 * 24 * 3600_000;
+
+/**
+ * Scratch of worker processes that are gone, and shared work nobody resumed for days: neither will be used again.
+ * Recent shared work stays, for a retry on this machine to resume.
+ */
+async function removeStaleScratch(root: string, workDir: string): Promise<void> {
+  for (const name of await readdir(root).catch(() => [] as string[])) {
     if (/^\d+$/.test(name) && !isAlive(Number(name))) await rm(path.join(root, name), { recursive: true, force: true });
+  }
+  for (const area of ['staged', 'curated']) {
+    const dir = path.join(workDir, area);
+    for (const name of await readdir(dir).catch(() => [] as string[])) {
+      const modified = (await stat(path.join(dir, name)).catch(() => undefined))?.mtimeMs ?? Date.now();
+      if (Date.now() - modified > STALE_WORK_MS) await rm(path.join(dir, name), { recursive: true, force: true });
+    }
   }
 }
 
@@ -43,7 +57,8 @@ async function main(): Promise<void> {
   // Deployments without a bootstrap step (docker-compose) let the worker create its jurisdiction's buckets.
   if (process.env.STEWARD_CREATE_BUCKETS === '1') await ensureJurisdictionBuckets(s3, jurisdiction);
   const scratchRoot = process.env.STEWARD_SCRATCH_DIR ?? path.join(config.dataDir, 'scratch', jurisdiction.id);
-  await removeStaleScratch(scratchRoot);
+  const workDir = path.join(scratchRoot, 'work');
+  await removeStaleScratch(scratchRoot, workDir);
   const scratchDir = path.join(scratchRoot, String(process.pid));
 
   Runtime.install({
@@ -75,15 +90,20 @@ async function main(): Promise<void> {
         keys,
         jurisdiction,
         scratchDir,
+        workDir,
         duckdbMemoryLimit: duckdbMemoryLimit(),
       }),
+      ...createCatalogActivities({ s3, jurisdiction }),
       ...createConsentActivities({ s3, keys, jurisdiction, scratchDir }),
       ...createKeyActivities({ keys, jurisdiction }),
       ...createVaultActivities({ s3, keys, jurisdiction }),
       ...createRePseudonymizeActivities({ s3, keys, jurisdiction, scratchDir }),
     },
     dataConverter: stewardDataConverter(keys),
+    interceptors: { activity: [() => ({ inbound: new KeyUnavailableInterceptor() })] },
     maxConcurrentActivityTaskExecutions: 2,
+    // Heartbeats reach the server at least this often, so a cancellation reaches a long activity within seconds.
+    maxHeartbeatThrottleInterval: '2s',
     shutdownGraceTime: '10s',
   });
   // Stop with the stack that started us.

@@ -4,3 +4,4 @@ export { rotateStudyKeyWorkflow } from './rotateStudyKey';
 export { withdrawConsentWorkflow } from './withdrawConsent';
 export { reidentifyWorkflow } from './reidentify';
 export { rePseudonymizeDatasetWorkflow } from './rePseudonymizeDataset';
+export { catalogWriterWorkflow } from './catalogWriter';

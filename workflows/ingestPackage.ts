@@ -7,9 +7,16 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { createIngestActivities } from '../activities/ingest';
-import type { IngestPackageInput, IngestPackageResult, IngestProgress, PackageProblem } from '../schemas/workflows';
+import { datasetIdFor, ErrorType, ingestProgressQuery } from '../contracts';
+import {
+  IngestPackageInputSchema,
+  type IngestPackageInput,
+  type IngestPackageResult,
+  type IngestProgress,
+  type PackageProblem,
+} from '../schemas/ingest';
+import { parseInput } from '../schemas/parse';
 import { requireRole } from './authorize';
-import { datasetIdFor, ErrorType, ingestProgressQuery } from './contracts';
 
 type Activities = ReturnType<typeof createIngestActivities>;
 
@@ -28,7 +35,7 @@ const heavy = proxyActivities<Activities>({
     maximumAttempts: 5,
     initialInterval: '5s',
     maximumInterval: '5 minutes',
-    nonRetryableErrorTypes: [ErrorType.PackageRejected],
+    nonRetryableErrorTypes: [ErrorType.PackageRejected, ErrorType.KeyUnavailable, ErrorType.JurisdictionViolation],
   },
 });
 
@@ -49,7 +56,8 @@ function rejectionOf(error: unknown): PackageProblem[] | undefined {
  * without consent, pseudonymize, write Parquet to curated and record the dataset. A rejected package is moved to
  * quarantine with its reasons and the workflow fails with the rejection.
  */
-export async function ingestPackageWorkflow(input: IngestPackageInput): Promise<IngestPackageResult> {
+export async function ingestPackageWorkflow(raw: IngestPackageInput): Promise<IngestPackageResult> {
+  const input = parseInput(IngestPackageInputSchema, raw, 'ingestPackageWorkflow');
   const datasetId = datasetIdFor(input.jurisdiction, input.packageId);
   const progress: IngestProgress = { phase: 'verifying', datasetId };
   setHandler(ingestProgressQuery, () => progress);
@@ -89,7 +97,16 @@ export async function ingestPackageWorkflow(input: IngestPackageInput): Promise<
     return { datasetId, outcome: created ? 'curated' : 'already-curated', record };
   } catch (error) {
     const problems = rejectionOf(error);
-    if (!problems) throw error;
+    if (!problems) {
+      // Cancelled, or failed for good: remove what curation may have written, unless the dataset was recorded. The
+      // package stays in landing, for a new submission.
+      progress.phase = 'discarding';
+      await CancellationScope.nonCancellable(() =>
+        quick.discardCurationActivity({ datasetId, studyId: input.metadata.studyId }),
+      );
+      progress.phase = 'failed';
+      throw error;
+    }
     progress.phase = 'quarantining';
     await CancellationScope.nonCancellable(() =>
       quick.quarantinePackageActivity({

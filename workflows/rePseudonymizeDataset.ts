@@ -1,7 +1,14 @@
 import { proxyActivities } from '@temporalio/workflow';
-import type { createRePseudonymizeActivities, RePseudonymizeResult } from '../activities/repseudonymize';
-import type { Principal } from '../schemas/common';
+import type { createRePseudonymizeActivities } from '../activities/repseudonymize';
+import { ErrorType, jurisdictionOfDatasetId } from '../contracts';
+import { parseInput } from '../schemas/parse';
+import {
+  RePseudonymizeDatasetInputSchema,
+  type RePseudonymizeDatasetInput,
+  type RePseudonymizeResult,
+} from '../schemas/vault';
 import { requireRole } from './authorize';
+import { changeCatalog } from './catalog';
 
 const { rePseudonymizeDatasetActivity } = proxyActivities<ReturnType<typeof createRePseudonymizeActivities>>({
   startToCloseTimeout: '6 hours',
@@ -10,17 +17,27 @@ const { rePseudonymizeDatasetActivity } = proxyActivities<ReturnType<typeof crea
   retry: {
     maximumAttempts: 5,
     initialInterval: '5s',
-    nonRetryableErrorTypes: ['VaultEntryMissing', 'DatasetNotFound'],
+    nonRetryableErrorTypes: [ErrorType.VaultEntryMissing, ErrorType.DatasetNotFound, ErrorType.KeyUnavailable],
   },
 });
 
-export interface RePseudonymizeDatasetInput {
-  datasetId: string;
-  requestedBy: Principal;
-}
-
-/** Migrates a dataset's tokens to its study's current key version (new object versions; old versions deleted). */
-export async function rePseudonymizeDatasetWorkflow(input: RePseudonymizeDatasetInput): Promise<RePseudonymizeResult> {
+/**
+ * Migrates a dataset's tokens to its study's current key version (new object versions; old versions deleted), then
+ * has the dataset record's single writer record the new outputs.
+ */
+export async function rePseudonymizeDatasetWorkflow(raw: RePseudonymizeDatasetInput): Promise<RePseudonymizeResult> {
+  const input = parseInput(RePseudonymizeDatasetInputSchema, raw, 'rePseudonymizeDatasetWorkflow');
   requireRole(input.requestedBy, 'datasets.repseudonymize');
-  return rePseudonymizeDatasetActivity({ datasetId: input.datasetId, at: new Date().toISOString() });
+  const at = new Date().toISOString();
+  const { outputs, ...result } = await rePseudonymizeDatasetActivity({ datasetId: input.datasetId, at });
+  if (result.migrated) {
+    await changeCatalog(jurisdictionOfDatasetId(input.datasetId)!, {
+      kind: 'dataset.outputs-replaced',
+      datasetId: input.datasetId,
+      outputs,
+      keyVersions: [result.toVersion],
+      at,
+    });
+  }
+  return result;
 }

@@ -1,7 +1,13 @@
 import { proxyActivities, workflowInfo } from '@temporalio/workflow';
-import type { AuditEvent, createVaultActivities } from '../activities/vault';
-import type { Principal } from '../schemas/common';
-import { allowed } from '../lib/roles';
+import type { createVaultActivities } from '../activities/vault';
+import { allowed } from '../lib/auth/roles';
+import { parseInput } from '../schemas/parse';
+import {
+  ReidentifyInputSchema,
+  type ReidentificationEvent,
+  type ReidentifyInput,
+  type ReidentifyResult,
+} from '../schemas/vault';
 import { requireRole } from './authorize';
 
 const vault = proxyActivities<ReturnType<typeof createVaultActivities>>({
@@ -10,24 +16,15 @@ const vault = proxyActivities<ReturnType<typeof createVaultActivities>>({
   retry: { maximumAttempts: 5, initialInterval: '1s' },
 });
 
-export interface ReidentifyInput {
-  jurisdiction: string;
-  studyId: string;
-  token: string;
-  reason: string;
-  requestedBy: Principal;
-}
-
 /**
  * Resolves a token to the original identifier from the study's re-identification vault: dpo role only, and every
  * request (allowed or denied) and its outcome is written to the jurisdiction's evidence bucket.
  */
-export async function reidentifyWorkflow(
-  input: ReidentifyInput,
-): Promise<{ found: boolean; identifier: string | null }> {
+export async function reidentifyWorkflow(raw: ReidentifyInput): Promise<ReidentifyResult> {
+  const input = parseInput(ReidentifyInputSchema, raw, 'reidentifyWorkflow');
   const { workflowId, runId } = workflowInfo();
   let seq = 0;
-  const audit = (outcome: AuditEvent['outcome']) =>
+  const audit = (outcome: ReidentificationEvent['outcome']) =>
     vault.recordAuditEventActivity({
       eventId: `${workflowId}-${runId}-${++seq}`,
       at: new Date().toISOString(),

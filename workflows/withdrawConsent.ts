@@ -1,6 +1,11 @@
-import { proxyActivities } from '@temporalio/workflow';
-import type { createConsentActivities, SubjectDatasetHit, WithdrawConsentResult } from '../activities/consent';
-import type { Principal } from '../schemas/common';
+import { proxyActivities, workflowInfo } from '@temporalio/workflow';
+import type { createConsentActivities } from '../activities/consent';
+import {
+  WithdrawConsentWorkflowInputSchema,
+  type WithdrawConsentWorkflowInput,
+  type WithdrawConsentWorkflowResult,
+} from '../schemas/consent';
+import { parseInput } from '../schemas/parse';
 import { requireRole } from './authorize';
 
 const consent = proxyActivities<ReturnType<typeof createConsentActivities>>({
@@ -9,25 +14,11 @@ const consent = proxyActivities<ReturnType<typeof createConsentActivities>>({
   retry: { maximumAttempts: 5, initialInterval: '2s' },
 });
 
-export interface WithdrawConsentWorkflowInput {
-  jurisdiction: string;
-  studyId: string;
-  subjectId: string;
-  scopes: string[];
-  reason: string;
-  requestedBy: Principal;
-}
-
-export interface WithdrawConsentWorkflowResult extends WithdrawConsentResult {
-  effectiveOn: string;
-  /** Datasets already holding the subject's rows: for the DPO to decide on erasure. */
-  datasets: SubjectDatasetHit[];
-}
-
 /** Records a consent withdrawal, effective today, and reports which existing datasets hold the subject. */
 export async function withdrawConsentWorkflow(
-  input: WithdrawConsentWorkflowInput,
+  raw: WithdrawConsentWorkflowInput,
 ): Promise<WithdrawConsentWorkflowResult> {
+  const input = parseInput(WithdrawConsentWorkflowInputSchema, raw, 'withdrawConsentWorkflow');
   requireRole(input.requestedBy, 'consent.withdraw');
   const now = new Date().toISOString();
   const effectiveOn = now.slice(0, 10);
@@ -39,6 +30,7 @@ export async function withdrawConsentWorkflow(
     reason: input.reason,
     effectiveOn,
     recordedAt: now,
+    requestRef: workflowInfo().workflowId,
   });
   const datasets = await consent.findSubjectDatasetsActivity({ studyId: input.studyId, subjectId: input.subjectId });
   return { ...result, effectiveOn, datasets };

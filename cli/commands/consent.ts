@@ -1,13 +1,13 @@
 import type { Command } from 'commander';
+import { consentWithdrawalWorkflowId, ingestTaskQueue, RequestKind, SEARCH_ATTRIBUTES } from '../../contracts';
 import { getJurisdiction } from '../../jurisdictions';
-import { StudyIdSchema } from '../../schemas/common';
-import { randomUUID } from 'node:crypto';
-import { UserError } from '../../lib/errors';
+import { ConsentImportOptionsSchema, ConsentWithdrawOptionsSchema } from '../../schemas/cli';
 import type { withdrawConsentWorkflow } from '../../workflows';
-import { consentWithdrawalWorkflowId, ingestTaskQueue, SEARCH_ATTRIBUTES } from '../../workflows/contracts';
-import { importConsent } from '../../lib/ingest-client';
+import { importConsent } from '../../lib/client/consent-import';
+import { startOrAttach } from '../../lib/client/start';
 import { CommandContext, type GlobalOptions } from '../context';
-import { printJson, say } from '../output';
+import { parseOptions, requestIdOf } from '../options';
+import { note, printJson, say } from '../output';
 
 export function registerConsentCommands(program: Command, globals: () => GlobalOptions): void {
   const consent = program.command('consent').description('manage the consent registry of a study');
@@ -19,14 +19,18 @@ export function registerConsentCommands(program: Command, globals: () => GlobalO
     .requiredOption('--jurisdiction <id>', "jurisdiction of the study's registry")
     .requiredOption('--reason <text>', 'why (recorded in the registry, in the jurisdiction)')
     .option('--scope <scope...>', 'withdraw only these consent scopes (default: all)')
-    .action(
-      async (options: { subject: string; study: string; jurisdiction: string; reason: string; scope?: string[] }) => {
-        getJurisdiction(options.jurisdiction);
-        const ctx = CommandContext.create(globals());
-        ctx.authorize('consent.withdraw');
-        try {
-          const client = await ctx.temporal();
-          const handle = await client.workflow.start<typeof withdrawConsentWorkflow>('withdrawConsentWorkflow', {
+    .option('--request-id <id>', 'resume the request an interrupted run started (it prints its request id)')
+    .action(async (raw: Record<string, unknown>) => {
+      const options = parseOptions(ConsentWithdrawOptionsSchema, raw);
+      getJurisdiction(options.jurisdiction);
+      const ctx = CommandContext.create(globals());
+      ctx.authorize('consent.withdraw');
+      try {
+        const requestId = requestIdOf(options.requestId);
+        const { handle, started } = await startOrAttach<typeof withdrawConsentWorkflow>(
+          await ctx.temporal(),
+          'withdrawConsentWorkflow',
+          {
             args: [
               {
                 jurisdiction: options.jurisdiction,
@@ -38,32 +42,35 @@ export function registerConsentCommands(program: Command, globals: () => GlobalO
               },
             ],
             taskQueue: ingestTaskQueue(options.jurisdiction),
-            workflowId: consentWithdrawalWorkflowId(options.jurisdiction, options.study, randomUUID()),
+            workflowId: consentWithdrawalWorkflowId(options.jurisdiction, options.study, requestId),
+            workflowIdReusePolicy: 'REJECT_DUPLICATE',
             typedSearchAttributes: [
               { key: SEARCH_ATTRIBUTES.jurisdiction, value: options.jurisdiction },
               { key: SEARCH_ATTRIBUTES.studyId, value: options.study },
-              { key: SEARCH_ATTRIBUTES.requestKind, value: 'consent-withdrawal' },
+              { key: SEARCH_ATTRIBUTES.requestId, value: requestId },
+              { key: SEARCH_ATTRIBUTES.requestKind, value: RequestKind.ConsentWithdrawal },
             ],
-          });
-          const result = await handle.result();
-          if (ctx.json) printJson(result);
+          },
+        );
+        if (!started) note(`found request ${requestId} started earlier; showing its outcome`);
+        const result = await handle.result();
+        if (ctx.json) printJson(result);
+        else {
+          say(
+            result.status === 'withdrawn'
+              ? `Consent withdrawn for the subject in study ${options.study} (${options.jurisdiction}), effective ${result.effectiveOn}: excluded from every future ingestion.`
+              : `Scopes withdrawn, effective ${result.effectiveOn}; remaining: ${result.remainingScopes.join(', ')}.`,
+          );
+          if (result.datasets.length === 0) say('No curated dataset holds the subject.');
           else {
-            say(
-              result.status === 'withdrawn'
-                ? `Consent withdrawn for the subject in study ${options.study} (${options.jurisdiction}), effective ${result.effectiveOn}: excluded from every future ingestion.`
-                : `Scopes withdrawn, effective ${result.effectiveOn}; remaining: ${result.remainingScopes.join(', ')}.`,
-            );
-            if (result.datasets.length === 0) say('No curated dataset holds the subject.');
-            else {
-              say('Curated datasets holding the subject (erasure is a separate request):');
-              for (const hit of result.datasets) say(`  ${hit.datasetId}  ${hit.table}: ${hit.rows} rows`);
-            }
+            say('Curated datasets holding the subject (erasure is a separate request):');
+            for (const hit of result.datasets) say(`  ${hit.datasetId}  ${hit.table}: ${hit.rows} rows`);
           }
-        } finally {
-          await ctx.close();
         }
-      },
-    );
+      } finally {
+        await ctx.close();
+      }
+    });
   consent
     .command('import')
     .description("load consent records (CSV) into a study's consent registry in one jurisdiction")
@@ -75,10 +82,9 @@ export function registerConsentCommands(program: Command, globals: () => GlobalO
       '\nscopes are separated by ";" (e.g. primary-research;secondary-research); status is given or withdrawn;\n' +
         'dates are YYYY-MM-DD. Subjects are stored by pseudonymous token only. A newer record wins over an older one.',
     )
-    .action(async (csv: string, options: { jurisdiction: string; study: string }) => {
-      getJurisdiction(options.jurisdiction);
-      if (!StudyIdSchema.safeParse(options.study).success)
-        throw new UserError(`--study "${options.study}" is not a valid study id`);
+    .action(async (csv: string, raw: Record<string, unknown>) => {
+      getJurisdiction(String(raw.jurisdiction));
+      const options = parseOptions(ConsentImportOptionsSchema, raw);
       const ctx = CommandContext.create(globals());
       ctx.authorize('consent.import');
       try {

@@ -1,10 +1,19 @@
 import type { Command } from 'commander';
 import { getJurisdiction } from '../../jurisdictions';
 import type { DatasetRecord } from '../../schemas/dataset';
-import { UserError } from '../../lib/errors';
+import { EXIT, UserError } from '../../lib/runtime/errors';
 import type { rePseudonymizeDatasetWorkflow } from '../../workflows';
-import { ingestTaskQueue, SEARCH_ATTRIBUTES } from '../../workflows/contracts';
-import { listDatasetRecords, readDatasetRecord } from '../../lib/catalog';
+import {
+  ingestTaskQueue,
+  jurisdictionOfDatasetId,
+  RequestKind,
+  rePseudonymizeWorkflowId,
+  SEARCH_ATTRIBUTES,
+} from '../../contracts';
+import { DatasetArgumentSchema, DatasetsListOptionsSchema } from '../../schemas/cli';
+import { startOrAttach } from '../../lib/client/start';
+import { parseOptions } from '../options';
+import { listDatasetRecords, readDatasetRecord } from '../../lib/storage/catalog';
 import { CommandContext, type GlobalOptions } from '../context';
 import { formatDataset, printJson, say } from '../output';
 
@@ -18,9 +27,9 @@ async function listDatasets(ctx: CommandContext, jurisdictions: string[]): Promi
 
 /** The jurisdiction a dataset id names (`ds-<jurisdiction>-<24 hex digits>`). */
 function jurisdictionOfDataset(datasetId: string) {
-  const match = /^ds-([a-z]{2,8})-[0-9a-f]{24}$/.exec(datasetId);
-  if (!match) throw new UserError(`"${datasetId}" is not a dataset id (ds-<jurisdiction>-<24 hex digits>)`);
-  return getJurisdiction(match[1]!);
+  const id = jurisdictionOfDatasetId(datasetId);
+  if (!id) throw new UserError(`"${datasetId}" is not a dataset id (ds-<jurisdiction>-<24 hex digits>)`);
+  return getJurisdiction(id);
 }
 
 export function registerDatasetCommands(program: Command, globals: () => GlobalOptions): void {
@@ -30,7 +39,8 @@ export function registerDatasetCommands(program: Command, globals: () => GlobalO
     .description('list curated datasets')
     .option('--jurisdiction <id>', 'only this jurisdiction')
     .option('--study <id>', 'only this study')
-    .action(async (options: { jurisdiction?: string; study?: string }) => {
+    .action(async (raw: Record<string, unknown>) => {
+      const options = parseOptions(DatasetsListOptionsSchema, raw);
       const ctx = CommandContext.create(globals());
       try {
         const ids = options.jurisdiction ? [getJurisdiction(options.jurisdiction).id] : ctx.config.jurisdictions;
@@ -53,23 +63,28 @@ export function registerDatasetCommands(program: Command, globals: () => GlobalO
     .description("move a dataset to its study's current key version (steward role; needs the study's vault)")
     .argument('<datasetId>', 'dataset id')
     .action(async (datasetId: string) => {
+      parseOptions(DatasetArgumentSchema, datasetId, 'dataset id');
       const jurisdiction = jurisdictionOfDataset(datasetId);
       const ctx = CommandContext.create(globals());
       ctx.authorize('datasets.repseudonymize');
       try {
-        const client = await ctx.temporal();
-        const result = await client.workflow.execute<typeof rePseudonymizeDatasetWorkflow>(
+        // One migration of a dataset at a time: a second request while one runs waits for that one.
+        const { handle } = await startOrAttach<typeof rePseudonymizeDatasetWorkflow>(
+          await ctx.temporal(),
           'rePseudonymizeDatasetWorkflow',
           {
             args: [{ datasetId, requestedBy: ctx.config.principal }],
             taskQueue: ingestTaskQueue(jurisdiction.id),
-            workflowId: `repseudonymize-${datasetId}`,
+            workflowId: rePseudonymizeWorkflowId(datasetId),
+            workflowIdConflictPolicy: 'USE_EXISTING',
             typedSearchAttributes: [
               { key: SEARCH_ATTRIBUTES.jurisdiction, value: jurisdiction.id },
               { key: SEARCH_ATTRIBUTES.datasetId, value: datasetId },
+              { key: SEARCH_ATTRIBUTES.requestKind, value: RequestKind.RePseudonymization },
             ],
           },
         );
+        const result = await handle.result();
         if (ctx.json) printJson(result);
         else if (!result.migrated) say(`${datasetId} already uses key v${result.toVersion}`);
         else
@@ -90,7 +105,8 @@ export function registerDatasetCommands(program: Command, globals: () => GlobalO
       const ctx = CommandContext.create(globals());
       try {
         const record = await readDatasetRecord(ctx.s3(jurisdiction.id), jurisdiction.buckets.catalog, datasetId);
-        if (!record) throw new UserError(`dataset ${datasetId} is not in the ${jurisdiction.id} catalog`, 4);
+        if (!record)
+          throw new UserError(`dataset ${datasetId} is not in the ${jurisdiction.id} catalog`, EXIT.notRunning);
         if (ctx.json) printJson(record);
         else say(formatDataset(record));
       } finally {

@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
-import type { IngestPackageResult } from '../../schemas/workflows';
-import { readLocalPackage, submitPackage } from '../../lib/submit';
-import { ingestProgressQuery } from '../../workflows/contracts';
+import type { IngestPackageResult } from '../../schemas/ingest';
+import { readLocalPackage, submitPackage } from '../../lib/client/submit';
+import { ingestProgressQuery } from '../../contracts';
 import { CommandContext, type GlobalOptions } from '../context';
 import { byteBar, formatDataset, note, printJson, say } from '../output';
 
@@ -11,6 +11,7 @@ const PHASE_TEXT: Record<string, string> = {
   curating: 'validating rows, applying consent, pseudonymizing, writing Parquet',
   recording: 'recording the dataset in the catalog',
   quarantining: 'moving the rejected package to quarantine',
+  discarding: 'removing what the unfinished ingestion wrote',
 };
 
 /** Submits a package and waits for its dataset, showing upload progress and the workflow's phases. */

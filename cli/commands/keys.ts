@@ -1,11 +1,19 @@
-import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
+import {
+  ingestTaskQueue,
+  keyRotationWorkflowId,
+  reidentifyWorkflowId,
+  RequestKind,
+  SEARCH_ATTRIBUTES,
+} from '../../contracts';
 import { getJurisdiction } from '../../jurisdictions';
-import { UserError } from '../../lib/errors';
+import { KeysRotateOptionsSchema, ReidentifyOptionsSchema } from '../../schemas/cli';
 import type { reidentifyWorkflow, rotateStudyKeyWorkflow } from '../../workflows';
-import { ingestTaskQueue, keyRotationWorkflowId, SEARCH_ATTRIBUTES } from '../../workflows/contracts';
+import { startOrAttach } from '../../lib/client/start';
+import { EXIT, UserError } from '../../lib/runtime/errors';
 import { CommandContext, type GlobalOptions } from '../context';
-import { printJson, say } from '../output';
+import { parseOptions, requestIdOf } from '../options';
+import { note, printJson, say } from '../output';
 
 export function registerKeyCommands(program: Command, globals: () => GlobalOptions): void {
   const keys = program
@@ -16,21 +24,32 @@ export function registerKeyCommands(program: Command, globals: () => GlobalOptio
     .description('make a new key version current for a study (steward role); older versions stay live for look-ups')
     .requiredOption('--jurisdiction <id>', 'jurisdiction')
     .requiredOption('--study <id>', 'study id')
-    .action(async (options: { jurisdiction: string; study: string }) => {
+    .option('--request-id <id>', 'resume the request an interrupted run started (it prints its request id)')
+    .action(async (raw: Record<string, unknown>) => {
+      const options = parseOptions(KeysRotateOptionsSchema, raw);
       getJurisdiction(options.jurisdiction);
       const ctx = CommandContext.create(globals());
       ctx.authorize('keys.rotate');
       try {
-        const client = await ctx.temporal();
-        const result = await client.workflow.execute<typeof rotateStudyKeyWorkflow>('rotateStudyKeyWorkflow', {
-          args: [{ jurisdiction: options.jurisdiction, studyId: options.study, requestedBy: ctx.config.principal }],
-          taskQueue: ingestTaskQueue(options.jurisdiction),
-          workflowId: keyRotationWorkflowId(options.jurisdiction, options.study, randomUUID()),
-          typedSearchAttributes: [
-            { key: SEARCH_ATTRIBUTES.jurisdiction, value: options.jurisdiction },
-            { key: SEARCH_ATTRIBUTES.studyId, value: options.study },
-          ],
-        });
+        const requestId = requestIdOf(options.requestId);
+        const { handle, started } = await startOrAttach<typeof rotateStudyKeyWorkflow>(
+          await ctx.temporal(),
+          'rotateStudyKeyWorkflow',
+          {
+            args: [{ jurisdiction: options.jurisdiction, studyId: options.study, requestedBy: ctx.config.principal }],
+            taskQueue: ingestTaskQueue(options.jurisdiction),
+            workflowId: keyRotationWorkflowId(options.jurisdiction, options.study, requestId),
+            workflowIdReusePolicy: 'REJECT_DUPLICATE',
+            typedSearchAttributes: [
+              { key: SEARCH_ATTRIBUTES.jurisdiction, value: options.jurisdiction },
+              { key: SEARCH_ATTRIBUTES.studyId, value: options.study },
+              { key: SEARCH_ATTRIBUTES.requestId, value: requestId },
+              { key: SEARCH_ATTRIBUTES.requestKind, value: RequestKind.KeyRotation },
+            ],
+          },
+        );
+        if (!started) note(`found request ${requestId} started earlier; showing its outcome`);
+        const result = await handle.result();
         if (ctx.json) printJson(result);
         else {
           say(
@@ -52,13 +71,15 @@ export function registerReidentifyCommand(program: Command, globals: () => Globa
     .requiredOption('--jurisdiction <id>', 'jurisdiction')
     .requiredOption('--study <id>', 'study id')
     .requiredOption('--reason <text>', 'why (written to the audit trail)')
-    .action(async (token: string, options: { jurisdiction: string; study: string; reason: string }) => {
+    .option('--request-id <id>', 'resume the request an interrupted run started (it prints its request id)')
+    .action(async (token: string, raw: Record<string, unknown>) => {
+      const options = parseOptions(ReidentifyOptionsSchema, raw);
       getJurisdiction(options.jurisdiction);
       const ctx = CommandContext.create(globals());
       try {
-        const client = await ctx.temporal();
+        const requestId = requestIdOf(options.requestId);
         // The role is checked inside the workflow, so that a denied attempt is audited too.
-        const result = await client.workflow.execute<typeof reidentifyWorkflow>('reidentifyWorkflow', {
+        const { handle } = await startOrAttach<typeof reidentifyWorkflow>(await ctx.temporal(), 'reidentifyWorkflow', {
           args: [
             {
               jurisdiction: options.jurisdiction,
@@ -69,16 +90,20 @@ export function registerReidentifyCommand(program: Command, globals: () => Globa
             },
           ],
           taskQueue: ingestTaskQueue(options.jurisdiction),
-          workflowId: `reidentify-${options.jurisdiction}-${options.study}-${randomUUID()}`,
+          workflowId: reidentifyWorkflowId(options.jurisdiction, options.study, requestId),
+          workflowIdReusePolicy: 'REJECT_DUPLICATE',
           typedSearchAttributes: [
             { key: SEARCH_ATTRIBUTES.jurisdiction, value: options.jurisdiction },
             { key: SEARCH_ATTRIBUTES.studyId, value: options.study },
-            { key: SEARCH_ATTRIBUTES.requestKind, value: 'reidentify' },
+            { key: SEARCH_ATTRIBUTES.requestId, value: requestId },
+            { key: SEARCH_ATTRIBUTES.requestKind, value: RequestKind.Reidentification },
           ],
         });
+        const result = await handle.result();
         if (ctx.json) printJson(result);
-        else if (!result.found) throw new UserError('no vault entry for this token (never vaulted, or destroyed)', 4);
-        else say(result.identifier!);
+        else if (!result.found) {
+          throw new UserError('no vault entry for this token (never vaulted, or destroyed)', EXIT.notRunning);
+        } else say(result.identifier!);
       } finally {
         await ctx.close();
       }

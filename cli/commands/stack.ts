@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -8,12 +8,12 @@ import { Connection } from '@temporalio/client';
 import type { Command } from 'commander';
 import { getJurisdiction, JURISDICTION_IDS } from '../../jurisdictions';
 import type { StackState } from '../../schemas/config';
-import { defaultDataDir, readStackState } from '../../lib/config';
-import { UserError } from '../../lib/errors';
-import { logger } from '../../lib/logger';
-import { createS3Client } from '../../lib/s3';
-import { isAlive, Stack, tailOfLog, type StackEvent } from '../../lib/stack';
-import { ensureTool } from '../../lib/tools';
+import { defaultDataDir, readStackState } from '../../lib/runtime/config';
+import { UserError } from '../../lib/runtime/errors';
+import { logger } from '../../lib/runtime/logger';
+import { createS3Client } from '../../lib/storage/s3';
+import { isAlive, Stack, tailOfLog, type StackEvent } from '../../lib/stack/stack';
+import { ensureTool } from '../../lib/stack/tools';
 import type { GlobalOptions } from '../context';
 import { note, printJson, say } from '../output';
 
@@ -83,12 +83,30 @@ export async function waitForShutdown(stack: Stack): Promise<void> {
   });
 }
 
+/** Prints the step lines (`… …`) the background stack writes to its log, as it writes them. */
+function stepRelay(log: string): () => void {
+  let offset = existsSync(log) ? statSync(log).size : 0;
+  return () => {
+    const size = existsSync(log) ? statSync(log).size : 0;
+    if (size <= offset) return;
+    const fd = openSync(log, 'r');
+    const chunk = Buffer.alloc(size - offset);
+    readSync(fd, chunk, 0, chunk.length, offset);
+    closeSync(fd);
+    const text = chunk.toString('utf8');
+    const complete = text.lastIndexOf('\n') + 1;
+    offset += Buffer.byteLength(text.slice(0, complete));
+    for (const line of text.slice(0, complete).split('\n')) if (line.startsWith('… ')) note(line);
+  };
+}
+
 async function upDetached(dataDir: string, jurisdictions: string[], json: boolean): Promise<void> {
   const running = readStackState(dataDir);
   if (running && isAlive(running.pid))
     throw new UserError(`a Steward stack is already running for ${dataDir} (pid ${running.pid})`);
   await mkdir(path.join(dataDir, 'logs'), { recursive: true });
   const log = path.join(dataDir, 'logs', 'supervisor.log');
+  const relay = stepRelay(log);
   const fd = openSync(log, 'a');
   const child = spawn(
     process.execPath,
@@ -104,11 +122,13 @@ async function upDetached(dataDir: string, jurisdictions: string[], json: boolea
   note(`starting the stack in the background (log: ${log})…`);
   const deadline = Date.now() + 15 * 60_000;
   while (Date.now() < deadline) {
+    relay();
     if (child.exitCode !== null || !isAlive(child.pid)) {
       throw new UserError(`the stack failed to start; last lines of ${log}:\n${tailOfLog(log)}`);
     }
     const state = readStackState(dataDir);
     if (state && state.pid === child.pid) {
+      relay();
       if (json) printJson(state);
       else say(`Steward stack running (pid ${state.pid})\n${describeStack(state)}`);
       return;

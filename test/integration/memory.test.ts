@@ -1,9 +1,10 @@
 import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { generateDemoPackage } from '../../lib/demo';
-import { Stack } from '../../lib/stack';
-import { connect, importConsentCsv, ingestDir, tempDir, type TestClients } from '../helpers';
+import { generateDemoPackage } from '../../cli/demo/generate';
+import { Stack } from '../../lib/stack/stack';
+import { importConsentCsv, ingestDir, tempDir } from '../helpers';
+import { connect, type TestClients } from '../harness';
 
 const WORKER_MEMORY_MB = 192;
 let stack: Stack;

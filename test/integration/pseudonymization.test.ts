@@ -1,13 +1,11 @@
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { WorkflowFailedError } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Principal } from '../../schemas/common';
 import type { PackageMetadata } from '../../schemas/package';
-import { FileKeyStore } from '../../lib/keystore';
-import { dateShiftDays, tokenize } from '../../lib/pseudonymize';
+import { FileKeyStore } from '../../lib/crypto/keystore';
+import { dateShiftDays, tokenize } from '../../lib/crypto/pseudonymize';
 import type {
   reidentifyWorkflow,
   rePseudonymizeDatasetWorkflow,
@@ -15,11 +13,10 @@ import type {
   withdrawConsentWorkflow,
 } from '../../workflows';
 import { getJurisdiction } from '../../jurisdictions';
-import { listObjects, readObjectText } from '../../lib/objects';
-import { destroyVaultEntries } from '../../lib/vault';
-import { ingestTaskQueue } from '../../workflows/contracts';
+import { listObjects, readObjectText } from '../../lib/storage/objects';
+import { destroyVaultEntries } from '../../lib/crypto/vault';
+import { ingestTaskQueue } from '../../contracts';
 import {
-  connect,
   containsAny,
   importConsentCsv,
   ingestDir,
@@ -29,21 +26,15 @@ import {
   stackState,
   tempDir,
   writeJsonPackage,
-  type TestClients,
 } from '../helpers';
+import { expectDenied, useClients } from '../harness';
 
 const DPO: Principal = { id: 'dora-dpo', role: 'dpo' };
 const STEWARD: Principal = { id: 'sam-steward', role: 'steward' };
-let clients: TestClients;
-beforeAll(async () => {
-  clients = await connect();
-});
-afterAll(async () => {
-  await clients.close();
-});
+const clients = useClients();
 
 function rotate(study: string, as: Principal) {
-  return clients.client.workflow.execute<typeof rotateStudyKeyWorkflow>('rotateStudyKeyWorkflow', {
+  return clients().client.workflow.execute<typeof rotateStudyKeyWorkflow>('rotateStudyKeyWorkflow', {
     args: [{ jurisdiction: 'eu', studyId: study, requestedBy: as }],
     taskQueue: ingestTaskQueue('eu'),
     workflowId: `test-rotate-${randomUUID()}`,
@@ -51,7 +42,7 @@ function rotate(study: string, as: Principal) {
 }
 
 function withdraw(study: string, subjectId: string, as: Principal) {
-  return clients.client.workflow.execute<typeof withdrawConsentWorkflow>('withdrawConsentWorkflow', {
+  return clients().client.workflow.execute<typeof withdrawConsentWorkflow>('withdrawConsentWorkflow', {
     args: [
       { jurisdiction: 'eu', studyId: study, subjectId, scopes: [], reason: 'subject asked by phone', requestedBy: as },
     ],
@@ -93,7 +84,7 @@ const consentFor = (ids: string[]) =>
 
 describe('column policy', () => {
   it('shifts dates per subject preserving intervals, generalizes ZIP, age and birth date, suppresses and keeps', async () => {
-    await importConsentCsv(clients, consentFor(['P-1', 'P-2']), 'eu', 'ST-POLICY');
+    await importConsentCsv(clients(), consentFor(['P-1', 'P-2']), 'eu', 'ST-POLICY');
     const dir = await tempDir();
     await writeJsonPackage(dir, visitsMetadata('ST-POLICY', { dateShiftDays: 30 }), {
       'visits.csv': [
@@ -105,7 +96,7 @@ describe('column policy', () => {
         'P-2,2025-02-28,,0,,Y,B',
       ].join('\n'),
     });
-    const result = await ingestDir(clients, dir);
+    const result = await ingestDir(clients(), dir);
     const output = result.record.outputs[0]!;
     expect(output.columns.map((c) => [c.name, c.type])).toEqual([
       ['subject_id', 'string'],
@@ -115,7 +106,7 @@ describe('column policy', () => {
       ['birth_date', 'integer'],
       ['arm', 'string'],
     ]);
-    const { rows } = await readParquet(clients.s3, output.bucket, output.key);
+    const { rows } = await readParquet(clients().s3, output.bucket, output.key);
     const day = 86_400_000;
     const dates = rows.map((r) => (r.visit_date as Date).getTime());
     const original = ['2024-02-28', '2024-03-01', '2024-12-31', '2024-02-28', '2025-02-28'].map((d) =>
@@ -142,19 +133,18 @@ describe('column policy', () => {
 describe('key rotation, consent withdrawal and roles', () => {
   it('rotates keys, finds a subject under every key version, and excludes them after withdrawal', async () => {
     const study = 'ST-ROTATE';
-    await importConsentCsv(clients, consentFor(['K-1', 'K-2']), 'eu', study);
+    await importConsentCsv(clients(), consentFor(['K-1', 'K-2']), 'eu', study);
     const first = await tempDir();
     await writeJsonPackage(first, visitsMetadata(study), {
       'visits.csv':
         'subject_id,visit_date,zip,age,birth_date,ethnicity,arm\nK-1,2025-01-01,,,,,A\nK-2,2025-01-02,,,,,A\n',
     });
-    const v1 = await ingestDir(clients, first);
+    const v1 = await ingestDir(clients(), first);
     expect(v1.record.keyVersions).toEqual([1]);
 
-    await expect(rotate(study, DPO)).rejects.toSatisfy((e: unknown) => {
-      const cause = (e as WorkflowFailedError).cause;
-      return e instanceof WorkflowFailedError && cause instanceof ApplicationFailure && cause.type === 'AccessDenied';
-    });
+    expect(await expectDenied(rotate(study, DPO))).toMatchInlineSnapshot(
+      `"access denied: dora-dpo (role dpo) may not keys.rotate; allowed roles: steward"`,
+    );
     const rotated = await rotate(study, STEWARD);
     expect(rotated).toMatchObject({ previousVersion: 1, currentVersion: 2 });
     expect(rotated.versions.map((v) => [v.version, v.state])).toEqual([
@@ -168,17 +158,19 @@ describe('key rotation, consent withdrawal and roles', () => {
       'visits.csv':
         'subject_id,visit_date,zip,age,birth_date,ethnicity,arm\nK-1,2025-02-01,,,,,B\nK-2,2025-02-02,,,,,B\n',
     });
-    const v2 = await ingestDir(clients, second);
+    const v2 = await ingestDir(clients(), second);
     expect(v2.record.keyVersions).toEqual([2]);
     expect(v2.record.rows.curated).toBe(2);
     const tokens = async (r: typeof v1) =>
-      (await readParquet(clients.s3, r.record.outputs[0]!.bucket, r.record.outputs[0]!.key)).rows.map((x) =>
+      (await readParquet(clients().s3, r.record.outputs[0]!.bucket, r.record.outputs[0]!.key)).rows.map((x) =>
         String(x.subject_id),
       );
     expect((await tokens(v1)).every((t) => t.startsWith('v1.'))).toBe(true);
     expect((await tokens(v2)).every((t) => t.startsWith('v2.'))).toBe(true);
 
-    await expect(withdraw(study, 'K-1', STEWARD)).rejects.toBeInstanceOf(WorkflowFailedError);
+    expect(await expectDenied(withdraw(study, 'K-1', STEWARD))).toMatchInlineSnapshot(
+      `"access denied: sam-steward (role steward) may not consent.withdraw; allowed roles: dpo"`,
+    );
     const withdrawn = await withdraw(study, ' K-1 ', DPO);
     expect(withdrawn.status).toBe('withdrawn');
     expect(withdrawn.keyVersionsSearched).toEqual([1, 2]);
@@ -194,7 +186,7 @@ describe('key rotation, consent withdrawal and roles', () => {
       'visits.csv':
         'subject_id,visit_date,zip,age,birth_date,ethnicity,arm\nK-1,2025-03-01,,,,,C\nK-2,2025-03-02,,,,,C\n',
     });
-    const after = await ingestDir(clients, third);
+    const after = await ingestDir(clients(), third);
     expect(after.record.rows).toEqual({ in: 2, curated: 1, excluded: 1, excludedByReason: { withdrawn: 1 } });
 
     // Key material is nowhere in the histories or the stack's logs.
@@ -205,7 +197,7 @@ describe('key rotation, consent withdrawal and roles', () => {
       k.material.toString('base64'),
       k.material.toString('base64url'),
     ]);
-    const histories = await Promise.all([v1, v2, after].map((r) => rawHistory(clients.client, r.workflowId)));
+    const histories = await Promise.all([v1, v2, after].map((r) => rawHistory(clients().client, r.workflowId)));
     expect(containsAny(histories, [...needles, 'K-1', 'subject asked by phone'])).toEqual([]);
     const logsDir = path.join(stackState().dataDir, 'logs');
     const logs = await Promise.all((await readdir(logsDir)).map((f) => readFile(path.join(logsDir, f))));
@@ -216,29 +208,31 @@ describe('key rotation, consent withdrawal and roles', () => {
 describe('re-identification vault', () => {
   it('lets the dpo, and only the dpo, resolve a token; audits every attempt; destroyed entries are gone', async () => {
     const study = 'ST-VAULT';
-    await importConsentCsv(clients, consentFor(['V-1', 'V-2']), 'eu', study);
+    await importConsentCsv(clients(), consentFor(['V-1', 'V-2']), 'eu', study);
     const dir = await tempDir();
     await writeJsonPackage(dir, visitsMetadata(study, { reidentificationVault: true }), {
       'visits.csv':
         'subject_id,visit_date,zip,age,birth_date,ethnicity,arm\nV-1,2025-01-01,,,,,A\nV-2,2025-01-02,,,,,A\n',
     });
-    const result = await ingestDir(clients, dir);
+    const result = await ingestDir(clients(), dir);
     const output = result.record.outputs[0]!;
-    const token = String((await readParquet(clients.s3, output.bucket, output.key)).rows[0]!.subject_id);
+    const token = String((await readParquet(clients().s3, output.bucket, output.key)).rows[0]!.subject_id);
     const reidentify = (as: Principal) =>
-      clients.client.workflow.execute<typeof reidentifyWorkflow>('reidentifyWorkflow', {
+      clients().client.workflow.execute<typeof reidentifyWorkflow>('reidentifyWorkflow', {
         args: [{ jurisdiction: 'eu', studyId: study, token, reason: 'adverse event follow-up', requestedBy: as }],
         taskQueue: ingestTaskQueue('eu'),
         workflowId: `test-reidentify-${randomUUID()}`,
       });
 
     expect(await reidentify(DPO)).toEqual({ found: true, identifier: 'V-1' });
-    await expect(reidentify(STEWARD)).rejects.toBeInstanceOf(WorkflowFailedError);
+    expect(await expectDenied(reidentify(STEWARD))).toMatchInlineSnapshot(
+      `"access denied: sam-steward (role steward) may not reidentify; allowed roles: dpo"`,
+    );
 
     const buckets = getJurisdiction('eu').buckets;
     const events = await Promise.all(
-      (await listObjects(clients.s3, buckets.evidence, 'audit/events/')).map(async (o) =>
-        JSON.parse((await readObjectText(clients.s3, buckets.evidence, o.key)).toString('utf8')),
+      (await listObjects(clients().s3, buckets.evidence, 'audit/events/')).map(async (o) =>
+        JSON.parse((await readObjectText(clients().s3, buckets.evidence, o.key)).toString('utf8')),
       ),
     );
     const mine = events.filter((e) => e.subjectToken === token);
@@ -249,28 +243,28 @@ describe('re-identification vault', () => {
     ]);
     expect(JSON.stringify(events)).not.toContain('V-1');
 
-    expect(await destroyVaultEntries(clients.s3, buckets.catalog, study, [token])).toBe(1);
+    expect(await destroyVaultEntries(clients().s3, buckets.catalog, study, [token])).toBe(1);
     expect(await reidentify(DPO)).toEqual({ found: false, identifier: null });
-    expect(await objectVersions(clients.s3, buckets.catalog, `vault/${study}/`)).toBe(1);
+    expect(await objectVersions(clients().s3, buckets.catalog, `vault/${study}/`)).toBe(1);
   });
 });
 
 describe('re-pseudonymization', () => {
   it('moves a dataset to the current key: new tokens and shifted dates, old object versions gone, idempotent', async () => {
     const study = 'ST-REPSEUDO';
-    await importConsentCsv(clients, consentFor(['R-1', 'R-2']), 'eu', study);
+    await importConsentCsv(clients(), consentFor(['R-1', 'R-2']), 'eu', study);
     const dir = await tempDir();
     await writeJsonPackage(dir, visitsMetadata(study, { reidentificationVault: true, dateShiftDays: 60 }), {
       'visits.csv':
         'subject_id,visit_date,zip,age,birth_date,ethnicity,arm\nR-1,2025-01-01,,,,,A\nR-1,2025-01-31,,,,,A\nR-2,2025-01-02,,,,,B\n',
     });
-    const ingested = await ingestDir(clients, dir);
+    const ingested = await ingestDir(clients(), dir);
     const output = ingested.record.outputs[0]!;
-    const before = (await readParquet(clients.s3, output.bucket, output.key)).rows;
+    const before = (await readParquet(clients().s3, output.bucket, output.key)).rows;
     await rotate(study, STEWARD);
 
     const migrate = () =>
-      clients.client.workflow.execute<typeof rePseudonymizeDatasetWorkflow>('rePseudonymizeDatasetWorkflow', {
+      clients().client.workflow.execute<typeof rePseudonymizeDatasetWorkflow>('rePseudonymizeDatasetWorkflow', {
         args: [{ datasetId: ingested.datasetId, requestedBy: STEWARD }],
         taskQueue: ingestTaskQueue('eu'),
         workflowId: `test-repseudo-${randomUUID()}`,
@@ -278,7 +272,7 @@ describe('re-pseudonymization', () => {
     expect(await migrate()).toMatchObject({ fromVersions: [1], toVersion: 2, tablesMigrated: 1, migrated: true });
     expect(await migrate()).toMatchObject({ migrated: false });
 
-    const after = (await readParquet(clients.s3, output.bucket, output.key)).rows;
+    const after = (await readParquet(clients().s3, output.bucket, output.key)).rows;
     expect(after.every((r) => String(r.subject_id).startsWith('v2.'))).toBe(true);
     expect(after[0]!.subject_id).toBe(after[1]!.subject_id);
     const keys = await FileKeyStore.open(path.join(stackState().dataDir, 'keys'));
@@ -290,11 +284,11 @@ describe('re-pseudonymization', () => {
     const ids = ['R-1', 'R-1', 'R-2'];
     expect(dates).toEqual(originals.map((d, i) => d + dateShiftDays(v2.material, ids[i]!, 60) * day));
     expect(before.map((r) => r.arm)).toEqual(after.map((r) => r.arm));
-    expect(await objectVersions(clients.s3, output.bucket, output.key)).toBe(1);
+    expect(await objectVersions(clients().s3, output.bucket, output.key)).toBe(1);
 
     const record = JSON.parse(
       (
-        await readObjectText(clients.s3, getJurisdiction('eu').buckets.catalog, `datasets/${ingested.datasetId}.json`)
+        await readObjectText(clients().s3, getJurisdiction('eu').buckets.catalog, `datasets/${ingested.datasetId}.json`)
       ).toString('utf8'),
     );
     expect(record.keyVersions).toEqual([2]);
@@ -307,14 +301,14 @@ describe('consent re-import', () => {
     const study = 'ST-REIMPORT';
     const header = 'subject_id,scopes,status,icf_version,given_on,withdrawn_on\n';
     const first = await importConsentCsv(
-      clients,
+      clients(),
       `${header}C-1,primary-research,given,v1,2025-01-01,\nC-2,primary-research,given,v1,2025-01-01,\n`,
       'eu',
       study,
     );
     expect(first.conflicts).toBe(0);
     const second = await importConsentCsv(
-      clients,
+      clients(),
       `${header}C-1,primary-research,withdrawn,v1,2025-01-01,2025-02-01\nC-2,biobank,given,v1,2025-01-01,\n`,
       'eu',
       study,
@@ -325,7 +319,7 @@ describe('consent re-import', () => {
       'visits.csv':
         'subject_id,visit_date,zip,age,birth_date,ethnicity,arm\nC-1,2025-03-01,,,,,A\nC-2,2025-03-02,,,,,A\n',
     });
-    const result = await ingestDir(clients, dir);
+    const result = await ingestDir(clients(), dir);
     expect(result.record.rows).toEqual({
       in: 2,
       curated: 0,

@@ -1,38 +1,26 @@
 import { symlink, unlink, writeFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { getJurisdiction } from '../../jurisdictions';
-import { datasetIdFor } from '../../workflows/contracts';
-import { listObjects, readObjectText } from '../../lib/objects';
-import { landingPrefix } from '../../lib/submit';
-import {
-  connect,
-  importConsentCsv,
-  ingestDir,
-  ingestRejected,
-  smallMetadata,
-  tempDir,
-  writeBag,
-  type TestClients,
-} from '../helpers';
+import { datasetIdFor } from '../../contracts';
+import { listObjects, readObjectText } from '../../lib/storage/objects';
+import { landingPrefix } from '../../lib/client/submit';
+import { importConsentCsv, ingestDir, ingestRejected, smallMetadata, tempDir, writeBag } from '../helpers';
+import { useClients } from '../harness';
 
 const STUDY = 'ST-REJECT';
 const GOOD_CSV =
   'subject_id,full_name,visit_date,score,note\nR-1,Ann Smith,2025-01-02,3,ok\nR-2,Bob Jones,2025-01-03,4,\n';
 const buckets = getJurisdiction('eu').buckets;
 
-let clients: TestClients;
+const clients = useClients();
 beforeAll(async () => {
-  clients = await connect();
   await importConsentCsv(
-    clients,
+    clients(),
     'subject_id,scopes,status,icf_version,given_on\nR-1,primary-research,given,v1,2024-01-01\nR-2,primary-research,given,v1,2024-01-01\n',
     'eu',
     STUDY,
   );
-});
-afterAll(async () => {
-  await clients.close();
 });
 
 async function bag(
@@ -45,22 +33,22 @@ async function bag(
 
 /** Rejects, quarantines with the reasons, curates nothing, leaves landing empty; returns the message. */
 async function expectRejected(dir: string): Promise<string> {
-  const rejected = await ingestRejected(clients, dir);
+  const rejected = await ingestRejected(clients(), dir);
   expect(rejected.app.type).toBe('PackageRejected');
   expect(rejected.app.nonRetryable).toBe(true);
   expect(rejected.problems.length).toBeGreaterThan(0);
   const datasetId = datasetIdFor('eu', rejected.packageId);
-  expect(await listObjects(clients.s3, buckets.curated, `datasets/${datasetId}/`)).toEqual([]);
-  expect(await listObjects(clients.s3, buckets.catalog, `datasets/${datasetId}`)).toEqual([]);
-  expect(await listObjects(clients.s3, buckets.landing, landingPrefix(rejected.packageId))).toEqual([]);
+  expect(await listObjects(clients().s3, buckets.curated, `datasets/${datasetId}/`)).toEqual([]);
+  expect(await listObjects(clients().s3, buckets.catalog, `datasets/${datasetId}`)).toEqual([]);
+  expect(await listObjects(clients().s3, buckets.landing, landingPrefix(rejected.packageId))).toEqual([]);
   const note = JSON.parse(
-    (await readObjectText(clients.s3, buckets.quarantine, `packages/${rejected.packageId}/rejection.json`)).toString(
+    (await readObjectText(clients().s3, buckets.quarantine, `packages/${rejected.packageId}/rejection.json`)).toString(
       'utf8',
     ),
   ) as { reason: string; problems: unknown[] };
   expect(note.reason).toBe(rejected.app.message);
   expect(note.problems).toEqual(rejected.problems);
-  const quarantined = await listObjects(clients.s3, buckets.quarantine, `packages/${rejected.packageId}/payload/`);
+  const quarantined = await listObjects(clients().s3, buckets.quarantine, `packages/${rejected.packageId}/payload/`);
   expect(quarantined.map((o) => o.key.split('/payload/')[1])).toContain('manifest-sha256.txt');
   return rejected.app.message;
 }
@@ -183,7 +171,7 @@ describe('bad packages are rejected, quarantined, and nothing is curated', () =>
   it('keeps serving: a good package after all the bad ones is curated', async () => {
     const dir = await bag({ 'data/visits.csv': GOOD_CSV.replace('2025-01-03', '2025-01-09') });
     await mkdir(path.join(dir, 'data'), { recursive: true });
-    const result = await ingestDir(clients, dir);
+    const result = await ingestDir(clients(), dir);
     expect(result.outcome).toBe('curated');
     expect(result.record.rows).toEqual({ in: 2, curated: 2, excluded: 0, excludedByReason: {} });
   });

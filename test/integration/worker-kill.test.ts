@@ -1,32 +1,18 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { getJurisdiction } from '../../jurisdictions';
 import { StackStateSchema } from '../../schemas/config';
-import { generateDemoPackage } from '../../lib/demo';
-import { listObjects } from '../../lib/objects';
-import { isAlive } from '../../lib/process';
-import { readLocalPackage, submitPackage } from '../../lib/submit';
-import { ingestProgressQuery } from '../../workflows/contracts';
-import {
-  connect,
-  expectedCurated,
-  importConsentCsv,
-  objectVersions,
-  STEWARD,
-  stackState,
-  tempDir,
-  type TestClients,
-} from '../helpers';
+import { generateDemoPackage } from '../../cli/demo/generate';
+import { listObjects } from '../../lib/storage/objects';
+import { isAlive } from '../../lib/stack/process';
+import { readLocalPackage, submitPackage } from '../../lib/client/submit';
+import { ingestProgressQuery } from '../../contracts';
+import { expectedCurated, importConsentCsv, objectVersions, STEWARD, stackState, tempDir } from '../helpers';
+import { useClients } from '../harness';
 
-let clients: TestClients;
-beforeAll(async () => {
-  clients = await connect();
-});
-afterAll(async () => {
-  await clients.close();
-});
+const clients = useClients();
 
 async function euWorkerPid(): Promise<number | null> {
   const state = StackStateSchema.parse(
@@ -45,9 +31,9 @@ it('a worker killed with SIGKILL mid-curation is restarted and the ingestion com
     subjects: 2000,
     seed: 21,
   });
-  await importConsentCsv(clients, await readFile(generated.consentFile, 'utf8'), 'eu', 'ST-KILL');
+  await importConsentCsv(clients(), await readFile(generated.consentFile, 'utf8'), 'eu', 'ST-KILL');
   const pkg = await readLocalPackage(generated.packageDir);
-  const { handle } = await submitPackage({ client: clients.client, s3: clients.s3, principal: STEWARD }, pkg);
+  const { handle } = await submitPackage({ client: clients().client, s3: clients().s3, principal: STEWARD }, pkg);
 
   const deadline = Date.now() + 120_000;
   while ((await handle.query(ingestProgressQuery)).phase !== 'curating') {
@@ -78,6 +64,6 @@ it('a worker killed with SIGKILL mid-curation is restarted and the ingestion com
   expect(result.record.rows.in).toBe(total.in);
   expect(result.record.rows.curated).toBe(total.curated);
   const buckets = getJurisdiction('eu').buckets;
-  expect(await listObjects(clients.s3, buckets.catalog, `datasets/${result.datasetId}`)).toHaveLength(1);
-  expect(await objectVersions(clients.s3, buckets.curated, `datasets/${result.datasetId}/`)).toBe(4);
+  expect(await listObjects(clients().s3, buckets.catalog, `datasets/${result.datasetId}`)).toHaveLength(1);
+  expect(await objectVersions(clients().s3, buckets.curated, `datasets/${result.datasetId}/`)).toBe(4);
 });

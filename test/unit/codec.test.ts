@@ -3,8 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
-import { AesGcmPayloadCodec } from '../../lib/codec';
-import { FileKeyStore } from '../../lib/keystore';
+import { AesGcmPayloadCodec } from '../../lib/crypto/codec';
+import { FileKeyStore } from '../../lib/crypto/keystore';
 
 async function store() {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'steward-keys-'));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { inLanes } from '../../lib/lanes';
+import { inLanes } from '../../lib/runtime/lanes';
 
 const tick = () => new Promise((resolve) => setImmediate(resolve));
 

@@ -7,8 +7,8 @@ import {
   parseTagFile,
   summarizeProblems,
   unsafePathReason,
-} from '../../lib/package';
-import type { PackageProblem } from '../../schemas/workflows';
+} from '../../lib/package/rules';
+import type { PackageProblem } from '../../schemas/ingest';
 
 describe('unsafePathReason', () => {
   it.each([

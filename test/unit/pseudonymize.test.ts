@@ -1,7 +1,13 @@
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { PARALLEL_THRESHOLD, TokenPool } from '../../lib/token-pool';
-import { canonicalizeIdentifier, dateShiftDays, tokenize, Tokenizer, tokenKeyVersion } from '../../lib/pseudonymize';
+import { PARALLEL_THRESHOLD, TokenPool } from '../../lib/crypto/token-pool';
+import {
+  canonicalizeIdentifier,
+  dateShiftDays,
+  tokenize,
+  Tokenizer,
+  tokenKeyVersion,
+} from '../../lib/crypto/pseudonymize';
 
 const key = Buffer.alloc(32, 7);
 

@@ -1,18 +1,27 @@
+import { Duration } from 'luxon';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { getJurisdiction, JURISDICTION_IDS, JURISDICTIONS } from '../../jurisdictions';
 import { JurisdictionSchema } from '../../schemas/jurisdiction';
 import { PackageMetadataSchema } from '../../schemas/package';
 import { ConsentCsvRowSchema, type ConsentEntry } from '../../schemas/consent';
-import { consentExclusion, newerConsent } from '../../lib/consent';
-import { parseMemoryLimit } from '../../lib/tabular';
+import { consentExclusion, newerConsent } from '../../lib/consent/rules';
+import { parseMemoryLimit } from '../../lib/tabular/load';
 import { smallMetadata } from '../helpers';
 
 describe('jurisdictions', () => {
   it('are all valid data with a retention rule and legal basis per data class', () => {
     expect(JURISDICTION_IDS).toEqual(['ch', 'eu', 'uk', 'us']);
     for (const j of Object.values(JURISDICTIONS)) {
-      expect(JurisdictionSchema.parse(j)).toEqual(j);
+      // Buckets are named after the jurisdiction and their role, so no two jurisdictions can share one.
+      for (const [role, bucket] of Object.entries(j.buckets)) expect(bucket).toBe(`steward-${j.id}-${role}`);
+      // Every retention duration is a real, positive span of time with a stated legal basis.
+      for (const [dataClass, rule] of Object.entries(j.retention)) {
+        const duration = Duration.fromISO(rule.duration);
+        expect(duration.isValid, `${j.id} ${dataClass}`).toBe(true);
+        expect(duration.as('days'), `${j.id} ${dataClass}`).toBeGreaterThan(0);
+        expect(rule.legalBasis.length, `${j.id} ${dataClass}`).toBeGreaterThan(10);
+      }
       expect(Object.keys(j.retention)).toEqual(
         expect.arrayContaining(['clinical-trial', 'raw-staging', 'access-export']),
       );

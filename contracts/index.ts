@@ -1,0 +1,133 @@
+/**
+ * The contracts every part of Steward shares: task queues, workflow ids, queries, signals and updates, search attributes
+ * and failure types. Workflows, activities, workers, the CLI and tests import them from here, never from each other.
+ * Pure and deterministic: safe inside workflows.
+ */
+import { ApplicationFailure, defineSearchAttributeKey } from '@temporalio/common';
+import { defineQuery, defineSignal } from '@temporalio/workflow';
+import type { CatalogMutationReply, CatalogMutationRequest } from '../schemas/catalog';
+import type { IngestProgress } from '../schemas/ingest';
+
+/** Task queue of a jurisdiction's worker. Polled only by workers started for that jurisdiction. */
+export function ingestTaskQueue(jurisdiction: string): string {
+  return `ingest.${jurisdiction}`;
+}
+
+/** Same package (same manifest and metadata digest) → same workflow id → one dataset. */
+export function ingestWorkflowId(jurisdiction: string, packageId: string): string {
+  return `ingest-${jurisdiction}-${packageId}`;
+}
+
+export function datasetIdFor(jurisdiction: string, packageId: string): string {
+  return `ds-${jurisdiction}-${packageId}`;
+}
+
+/** The jurisdiction a dataset id names (`ds-<jurisdiction>-<24 hex digits>`), or undefined for anything else. */
+export function jurisdictionOfDatasetId(datasetId: string): string | undefined {
+  return /^ds-([a-z]{2,8})-[0-9a-f]{24}$/.exec(datasetId)?.[1];
+}
+
+/** The same consent file for the same study is one import. */
+export function consentImportWorkflowId(jurisdiction: string, studyId: string, sha256: string): string {
+  return `consent-import-${jurisdiction}-${studyId}-${sha256.slice(0, 24)}`;
+}
+
+/** Requests a person makes carry a request id: a retried command finds the run its first attempt started. */
+export function keyRotationWorkflowId(jurisdiction: string, studyId: string, requestId: string): string {
+  return `keys-rotate-${jurisdiction}-${studyId}-${requestId}`;
+}
+
+export function consentWithdrawalWorkflowId(jurisdiction: string, studyId: string, requestId: string): string {
+  return `consent-withdraw-${jurisdiction}-${studyId}-${requestId}`;
+}
+
+export function reidentifyWorkflowId(jurisdiction: string, studyId: string, requestId: string): string {
+  return `reidentify-${jurisdiction}-${studyId}-${requestId}`;
+}
+
+/** One migration of a dataset at a time: a request while one runs joins it. */
+export function rePseudonymizeWorkflowId(datasetId: string): string {
+  return `repseudonymize-${datasetId}`;
+}
+
+/** A request id: what a person passes with `--request-id` to resume a command, or what the CLI makes up and prints. */
+export const REQUEST_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{5,63}$/;
+
+/**
+ * The single writer of one mutable catalog object (a dataset record, a study's vault): changes are applied one at a
+ * time, so none is lost to a concurrent one.
+ */
+export function catalogWriterWorkflowId(jurisdiction: string, target: string): string {
+  return `catalog-writer-${jurisdiction}-${target.replace('/', '-')}`;
+}
+
+export const ingestProgressQuery = defineQuery<IngestProgress>('ingestProgress');
+
+/** To a catalog writer: apply this change, then signal the outcome to `replyTo`. */
+export const applyCatalogMutationSignal = defineSignal<[CatalogMutationRequest]>('applyCatalogMutation');
+/** A catalog writer's counts: changes applied by this run, and queued. */
+export const catalogWriterStatusQuery = defineQuery<{ applied: number; queued: number }>('catalogWriterStatus');
+/** From a catalog writer: the outcome of a change. */
+export const catalogMutationDoneSignal = defineSignal<[CatalogMutationReply]>('catalogMutationDone');
+
+/** Kinds of request, as the `RequestKind` search attribute shows them. */
+export const RequestKind = {
+  Ingestion: 'ingestion',
+  ConsentImport: 'consent-import',
+  ConsentWithdrawal: 'consent-withdrawal',
+  KeyRotation: 'key-rotation',
+  Reidentification: 'reidentify',
+  RePseudonymization: 'repseudonymize',
+} as const;
+export type RequestKind = (typeof RequestKind)[keyof typeof RequestKind];
+
+/** Search attributes on Steward's workflows: ids and kinds only, never personal data. */
+export const SEARCH_ATTRIBUTES = {
+  jurisdiction: defineSearchAttributeKey('Jurisdiction', 'KEYWORD'),
+  studyId: defineSearchAttributeKey('StudyId', 'KEYWORD'),
+  datasetId: defineSearchAttributeKey('DatasetId', 'KEYWORD'),
+  requestId: defineSearchAttributeKey('RequestId', 'KEYWORD'),
+  requestKind: defineSearchAttributeKey('RequestKind', 'KEYWORD'),
+} as const;
+
+/** `temporal server start-dev` flags registering every search attribute above (docker-compose lists the same). */
+export function searchAttributeFlags(): string[] {
+  return Object.values(SEARCH_ATTRIBUTES).flatMap((key) => ['--search-attribute', `${key.name}=Keyword`]);
+}
+
+/**
+ * Types of non-retryable failures: every one Steward raises. The Temporal UI shows the type; the CLI maps some to
+ * exit codes.
+ */
+export const ErrorType = {
+  /** A package failed verification or validation; it was moved to quarantine. */
+  PackageRejected: 'PackageRejected',
+  /** A consent file failed validation; nothing was imported. */
+  ConsentImportRejected: 'ConsentImportRejected',
+  /** A key is missing, destroyed or cannot be unsealed. */
+  KeyUnavailable: 'KeyUnavailable',
+  AccessDenied: 'AccessDenied',
+  /** A bucket, object or package of another jurisdiction was named. */
+  JurisdictionViolation: 'JurisdictionViolation',
+  DatasetNotFound: 'DatasetNotFound',
+  /** A token has no re-identification vault entry, so it cannot be re-keyed. */
+  VaultEntryMissing: 'VaultEntryMissing',
+  /** A workflow or activity input failed its schema. */
+  InvalidInput: 'InvalidInput',
+} as const;
+export type ErrorType = (typeof ErrorType)[keyof typeof ErrorType];
+
+/** A failure that retrying cannot fix, of one of the types above; `cause` keeps the original error in the chain. */
+export function nonRetryable(
+  type: ErrorType,
+  message: string,
+  options: { details?: unknown[]; cause?: Error } = {},
+): ApplicationFailure {
+  return ApplicationFailure.create({
+    type,
+    message,
+    nonRetryable: true,
+    ...(options.details ? { details: options.details } : {}),
+    ...(options.cause ? { cause: options.cause } : {}),
+  });
+}

@@ -1,0 +1,55 @@
+import { createReadStream } from 'node:fs';
+
+import path from 'node:path';
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { Client } from '@temporalio/client';
+import { getJurisdiction } from '../../jurisdictions';
+import type { Principal } from '../../schemas/common';
+import type { ImportConsentResult } from '../../schemas/consent';
+import type { importConsentWorkflow } from '../../workflows';
+import { consentImportWorkflowId, ingestTaskQueue, RequestKind, SEARCH_ATTRIBUTES } from '../../contracts';
+import { startOrAttach } from './start';
+import { hashFile } from '../storage/objects';
+
+/** Uploads a consent CSV to the jurisdiction's landing bucket and runs its import; the same file twice is one import. */
+export async function importConsent(
+  ctx: { client: Client; s3: S3Client; principal: Principal },
+  file: string,
+  jurisdictionId: string,
+  studyId: string,
+): Promise<ImportConsentResult> {
+  const jurisdiction = getJurisdiction(jurisdictionId);
+  const { sha256, bytes } = await hashFile(file);
+  const key = `consent/${studyId}/${sha256}.csv`;
+  await ctx.s3.send(
+    new PutObjectCommand({
+      Bucket: jurisdiction.buckets.landing,
+      Key: key,
+      Body: createReadStream(file),
+      ContentLength: bytes,
+      ChecksumAlgorithm: 'SHA256',
+      ChecksumSHA256: Buffer.from(sha256, 'hex').toString('base64'),
+    }),
+  );
+  const workflowId = consentImportWorkflowId(jurisdiction.id, studyId, sha256);
+  const { handle } = await startOrAttach<typeof importConsentWorkflow>(ctx.client, 'importConsentWorkflow', {
+    args: [
+      {
+        jurisdiction: jurisdiction.id,
+        studyId,
+        source: { bucket: jurisdiction.buckets.landing, key, sha256 },
+        fileName: path.basename(file),
+        submittedBy: ctx.principal,
+      },
+    ],
+    taskQueue: ingestTaskQueue(jurisdiction.id),
+    workflowId,
+    workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
+    typedSearchAttributes: [
+      { key: SEARCH_ATTRIBUTES.jurisdiction, value: jurisdiction.id },
+      { key: SEARCH_ATTRIBUTES.studyId, value: studyId },
+      { key: SEARCH_ATTRIBUTES.requestKind, value: RequestKind.ConsentImport },
+    ],
+  });
+  return handle.result();
+}

@@ -1,0 +1,113 @@
+import { existsSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+import type { Principal } from '../../schemas/common';
+import { PrincipalSchema } from '../../schemas/common';
+import {
+  ConfigFileSchema,
+  StackStateSchema,
+  type ConfigFile,
+  type S3Endpoint,
+  type StackState,
+  type TemporalEndpoint,
+} from '../../schemas/config';
+import { JURISDICTION_IDS } from '../../jurisdictions';
+import { EXIT, UserError } from './errors';
+
+export interface StewardConfig {
+  dataDir: string;
+  temporal: TemporalEndpoint;
+  s3For(jurisdiction: string): S3Endpoint;
+  principal: Principal;
+  masterKey: string | undefined;
+  jurisdictions: string[];
+  stack: StackState | undefined;
+}
+
+export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
+  return path.resolve(env.STEWARD_DATA_DIR ?? path.join(process.cwd(), '.steward'));
+}
+
+export function stackFile(dataDir: string): string {
+  return path.join(dataDir, 'stack.json');
+}
+
+function readJson<T>(file: string, schema: z.ZodType<T>): T {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (error) {
+    throw new UserError(`${file}: cannot be read as JSON (${(error as Error).message})`);
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) throw new UserError(`${file}: invalid\n${z.prettifyError(parsed.error)}`);
+  return parsed.data;
+}
+
+export function readStackState(dataDir: string): StackState | undefined {
+  const file = stackFile(dataDir);
+  return existsSync(file) ? readJson(file, StackStateSchema) : undefined;
+}
+
+function parsePrincipal(value: string, source: string): Principal {
+  const [id, role] = value.split(':');
+  const parsed = PrincipalSchema.safeParse({ id, role });
+  if (!parsed.success) {
+    throw new UserError(
+      `${source}: "${value}" is not a principal of the form NAME:ROLE (roles: steward, dpo, ops, auditor)`,
+    );
+  }
+  return parsed.data;
+}
+
+/**
+ * One validated configuration from the environment, an optional config file and the embedded stack's state file.
+ * Precedence: environment, then config file, then the running embedded stack.
+ */
+export function loadConfig(options: { dataDir?: string; principal?: string } = {}, env = process.env): StewardConfig {
+  const dataDir = options.dataDir ? path.resolve(options.dataDir) : defaultDataDir(env);
+  const configPath = env.STEWARD_CONFIG ?? path.join(dataDir, 'config.json');
+  const file: ConfigFile = existsSync(configPath) ? readJson(configPath, ConfigFileSchema) : {};
+  const stack = readStackState(dataDir);
+
+  const temporal: TemporalEndpoint | undefined = env.STEWARD_TEMPORAL_ADDRESS
+    ? { address: env.STEWARD_TEMPORAL_ADDRESS, namespace: env.STEWARD_TEMPORAL_NAMESPACE ?? 'default' }
+    : (file.temporal ?? (stack ? { address: stack.temporal.address, namespace: stack.temporal.namespace } : undefined));
+
+  const envS3: S3Endpoint | undefined =
+    env.STEWARD_S3_ENDPOINT && env.STEWARD_S3_ACCESS_KEY_ID && env.STEWARD_S3_SECRET_ACCESS_KEY
+      ? {
+          endpoint: env.STEWARD_S3_ENDPOINT,
+          region: env.STEWARD_S3_REGION ?? 'us-east-1',
+          accessKeyId: env.STEWARD_S3_ACCESS_KEY_ID,
+          secretAccessKey: env.STEWARD_S3_SECRET_ACCESS_KEY,
+          forcePathStyle: true,
+        }
+      : undefined;
+  const defaultS3 = envS3 ?? file.s3 ?? (stack ? { ...stack.s3 } : undefined);
+
+  const notRunning = `no Steward stack is running for data dir ${dataDir}: start one with \`steward up\`, or point STEWARD_TEMPORAL_ADDRESS and STEWARD_S3_* (or STEWARD_CONFIG) at an existing deployment`;
+  const principalSource = options.principal ?? env.STEWARD_PRINCIPAL;
+  return {
+    dataDir,
+    get temporal(): TemporalEndpoint {
+      if (!temporal) throw new UserError(notRunning, EXIT.notRunning);
+      return temporal;
+    },
+    s3For(jurisdiction: string): S3Endpoint {
+      const found = file.s3ByJurisdiction?.[jurisdiction] ?? defaultS3;
+      if (!found) throw new UserError(notRunning, EXIT.notRunning);
+      return found;
+    },
+    principal: principalSource
+      ? parsePrincipal(principalSource, options.principal ? '--as' : 'STEWARD_PRINCIPAL')
+      : (file.principal ?? {
+          id: os.userInfo().username.replace(/[^A-Za-z0-9._@-]/g, '_') || 'steward',
+          role: 'steward',
+        }),
+    masterKey: env.STEWARD_MASTER_KEY,
+    jurisdictions: file.jurisdictions ?? (stack ? Object.keys(stack.jurisdictions) : JURISDICTION_IDS),
+    stack,
+  };
+}

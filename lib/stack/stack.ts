@@ -1,0 +1,318 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ListBucketsCommand } from '@aws-sdk/client-s3';
+import { Connection } from '@temporalio/client';
+import { bundleWorkflowCode } from '@temporalio/worker';
+import { searchAttributeFlags } from '../../contracts';
+import { getJurisdiction } from '../../jurisdictions';
+import type { StackState } from '../../schemas/config';
+import { FAILURE_CONVERTER_PATH } from '../client/temporal';
+import { stackFile } from '../runtime/config';
+import { ensureJurisdictionBuckets } from '../storage/buckets';
+import { createS3Client } from '../storage/s3';
+import { freePort } from './ports';
+import { Supervisor, tailOfLog, type StackEvent } from './supervisor';
+import { ensureTool } from './tools';
+
+export type { StackEvent } from './supervisor';
+export { tailOfLog } from './supervisor';
+
+export interface StackOptions {
+  dataDir: string;
+  jurisdictions: string[];
+  onEvent?: (event: StackEvent) => void;
+  /** Extra environment for worker processes (e.g. STEWARD_WORKER_MEMORY_MB). */
+  workerEnv?: Record<string, string>;
+}
+
+function isWorkerSource(): boolean {
+  return __filename.endsWith('.ts');
+}
+
+/** The workflows entry file, as source (.ts) when running from source, else compiled (.js). */
+export function workflowsPath(): string {
+  return path.join(__dirname, '..', '..', 'workflows', isWorkerSource() ? 'index.ts' : 'index.js');
+}
+
+function workerEntry(): { command: string; args: string[] } {
+  if (isWorkerSource()) {
+    return {
+      command: process.execPath,
+      args: ['--import', require.resolve('tsx'), path.join(__dirname, '..', '..', 'workers', 'main.ts')],
+    };
+  }
+  return { command: process.execPath, args: [path.join(__dirname, '..', '..', 'workers', 'main.js')] };
+}
+
+/** STEWARD_WORKER_MEMORY_MB caps a worker's JS heap; DuckDB's share is set by the worker from the same figure. */
+function memoryFlags(workerEnv: Record<string, string> | undefined): string[] {
+  const mb = Number(workerEnv?.STEWARD_WORKER_MEMORY_MB ?? process.env.STEWARD_WORKER_MEMORY_MB);
+  return Number.isFinite(mb) && mb > 0 ? [`--max-old-space-size=${Math.max(64, Math.floor(mb / 2))}`] : [];
+}
+
+async function retryUntil<T>(what: string, timeoutMs: number, fn: () => Promise<T>, log: string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      return await fn();
+    } catch (error) {
+      last = error;
+      await sleep(250);
+    }
+  }
+  throw new Error(
+    `${what} did not become healthy within ${timeoutMs / 1000}s: ${(last as Error)?.message ?? last}\nlast lines of ${log}:\n${tailOfLog(log)}`,
+  );
+}
+
+/**
+ * The embedded stack: Temporal dev server, versitygw, and one worker per jurisdiction, on free loopback ports, with
+ * state under one data directory. Children that crash are reported and restarted.
+ */
+export class Stack {
+  private readonly supervisor: Supervisor;
+  state!: StackState;
+
+  private constructor(private readonly options: StackOptions) {
+    this.supervisor = new Supervisor(
+      path.join(options.dataDir, 'logs'),
+      (event) => this.emit(event),
+      () => this.writeState(),
+    );
+  }
+
+  static async start(options: StackOptions): Promise<Stack> {
+    const stack = new Stack(options);
+    try {
+      await stack.boot();
+    } catch (error) {
+      await stack.stop();
+      throw error;
+    }
+    return stack;
+  }
+
+  private emit(event: StackEvent): void {
+    this.options.onEvent?.(event);
+  }
+
+  private async boot(): Promise<void> {
+    const { dataDir } = this.options;
+    const jurisdictions = this.options.jurisdictions.map(getJurisdiction);
+    for (const dir of ['logs', 'temporal', 's3/data', 's3/versions', 's3/iam']) {
+      await mkdir(path.join(dataDir, dir), { recursive: true });
+    }
+    const step = (message: string) => this.emit({ kind: 'step', message });
+    const temporalBin = await ensureTool('temporal', step);
+    const versitygwBin = await ensureTool('versitygw', step);
+    const credentials = await rootCredentials(dataDir);
+    const [grpcPort, uiPort, httpPort, metricsPort, s3Port] = [
+      await freePort(),
+      await freePort(),
+      await freePort(),
+      await freePort(),
+      await freePort(),
+    ];
+    const temporalAddress = `127.0.0.1:${grpcPort}`;
+    const s3Endpoint = `http://127.0.0.1:${s3Port}`;
+
+    step(`starting Temporal dev server on ${temporalAddress}`);
+    this.supervisor.add('temporal', () =>
+      spawn(
+        temporalBin,
+        [
+          'server',
+          'start-dev',
+          '--ip',
+          '127.0.0.1',
+          '--port',
+          String(grpcPort),
+          '--ui-port',
+          String(uiPort),
+          '--http-port',
+          String(httpPort),
+          '--metrics-port',
+          String(metricsPort),
+          '--db-filename',
+          path.join(dataDir, 'temporal', 'temporal.db'),
+          '--log-level',
+          'warn',
+          ...searchAttributeFlags(),
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      ),
+    );
+
+    step(`starting versitygw on ${s3Endpoint}`);
+    this.supervisor.add('versitygw', () =>
+      spawn(
+        versitygwBin,
+        [
+          '--port',
+          `127.0.0.1:${s3Port}`,
+          '--iam-dir',
+          path.join(dataDir, 's3', 'iam'),
+          '--health',
+          '/health',
+          '--quiet',
+          'posix',
+          '--versioning-dir',
+          path.join(dataDir, 's3', 'versions'),
+          path.join(dataDir, 's3', 'data'),
+        ],
+        {
+          stdio: ['ignore', 'pipe', 'pipe'],
+          env: {
+            ...process.env,
+            ROOT_ACCESS_KEY_ID: credentials.accessKeyId,
+            ROOT_SECRET_ACCESS_KEY: credentials.secretAccessKey,
+          },
+        },
+      ),
+    );
+
+    const s3Config = { endpoint: s3Endpoint, region: 'us-east-1', forcePathStyle: true, ...credentials };
+    const s3 = createS3Client(s3Config);
+    await retryUntil(
+      'versitygw',
+      30_000,
+      () => s3.send(new ListBucketsCommand({})),
+      this.supervisor.logOf('versitygw'),
+    );
+    await retryUntil(
+      'Temporal dev server',
+      90_000,
+      () => temporalReady(temporalAddress),
+      this.supervisor.logOf('temporal'),
+    );
+
+    step('creating jurisdiction buckets');
+    for (const jurisdiction of jurisdictions) await ensureJurisdictionBuckets(s3, jurisdiction);
+    s3.destroy();
+
+    step('bundling workflow code');
+    const bundlePath = path.join(dataDir, 'workflow-bundle.js');
+    const { code } = await bundleWorkflowCode({
+      workflowsPath: workflowsPath(),
+      failureConverterPath: FAILURE_CONVERTER_PATH,
+      logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} },
+    });
+    await writeFile(bundlePath, code);
+
+    this.state = {
+      format: 'steward-stack/1',
+      pid: process.pid,
+      startedAt: new Date().toISOString(),
+      dataDir,
+      temporal: { address: temporalAddress, namespace: 'default', uiUrl: `http://127.0.0.1:${uiPort}`, pid: null },
+      s3: { ...s3Config, pid: null },
+      jurisdictions: Object.fromEntries(jurisdictions.map((j) => [j.id, { buckets: { ...j.buckets } }])),
+      workers: [],
+    };
+
+    const { command, args } = workerEntry();
+    for (const jurisdiction of jurisdictions) {
+      step(`starting ${jurisdiction.id} worker`);
+      const name = `worker-${jurisdiction.id}`;
+      this.supervisor.add(
+        name,
+        () =>
+          spawn(command, [...memoryFlags(this.options.workerEnv), ...args], {
+            stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+            env: {
+              ...process.env,
+              ...this.options.workerEnv,
+              STEWARD_JURISDICTION: jurisdiction.id,
+              STEWARD_DATA_DIR: dataDir,
+              STEWARD_WORKFLOW_BUNDLE: bundlePath,
+              STEWARD_TEMPORAL_ADDRESS: temporalAddress,
+              STEWARD_TEMPORAL_NAMESPACE: 'default',
+              STEWARD_S3_ENDPOINT: s3Endpoint,
+              STEWARD_S3_REGION: 'us-east-1',
+              STEWARD_S3_ACCESS_KEY_ID: credentials.accessKeyId,
+              STEWARD_S3_SECRET_ACCESS_KEY: credentials.secretAccessKey,
+            },
+          }),
+        (child) => workerReady(child, name),
+      );
+    }
+    await this.supervisor.ready();
+    this.supervisor.running = true;
+    await this.writeState();
+  }
+
+  /** Resolves never; rejects when a child crashes more often than it may be restarted. */
+  failed(): Promise<never> {
+    return this.supervisor.failed();
+  }
+
+  private async writeState(): Promise<void> {
+    if (!this.state) return;
+    this.state.temporal.pid = this.supervisor.pidOf('temporal');
+    this.state.s3.pid = this.supervisor.pidOf('versitygw');
+    this.state.workers = this.supervisor.children('worker-').map((w) => ({
+      jurisdiction: w.name.slice('worker-'.length),
+      pid: w.pid,
+      restarts: w.restarts,
+    }));
+    await writeFile(stackFile(this.options.dataDir), JSON.stringify(this.state, null, 2), { mode: 0o600 });
+  }
+
+  /** Stops workers first (they finish or hand back their tasks), then the servers. Safe to call twice. */
+  async stop(): Promise<void> {
+    await this.supervisor.stop(['worker-']);
+    if (this.state) await rm(stackFile(this.options.dataDir), { force: true });
+  }
+}
+
+/** The S3 root credentials of the embedded versitygw: generated on first start, kept mode 0600 under the data dir. */
+async function rootCredentials(dataDir: string): Promise<{ accessKeyId: string; secretAccessKey: string }> {
+  const file = path.join(dataDir, 's3', 'credentials.json');
+  if (!existsSync(file)) {
+    const generated = {
+      accessKeyId: `STW${randomBytes(8).toString('hex').toUpperCase()}`,
+      secretAccessKey: randomBytes(30).toString('base64url'),
+    };
+    await writeFile(file, JSON.stringify(generated, null, 2), { mode: 0o600, flag: 'wx' }).catch((e) => {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    });
+  }
+  return JSON.parse(readFileSync(file, 'utf8')) as { accessKeyId: string; secretAccessKey: string };
+}
+
+/** The dev server answers, and has registered Steward's search attributes (it does so right after it starts serving). */
+async function temporalReady(address: string): Promise<void> {
+  const connection = await Connection.connect({ address, connectTimeout: '2s' });
+  try {
+    await connection.workflowService.getSystemInfo({});
+    const attrs = await connection.operatorService.listSearchAttributes({ namespace: 'default' });
+    if (!attrs.customAttributes || !('RequestKind' in attrs.customAttributes))
+      throw new Error('search attributes pending');
+  } finally {
+    await connection.close();
+  }
+}
+
+/** A worker process says `ready` over IPC once it polls its task queue. */
+function workerReady(child: ChildProcess, name: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${name} did not start within 120s`)), 120_000);
+    child.on('message', (message: { type?: string }) => {
+      if (message?.type === 'ready') {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited with code ${code} while starting`));
+    });
+  });
+}
+
+export { isAlive } from './process';

@@ -1,0 +1,71 @@
+import { z } from 'zod';
+import { PrincipalSchema, StudyIdSchema } from './common';
+import { DatasetOutputSchema } from './dataset';
+import { DatasetIdSchema } from './ingest';
+import { KnownJurisdictionSchema } from '../jurisdictions';
+
+/**
+ * One shard of a study's re-identification vault: token → original identifier sealed with AES-256-GCM under the
+ * study's vault key (the token is the additional data). One shard per dataset.
+ */
+export const VaultShardSchema = z.object({
+  format: z.literal('steward-vault/1'),
+  jurisdiction: z.string(),
+  studyId: z.string(),
+  datasetId: z.string(),
+  keyId: z.string(),
+  entries: z.record(z.string(), z.string()),
+});
+export type VaultShard = z.infer<typeof VaultShardSchema>;
+
+export const ReidentifyInputSchema = z.object({
+  jurisdiction: KnownJurisdictionSchema,
+  studyId: StudyIdSchema,
+  token: z.string().regex(/^v\d+\.[A-Za-z0-9_-]{43}$/, 'must be a token such as v1.<43 characters>'),
+  reason: z.string().min(1),
+  requestedBy: PrincipalSchema,
+});
+export type ReidentifyInput = z.infer<typeof ReidentifyInputSchema>;
+
+export const ReidentifyResultSchema = z.object({ found: z.boolean(), identifier: z.string().nullable() });
+export type ReidentifyResult = z.infer<typeof ReidentifyResultSchema>;
+
+export const LookUpTokenInputSchema = ReidentifyInputSchema.pick({ studyId: true, token: true });
+export type LookUpTokenInput = z.infer<typeof LookUpTokenInputSchema>;
+
+export const RePseudonymizeDatasetInputSchema = z.object({ datasetId: DatasetIdSchema, requestedBy: PrincipalSchema });
+export type RePseudonymizeDatasetInput = z.infer<typeof RePseudonymizeDatasetInputSchema>;
+
+export const RePseudonymizeActivityInputSchema = z.object({ datasetId: DatasetIdSchema, at: z.iso.datetime() });
+export type RePseudonymizeActivityInput = z.infer<typeof RePseudonymizeActivityInputSchema>;
+
+export const RePseudonymizeResultSchema = z.object({
+  datasetId: z.string(),
+  fromVersions: z.array(z.number().int().positive()),
+  toVersion: z.number().int().positive(),
+  tablesMigrated: z.number().int().nonnegative(),
+  migrated: z.boolean(),
+});
+export type RePseudonymizeResult = z.infer<typeof RePseudonymizeResultSchema>;
+
+/** A re-identification attempt and its outcome, written to the jurisdiction's evidence bucket. */
+export const ReidentificationEventSchema = z.object({
+  eventId: z.string(),
+  at: z.iso.datetime(),
+  jurisdiction: KnownJurisdictionSchema,
+  principal: PrincipalSchema,
+  action: z.literal('reidentify'),
+  outcome: z.enum(['requested', 'denied', 'disclosed', 'not-found']),
+  studyId: StudyIdSchema,
+  subjectToken: z.string(),
+  reason: z.string(),
+  workflowId: z.string(),
+  runId: z.string(),
+});
+export type ReidentificationEvent = z.infer<typeof ReidentificationEventSchema>;
+
+export const RePseudonymizeActivityResultSchema = RePseudonymizeResultSchema.extend({
+  /** The dataset's outputs as stored after the migration, for the dataset record. */
+  outputs: z.array(DatasetOutputSchema),
+});
+export type RePseudonymizeActivityResult = z.infer<typeof RePseudonymizeActivityResultSchema>;

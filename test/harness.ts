@@ -1,0 +1,144 @@
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { WorkflowFailedError, type Client } from '@temporalio/client';
+import { ActivityFailure, ApplicationFailure, TemporalFailure } from '@temporalio/common';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { afterAll, beforeAll, expect } from 'vitest';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { createCatalogActivities } from '../activities/catalog';
+import { createConsentActivities } from '../activities/consent';
+import { createIngestActivities } from '../activities/ingest';
+import { createKeyActivities } from '../activities/keys';
+import { createRePseudonymizeActivities } from '../activities/repseudonymize';
+import { createVaultActivities } from '../activities/vault';
+import { getJurisdiction } from '../jurisdictions';
+import type { StackState } from '../schemas/config';
+import { connectClient, stewardDataConverter } from '../lib/client/temporal';
+import { FileKeyStore } from '../lib/crypto/keystore';
+import { createS3Client } from '../lib/storage/s3';
+import { KeyUnavailableInterceptor } from '../workers/interceptors';
+import { stackState, tempDir } from './helpers';
+
+export interface TestClients {
+  client: Client;
+  s3: S3Client;
+  keys: FileKeyStore;
+  state: StackState;
+  close(): Promise<void>;
+}
+
+export async function connect(state: StackState = stackState()): Promise<TestClients> {
+  const keys = await FileKeyStore.open(path.join(state.dataDir, 'keys'));
+  const client = await connectClient({ address: state.temporal.address, namespace: state.temporal.namespace }, keys);
+  const s3 = createS3Client(state.s3);
+  return {
+    client,
+    s3,
+    keys,
+    state,
+    async close() {
+      await client.connection.close();
+      s3.destroy();
+    },
+  };
+}
+
+/**
+ * Clients for one test file, connected before its tests and closed after: `const clients = useClients();` then
+ * `clients().client` inside tests.
+ */
+export function useClients(state?: () => StackState): () => TestClients {
+  let clients: TestClients | undefined;
+  beforeAll(async () => {
+    clients = await connect(state?.());
+  });
+  afterAll(async () => {
+    await clients?.close();
+  });
+  return () => {
+    if (!clients) throw new Error('clients are connected in beforeAll');
+    return clients;
+  };
+}
+
+/**
+ * Runs `fn` while an in-process worker polls a task queue of its own, with the real activities of one jurisdiction
+ * (the stack's S3 and key store), so a test's workflows run on nothing another test polls.
+ */
+export async function withWorker<T>(
+  clients: TestClients,
+  jurisdictionId: string,
+  fn: (taskQueue: string) => Promise<T>,
+): Promise<T> {
+  const jurisdiction = getJurisdiction(jurisdictionId);
+  const taskQueue = `test-${jurisdictionId}-${randomUUID()}`;
+  const scratchDir = await tempDir('steward-worker-');
+  const { s3, keys } = clients;
+  const connection = await NativeConnection.connect({ address: clients.state.temporal.address });
+  const worker = await Worker.create({
+    connection,
+    taskQueue,
+    workflowBundle: { codePath: path.join(clients.state.dataDir, 'workflow-bundle.js') },
+    activities: {
+      ...createIngestActivities({ s3, keys, jurisdiction, scratchDir, workDir: path.join(scratchDir, 'work') }),
+      ...createCatalogActivities({ s3, jurisdiction }),
+      ...createConsentActivities({ s3, keys, jurisdiction, scratchDir }),
+      ...createKeyActivities({ keys, jurisdiction }),
+      ...createVaultActivities({ s3, keys, jurisdiction }),
+      ...createRePseudonymizeActivities({ s3, keys, jurisdiction, scratchDir }),
+    },
+    dataConverter: stewardDataConverter(keys),
+    interceptors: { activity: [() => ({ inbound: new KeyUnavailableInterceptor() })] },
+  });
+  try {
+    return await worker.runUntil(fn(taskQueue));
+  } finally {
+    await connection.close();
+  }
+}
+
+/** The failure chain of a failed workflow, outermost first, by class name (and type, for application failures). */
+export function failureChain(error: unknown): string[] {
+  const chain: string[] = [];
+  let current: unknown = error;
+  while (current instanceof Error) {
+    chain.push(
+      current instanceof ApplicationFailure ? `ApplicationFailure(${current.type})` : current.constructor.name,
+    );
+    current = current instanceof WorkflowFailedError || current instanceof TemporalFailure ? current.cause : undefined;
+  }
+  return chain;
+}
+
+/** The innermost application failure of a failed workflow. */
+export function rootApplicationFailure(error: unknown): ApplicationFailure {
+  let current: unknown = error;
+  let found: ApplicationFailure | undefined;
+  while (current instanceof WorkflowFailedError || current instanceof TemporalFailure) {
+    if (current instanceof ApplicationFailure) found = current;
+    current = current.cause;
+  }
+  if (!found) throw new Error(`no ApplicationFailure in ${failureChain(error).join(' → ')}`);
+  return found;
+}
+
+/** Awaits a workflow expected to fail; returns its error for assertions on the chain. */
+export async function failureOf(promise: Promise<unknown>): Promise<WorkflowFailedError> {
+  const error = await promise.then(
+    () => new Error('expected the workflow to fail'),
+    (e: unknown) => e,
+  );
+  if (!(error instanceof WorkflowFailedError)) throw error;
+  return error;
+}
+
+/** Asserts a workflow was denied inside the workflow: WorkflowFailedError → ApplicationFailure(AccessDenied). */
+export async function expectDenied(promise: Promise<unknown>): Promise<string> {
+  const error = await failureOf(promise);
+  expect(failureChain(error)).toEqual(['WorkflowFailedError', 'ApplicationFailure(AccessDenied)']);
+  const root = rootApplicationFailure(error);
+  expect(root.nonRetryable).toBe(true);
+  return root.message;
+}
+
+export { ActivityFailure };

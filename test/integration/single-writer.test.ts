@@ -1,0 +1,124 @@
+import { randomUUID } from 'node:crypto';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { describe, expect, it } from 'vitest';
+import {
+  applyCatalogMutationSignal,
+  catalogWriterStatusQuery,
+  catalogWriterWorkflowId,
+  consentWithdrawalWorkflowId,
+  ingestTaskQueue,
+} from '../../contracts';
+import { getJurisdiction } from '../../jurisdictions';
+import type { CatalogMutationRequest } from '../../schemas/catalog';
+import type { Principal } from '../../schemas/common';
+import type { catalogWriterWorkflow, withdrawConsentWorkflow } from '../../workflows';
+import { tokenize } from '../../lib/crypto/pseudonymize';
+import { readVaultShards, sealIdentifier } from '../../lib/crypto/vault';
+import { readConsentRegistry } from '../../lib/storage/catalog';
+import { importConsentCsv } from '../helpers';
+import { useClients } from '../harness';
+
+const DPO: Principal = { id: 'dora-dpo', role: 'dpo' };
+const eu = getJurisdiction('eu');
+const clients = useClients();
+
+describe('consent registry', () => {
+  it('keeps every record of 8 concurrent imports and 8 concurrent withdrawals; the later decision wins', async () => {
+    const study = 'ST-CONCURRENT';
+    const header = 'subject_id,scopes,status,icf_version,given_on,withdrawn_on\n';
+    const subject = (i: number, j: number) => `C-${i}-${String(j).padStart(3, '0')}`;
+    // Import i holds its own 50 subjects, and says subject 0 of import i+1 withdrew on 2024-06-01: that later
+    // decision must win over import i+1's consent of 2024-01-01, whichever lands last.
+    const csv = (i: number) =>
+      header +
+      Array.from({ length: 50 }, (_, j) => `${subject(i, j)},primary-research,given,v1,2024-01-01,\n`).join('') +
+      `${subject((i + 1) % 8, 0)},primary-research,withdrawn,v1,2024-01-01,2024-06-01\n`;
+    const withdraw = (i: number) =>
+      clients().client.workflow.execute<typeof withdrawConsentWorkflow>('withdrawConsentWorkflow', {
+        args: [
+          {
+            jurisdiction: 'eu',
+            studyId: study,
+            subjectId: subject(i, 1),
+            scopes: [],
+            reason: 'asked',
+            requestedBy: DPO,
+          },
+        ],
+        taskQueue: ingestTaskQueue('eu'),
+        workflowId: consentWithdrawalWorkflowId('eu', study, randomUUID()),
+      });
+    await Promise.all([
+      ...Array.from({ length: 8 }, (_, i) => importConsentCsv(clients(), csv(i), 'eu', study)),
+      ...Array.from({ length: 8 }, (_, i) => withdraw(i)),
+    ]);
+
+    const key = await clients().keys.studyKey('eu', study);
+    const token = (id: string) => tokenize(key.material, key.version, id);
+    const registry = await readConsentRegistry(clients().s3, eu.buckets.catalog, 'eu', study, new Date().toISOString());
+    const byToken = new Map(registry.entries.map((e) => [e.token, e]));
+    expect(registry.entries).toHaveLength(400);
+    for (let i = 0; i < 8; i++) {
+      for (let j = 0; j < 50; j++) {
+        const entry = byToken.get(token(subject(i, j)));
+        expect(entry, subject(i, j)).toBeDefined();
+        expect(entry!.status, subject(i, j)).toBe(j === 0 || j === 1 ? 'withdrawn' : 'given');
+      }
+      expect(byToken.get(token(subject(i, 1)))!.withdrawal?.reason).toBe('asked');
+    }
+  });
+});
+
+describe('catalog writer', () => {
+  it('applies concurrent changes to one vault one at a time, losing none', async () => {
+    const study = 'ST-WRITER';
+    const { client, s3, keys } = clients();
+    const vaultKey = await keys.vaultKey('eu', study);
+    const tokens = Array.from({ length: 12 }, (_, i) => `v1.${String(i).padStart(43, 'T')}`);
+    await s3.send(
+      new PutObjectCommand({
+        Bucket: eu.buckets.catalog,
+        Key: `vault/${study}/ds-eu-${'0'.repeat(24)}.json`,
+        Body: JSON.stringify({
+          format: 'steward-vault/1',
+          jurisdiction: 'eu',
+          studyId: study,
+          datasetId: `ds-eu-${'0'.repeat(24)}`,
+          keyId: vaultKey.id,
+          entries: Object.fromEntries(tokens.map((t, i) => [t, sealIdentifier(vaultKey, t, `W-${i}`)])),
+        }),
+      }),
+    );
+    // Eight destructions of different entries of the one shard, sent at once: each is a read-change-write of the
+    // shard, so any two run side by side would bring back an entry the other destroyed.
+    const writerId = catalogWriterWorkflowId('eu', `vault/${study}`);
+    await Promise.all(
+      tokens.slice(0, 8).map((token) =>
+        client.workflow.signalWithStart<typeof catalogWriterWorkflow, [CatalogMutationRequest]>(
+          'catalogWriterWorkflow',
+          {
+            workflowId: writerId,
+            taskQueue: ingestTaskQueue('eu'),
+            args: [{ jurisdiction: 'eu', target: `vault/${study}` }],
+            signal: applyCatalogMutationSignal,
+            signalArgs: [
+              {
+                requestId: randomUUID(),
+                replyTo: 'nobody',
+                mutation: { kind: 'vault.entries-destroyed', studyId: study, tokens: [token] },
+              },
+            ],
+          },
+        ),
+      ),
+    );
+    const handle = client.workflow.getHandle(writerId);
+    const deadline = Date.now() + 60_000;
+    while ((await handle.query(catalogWriterStatusQuery)).applied < 8) {
+      if (Date.now() > deadline) throw new Error('the writer did not apply the eight changes');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const shards = await readVaultShards(s3, eu.buckets.catalog, study);
+    expect(Object.keys(shards[0]!.shard.entries).sort()).toEqual(tokens.slice(8).sort());
+  });
+});
