@@ -1,6 +1,10 @@
 import path from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
-import type { Client } from '@temporalio/client';
+import type { Client, WorkflowHandle, WorkflowStartOptions } from '@temporalio/client';
+import type { Workflow } from '@temporalio/common';
+import { ingestTaskQueue, SEARCH_ATTRIBUTES, type RequestKind } from '../contracts';
+import { startOrAttach } from '../lib/client/start';
+import { note } from './output';
 import { loadConfig, type StewardConfig } from '../lib/runtime/config';
 import { EXIT, UserError } from '../lib/runtime/errors';
 import { allowed, denialMessage, type Action } from '../lib/auth/roles';
@@ -55,6 +59,37 @@ export class CommandContext {
   authorize(action: Action): void {
     if (!allowed(this.config.principal, action))
       throw new UserError(denialMessage(this.config.principal, action), EXIT.denied);
+  }
+
+  /**
+   * Starts the workflow of a person's request, under an id made from its request id: a second run of the same
+   * command with the same `--request-id` finds the first run (running or finished) instead of starting another.
+   */
+  async startRequest<T extends Workflow>(
+    workflowType: string,
+    request: {
+      workflowId: string;
+      requestId: string;
+      kind: RequestKind;
+      jurisdiction: string;
+      studyId?: string;
+      args: Parameters<T>;
+    },
+  ): Promise<WorkflowHandle<T>> {
+    const { handle, started } = await startOrAttach<T>(await this.temporal(), workflowType, {
+      args: request.args,
+      taskQueue: ingestTaskQueue(request.jurisdiction),
+      workflowId: request.workflowId,
+      workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      typedSearchAttributes: [
+        { key: SEARCH_ATTRIBUTES.jurisdiction, value: request.jurisdiction },
+        ...(request.studyId ? [{ key: SEARCH_ATTRIBUTES.studyId, value: request.studyId }] : []),
+        { key: SEARCH_ATTRIBUTES.requestId, value: request.requestId },
+        { key: SEARCH_ATTRIBUTES.requestKind, value: request.kind },
+      ],
+    } as unknown as WorkflowStartOptions<T>);
+    if (!started) note(`found request ${request.requestId} started earlier; showing its outcome`);
+    return handle;
   }
 
   uiUrl(workflowId: string): string | undefined {

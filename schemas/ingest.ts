@@ -102,8 +102,6 @@ export const QuarantinePackageInputSchema = z.object({
 });
 export type QuarantinePackageInput = z.infer<typeof QuarantinePackageInputSchema>;
 
-export const QuarantinePackageResultSchema = ObjectLocationSchema;
-
 export const RecordDatasetInputSchema = z.object({
   datasetId: DatasetIdSchema,
   ingest: IngestPackageInputSchema,

@@ -5,18 +5,12 @@ import { ActivityFailure, ApplicationFailure, TemporalFailure } from '@temporali
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, expect } from 'vitest';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { createCatalogActivities } from '../activities/catalog';
-import { createConsentActivities } from '../activities/consent';
-import { createIngestActivities } from '../activities/ingest';
-import { createKeyActivities } from '../activities/keys';
-import { createRePseudonymizeActivities } from '../activities/repseudonymize';
-import { createVaultActivities } from '../activities/vault';
 import { getJurisdiction } from '../jurisdictions';
 import type { StackState } from '../schemas/config';
 import { connectClient, stewardDataConverter } from '../lib/client/temporal';
 import { FileKeyStore } from '../lib/crypto/keystore';
 import { createS3Client } from '../lib/storage/s3';
-import { KeyUnavailableInterceptor } from '../workers/interceptors';
+import { activityInterceptors, createJurisdictionActivities } from '../workers/activities';
 import { stackState, tempDir } from './helpers';
 
 export interface TestClients {
@@ -79,16 +73,15 @@ export async function withWorker<T>(
     connection,
     taskQueue,
     workflowBundle: { codePath: path.join(clients.state.dataDir, 'workflow-bundle.js') },
-    activities: {
-      ...createIngestActivities({ s3, keys, jurisdiction, scratchDir, workDir: path.join(scratchDir, 'work') }),
-      ...createCatalogActivities({ s3, jurisdiction }),
-      ...createConsentActivities({ s3, keys, jurisdiction, scratchDir }),
-      ...createKeyActivities({ keys, jurisdiction }),
-      ...createVaultActivities({ s3, keys, jurisdiction }),
-      ...createRePseudonymizeActivities({ s3, keys, jurisdiction, scratchDir }),
-    },
+    activities: createJurisdictionActivities({
+      s3,
+      keys,
+      jurisdiction,
+      scratchDir,
+      workDir: path.join(scratchDir, 'work'),
+    }),
     dataConverter: stewardDataConverter(keys),
-    interceptors: { activity: [() => ({ inbound: new KeyUnavailableInterceptor() })] },
+    interceptors: { activity: activityInterceptors },
   });
   try {
     return await worker.runUntil(fn(taskQueue));

@@ -8,7 +8,10 @@ import { type Client, WorkflowFailedError } from '@temporalio/client';
 import type { TestClients } from './harness';
 import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { inject } from 'vitest';
+import { ingestProgressQuery } from '../contracts';
+import { generateDemoPackage } from '../cli/demo/generate';
 import type { Principal } from '../schemas/common';
 import type { PackageMetadata } from '../schemas/package';
 import type { IngestPackageResult, PackageProblem } from '../schemas/ingest';
@@ -222,4 +225,24 @@ export async function expectedCurated(packageDir: string, consentFile: string, p
       (line) => (JSON.parse(line) as { subject_id: string }).subject_id,
     ),
   };
+}
+
+/**
+ * Generates a large EU package with its consent, submits it, and returns once its workflow is curating: for tests that
+ * interrupt curation (kill a worker, cancel).
+ */
+export async function submitUntilCurating(
+  clients: TestClients,
+  options: { studyId: string; rows: number; subjects: number; seed: number },
+) {
+  const generated = await generateDemoPackage({ out: await tempDir(), jurisdiction: 'eu', ...options });
+  await importConsentCsv(clients, await readFile(generated.consentFile, 'utf8'), 'eu', options.studyId);
+  const pkg = await readLocalPackage(generated.packageDir);
+  const { handle } = await submitPackage({ client: clients.client, s3: clients.s3, principal: STEWARD }, pkg);
+  const deadline = Date.now() + 120_000;
+  while ((await handle.query(ingestProgressQuery)).phase !== 'curating') {
+    if (Date.now() > deadline) throw new Error('curation never started');
+    await sleep(50);
+  }
+  return { generated, pkg, handle };
 }

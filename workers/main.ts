@@ -3,12 +3,6 @@ import { readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { getJurisdiction } from '../jurisdictions';
-import { createCatalogActivities } from '../activities/catalog';
-import { createConsentActivities } from '../activities/consent';
-import { createIngestActivities } from '../activities/ingest';
-import { createKeyActivities } from '../activities/keys';
-import { createVaultActivities } from '../activities/vault';
-import { createRePseudonymizeActivities } from '../activities/repseudonymize';
 import { ensureJurisdictionBuckets } from '../lib/storage/buckets';
 import { loadConfig } from '../lib/runtime/config';
 import { FileKeyStore } from '../lib/crypto/keystore';
@@ -17,7 +11,7 @@ import { isAlive } from '../lib/stack/process';
 import { createS3Client } from '../lib/storage/s3';
 import { connectionOptions, stewardDataConverter } from '../lib/client/temporal';
 import { ingestTaskQueue } from '../contracts';
-import { KeyUnavailableInterceptor } from './interceptors';
+import { activityInterceptors, createJurisdictionActivities } from './activities';
 
 /** DuckDB's buffer limit: STEWARD_DUCKDB_MEMORY_LIMIT, else a third of STEWARD_WORKER_MEMORY_MB, else 1GB. */
 function duckdbMemoryLimit(): string {
@@ -84,23 +78,16 @@ async function main(): Promise<void> {
       : {
           workflowsPath: path.join(__dirname, '..', 'workflows', __filename.endsWith('.ts') ? 'index.ts' : 'index.js'),
         }),
-    activities: {
-      ...createIngestActivities({
-        s3,
-        keys,
-        jurisdiction,
-        scratchDir,
-        workDir,
-        duckdbMemoryLimit: duckdbMemoryLimit(),
-      }),
-      ...createCatalogActivities({ s3, jurisdiction }),
-      ...createConsentActivities({ s3, keys, jurisdiction, scratchDir }),
-      ...createKeyActivities({ keys, jurisdiction }),
-      ...createVaultActivities({ s3, keys, jurisdiction }),
-      ...createRePseudonymizeActivities({ s3, keys, jurisdiction, scratchDir }),
-    },
+    activities: createJurisdictionActivities({
+      s3,
+      keys,
+      jurisdiction,
+      scratchDir,
+      workDir,
+      duckdbMemoryLimit: duckdbMemoryLimit(),
+    }),
     dataConverter: stewardDataConverter(keys),
-    interceptors: { activity: [() => ({ inbound: new KeyUnavailableInterceptor() })] },
+    interceptors: { activity: activityInterceptors },
     maxConcurrentActivityTaskExecutions: 2,
     // Heartbeats reach the server at least this often, so a cancellation reaches a long activity within seconds.
     maxHeartbeatThrottleInterval: '2s',

@@ -1,13 +1,12 @@
 import type { Command } from 'commander';
-import { consentWithdrawalWorkflowId, ingestTaskQueue, RequestKind, SEARCH_ATTRIBUTES } from '../../contracts';
+import { consentWithdrawalWorkflowId, RequestKind } from '../../contracts';
 import { getJurisdiction } from '../../jurisdictions';
 import { ConsentImportOptionsSchema, ConsentWithdrawOptionsSchema } from '../../schemas/cli';
 import type { withdrawConsentWorkflow } from '../../workflows';
 import { importConsent } from '../../lib/client/consent-import';
-import { startOrAttach } from '../../lib/client/start';
 import { CommandContext, type GlobalOptions } from '../context';
 import { parseOptions, requestIdOf } from '../options';
-import { note, printJson, say } from '../output';
+import { printJson, say } from '../output';
 
 export function registerConsentCommands(program: Command, globals: () => GlobalOptions): void {
   const consent = program.command('consent').description('manage the consent registry of a study');
@@ -27,32 +26,23 @@ export function registerConsentCommands(program: Command, globals: () => GlobalO
       ctx.authorize('consent.withdraw');
       try {
         const requestId = requestIdOf(options.requestId);
-        const { handle, started } = await startOrAttach<typeof withdrawConsentWorkflow>(
-          await ctx.temporal(),
-          'withdrawConsentWorkflow',
-          {
-            args: [
-              {
-                jurisdiction: options.jurisdiction,
-                studyId: options.study,
-                subjectId: options.subject,
-                scopes: options.scope ?? [],
-                reason: options.reason,
-                requestedBy: ctx.config.principal,
-              },
-            ],
-            taskQueue: ingestTaskQueue(options.jurisdiction),
-            workflowId: consentWithdrawalWorkflowId(options.jurisdiction, options.study, requestId),
-            workflowIdReusePolicy: 'REJECT_DUPLICATE',
-            typedSearchAttributes: [
-              { key: SEARCH_ATTRIBUTES.jurisdiction, value: options.jurisdiction },
-              { key: SEARCH_ATTRIBUTES.studyId, value: options.study },
-              { key: SEARCH_ATTRIBUTES.requestId, value: requestId },
-              { key: SEARCH_ATTRIBUTES.requestKind, value: RequestKind.ConsentWithdrawal },
-            ],
-          },
-        );
-        if (!started) note(`found request ${requestId} started earlier; showing its outcome`);
+        const handle = await ctx.startRequest<typeof withdrawConsentWorkflow>('withdrawConsentWorkflow', {
+          workflowId: consentWithdrawalWorkflowId(options.jurisdiction, options.study, requestId),
+          requestId,
+          kind: RequestKind.ConsentWithdrawal,
+          jurisdiction: options.jurisdiction,
+          studyId: options.study,
+          args: [
+            {
+              jurisdiction: options.jurisdiction,
+              studyId: options.study,
+              subjectId: options.subject,
+              scopes: options.scope ?? [],
+              reason: options.reason,
+              requestedBy: ctx.config.principal,
+            },
+          ],
+        });
         const result = await handle.result();
         if (ctx.json) printJson(result);
         else {

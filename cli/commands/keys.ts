@@ -1,19 +1,12 @@
 import type { Command } from 'commander';
-import {
-  ingestTaskQueue,
-  keyRotationWorkflowId,
-  reidentifyWorkflowId,
-  RequestKind,
-  SEARCH_ATTRIBUTES,
-} from '../../contracts';
+import { keyRotationWorkflowId, reidentifyWorkflowId, RequestKind } from '../../contracts';
 import { getJurisdiction } from '../../jurisdictions';
 import { KeysRotateOptionsSchema, ReidentifyOptionsSchema } from '../../schemas/cli';
 import type { reidentifyWorkflow, rotateStudyKeyWorkflow } from '../../workflows';
-import { startOrAttach } from '../../lib/client/start';
 import { EXIT, UserError } from '../../lib/runtime/errors';
 import { CommandContext, type GlobalOptions } from '../context';
 import { parseOptions, requestIdOf } from '../options';
-import { note, printJson, say } from '../output';
+import { printJson, say } from '../output';
 
 export function registerKeyCommands(program: Command, globals: () => GlobalOptions): void {
   const keys = program
@@ -32,23 +25,14 @@ export function registerKeyCommands(program: Command, globals: () => GlobalOptio
       ctx.authorize('keys.rotate');
       try {
         const requestId = requestIdOf(options.requestId);
-        const { handle, started } = await startOrAttach<typeof rotateStudyKeyWorkflow>(
-          await ctx.temporal(),
-          'rotateStudyKeyWorkflow',
-          {
-            args: [{ jurisdiction: options.jurisdiction, studyId: options.study, requestedBy: ctx.config.principal }],
-            taskQueue: ingestTaskQueue(options.jurisdiction),
-            workflowId: keyRotationWorkflowId(options.jurisdiction, options.study, requestId),
-            workflowIdReusePolicy: 'REJECT_DUPLICATE',
-            typedSearchAttributes: [
-              { key: SEARCH_ATTRIBUTES.jurisdiction, value: options.jurisdiction },
-              { key: SEARCH_ATTRIBUTES.studyId, value: options.study },
-              { key: SEARCH_ATTRIBUTES.requestId, value: requestId },
-              { key: SEARCH_ATTRIBUTES.requestKind, value: RequestKind.KeyRotation },
-            ],
-          },
-        );
-        if (!started) note(`found request ${requestId} started earlier; showing its outcome`);
+        const handle = await ctx.startRequest<typeof rotateStudyKeyWorkflow>('rotateStudyKeyWorkflow', {
+          workflowId: keyRotationWorkflowId(options.jurisdiction, options.study, requestId),
+          requestId,
+          kind: RequestKind.KeyRotation,
+          jurisdiction: options.jurisdiction,
+          studyId: options.study,
+          args: [{ jurisdiction: options.jurisdiction, studyId: options.study, requestedBy: ctx.config.principal }],
+        });
         const result = await handle.result();
         if (ctx.json) printJson(result);
         else {
@@ -79,7 +63,12 @@ export function registerReidentifyCommand(program: Command, globals: () => Globa
       try {
         const requestId = requestIdOf(options.requestId);
         // The role is checked inside the workflow, so that a denied attempt is audited too.
-        const { handle } = await startOrAttach<typeof reidentifyWorkflow>(await ctx.temporal(), 'reidentifyWorkflow', {
+        const handle = await ctx.startRequest<typeof reidentifyWorkflow>('reidentifyWorkflow', {
+          workflowId: reidentifyWorkflowId(options.jurisdiction, options.study, requestId),
+          requestId,
+          kind: RequestKind.Reidentification,
+          jurisdiction: options.jurisdiction,
+          studyId: options.study,
           args: [
             {
               jurisdiction: options.jurisdiction,
@@ -88,15 +77,6 @@ export function registerReidentifyCommand(program: Command, globals: () => Globa
               reason: options.reason,
               requestedBy: ctx.config.principal,
             },
-          ],
-          taskQueue: ingestTaskQueue(options.jurisdiction),
-          workflowId: reidentifyWorkflowId(options.jurisdiction, options.study, requestId),
-          workflowIdReusePolicy: 'REJECT_DUPLICATE',
-          typedSearchAttributes: [
-            { key: SEARCH_ATTRIBUTES.jurisdiction, value: options.jurisdiction },
-            { key: SEARCH_ATTRIBUTES.studyId, value: options.study },
-            { key: SEARCH_ATTRIBUTES.requestId, value: requestId },
-            { key: SEARCH_ATTRIBUTES.requestKind, value: RequestKind.Reidentification },
           ],
         });
         const result = await handle.result();

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
+import type { KeyInfo } from '../../schemas/keys';
 import { open, seal } from './aead';
 
 /** A secret key. `material` never leaves the process: not logged, not put in payloads or errors. */
@@ -36,12 +37,7 @@ export interface KeyStore {
   payloadKeyById(id: string): Promise<KeyHandle>;
 }
 
-export interface KeyInfo {
-  id: string;
-  version: number;
-  state: 'active' | 'retired' | 'destroyed';
-  createdAt: string;
-}
+export type { KeyInfo } from '../../schemas/keys';
 
 const SealedKeySchema = z.object({
   format: z.literal('steward-key/1'),

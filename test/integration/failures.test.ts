@@ -1,6 +1,5 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { randomUUID } from 'node:crypto';
 import { MockActivityEnvironment } from '@temporalio/testing';
@@ -9,15 +8,22 @@ import { createConsentActivities } from '../../activities/consent';
 import { createIngestActivities } from '../../activities/ingest';
 import { createKeyActivities } from '../../activities/keys';
 import { createVaultActivities } from '../../activities/vault';
-import { datasetIdFor, ingestProgressQuery, ingestTaskQueue, keyRotationWorkflowId } from '../../contracts';
+import { datasetIdFor, ingestTaskQueue, keyRotationWorkflowId } from '../../contracts';
 import { getJurisdiction } from '../../jurisdictions';
 import type { IngestPackageInput } from '../../schemas/ingest';
 import type { ingestPackageWorkflow, rotateStudyKeyWorkflow } from '../../workflows';
-import { generateDemoPackage } from '../../cli/demo/generate';
-import { readLocalPackage, submitPackage } from '../../lib/client/submit';
 import { consentPartsPrefix } from '../../lib/storage/catalog';
 import { listObjects } from '../../lib/storage/objects';
-import { importConsentCsv, ingestRejected, rawHistory, smallMetadata, STEWARD, tempDir, writeBag } from '../helpers';
+import {
+  importConsentCsv,
+  ingestRejected,
+  rawHistory,
+  smallMetadata,
+  STEWARD,
+  submitUntilCurating,
+  tempDir,
+  writeBag,
+} from '../helpers';
 import { failureChain, failureOf, rootApplicationFailure, useClients, withWorker } from '../harness';
 
 const clients = useClients();
@@ -217,23 +223,12 @@ describe('consent files', () => {
 
 describe('cancellation', () => {
   it('stops an ingestion mid-curation: nothing is curated or recorded, and the worker cleans its scratch', async () => {
-    const out = await tempDir();
-    const generated = await generateDemoPackage({
-      out,
-      jurisdiction: 'eu',
+    const { pkg, handle } = await submitUntilCurating(clients(), {
       studyId: 'ST-CANCEL',
       rows: 600_000,
       subjects: 2000,
       seed: 41,
     });
-    await importConsentCsv(clients(), await readFile(generated.consentFile, 'utf8'), 'eu', 'ST-CANCEL');
-    const pkg = await readLocalPackage(generated.packageDir);
-    const { handle } = await submitPackage({ client: clients().client, s3: clients().s3, principal: STEWARD }, pkg);
-    const deadline = Date.now() + 120_000;
-    while ((await handle.query(ingestProgressQuery)).phase !== 'curating') {
-      if (Date.now() > deadline) throw new Error('curation never started');
-      await sleep(50);
-    }
     await sleep(500);
     await handle.cancel();
     const error = await failureOf(handle.result());

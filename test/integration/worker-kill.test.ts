@@ -1,15 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { expect, it } from 'vitest';
 import { getJurisdiction } from '../../jurisdictions';
 import { StackStateSchema } from '../../schemas/config';
-import { generateDemoPackage } from '../../cli/demo/generate';
 import { listObjects } from '../../lib/storage/objects';
 import { isAlive } from '../../lib/stack/process';
-import { readLocalPackage, submitPackage } from '../../lib/client/submit';
-import { ingestProgressQuery } from '../../contracts';
-import { expectedCurated, importConsentCsv, objectVersions, STEWARD, stackState, tempDir } from '../helpers';
+import { expectedCurated, objectVersions, stackState, submitUntilCurating } from '../helpers';
 import { useClients } from '../harness';
 
 const clients = useClients();
@@ -22,24 +18,12 @@ async function euWorkerPid(): Promise<number | null> {
 }
 
 it('a worker killed with SIGKILL mid-curation is restarted and the ingestion completes once, with the right counts', async () => {
-  const out = await tempDir();
-  const generated = await generateDemoPackage({
-    out,
-    jurisdiction: 'eu',
+  const { generated, handle } = await submitUntilCurating(clients(), {
     studyId: 'ST-KILL',
     rows: 1_000_000,
     subjects: 2000,
     seed: 21,
   });
-  await importConsentCsv(clients(), await readFile(generated.consentFile, 'utf8'), 'eu', 'ST-KILL');
-  const pkg = await readLocalPackage(generated.packageDir);
-  const { handle } = await submitPackage({ client: clients().client, s3: clients().s3, principal: STEWARD }, pkg);
-
-  const deadline = Date.now() + 120_000;
-  while ((await handle.query(ingestProgressQuery)).phase !== 'curating') {
-    if (Date.now() > deadline) throw new Error('curation never started');
-    await sleep(50);
-  }
   const victim = await euWorkerPid();
   expect(isAlive(victim)).toBe(true);
   process.kill(victim!, 'SIGKILL');
