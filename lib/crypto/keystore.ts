@@ -35,6 +35,13 @@ export interface KeyStore {
   payloadKey(): Promise<KeyHandle>;
   /** A payload key by id, to decrypt payloads written under earlier keys. */
   payloadKeyById(id: string): Promise<KeyHandle>;
+  /**
+   * Keeps other secret material (a signing key) under an id, sealed. Creating is exclusive: when the id exists, the
+   * stored material is kept and returned, so concurrent first starts agree on one.
+   */
+  storeSecret(id: string, material: Buffer): Promise<Buffer>;
+  /** Secret material stored under an id; undefined when none is. */
+  secret(id: string): Promise<Buffer | undefined>;
 }
 
 export type { KeyInfo } from '../../schemas/keys';
@@ -46,6 +53,13 @@ const SealedKeySchema = z.object({
   state: z.enum(['active', 'retired', 'destroyed']),
   createdAt: z.string(),
   /** AES-256-GCM under the master key: base64 of iv(12) | tag(16) | ciphertext. */
+  sealed: z.string(),
+});
+
+const SealedSecretSchema = z.object({
+  format: z.literal('steward-secret/1'),
+  id: z.string(),
+  createdAt: z.string(),
   sealed: z.string(),
 });
 
@@ -170,6 +184,46 @@ export class FileKeyStore implements KeyStore {
     const match = /^payload\/v(\d+)$/.exec(id);
     if (!match) throw new KeyStoreError(`unknown payload key id "${id}"`);
     return this.loadOrCreate(path.join(this.dir, 'payload'), 'payload', Number(match[1]), false);
+  }
+
+  async storeSecret(id: string, material: Buffer): Promise<Buffer> {
+    const file = this.secretFile(id);
+    await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+    const sealed = {
+      format: 'steward-secret/1',
+      id,
+      createdAt: new Date().toISOString(),
+      sealed: sealKey(this.master, material, `secret/${id}`),
+    };
+    try {
+      await writeFile(file, JSON.stringify(sealed, null, 2), { flag: 'wx', mode: 0o600 });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    return (await this.secret(id))!;
+  }
+
+  async secret(id: string): Promise<Buffer | undefined> {
+    let text: string;
+    try {
+      text = await readFile(this.secretFile(id), 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    }
+    const parsed = SealedSecretSchema.safeParse(JSON.parse(text));
+    if (!parsed.success || parsed.data.id !== id) throw new KeyStoreError(`secret ${id} is malformed`);
+    try {
+      return unsealKey(this.master, parsed.data.sealed, `secret/${id}`);
+    } catch {
+      throw new KeyStoreError(`secret ${id} cannot be unsealed: wrong master key or tampered file`);
+    }
+  }
+
+  private secretFile(id: string): string {
+    if (!/^[a-z0-9][a-z0-9._-]*(\/[a-z0-9][a-z0-9._-]*)*$/.test(id))
+      throw new KeyStoreError(`"${id}" is not a secret id`);
+    return path.join(this.dir, 'secrets', `${id.replaceAll('/', '--')}.json`);
   }
 
   private studyDir(jurisdiction: string, studyId: string): string {

@@ -1,0 +1,130 @@
+import { z } from 'zod';
+import { PrincipalSchema, Sha256HexSchema } from './common';
+
+/** Every kind of audited operation: a closed list, so a query by action finds all of its kind. */
+export const AuditActionSchema = z.enum([
+  'package.submitted',
+  'package.verified',
+  'package.rejected',
+  'package.quarantined',
+  'package.curated',
+  'ingestion.discarded',
+  'dataset.recorded',
+  'object.written',
+  'object.deleted',
+  'key.created',
+  'key.used',
+  'key.rotated',
+  'key.destroyed',
+  'consent.imported',
+  'consent.withdrawn',
+  'dataset.repseudonymized',
+  'subject.reidentified',
+  'request.denied',
+  'identity.issued',
+  'identity.revoked',
+  'certificate.issued',
+  'audit.queried',
+]);
+export type AuditAction = z.infer<typeof AuditActionSchema>;
+
+export const ObjectRefSchema = z.object({
+  bucket: z.string(),
+  key: z.string(),
+  versionId: z.string().nullable().optional(),
+  sha256: Sha256HexSchema.optional(),
+  bytes: z.number().int().nonnegative().optional(),
+});
+export type ObjectRef = z.infer<typeof ObjectRefSchema>;
+
+/**
+ * One audited operation (21 CFR 11.10(e)): who, what, on which objects, datasets and subject tokens, when (UTC, ms),
+ * why, with what outcome, in which workflow. Never a raw identifier or a data value: subjects appear as tokens.
+ */
+export const AuditEventSchema = z.object({
+  /** Unique; from a workflow it is derived from the workflow, run and sequence, so a retry repeats it, not adds it. */
+  id: z.string().regex(/^[A-Za-z0-9._:/@-]{1,200}$/),
+  at: z.iso.datetime({ precision: 3 }),
+  jurisdiction: z.string(),
+  principal: PrincipalSchema,
+  action: AuditActionSchema,
+  outcome: z.enum(['success', 'failure', 'denied']),
+  targets: z
+    .object({
+      datasetId: z.string().optional(),
+      packageId: z.string().optional(),
+      studyId: z.string().optional(),
+      requestId: z.string().optional(),
+      certificateId: z.string().optional(),
+      objects: z.array(ObjectRefSchema).optional(),
+      subjectTokens: z.array(z.string()).optional(),
+      keyIds: z.array(z.string()).optional(),
+    })
+    .default({}),
+  /** Purpose or reason the actor gave. */
+  reason: z.string().max(1000).optional(),
+  workflow: z.object({ workflowId: z.string(), runId: z.string() }).optional(),
+  /** Counts, rules, names: never personal data. */
+  details: z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()])).default({}),
+});
+export type AuditEvent = z.infer<typeof AuditEventSchema>;
+export type AuditEventInput = z.input<typeof AuditEventSchema>;
+
+/** The signed head of a sealed segment: what chains segments together and what the evidence signer signs. */
+export const SegmentHeadSchema = z.object({
+  format: z.literal('steward-audit-head/1'),
+  jurisdiction: z.string(),
+  seq: z.number().int().nonnegative(),
+  /** Chain position of the segment's first event (positions count from 0 across the jurisdiction's trail). */
+  firstPosition: z.number().int().nonnegative(),
+  count: z.number().int().positive(),
+  /** Chain hash of the event before this segment's first (64 zeros for the first event of the trail). */
+  prevEventHash: Sha256HexSchema,
+  lastEventHash: Sha256HexSchema,
+  /** RFC 9162 Merkle tree hash over the segment's events. */
+  merkleRoot: Sha256HexSchema,
+  /** SHA-256 of the previous segment's head (64 zeros for the first segment). */
+  prevSegmentHash: Sha256HexSchema,
+  sealedAt: z.iso.datetime(),
+});
+export type SegmentHead = z.infer<typeof SegmentHeadSchema>;
+
+/** A sealed segment of a jurisdiction's audit trail, stored write-once in its evidence bucket. */
+export const AuditSegmentSchema = z.object({
+  format: z.literal('steward-audit-segment/1'),
+  head: SegmentHeadSchema,
+  /** RSA-SHA256 over the head's canonical JSON, by the jurisdiction's evidence signer; base64. */
+  signature: z.string(),
+  signerCertificate: z.string(),
+  /** The events in chain order, each with its position and chain hash: H(previous chain hash || leaf hash). */
+  entries: z
+    .array(z.object({ position: z.number().int().nonnegative(), hash: Sha256HexSchema, event: AuditEventSchema }))
+    .min(1),
+});
+export type AuditSegment = z.infer<typeof AuditSegmentSchema>;
+
+/** One event with what proves it belongs to a signed segment, without the segment's other events (RFC 9162 §2.1.3). */
+export const InclusionProofSchema = z.object({
+  format: z.literal('steward-audit-proof/1'),
+  event: AuditEventSchema,
+  leafIndex: z.number().int().nonnegative(),
+  treeSize: z.number().int().positive(),
+  path: z.array(Sha256HexSchema),
+  head: SegmentHeadSchema,
+  signature: z.string(),
+  signerCertificate: z.string(),
+  /** The Steward CA certificate, for convenience; an auditor checks against the one they hold. */
+  caCertificate: z.string(),
+});
+export type InclusionProof = z.infer<typeof InclusionProofSchema>;
+
+/** Where an event sits in the sealed trail: what certificates cite. */
+export const AuditChainRefSchema = z.object({
+  jurisdiction: z.string(),
+  eventId: z.string(),
+  position: z.number().int().nonnegative(),
+  segment: z.number().int().nonnegative(),
+  /** The event's chain hash. */
+  eventHash: Sha256HexSchema,
+});
+export type AuditChainRef = z.infer<typeof AuditChainRefSchema>;
