@@ -26,7 +26,7 @@ import { consentDecisionDate, newerConsent } from '../lib/consent/rules';
 import type { KeyStore } from '../lib/crypto/keystore';
 import { subjectTokens, Tokenizer } from '../lib/crypto/pseudonymize';
 import { summarizeProblems } from '../lib/package/rules';
-import { listDatasetRecords, readConsentRegistry, writeConsentPart } from '../lib/storage/catalog';
+import { consentPartsPrefix, listDatasetRecords, readConsentRegistry, writeConsentPart } from '../lib/storage/catalog';
 import { downloadHashed } from '../lib/storage/objects';
 import { quoteIdent, quoteLiteral } from '../lib/tabular/sql';
 import { parseInput } from '../schemas/parse';
@@ -159,6 +159,7 @@ export function createConsentActivities({ s3, keys, jurisdiction, scratchDir }: 
       }
       return {
         status: entry.status === 'withdrawn' ? 'withdrawn' : 'scopes-withdrawn',
+        token: entry.token,
         remainingScopes: entry.status === 'withdrawn' ? [] : entry.scopes,
         keyVersionsSearched: versions,
       };
@@ -223,11 +224,12 @@ export function createConsentActivities({ s3, keys, jurisdiction, scratchDir }: 
         const sameDay = stored && consentDecisionDate(stored) === consentDecisionDate(entry);
         if (sameDay && !sameDecision(stored, entry)) conflicts += 1;
       }
+      const importPart = partId('import', input.source.sha256);
       await writeConsentPart(s3, jurisdiction.buckets.catalog, {
         format: 'steward-consent-part/1',
         jurisdiction: jurisdiction.id,
         studyId: input.studyId,
-        partId: partId('import', input.source.sha256),
+        partId: importPart,
         kind: 'import',
         createdAt: input.importedAt,
         entries: [...imported.values()],
@@ -242,6 +244,8 @@ export function createConsentActivities({ s3, keys, jurisdiction, scratchDir }: 
         withdrawn: values.filter((e) => e.status === 'withdrawn').length,
         subjectsInRegistry: after.entries.length,
         conflicts,
+        part: { bucket: jurisdiction.buckets.catalog, key: `${consentPartsPrefix(input.studyId)}${importPart}.json` },
+        keysCreated: key.created ? [key.id] : [],
       };
     },
   };

@@ -259,7 +259,7 @@ export async function curatePackage(deps: CurateDeps, input: CuratePackageInput)
       ms: Date.now() - started,
       ...timings,
     });
-    return { outputs, rows, keyVersions: [key.version], classification };
+    return { keysCreated: key.created ? [key.id] : [], outputs, rows, keyVersions: [key.version], classification };
   } catch (error) {
     // A failure a retry can get past keeps the finished tables (and the staged inputs) for that retry.
     keepWork =

@@ -54,7 +54,7 @@ export function createRePseudonymizeActivities(deps: {
         tablesMigrated: 0,
       };
       if (record.keyVersions.length === 1 && record.keyVersions[0] === current.version)
-        return { ...result, migrated: false, outputs: record.outputs };
+        return { ...result, migrated: false, outputs: record.outputs, deletedVersions: [] };
 
       const vaultKey = await keys.vaultKey(jurisdiction.id, record.studyId);
       const sealed = new Map<string, string>();
@@ -83,6 +83,7 @@ export function createRePseudonymizeActivities(deps: {
       });
       const conn = await db.connect();
       const outputs: DatasetOutput[] = record.outputs.map((o) => ({ ...o }));
+      const deletedVersions: { bucket: string; key: string; versionId: string }[] = [];
       try {
         for (const output of outputs) {
           Context.current().heartbeat({ table: output.table });
@@ -163,14 +164,16 @@ export function createRePseudonymizeActivities(deps: {
             contentType: 'application/vnd.apache.parquet',
             tags: { ...(tagMap as Record<string, string>), 'key-version': String(current.version) },
           });
-          await deleteOtherVersions(s3, output.bucket, output.key, put.versionId);
+          for (const versionId of await deleteOtherVersions(s3, output.bucket, output.key, put.versionId)) {
+            deletedVersions.push({ bucket: output.bucket, key: output.key, versionId });
+          }
           output.sha256 = digest.sha256;
           output.bytes = digest.bytes;
           output.versionId = put.versionId;
           result.tablesMigrated += 1;
         }
         await writeVaultShard(s3, jurisdiction.buckets.catalog, shard);
-        return { ...result, migrated: true, outputs };
+        return { ...result, migrated: true, outputs, deletedVersions };
       } finally {
         conn.closeSync();
         db.closeSync();

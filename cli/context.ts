@@ -6,21 +6,23 @@ import { ingestTaskQueue, SEARCH_ATTRIBUTES, type RequestKind } from '../contrac
 import { startOrAttach } from '../lib/client/start';
 import { note } from './output';
 import { loadConfig, type StewardConfig } from '../lib/runtime/config';
-import { EXIT, UserError } from '../lib/runtime/errors';
-import { allowed, denialMessage, type Action } from '../lib/auth/roles';
+import type { Action } from '../lib/auth/roles';
+import { signedInput } from '../lib/client/request';
 import { FileKeyStore } from '../lib/crypto/keystore';
+import { openIdentity, passphraseFor, type Identity } from '../lib/pki/identity';
 import { createS3Client } from '../lib/storage/s3';
 import { connectClient } from '../lib/client/temporal';
 
 export interface GlobalOptions {
   dataDir?: string;
   json?: boolean;
-  as?: string;
+  identity?: string;
 }
 
 /** What most commands need: config, a Temporal client with the encryption codec, and S3 per jurisdiction. */
 export class CommandContext {
   private client: Client | undefined;
+  private opened: Identity | undefined;
   private readonly s3Clients = new Map<string, S3Client>();
 
   private constructor(
@@ -32,7 +34,7 @@ export class CommandContext {
     return new CommandContext(
       loadConfig({
         ...(options.dataDir ? { dataDir: options.dataDir } : {}),
-        ...(options.as ? { principal: options.as } : {}),
+        ...(options.identity ? { identity: options.identity } : {}),
       }),
       options.json ?? false,
     );
@@ -55,10 +57,15 @@ export class CommandContext {
     return client;
   }
 
-  /** Refuses, before anything happens, an action the acting principal's role does not allow. */
-  authorize(action: Action): void {
-    if (!allowed(this.config.principal, action))
-      throw new UserError(denialMessage(this.config.principal, action), EXIT.denied);
+  /** The identity this command signs with, opened with its passphrase (asked for once). */
+  async identity(): Promise<Identity> {
+    this.opened ??= openIdentity(this.config.identityDir, await passphraseFor(this.config.identityDir));
+    return this.opened;
+  }
+
+  /** A workflow input: the request, signed with this command's identity. */
+  async sign(request: { action: Action; jurisdiction: string; params: unknown; requestId?: string; meaning?: string }) {
+    return signedInput(await this.identity(), request);
   }
 
   /**
@@ -71,13 +78,22 @@ export class CommandContext {
       workflowId: string;
       requestId: string;
       kind: RequestKind;
+      action: Action;
       jurisdiction: string;
       studyId?: string;
-      args: Parameters<T>;
+      params: unknown;
+      meaning?: string;
     },
   ): Promise<WorkflowHandle<T>> {
+    const input = await this.sign({
+      action: request.action,
+      jurisdiction: request.jurisdiction,
+      params: request.params,
+      requestId: request.requestId,
+      ...(request.meaning ? { meaning: request.meaning } : {}),
+    });
     const { handle, started } = await startOrAttach<T>(await this.temporal(), workflowType, {
-      args: request.args,
+      args: [input],
       taskQueue: ingestTaskQueue(request.jurisdiction),
       workflowId: request.workflowId,
       workflowIdReusePolicy: 'REJECT_DUPLICATE',

@@ -7,7 +7,10 @@ import { LocalPackageRejected } from '../lib/package/local';
 import { describeProblem } from '../lib/package/rules';
 import { ErrorType } from '../contracts';
 import type { GlobalOptions } from './context';
+import { registerAuditCommands } from './commands/audit';
+import { registerCertCommands } from './commands/cert';
 import { registerConsentCommands } from './commands/consent';
+import { registerIdentityCommands } from './commands/identity';
 import { registerDatasetCommands } from './commands/datasets';
 import { registerDemoCommands } from './commands/demo';
 import { registerIngestCommand } from './commands/ingest';
@@ -73,7 +76,10 @@ export function buildProgram(): Command {
     .description('Compliant data lifecycle pipeline for regulated clinical data')
     .option('--data-dir <dir>', 'embedded stack data directory (default: $STEWARD_DATA_DIR or ./.steward)')
     .option('--json', 'machine-readable output on stdout')
-    .option('--as <principal>', 'act as NAME:ROLE (roles: steward, dpo, ops, auditor); default $STEWARD_PRINCIPAL')
+    .option(
+      '--identity <dir>',
+      "sign requests with this identity (certificate + encrypted key); default $STEWARD_IDENTITY, else the data dir's demo steward",
+    )
     .showHelpAfterError()
     .exitOverride();
   const globals = () => program.opts<GlobalOptions>();
@@ -83,6 +89,9 @@ export function buildProgram(): Command {
   registerDatasetCommands(program, globals);
   registerKeyCommands(program, globals);
   registerReidentifyCommand(program, globals);
+  registerIdentityCommands(program, globals);
+  registerAuditCommands(program, globals);
+  registerCertCommands(program, globals);
   registerDemoCommands(program, globals);
   const override = (command: Command): void => {
     command.exitOverride();

@@ -4,7 +4,8 @@
  * Pure and deterministic: safe inside workflows.
  */
 import { ApplicationFailure, defineSearchAttributeKey } from '@temporalio/common';
-import { defineQuery, defineSignal } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { AuditEvent, AuditTrailHead } from '../schemas/audit';
 import type { CatalogMutationReply, CatalogMutationRequest } from '../schemas/catalog';
 import type { IngestProgress } from '../schemas/ingest';
 
@@ -61,7 +62,27 @@ export function catalogWriterWorkflowId(jurisdiction: string, target: string): s
   return `catalog-writer-${jurisdiction}-${target.replace('/', '-')}`;
 }
 
+/** The single writer of a jurisdiction's audit trail: orders, chains and seals every event of the jurisdiction. */
+export function auditTrailWorkflowId(jurisdiction: string): string {
+  return `audit-trail-${jurisdiction}`;
+}
+
+export function keyDestructionWorkflowId(jurisdiction: string, studyId: string, requestId: string): string {
+  return `keys-destroy-${jurisdiction}-${studyId}-${requestId}`;
+}
+
+export function auditQueryWorkflowId(jurisdiction: string, requestId: string): string {
+  return `audit-query-${jurisdiction}-${requestId}`;
+}
+
 export const ingestProgressQuery = defineQuery<IngestProgress>('ingestProgress');
+
+/** To an audit trail: events to append, in the order given. */
+export const appendAuditEventsSignal = defineSignal<[AuditEvent[]]>('appendAuditEvents');
+/** An audit trail seals everything pending and answers with its head once sealed. */
+export const flushAuditTrailUpdate = defineUpdate<AuditTrailHead>('flushAuditTrail');
+/** An audit trail's head and how many events wait to be sealed. */
+export const auditTrailStatusQuery = defineQuery<AuditTrailHead & { pending: number }>('auditTrailStatus');
 
 /** To a catalog writer: apply this change, then signal the outcome to `replyTo`. */
 export const applyCatalogMutationSignal = defineSignal<[CatalogMutationRequest]>('applyCatalogMutation');
@@ -78,6 +99,8 @@ export const RequestKind = {
   KeyRotation: 'key-rotation',
   Reidentification: 'reidentify',
   RePseudonymization: 'repseudonymize',
+  KeyDestruction: 'key-destruction',
+  AuditQuery: 'audit-query',
 } as const;
 export type RequestKind = (typeof RequestKind)[keyof typeof RequestKind];
 
@@ -114,6 +137,10 @@ export const ErrorType = {
   VaultEntryMissing: 'VaultEntryMissing',
   /** A workflow or activity input failed its schema. */
   InvalidInput: 'InvalidInput',
+  /** A stored audit segment differs from the one being sealed under its number: the trail has a second writer. */
+  AuditChainConflict: 'AuditChainConflict',
+  /** A key version that is still current cannot be destroyed; rotate first. */
+  KeyInUse: 'KeyInUse',
 } as const;
 export type ErrorType = (typeof ErrorType)[keyof typeof ErrorType];
 

@@ -46,7 +46,8 @@ export const AuditEventSchema = z.object({
   id: z.string().regex(/^[A-Za-z0-9._:/@-]{1,200}$/),
   at: z.iso.datetime({ precision: 3 }),
   jurisdiction: z.string(),
-  principal: PrincipalSchema,
+  /** Who acted; null for a refused request whose signer could not be identified. */
+  principal: PrincipalSchema.nullable(),
   action: AuditActionSchema,
   outcome: z.enum(['success', 'failure', 'denied']),
   targets: z
@@ -128,3 +129,65 @@ export const AuditChainRefSchema = z.object({
   eventHash: Sha256HexSchema,
 });
 export type AuditChainRef = z.infer<typeof AuditChainRefSchema>;
+
+/** Where a jurisdiction's trail stands: the next segment number and position, and the hashes the next one links to. */
+export const AuditTrailHeadSchema = z.object({
+  seq: z.number().int().nonnegative(),
+  position: z.number().int().nonnegative(),
+  prevEventHash: Sha256HexSchema,
+  prevSegmentHash: Sha256HexSchema,
+});
+export type AuditTrailHead = z.infer<typeof AuditTrailHeadSchema>;
+
+export const AuditTrailInputSchema = z.object({
+  jurisdiction: z.string(),
+  /** Carried across continue-as-new: the head, and the ids of recent events (a repeated delivery is dropped). */
+  head: AuditTrailHeadSchema.optional(),
+  recent: z.array(z.string()).optional(),
+  pending: z.array(AuditEventSchema).optional(),
+});
+export type AuditTrailInput = z.infer<typeof AuditTrailInputSchema>;
+
+export const SealSegmentInputSchema = z.object({
+  jurisdiction: z.string(),
+  head: AuditTrailHeadSchema,
+  sealedAt: z.iso.datetime(),
+  events: z.array(AuditEventSchema).min(1),
+});
+export type SealSegmentInput = z.infer<typeof SealSegmentInputSchema>;
+
+export const LocateEventInputSchema = z.object({ jurisdiction: z.string(), eventId: z.string() });
+export type LocateEventInput = z.infer<typeof LocateEventInputSchema>;
+
+/** What an `audit.query` request asks: events matching every filter given. */
+export const AuditQueryParamsSchema = z
+  .object({
+    /** Printed name or certificate serial of the actor. */
+    actor: z.string().optional(),
+    datasetId: z.string().optional(),
+    /** A subject's real identifier (tokenized under every live key version of `studyId`; never stored or shown). */
+    subject: z.string().optional(),
+    /** A subject token, as curated data holds it. */
+    token: z.string().optional(),
+    studyId: z.string().optional(),
+    action: AuditActionSchema.optional(),
+    since: z.iso.datetime().optional(),
+    until: z.iso.datetime().optional(),
+    limit: z.number().int().positive().max(10_000).default(1000),
+  })
+  .refine((q) => !q.subject || q.studyId, { path: ['studyId'], message: 'a subject identifier needs its study' });
+export type AuditQueryParams = z.infer<typeof AuditQueryParamsSchema>;
+
+export const AuditQueryInputSchema = AuditQueryParamsSchema.safeExtend({ jurisdiction: z.string() });
+export type AuditQueryInput = z.infer<typeof AuditQueryInputSchema>;
+
+export const AuditQueryResultSchema = z.object({
+  jurisdiction: z.string(),
+  /** Matching sealed events with their chain positions, oldest first. */
+  events: z.array(z.object({ position: z.number().int(), segment: z.number().int(), event: AuditEventSchema })),
+  segmentsRead: z.number().int(),
+  truncated: z.boolean(),
+  /** The tokens a subject identifier was looked up by (for the query's own audit event). */
+  subjectTokens: z.array(z.string()),
+});
+export type AuditQueryResult = z.infer<typeof AuditQueryResultSchema>;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { StudyIdSchema } from './common';
+import { Sha256HexSchema, StudyIdSchema } from './common';
 import { DatasetOutputSchema } from './dataset';
 import { DatasetIdSchema } from './ingest';
 import { KnownJurisdictionSchema } from '../jurisdictions';
@@ -21,6 +21,13 @@ export const CatalogMutationSchema = z.discriminatedUnion('kind', [
     studyId: StudyIdSchema,
     tokens: z.array(z.string()).min(1),
   }),
+  z.object({
+    /** A signed request is used once: by the first workflow that claims its id. */
+    kind: z.literal('request.claimed'),
+    requestId: z.string(),
+    workflowId: z.string(),
+    bodySha256: Sha256HexSchema,
+  }),
 ]);
 export type CatalogMutation = z.infer<typeof CatalogMutationSchema>;
 
@@ -35,7 +42,7 @@ export type CatalogMutationResult = z.infer<typeof CatalogMutationResultSchema>;
 export const CatalogWriterInputSchema = z.object({
   jurisdiction: KnownJurisdictionSchema,
   /** What the writer owns, e.g. `dataset/ds-eu-…` or `vault/ST-1`. */
-  target: z.string().regex(/^(dataset|vault)\/[A-Za-z0-9._-]{1,80}$/),
+  target: z.string().regex(/^(dataset|vault|requests)\/[A-Za-z0-9._-]{1,80}$/),
 });
 export type CatalogWriterInput = z.infer<typeof CatalogWriterInputSchema>;
 
@@ -57,7 +64,12 @@ export type CatalogMutationReply = z.infer<typeof CatalogMutationReplySchema>;
 
 /** The catalog object a mutation changes: the key of its single writer. */
 export function mutationTarget(mutation: CatalogMutation): string {
-  return mutation.kind.startsWith('dataset.')
-    ? `dataset/${(mutation as { datasetId: string }).datasetId}`
-    : `vault/${(mutation as { studyId: string }).studyId}`;
+  switch (mutation.kind) {
+    case 'dataset.outputs-replaced':
+      return `dataset/${mutation.datasetId}`;
+    case 'vault.entries-destroyed':
+      return `vault/${mutation.studyId}`;
+    case 'request.claimed':
+      return 'requests/all';
+  }
 }

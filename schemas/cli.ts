@@ -24,6 +24,8 @@ export const ConsentWithdrawOptionsSchema = StudyOptionsSchema.extend({
 
 export const KeysRotateOptionsSchema = StudyOptionsSchema.extend({ requestId: RequestIdSchema.optional() });
 
+export const KeysDestroyOptionsSchema = KeysRotateOptionsSchema.extend({ version: z.coerce.number().int().positive() });
+
 export const ReidentifyOptionsSchema = StudyOptionsSchema.extend({
   reason: Text,
   requestId: RequestIdSchema.optional(),

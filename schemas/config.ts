@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import { PrincipalSchema } from './common';
 
 export const S3EndpointSchema = z.object({
   endpoint: z.url().optional(),
@@ -44,7 +43,10 @@ export const ConfigFileSchema = z
     s3: S3EndpointSchema.optional(),
     /** Per-jurisdiction S3 endpoint and credentials, overriding `s3`. */
     s3ByJurisdiction: z.record(z.string(), S3EndpointSchema).optional(),
-    principal: PrincipalSchema.optional(),
+    /** The identity directory commands sign with (certificate and encrypted key). */
+    identity: z.string().optional(),
+    /** The PKI directory: Steward CA certificate, CRL, evidence signers' certificates. */
+    pkiDir: z.string().optional(),
     jurisdictions: z.array(z.string()).optional(),
   })
   .strict();

@@ -92,6 +92,10 @@ export const ImportConsentInputSchema = z.object({
 });
 export type ImportConsentInput = z.infer<typeof ImportConsentInputSchema>;
 
+/** What a `consent.import` request asks for; the submitter is the request's verified signer. */
+export const ImportConsentParamsSchema = ImportConsentInputSchema.omit({ submittedBy: true });
+export type ImportConsentParams = z.infer<typeof ImportConsentParamsSchema>;
+
 export const ImportConsentActivityInputSchema = ImportConsentInputSchema.extend({
   /** When the records were imported (workflow time): the tie-break between same-day decisions. */
   importedAt: z.iso.datetime(),
@@ -107,6 +111,9 @@ export const ImportConsentResultSchema = z.object({
   subjectsInRegistry: z.number().int().nonnegative(),
   /** Subjects whose new record contradicts the stored one of the same date (the later import wins). */
   conflicts: z.number().int().nonnegative(),
+  /** The registry part written (catalog bucket key), and keys created for it (a study's first key version). */
+  part: z.object({ bucket: z.string(), key: z.string() }).optional(),
+  keysCreated: z.array(z.string()).optional(),
 });
 export type ImportConsentResult = z.infer<typeof ImportConsentResultSchema>;
 
@@ -121,6 +128,10 @@ export const WithdrawConsentWorkflowInputSchema = z.object({
 });
 export type WithdrawConsentWorkflowInput = z.infer<typeof WithdrawConsentWorkflowInputSchema>;
 
+/** What a `consent.withdraw` request asks for. */
+export const WithdrawConsentParamsSchema = WithdrawConsentWorkflowInputSchema.omit({ requestedBy: true });
+export type WithdrawConsentParams = z.infer<typeof WithdrawConsentParamsSchema>;
+
 export const WithdrawConsentInputSchema = WithdrawConsentWorkflowInputSchema.omit({ requestedBy: true }).extend({
   effectiveOn: z.iso.date(),
   recordedAt: z.iso.datetime(),
@@ -131,6 +142,8 @@ export type WithdrawConsentInput = z.infer<typeof WithdrawConsentInputSchema>;
 
 export const WithdrawConsentResultSchema = z.object({
   status: z.enum(['withdrawn', 'scopes-withdrawn']),
+  /** The subject's token under the current key version, under which the withdrawal is recorded (for the audit trail). */
+  token: z.string(),
   remainingScopes: z.array(z.string()),
   keyVersionsSearched: z.array(z.number().int().positive()),
 });
@@ -146,7 +159,7 @@ export type SubjectDatasetHit = z.infer<typeof SubjectDatasetHitSchema>;
 export const FindSubjectDatasetsInputSchema = z.object({ studyId: StudyIdSchema, subjectId: z.string().min(1) });
 export type FindSubjectDatasetsInput = z.infer<typeof FindSubjectDatasetsInputSchema>;
 
-export const WithdrawConsentWorkflowResultSchema = WithdrawConsentResultSchema.extend({
+export const WithdrawConsentWorkflowResultSchema = WithdrawConsentResultSchema.omit({ token: true }).extend({
   effectiveOn: z.iso.date(),
   /** Datasets already holding the subject's rows: for the DPO to decide on erasure. */
   datasets: z.array(SubjectDatasetHitSchema),

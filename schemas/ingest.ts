@@ -28,6 +28,10 @@ export const IngestPackageInputSchema = z.object({
 });
 export type IngestPackageInput = z.infer<typeof IngestPackageInputSchema>;
 
+/** What an `ingest` request asks for: the package; the submitter is the request's verified signer. */
+export const IngestParamsSchema = IngestPackageInputSchema.omit({ submittedBy: true });
+export type IngestParams = z.infer<typeof IngestParamsSchema>;
+
 export const IngestPackageResultSchema = z.object({
   datasetId: DatasetIdSchema,
   outcome: z.enum(['curated', 'already-curated']),
@@ -85,6 +89,8 @@ export const CuratePackageInputSchema = z.object({
 export type CuratePackageInput = z.infer<typeof CuratePackageInputSchema>;
 
 export const CuratePackageResultSchema = z.object({
+  /** Keys this curation created (a study's first key version): id only. */
+  keysCreated: z.array(z.string()).default([]),
   outputs: z.array(DatasetOutputSchema),
   rows: RowCountsSchema,
   keyVersions: z.array(z.number().int().positive()),

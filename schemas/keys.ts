@@ -27,3 +27,17 @@ export const RotateStudyKeyResultSchema = z.object({
   versions: z.array(KeyInfoSchema),
 });
 export type RotateStudyKeyResult = z.infer<typeof RotateStudyKeyResultSchema>;
+
+/** What a `keys.destroy` request asks for: one retired version of a study's key. */
+export const DestroyStudyKeyParamsSchema = StudyKeyRefSchema.extend({ version: z.number().int().positive() });
+export type DestroyStudyKeyParams = z.infer<typeof DestroyStudyKeyParamsSchema>;
+
+export const DestroyStudyKeyResultSchema = z.object({
+  jurisdiction: z.string(),
+  studyId: z.string(),
+  version: z.number().int().positive(),
+  keyId: z.string(),
+  certificateId: z.string(),
+  versions: z.array(KeyInfoSchema),
+});
+export type DestroyStudyKeyResult = z.infer<typeof DestroyStudyKeyResultSchema>;

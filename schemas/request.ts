@@ -66,8 +66,11 @@ export const VerifyRequestInputSchema = z.object({
   request: SignedRequestSchema,
   /** The action the workflow performs: the request must ask for exactly this. */
   action: ActionSchema,
-  jurisdiction: z.string(),
   /** Workflow time: freshness is judged against it, so a retry judges alike. */
   now: z.iso.datetime(),
 });
 export type VerifyRequestInput = z.infer<typeof VerifyRequestInputSchema>;
+
+/** A workflow started by a person: all it is given is their signed request (the parameters are in its body). */
+export const SignedWorkflowInputSchema = z.object({ request: SignedRequestSchema });
+export type SignedWorkflowInput = z.infer<typeof SignedWorkflowInputSchema>;

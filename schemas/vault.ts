@@ -27,6 +27,10 @@ export const ReidentifyInputSchema = z.object({
 });
 export type ReidentifyInput = z.infer<typeof ReidentifyInputSchema>;
 
+/** What a `reidentify` request asks for. */
+export const ReidentifyParamsSchema = ReidentifyInputSchema.omit({ requestedBy: true });
+export type ReidentifyParams = z.infer<typeof ReidentifyParamsSchema>;
+
 export const ReidentifyResultSchema = z.object({ found: z.boolean(), identifier: z.string().nullable() });
 export type ReidentifyResult = z.infer<typeof ReidentifyResultSchema>;
 
@@ -35,6 +39,10 @@ export type LookUpTokenInput = z.infer<typeof LookUpTokenInputSchema>;
 
 export const RePseudonymizeDatasetInputSchema = z.object({ datasetId: DatasetIdSchema, requestedBy: PrincipalSchema });
 export type RePseudonymizeDatasetInput = z.infer<typeof RePseudonymizeDatasetInputSchema>;
+
+/** What a `datasets.repseudonymize` request asks for. */
+export const RePseudonymizeParamsSchema = RePseudonymizeDatasetInputSchema.omit({ requestedBy: true });
+export type RePseudonymizeParams = z.infer<typeof RePseudonymizeParamsSchema>;
 
 export const RePseudonymizeActivityInputSchema = z.object({ datasetId: DatasetIdSchema, at: z.iso.datetime() });
 export type RePseudonymizeActivityInput = z.infer<typeof RePseudonymizeActivityInputSchema>;
@@ -48,24 +56,10 @@ export const RePseudonymizeResultSchema = z.object({
 });
 export type RePseudonymizeResult = z.infer<typeof RePseudonymizeResultSchema>;
 
-/** A re-identification attempt and its outcome, written to the jurisdiction's evidence bucket. */
-export const ReidentificationEventSchema = z.object({
-  eventId: z.string(),
-  at: z.iso.datetime(),
-  jurisdiction: KnownJurisdictionSchema,
-  principal: PrincipalSchema,
-  action: z.literal('reidentify'),
-  outcome: z.enum(['requested', 'denied', 'disclosed', 'not-found']),
-  studyId: StudyIdSchema,
-  subjectToken: z.string(),
-  reason: z.string(),
-  workflowId: z.string(),
-  runId: z.string(),
-});
-export type ReidentificationEvent = z.infer<typeof ReidentificationEventSchema>;
-
 export const RePseudonymizeActivityResultSchema = RePseudonymizeResultSchema.extend({
   /** The dataset's outputs as stored after the migration, for the dataset record. */
   outputs: z.array(DatasetOutputSchema),
+  /** Object versions deleted (the versions under the old key). */
+  deletedVersions: z.array(z.object({ bucket: z.string(), key: z.string(), versionId: z.string() })).default([]),
 });
 export type RePseudonymizeActivityResult = z.infer<typeof RePseudonymizeActivityResultSchema>;

@@ -1,17 +1,26 @@
+import { createAuditActivities } from '../activities/audit';
 import { createCatalogActivities } from '../activities/catalog';
 import { createConsentActivities } from '../activities/consent';
+import { createEvidenceActivities } from '../activities/evidence';
+import { createIdentityActivities } from '../activities/identity';
 import { createIngestActivities, type IngestActivityDeps } from '../activities/ingest';
 import { createKeyActivities } from '../activities/keys';
 import { createRePseudonymizeActivities } from '../activities/repseudonymize';
 import { createVaultActivities } from '../activities/vault';
+import type { SignerMaterial, TrustAnchor } from '../lib/pki/authority';
 import { KeyUnavailableInterceptor } from './interceptors';
 
-/** What a jurisdiction's worker wires: its storage, its keys, and this machine's scratch space. */
-export type JurisdictionWorkerDeps = IngestActivityDeps;
+/** What a jurisdiction's worker wires: its storage, its keys, this machine's scratch space, and its evidence PKI. */
+export type JurisdictionWorkerDeps = IngestActivityDeps & {
+  /** The Steward CA and its CRL, to verify signed requests. */
+  trust: TrustAnchor;
+  /** The jurisdiction's evidence signer (audit segments, certificates). */
+  signer: () => Promise<SignerMaterial>;
+};
 
-/** Every activity a jurisdiction's worker runs, wired to that jurisdiction's storage and keys. */
+/** Every activity a jurisdiction's worker runs, wired to that jurisdiction's storage, keys and evidence signer. */
 export function createJurisdictionActivities(deps: JurisdictionWorkerDeps) {
-  const { s3, keys, jurisdiction, scratchDir } = deps;
+  const { s3, keys, jurisdiction, scratchDir, trust, signer } = deps;
   return {
     ...createIngestActivities(deps),
     ...createCatalogActivities({ s3, jurisdiction }),
@@ -19,6 +28,9 @@ export function createJurisdictionActivities(deps: JurisdictionWorkerDeps) {
     ...createKeyActivities({ keys, jurisdiction }),
     ...createVaultActivities({ s3, keys, jurisdiction }),
     ...createRePseudonymizeActivities({ s3, keys, jurisdiction, scratchDir }),
+    ...createIdentityActivities({ jurisdiction, trust }),
+    ...createAuditActivities({ s3, keys, jurisdiction, signer }),
+    ...createEvidenceActivities({ s3, jurisdiction, signer, caPem: () => trust.caPem() }),
   };
 }
 

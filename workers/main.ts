@@ -6,6 +6,7 @@ import { getJurisdiction } from '../jurisdictions';
 import { ensureJurisdictionBuckets } from '../lib/storage/buckets';
 import { loadConfig } from '../lib/runtime/config';
 import { FileKeyStore } from '../lib/crypto/keystore';
+import { StewardAuthority, TrustAnchor } from '../lib/pki/authority';
 import { logger } from '../lib/runtime/logger';
 import { isAlive } from '../lib/stack/process';
 import { createS3Client } from '../lib/storage/s3';
@@ -50,6 +51,8 @@ async function main(): Promise<void> {
   const s3 = createS3Client(config.s3For(jurisdiction.id));
   // Deployments without a bootstrap step (docker-compose) let the worker create its jurisdiction's buckets.
   if (process.env.STEWARD_CREATE_BUCKETS === '1') await ensureJurisdictionBuckets(s3, jurisdiction);
+  // The evidence signer of this jurisdiction, issued by the Steward CA on first use.
+  const signer = await (await StewardAuthority.open(config.pkiDir, keys)).signer(jurisdiction.id);
   const scratchRoot = process.env.STEWARD_SCRATCH_DIR ?? path.join(config.dataDir, 'scratch', jurisdiction.id);
   const workDir = path.join(scratchRoot, 'work');
   await removeStaleScratch(scratchRoot, workDir);
@@ -85,6 +88,8 @@ async function main(): Promise<void> {
       scratchDir,
       workDir,
       duckdbMemoryLimit: duckdbMemoryLimit(),
+      trust: new TrustAnchor(config.pkiDir),
+      signer: async () => signer,
     }),
     dataConverter: stewardDataConverter(keys),
     interceptors: { activity: activityInterceptors },

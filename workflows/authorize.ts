@@ -1,11 +1,85 @@
-import { ApplicationFailure } from '@temporalio/workflow';
+import { ApplicationFailure, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import type { z } from 'zod';
+import type { createIdentityActivities } from '../activities/identity';
+import { ErrorType, nonRetryable } from '../contracts';
+import type { Action } from '../lib/auth/roles';
 import type { Principal } from '../schemas/common';
-import { allowed, denialMessage, type Action } from '../lib/auth/roles';
-import { ErrorType } from '../contracts';
+import { parseInput } from '../schemas/parse';
+import { RequestBodySchema, SignedWorkflowInputSchema, type ESignature, type RequestBody } from '../schemas/request';
+import { recordAudit } from './audit';
+import { changeCatalog } from './catalog';
 
-/** Fails the workflow, without retries, when the principal it was started for may not do `action`. */
-export function requireRole(principal: Principal, action: Action): void {
-  if (!allowed(principal, action)) {
-    throw ApplicationFailure.nonRetryable(denialMessage(principal, action), ErrorType.AccessDenied);
+const { verifyRequestActivity } = proxyActivities<ReturnType<typeof createIdentityActivities>>({
+  startToCloseTimeout: '30 seconds',
+  // Reads the CA and CRL files only: a few quick retries cover a busy disk.
+  retry: { maximumAttempts: 5, initialInterval: '1s' },
+});
+
+export interface Authorized<P> {
+  principal: Principal;
+  params: P;
+  requestId: string;
+  jurisdiction: string;
+  eSignature: ESignature;
+  body: RequestBody;
+}
+
+function bodyOf(text: string): RequestBody | undefined {
+  try {
+    const parsed = RequestBodySchema.safeParse(JSON.parse(text));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
   }
+}
+
+/**
+ * A workflow's first step: verifies the signed request it was started with (signature, chain to the Steward CA,
+ * validity, revocation, freshness, role for `action`), claims its request id so the request cannot be used twice, and
+ * parses its parameters. A refusal is recorded in the jurisdiction's audit trail, then fails the workflow as
+ * non-retryable `AccessDenied`.
+ */
+export async function authorize<S extends z.ZodType>(
+  raw: unknown,
+  action: Action,
+  paramsSchema: S,
+): Promise<Authorized<z.infer<S>>> {
+  const { request } = parseInput(SignedWorkflowInputSchema, raw, `${action} workflow`);
+  const { workflowId, startTime } = workflowInfo();
+  const verdict = await verifyRequestActivity({ request, action, now: startTime.toISOString() });
+  const body = bodyOf(request.body);
+  const refuse = async (reason: string, principal: Principal | null): Promise<never> => {
+    await recordAudit(verdict.jurisdiction, principal, [
+      {
+        action: 'request.denied',
+        outcome: 'denied',
+        reason,
+        targets: body ? { requestId: body.requestId } : {},
+        details: { requested: action },
+      },
+    ]);
+    throw nonRetryable(ErrorType.AccessDenied, reason);
+  };
+  if (!verdict.ok) return refuse(verdict.reason, verdict.claimed ?? null);
+  try {
+    await changeCatalog(verdict.jurisdiction, {
+      kind: 'request.claimed',
+      requestId: body!.requestId,
+      workflowId,
+      bodySha256: verdict.bodySha256,
+    });
+  } catch (error) {
+    if (error instanceof ApplicationFailure && error.type === ErrorType.AccessDenied) {
+      return refuse(error.message.replace(/^catalog change failed: /, ''), verdict.principal);
+    }
+    throw error;
+  }
+  return {
+    principal: verdict.principal,
+    params: parseInput(paramsSchema, body!.params, `${action} request`),
+    requestId: body!.requestId,
+    jurisdiction: verdict.jurisdiction,
+    eSignature: verdict.eSignature,
+    body: body!,
+  };
 }

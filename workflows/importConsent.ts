@@ -1,9 +1,10 @@
 import { proxyActivities } from '@temporalio/workflow';
 import type { createConsentActivities } from '../activities/consent';
-import { ErrorType } from '../contracts';
-import { ImportConsentInputSchema, type ImportConsentInput, type ImportConsentResult } from '../schemas/consent';
-import { parseInput } from '../schemas/parse';
-import { requireRole } from './authorize';
+import { ErrorType, nonRetryable } from '../contracts';
+import { ImportConsentParamsSchema, type ImportConsentResult } from '../schemas/consent';
+import type { SignedWorkflowInput } from '../schemas/request';
+import { recordAudit } from './audit';
+import { authorize } from './authorize';
 
 const { importConsentActivity } = proxyActivities<ReturnType<typeof createConsentActivities>>({
   startToCloseTimeout: '30 minutes',
@@ -11,9 +12,47 @@ const { importConsentActivity } = proxyActivities<ReturnType<typeof createConsen
   retry: { maximumAttempts: 5, initialInterval: '2s', nonRetryableErrorTypes: [ErrorType.ConsentImportRejected] },
 });
 
-/** Loads a consent CSV into the study's consent registry in its jurisdiction. */
-export async function importConsentWorkflow(raw: ImportConsentInput): Promise<ImportConsentResult> {
-  const input = parseInput(ImportConsentInputSchema, raw, 'importConsentWorkflow');
-  requireRole(input.submittedBy, 'consent.import');
-  return importConsentActivity({ ...input, importedAt: new Date().toISOString() });
+/** Loads a consent CSV into the study's consent registry in its jurisdiction, as a signed request asks. */
+export async function importConsentWorkflow(raw: SignedWorkflowInput): Promise<ImportConsentResult> {
+  const auth = await authorize(raw, 'consent.import', ImportConsentParamsSchema);
+  const { params } = auth;
+  if (params.jurisdiction !== auth.jurisdiction) {
+    throw nonRetryable(
+      ErrorType.JurisdictionViolation,
+      `consent for ${params.jurisdiction} was sent to ${auth.jurisdiction}`,
+    );
+  }
+  const targets = { studyId: params.studyId, requestId: auth.requestId };
+  try {
+    const result = await importConsentActivity({
+      ...params,
+      submittedBy: auth.principal,
+      importedAt: new Date().toISOString(),
+    });
+    await recordAudit(auth.jurisdiction, auth.principal, [
+      ...(result.keysCreated ?? []).map((id) => ({
+        action: 'key.created' as const,
+        outcome: 'success' as const,
+        targets: { ...targets, keyIds: [id] },
+      })),
+      {
+        action: 'consent.imported',
+        outcome: 'success',
+        targets: { ...targets, objects: result.part ? [result.part] : [] },
+        details: {
+          rows: result.rows,
+          given: result.given,
+          withdrawn: result.withdrawn,
+          conflicts: result.conflicts,
+          file: params.fileName,
+        },
+      },
+    ]);
+    return result;
+  } catch (error) {
+    await recordAudit(auth.jurisdiction, auth.principal, [
+      { action: 'consent.imported', outcome: 'failure', targets, details: { file: params.fileName } },
+    ]);
+    throw error;
+  }
 }

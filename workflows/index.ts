@@ -5,3 +5,6 @@ export { withdrawConsentWorkflow } from './withdrawConsent';
 export { reidentifyWorkflow } from './reidentify';
 export { rePseudonymizeDatasetWorkflow } from './rePseudonymizeDataset';
 export { catalogWriterWorkflow } from './catalogWriter';
+export { auditTrailWorkflow } from './auditTrail';
+export { destroyStudyKeyWorkflow } from './destroyStudyKey';
+export { queryAuditWorkflow } from './queryAudit';

@@ -7,16 +7,19 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { createIngestActivities } from '../activities/ingest';
-import { datasetIdFor, ErrorType, ingestProgressQuery } from '../contracts';
+import { datasetIdFor, ErrorType, ingestProgressQuery, nonRetryable } from '../contracts';
+import type { DatasetRecord } from '../schemas/dataset';
 import {
-  IngestPackageInputSchema,
+  IngestParamsSchema,
+  type CuratePackageResult,
   type IngestPackageInput,
   type IngestPackageResult,
   type IngestProgress,
   type PackageProblem,
 } from '../schemas/ingest';
-import { parseInput } from '../schemas/parse';
-import { requireRole } from './authorize';
+import type { SignedWorkflowInput } from '../schemas/request';
+import { recordAudit, type AuditDraft } from './audit';
+import { authorize } from './authorize';
 
 type Activities = ReturnType<typeof createIngestActivities>;
 
@@ -51,27 +54,85 @@ function rejectionOf(error: unknown): PackageProblem[] | undefined {
   return undefined;
 }
 
+/** What curation and recording did, as audit events: outputs written, keys used and created, the record. */
+function curationEvents(curated: CuratePackageResult, record: DatasetRecord, created: boolean): AuditDraft[] {
+  const keyIds = curated.keyVersions.map((v) => `study/${record.jurisdiction}/${record.studyId}/v${v}`);
+  return [
+    ...curated.keysCreated.map((id): AuditDraft => ({
+      action: 'key.created',
+      outcome: 'success',
+      targets: { keyIds: [id] },
+    })),
+    { action: 'key.used', outcome: 'success', targets: { keyIds }, details: { purpose: 'pseudonymization' } },
+    {
+      action: 'package.curated',
+      outcome: 'success',
+      details: { rowsIn: curated.rows.in, rowsCurated: curated.rows.curated, rowsExcluded: curated.rows.excluded },
+    },
+    ...curated.outputs.map((o): AuditDraft => ({
+      action: 'object.written',
+      outcome: 'success',
+      targets: {
+        objects: [{ bucket: o.bucket, key: o.key, versionId: o.versionId, sha256: o.sha256, bytes: o.bytes }],
+      },
+      details: { table: o.table },
+    })),
+    { action: 'dataset.recorded', outcome: 'success', details: { created } },
+  ];
+}
+
 /**
- * Ingests one data package into its jurisdiction: verify every file's checksum, validate rows, exclude subjects
- * without consent, pseudonymize, write Parquet to curated and record the dataset. A rejected package is moved to
- * quarantine with its reasons and the workflow fails with the rejection.
+ * Ingests one data package into its jurisdiction, as a steward's signed request asks: verify every file's checksum,
+ * validate rows, exclude subjects without consent, pseudonymize, write Parquet to curated and record the dataset. A
+ * rejected package is moved to quarantine with its reasons and the workflow fails with the rejection. Every step is in
+ * the jurisdiction's audit trail before the workflow reports it.
  */
-export async function ingestPackageWorkflow(raw: IngestPackageInput): Promise<IngestPackageResult> {
-  const input = parseInput(IngestPackageInputSchema, raw, 'ingestPackageWorkflow');
+export async function ingestPackageWorkflow(raw: SignedWorkflowInput): Promise<IngestPackageResult> {
+  const auth = await authorize(raw, 'ingest', IngestParamsSchema);
+  const input: IngestPackageInput = { ...auth.params, submittedBy: auth.principal };
+  if (input.jurisdiction !== auth.jurisdiction) {
+    throw nonRetryable(
+      ErrorType.JurisdictionViolation,
+      `a package for ${input.jurisdiction} was sent to ${auth.jurisdiction}`,
+    );
+  }
   const datasetId = datasetIdFor(input.jurisdiction, input.packageId);
   const progress: IngestProgress = { phase: 'verifying', datasetId };
   setHandler(ingestProgressQuery, () => progress);
   const { workflowId, runId } = workflowInfo();
-  requireRole(input.submittedBy, 'ingest');
+  const targets = { packageId: input.packageId, datasetId, studyId: input.metadata.studyId, requestId: auth.requestId };
+  const audit = (drafts: AuditDraft[]) =>
+    recordAudit(
+      input.jurisdiction,
+      auth.principal,
+      drafts.map((d) => ({ ...d, targets: { ...targets, ...d.targets } })),
+    );
+  const submitted: AuditDraft = {
+    action: 'package.submitted',
+    outcome: 'success',
+    targets: { objects: [{ bucket: input.landing.bucket, key: input.landing.prefix }] },
+    details: { layout: input.layout, dataClass: input.metadata.dataClass, purpose: input.metadata.purpose },
+  };
 
   const existing = await quick.findDatasetActivity({ datasetId });
   if (existing) {
+    await audit([{ ...submitted, details: { ...submitted.details, alreadyCurated: true } }]);
     progress.phase = 'done';
     return { datasetId, outcome: 'already-curated', record: existing };
   }
 
+  let submittedRecorded = false;
   try {
     const verified = await heavy.verifyPackageActivity(input);
+    await audit([
+      submitted,
+      {
+        action: 'package.verified',
+        outcome: 'success',
+        details: { files: verified.files.length, bytes: verified.files.reduce((n, f) => n + f.bytes, 0) },
+      },
+    ]);
+    submittedRecorded = true;
     progress.phase = 'curating';
     const asOf = new Date().toISOString().slice(0, 10);
     const curated = await heavy.curatePackageActivity({
@@ -93,32 +154,48 @@ export async function ingestPackageWorkflow(raw: IngestPackageInput): Promise<In
       runId,
       createdAt: new Date().toISOString(),
     });
+    await audit(curationEvents(curated, record, created));
     progress.phase = 'done';
     return { datasetId, outcome: created ? 'curated' : 'already-curated', record };
   } catch (error) {
     const problems = rejectionOf(error);
-    if (!problems) {
-      // Cancelled, or failed for good: remove what curation may have written, unless the dataset was recorded. The
-      // package stays in landing, for a new submission.
-      progress.phase = 'discarding';
-      await CancellationScope.nonCancellable(() =>
-        quick.discardCurationActivity({ datasetId, studyId: input.metadata.studyId }),
-      );
-      progress.phase = 'failed';
-      throw error;
-    }
-    progress.phase = 'quarantining';
-    await CancellationScope.nonCancellable(() =>
-      quick.quarantinePackageActivity({
+    await CancellationScope.nonCancellable(async () => {
+      if (!problems) {
+        // Cancelled, or failed for good: remove what curation may have written, unless the dataset was recorded.
+        // The package stays in landing, for a new submission.
+        progress.phase = 'discarding';
+        const { deleted } = await quick.discardCurationActivity({ datasetId, studyId: input.metadata.studyId });
+        await audit([
+          ...(submittedRecorded ? [] : [submitted]),
+          { action: 'ingestion.discarded', outcome: 'failure', details: { objectVersionsDeleted: deleted } },
+        ]);
+        progress.phase = 'failed';
+        return;
+      }
+      progress.phase = 'quarantining';
+      const quarantine = await quick.quarantinePackageActivity({
         packageId: input.packageId,
         landing: input.landing,
         problems,
         workflowId,
         runId,
         rejectedAt: new Date().toISOString(),
-      }),
-    );
-    progress.phase = 'rejected';
+      });
+      await audit([
+        ...(submittedRecorded ? [] : [submitted]),
+        {
+          action: 'package.rejected',
+          outcome: 'failure',
+          details: { problems: problems.length, firstRule: problems[0]?.rule.slice(0, 200) ?? null },
+        },
+        {
+          action: 'package.quarantined',
+          outcome: 'success',
+          targets: { objects: [{ bucket: quarantine.bucket, key: quarantine.prefix }] },
+        },
+      ]);
+      progress.phase = 'rejected';
+    });
     throw error;
   }
 }

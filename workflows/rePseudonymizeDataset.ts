@@ -1,13 +1,10 @@
 import { proxyActivities } from '@temporalio/workflow';
 import type { createRePseudonymizeActivities } from '../activities/repseudonymize';
-import { ErrorType, jurisdictionOfDatasetId } from '../contracts';
-import { parseInput } from '../schemas/parse';
-import {
-  RePseudonymizeDatasetInputSchema,
-  type RePseudonymizeDatasetInput,
-  type RePseudonymizeResult,
-} from '../schemas/vault';
-import { requireRole } from './authorize';
+import { ErrorType, jurisdictionOfDatasetId, nonRetryable } from '../contracts';
+import type { SignedWorkflowInput } from '../schemas/request';
+import { RePseudonymizeParamsSchema, type RePseudonymizeResult } from '../schemas/vault';
+import { recordAudit, type AuditDraft } from './audit';
+import { authorize } from './authorize';
 import { changeCatalog } from './catalog';
 
 const { rePseudonymizeDatasetActivity } = proxyActivities<ReturnType<typeof createRePseudonymizeActivities>>({
@@ -25,19 +22,41 @@ const { rePseudonymizeDatasetActivity } = proxyActivities<ReturnType<typeof crea
  * Migrates a dataset's tokens to its study's current key version (new object versions; old versions deleted), then
  * has the dataset record's single writer record the new outputs.
  */
-export async function rePseudonymizeDatasetWorkflow(raw: RePseudonymizeDatasetInput): Promise<RePseudonymizeResult> {
-  const input = parseInput(RePseudonymizeDatasetInputSchema, raw, 'rePseudonymizeDatasetWorkflow');
-  requireRole(input.requestedBy, 'datasets.repseudonymize');
+export async function rePseudonymizeDatasetWorkflow(raw: SignedWorkflowInput): Promise<RePseudonymizeResult> {
+  const auth = await authorize(raw, 'datasets.repseudonymize', RePseudonymizeParamsSchema);
+  const { datasetId } = auth.params;
+  if (jurisdictionOfDatasetId(datasetId) !== auth.jurisdiction) {
+    throw nonRetryable(ErrorType.JurisdictionViolation, `dataset ${datasetId} is not in ${auth.jurisdiction}`);
+  }
   const at = new Date().toISOString();
-  const { outputs, ...result } = await rePseudonymizeDatasetActivity({ datasetId: input.datasetId, at });
+  const { outputs, deletedVersions, ...result } = await rePseudonymizeDatasetActivity({ datasetId, at });
   if (result.migrated) {
-    await changeCatalog(jurisdictionOfDatasetId(input.datasetId)!, {
+    await changeCatalog(auth.jurisdiction, {
       kind: 'dataset.outputs-replaced',
-      datasetId: input.datasetId,
+      datasetId,
       outputs,
       keyVersions: [result.toVersion],
       at,
     });
   }
+  const targets = { datasetId, requestId: auth.requestId };
+  await recordAudit(auth.jurisdiction, auth.principal, [
+    {
+      action: 'dataset.repseudonymized',
+      outcome: 'success',
+      targets,
+      details: { ...result, fromVersions: result.fromVersions.join(',') },
+    },
+    ...(result.migrated ? outputs : []).map((o): AuditDraft => ({
+      action: 'object.written',
+      outcome: 'success',
+      targets: { ...targets, objects: [{ bucket: o.bucket, key: o.key, versionId: o.versionId, sha256: o.sha256 }] },
+    })),
+    ...deletedVersions.map((v): AuditDraft => ({
+      action: 'object.deleted',
+      outcome: 'success',
+      targets: { ...targets, objects: [v] },
+    })),
+  ]);
   return result;
 }

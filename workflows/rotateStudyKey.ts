@@ -1,13 +1,10 @@
 import { proxyActivities } from '@temporalio/workflow';
 import type { createKeyActivities } from '../activities/keys';
 import { ErrorType } from '../contracts';
-import {
-  RotateStudyKeyWorkflowInputSchema,
-  type RotateStudyKeyResult,
-  type RotateStudyKeyWorkflowInput,
-} from '../schemas/keys';
-import { parseInput } from '../schemas/parse';
-import { requireRole } from './authorize';
+import { StudyKeyRefSchema, type RotateStudyKeyResult } from '../schemas/keys';
+import type { SignedWorkflowInput } from '../schemas/request';
+import { recordAudit } from './audit';
+import { authorize } from './authorize';
 
 const keys = proxyActivities<ReturnType<typeof createKeyActivities>>({
   startToCloseTimeout: '1 minute',
@@ -16,10 +13,29 @@ const keys = proxyActivities<ReturnType<typeof createKeyActivities>>({
 });
 
 /** Makes a new key version current for a study; new ingestions use it, look-ups keep trying every live version. */
-export async function rotateStudyKeyWorkflow(raw: RotateStudyKeyWorkflowInput): Promise<RotateStudyKeyResult> {
-  const input = parseInput(RotateStudyKeyWorkflowInputSchema, raw, 'rotateStudyKeyWorkflow');
-  requireRole(input.requestedBy, 'keys.rotate');
-  const ref = { jurisdiction: input.jurisdiction, studyId: input.studyId };
+export async function rotateStudyKeyWorkflow(raw: SignedWorkflowInput): Promise<RotateStudyKeyResult> {
+  const auth = await authorize(raw, 'keys.rotate', StudyKeyRefSchema);
+  const ref = { jurisdiction: auth.jurisdiction, studyId: auth.params.studyId };
   const fromVersion = await keys.currentStudyKeyVersionActivity(ref);
-  return keys.rotateStudyKeyActivity({ ...ref, fromVersion });
+  const result = await keys.rotateStudyKeyActivity({ ...ref, fromVersion });
+  const keyId = (v: number) => `study/${ref.jurisdiction}/${ref.studyId}/v${v}`;
+  const targets = { studyId: ref.studyId, requestId: auth.requestId };
+  await recordAudit(auth.jurisdiction, auth.principal, [
+    ...(result.currentVersion > fromVersion
+      ? [
+          {
+            action: 'key.created' as const,
+            outcome: 'success' as const,
+            targets: { ...targets, keyIds: [keyId(result.currentVersion)] },
+          },
+        ]
+      : []),
+    {
+      action: 'key.rotated',
+      outcome: 'success',
+      targets: { ...targets, keyIds: [keyId(fromVersion), keyId(result.currentVersion)] },
+      details: { from: fromVersion, to: result.currentVersion },
+    },
+  ]);
+  return result;
 }

@@ -1,12 +1,9 @@
 import { proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { createConsentActivities } from '../activities/consent';
-import {
-  WithdrawConsentWorkflowInputSchema,
-  type WithdrawConsentWorkflowInput,
-  type WithdrawConsentWorkflowResult,
-} from '../schemas/consent';
-import { parseInput } from '../schemas/parse';
-import { requireRole } from './authorize';
+import { WithdrawConsentParamsSchema, type WithdrawConsentWorkflowResult } from '../schemas/consent';
+import type { SignedWorkflowInput } from '../schemas/request';
+import { recordAudit } from './audit';
+import { authorize } from './authorize';
 
 const consent = proxyActivities<ReturnType<typeof createConsentActivities>>({
   startToCloseTimeout: '30 minutes',
@@ -15,23 +12,27 @@ const consent = proxyActivities<ReturnType<typeof createConsentActivities>>({
 });
 
 /** Records a consent withdrawal, effective today, and reports which existing datasets hold the subject. */
-export async function withdrawConsentWorkflow(
-  raw: WithdrawConsentWorkflowInput,
-): Promise<WithdrawConsentWorkflowResult> {
-  const input = parseInput(WithdrawConsentWorkflowInputSchema, raw, 'withdrawConsentWorkflow');
-  requireRole(input.requestedBy, 'consent.withdraw');
+export async function withdrawConsentWorkflow(raw: SignedWorkflowInput): Promise<WithdrawConsentWorkflowResult> {
+  const auth = await authorize(raw, 'consent.withdraw', WithdrawConsentParamsSchema);
+  const input = { ...auth.params, jurisdiction: auth.jurisdiction };
   const now = new Date().toISOString();
   const effectiveOn = now.slice(0, 10);
   const result = await consent.withdrawConsentActivity({
-    jurisdiction: input.jurisdiction,
-    studyId: input.studyId,
-    subjectId: input.subjectId,
-    scopes: input.scopes,
-    reason: input.reason,
+    ...input,
     effectiveOn,
     recordedAt: now,
     requestRef: workflowInfo().workflowId,
   });
+  await recordAudit(auth.jurisdiction, auth.principal, [
+    {
+      action: 'consent.withdrawn',
+      outcome: 'success',
+      reason: input.reason,
+      targets: { studyId: input.studyId, requestId: auth.requestId, subjectTokens: [result.token] },
+      details: { scopes: input.scopes.join(';') || 'all', status: result.status, effectiveOn },
+    },
+  ]);
   const datasets = await consent.findSubjectDatasetsActivity({ studyId: input.studyId, subjectId: input.subjectId });
-  return { ...result, effectiveOn, datasets };
+  const { token: _token, ...shown } = result;
+  return { ...shown, effectiveOn, datasets };
 }

@@ -23,25 +23,23 @@ export function registerConsentCommands(program: Command, globals: () => GlobalO
       const options = parseOptions(ConsentWithdrawOptionsSchema, raw);
       getJurisdiction(options.jurisdiction);
       const ctx = CommandContext.create(globals());
-      ctx.authorize('consent.withdraw');
       try {
         const requestId = requestIdOf(options.requestId);
         const handle = await ctx.startRequest<typeof withdrawConsentWorkflow>('withdrawConsentWorkflow', {
           workflowId: consentWithdrawalWorkflowId(options.jurisdiction, options.study, requestId),
           requestId,
           kind: RequestKind.ConsentWithdrawal,
+          action: 'consent.withdraw',
           jurisdiction: options.jurisdiction,
           studyId: options.study,
-          args: [
-            {
-              jurisdiction: options.jurisdiction,
-              studyId: options.study,
-              subjectId: options.subject,
-              scopes: options.scope ?? [],
-              reason: options.reason,
-              requestedBy: ctx.config.principal,
-            },
-          ],
+          params: {
+            jurisdiction: options.jurisdiction,
+            studyId: options.study,
+            subjectId: options.subject,
+            scopes: options.scope ?? [],
+            reason: options.reason,
+          },
+          meaning: `withdraw the subject's consent (${options.scope?.join(', ') ?? 'all scopes'})`,
         });
         const result = await handle.result();
         if (ctx.json) printJson(result);
@@ -76,10 +74,9 @@ export function registerConsentCommands(program: Command, globals: () => GlobalO
       getJurisdiction(String(raw.jurisdiction));
       const options = parseOptions(ConsentImportOptionsSchema, raw);
       const ctx = CommandContext.create(globals());
-      ctx.authorize('consent.import');
       try {
         const result = await importConsent(
-          { client: await ctx.temporal(), s3: ctx.s3(options.jurisdiction), principal: ctx.config.principal },
+          { client: await ctx.temporal(), s3: ctx.s3(options.jurisdiction), identity: await ctx.identity() },
           csv,
           options.jurisdiction,
           options.study,

@@ -66,14 +66,19 @@ export function registerDatasetCommands(program: Command, globals: () => GlobalO
       parseOptions(DatasetArgumentSchema, datasetId, 'dataset id');
       const jurisdiction = jurisdictionOfDataset(datasetId);
       const ctx = CommandContext.create(globals());
-      ctx.authorize('datasets.repseudonymize');
       try {
         // One migration of a dataset at a time: a second request while one runs waits for that one.
         const { handle } = await startOrAttach<typeof rePseudonymizeDatasetWorkflow>(
           await ctx.temporal(),
           'rePseudonymizeDatasetWorkflow',
           {
-            args: [{ datasetId, requestedBy: ctx.config.principal }],
+            args: [
+              await ctx.sign({
+                action: 'datasets.repseudonymize',
+                jurisdiction: jurisdiction.id,
+                params: { datasetId },
+              }),
+            ],
             taskQueue: ingestTaskQueue(jurisdiction.id),
             workflowId: rePseudonymizeWorkflowId(datasetId),
             workflowIdConflictPolicy: 'USE_EXISTING',

@@ -98,7 +98,7 @@ export function registerDemoCommands(program: Command, globals: () => GlobalOpti
             seed: i + 1,
           });
           const consent = await importConsent(
-            { client: await ctx.temporal(), s3: ctx.s3(jurisdiction), principal: ctx.config.principal },
+            { client: await ctx.temporal(), s3: ctx.s3(jurisdiction), identity: await ctx.identity() },
             generated.consentFile,
             jurisdiction,
             study,

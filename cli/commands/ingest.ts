@@ -26,7 +26,7 @@ export async function ingestPath(
     {
       client,
       s3: ctx.s3(pkg.metadata.jurisdiction),
-      principal: ctx.config.principal,
+      identity: await ctx.identity(),
       onUpload: (d, t) => bar.update(d, t),
     },
     pkg,
@@ -69,7 +69,6 @@ export function registerIngestCommand(program: Command, globals: () => GlobalOpt
     )
     .action(async (dir: string) => {
       const ctx = CommandContext.create(globals());
-      ctx.authorize('ingest');
       try {
         const result = await ingestPath(ctx, dir);
         if (ctx.json) printJson(result);

@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
-import { keyRotationWorkflowId, reidentifyWorkflowId, RequestKind } from '../../contracts';
+import { keyDestructionWorkflowId, keyRotationWorkflowId, reidentifyWorkflowId, RequestKind } from '../../contracts';
 import { getJurisdiction } from '../../jurisdictions';
-import { KeysRotateOptionsSchema, ReidentifyOptionsSchema } from '../../schemas/cli';
-import type { reidentifyWorkflow, rotateStudyKeyWorkflow } from '../../workflows';
+import { KeysDestroyOptionsSchema, KeysRotateOptionsSchema, ReidentifyOptionsSchema } from '../../schemas/cli';
+import type { destroyStudyKeyWorkflow, reidentifyWorkflow, rotateStudyKeyWorkflow } from '../../workflows';
 import { EXIT, UserError } from '../../lib/runtime/errors';
 import { CommandContext, type GlobalOptions } from '../context';
 import { parseOptions, requestIdOf } from '../options';
@@ -22,16 +22,16 @@ export function registerKeyCommands(program: Command, globals: () => GlobalOptio
       const options = parseOptions(KeysRotateOptionsSchema, raw);
       getJurisdiction(options.jurisdiction);
       const ctx = CommandContext.create(globals());
-      ctx.authorize('keys.rotate');
       try {
         const requestId = requestIdOf(options.requestId);
         const handle = await ctx.startRequest<typeof rotateStudyKeyWorkflow>('rotateStudyKeyWorkflow', {
           workflowId: keyRotationWorkflowId(options.jurisdiction, options.study, requestId),
           requestId,
           kind: RequestKind.KeyRotation,
+          action: 'keys.rotate',
           jurisdiction: options.jurisdiction,
           studyId: options.study,
-          args: [{ jurisdiction: options.jurisdiction, studyId: options.study, requestedBy: ctx.config.principal }],
+          params: { jurisdiction: options.jurisdiction, studyId: options.study },
         });
         const result = await handle.result();
         if (ctx.json) printJson(result);
@@ -39,6 +39,50 @@ export function registerKeyCommands(program: Command, globals: () => GlobalOptio
           say(
             `Study ${result.studyId} (${result.jurisdiction}): key v${result.currentVersion} is current (was v${result.previousVersion})`,
           );
+          for (const v of result.versions) say(`  v${v.version}  ${v.state.padEnd(9)}  created ${v.createdAt}`);
+        }
+      } finally {
+        await ctx.close();
+      }
+    });
+  registerKeyDestroyCommand(keys, globals);
+}
+
+export function registerKeyDestroyCommand(keys: Command, globals: () => GlobalOptions): void {
+  keys
+    .command('destroy')
+    .description('crypto-erase a retired key version of a study (dpo, e-signed); issues a signed deletion certificate')
+    .requiredOption('--jurisdiction <id>', 'jurisdiction')
+    .requiredOption('--study <id>', 'study id')
+    .requiredOption('--version <n>', 'the retired key version to destroy (the current one must be rotated first)')
+    .option('--request-id <id>', 'resume the request an interrupted run started (it prints its request id)')
+    .addHelpText(
+      'after',
+      '\nTokens made with the destroyed version can no longer be computed: look-ups of subjects in data keyed with it\n' +
+        'are no longer possible. Your signature states its meaning: "approve cryptographic erase of <key>".',
+    )
+    .action(async (raw: Record<string, unknown>) => {
+      const options = parseOptions(KeysDestroyOptionsSchema, raw);
+      getJurisdiction(options.jurisdiction);
+      const ctx = CommandContext.create(globals());
+      try {
+        const requestId = requestIdOf(options.requestId);
+        const keyId = `study/${options.jurisdiction}/${options.study}/v${options.version}`;
+        const handle = await ctx.startRequest<typeof destroyStudyKeyWorkflow>('destroyStudyKeyWorkflow', {
+          workflowId: keyDestructionWorkflowId(options.jurisdiction, options.study, requestId),
+          requestId,
+          kind: RequestKind.KeyDestruction,
+          action: 'keys.destroy',
+          jurisdiction: options.jurisdiction,
+          studyId: options.study,
+          params: { jurisdiction: options.jurisdiction, studyId: options.study, version: options.version },
+          meaning: `approve cryptographic erase of ${keyId}`,
+        });
+        const result = await handle.result();
+        if (ctx.json) printJson(result);
+        else {
+          say(`Destroyed ${result.keyId}; deletion certificate ${result.certificateId}`);
+          say(`  steward cert show ${result.certificateId} --out <dir>   (then verify it with OpenSSL alone)`);
           for (const v of result.versions) say(`  v${v.version}  ${v.state.padEnd(9)}  created ${v.createdAt}`);
         }
       } finally {
@@ -67,17 +111,11 @@ export function registerReidentifyCommand(program: Command, globals: () => Globa
           workflowId: reidentifyWorkflowId(options.jurisdiction, options.study, requestId),
           requestId,
           kind: RequestKind.Reidentification,
+          action: 'reidentify',
           jurisdiction: options.jurisdiction,
           studyId: options.study,
-          args: [
-            {
-              jurisdiction: options.jurisdiction,
-              studyId: options.study,
-              token,
-              reason: options.reason,
-              requestedBy: ctx.config.principal,
-            },
-          ],
+          params: { jurisdiction: options.jurisdiction, studyId: options.study, token, reason: options.reason },
+          meaning: 'disclose the identifier behind a token',
         });
         const result = await handle.result();
         if (ctx.json) printJson(result);

@@ -4,7 +4,8 @@ import path from 'node:path';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { Client } from '@temporalio/client';
 import { getJurisdiction } from '../../jurisdictions';
-import type { Principal } from '../../schemas/common';
+import type { Identity } from '../pki/identity';
+import { signedInput } from './request';
 import type { ImportConsentResult } from '../../schemas/consent';
 import type { importConsentWorkflow } from '../../workflows';
 import { consentImportWorkflowId, ingestTaskQueue, RequestKind, SEARCH_ATTRIBUTES } from '../../contracts';
@@ -13,7 +14,7 @@ import { hashFile } from '../storage/objects';
 
 /** Uploads a consent CSV to the jurisdiction's landing bucket and runs its import; the same file twice is one import. */
 export async function importConsent(
-  ctx: { client: Client; s3: S3Client; principal: Principal },
+  ctx: { client: Client; s3: S3Client; identity: Identity },
   file: string,
   jurisdictionId: string,
   studyId: string,
@@ -34,13 +35,16 @@ export async function importConsent(
   const workflowId = consentImportWorkflowId(jurisdiction.id, studyId, sha256);
   const { handle } = await startOrAttach<typeof importConsentWorkflow>(ctx.client, 'importConsentWorkflow', {
     args: [
-      {
+      signedInput(ctx.identity, {
+        action: 'consent.import',
         jurisdiction: jurisdiction.id,
-        studyId,
-        source: { bucket: jurisdiction.buckets.landing, key, sha256 },
-        fileName: path.basename(file),
-        submittedBy: ctx.principal,
-      },
+        params: {
+          jurisdiction: jurisdiction.id,
+          studyId,
+          source: { bucket: jurisdiction.buckets.landing, key, sha256 },
+          fileName: path.basename(file),
+        },
+      }),
     ],
     taskQueue: ingestTaskQueue(jurisdiction.id),
     workflowId,

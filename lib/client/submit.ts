@@ -4,8 +4,9 @@ import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { datasetIdFor, ingestTaskQueue, ingestWorkflowId, RequestKind, SEARCH_ATTRIBUTES } from '../../contracts';
 import { getJurisdiction } from '../../jurisdictions';
-import type { Principal } from '../../schemas/common';
-import type { IngestPackageInput } from '../../schemas/ingest';
+import type { IngestParams } from '../../schemas/ingest';
+import type { Identity } from '../pki/identity';
+import { signedInput } from './request';
 import type { ingestPackageWorkflow } from '../../workflows';
 import { LocalPackageRejected, verifyLocalPackage, type LocalPackage } from '../package/local';
 import { inLanes } from '../runtime/lanes';
@@ -20,7 +21,8 @@ export function landingPrefix(packageId: string): string {
 export interface SubmitContext {
   client: Client;
   s3: S3Client;
-  principal: Principal;
+  /** Who submits: the request is signed with this identity. */
+  identity: Identity;
   onUpload?: (done: number, total: number) => void;
 }
 
@@ -73,7 +75,7 @@ export async function submitPackage(
   await inLanes(queue, 2, upload);
   ctx.onUpload?.(total, total);
 
-  const input: IngestPackageInput = {
+  const params: IngestParams = {
     packageId: pkg.packageId,
     manifestSha256: pkg.manifestSha256,
     layout: pkg.layout,
@@ -81,8 +83,8 @@ export async function submitPackage(
     landing: { bucket, prefix },
     metadata: pkg.metadata,
     unreadable: pkg.unreadable,
-    submittedBy: ctx.principal,
   };
+  const input = signedInput(ctx.identity, { action: 'ingest', jurisdiction: jurisdiction.id, params });
   return startOrAttach<typeof ingestPackageWorkflow>(ctx.client, 'ingestPackageWorkflow', {
     args: [input],
     taskQueue: ingestTaskQueue(jurisdiction.id),

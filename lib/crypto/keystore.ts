@@ -10,6 +10,8 @@ export interface KeyHandle {
   readonly id: string;
   readonly version: number;
   readonly material: Buffer;
+  /** Set on the handle of the call that created the key (for the audit trail). */
+  readonly created?: boolean;
 }
 
 /** Where pseudonymization and payload keys live; the embedded default is `FileKeyStore`, a KMS can replace it. */
@@ -253,6 +255,7 @@ export class FileKeyStore implements KeyStore {
     const cached = this.cache.get(id);
     if (cached) return cached;
     const file = path.join(dir, `v${version}.json`);
+    let created = false;
     if (create) {
       await mkdir(dir, { recursive: true, mode: 0o700 });
       const sealedKey = {
@@ -265,6 +268,7 @@ export class FileKeyStore implements KeyStore {
       } satisfies z.infer<typeof SealedKeySchema>;
       try {
         await writeFile(file, JSON.stringify(sealedKey, null, 2), { flag: 'wx', mode: 0o600 });
+        created = true;
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       }
@@ -287,6 +291,6 @@ export class FileKeyStore implements KeyStore {
     }
     const handle: KeyHandle = { id, version, material };
     this.cache.set(id, handle);
-    return handle;
+    return created ? { ...handle, created } : handle;
   }
 }

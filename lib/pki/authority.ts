@@ -26,11 +26,6 @@ export interface SignerMaterial {
   privateKeyPem: string;
 }
 
-/** Where the PKI directory is: `STEWARD_PKI_DIR`, else `<data dir>/pki`. */
-export function pkiDirOf(dataDir: string, env = process.env): string {
-  return env.STEWARD_PKI_DIR ?? path.join(dataDir, 'pki');
-}
-
 async function writeExclusive(file: string, content: string): Promise<void> {
   try {
     await writeFile(file, content, { flag: 'wx', mode: 0o644 });

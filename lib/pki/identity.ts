@@ -1,9 +1,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { KeyObject } from 'node:crypto';
+import { randomBytes, type KeyObject } from 'node:crypto';
 import { read } from 'read';
 import { EXIT, UserError } from '../runtime/errors';
+import type { StewardAuthority } from './authority';
 import { certificateInfo, encryptPrivateKey, privateKey, type CertificateInfo } from './x509';
 
 /**
@@ -68,4 +69,33 @@ export function openIdentity(dir: string, passphrase: string): Identity {
     throw new UserError(`the passphrase does not open ${keyFile}`, EXIT.denied);
   }
   return { dir, certificatePem, key, info: certificateInfo(certificatePem) };
+}
+
+export const DEMO_ROLES = ['steward', 'dpo', 'ops', 'auditor'] as const;
+
+/**
+ * Issues, once, a demo identity per role under `<dir>/<role>` (passphrase kept beside the key, for demos only), and a
+ * worker identity per jurisdiction under `<dir>/worker-<jurisdiction>`.
+ */
+export async function ensureDemoIdentities(
+  authority: StewardAuthority,
+  dir: string,
+  jurisdictions: readonly string[],
+): Promise<void> {
+  const wanted = [
+    ...DEMO_ROLES.map((role) => ({
+      name: `Demo ${role === 'dpo' ? 'DPO' : role[0]!.toUpperCase() + role.slice(1)}`,
+      role,
+      dir: role,
+    })),
+    ...jurisdictions.map((j) => ({ name: `Steward worker ${j}`, role: 'worker' as const, dir: `worker-${j}` })),
+  ];
+  for (const identity of wanted) {
+    const target = path.join(dir, identity.dir);
+    if (existsSync(path.join(target, IDENTITY_FILES.certificate))) continue;
+    const issued = await authority.issue(identity.name, identity.role, 825);
+    await writeIdentity(target, { ...issued, caPem: authority.caPem() }, randomBytes(18).toString('base64url'), {
+      demo: true,
+    });
+  }
 }

@@ -1,9 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import type { Principal } from '../../schemas/common';
-import { PrincipalSchema } from '../../schemas/common';
 import {
   ConfigFileSchema,
   StackStateSchema,
@@ -19,7 +16,10 @@ export interface StewardConfig {
   dataDir: string;
   temporal: TemporalEndpoint;
   s3For(jurisdiction: string): S3Endpoint;
-  principal: Principal;
+  /** The identity a command signs with: `--identity`, `STEWARD_IDENTITY`, the config file, else the data dir's demo steward. */
+  identityDir: string;
+  /** The Steward CA, its CRL and the evidence signers' certificates. */
+  pkiDir: string;
   masterKey: string | undefined;
   jurisdictions: string[];
   stack: StackState | undefined;
@@ -50,22 +50,11 @@ export function readStackState(dataDir: string): StackState | undefined {
   return existsSync(file) ? readJson(file, StackStateSchema) : undefined;
 }
 
-function parsePrincipal(value: string, source: string): Principal {
-  const [id, role] = value.split(':');
-  const parsed = PrincipalSchema.safeParse({ id, role });
-  if (!parsed.success) {
-    throw new UserError(
-      `${source}: "${value}" is not a principal of the form NAME:ROLE (roles: steward, dpo, ops, auditor)`,
-    );
-  }
-  return parsed.data;
-}
-
 /**
  * One validated configuration from the environment, an optional config file and the embedded stack's state file.
  * Precedence: environment, then config file, then the running embedded stack.
  */
-export function loadConfig(options: { dataDir?: string; principal?: string } = {}, env = process.env): StewardConfig {
+export function loadConfig(options: { dataDir?: string; identity?: string } = {}, env = process.env): StewardConfig {
   const dataDir = options.dataDir ? path.resolve(options.dataDir) : defaultDataDir(env);
   const configPath = env.STEWARD_CONFIG ?? path.join(dataDir, 'config.json');
   const file: ConfigFile = existsSync(configPath) ? readJson(configPath, ConfigFileSchema) : {};
@@ -88,7 +77,6 @@ export function loadConfig(options: { dataDir?: string; principal?: string } = {
   const defaultS3 = envS3 ?? file.s3 ?? (stack ? { ...stack.s3 } : undefined);
 
   const notRunning = `no Steward stack is running for data dir ${dataDir}: start one with \`steward up\`, or point STEWARD_TEMPORAL_ADDRESS and STEWARD_S3_* (or STEWARD_CONFIG) at an existing deployment`;
-  const principalSource = options.principal ?? env.STEWARD_PRINCIPAL;
   return {
     dataDir,
     get temporal(): TemporalEndpoint {
@@ -100,12 +88,10 @@ export function loadConfig(options: { dataDir?: string; principal?: string } = {
       if (!found) throw new UserError(notRunning, EXIT.notRunning);
       return found;
     },
-    principal: principalSource
-      ? parsePrincipal(principalSource, options.principal ? '--as' : 'STEWARD_PRINCIPAL')
-      : (file.principal ?? {
-          id: os.userInfo().username.replace(/[^A-Za-z0-9._@-]/g, '_') || 'steward',
-          role: 'steward',
-        }),
+    identityDir: path.resolve(
+      options.identity ?? env.STEWARD_IDENTITY ?? file.identity ?? path.join(dataDir, 'identities', 'steward'),
+    ),
+    pkiDir: path.resolve(env.STEWARD_PKI_DIR ?? file.pkiDir ?? path.join(dataDir, 'pki')),
     masterKey: env.STEWARD_MASTER_KEY,
     jurisdictions: file.jurisdictions ?? (stack ? Object.keys(stack.jurisdictions) : JURISDICTION_IDS),
     stack,

@@ -11,6 +11,9 @@ import { searchAttributeFlags } from '../../contracts';
 import { getJurisdiction } from '../../jurisdictions';
 import type { StackState } from '../../schemas/config';
 import { FAILURE_CONVERTER_PATH } from '../client/temporal';
+import { FileKeyStore } from '../crypto/keystore';
+import { StewardAuthority } from '../pki/authority';
+import { ensureDemoIdentities } from '../pki/identity';
 import { stackFile } from '../runtime/config';
 import { ensureJurisdictionBuckets } from '../storage/buckets';
 import { createS3Client } from '../storage/s3';
@@ -194,6 +197,16 @@ export class Stack {
     step('creating jurisdiction buckets');
     for (const jurisdiction of jurisdictions) await ensureJurisdictionBuckets(s3, jurisdiction);
     s3.destroy();
+
+    step('preparing the Steward CA, evidence signers and demo identities');
+    const keys = await FileKeyStore.open(path.join(dataDir, 'keys'), process.env.STEWARD_MASTER_KEY);
+    const authority = await StewardAuthority.open(process.env.STEWARD_PKI_DIR ?? path.join(dataDir, 'pki'), keys);
+    for (const jurisdiction of jurisdictions) await authority.signer(jurisdiction.id);
+    await ensureDemoIdentities(
+      authority,
+      path.join(dataDir, 'identities'),
+      jurisdictions.map((j) => j.id),
+    );
 
     step('bundling workflow code');
     const bundlePath = path.join(dataDir, 'workflow-bundle.js');

@@ -219,14 +219,15 @@ export async function deleteOtherVersions(
   bucket: string,
   key: string,
   keep: string | null | undefined,
-): Promise<void> {
+): Promise<string[]> {
   const versions = await s3.send(new ListObjectVersionsCommand({ Bucket: bucket, Prefix: key }));
   const old = (versions.Versions ?? []).filter((v) => v.Key === key && v.VersionId && v.VersionId !== keep);
-  if (old.length === 0) return;
+  if (old.length === 0) return [];
   await s3.send(
     new DeleteObjectsCommand({
       Bucket: bucket,
       Delete: { Objects: old.map((v) => ({ Key: key, VersionId: v.VersionId! })), Quiet: true },
     }),
   );
+  return old.map((v) => v.VersionId!);
 }

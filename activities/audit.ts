@@ -1,0 +1,173 @@
+import type { S3Client } from '@aws-sdk/client-s3';
+import { Context } from '@temporalio/activity';
+import { ErrorType, nonRetryable } from '../contracts';
+import {
+  AuditQueryInputSchema,
+  AuditSegmentSchema,
+  type AuditEvent,
+  type AuditQueryInput,
+  type AuditQueryResult,
+  LocateEventInputSchema,
+  SealSegmentInputSchema,
+  type AuditChainRef,
+  type AuditTrailHead,
+  type LocateEventInput,
+  type SealSegmentInput,
+} from '../schemas/audit';
+import type { Jurisdiction } from '../schemas/jurisdiction';
+import { parseInput } from '../schemas/parse';
+import { headHash, sealSegment, ZERO_HASH } from '../lib/audit/segment';
+import {
+  evidenceRetainUntil,
+  listSegmentSeqs,
+  putEvidence,
+  readSegment,
+  segmentBytes,
+  segmentKey,
+} from '../lib/audit/store';
+import type { KeyStore } from '../lib/crypto/keystore';
+import { tokenize } from '../lib/crypto/pseudonymize';
+import type { SignerMaterial } from '../lib/pki/authority';
+import { getObjectOrUndefined } from '../lib/storage/objects';
+import { assertOwnJurisdiction } from './guards';
+
+export interface AuditActivityDeps {
+  s3: S3Client;
+  keys: KeyStore;
+  jurisdiction: Jurisdiction;
+  /** The jurisdiction's evidence signer. */
+  signer: () => Promise<SignerMaterial>;
+}
+
+/** The audit trail's storage side: sealing segments into the evidence bucket, and finding sealed events. */
+export function createAuditActivities({ s3, keys, jurisdiction, signer }: AuditActivityDeps) {
+  const bucket = jurisdiction.buckets.evidence;
+  return {
+    /** Where the stored trail ends: what a trail that starts afresh continues from. Reads only. */
+    async readAuditHeadActivity(input: { jurisdiction: string }): Promise<AuditTrailHead> {
+      assertOwnJurisdiction(jurisdiction, input.jurisdiction);
+      const seqs = await listSegmentSeqs(s3, bucket);
+      const last = seqs.at(-1);
+      if (last === undefined) return { seq: 0, position: 0, prevEventHash: ZERO_HASH, prevSegmentHash: ZERO_HASH };
+      const segment = AuditSegmentSchema.parse(await readSegment(s3, bucket, last));
+      return {
+        seq: last + 1,
+        position: segment.head.firstPosition + segment.head.count,
+        prevEventHash: segment.head.lastEventHash,
+        prevSegmentHash: headHash(segment.head),
+      };
+    },
+
+    /**
+     * Seals events as segment `head.seq` and stores it write-once under Object Lock. Retry-safe: sealing is
+     * deterministic, so a retry produces the same bytes and finds them stored; different bytes under that number mean
+     * a second writer, which is refused.
+     */
+    async sealAuditSegmentActivity(raw: SealSegmentInput): Promise<AuditTrailHead> {
+      const input = parseInput(SealSegmentInputSchema, raw, 'sealAuditSegmentActivity');
+      assertOwnJurisdiction(jurisdiction, input.jurisdiction);
+      const segment = sealSegment({
+        jurisdiction: jurisdiction.id,
+        seq: input.head.seq,
+        firstPosition: input.head.position,
+        prevEventHash: input.head.prevEventHash,
+        prevSegmentHash: input.head.prevSegmentHash,
+        sealedAt: input.sealedAt,
+        events: input.events,
+        signer: await signer(),
+      });
+      const bytes = segmentBytes(segment);
+      const key = segmentKey(input.head.seq);
+      const stored = await getObjectOrUndefined(s3, bucket, key);
+      if (stored && !stored.equals(bytes)) {
+        throw nonRetryable(
+          ErrorType.AuditChainConflict,
+          `audit segment ${input.head.seq} of ${jurisdiction.id} is already stored with other content`,
+        );
+      }
+      if (!stored) {
+        await putEvidence(
+          s3,
+          bucket,
+          key,
+          bytes,
+          'application/json',
+          evidenceRetainUntil(jurisdiction, 'audit-trail', input.sealedAt),
+        );
+      }
+      return {
+        seq: input.head.seq + 1,
+        position: input.head.position + input.events.length,
+        prevEventHash: segment.head.lastEventHash,
+        prevSegmentHash: headHash(segment.head),
+      };
+    },
+
+    /**
+     * Where a sealed event sits: segment, position and chain hash, for a certificate to cite. Looks from the newest
+     * segment back; fails (retryably) while the event is still waiting to be sealed.
+     */
+    async locateAuditEventActivity(raw: LocateEventInput): Promise<AuditChainRef> {
+      const input = parseInput(LocateEventInputSchema, raw, 'locateAuditEventActivity');
+      assertOwnJurisdiction(jurisdiction, input.jurisdiction);
+      const seqs = await listSegmentSeqs(s3, bucket);
+      for (const seq of seqs.slice(-20).reverse()) {
+        const segment = AuditSegmentSchema.parse(await readSegment(s3, bucket, seq));
+        const entry = segment.entries.find((e) => e.event.id === input.eventId);
+        if (entry)
+          return {
+            jurisdiction: jurisdiction.id,
+            eventId: input.eventId,
+            position: entry.position,
+            segment: seq,
+            eventHash: entry.hash,
+          };
+      }
+      throw new Error(`audit event ${input.eventId} is not sealed yet`);
+    },
+
+    /**
+     * Who did what, when and why: the sealed events matching every filter, oldest first. A subject identifier is
+     * tokenized here, in the jurisdiction, under every live key version of its study. Reads only.
+     */
+    async queryAuditTrailActivity(raw: AuditQueryInput): Promise<AuditQueryResult> {
+      const query = parseInput(AuditQueryInputSchema, raw, 'queryAuditTrailActivity');
+      assertOwnJurisdiction(jurisdiction, query.jurisdiction);
+      const tokens = new Set<string>(query.token ? [query.token] : []);
+      if (query.subject) {
+        for (const key of await keys.liveStudyKeys(jurisdiction.id, query.studyId!)) {
+          tokens.add(tokenize(key.material, key.version, query.subject));
+        }
+      }
+      const matches = (event: AuditEvent): boolean =>
+        (!query.actor ||
+          event.principal?.id === query.actor ||
+          event.principal?.serial === query.actor.toLowerCase()) &&
+        (!query.datasetId || event.targets.datasetId === query.datasetId) &&
+        (!query.studyId || event.targets.studyId === query.studyId || query.subject !== undefined) &&
+        (tokens.size === 0 || (event.targets.subjectTokens ?? []).some((t) => tokens.has(t))) &&
+        (!query.action || event.action === query.action) &&
+        (!query.since || event.at >= query.since) &&
+        (!query.until || event.at <= query.until);
+      const events: AuditQueryResult['events'] = [];
+      const seqs = await listSegmentSeqs(s3, bucket);
+      let truncated = false;
+      for (const seq of seqs) {
+        Context.current().heartbeat({ segment: seq });
+        const segment = AuditSegmentSchema.parse(await readSegment(s3, bucket, seq));
+        for (const entry of segment.entries) {
+          if (!matches(entry.event)) continue;
+          if (events.length >= query.limit) truncated = true;
+          else events.push({ position: entry.position, segment: seq, event: entry.event });
+        }
+      }
+      return {
+        jurisdiction: jurisdiction.id,
+        events,
+        segmentsRead: seqs.length,
+        truncated,
+        subjectTokens: [...tokens],
+      };
+    },
+  };
+}

@@ -1,0 +1,63 @@
+import { getExternalWorkflowHandle, ParentClosePolicy, startChild, workflowInfo } from '@temporalio/workflow';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import { appendAuditEventsSignal, auditTrailWorkflowId, ingestTaskQueue, SEARCH_ATTRIBUTES } from '../contracts';
+import type { AuditEvent, AuditEventInput } from '../schemas/audit';
+import type { Principal } from '../schemas/common';
+import { auditTrailWorkflow } from './auditTrail';
+
+/** An event as a workflow describes it; id, time, jurisdiction and workflow are filled in. */
+export type AuditDraft = Omit<AuditEventInput, 'id' | 'at' | 'jurisdiction' | 'workflow' | 'principal'> & {
+  principal?: Principal | null;
+};
+
+let sequence = 0;
+
+async function ensureTrail(jurisdiction: string): Promise<void> {
+  try {
+    await startChild(auditTrailWorkflow, {
+      workflowId: auditTrailWorkflowId(jurisdiction),
+      taskQueue: ingestTaskQueue(jurisdiction),
+      args: [{ jurisdiction }],
+      parentClosePolicy: ParentClosePolicy.ABANDON,
+      typedSearchAttributes: [{ key: SEARCH_ATTRIBUTES.jurisdiction, value: jurisdiction }],
+    });
+  } catch (error) {
+    if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
+  }
+}
+
+/**
+ * Appends events to the jurisdiction's audit trail. When this returns, the events are durable (in the trail's
+ * history); the trail seals them into the evidence bucket within about a second. Ids come from this workflow run and
+ * a counter, so they are the same on replay. The trail is started if it does not run yet.
+ */
+export async function recordAudit(
+  jurisdiction: string,
+  principal: Principal | null,
+  drafts: AuditDraft[],
+): Promise<AuditEvent[]> {
+  const { workflowId, runId } = workflowInfo();
+  const at = new Date().toISOString();
+  const events = drafts.map(
+    (draft) =>
+      ({
+        targets: {},
+        details: {},
+        ...draft,
+        principal: draft.principal === undefined ? principal : draft.principal,
+        id: `${workflowId}/${runId}/${++sequence}`,
+        at,
+        jurisdiction,
+        workflow: { workflowId, runId },
+      }) as AuditEvent,
+  );
+  const trail = getExternalWorkflowHandle(auditTrailWorkflowId(jurisdiction));
+  try {
+    await trail.signal(appendAuditEventsSignal, events);
+  } catch {
+    // No trail runs yet for this jurisdiction (a new deployment): start it, then deliver.
+    await ensureTrail(jurisdiction);
+    await trail.signal(appendAuditEventsSignal, events);
+  }
+  return events;
+}
