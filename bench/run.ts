@@ -12,7 +12,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { rm, stat } from 'node:fs/promises';
+import { readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { generateDemoPackage } from '../cli/demo/generate';
@@ -25,12 +25,12 @@ import { createS3Client } from '../lib/storage/s3';
 import { Stack } from '../lib/stack/stack';
 import { readLocalPackage, submitPackage } from '../lib/client/submit';
 import { connectClient } from '../lib/client/temporal';
+import { DEMO_PASSPHRASE_FILE, openIdentity } from '../lib/pki/identity';
 import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 
 const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
-const principal = { id: 'bench', role: 'steward' } as const;
 
 function line(name: string, value: string): void {
   process.stdout.write(`${name.padEnd(44)} ${value}\n`);
@@ -102,6 +102,8 @@ async function main(): Promise<void> {
   const keys = await FileKeyStore.open(path.join(dataDir, 'keys'));
   const client = await connectClient({ address: stack.state.temporal.address, namespace: 'default' }, keys);
   const s3 = createS3Client(stack.state.s3);
+  const stewardDir = path.join(dataDir, 'identities', 'steward');
+  const identity = openIdentity(stewardDir, await readFile(path.join(stewardDir, DEMO_PASSPHRASE_FILE), 'utf8'));
   try {
     // Each ingestion is paired with the reference converting the same CSV right after it, so both sides of a ratio see
     // the machine in the same state; the median pair is reported.
@@ -115,10 +117,10 @@ async function main(): Promise<void> {
         subjects: 20_000,
         seed: 100 + run,
       });
-      await importConsent({ client, s3, principal }, generated.consentFile, 'eu', 'BENCH-1');
+      await importConsent({ client, s3, identity }, generated.consentFile, 'eu', 'BENCH-1');
       const started = performance.now();
       const pkg = await readLocalPackage(generated.packageDir);
-      const { handle } = await submitPackage({ client, s3, principal }, pkg);
+      const { handle } = await submitPackage({ client, s3, identity }, pkg);
       const result = await handle.result();
       const seconds = (performance.now() - started) / 1000;
       const labsCsv = path.join(generated.packageDir, 'data', 'labs.csv');

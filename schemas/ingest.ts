@@ -40,6 +40,7 @@ export const IngestPackageResultSchema = z.object({
 export type IngestPackageResult = z.infer<typeof IngestPackageResultSchema>;
 
 export const IngestPhaseSchema = z.enum([
+  'authorizing',
   'verifying',
   'curating',
   'recording',

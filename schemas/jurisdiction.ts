@@ -32,6 +32,9 @@ export const DsrDeadlineSchema = z.object({
   legalBasis: z.string().min(1),
 });
 
+/** Retention classes of Steward's own evidence (audit segments, certificates): not data classes a package may declare. */
+export const EVIDENCE_CLASSES = ['audit-trail', 'deletion-certificate'] as const;
+
 export const JurisdictionSchema = z.object({
   id: JurisdictionIdSchema,
   name: z.string().min(1),

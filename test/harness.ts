@@ -10,6 +10,10 @@ import type { StackState } from '../schemas/config';
 import { connectClient, stewardDataConverter } from '../lib/client/temporal';
 import { FileKeyStore } from '../lib/crypto/keystore';
 import { createS3Client } from '../lib/storage/s3';
+import { AuditSegmentSchema, type AuditSegment } from '../schemas/audit';
+import { listSegmentSeqs, readSegment } from '../lib/audit/store';
+import { flushAudit } from '../lib/client/audit';
+import { StewardAuthority, TrustAnchor } from '../lib/pki/authority';
 import { activityInterceptors, createJurisdictionActivities } from '../workers/activities';
 import { stackState, tempDir } from './helpers';
 
@@ -68,6 +72,8 @@ export async function withWorker<T>(
   const taskQueue = `test-${jurisdictionId}-${randomUUID()}`;
   const scratchDir = await tempDir('steward-worker-');
   const { s3, keys } = clients;
+  const pkiDir = path.join(clients.state.dataDir, 'pki');
+  const signer = await (await StewardAuthority.open(pkiDir, keys)).signer(jurisdictionId);
   const connection = await NativeConnection.connect({ address: clients.state.temporal.address });
   const worker = await Worker.create({
     connection,
@@ -79,6 +85,8 @@ export async function withWorker<T>(
       jurisdiction,
       scratchDir,
       workDir: path.join(scratchDir, 'work'),
+      trust: new TrustAnchor(pkiDir),
+      signer: async () => signer,
     }),
     dataConverter: stewardDataConverter(keys),
     interceptors: { activity: activityInterceptors },
@@ -135,3 +143,14 @@ export async function expectDenied(promise: Promise<unknown>): Promise<string> {
 }
 
 export { ActivityFailure };
+
+/** Every sealed event of a jurisdiction's audit trail, after having the trail seal what is pending. */
+export async function sealedEvents(clients: TestClients, jurisdiction: string): Promise<AuditSegment['entries']> {
+  await flushAudit(clients.client, jurisdiction);
+  const bucket = getJurisdiction(jurisdiction).buckets.evidence;
+  const entries: AuditSegment['entries'] = [];
+  for (const seq of await listSegmentSeqs(clients.s3, bucket)) {
+    entries.push(...AuditSegmentSchema.parse(await readSegment(clients.s3, bucket, seq)).entries);
+  }
+  return entries;
+}

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,14 +13,32 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { inject } from 'vitest';
 import { ingestProgressQuery } from '../contracts';
 import { generateDemoPackage } from '../cli/demo/generate';
-import type { Principal } from '../schemas/common';
+import type { SignedWorkflowInput } from '../schemas/request';
+import type { Action } from '../lib/auth/roles';
+import { signedInput } from '../lib/client/request';
+import { DEMO_PASSPHRASE_FILE, openIdentity, type Identity } from '../lib/pki/identity';
 import type { PackageMetadata } from '../schemas/package';
 import type { IngestPackageResult, PackageProblem } from '../schemas/ingest';
 import { importConsent } from '../lib/client/consent-import';
 import { listObjects, readObjectText } from '../lib/storage/objects';
 import { readLocalPackage, submitPackage } from '../lib/client/submit';
 
-export const STEWARD: Principal = { id: 'test-steward', role: 'steward' };
+export type DemoRole = 'steward' | 'dpo' | 'ops' | 'auditor';
+
+/** A demo identity of the suite's stack (issued by `steward up`, passphrase beside the key). */
+export function identity(role: DemoRole | `worker-${string}`, state = stackState()): Identity {
+  const dir = path.join(state.dataDir, 'identities', role);
+  return openIdentity(dir, readFileSync(path.join(dir, DEMO_PASSPHRASE_FILE), 'utf8'));
+}
+
+/** A workflow input signed by a demo identity of the suite's stack. */
+export function signedBy(
+  role: DemoRole,
+  request: { action: Action; jurisdiction: string; params: unknown; requestId?: string; meaning?: string },
+  state = stackState(),
+): SignedWorkflowInput {
+  return signedInput(identity(role, state), request);
+}
 
 export function stackState() {
   return inject('stack');
@@ -117,7 +136,10 @@ export async function ingestDir(
   dir: string,
 ): Promise<IngestPackageResult & { started: boolean; workflowId: string }> {
   const pkg = await readLocalPackage(dir);
-  const { handle, started } = await submitPackage({ client: clients.client, s3: clients.s3, principal: STEWARD }, pkg);
+  const { handle, started } = await submitPackage(
+    { client: clients.client, s3: clients.s3, identity: identity('steward', clients.state) },
+    pkg,
+  );
   return { ...(await handle.result()), started, workflowId: handle.workflowId };
 }
 
@@ -125,13 +147,21 @@ export async function importConsentCsv(clients: TestClients, csv: string, jurisd
   const dir = await tempDir('steward-consent-');
   const file = path.join(dir, 'consent.csv');
   await writeFile(file, csv);
-  return importConsent({ client: clients.client, s3: clients.s3, principal: STEWARD }, file, jurisdiction, study);
+  return importConsent(
+    { client: clients.client, s3: clients.s3, identity: identity('steward', clients.state) },
+    file,
+    jurisdiction,
+    study,
+  );
 }
 
 /** Runs an ingestion expected to be rejected; returns the failure chain's parts for assertions. */
 export async function ingestRejected(clients: TestClients, dir: string) {
   const pkg = await readLocalPackage(dir);
-  const { handle } = await submitPackage({ client: clients.client, s3: clients.s3, principal: STEWARD }, pkg);
+  const { handle } = await submitPackage(
+    { client: clients.client, s3: clients.s3, identity: identity('steward', clients.state) },
+    pkg,
+  );
   const error = await handle.result().then(
     () => {
       throw new Error('expected the package to be rejected');
@@ -238,7 +268,10 @@ export async function submitUntilCurating(
   const generated = await generateDemoPackage({ out: await tempDir(), jurisdiction: 'eu', ...options });
   await importConsentCsv(clients, await readFile(generated.consentFile, 'utf8'), 'eu', options.studyId);
   const pkg = await readLocalPackage(generated.packageDir);
-  const { handle } = await submitPackage({ client: clients.client, s3: clients.s3, principal: STEWARD }, pkg);
+  const { handle } = await submitPackage(
+    { client: clients.client, s3: clients.s3, identity: identity('steward', clients.state) },
+    pkg,
+  );
   const deadline = Date.now() + 120_000;
   while ((await handle.query(ingestProgressQuery)).phase !== 'curating') {
     if (Date.now() > deadline) throw new Error('curation never started');

@@ -88,6 +88,8 @@ function curationEvents(curated: CuratePackageResult, record: DatasetRecord, cre
  * the jurisdiction's audit trail before the workflow reports it.
  */
 export async function ingestPackageWorkflow(raw: SignedWorkflowInput): Promise<IngestPackageResult> {
+  const progress: IngestProgress = { phase: 'authorizing', datasetId: '' };
+  setHandler(ingestProgressQuery, () => progress);
   const auth = await authorize(raw, 'ingest', IngestParamsSchema);
   const input: IngestPackageInput = { ...auth.params, submittedBy: auth.principal };
   if (input.jurisdiction !== auth.jurisdiction) {
@@ -97,8 +99,7 @@ export async function ingestPackageWorkflow(raw: SignedWorkflowInput): Promise<I
     );
   }
   const datasetId = datasetIdFor(input.jurisdiction, input.packageId);
-  const progress: IngestProgress = { phase: 'verifying', datasetId };
-  setHandler(ingestProgressQuery, () => progress);
+  Object.assign(progress, { phase: 'verifying', datasetId });
   const { workflowId, runId } = workflowInfo();
   const targets = { packageId: input.packageId, datasetId, studyId: input.metadata.studyId, requestId: auth.requestId };
   const audit = (drafts: AuditDraft[]) =>

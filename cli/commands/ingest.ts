@@ -7,6 +7,7 @@ import { CommandContext, type GlobalOptions } from '../context';
 import { byteBar, formatDataset, note, printJson, say } from '../output';
 
 const PHASE_TEXT: Record<string, string> = {
+  authorizing: 'verifying the signed request',
   verifying: 'verifying checksums and manifest',
   curating: 'validating rows, applying consent, pseudonymizing, writing Parquet',
   recording: 'recording the dataset in the catalog',

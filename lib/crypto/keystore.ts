@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import type { KeyInfo } from '../../schemas/keys';
@@ -84,7 +84,8 @@ function unsealKey(master: Buffer, sealed: string, aad: string): Buffer {
  * Keys are created with exclusive file creation, so concurrent processes agree on one key.
  */
 export class FileKeyStore implements KeyStore {
-  private readonly cache = new Map<string, KeyHandle>();
+  /** Unsealed keys by id, with the file's identity when read: another process's rotation or destruction shows. */
+  private readonly cache = new Map<string, { handle: KeyHandle; ino: number; mtimeMs: number }>();
 
   private constructor(
     private readonly dir: string,
@@ -252,9 +253,14 @@ export class FileKeyStore implements KeyStore {
 
   private async loadOrCreate(dir: string, name: string, version: number, create: boolean): Promise<KeyHandle> {
     const id = `${name}/v${version}`;
-    const cached = this.cache.get(id);
-    if (cached) return cached;
     const file = path.join(dir, `v${version}.json`);
+    const cached = this.cache.get(id);
+    if (cached) {
+      // A key another process destroyed (its file rewritten) must not live on in this one's memory.
+      const now = await stat(file).catch(() => undefined);
+      if (now && now.ino === cached.ino && now.mtimeMs === cached.mtimeMs) return cached.handle;
+      this.cache.delete(id);
+    }
     let created = false;
     if (create) {
       await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -274,7 +280,9 @@ export class FileKeyStore implements KeyStore {
       }
     }
     let text: string;
+    let identity: { ino: number; mtimeMs: number };
     try {
+      identity = await stat(file);
       text = await readFile(file, 'utf8');
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new KeyStoreError(`key ${id} does not exist`);
@@ -290,7 +298,7 @@ export class FileKeyStore implements KeyStore {
       throw new KeyStoreError(`key ${id} cannot be unsealed: wrong master key or tampered key file`);
     }
     const handle: KeyHandle = { id, version, material };
-    this.cache.set(id, handle);
+    this.cache.set(id, { handle, ino: identity.ino, mtimeMs: identity.mtimeMs });
     return created ? { ...handle, created } : handle;
   }
 }

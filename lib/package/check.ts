@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import { JURISDICTION_IDS, JURISDICTIONS } from '../../jurisdictions';
 import type { PackageProblem } from '../../schemas/ingest';
+import { EVIDENCE_CLASSES } from '../../schemas/jurisdiction';
 import {
   JSON_MANIFEST_FILE,
   JsonManifestSchema,
@@ -149,11 +150,12 @@ export async function inspectPackage(
         field: 'jurisdiction',
         rule: `unknown jurisdiction "${metadata.jurisdiction}" (known: ${JURISDICTION_IDS.join(', ')})`,
       });
-    } else if (!retention[metadata.dataClass]) {
+    } else if (!retention[metadata.dataClass] || (EVIDENCE_CLASSES as readonly string[]).includes(metadata.dataClass)) {
+      const known = Object.keys(retention).filter((c) => !(EVIDENCE_CLASSES as readonly string[]).includes(c));
       problems.push({
         file: metadataFile,
         field: 'dataClass',
-        rule: `jurisdiction ${metadata.jurisdiction} has no retention rule for data class "${metadata.dataClass}" (known: ${Object.keys(retention).join(', ')})`,
+        rule: `jurisdiction ${metadata.jurisdiction} has no retention rule for data class "${metadata.dataClass}" (known: ${known.join(', ')})`,
       });
     }
   }

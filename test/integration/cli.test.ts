@@ -15,13 +15,22 @@ let dataDir: string;
 let out: string;
 let record: DatasetRecord;
 
-function steward(...args: string[]) {
+/** The demo DPO identity `steward up` issued for this stack. */
+function dpoIdentity(): string {
+  return path.join(dataDir, 'identities', 'dpo');
+}
+
+function stewardWith(env: Record<string, string>, ...args: string[]) {
   const result = spawnSync(process.execPath, [BIN, '--data-dir', dataDir, ...args], {
     encoding: 'utf8',
-    env: { ...process.env, STEWARD_FROM_SOURCE: '1', STEWARD_PRINCIPAL: 'cli-test:steward' },
+    env: { ...process.env, STEWARD_FROM_SOURCE: '1', ...env },
     timeout: 300_000,
   });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+function steward(...args: string[]) {
+  return stewardWith({}, ...args);
 }
 
 /** The last line a command wrote to stderr: its verdict, after any step lines. */
@@ -42,7 +51,20 @@ describe('without a stack', () => {
   it('documents every command', () => {
     const help = steward('--help');
     expect(help.code).toBe(0);
-    for (const command of ['up', 'down', 'status', 'ingest', 'consent', 'datasets', 'keys', 'reidentify', 'demo'])
+    for (const command of [
+      'up',
+      'down',
+      'status',
+      'ingest',
+      'consent',
+      'datasets',
+      'keys',
+      'reidentify',
+      'identity',
+      'audit',
+      'cert',
+      'demo',
+    ])
       expect(help.stdout).toContain(command);
     expect(steward('consent', 'import', '--help').stdout).toContain('--jurisdiction <id>');
     expect(steward('keys', 'rotate', '--help').stdout).toContain('--request-id <id>');
@@ -107,7 +129,11 @@ describe('with a stack of its own', () => {
     expect(ingest.code, ingest.stderr).toBe(0);
     record = JSON.parse(ingest.stdout).record as DatasetRecord;
     expect(record.jurisdiction).toBe('uk');
-    expect(record.lineage.submittedBy).toEqual({ id: 'cli-test', role: 'steward' });
+    expect(record.lineage.submittedBy).toMatchObject({
+      id: 'Demo Steward',
+      role: 'steward',
+      serial: expect.any(String),
+    });
     expect(steward('ingest', path.join(out, 'package')).stdout).toContain(
       `Dataset ${record.datasetId} (already ingested)`,
     );
@@ -170,15 +196,14 @@ describe('with a stack of its own', () => {
     const withdraw = ['consent', 'withdraw', '--subject', firstSubject, '--study', 'UK-CLI', '--jurisdiction', 'uk'];
     const denied = steward(...withdraw, '--reason', 'call');
     expect(denied.code).toBe(6);
-    expect(denied.stderr).toMatchInlineSnapshot(`
-      "steward: access denied: cli-test (role steward) may not consent.withdraw; allowed roles: dpo
-      "
-    `);
+    expect(verdict(denied.stderr)).toBe(
+      'steward: access denied: Demo Steward (role steward) may not consent.withdraw; allowed roles: dpo',
+    );
     const request = [...withdraw, '--reason', 'call', '--request-id', 'withdraw-cli-1', '--json'];
-    const first = steward('--as', 'dana:dpo', ...request);
+    const first = steward('--identity', dpoIdentity(), ...request);
     expect(first.code, first.stderr).toBe(0);
     expect(JSON.parse(first.stdout)).toMatchObject({ status: 'withdrawn', keyVersionsSearched: [1] });
-    const again = steward('--as', 'dana:dpo', ...request);
+    const again = steward('--identity', dpoIdentity(), ...request);
     expect(again.code, again.stderr).toBe(0);
     expect(again.stderr).toContain('found request withdraw-cli-1 started earlier');
     expect(JSON.parse(again.stdout)).toEqual(JSON.parse(first.stdout));
@@ -209,12 +234,18 @@ describe('with a stack of its own', () => {
     const refused = steward(...reidentify);
     expect(refused.code).toBe(6);
     expect(verdict(refused.stderr)).toBe(
-      'steward: access denied: cli-test (role steward) may not reidentify; allowed roles: dpo',
+      'steward: access denied: Demo Steward (role steward) may not reidentify; allowed roles: dpo',
     );
-    const resolved = steward('--as', 'dana:dpo', ...reidentify);
+    const resolved = steward('--identity', dpoIdentity(), ...reidentify);
     expect(resolved.code, resolved.stderr).toBe(0);
     expect(resolved.stdout.trim()).toBe(consented);
-    const unknownToken = steward('--as', 'dana:dpo', 'reidentify', `v2.${'A'.repeat(43)}`, ...reidentify.slice(2));
+    const unknownToken = steward(
+      '--identity',
+      dpoIdentity(),
+      'reidentify',
+      `v2.${'A'.repeat(43)}`,
+      ...reidentify.slice(2),
+    );
     expect(unknownToken.code).toBe(4);
   });
 
@@ -257,6 +288,167 @@ describe('with a stack of its own', () => {
         → at studyId
       "
     `);
+  });
+
+  it('issues an identity under a passphrase, revokes it, and then refuses its requests', async () => {
+    const dir = path.join(await tempDir(), 'ada');
+    const env = { STEWARD_PASSPHRASE: 'a long passphrase for ada' };
+    const issued = stewardWith(
+      env,
+      'identity',
+      'issue',
+      '--name',
+      'Ada Auditor',
+      '--role',
+      'auditor',
+      '--out',
+      dir,
+      '--json',
+    );
+    expect(issued.code, issued.stderr).toBe(0);
+    const serial = JSON.parse(issued.stdout).serial as string;
+    const query = [
+      '--identity',
+      dir,
+      'audit',
+      'query',
+      '--jurisdiction',
+      'uk',
+      '--action',
+      'identity.issued',
+      '--json',
+    ];
+    const allowed = stewardWith(env, ...query);
+    expect(allowed.code, allowed.stderr).toBe(0);
+    expect(
+      JSON.parse(allowed.stdout).events.map((e: { event: { details: { serial: string } } }) => e.event.details.serial),
+    ).toContain(serial);
+    expect(stewardWith({ STEWARD_PASSPHRASE: 'not the passphrase' }, ...query).stderr).toContain(
+      `the passphrase does not open ${path.join(dir, 'private-key.pem')}`,
+    );
+    expect(steward('identity', 'revoke', dir, '--reason', 'left the audit team').code).toBe(0);
+    const refused = stewardWith(env, ...query);
+    expect(refused.code).toBe(6);
+    expect(verdict(refused.stderr)).toBe(`steward: the certificate ${serial} is revoked`);
+  });
+
+  it('destroys a retired key version on an e-signed request; OpenSSL accepts the certificate and rejects a changed one', async () => {
+    const active = steward(
+      '--identity',
+      dpoIdentity(),
+      'keys',
+      'destroy',
+      '--jurisdiction',
+      'uk',
+      '--study',
+      'UK-CLI',
+      '--version',
+      '2',
+    );
+    expect(active.code).toBe(1);
+    expect(verdict(active.stderr)).toContain('is the current key of study UK-CLI: rotate it first');
+    const destroyed = steward(
+      '--identity',
+      dpoIdentity(),
+      'keys',
+      'destroy',
+      '--jurisdiction',
+      'uk',
+      '--study',
+      'UK-CLI',
+      '--version',
+      '1',
+      '--json',
+    );
+    expect(destroyed.code, destroyed.stderr).toBe(0);
+    const { certificateId, versions } = JSON.parse(destroyed.stdout);
+    expect(versions.map((v: { state: string }) => v.state)).toEqual(['destroyed', 'active']);
+
+    const out = await tempDir('steward-cert-');
+    const shown = steward('cert', 'show', certificateId, '--out', out);
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.stdout).toContain(`CERTIFICATE OF SANITIZATION ${certificateId}`);
+    expect(shown.stdout).toMatch(
+      /Requested by: Demo DPO \(dpo\), .* UTC — meaning: approve cryptographic erase of study\/uk\/UK-CLI\/v1/,
+    );
+    const openssl = (content: string) =>
+      spawnSync('openssl', [
+        'cms',
+        '-verify',
+        '-binary',
+        '-inform',
+        'DER',
+        '-in',
+        path.join(out, 'cert.p7s'),
+        '-content',
+        path.join(out, content),
+        '-CAfile',
+        path.join(out, 'ca.pem'),
+        '-purpose',
+        'any',
+        '-out',
+        '/dev/null',
+      ]);
+    expect(openssl('cert.json').status).toBe(0);
+    const json = await readFile(path.join(out, 'cert.json'));
+    const changed = Buffer.from(json);
+    const at = json.indexOf('"key-destruction"') + 1;
+    changed[at] = changed[at]! ^ 0x20;
+    await writeFile(path.join(out, 'changed.json'), changed);
+    expect(openssl('changed.json').status).not.toBe(0);
+
+    expect(steward('cert', 'verify', certificateId).stdout).toContain(`certificate ${certificateId} verifies`);
+    await cp(path.join(out, 'cert.p7s'), path.join(out, 'changed.p7s'));
+    const tampered = steward('cert', 'verify', path.join(out, 'changed.json'), '--ca', path.join(out, 'ca.pem'));
+    expect(tampered.code).toBe(7);
+    expect(tampered.stdout).toContain(
+      'signature: the content does not match the signed message digest: it was changed after signing',
+    );
+  });
+
+  it('verifies the audit trail, reports a changed copy with its position, and proves one event offline', async () => {
+    const verified = steward('audit', 'verify', '--jurisdiction', 'uk');
+    expect(verified.code, verified.stdout).toBe(0);
+    expect(verified.stdout).toMatch(
+      /^audit trail uk: \d+ segments, \d+ events; chain, Merkle roots and signatures verify/,
+    );
+
+    const copy = await tempDir('steward-trail-');
+    expect(steward('audit', 'export', '--jurisdiction', 'uk', '--out', copy).code).toBe(0);
+    const first = path.join(copy, '000000000000.json');
+    const segment = JSON.parse(await readFile(first, 'utf8'));
+    segment.entries[0].event.reason = 'edited afterwards';
+    await writeFile(first, JSON.stringify(segment));
+    const tampered = steward('audit', 'verify', '--jurisdiction', 'uk', '--from', copy);
+    expect(tampered.code).toBe(7);
+    expect(tampered.stdout).toContain(
+      `segment 0, position 0, event ${segment.entries[0].event.id}: event does not match its chain hash`,
+    );
+
+    const events = JSON.parse(
+      steward(
+        '--identity',
+        dpoIdentity(),
+        'audit',
+        'query',
+        '--jurisdiction',
+        'uk',
+        '--action',
+        'key.destroyed',
+        '--json',
+      ).stdout,
+    ).events;
+    const proofFile = path.join(copy, 'proof.json');
+    expect(steward('audit', 'prove', events[0].event.id, '--jurisdiction', 'uk', '--out', proofFile).code).toBe(0);
+    const proven = steward('audit', 'verify-proof', proofFile, '--ca', path.join(copy, 'ca.pem'));
+    expect(proven.code, proven.stdout).toBe(0);
+    expect(proven.stdout).toContain(`is at position ${events[0].position} of the uk audit trail`);
+    const proof = JSON.parse(await readFile(proofFile, 'utf8'));
+    proof.event.principal.id = 'Someone Else';
+    await writeFile(proofFile, JSON.stringify(proof));
+    const forged = steward('audit', 'verify-proof', proofFile, '--ca', path.join(copy, 'ca.pem'));
+    expect(forged.code).toBe(7);
+    expect(forged.stdout).toContain('the event and its audit path do not lead to the signed Merkle root');
   });
 
   it('stops without having to kill any of its processes', async () => {

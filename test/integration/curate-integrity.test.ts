@@ -13,7 +13,7 @@ import { TokenPool } from '../../lib/crypto/token-pool';
 import { packageDigest } from '../../lib/package/rules';
 import { writeConsentPart } from '../../lib/storage/catalog';
 import { createS3Client } from '../../lib/storage/s3';
-import { readParquet, sha256, smallMetadata, stackState, STEWARD, tempDir } from '../helpers';
+import { readParquet, sha256, smallMetadata, stackState, tempDir } from '../helpers';
 
 // Curation re-checks each file against the checksum verification saw, whether it reads the copy verification staged
 // on this worker or fetches the file from landing again (another worker, or after a restart).
@@ -200,7 +200,7 @@ describe('long activities resume', () => {
       landing,
       metadata,
       unreadable: [],
-      submittedBy: STEWARD,
+      submittedBy: { id: 'Demo Steward', role: 'steward' },
     };
     await expect(new MockActivityEnvironment().run(verifyPackage, s3, eu, input)).rejects.toThrow('SHA-256 mismatch');
     // A retry whose previous attempt reported the file checked (with the manifest's digest) does not read it again.

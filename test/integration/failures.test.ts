@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { createConsentActivities } from '../../activities/consent';
 import { createIngestActivities } from '../../activities/ingest';
 import { createKeyActivities } from '../../activities/keys';
-import { createVaultActivities } from '../../activities/vault';
+import { createAuditActivities } from '../../activities/audit';
 import { datasetIdFor, ingestTaskQueue, keyRotationWorkflowId } from '../../contracts';
 import { getJurisdiction } from '../../jurisdictions';
 import type { IngestPackageInput } from '../../schemas/ingest';
@@ -19,7 +19,7 @@ import {
   ingestRejected,
   rawHistory,
   smallMetadata,
-  STEWARD,
+  signedBy,
   submitUntilCurating,
   tempDir,
   writeBag,
@@ -35,7 +35,11 @@ describe('workflow inputs', () => {
     const error = await failureOf(
       clients().client.workflow.execute<typeof ingestPackageWorkflow>('ingestPackageWorkflow', {
         args: [
-          { packageId: 'not-a-package', jurisdiction: 'EU', landing: { bucket: 'b' } } as unknown as IngestPackageInput,
+          signedBy('steward', {
+            action: 'ingest',
+            jurisdiction: 'eu',
+            params: { packageId: 'not-a-package', jurisdiction: 'EU', landing: { bucket: 'b' } },
+          }),
         ],
         taskQueue: ingestTaskQueue('eu'),
         workflowId: `test-invalid-${randomUUID()}`,
@@ -43,7 +47,7 @@ describe('workflow inputs', () => {
     );
     expect(failureChain(error)).toEqual(['WorkflowFailedError', 'ApplicationFailure(InvalidInput)']);
     expect(rootApplicationFailure(error).message).toMatchInlineSnapshot(
-      `"invalid input to ingestPackageWorkflow: packageId: must be 24 lowercase hex digits; manifestSha256: Invalid input: expected string, received undefined; layout: Invalid option: expected one of "bagit"|"json"; jurisdiction: must be a known jurisdiction: ch, eu, uk, us; landing.prefix: Invalid input: expected string, received undefined; metadata: Invalid input: expected object, received undefined; unreadable: Invalid input: expected array, received undefined; submittedBy: Invalid input: expected object, received undefined"`,
+      `"invalid input to ingest request: packageId: must be 24 lowercase hex digits; manifestSha256: Invalid input: expected string, received undefined; layout: Invalid option: expected one of "bagit"|"json"; jurisdiction: must be a known jurisdiction: ch, eu, uk, us; landing.prefix: Invalid input: expected string, received undefined; metadata: Invalid input: expected object, received undefined; unreadable: Invalid input: expected array, received undefined"`,
     );
   });
 });
@@ -57,7 +61,13 @@ describe('keys', () => {
     const error = await withWorker(clients(), 'eu', (taskQueue) =>
       failureOf(
         clients().client.workflow.execute<typeof rotateStudyKeyWorkflow>('rotateStudyKeyWorkflow', {
-          args: [{ jurisdiction: 'eu', studyId: study, requestedBy: STEWARD }],
+          args: [
+            signedBy('steward', {
+              action: 'keys.rotate',
+              jurisdiction: 'eu',
+              params: { jurisdiction: 'eu', studyId: study },
+            }),
+          ],
           taskQueue,
           workflowId,
         }),
@@ -75,7 +85,9 @@ describe('keys', () => {
     const attempts = history
       .events!.filter((e) => e.activityTaskStartedEventAttributes)
       .map((e) => e.activityTaskStartedEventAttributes!.attempt);
-    expect(attempts).toEqual([1]);
+    // Only a last attempt's start is recorded: every activity succeeded or failed at its first.
+    expect(attempts.length).toBeGreaterThan(0);
+    expect(attempts.every((a) => a === 1)).toBe(true);
   });
 });
 
@@ -105,7 +117,12 @@ describe('jurisdiction guards in activities', () => {
     const ingest = createIngestActivities({ s3, keys, jurisdiction: eu, scratchDir, workDir: scratchDir });
     const consent = createConsentActivities({ s3, keys, jurisdiction: eu, scratchDir });
     const keyActivities = createKeyActivities({ keys, jurisdiction: eu });
-    const vault = createVaultActivities({ s3, keys, jurisdiction: eu });
+    const audit = createAuditActivities({
+      s3,
+      keys,
+      jurisdiction: eu,
+      signer: () => Promise.reject(new Error('unused')),
+    });
     const run = <A extends unknown[]>(fn: (...args: A) => Promise<unknown>, ...args: A) =>
       new MockActivityEnvironment().run(fn, ...args).then(
         () => 'accepted',
@@ -119,7 +136,7 @@ describe('jurisdiction guards in activities', () => {
       landing: { bucket: us.buckets.landing, prefix: 'packages/abcdefabcdefabcdefabcdef/' },
       metadata: smallMetadata(),
       unreadable: [],
-      submittedBy: STEWARD,
+      submittedBy: { id: 'Demo Steward', role: 'steward' },
     };
     const results = {
       verifyForeignBucket: await run(ingest.verifyPackageActivity, packageInput),
@@ -143,34 +160,38 @@ describe('jurisdiction guards in activities', () => {
         studyId: 'S',
         source: { bucket: us.buckets.landing, key: 'consent/S/x.csv', sha256: 'a'.repeat(64) },
         fileName: 'x.csv',
-        submittedBy: STEWARD,
+        submittedBy: { id: 'Demo Steward', role: 'steward' },
         importedAt: '2026-01-01T00:00:00.000Z',
       }),
       keysForeignJurisdiction: await run(keyActivities.currentStudyKeyVersionActivity, {
         jurisdiction: 'us',
         studyId: 'S',
       }),
-      auditForeignJurisdiction: await run(vault.recordAuditEventActivity, {
-        eventId: 'e',
-        at: '2026-01-01T00:00:00.000Z',
+      sealForeignJurisdiction: await run(audit.sealAuditSegmentActivity, {
         jurisdiction: 'us',
-        principal: STEWARD,
-        action: 'reidentify',
-        outcome: 'requested',
-        studyId: 'S',
-        subjectToken: `v1.${'A'.repeat(43)}`,
-        reason: 'r',
-        workflowId: 'w',
-        runId: 'r',
+        head: { seq: 0, position: 0, prevEventHash: '0'.repeat(64), prevSegmentHash: '0'.repeat(64) },
+        sealedAt: '2026-01-01T00:00:00.000Z',
+        events: [
+          {
+            id: 'e',
+            at: '2026-01-01T00:00:00.000Z',
+            jurisdiction: 'us',
+            principal: null,
+            action: 'request.denied',
+            outcome: 'denied',
+            targets: {},
+            details: {},
+          },
+        ],
       }),
     };
     expect(results).toMatchInlineSnapshot(`
       {
-        "auditForeignJurisdiction": "JurisdictionViolation: this worker serves jurisdiction eu and refuses work for us",
         "consentForeignBucket": "JurisdictionViolation: consent must be read from eu's landing bucket, not steward-us-landing",
         "curateForeignBucket": "JurisdictionViolation: bucket steward-us-landing does not belong to jurisdiction eu",
         "keysForeignJurisdiction": "JurisdictionViolation: this worker serves jurisdiction eu and refuses work for us",
         "quarantineForeignBucket": "JurisdictionViolation: bucket steward-us-landing does not belong to jurisdiction eu",
+        "sealForeignJurisdiction": "JurisdictionViolation: this worker serves jurisdiction eu and refuses work for us",
         "verifyForeignBucket": "JurisdictionViolation: bucket steward-us-landing does not belong to jurisdiction eu",
         "verifyForeignJurisdiction": "JurisdictionViolation: this worker serves jurisdiction eu and refuses work for us",
       }

@@ -2,7 +2,6 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import type { Principal } from '../../schemas/common';
 import type { PackageMetadata } from '../../schemas/package';
 import { FileKeyStore } from '../../lib/crypto/keystore';
 import { dateShiftDays, tokenize } from '../../lib/crypto/pseudonymize';
@@ -13,7 +12,7 @@ import type {
   withdrawConsentWorkflow,
 } from '../../workflows';
 import { getJurisdiction } from '../../jurisdictions';
-import { listObjects, readObjectText } from '../../lib/storage/objects';
+import { readObjectText } from '../../lib/storage/objects';
 import { destroyVaultEntries } from '../../lib/crypto/vault';
 import { ingestTaskQueue } from '../../contracts';
 import {
@@ -23,28 +22,32 @@ import {
   objectVersions,
   rawHistory,
   readParquet,
+  signedBy,
   stackState,
+  type DemoRole,
   tempDir,
   writeJsonPackage,
 } from '../helpers';
-import { expectDenied, useClients } from '../harness';
+import { expectDenied, sealedEvents, useClients } from '../harness';
 
-const DPO: Principal = { id: 'dora-dpo', role: 'dpo' };
-const STEWARD: Principal = { id: 'sam-steward', role: 'steward' };
 const clients = useClients();
 
-function rotate(study: string, as: Principal) {
+function rotate(study: string, as: DemoRole) {
   return clients().client.workflow.execute<typeof rotateStudyKeyWorkflow>('rotateStudyKeyWorkflow', {
-    args: [{ jurisdiction: 'eu', studyId: study, requestedBy: as }],
+    args: [signedBy(as, { action: 'keys.rotate', jurisdiction: 'eu', params: { jurisdiction: 'eu', studyId: study } })],
     taskQueue: ingestTaskQueue('eu'),
     workflowId: `test-rotate-${randomUUID()}`,
   });
 }
 
-function withdraw(study: string, subjectId: string, as: Principal) {
+function withdraw(study: string, subjectId: string, as: DemoRole) {
   return clients().client.workflow.execute<typeof withdrawConsentWorkflow>('withdrawConsentWorkflow', {
     args: [
-      { jurisdiction: 'eu', studyId: study, subjectId, scopes: [], reason: 'subject asked by phone', requestedBy: as },
+      signedBy(as, {
+        action: 'consent.withdraw',
+        jurisdiction: 'eu',
+        params: { jurisdiction: 'eu', studyId: study, subjectId, scopes: [], reason: 'subject asked by phone' },
+      }),
     ],
     taskQueue: ingestTaskQueue('eu'),
     workflowId: `test-withdraw-${randomUUID()}`,
@@ -142,10 +145,10 @@ describe('key rotation, consent withdrawal and roles', () => {
     const v1 = await ingestDir(clients(), first);
     expect(v1.record.keyVersions).toEqual([1]);
 
-    expect(await expectDenied(rotate(study, DPO))).toMatchInlineSnapshot(
-      `"access denied: dora-dpo (role dpo) may not keys.rotate; allowed roles: steward"`,
+    expect(await expectDenied(rotate(study, 'dpo'))).toMatchInlineSnapshot(
+      `"access denied: Demo DPO (role dpo) may not keys.rotate; allowed roles: steward"`,
     );
-    const rotated = await rotate(study, STEWARD);
+    const rotated = await rotate(study, 'steward');
     expect(rotated).toMatchObject({ previousVersion: 1, currentVersion: 2 });
     expect(rotated.versions.map((v) => [v.version, v.state])).toEqual([
       [1, 'retired'],
@@ -168,10 +171,10 @@ describe('key rotation, consent withdrawal and roles', () => {
     expect((await tokens(v1)).every((t) => t.startsWith('v1.'))).toBe(true);
     expect((await tokens(v2)).every((t) => t.startsWith('v2.'))).toBe(true);
 
-    expect(await expectDenied(withdraw(study, 'K-1', STEWARD))).toMatchInlineSnapshot(
-      `"access denied: sam-steward (role steward) may not consent.withdraw; allowed roles: dpo"`,
+    expect(await expectDenied(withdraw(study, 'K-1', 'steward'))).toMatchInlineSnapshot(
+      `"access denied: Demo Steward (role steward) may not consent.withdraw; allowed roles: dpo"`,
     );
-    const withdrawn = await withdraw(study, ' K-1 ', DPO);
+    const withdrawn = await withdraw(study, ' K-1 ', 'dpo');
     expect(withdrawn.status).toBe('withdrawn');
     expect(withdrawn.keyVersionsSearched).toEqual([1, 2]);
     expect(withdrawn.datasets.sort((a, b) => a.datasetId.localeCompare(b.datasetId))).toEqual(
@@ -217,34 +220,42 @@ describe('re-identification vault', () => {
     const result = await ingestDir(clients(), dir);
     const output = result.record.outputs[0]!;
     const token = String((await readParquet(clients().s3, output.bucket, output.key)).rows[0]!.subject_id);
-    const reidentify = (as: Principal) =>
+    const reidentify = (as: DemoRole) =>
       clients().client.workflow.execute<typeof reidentifyWorkflow>('reidentifyWorkflow', {
-        args: [{ jurisdiction: 'eu', studyId: study, token, reason: 'adverse event follow-up', requestedBy: as }],
+        args: [
+          signedBy(as, {
+            action: 'reidentify',
+            jurisdiction: 'eu',
+            params: { jurisdiction: 'eu', studyId: study, token, reason: 'adverse event follow-up' },
+          }),
+        ],
         taskQueue: ingestTaskQueue('eu'),
         workflowId: `test-reidentify-${randomUUID()}`,
       });
 
-    expect(await reidentify(DPO)).toEqual({ found: true, identifier: 'V-1' });
-    expect(await expectDenied(reidentify(STEWARD))).toMatchInlineSnapshot(
-      `"access denied: sam-steward (role steward) may not reidentify; allowed roles: dpo"`,
+    expect(await reidentify('dpo')).toEqual({ found: true, identifier: 'V-1' });
+    expect(await expectDenied(reidentify('steward'))).toMatchInlineSnapshot(
+      `"access denied: Demo Steward (role steward) may not reidentify; allowed roles: dpo"`,
     );
 
     const buckets = getJurisdiction('eu').buckets;
-    const events = await Promise.all(
-      (await listObjects(clients().s3, buckets.evidence, 'audit/events/')).map(async (o) =>
-        JSON.parse((await readObjectText(clients().s3, buckets.evidence, o.key)).toString('utf8')),
-      ),
+    const events = (await sealedEvents(clients(), 'eu')).map((e) => e.event);
+    const mine = events.filter(
+      (e) =>
+        e.targets.subjectTokens?.includes(token) ||
+        (e.action === 'request.denied' &&
+          e.details.requested === 'reidentify' &&
+          e.workflow?.workflowId.startsWith('test-reidentify')),
     );
-    const mine = events.filter((e) => e.subjectToken === token);
-    expect(mine.map((e) => `${e.principal.role}:${e.outcome}`).sort()).toEqual([
-      'dpo:disclosed',
-      'dpo:requested',
-      'steward:denied',
+    expect(mine.map((e) => `${e.principal?.role}:${e.action}:${e.outcome}`).sort()).toEqual([
+      'dpo:subject.reidentified:success',
+      'steward:request.denied:denied',
     ]);
+    expect(mine.find((e) => e.action === 'subject.reidentified')?.reason).toBe('adverse event follow-up');
     expect(JSON.stringify(events)).not.toContain('V-1');
 
     expect(await destroyVaultEntries(clients().s3, buckets.catalog, study, [token])).toBe(1);
-    expect(await reidentify(DPO)).toEqual({ found: false, identifier: null });
+    expect(await reidentify('dpo')).toEqual({ found: false, identifier: null });
     expect(await objectVersions(clients().s3, buckets.catalog, `vault/${study}/`)).toBe(1);
   });
 });
@@ -261,11 +272,17 @@ describe('re-pseudonymization', () => {
     const ingested = await ingestDir(clients(), dir);
     const output = ingested.record.outputs[0]!;
     const before = (await readParquet(clients().s3, output.bucket, output.key)).rows;
-    await rotate(study, STEWARD);
+    await rotate(study, 'steward');
 
     const migrate = () =>
       clients().client.workflow.execute<typeof rePseudonymizeDatasetWorkflow>('rePseudonymizeDatasetWorkflow', {
-        args: [{ datasetId: ingested.datasetId, requestedBy: STEWARD }],
+        args: [
+          signedBy('steward', {
+            action: 'datasets.repseudonymize',
+            jurisdiction: 'eu',
+            params: { datasetId: ingested.datasetId },
+          }),
+        ],
         taskQueue: ingestTaskQueue('eu'),
         workflowId: `test-repseudo-${randomUUID()}`,
       });

@@ -10,15 +10,13 @@ import {
 } from '../../contracts';
 import { getJurisdiction } from '../../jurisdictions';
 import type { CatalogMutationRequest } from '../../schemas/catalog';
-import type { Principal } from '../../schemas/common';
 import type { catalogWriterWorkflow, withdrawConsentWorkflow } from '../../workflows';
 import { tokenize } from '../../lib/crypto/pseudonymize';
 import { readVaultShards, sealIdentifier } from '../../lib/crypto/vault';
 import { readConsentRegistry } from '../../lib/storage/catalog';
-import { importConsentCsv } from '../helpers';
+import { importConsentCsv, signedBy } from '../helpers';
 import { useClients } from '../harness';
 
-const DPO: Principal = { id: 'dora-dpo', role: 'dpo' };
 const eu = getJurisdiction('eu');
 const clients = useClients();
 
@@ -36,14 +34,11 @@ describe('consent registry', () => {
     const withdraw = (i: number) =>
       clients().client.workflow.execute<typeof withdrawConsentWorkflow>('withdrawConsentWorkflow', {
         args: [
-          {
+          signedBy('dpo', {
+            action: 'consent.withdraw',
             jurisdiction: 'eu',
-            studyId: study,
-            subjectId: subject(i, 1),
-            scopes: [],
-            reason: 'asked',
-            requestedBy: DPO,
-          },
+            params: { jurisdiction: 'eu', studyId: study, subjectId: subject(i, 1), scopes: [], reason: 'asked' },
+          }),
         ],
         taskQueue: ingestTaskQueue('eu'),
         workflowId: consentWithdrawalWorkflowId('eu', study, randomUUID()),

@@ -6,7 +6,7 @@ import { StackStateSchema } from '../../schemas/config';
 import { listObjects } from '../../lib/storage/objects';
 import { isAlive } from '../../lib/stack/process';
 import { expectedCurated, objectVersions, stackState, submitUntilCurating } from '../helpers';
-import { useClients } from '../harness';
+import { sealedEvents, useClients } from '../harness';
 
 const clients = useClients();
 
@@ -50,4 +50,20 @@ it('a worker killed with SIGKILL mid-curation is restarted and the ingestion com
   const buckets = getJurisdiction('eu').buckets;
   expect(await listObjects(clients().s3, buckets.catalog, `datasets/${result.datasetId}`)).toHaveLength(1);
   expect(await objectVersions(clients().s3, buckets.curated, `datasets/${result.datasetId}/`)).toBe(4);
+
+  // The audit trail holds each step of the ingestion exactly once: none lost with the worker, none doubled by the retry.
+  const events = (await sealedEvents(clients(), 'eu'))
+    .map((e) => e.event)
+    .filter((e) => e.workflow?.workflowId === handle.workflowId);
+  expect(events.map((e) => e.action)).toEqual([
+    'package.submitted',
+    'package.verified',
+    'key.used',
+    'package.curated',
+    'object.written',
+    'object.written',
+    'object.written',
+    'object.written',
+    'dataset.recorded',
+  ]);
 });

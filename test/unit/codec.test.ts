@@ -85,6 +85,27 @@ describe('file key store', () => {
     expect(file).toMatchObject({ state: 'destroyed', sealed: '' });
   });
 
+  it('a key another process destroys is refused here too, though this process had it in memory', async () => {
+    const { dir, keys } = await store();
+    await keys.studyKey('eu', 'XPROC');
+    await keys.rotateStudyKey('eu', 'XPROC', 1);
+    expect((await keys.studyKeyVersion('eu', 'XPROC', 1)).version).toBe(1);
+    const other = await FileKeyStore.open(dir);
+    await other.destroyStudyKey('eu', 'XPROC', 1);
+    await expect(keys.studyKeyVersion('eu', 'XPROC', 1)).rejects.toThrow('key study/eu/XPROC/v1 was destroyed');
+    expect((await keys.liveStudyKeys('eu', 'XPROC')).map((k) => k.version)).toEqual([2]);
+  });
+
+  it('keeps other secrets sealed, the first stored winning', async () => {
+    const { dir, keys } = await store();
+    expect(await keys.secret('pki/ca')).toBeUndefined();
+    const first = await keys.storeSecret('pki/ca', Buffer.from('first'));
+    const second = await (await FileKeyStore.open(dir)).storeSecret('pki/ca', Buffer.from('second'));
+    expect([first.toString(), second.toString()]).toEqual(['first', 'first']);
+    expect(await readFile(path.join(dir, 'secrets', 'pki--ca.json'), 'utf8')).not.toContain('first');
+    await expect(keys.secret('../escape')).rejects.toThrow('"../escape" is not a secret id');
+  });
+
   it('will not unseal with the wrong master key, and says so without key material', async () => {
     const { dir, keys } = await store();
     await keys.studyKey('eu', 'ST-1');
