@@ -3,6 +3,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { DuckDBInstance } from '@duckdb/node-api';
+import { Context } from '@temporalio/activity';
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { parse } from 'csv-parse';
 import { ErrorType, nonRetryable } from '../contracts';
@@ -180,6 +181,7 @@ export function createConsentActivities({ s3, keys, jurisdiction, scratchDir }: 
       try {
         for (const record of await listDatasetRecords(s3, jurisdiction.buckets.catalog)) {
           if (record.studyId !== input.studyId) continue;
+          Context.current().heartbeat({ datasetId: record.datasetId });
           for (const output of record.outputs) {
             const subject = output.columns.find((c) => c.role === 'subject-id');
             if (!subject) continue;

@@ -14,6 +14,14 @@ export function ingestTaskQueue(jurisdiction: string): string {
   return `ingest.${jurisdiction}`;
 }
 
+/**
+ * Task queue of a jurisdiction's long, memory-bound work (verifying and curating packages, re-keying datasets,
+ * scanning data), kept apart so it never holds up the short activities (request checks, audit sealing, catalog writes).
+ */
+export function curationTaskQueue(jurisdiction: string): string {
+  return `curation.${jurisdiction}`;
+}
+
 /** Same package (same manifest and metadata digest) → same workflow id → one dataset. */
 export function ingestWorkflowId(jurisdiction: string, packageId: string): string {
   return `ingest-${jurisdiction}-${packageId}`;

@@ -11,7 +11,7 @@ import { logger } from '../lib/runtime/logger';
 import { isAlive } from '../lib/stack/process';
 import { createS3Client } from '../lib/storage/s3';
 import { connectionOptions, stewardDataConverter } from '../lib/client/temporal';
-import { ingestTaskQueue } from '../contracts';
+import { curationTaskQueue, ingestTaskQueue } from '../contracts';
 import { activityInterceptors, createJurisdictionActivities } from './activities';
 
 /** DuckDB's buffer limit: STEWARD_DUCKDB_MEMORY_LIMIT, else a third of STEWARD_WORKER_MEMORY_MB, else 1GB. */
@@ -71,37 +71,61 @@ async function main(): Promise<void> {
   });
   const connection = await NativeConnection.connect(connectionOptions(config.temporal));
   const bundle = process.env.STEWARD_WORKFLOW_BUNDLE;
-  const worker = await Worker.create({
+  const activities = createJurisdictionActivities({
+    s3,
+    keys,
+    jurisdiction,
+    scratchDir,
+    workDir,
+    duckdbMemoryLimit: duckdbMemoryLimit(),
+    trust: new TrustAnchor(config.pkiDir),
+    signer: async () => signer,
+  });
+  const common = {
     connection,
     namespace: config.temporal.namespace,
-    taskQueue: ingestTaskQueue(jurisdiction.id),
     identity: `steward-worker-${jurisdiction.id}@${os.hostname()}:${process.pid}`,
-    ...(bundle
-      ? { workflowBundle: { codePath: bundle } }
-      : {
-          workflowsPath: path.join(__dirname, '..', 'workflows', __filename.endsWith('.ts') ? 'index.ts' : 'index.js'),
-        }),
-    activities: createJurisdictionActivities({
-      s3,
-      keys,
-      jurisdiction,
-      scratchDir,
-      workDir,
-      duckdbMemoryLimit: duckdbMemoryLimit(),
-      trust: new TrustAnchor(config.pkiDir),
-      signer: async () => signer,
-    }),
+    activities,
     dataConverter: stewardDataConverter(keys),
     interceptors: { activity: activityInterceptors },
-    maxConcurrentActivityTaskExecutions: 2,
     // Heartbeats reach the server at least this often, so a cancellation reaches a long activity within seconds.
     maxHeartbeatThrottleInterval: '2s',
     shutdownGraceTime: '10s',
-  });
+  } as const;
+  // Workflows and short activities; the long, memory-bound ones run two at a time on the curation queue, so a package
+  // curating for hours never holds up request checks, audit sealing or catalog writes.
+  const workers = [
+    await Worker.create({
+      ...common,
+      taskQueue: ingestTaskQueue(jurisdiction.id),
+      ...(bundle
+        ? { workflowBundle: { codePath: bundle } }
+        : {
+            workflowsPath: path.join(
+              __dirname,
+              '..',
+              'workflows',
+              __filename.endsWith('.ts') ? 'index.ts' : 'index.js',
+            ),
+          }),
+      maxConcurrentActivityTaskExecutions: 16,
+    }),
+    await Worker.create({
+      ...common,
+      taskQueue: curationTaskQueue(jurisdiction.id),
+      maxConcurrentActivityTaskExecutions: 2,
+    }),
+  ];
   // Stop with the stack that started us.
-  process.on('disconnect', () => worker.shutdown());
-  const running = worker.run();
-  logger.info({ jurisdiction: jurisdiction.id, taskQueue: ingestTaskQueue(jurisdiction.id) }, 'worker running');
+  process.on('disconnect', () => workers.forEach((w) => w.shutdown()));
+  const running = Promise.all(workers.map((w) => w.run()));
+  logger.info(
+    {
+      jurisdiction: jurisdiction.id,
+      taskQueues: [ingestTaskQueue(jurisdiction.id), curationTaskQueue(jurisdiction.id)],
+    },
+    'worker running',
+  );
   process.send?.({ type: 'ready' });
   await running;
   await connection.close();

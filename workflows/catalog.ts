@@ -29,7 +29,7 @@ let listening = false;
 
 /**
  * Asks the single writer of the mutation's catalog object to apply it, and waits for the outcome. Starts the writer
- * when none runs (as an abandoned child, so it outlives this workflow); a writer that ended in between is started again.
+ * when none runs (as an abandoned child, so it outlives this workflow), and tries again.
  */
 export async function changeCatalog(jurisdiction: string, mutation: CatalogMutation): Promise<CatalogMutationResult> {
   if (!listening) {
@@ -39,7 +39,16 @@ export async function changeCatalog(jurisdiction: string, mutation: CatalogMutat
   const target = mutationTarget(mutation);
   const writerId = catalogWriterWorkflowId(jurisdiction, target);
   const requestId = uuid4();
+  const request = { requestId, replyTo: workflowInfo().workflowId, mutation };
+  const writer = getExternalWorkflowHandle(writerId);
+  // The writer usually runs (it ends only after a minute idle): signal it; start it when it does not.
   for (let attempt = 1; ; attempt++) {
+    try {
+      await writer.signal(applyCatalogMutationSignal, request);
+      break;
+    } catch (error) {
+      if (attempt >= 5) throw error;
+    }
     try {
       await startChild(catalogWriterWorkflow, {
         workflowId: writerId,
@@ -50,17 +59,6 @@ export async function changeCatalog(jurisdiction: string, mutation: CatalogMutat
       });
     } catch (error) {
       if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
-    }
-    try {
-      await getExternalWorkflowHandle(writerId).signal(applyCatalogMutationSignal, {
-        requestId,
-        replyTo: workflowInfo().workflowId,
-        mutation,
-      });
-      break;
-    } catch (error) {
-      // The writer ended between the start and the signal: start it again.
-      if (attempt >= 5) throw error;
     }
   }
   await condition(() => replies.has(requestId));

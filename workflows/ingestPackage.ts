@@ -6,8 +6,9 @@ import {
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
+import type { ActivityOptions } from '@temporalio/common';
 import type { createIngestActivities } from '../activities/ingest';
-import { datasetIdFor, ErrorType, ingestProgressQuery, nonRetryable } from '../contracts';
+import { curationTaskQueue, datasetIdFor, ErrorType, ingestProgressQuery, nonRetryable } from '../contracts';
 import type { DatasetRecord } from '../schemas/dataset';
 import {
   IngestParamsSchema,
@@ -29,7 +30,8 @@ const quick = proxyActivities<Activities>({
   retry: { maximumAttempts: 10, initialInterval: '1s', maximumInterval: '30s' },
 });
 
-const heavy = proxyActivities<Activities>({
+/** Long, memory-bound activities: on the jurisdiction's curation queue. */
+const heavyOptions: ActivityOptions = {
   startToCloseTimeout: '6 hours',
   // Heartbeats come every few seconds; a worker that dies is noticed within this, and the activity retried.
   heartbeatTimeout: '30 seconds',
@@ -40,7 +42,7 @@ const heavy = proxyActivities<Activities>({
     maximumInterval: '5 minutes',
     nonRetryableErrorTypes: [ErrorType.PackageRejected, ErrorType.KeyUnavailable, ErrorType.JurisdictionViolation],
   },
-});
+};
 
 function rejectionOf(error: unknown): PackageProblem[] | undefined {
   if (
@@ -98,6 +100,7 @@ export async function ingestPackageWorkflow(raw: SignedWorkflowInput): Promise<I
       `a package for ${input.jurisdiction} was sent to ${auth.jurisdiction}`,
     );
   }
+  const heavy = proxyActivities<Activities>({ ...heavyOptions, taskQueue: curationTaskQueue(input.jurisdiction) });
   const datasetId = datasetIdFor(input.jurisdiction, input.packageId);
   Object.assign(progress, { phase: 'verifying', datasetId });
   const { workflowId, runId } = workflowInfo();

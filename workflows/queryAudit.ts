@@ -1,16 +1,18 @@
 import { proxyActivities } from '@temporalio/workflow';
+import type { ActivityOptions } from '@temporalio/common';
 import type { createAuditActivities } from '../activities/audit';
+import { curationTaskQueue } from '../contracts';
 import { AuditQueryParamsSchema, type AuditQueryResult } from '../schemas/audit';
 import type { SignedWorkflowInput } from '../schemas/request';
 import { recordAudit } from './audit';
 import { authorize } from './authorize';
 
-const { queryAuditTrailActivity } = proxyActivities<ReturnType<typeof createAuditActivities>>({
+const queryOptions: ActivityOptions = {
   startToCloseTimeout: '10 minutes',
   heartbeatTimeout: '1 minute',
   // Reads only: storage hiccups clear within a few tries.
   retry: { maximumAttempts: 5, initialInterval: '2s' },
-});
+};
 
 /**
  * Answers "who accessed what, when and why" from the jurisdiction's sealed audit trail, for an auditor or the DPO.
@@ -18,6 +20,11 @@ const { queryAuditTrailActivity } = proxyActivities<ReturnType<typeof createAudi
  */
 export async function queryAuditWorkflow(raw: SignedWorkflowInput): Promise<AuditQueryResult> {
   const auth = await authorize(raw, 'audit.query', AuditQueryParamsSchema);
+  // Reads the whole trail: long work, on the curation queue.
+  const { queryAuditTrailActivity } = proxyActivities<ReturnType<typeof createAuditActivities>>({
+    ...queryOptions,
+    taskQueue: curationTaskQueue(auth.jurisdiction),
+  });
   const result = await queryAuditTrailActivity({ ...auth.params, jurisdiction: auth.jurisdiction });
   const { subject: _subject, ...filters } = auth.params;
   await recordAudit(auth.jurisdiction, auth.principal, [

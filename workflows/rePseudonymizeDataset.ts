@@ -1,13 +1,14 @@
 import { proxyActivities } from '@temporalio/workflow';
+import type { ActivityOptions } from '@temporalio/common';
 import type { createRePseudonymizeActivities } from '../activities/repseudonymize';
-import { ErrorType, jurisdictionOfDatasetId, nonRetryable } from '../contracts';
+import { curationTaskQueue, ErrorType, jurisdictionOfDatasetId, nonRetryable } from '../contracts';
 import type { SignedWorkflowInput } from '../schemas/request';
 import { RePseudonymizeParamsSchema, type RePseudonymizeResult } from '../schemas/vault';
 import { recordAudit, type AuditDraft } from './audit';
 import { authorize } from './authorize';
 import { changeCatalog } from './catalog';
 
-const { rePseudonymizeDatasetActivity } = proxyActivities<ReturnType<typeof createRePseudonymizeActivities>>({
+const migrationOptions: ActivityOptions = {
   startToCloseTimeout: '6 hours',
   heartbeatTimeout: '2 minutes',
   // Storage or worker failures are retried and the activity resumes at the first table not yet migrated.
@@ -16,7 +17,7 @@ const { rePseudonymizeDatasetActivity } = proxyActivities<ReturnType<typeof crea
     initialInterval: '5s',
     nonRetryableErrorTypes: [ErrorType.VaultEntryMissing, ErrorType.DatasetNotFound, ErrorType.KeyUnavailable],
   },
-});
+};
 
 /**
  * Migrates a dataset's tokens to its study's current key version (new object versions; old versions deleted), then
@@ -28,6 +29,10 @@ export async function rePseudonymizeDatasetWorkflow(raw: SignedWorkflowInput): P
   if (jurisdictionOfDatasetId(datasetId) !== auth.jurisdiction) {
     throw nonRetryable(ErrorType.JurisdictionViolation, `dataset ${datasetId} is not in ${auth.jurisdiction}`);
   }
+  const { rePseudonymizeDatasetActivity } = proxyActivities<ReturnType<typeof createRePseudonymizeActivities>>({
+    ...migrationOptions,
+    taskQueue: curationTaskQueue(auth.jurisdiction),
+  });
   const at = new Date().toISOString();
   const { outputs, deletedVersions, ...result } = await rePseudonymizeDatasetActivity({ datasetId, at });
   if (result.migrated) {

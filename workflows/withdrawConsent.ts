@@ -1,5 +1,6 @@
 import { proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { createConsentActivities } from '../activities/consent';
+import { curationTaskQueue } from '../contracts';
 import { WithdrawConsentParamsSchema, type WithdrawConsentWorkflowResult } from '../schemas/consent';
 import type { SignedWorkflowInput } from '../schemas/request';
 import { recordAudit } from './audit';
@@ -32,7 +33,15 @@ export async function withdrawConsentWorkflow(raw: SignedWorkflowInput): Promise
       details: { scopes: input.scopes.join(';') || 'all', status: result.status, effectiveOn },
     },
   ]);
-  const datasets = await consent.findSubjectDatasetsActivity({ studyId: input.studyId, subjectId: input.subjectId });
+  // Reads every dataset of the study: long work, on the curation queue.
+  const scan = proxyActivities<ReturnType<typeof createConsentActivities>>({
+    startToCloseTimeout: '2 hours',
+    heartbeatTimeout: '2 minutes',
+    // Reads only: storage hiccups clear within a few tries.
+    retry: { maximumAttempts: 5, initialInterval: '2s' },
+    taskQueue: curationTaskQueue(auth.jurisdiction),
+  });
+  const datasets = await scan.findSubjectDatasetsActivity({ studyId: input.studyId, subjectId: input.subjectId });
   const { token: _token, ...shown } = result;
   return { ...shown, effectiveOn, datasets };
 }

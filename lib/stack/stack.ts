@@ -6,7 +6,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ListBucketsCommand } from '@aws-sdk/client-s3';
 import { Connection } from '@temporalio/client';
-import { bundleWorkflowCode } from '@temporalio/worker';
+import { bundleWorkflowCode, type BundleOptions } from '@temporalio/worker';
 import { searchAttributeFlags } from '../../contracts';
 import { getJurisdiction } from '../../jurisdictions';
 import type { StackState } from '../../schemas/config';
@@ -30,6 +30,8 @@ export interface StackOptions {
   onEvent?: (event: StackEvent) => void;
   /** Extra environment for worker processes (e.g. STEWARD_WORKER_MEMORY_MB). */
   workerEnv?: Record<string, string>;
+  /** Changes the workflow bundle's Webpack configuration (the benchmark swaps a module this way). */
+  webpackConfigHook?: BundleOptions['webpackConfigHook'];
 }
 
 function isWorkerSource(): boolean {
@@ -213,6 +215,7 @@ export class Stack {
     const { code } = await bundleWorkflowCode({
       workflowsPath: workflowsPath(),
       failureConverterPath: FAILURE_CONVERTER_PATH,
+      ...(this.options.webpackConfigHook ? { webpackConfigHook: this.options.webpackConfigHook } : {}),
       logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} },
     });
     await writeFile(bundlePath, code);
