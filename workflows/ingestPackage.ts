@@ -126,28 +126,32 @@ export async function ingestPackageWorkflow(raw: SignedWorkflowInput): Promise<I
   }
 
   let submittedRecorded = false;
+  let recordingVerified: Promise<void> | undefined;
   try {
     const verified = await heavy.verifyPackageActivity(input);
-    await audit([
+    progress.phase = 'curating';
+    const asOf = new Date().toISOString().slice(0, 10);
+    // Curation starts while the verification events are delivered to the trail (both before anything is reported).
+    recordingVerified = audit([
       submitted,
       {
         action: 'package.verified',
         outcome: 'success',
         details: { files: verified.files.length, bytes: verified.files.reduce((n, f) => n + f.bytes, 0) },
       },
+    ]).then(() => void (submittedRecorded = true));
+    const [curated] = await Promise.all([
+      heavy.curatePackageActivity({
+        packageId: input.packageId,
+        datasetId,
+        jurisdiction: input.jurisdiction,
+        landing: input.landing,
+        metadata: verified.metadata,
+        files: verified.files,
+        asOf,
+      }),
+      recordingVerified,
     ]);
-    submittedRecorded = true;
-    progress.phase = 'curating';
-    const asOf = new Date().toISOString().slice(0, 10);
-    const curated = await heavy.curatePackageActivity({
-      packageId: input.packageId,
-      datasetId,
-      jurisdiction: input.jurisdiction,
-      landing: input.landing,
-      metadata: verified.metadata,
-      files: verified.files,
-      asOf,
-    });
     progress.phase = 'recording';
     const { record, created } = await quick.recordDatasetActivity({
       datasetId,
@@ -164,6 +168,8 @@ export async function ingestPackageWorkflow(raw: SignedWorkflowInput): Promise<I
   } catch (error) {
     const problems = rejectionOf(error);
     await CancellationScope.nonCancellable(async () => {
+      // Whether the submission is in the trail already decides whether to record it now: wait for that delivery.
+      await recordingVerified?.catch(() => undefined);
       if (!problems) {
         // Cancelled, or failed for good: remove what curation may have written, unless the dataset was recorded.
         // The package stays in landing, for a new submission.
