@@ -8,6 +8,8 @@ import {
   type AuditQueryInput,
   type AuditQueryResult,
   LocateEventInputSchema,
+  LocateEventsInputSchema,
+  type LocateEventsInput,
   SealSegmentInputSchema,
   type AuditChainRef,
   type AuditTrailHead,
@@ -42,6 +44,30 @@ export interface AuditActivityDeps {
 /** The audit trail's storage side: sealing segments into the evidence bucket, and finding sealed events. */
 export function createAuditActivities({ s3, keys, jurisdiction, signer }: AuditActivityDeps) {
   const bucket = jurisdiction.buckets.evidence;
+  /** Reads the latest sealed segments (newest first) until every event is found. */
+  async function locate(eventIds: string[]): Promise<AuditChainRef[]> {
+    const wanted = new Set(eventIds);
+    const found = new Map<string, AuditChainRef>();
+    const seqs = await listSegmentSeqs(s3, bucket);
+    for (const seq of seqs.slice(-50).reverse()) {
+      const segment = AuditSegmentSchema.parse(await readSegment(s3, bucket, seq));
+      for (const entry of segment.entries) {
+        if (!wanted.has(entry.event.id)) continue;
+        found.set(entry.event.id, {
+          jurisdiction: jurisdiction.id,
+          eventId: entry.event.id,
+          position: entry.position,
+          segment: seq,
+          eventHash: entry.hash,
+        });
+      }
+      if (found.size === wanted.size) break;
+    }
+    const missing = eventIds.filter((id) => !found.has(id));
+    if (missing.length > 0) throw new Error(`${missing.length} audit events are not sealed yet (${missing[0]}, …)`);
+    return eventIds.map((id) => found.get(id)!);
+  }
+
   return {
     /** Where the stored trail ends: what a trail that starts afresh continues from. Reads only. */
     async readAuditHeadActivity(input: { jurisdiction: string }): Promise<AuditTrailHead> {
@@ -110,20 +136,14 @@ export function createAuditActivities({ s3, keys, jurisdiction, signer }: AuditA
     async locateAuditEventActivity(raw: LocateEventInput): Promise<AuditChainRef> {
       const input = parseInput(LocateEventInputSchema, raw, 'locateAuditEventActivity');
       assertOwnJurisdiction(jurisdiction, input.jurisdiction);
-      const seqs = await listSegmentSeqs(s3, bucket);
-      for (const seq of seqs.slice(-20).reverse()) {
-        const segment = AuditSegmentSchema.parse(await readSegment(s3, bucket, seq));
-        const entry = segment.entries.find((e) => e.event.id === input.eventId);
-        if (entry)
-          return {
-            jurisdiction: jurisdiction.id,
-            eventId: input.eventId,
-            position: entry.position,
-            segment: seq,
-            eventHash: entry.hash,
-          };
-      }
-      throw new Error(`audit event ${input.eventId} is not sealed yet`);
+      return (await locate([input.eventId]))[0]!;
+    },
+
+    /** Where each event sits in the sealed trail, in the order asked; retried until all are sealed. */
+    async locateAuditEventsActivity(raw: LocateEventsInput): Promise<AuditChainRef[]> {
+      const input = parseInput(LocateEventsInputSchema, raw, 'locateAuditEventsActivity');
+      assertOwnJurisdiction(jurisdiction, input.jurisdiction);
+      return locate(input.eventIds);
     },
 
     /**

@@ -3,7 +3,11 @@ import { ErrorType, nonRetryable } from '../contracts';
 import { CatalogMutationSchema, type CatalogMutation, type CatalogMutationResult } from '../schemas/catalog';
 import type { Jurisdiction } from '../schemas/jurisdiction';
 import { parseInput } from '../schemas/parse';
-import { destroyVaultEntries } from '../lib/crypto/vault';
+import { destroyVaultEntries, vaultShardKey } from '../lib/crypto/vault';
+import { claimedDatasets, claimExpiredDatasets, claimProblem, releaseClaims } from '../lib/retention/catalog';
+import { endTrial, releaseHold, RetentionChangeRefused, setHold } from '../lib/retention/changes';
+import { deleteVersions, listVersionsOf, versionSha256, type StoredVersion } from '../lib/storage/versions';
+import { inLanes } from '../lib/runtime/lanes';
 import { readDatasetRecord, writeDatasetRecord } from '../lib/storage/catalog';
 import { getObjectOrUndefined } from '../lib/storage/objects';
 
@@ -14,53 +18,135 @@ export function createCatalogActivities({ s3, jurisdiction }: { s3: S3Client; ju
     /** Idempotent: each change states the object's new content, so applying it again changes nothing. */
     async applyCatalogMutationActivity(raw: CatalogMutation): Promise<CatalogMutationResult> {
       const mutation = parseInput(CatalogMutationSchema, raw, 'applyCatalogMutationActivity');
-      switch (mutation.kind) {
-        case 'dataset.outputs-replaced': {
-          const record = await readDatasetRecord(s3, bucket, mutation.datasetId);
-          if (!record) {
-            throw nonRetryable(
-              ErrorType.DatasetNotFound,
-              `dataset ${mutation.datasetId} is not in the ${jurisdiction.id} catalog`,
-            );
-          }
-          const same =
-            JSON.stringify(record.outputs) === JSON.stringify(mutation.outputs) &&
-            JSON.stringify(record.keyVersions) === JSON.stringify(mutation.keyVersions);
-          if (same) return { changed: false, count: 0 };
-          await writeDatasetRecord(s3, bucket, {
-            ...record,
-            outputs: mutation.outputs,
-            keyVersions: mutation.keyVersions,
-            rePseudonymizedAt: mutation.at,
-          });
-          return { changed: true, count: mutation.outputs.length };
-        }
-        case 'request.claimed': {
-          const key = `requests/${mutation.requestId}.json`;
-          const stored = await getObjectOrUndefined(s3, bucket, key);
-          if (stored) {
-            const claim = JSON.parse(stored.toString('utf8')) as { workflowId: string };
-            if (claim.workflowId === mutation.workflowId) return { changed: false, count: 0 };
-            throw nonRetryable(
-              ErrorType.AccessDenied,
-              `request ${mutation.requestId} was already used by workflow ${claim.workflowId}: a replayed request is refused`,
-            );
-          }
-          await s3.send(
-            new PutObjectCommand({
-              Bucket: bucket,
-              Key: key,
-              Body: JSON.stringify({ ...mutation, claimedAt: new Date().toISOString() }),
-              ContentType: 'application/json',
-            }),
-          );
-          return { changed: true, count: 1 };
-        }
-        case 'vault.entries-destroyed': {
-          const destroyed = await destroyVaultEntries(s3, bucket, mutation.studyId, mutation.tokens);
-          return { changed: destroyed > 0, count: destroyed };
-        }
+      try {
+        return await apply(mutation);
+      } catch (error) {
+        if (!(error instanceof RetentionChangeRefused)) throw error;
+        const type =
+          error.kind === 'not-found'
+            ? ErrorType.DatasetNotFound
+            : error.kind === 'busy'
+              ? ErrorType.RetentionConflict
+              : ErrorType.InvalidInput;
+        throw nonRetryable(type, error.message);
       }
     },
   };
+
+  async function apply(mutation: CatalogMutation): Promise<CatalogMutationResult> {
+    switch (mutation.kind) {
+      case 'dataset.outputs-replaced': {
+        const record = await readDatasetRecord(s3, bucket, mutation.datasetId);
+        if (!record) {
+          throw nonRetryable(
+            ErrorType.DatasetNotFound,
+            `dataset ${mutation.datasetId} is not in the ${jurisdiction.id} catalog`,
+          );
+        }
+        const same =
+          JSON.stringify(record.outputs) === JSON.stringify(mutation.outputs) &&
+          JSON.stringify(record.keyVersions) === JSON.stringify(mutation.keyVersions);
+        if (same) return { changed: false, count: 0 };
+        const busy = claimProblem(await claimedDatasets(s3, bucket, new Date()), [mutation.datasetId]);
+        if (busy) throw new RetentionChangeRefused(busy, 'busy');
+        await writeDatasetRecord(s3, bucket, {
+          ...record,
+          outputs: mutation.outputs,
+          keyVersions: mutation.keyVersions,
+          rePseudonymizedAt: mutation.at,
+        });
+        return { changed: true, count: mutation.outputs.length };
+      }
+      case 'request.claimed': {
+        const key = `requests/${mutation.requestId}.json`;
+        const stored = await getObjectOrUndefined(s3, bucket, key);
+        if (stored) {
+          const claim = JSON.parse(stored.toString('utf8')) as { workflowId: string };
+          if (claim.workflowId === mutation.workflowId) return { changed: false, count: 0 };
+          throw nonRetryable(
+            ErrorType.AccessDenied,
+            `request ${mutation.requestId} was already used by workflow ${claim.workflowId}: a replayed request is refused`,
+          );
+        }
+        await s3.send(
+          new PutObjectCommand({
+            Bucket: bucket,
+            Key: key,
+            Body: JSON.stringify({ ...mutation, claimedAt: new Date().toISOString() }),
+            ContentType: 'application/json',
+          }),
+        );
+        return { changed: true, count: 1 };
+      }
+      case 'vault.entries-destroyed': {
+        const destroyed = await destroyVaultEntries(s3, bucket, mutation.studyId, mutation.tokens);
+        return { changed: destroyed > 0, count: destroyed };
+      }
+      case 'vault.shards-removed': {
+        const keys = mutation.datasetIds.map((id) => vaultShardKey(mutation.studyId, id));
+        const before = await listVersionsOf(s3, bucket, keys);
+        const all = [...before.values()].flat();
+        // What each version held, for the deletion certificates.
+        const digests = new Map<StoredVersion, string | null>();
+        await inLanes(all, 8, async (v) => void digests.set(v, await versionSha256(s3, bucket, v)));
+        const refused = await deleteVersions(s3, bucket, all);
+        if (refused.length > 0) {
+          throw new Error(`storage refused to delete ${refused.length} vault shard versions (${refused[0]!.code})`);
+        }
+        const after = await listVersionsOf(s3, bucket, keys);
+        return {
+          changed: all.length > 0,
+          count: all.length,
+          removed: mutation.datasetIds.map((datasetId, i) => ({
+            datasetId,
+            versions: before.get(keys[i]!)!.map((v) => ({
+              key: v.key,
+              versionId: v.versionId,
+              bytes: v.bytes,
+              deleteMarker: v.deleteMarker,
+              sha256: digests.get(v) ?? null,
+            })),
+            remaining: after.get(keys[i]!)!.length,
+          })),
+        };
+      }
+      case 'hold.set': {
+        const set = await setHold(s3, bucket, jurisdiction.id, mutation.scope, mutation.hold);
+        return {
+          changed: set.changed,
+          count: set.datasets.length,
+          holdId: mutation.hold.holdId,
+          datasets: set.datasets,
+          stillHeld: [],
+        };
+      }
+      case 'hold.released': {
+        const released = await releaseHold(s3, bucket, jurisdiction.id, mutation.scope, mutation);
+        return {
+          changed: released.changed,
+          count: released.released.length,
+          holdId: released.holdId,
+          datasets: released.released,
+          stillHeld: released.stillHeld,
+        };
+      }
+      case 'study.trial-ended': {
+        const ended = await endTrial(s3, bucket, jurisdiction.id, mutation);
+        return { changed: ended.changed, count: ended.changes.length, changes: ended.changes };
+      }
+      case 'retention.claim': {
+        const scan = await claimExpiredDatasets(s3, bucket, jurisdiction.id, mutation);
+        // The outputs stay in the claim file, for the deletion to read: the reply travels through workflow history.
+        return {
+          changed: scan.expired.length > 0,
+          count: scan.expired.length,
+          scan: { ...scan, expired: scan.expired.map((d) => ({ ...d, outputs: [] })) },
+        };
+      }
+      case 'retention.released': {
+        const released = await releaseClaims(s3, bucket, mutation.sweepId);
+        return { changed: released > 0, count: released };
+      }
+    }
+  }
 }

@@ -21,7 +21,9 @@ import { Tokenizer, tokenKeyVersion } from '../lib/crypto/pseudonymize';
 import type { TokenPool } from '../lib/crypto/token-pool';
 import { sealIdentifier, writeVaultShard } from '../lib/crypto/vault';
 import { inLanes } from '../lib/runtime/lanes';
-import { readConsentRegistry } from '../lib/storage/catalog';
+import { readConsentRegistry, readStudyRecord } from '../lib/storage/catalog';
+import { datasetRetention } from '../lib/retention/rules';
+import { activeHolds } from '../schemas/dataset';
 import { downloadHashed, hashFile, putFileOnce } from '../lib/storage/objects';
 import { parseMemoryLimit } from '../lib/tabular/load';
 import type { VaultShard } from '../schemas/vault';
@@ -216,7 +218,20 @@ export async function curatePackage(deps: CurateDeps, input: CuratePackageInput)
     if (problems.length > 0) throw rejectPackage(problems);
 
     if (vault) await writeVaultShard(s3, jurisdiction.buckets.catalog, vault);
-    const classification = jurisdiction.retention[metadata.dataClass]!.classification;
+    const rule = jurisdiction.retention[metadata.dataClass]!;
+    const classification = rule.classification;
+    const study = await readStudyRecord(s3, jurisdiction.buckets.catalog, jurisdiction.id, metadata.studyId);
+    const retention = datasetRetention(metadata.dataClass, rule, {
+      curation: input.curatedAt,
+      'last-effective-date': input.curatedAt,
+      ...(study.trialEnd ? { 'end-of-trial': `${study.trialEnd.date}T00:00:00.000Z` } : {}),
+    });
+    // Storage refuses to delete before retention ends (a retain-until already past cannot be set: none is).
+    const lock =
+      retention.lockedUntil && retention.lockedUntil > new Date().toISOString()
+        ? { mode: retention.objectLock, until: new Date(retention.lockedUntil) }
+        : undefined;
+    if (!lock) retention.lockedUntil = null;
     const uploadStart = Date.now();
     Context.current().heartbeat({ ...progress(), phase: 'uploading' });
     // Every table is valid by now: the outputs go up together, and are recorded in the package's table order.
@@ -235,6 +250,9 @@ export async function curatePackage(deps: CurateDeps, input: CuratePackageInput)
             'consent-scopes': metadata.purpose,
             'key-version': String(key.version),
           },
+          ...(lock ? { lock } : {}),
+          // A study under legal hold: its new datasets are held from their first byte.
+          ...(activeHolds(study).length > 0 ? { legalHold: true } : {}),
         });
         return {
           table: item.table.name,
@@ -259,7 +277,14 @@ export async function curatePackage(deps: CurateDeps, input: CuratePackageInput)
       ms: Date.now() - started,
       ...timings,
     });
-    return { keysCreated: key.created ? [key.id] : [], outputs, rows, keyVersions: [key.version], classification };
+    return {
+      keysCreated: key.created ? [key.id] : [],
+      outputs,
+      rows,
+      keyVersions: [key.version],
+      classification,
+      retention,
+    };
   } catch (error) {
     // A failure a retry can get past keeps the finished tables (and the staged inputs) for that retry.
     keepWork =

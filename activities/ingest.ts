@@ -1,7 +1,6 @@
 import path from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import { DateTime, Duration } from 'luxon';
 import { DatasetRecordSchema, type DatasetRecord } from '../schemas/dataset';
 import {
   CuratePackageInputSchema,
@@ -129,7 +128,10 @@ export function createIngestActivities(deps: IngestActivityDeps) {
     async discardCurationActivity(raw: DiscardCurationInput): Promise<DiscardCurationResult> {
       const input = parseInput(DiscardCurationInputSchema, raw, 'discardCurationActivity');
       if (await readDatasetRecord(s3, jurisdiction.buckets.catalog, input.datasetId)) return { deleted: 0 };
-      const outputs = await deleteAllVersions(s3, jurisdiction.buckets.curated, `datasets/${input.datasetId}/`);
+      // Never a dataset (no record): its outputs' retention protects nothing.
+      const outputs = await deleteAllVersions(s3, jurisdiction.buckets.curated, `datasets/${input.datasetId}/`, {
+        bypassGovernance: true,
+      });
       const shard = await deleteAllVersions(
         s3,
         jurisdiction.buckets.catalog,
@@ -148,8 +150,6 @@ export function createIngestActivities(deps: IngestActivityDeps) {
       const existing = await readDatasetRecord(s3, jurisdiction.buckets.catalog, input.datasetId);
       if (existing) return { record: existing, created: false };
       const { metadata } = input.verified;
-      const rule = jurisdiction.retention[metadata.dataClass]!;
-      const until = DateTime.fromISO(input.createdAt, { zone: 'utc' }).plus(Duration.fromISO(rule.duration));
       const record: DatasetRecord = DatasetRecordSchema.parse({
         format: 'steward-dataset/1',
         datasetId: input.datasetId,
@@ -165,7 +165,8 @@ export function createIngestActivities(deps: IngestActivityDeps) {
         keyVersions: input.curated.keyVersions,
         dateShiftDays: metadata.dateShiftDays ?? 0,
         createdAt: input.createdAt,
-        retention: { until: until.toISO(), duration: rule.duration, legalBasis: rule.legalBasis },
+        retention: input.curated.retention,
+        holds: [],
         rows: input.curated.rows,
         inputs: input.verified.files,
         outputs: input.curated.outputs,

@@ -163,8 +163,15 @@ export function createRePseudonymizeActivities(deps: {
           const put = await putFileOnce(s3, output.bucket, output.key, outFile, digest.sha256, {
             contentType: 'application/vnd.apache.parquet',
             tags: { ...(tagMap as Record<string, string>), 'key-version': String(current.version) },
+            ...(record.retention.lockedUntil && record.retention.lockedUntil > new Date().toISOString()
+              ? { lock: { mode: record.retention.objectLock, until: new Date(record.retention.lockedUntil) } }
+              : {}),
           });
-          for (const versionId of await deleteOtherVersions(s3, output.bucket, output.key, put.versionId)) {
+          // The old versions hold the old tokens: gone once the new version is stored (they are the same data, so the
+          // GOVERNANCE retention they carry is carried by the new version).
+          for (const versionId of await deleteOtherVersions(s3, output.bucket, output.key, put.versionId, {
+            bypassGovernance: true,
+          })) {
             deletedVersions.push({ bucket: output.bucket, key: output.key, versionId });
           }
           output.sha256 = digest.sha256;

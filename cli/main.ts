@@ -16,6 +16,7 @@ import { registerDemoCommands } from './commands/demo';
 import { registerIngestCommand } from './commands/ingest';
 import { registerKeyCommands, registerReidentifyCommand } from './commands/keys';
 import { registerStackCommands } from './commands/stack';
+import { registerRetentionCommands } from './commands/retention';
 
 function rootFailure(error: WorkflowFailedError): TemporalFailure | undefined {
   let cause: unknown = error.cause;
@@ -60,6 +61,15 @@ function report(error: unknown): number {
       process.stderr.write(`steward: ${root.message}\n`);
       return EXIT.denied;
     }
+    if (
+      root instanceof ApplicationFailure &&
+      (root.type === ErrorType.RetentionConflict ||
+        root.type === ErrorType.InvalidInput ||
+        root.type === ErrorType.DatasetNotFound)
+    ) {
+      process.stderr.write(`steward: ${root.message.replace(/^catalog change failed: /, '')}\n`);
+      return root.type === ErrorType.DatasetNotFound ? EXIT.notRunning : EXIT.usage;
+    }
     process.stderr.write(
       `steward: workflow ${error.message}: ${root?.message ?? error.cause?.message ?? 'unknown failure'}\n`,
     );
@@ -92,6 +102,7 @@ export function buildProgram(): Command {
   registerIdentityCommands(program, globals);
   registerAuditCommands(program, globals);
   registerCertCommands(program, globals);
+  registerRetentionCommands(program, globals);
   registerDemoCommands(program, globals);
   const override = (command: Command): void => {
     command.exitOverride();

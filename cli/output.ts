@@ -1,5 +1,5 @@
 import { SingleBar, Presets } from 'cli-progress';
-import type { DatasetRecord } from '../schemas/dataset';
+import { activeHolds, type DatasetRecord, type LegalHold, type StudyRecord } from '../schemas/dataset';
 
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
@@ -35,7 +35,30 @@ export function byteBar(label: string): { update(done: number, total: number): v
   };
 }
 
-export function formatDataset(record: DatasetRecord, outcome?: string): string {
+function holdLine(hold: LegalHold, on: string): string {
+  return `  LEGAL HOLD ${hold.holdId} on ${on} since ${hold.setAt}: ${hold.reason} — set by ${hold.setBy.printedName} (${hold.setBy.role})`;
+}
+
+function retentionLines(record: DatasetRecord, study?: StudyRecord): string[] {
+  const r = record.retention;
+  const from = r.basisDate ? `${r.countsFrom} ${r.basisDate.slice(0, 10)}` : `${r.countsFrom}, not recorded yet`;
+  const lines = [
+    `  retention until ${r.until ? r.until.slice(0, 10) : 'open'} (rule ${r.rule ?? record.dataClass}: ${r.duration} from ${from})`,
+    `    legal basis: ${r.legalBasis}`,
+    `    storage: S3 Object Lock ${r.objectLock}${r.lockedUntil ? ` until ${r.lockedUntil.slice(0, 10)}` : ' (no date set: retention already ended)'}`,
+    `    ${r.minimum ? 'a legal minimum: kept until then even against an erasure request' : 'an upper limit: no law requires keeping it that long'}`,
+  ];
+  if (study?.trialEnd) {
+    lines.push(
+      `    end of trial ${study.trialEnd.date}, recorded by ${study.trialEnd.recordedBy.printedName} (${study.trialEnd.recordedBy.role}) at ${study.trialEnd.recordedAt}`,
+    );
+  }
+  for (const hold of activeHolds(record)) lines.push(holdLine(hold, 'the dataset'));
+  for (const hold of study ? activeHolds(study) : []) lines.push(holdLine(hold, `study ${study!.studyId}`));
+  return lines;
+}
+
+export function formatDataset(record: DatasetRecord, outcome?: string, study?: StudyRecord): string {
   const excluded = Object.entries(record.rows.excludedByReason)
     .map(([reason, n]) => `${reason} ${n}`)
     .join(', ');
@@ -44,7 +67,7 @@ export function formatDataset(record: DatasetRecord, outcome?: string): string {
     `  study ${record.studyId}, protocol ${record.protocolId}, jurisdiction ${record.jurisdiction}, data class ${record.dataClass}`,
     `  rows: ${record.rows.in} in, ${record.rows.curated} curated, ${record.rows.excluded} excluded${excluded ? ` (${excluded})` : ''}`,
     `  pseudonymization key version: ${record.keyVersions.map((v) => `v${v}`).join(', ')}; consent scope: ${record.consentScopes.join(', ')}`,
-    `  retention until ${record.retention.until.slice(0, 10)} (${record.retention.duration}, ${record.retention.legalBasis})`,
+    ...retentionLines(record, study),
     '  inputs:',
     ...record.inputs.map((i) => `    ${i.path}  sha256 ${i.sha256}  ${i.bytes} bytes`),
     '  curated objects:',

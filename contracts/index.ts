@@ -8,6 +8,7 @@ import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { AuditEvent, AuditTrailHead } from '../schemas/audit';
 import type { CatalogMutationReply, CatalogMutationRequest } from '../schemas/catalog';
 import type { IngestProgress } from '../schemas/ingest';
+import type { SweepProgress } from '../schemas/retention';
 
 /** Task queue of a jurisdiction's worker. Polled only by workers started for that jurisdiction. */
 export function ingestTaskQueue(jurisdiction: string): string {
@@ -83,7 +84,31 @@ export function auditQueryWorkflowId(jurisdiction: string, requestId: string): s
   return `audit-query-${jurisdiction}-${requestId}`;
 }
 
+export function legalHoldWorkflowId(jurisdiction: string, requestId: string): string {
+  return `legal-hold-${jurisdiction}-${requestId}`;
+}
+
+export function trialEndWorkflowId(jurisdiction: string, studyId: string, requestId: string): string {
+  return `trial-end-${jurisdiction}-${studyId}-${requestId}`;
+}
+
+/** The Temporal Schedule that starts a jurisdiction's retention sweeps (its runs get the time appended to this id). */
+export function retentionScheduleId(jurisdiction: string): string {
+  return `retention-sweep-${jurisdiction}`;
+}
+
+/** A sweep asked for by hand (a scheduled one is named by its schedule). */
+export function retentionSweepWorkflowId(jurisdiction: string, requestId: string): string {
+  return `retention-sweep-${jurisdiction}-manual-${requestId}`;
+}
+
+export function scheduleChangeWorkflowId(jurisdiction: string, requestId: string): string {
+  return `retention-schedule-${jurisdiction}-${requestId}`;
+}
+
 export const ingestProgressQuery = defineQuery<IngestProgress>('ingestProgress');
+/** A retention sweep's phase and counts so far. */
+export const retentionSweepProgressQuery = defineQuery<SweepProgress>('retentionSweepProgress');
 
 /** To an audit trail: events to append, in the order given. */
 export const appendAuditEventsSignal = defineSignal<[AuditEvent[]]>('appendAuditEvents');
@@ -109,6 +134,10 @@ export const RequestKind = {
   RePseudonymization: 'repseudonymize',
   KeyDestruction: 'key-destruction',
   AuditQuery: 'audit-query',
+  LegalHold: 'legal-hold',
+  TrialEnd: 'trial-end',
+  RetentionSweep: 'retention-sweep',
+  ScheduleChange: 'schedule-change',
 } as const;
 export type RequestKind = (typeof RequestKind)[keyof typeof RequestKind];
 
@@ -149,6 +178,10 @@ export const ErrorType = {
   AuditChainConflict: 'AuditChainConflict',
   /** A key version that is still current cannot be destroyed; rotate first. */
   KeyInUse: 'KeyInUse',
+  /** A retention change that cannot be made now: a sweep is deleting the dataset, or no such hold is in force. */
+  RetentionConflict: 'RetentionConflict',
+  /** Storage refused to delete what Steward found expired (COMPLIANCE retention or a legal hold in storage). */
+  StorageRefused: 'StorageRefused',
 } as const;
 export type ErrorType = (typeof ErrorType)[keyof typeof ErrorType];
 

@@ -25,6 +25,15 @@ export const AuditActionSchema = z.enum([
   'identity.revoked',
   'certificate.issued',
   'audit.queried',
+  'legal-hold.set',
+  'legal-hold.released',
+  'trial.ended',
+  'retention.changed',
+  'retention.held',
+  'dataset.deleted',
+  'package.deleted',
+  'retention.swept',
+  'schedule.changed',
 ]);
 export type AuditAction = z.infer<typeof AuditActionSchema>;
 
@@ -158,6 +167,9 @@ export type SealSegmentInput = z.infer<typeof SealSegmentInputSchema>;
 
 export const LocateEventInputSchema = z.object({ jurisdiction: z.string(), eventId: z.string() });
 export type LocateEventInput = z.infer<typeof LocateEventInputSchema>;
+
+export const LocateEventsInputSchema = z.object({ jurisdiction: z.string(), eventIds: z.array(z.string()).min(1) });
+export type LocateEventsInput = z.infer<typeof LocateEventsInputSchema>;
 
 /** What an `audit.query` request asks: events matching every filter given. */
 export const AuditQueryParamsSchema = z

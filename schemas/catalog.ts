@@ -1,7 +1,9 @@
 import { z } from 'zod';
 import { Sha256HexSchema, StudyIdSchema } from './common';
-import { DatasetOutputSchema } from './dataset';
+import { DatasetOutputSchema, LegalHoldSchema } from './dataset';
 import { DatasetIdSchema } from './ingest';
+import { ESignatureSchema } from './request';
+import { HoldScopeSchema, RetentionChangeSchema, RetentionScanSchema } from './retention';
 import { KnownJurisdictionSchema } from '../jurisdictions';
 
 /**
@@ -28,6 +30,38 @@ export const CatalogMutationSchema = z.discriminatedUnion('kind', [
     workflowId: z.string(),
     bodySha256: Sha256HexSchema,
   }),
+  z.object({ kind: z.literal('hold.set'), scope: HoldScopeSchema, hold: LegalHoldSchema }),
+  z.object({
+    kind: z.literal('hold.released'),
+    scope: HoldScopeSchema,
+    holdId: z.string().optional(),
+    at: z.iso.datetime(),
+    by: ESignatureSchema,
+    reason: z.string(),
+  }),
+  z.object({
+    kind: z.literal('study.trial-ended'),
+    studyId: StudyIdSchema,
+    date: z.iso.date(),
+    at: z.iso.datetime(),
+    by: ESignatureSchema,
+  }),
+  z.object({
+    /** Claims the expired datasets of the next page of the catalog for a sweep (see `claimExpiredDatasets`). */
+    kind: z.literal('retention.claim'),
+    sweepId: z.string(),
+    batch: z.number().int().nonnegative(),
+    asOf: z.iso.datetime(),
+    after: z.string().nullable(),
+    limit: z.number().int().min(1).max(1000),
+  }),
+  z.object({ kind: z.literal('retention.released'), sweepId: z.string() }),
+  z.object({
+    /** Removes the vault shards of datasets a sweep deleted: the study vault's writer does it, nothing else writes them. */
+    kind: z.literal('vault.shards-removed'),
+    studyId: StudyIdSchema,
+    datasetIds: z.array(z.string()).min(1),
+  }),
 ]);
 export type CatalogMutation = z.infer<typeof CatalogMutationSchema>;
 
@@ -36,13 +70,39 @@ export const CatalogMutationResultSchema = z.object({
   changed: z.boolean(),
   /** How many items the change touched: vault entries destroyed, outputs replaced. */
   count: z.number().int().nonnegative(),
+  /** Legal holds: the hold, the datasets the change reached, and those another hold still covers. */
+  holdId: z.string().optional(),
+  datasets: z.array(z.string()).optional(),
+  stillHeld: z.array(z.string()).optional(),
+  /** End of trial: the datasets' new retention. */
+  changes: z.array(RetentionChangeSchema).optional(),
+  /** Retention claim: what the page held (claimed datasets without their outputs, which the claim file keeps). */
+  scan: RetentionScanSchema.optional(),
+  /** Vault shards removed: every version deleted, and what listing them afterwards found. */
+  removed: z
+    .array(
+      z.object({
+        datasetId: z.string(),
+        versions: z.array(
+          z.object({
+            key: z.string(),
+            versionId: z.string().nullable(),
+            bytes: z.number(),
+            deleteMarker: z.boolean(),
+            sha256: Sha256HexSchema.nullable(),
+          }),
+        ),
+        remaining: z.number().int().nonnegative(),
+      }),
+    )
+    .optional(),
 });
 export type CatalogMutationResult = z.infer<typeof CatalogMutationResultSchema>;
 
 export const CatalogWriterInputSchema = z.object({
   jurisdiction: KnownJurisdictionSchema,
   /** What the writer owns, e.g. `dataset/ds-eu-…` or `vault/ST-1`. */
-  target: z.string().regex(/^(dataset|vault|requests)\/[A-Za-z0-9._-]{1,80}$/),
+  target: z.string().regex(/^(datasets|vault|requests)\/[A-Za-z0-9._-]{1,80}$/),
 });
 export type CatalogWriterInput = z.infer<typeof CatalogWriterInputSchema>;
 
@@ -65,9 +125,17 @@ export type CatalogMutationReply = z.infer<typeof CatalogMutationReplySchema>;
 /** The catalog object a mutation changes: the key of its single writer. */
 export function mutationTarget(mutation: CatalogMutation): string {
   switch (mutation.kind) {
+    // Records of datasets and studies have one writer per jurisdiction: a hold, an end of trial or a sweep's claim
+    // reads and changes several at once.
     case 'dataset.outputs-replaced':
-      return `dataset/${mutation.datasetId}`;
+    case 'hold.set':
+    case 'hold.released':
+    case 'study.trial-ended':
+    case 'retention.claim':
+    case 'retention.released':
+      return 'datasets/all';
     case 'vault.entries-destroyed':
+    case 'vault.shards-removed':
       return `vault/${mutation.studyId}`;
     case 'request.claimed':
       return 'requests/all';

@@ -37,3 +37,55 @@ export const DatasetsListOptionsSchema = z.object({
   jurisdiction: JurisdictionIdSchema.optional(),
   study: StudyIdSchema.optional(),
 });
+
+/** `--as-of`: a date (midnight UTC) or an ISO 8601 date-time. */
+const AsOfSchema = z
+  .string()
+  .refine((v) => /^\d{4}-\d{2}-\d{2}(T.+)?$/.test(v) && !Number.isNaN(Date.parse(v)), {
+    message: 'must be a date (2026-11-27) or an ISO 8601 date-time (2026-11-27T02:00:00Z)',
+  })
+  .transform((v) => new Date(/T/.test(v) ? v : `${v}T00:00:00Z`).toISOString());
+
+export const HoldOptionsSchema = z
+  .object({
+    jurisdiction: JurisdictionIdSchema.optional(),
+    dataset: DatasetIdSchema.optional(),
+    study: StudyIdSchema.optional(),
+    reason: Text,
+    hold: z
+      .string()
+      .regex(/^hold-[0-9a-f]{32}$/, 'must be a hold id such as hold-0123… (see `steward datasets show`)')
+      .optional(),
+    requestId: RequestIdSchema.optional(),
+  })
+  .refine((o) => (o.dataset === undefined) !== (o.study === undefined), {
+    message: 'name exactly one of --dataset or --study',
+    path: ['dataset'],
+  })
+  .refine((o) => o.dataset !== undefined || o.jurisdiction !== undefined, {
+    message: '--jurisdiction is required with --study',
+    path: ['jurisdiction'],
+  });
+
+export const TrialEndOptionsSchema = StudyOptionsSchema.extend({
+  date: z.iso.date('must be a date such as 2026-06-30'),
+  requestId: RequestIdSchema.optional(),
+});
+
+export const SweepOptionsSchema = z.object({
+  jurisdiction: JurisdictionIdSchema,
+  asOf: AsOfSchema.optional(),
+  dryRun: z.boolean().default(false),
+  requestId: RequestIdSchema.optional(),
+});
+
+export const ScheduleOptionsSchema = z.object({ jurisdiction: JurisdictionIdSchema });
+
+export const ScheduleSetOptionsSchema = ScheduleOptionsSchema.extend({
+  cron: z
+    .string()
+    .trim()
+    .regex(/^(\S+\s+){4}\S+$/, 'must be five cron fields, e.g. "0 2 * * *"'),
+});
+
+export const ScheduleNoteOptionsSchema = ScheduleOptionsSchema.extend({ note: Text.optional() });

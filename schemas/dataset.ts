@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { NameSchema, PrincipalSchema, Sha256HexSchema, StudyIdSchema } from './common';
+import { RetentionEventSchema } from './jurisdiction';
+import { ESignatureSchema } from './request';
 
 export const ExclusionReasonSchema = z.enum(['no-consent', 'withdrawn', 'scope', 'expired', 'not-yet-valid']);
 export type ExclusionReason = z.infer<typeof ExclusionReasonSchema>;
@@ -31,6 +33,37 @@ export const DatasetOutputSchema = z.object({
 });
 export type DatasetOutput = z.infer<typeof DatasetOutputSchema>;
 
+/**
+ * A dataset's retention: its rule (the data class's, fixed at ingestion), the event it counts from and that event's
+ * date, and the resulting retain-until (null while the counting event, e.g. the end of the trial, is not recorded).
+ * `lockedUntil` is what S3 Object Lock enforces on its objects.
+ */
+export const DatasetRetentionSchema = z.object({
+  until: z.string().nullable(),
+  duration: z.string(),
+  legalBasis: z.string(),
+  rule: z.string().optional(),
+  countsFrom: RetentionEventSchema.default('curation'),
+  /** Whether the law requires keeping it until `until` (see the rule's `minimum`). */
+  minimum: z.boolean().default(true),
+  basisDate: z.string().nullable().optional(),
+  objectLock: z.enum(['GOVERNANCE', 'COMPLIANCE']).default('GOVERNANCE'),
+  lockedUntil: z.string().nullable().optional(),
+});
+export type DatasetRetention = z.infer<typeof DatasetRetentionSchema>;
+
+/** A legal hold: while one is active, nothing deletes the dataset, whatever its retention says. */
+export const LegalHoldSchema = z.object({
+  holdId: z.string(),
+  reason: z.string(),
+  setAt: z.iso.datetime(),
+  setBy: ESignatureSchema,
+  releasedAt: z.iso.datetime().nullable().default(null),
+  releasedBy: ESignatureSchema.nullable().default(null),
+  releaseReason: z.string().nullable().default(null),
+});
+export type LegalHold = z.infer<typeof LegalHoldSchema>;
+
 /** The catalog entry of one curated dataset, kept in its jurisdiction's catalog bucket. */
 export const DatasetRecordSchema = z.object({
   format: z.literal('steward-dataset/1'),
@@ -49,7 +82,8 @@ export const DatasetRecordSchema = z.object({
   dateShiftDays: z.number().int().nonnegative().default(0),
   rePseudonymizedAt: z.string().optional(),
   createdAt: z.string(),
-  retention: z.object({ until: z.string(), duration: z.string(), legalBasis: z.string() }),
+  retention: DatasetRetentionSchema,
+  holds: z.array(LegalHoldSchema).default([]),
   rows: RowCountsSchema,
   inputs: z.array(DatasetInputSchema),
   outputs: z.array(DatasetOutputSchema),
@@ -62,3 +96,24 @@ export const DatasetRecordSchema = z.object({
   }),
 });
 export type DatasetRecord = z.infer<typeof DatasetRecordSchema>;
+
+/**
+ * What a study's datasets need from it for retention: the recorded end of the trial (e-signed), and legal holds on the
+ * whole study, which cover every dataset of it, those ingested later included.
+ */
+export const StudyRecordSchema = z.object({
+  format: z.literal('steward-study/1'),
+  studyId: StudyIdSchema,
+  jurisdiction: z.string(),
+  trialEnd: z
+    .object({ date: z.iso.date(), recordedAt: z.iso.datetime(), recordedBy: ESignatureSchema })
+    .nullable()
+    .default(null),
+  holds: z.array(LegalHoldSchema).default([]),
+});
+export type StudyRecord = z.infer<typeof StudyRecordSchema>;
+
+/** The legal holds in force on a dataset or a study. */
+export function activeHolds(record: { holds: LegalHold[] }): LegalHold[] {
+  return record.holds.filter((h) => h.releasedAt === null);
+}

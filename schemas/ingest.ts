@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { PrincipalSchema, Sha256HexSchema } from './common';
-import { DatasetOutputSchema, DatasetRecordSchema, RowCountsSchema } from './dataset';
+import { DatasetOutputSchema, DatasetRecordSchema, DatasetRetentionSchema, RowCountsSchema } from './dataset';
 import { KnownJurisdictionSchema } from '../jurisdictions';
 import { PackageMetadataSchema } from './package';
 
@@ -86,6 +86,8 @@ export const CuratePackageInputSchema = z.object({
   files: z.array(VerifiedFileSchema),
   /** The day consent is evaluated for (YYYY-MM-DD), decided by the workflow. */
   asOf: z.iso.date(),
+  /** When the dataset is curated (workflow time): its retention counts from here (or from the end of its trial). */
+  curatedAt: z.iso.datetime(),
 });
 export type CuratePackageInput = z.infer<typeof CuratePackageInputSchema>;
 
@@ -96,6 +98,8 @@ export const CuratePackageResultSchema = z.object({
   rows: RowCountsSchema,
   keyVersions: z.array(z.number().int().positive()),
   classification: z.string(),
+  /** The dataset's retention, as its outputs were locked with. */
+  retention: DatasetRetentionSchema,
 });
 export type CuratePackageResult = z.infer<typeof CuratePackageResultSchema>;
 

@@ -20,11 +20,28 @@ const BucketNameSchema = z
     'must be a valid S3 bucket name (3-63 lowercase letters, digits, . or -)',
   );
 
+/**
+ * The event a retention period counts from: when the data was curated (or the evidence created), when the trial ended
+ * (recorded with `steward trial end`), when the record was last in effect, or when a package was submitted.
+ */
+export const RetentionEventSchema = z.enum(['curation', 'end-of-trial', 'last-effective-date', 'submission']);
+export type RetentionEvent = z.infer<typeof RetentionEventSchema>;
+
+/**
+ * A retention rule: keep for `duration` after `countsFrom`, on `legalBasis`, then delete. With `minimum`, the law
+ * requires keeping the data that long (a duty to keep, which outweighs an erasure request); without, the duration is
+ * only an upper limit (storage limitation). Storage enforces the duration with S3 Object Lock in `objectLock` mode
+ * (GOVERNANCE can be overridden by an authorized sweep, COMPLIANCE by nobody).
+ */
 export const RetentionRuleSchema = z.object({
   duration: IsoDurationSchema,
+  countsFrom: RetentionEventSchema.default('curation'),
+  minimum: z.boolean().default(true),
   legalBasis: z.string().min(1),
   classification: z.string().regex(/^[A-Za-z0-9 +\-=._:/@]{1,256}$/, 'must be usable as an S3 tag value'),
+  objectLock: z.enum(['GOVERNANCE', 'COMPLIANCE']).default('GOVERNANCE'),
 });
+export type RetentionRule = z.infer<typeof RetentionRuleSchema>;
 
 export const DsrDeadlineSchema = z.object({
   deadline: IsoDurationSchema,
@@ -34,6 +51,9 @@ export const DsrDeadlineSchema = z.object({
 
 /** Retention classes of Steward's own evidence (audit segments, certificates): not data classes a package may declare. */
 export const EVIDENCE_CLASSES = ['audit-trail', 'deletion-certificate'] as const;
+
+/** The retention class of raw packages in landing and quarantine: identified data, kept only briefly. */
+export const RAW_PACKAGE_CLASS = 'raw-staging';
 
 export const JurisdictionSchema = z.object({
   id: JurisdictionIdSchema,

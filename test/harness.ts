@@ -87,6 +87,7 @@ export async function withWorker<T>(
       workDir: path.join(scratchDir, 'work'),
       trust: new TrustAnchor(pkiDir),
       signer: async () => signer,
+      temporal: async () => clients.client,
     }),
     dataConverter: stewardDataConverter(keys),
     interceptors: { activity: activityInterceptors },

@@ -6,7 +6,10 @@ import { createIdentityActivities } from '../activities/identity';
 import { createIngestActivities, type IngestActivityDeps } from '../activities/ingest';
 import { createKeyActivities } from '../activities/keys';
 import { createRePseudonymizeActivities } from '../activities/repseudonymize';
+import { createRetentionActivities } from '../activities/retention';
+import { createScheduleActivities } from '../activities/schedule';
 import { createVaultActivities } from '../activities/vault';
+import type { Client } from '@temporalio/client';
 import type { SignerMaterial, TrustAnchor } from '../lib/pki/authority';
 import { KeyUnavailableInterceptor } from './interceptors';
 
@@ -16,11 +19,13 @@ export type JurisdictionWorkerDeps = IngestActivityDeps & {
   trust: TrustAnchor;
   /** The jurisdiction's evidence signer (audit segments, certificates). */
   signer: () => Promise<SignerMaterial>;
+  /** A client of the worker's Temporal service (for the retention schedule), opened on first use. */
+  temporal: () => Promise<Client>;
 };
 
 /** Every activity a jurisdiction's worker runs, wired to that jurisdiction's storage, keys and evidence signer. */
 export function createJurisdictionActivities(deps: JurisdictionWorkerDeps) {
-  const { s3, keys, jurisdiction, scratchDir, trust, signer } = deps;
+  const { s3, keys, jurisdiction, scratchDir, trust, signer, temporal } = deps;
   return {
     ...createIngestActivities(deps),
     ...createCatalogActivities({ s3, jurisdiction }),
@@ -31,6 +36,8 @@ export function createJurisdictionActivities(deps: JurisdictionWorkerDeps) {
     ...createIdentityActivities({ jurisdiction, trust }),
     ...createAuditActivities({ s3, keys, jurisdiction, signer }),
     ...createEvidenceActivities({ s3, jurisdiction, signer, caPem: () => trust.caPem() }),
+    ...createRetentionActivities({ s3, jurisdiction }),
+    ...createScheduleActivities({ jurisdiction, temporal }),
   };
 }
 

@@ -3,14 +3,15 @@ import { readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { getJurisdiction } from '../jurisdictions';
-import { ensureJurisdictionBuckets } from '../lib/storage/buckets';
+import { ensureJurisdictionBuckets, grantRetentionOverride } from '../lib/storage/buckets';
 import { loadConfig } from '../lib/runtime/config';
 import { FileKeyStore } from '../lib/crypto/keystore';
 import { StewardAuthority, TrustAnchor } from '../lib/pki/authority';
 import { logger } from '../lib/runtime/logger';
 import { isAlive } from '../lib/stack/process';
 import { createS3Client } from '../lib/storage/s3';
-import { connectionOptions, stewardDataConverter } from '../lib/client/temporal';
+import { connectClient, connectionOptions, stewardDataConverter } from '../lib/client/temporal';
+import type { Client } from '@temporalio/client';
 import { curationTaskQueue, ingestTaskQueue } from '../contracts';
 import { activityInterceptors, createJurisdictionActivities } from './activities';
 
@@ -41,6 +42,12 @@ async function removeStaleScratch(root: string, workDir: string): Promise<void> 
   }
 }
 
+/** Opens on first use; later calls share the first. */
+function once(open: () => Promise<Client>): () => Promise<Client> {
+  let opened: Promise<Client> | undefined;
+  return () => (opened ??= open());
+}
+
 /** An ingestion worker for one jurisdiction: polls only that jurisdiction's task queue, with its S3 credentials. */
 async function main(): Promise<void> {
   const jurisdictionId = process.env.STEWARD_JURISDICTION;
@@ -50,7 +57,10 @@ async function main(): Promise<void> {
   const keys = await FileKeyStore.open(path.join(config.dataDir, 'keys'), config.masterKey);
   const s3 = createS3Client(config.s3For(jurisdiction.id));
   // Deployments without a bootstrap step (docker-compose) let the worker create its jurisdiction's buckets.
-  if (process.env.STEWARD_CREATE_BUCKETS === '1') await ensureJurisdictionBuckets(s3, jurisdiction);
+  if (process.env.STEWARD_CREATE_BUCKETS === '1') {
+    await ensureJurisdictionBuckets(s3, jurisdiction);
+    await grantRetentionOverride(s3, jurisdiction, [config.s3For(jurisdiction.id).accessKeyId]);
+  }
   // The evidence signer of this jurisdiction, issued by the Steward CA on first use.
   const signer = await (await StewardAuthority.open(config.pkiDir, keys)).signer(jurisdiction.id);
   const scratchRoot = process.env.STEWARD_SCRATCH_DIR ?? path.join(config.dataDir, 'scratch', jurisdiction.id);
@@ -80,6 +90,7 @@ async function main(): Promise<void> {
     duckdbMemoryLimit: duckdbMemoryLimit(),
     trust: new TrustAnchor(config.pkiDir),
     signer: async () => signer,
+    temporal: once(() => connectClient(config.temporal, keys)),
   });
   const common = {
     connection,

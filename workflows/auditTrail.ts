@@ -12,7 +12,8 @@ import { AuditTrailInputSchema, type AuditEvent, type AuditTrailHead, type Audit
 import { parseInput } from '../schemas/parse';
 
 const audit = proxyActivities<ReturnType<typeof createAuditActivities>>({
-  startToCloseTimeout: '1 minute',
+  // Sealing a segment of at most 500 events takes seconds; one whose worker died is retried within half a minute.
+  startToCloseTimeout: '30 seconds',
   // Evidence writes: storage outages are waited out (events stay safe in this workflow's history meanwhile); a second
   // writer is a conflict that retrying cannot fix.
   retry: { initialInterval: '1s', maximumInterval: '1 minute', backoffCoefficient: 2 },

@@ -21,7 +21,9 @@ import {
 import { parseInput } from '../schemas/parse';
 
 const { applyCatalogMutationActivity } = proxyActivities<ReturnType<typeof createCatalogActivities>>({
-  startToCloseTimeout: '2 minutes',
+  // A change reads and writes a few catalog objects (a page of records, a study's records at most): seconds. A change
+  // whose worker died is tried again on another within half a minute.
+  startToCloseTimeout: '30 seconds',
   // Small catalog objects: transient storage errors clear within a few tries; a change that keeps failing is reported
   // to its caller instead of blocking the changes queued behind it forever.
   retry: { maximumAttempts: 10, initialInterval: '1s', maximumInterval: '30s' },

@@ -8,3 +8,6 @@ export { catalogWriterWorkflow } from './catalogWriter';
 export { auditTrailWorkflow } from './auditTrail';
 export { destroyStudyKeyWorkflow } from './destroyStudyKey';
 export { queryAuditWorkflow } from './queryAudit';
+export { setLegalHoldWorkflow, releaseLegalHoldWorkflow, endTrialWorkflow } from './legalHold';
+export { retentionSweepWorkflow } from './retentionSweep';
+export { changeRetentionScheduleWorkflow } from './retentionSchedule';

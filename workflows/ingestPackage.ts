@@ -130,7 +130,8 @@ export async function ingestPackageWorkflow(raw: SignedWorkflowInput): Promise<I
   try {
     const verified = await heavy.verifyPackageActivity(input);
     progress.phase = 'curating';
-    const asOf = new Date().toISOString().slice(0, 10);
+    const curatedAt = new Date().toISOString();
+    const asOf = curatedAt.slice(0, 10);
     // Curation starts while the verification events are delivered to the trail (both before anything is reported).
     recordingVerified = audit([
       submitted,
@@ -149,6 +150,7 @@ export async function ingestPackageWorkflow(raw: SignedWorkflowInput): Promise<I
         metadata: verified.metadata,
         files: verified.files,
         asOf,
+        curatedAt,
       }),
       recordingVerified,
     ]);
@@ -160,7 +162,8 @@ export async function ingestPackageWorkflow(raw: SignedWorkflowInput): Promise<I
       curated,
       workflowId,
       runId,
-      createdAt: new Date().toISOString(),
+      // The date retention counts from when its rule counts from curation.
+      createdAt: curatedAt,
     });
     await audit(curationEvents(curated, record, created));
     progress.phase = 'done';

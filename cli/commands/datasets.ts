@@ -13,7 +13,7 @@ import {
 import { DatasetArgumentSchema, DatasetsListOptionsSchema } from '../../schemas/cli';
 import { startOrAttach } from '../../lib/client/start';
 import { parseOptions } from '../options';
-import { listDatasetRecords, readDatasetRecord } from '../../lib/storage/catalog';
+import { listDatasetRecords, readDatasetRecord, readStudyRecord } from '../../lib/storage/catalog';
 import { CommandContext, type GlobalOptions } from '../context';
 import { formatDataset, printJson, say } from '../output';
 
@@ -112,8 +112,14 @@ export function registerDatasetCommands(program: Command, globals: () => GlobalO
         const record = await readDatasetRecord(ctx.s3(jurisdiction.id), jurisdiction.buckets.catalog, datasetId);
         if (!record)
           throw new UserError(`dataset ${datasetId} is not in the ${jurisdiction.id} catalog`, EXIT.notRunning);
-        if (ctx.json) printJson(record);
-        else say(formatDataset(record));
+        const study = await readStudyRecord(
+          ctx.s3(jurisdiction.id),
+          jurisdiction.buckets.catalog,
+          jurisdiction.id,
+          record.studyId,
+        );
+        if (ctx.json) printJson({ ...record, study });
+        else say(formatDataset(record, undefined, study));
       } finally {
         await ctx.close();
       }

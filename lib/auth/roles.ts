@@ -14,6 +14,13 @@ export const PERMISSIONS = {
   'datasets.repseudonymize': ['steward'],
   reidentify: ['dpo'],
   'audit.query': ['auditor', 'dpo'],
+  'hold.set': ['steward', 'dpo'],
+  'hold.release': ['steward', 'dpo'],
+  'trial.end': ['steward'],
+  'retention.sweep': ['steward', 'dpo'],
+  /** A dry run: deletes nothing, so those who watch may ask for one too. */
+  'retention.preview': ['steward', 'dpo', 'ops', 'auditor'],
+  'retention.schedule': ['ops', 'steward'],
 } as const satisfies Record<string, readonly Role[]>;
 export type Action = keyof typeof PERMISSIONS;
 

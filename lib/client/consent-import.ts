@@ -10,6 +10,7 @@ import type { ImportConsentResult } from '../../schemas/consent';
 import type { importConsentWorkflow } from '../../workflows';
 import { consentImportWorkflowId, ingestTaskQueue, RequestKind, SEARCH_ATTRIBUTES } from '../../contracts';
 import { startOrAttach } from './start';
+import { STUDY_METADATA, SUBMITTED_AT_METADATA } from '../retention/packages';
 import { hashFile } from '../storage/objects';
 
 /** Uploads a consent CSV to the jurisdiction's landing bucket and runs its import; the same file twice is one import. */
@@ -30,6 +31,7 @@ export async function importConsent(
       ContentLength: bytes,
       ChecksumAlgorithm: 'SHA256',
       ChecksumSHA256: Buffer.from(sha256, 'hex').toString('base64'),
+      Metadata: { [SUBMITTED_AT_METADATA]: new Date().toISOString(), [STUDY_METADATA]: studyId },
     }),
   );
   const workflowId = consentImportWorkflowId(jurisdiction.id, studyId, sha256);

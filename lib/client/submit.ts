@@ -11,6 +11,7 @@ import type { ingestPackageWorkflow } from '../../workflows';
 import { LocalPackageRejected, verifyLocalPackage, type LocalPackage } from '../package/local';
 import { inLanes } from '../runtime/lanes';
 import { startOrAttach } from './start';
+import { STUDY_METADATA, SUBMITTED_AT_METADATA } from '../retention/packages';
 
 export { readLocalPackage, type LocalPackage } from '../package/local';
 
@@ -55,6 +56,8 @@ export async function submitPackage(
   const bucket = jurisdiction.buckets.landing;
   const prefix = landingPrefix(pkg.packageId);
   const total = pkg.files.reduce((sum, f) => sum + f.bytes, 0);
+  // Raw data counts its retention from submission: the sweep reads this (never later than storage's own date).
+  const metadata = { [SUBMITTED_AT_METADATA]: new Date().toISOString(), [STUDY_METADATA]: pkg.metadata.studyId };
   let done = 0;
   // Two uploads at a time, largest files first: the small files go up while the largest one streams.
   const queue = [...pkg.files].sort((a, b) => b.bytes - a.bytes);
@@ -69,7 +72,13 @@ export async function submitPackage(
       }),
     );
     await ctx.s3.send(
-      new PutObjectCommand({ Bucket: bucket, Key: `${prefix}${file.relative}`, Body: body, ContentLength: file.bytes }),
+      new PutObjectCommand({
+        Bucket: bucket,
+        Key: `${prefix}${file.relative}`,
+        Body: body,
+        ContentLength: file.bytes,
+        Metadata: metadata,
+      }),
     );
   };
   await inLanes(queue, 2, upload);

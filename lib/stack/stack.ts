@@ -7,15 +7,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ListBucketsCommand } from '@aws-sdk/client-s3';
 import { Connection } from '@temporalio/client';
 import { bundleWorkflowCode, type BundleOptions } from '@temporalio/worker';
-import { searchAttributeFlags } from '../../contracts';
+import { retentionScheduleId, searchAttributeFlags } from '../../contracts';
 import { getJurisdiction } from '../../jurisdictions';
 import type { StackState } from '../../schemas/config';
-import { FAILURE_CONVERTER_PATH } from '../client/temporal';
+import { connectClient, FAILURE_CONVERTER_PATH } from '../client/temporal';
+import { ensureRetentionSchedule } from '../retention/schedule';
 import { FileKeyStore } from '../crypto/keystore';
 import { StewardAuthority } from '../pki/authority';
 import { ensureDemoIdentities } from '../pki/identity';
 import { stackFile } from '../runtime/config';
-import { ensureJurisdictionBuckets } from '../storage/buckets';
+import { ensureJurisdictionBuckets, grantRetentionOverride } from '../storage/buckets';
 import { createS3Client } from '../storage/s3';
 import { freePort } from './ports';
 import { Supervisor, tailOfLog, type StackEvent } from './supervisor';
@@ -197,7 +198,10 @@ export class Stack {
     );
 
     step('creating jurisdiction buckets');
-    for (const jurisdiction of jurisdictions) await ensureJurisdictionBuckets(s3, jurisdiction);
+    for (const jurisdiction of jurisdictions) {
+      await ensureJurisdictionBuckets(s3, jurisdiction);
+      await grantRetentionOverride(s3, jurisdiction, [credentials.accessKeyId]);
+    }
     s3.destroy();
 
     step('preparing the Steward CA, evidence signers and demo identities');
@@ -258,6 +262,17 @@ export class Stack {
       );
     }
     await this.supervisor.ready();
+
+    step('scheduling retention sweeps');
+    const client = await connectClient({ address: temporalAddress, namespace: 'default' }, keys);
+    try {
+      for (const jurisdiction of jurisdictions) {
+        const created = await ensureRetentionSchedule(client, jurisdiction.id);
+        step(`${created ? 'created' : 'kept'} schedule ${retentionScheduleId(jurisdiction.id)}`);
+      }
+    } finally {
+      await client.connection.close();
+    }
     this.supervisor.running = true;
     await this.writeState();
   }

@@ -1,27 +1,46 @@
 import {
   CreateBucketCommand,
+  GetBucketPolicyCommand,
   GetBucketVersioningCommand,
+  GetObjectLockConfigurationCommand,
+  PutBucketPolicyCommand,
   PutBucketVersioningCommand,
+  PutObjectLockConfigurationCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import type { Jurisdiction } from '../../schemas/jurisdiction';
+import type { BucketRole, Jurisdiction } from '../../schemas/jurisdiction';
 
 function alreadyThere(error: unknown): boolean {
   const name = (error as { name?: string }).name;
   return name === 'BucketAlreadyOwnedByYou' || name === 'BucketAlreadyExists';
 }
 
+/** Buckets whose objects S3 Object Lock protects: curated data (retention, legal holds) and evidence (write-once). */
+const LOCKED: readonly BucketRole[] = ['curated', 'evidence'];
+
+async function ensureObjectLock(s3: S3Client, bucket: string): Promise<void> {
+  const config = await s3.send(new GetObjectLockConfigurationCommand({ Bucket: bucket })).catch(() => undefined);
+  if (config?.ObjectLockConfiguration?.ObjectLockEnabled === 'Enabled') return;
+  // A bucket made before Steward locked it: versioned buckets can be given Object Lock afterwards.
+  await s3.send(
+    new PutObjectLockConfigurationCommand({
+      Bucket: bucket,
+      ObjectLockConfiguration: { ObjectLockEnabled: 'Enabled' },
+    }),
+  );
+}
+
 /**
- * Creates a jurisdiction's buckets if missing: all versioned; the evidence bucket with S3 Object Lock,
- * so audit events and certificates cannot be overwritten or deleted before their retention ends.
+ * Creates a jurisdiction's buckets if missing: all versioned; curated and evidence with S3 Object Lock, so storage
+ * itself refuses to delete a version before its retention ends or while it is under legal hold.
  */
 export async function ensureJurisdictionBuckets(s3: S3Client, jurisdiction: Jurisdiction): Promise<void> {
-  for (const [role, bucket] of Object.entries(jurisdiction.buckets)) {
+  for (const [role, bucket] of Object.entries(jurisdiction.buckets) as [BucketRole, string][]) {
     try {
       await s3.send(
         new CreateBucketCommand({
           Bucket: bucket,
-          ...(role === 'evidence' ? { ObjectLockEnabledForBucket: true } : {}),
+          ...(LOCKED.includes(role) ? { ObjectLockEnabledForBucket: true } : {}),
         }),
       );
     } catch (error) {
@@ -31,5 +50,34 @@ export async function ensureJurisdictionBuckets(s3: S3Client, jurisdiction: Juri
     if (versioning.Status !== 'Enabled') {
       await s3.send(new PutBucketVersioningCommand({ Bucket: bucket, VersioningConfiguration: { Status: 'Enabled' } }));
     }
+    if (LOCKED.includes(role)) await ensureObjectLock(s3, bucket);
   }
+}
+
+/**
+ * Lets the given access keys override GOVERNANCE retention in the curated bucket: what a retention sweep does for
+ * versions Steward's own precedence engine found expired (a legal hold or a duty to keep is never overridden:
+ * Steward checks those itself, and COMPLIANCE retention cannot be overridden at all).
+ */
+export async function grantRetentionOverride(
+  s3: S3Client,
+  jurisdiction: Jurisdiction,
+  accessKeyIds: string[],
+): Promise<void> {
+  const bucket = jurisdiction.buckets.curated;
+  const policy = {
+    Version: '2012-10-17',
+    Statement: [
+      {
+        Sid: 'StewardRetentionSweep',
+        Effect: 'Allow',
+        Principal: { AWS: accessKeyIds },
+        Action: ['s3:BypassGovernanceRetention'],
+        Resource: [`arn:aws:s3:::${bucket}/*`],
+      },
+    ],
+  };
+  const current = await s3.send(new GetBucketPolicyCommand({ Bucket: bucket })).catch(() => undefined);
+  if (current?.Policy && JSON.stringify(JSON.parse(current.Policy)) === JSON.stringify(policy)) return;
+  await s3.send(new PutBucketPolicyCommand({ Bucket: bucket, Policy: JSON.stringify(policy) }));
 }

@@ -6,7 +6,7 @@ import {
   type ConsentPart,
   type ConsentRegistry,
 } from '../../schemas/consent';
-import { DatasetRecordSchema, type DatasetRecord } from '../../schemas/dataset';
+import { DatasetRecordSchema, StudyRecordSchema, type DatasetRecord, type StudyRecord } from '../../schemas/dataset';
 import { newerConsent } from '../consent/rules';
 import { inLanes } from '../runtime/lanes';
 import { getObjectOrUndefined, listObjects } from './objects';
@@ -19,6 +19,35 @@ export function datasetRecordKey(datasetId: string): string {
 /** The registry as one object, as Steward wrote it before registries were made of parts; still read. */
 export function legacyConsentRegistryKey(studyId: string): string {
   return `consent/${studyId}/registry.json`;
+}
+
+export function studyRecordKey(studyId: string): string {
+  return `studies/${studyId}.json`;
+}
+
+/** A study's record (its recorded end of trial); a blank one when none was written. */
+export async function readStudyRecord(
+  s3: S3Client,
+  bucket: string,
+  jurisdiction: string,
+  studyId: string,
+): Promise<StudyRecord> {
+  const raw = await getObjectOrUndefined(s3, bucket, studyRecordKey(studyId));
+  return raw
+    ? StudyRecordSchema.parse(JSON.parse(raw.toString('utf8')))
+    : { format: 'steward-study/1', studyId, jurisdiction, trialEnd: null, holds: [] };
+}
+
+/** Written only by the jurisdiction's catalog writer. */
+export async function writeStudyRecord(s3: S3Client, bucket: string, record: StudyRecord): Promise<void> {
+  await s3.send(
+    new PutObjectCommand({
+      Bucket: bucket,
+      Key: studyRecordKey(record.studyId),
+      Body: JSON.stringify(record, null, 2),
+      ContentType: 'application/json',
+    }),
+  );
 }
 
 export function consentPartsPrefix(studyId: string): string {

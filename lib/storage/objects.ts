@@ -153,7 +153,14 @@ export async function putFileOnce(
   key: string,
   file: string,
   sha256Hex: string,
-  options: { tags?: Record<string, string>; contentType?: string } = {},
+  options: {
+    tags?: Record<string, string>;
+    contentType?: string;
+    /** S3 Object Lock retention for the new version. */
+    lock?: { mode: 'GOVERNANCE' | 'COMPLIANCE'; until: Date };
+    /** S3 legal hold on the new version. */
+    legalHold?: boolean;
+  } = {},
 ): Promise<{ versionId: string | null; uploaded: boolean }> {
   const checksum = Buffer.from(sha256Hex, 'hex').toString('base64');
   try {
@@ -173,6 +180,8 @@ export async function putFileOnce(
       ChecksumSHA256: checksum,
       ...(options.contentType ? { ContentType: options.contentType } : {}),
       ...(options.tags ? { Tagging: encodeTags(options.tags) } : {}),
+      ...(options.lock ? { ObjectLockMode: options.lock.mode, ObjectLockRetainUntilDate: options.lock.until } : {}),
+      ...(options.legalHold ? { ObjectLockLegalHoldStatus: 'ON' as const } : {}),
     }),
   );
   return { versionId: res.VersionId ?? null, uploaded: true };
@@ -192,8 +201,17 @@ export async function copyObject(
   );
 }
 
-/** Deletes every version and delete marker under a prefix, in batches of up to 1000. */
-export async function deleteAllVersions(s3: S3Client, bucket: string, prefix: string): Promise<number> {
+/**
+ * Deletes every version and delete marker under a prefix, in batches of up to 1000. With `bypassGovernance`, versions
+ * under GOVERNANCE retention go too (the caller must be allowed to by the bucket policy); COMPLIANCE retention and
+ * legal holds still refuse.
+ */
+export async function deleteAllVersions(
+  s3: S3Client,
+  bucket: string,
+  prefix: string,
+  options: { bypassGovernance?: boolean } = {},
+): Promise<number> {
   let deleted = 0;
   for (;;) {
     const page = await s3.send(new ListObjectVersionsCommand({ Bucket: bucket, Prefix: prefix, MaxKeys: 1000 }));
@@ -201,7 +219,13 @@ export async function deleteAllVersions(s3: S3Client, bucket: string, prefix: st
       .filter((v) => v.Key)
       .map((v) => ({ Key: v.Key!, ...(v.VersionId ? { VersionId: v.VersionId } : {}) }));
     if (targets.length === 0) return deleted;
-    const res = await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: targets, Quiet: true } }));
+    const res = await s3.send(
+      new DeleteObjectsCommand({
+        Bucket: bucket,
+        Delete: { Objects: targets, Quiet: true },
+        ...(options.bypassGovernance ? { BypassGovernanceRetention: true } : {}),
+      }),
+    );
     if (res.Errors?.length) {
       throw new Error(
         `could not delete ${res.Errors.length} object versions under ${bucket}/${prefix}: ${res.Errors[0]?.Code}`,
@@ -219,6 +243,7 @@ export async function deleteOtherVersions(
   bucket: string,
   key: string,
   keep: string | null | undefined,
+  options: { bypassGovernance?: boolean } = {},
 ): Promise<string[]> {
   const versions = await s3.send(new ListObjectVersionsCommand({ Bucket: bucket, Prefix: key }));
   const old = (versions.Versions ?? []).filter((v) => v.Key === key && v.VersionId && v.VersionId !== keep);
@@ -227,6 +252,7 @@ export async function deleteOtherVersions(
     new DeleteObjectsCommand({
       Bucket: bucket,
       Delete: { Objects: old.map((v) => ({ Key: key, VersionId: v.VersionId! })), Quiet: true },
+      ...(options.bypassGovernance ? { BypassGovernanceRetention: true } : {}),
     }),
   );
   return old.map((v) => v.VersionId!);

@@ -83,6 +83,7 @@ async function landed(packageId: string, files: Record<string, string>): Promise
     // What verification saw: the good bytes.
     files: [{ path: 'data/visits.csv', sha256: sha256(GOOD), bytes: Buffer.byteLength(GOOD) }],
     asOf: '2026-01-01',
+    curatedAt: new Date().toISOString(),
   };
 }
 

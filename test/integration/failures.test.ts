@@ -146,6 +146,7 @@ describe('jurisdiction guards in activities', () => {
         datasetId: datasetIdFor('eu', packageInput.packageId),
         files: [],
         asOf: '2026-01-01',
+        curatedAt: '2026-01-01T00:00:00.000Z',
       }),
       quarantineForeignBucket: await run(ingest.quarantinePackageActivity, {
         packageId: packageInput.packageId,

@@ -1,0 +1,197 @@
+import {
+  PutObjectLegalHoldCommand,
+  PutObjectRetentionCommand,
+  GetObjectRetentionCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { Context } from '@temporalio/activity';
+import { ErrorType, nonRetryable } from '../contracts';
+import { claimsKey, readClaims, scanDatasets, StudyRecords } from '../lib/retention/catalog';
+import { deleteUnits, type DeletionUnit } from '../lib/retention/deletion';
+import { scanPackages } from '../lib/retention/packages';
+import { inLanes } from '../lib/runtime/lanes';
+import { datasetRecordKey } from '../lib/storage/catalog';
+import { listVersionsOf } from '../lib/storage/versions';
+import type { Jurisdiction } from '../schemas/jurisdiction';
+import { parseInput } from '../schemas/parse';
+import {
+  DeleteClaimedInputSchema,
+  DeletePackagesInputSchema,
+  LegalHoldChangeInputSchema,
+  ObjectLockChangeInputSchema,
+  ScanDatasetsInputSchema,
+  ScanPackagesInputSchema,
+  type DeleteClaimedInput,
+  type DeletePackagesInput,
+  type LegalHoldChangeInput,
+  type ObjectLockChangeInput,
+  type PackageScan,
+  type RetentionScan,
+  type ScanDatasetsInput,
+  type ScanPackagesInput,
+} from '../schemas/retention';
+import { assertOwnJurisdiction } from './guards';
+
+/** What a deletion returns to its workflow: counts per unit; the versions themselves stay in the journal. */
+export interface DeletionSummary {
+  deleted: { id: string; versions: number; bytes: number; verified: boolean }[];
+  failed: { id: string; reason: string }[];
+}
+
+function heartbeat(details: unknown): void {
+  try {
+    Context.current().heartbeat(details);
+  } catch {
+    // Outside an activity (a unit test calling the function directly): nothing to report to.
+  }
+}
+
+/** Retention: scans, deletions with verification, legal holds and Object Lock dates, in one jurisdiction's buckets. */
+export function createRetentionActivities({ s3, jurisdiction }: { s3: S3Client; jurisdiction: Jurisdiction }) {
+  const { catalog, curated } = jurisdiction.buckets;
+
+  /** Every version of every object of the datasets, eight datasets at a time. */
+  async function datasetVersions(datasetIds: string[]): Promise<{ key: string; versionId: string | null }[]> {
+    const listed = await listVersionsOf(
+      s3,
+      curated,
+      datasetIds.map((id) => `datasets/${id}/`),
+    );
+    return [...listed.values()].flat().filter((v) => !v.deleteMarker);
+  }
+
+  return {
+    /** A dry run's look at one page of the catalog: reads only. */
+    async scanDatasetsActivity(raw: ScanDatasetsInput): Promise<RetentionScan> {
+      const input = parseInput(ScanDatasetsInputSchema, raw, 'scanDatasetsActivity');
+      assertOwnJurisdiction(jurisdiction, input.jurisdiction);
+      const scan = await scanDatasets(s3, catalog, jurisdiction.id, input);
+      return { ...scan, expired: scan.expired.map((d) => ({ ...d, outputs: [] })) };
+    },
+
+    /** A page of raw uploads in landing or quarantine, decided under the raw-staging rule: reads only. */
+    async scanPackagesActivity(raw: ScanPackagesInput): Promise<PackageScan> {
+      const input = parseInput(ScanPackagesInputSchema, raw, 'scanPackagesActivity');
+      assertOwnJurisdiction(jurisdiction, input.jurisdiction);
+      return scanPackages(s3, jurisdiction, { ...input, studies: new StudyRecords(s3, catalog, jurisdiction.id) });
+    },
+
+    /**
+     * Deletes every version of the datasets a sweep claimed in one batch (their curated objects, under GOVERNANCE
+     * override, and their catalog records) and verifies the absence. Retry-safe and crash-safe: see `deleteUnits`.
+     */
+    async deleteClaimedDatasetsActivity(raw: DeleteClaimedInput): Promise<DeletionSummary> {
+      const input = parseInput(DeleteClaimedInputSchema, raw, 'deleteClaimedDatasetsActivity');
+      assertOwnJurisdiction(jurisdiction, input.jurisdiction);
+      const claims = await readClaims(s3, catalog, claimsKey(input.sweepId, input.batch));
+      if (!claims) {
+        throw nonRetryable(ErrorType.InvalidInput, `sweep ${input.sweepId} claimed nothing in batch ${input.batch}`);
+      }
+      const units: DeletionUnit[] = claims.scan.expired.map((d) => ({
+        id: d.datasetId,
+        targets: [
+          { bucket: curated, prefixes: [`datasets/${d.datasetId}/`], bypassGovernance: true },
+          { bucket: catalog, prefixes: [datasetRecordKey(d.datasetId)], bypassGovernance: false },
+        ],
+        known: new Map(d.outputs.map((o) => [`${o.bucket}/${o.key}@${o.versionId ?? 'null'}`, o.sha256])),
+        head: [{ bucket: catalog, key: datasetRecordKey(d.datasetId) }],
+      }));
+      const outcomes = await deleteUnits(s3, catalog, input.sweepId, `datasets-${input.batch}`, units, (phase) =>
+        heartbeat({ batch: input.batch, phase }),
+      );
+      return summarize(outcomes);
+    },
+
+    /** Deletes expired raw uploads (every version) from landing or quarantine, and verifies the absence. */
+    async deleteExpiredPackagesActivity(raw: DeletePackagesInput): Promise<DeletionSummary> {
+      const input = parseInput(DeletePackagesInputSchema, raw, 'deleteExpiredPackagesActivity');
+      assertOwnJurisdiction(jurisdiction, input.jurisdiction);
+      const units: DeletionUnit[] = input.packages.map((p) => ({
+        id: `${p.role}:${p.prefix}`,
+        targets: [{ bucket: jurisdiction.buckets[p.role], prefixes: [p.prefix], bypassGovernance: false }],
+        known: new Map(),
+        head: p.prefix.endsWith('/') ? [] : [{ bucket: jurisdiction.buckets[p.role], key: p.prefix }],
+      }));
+      const outcomes = await deleteUnits(s3, catalog, input.sweepId, `packages-${input.batch}`, units, (phase) =>
+        heartbeat({ batch: input.batch, phase }),
+      );
+      return summarize(outcomes);
+    },
+
+    /**
+     * Switches S3 legal hold on or off for every version of the datasets' objects. Idempotent. Returns how many
+     * versions it set.
+     */
+    async setLegalHoldActivity(raw: LegalHoldChangeInput): Promise<{ versions: number }> {
+      const input = parseInput(LegalHoldChangeInputSchema, raw, 'setLegalHoldActivity');
+      assertOwnJurisdiction(jurisdiction, input.jurisdiction);
+      const versions = await datasetVersions(input.datasetIds);
+      let done = 0;
+      await inLanes(versions, 8, async (v) => {
+        await s3.send(
+          new PutObjectLegalHoldCommand({
+            Bucket: curated,
+            Key: v.key,
+            ...(v.versionId ? { VersionId: v.versionId } : {}),
+            LegalHold: { Status: input.on ? 'ON' : 'OFF' },
+          }),
+        );
+        done += 1;
+        if (done % 100 === 0) heartbeat({ done, of: versions.length });
+      });
+      return { versions: versions.length };
+    },
+
+    /**
+     * Sets each dataset's Object Lock retain-until on every version of its objects, to the date its record now states
+     * (when that date is still ahead). Shortening GOVERNANCE retention uses the sweep's override. Idempotent.
+     */
+    async applyObjectLockActivity(raw: ObjectLockChangeInput): Promise<{ versions: number }> {
+      const input = parseInput(ObjectLockChangeInputSchema, raw, 'applyObjectLockActivity');
+      assertOwnJurisdiction(jurisdiction, input.jurisdiction);
+      const now = new Date().toISOString();
+      let count = 0;
+      for (const change of input.changes) {
+        if (!change.lockedUntil || change.lockedUntil <= now) continue;
+        const versions = await datasetVersions([change.datasetId]);
+        const until = new Date(change.lockedUntil);
+        await inLanes(versions, 8, async (v) => {
+          const target = { Bucket: curated, Key: v.key, ...(v.versionId ? { VersionId: v.versionId } : {}) };
+          const current = await s3.send(new GetObjectRetentionCommand(target)).catch(() => undefined);
+          const currentUntil = current?.Retention?.RetainUntilDate;
+          if (
+            currentUntil &&
+            currentUntil.getTime() === until.getTime() &&
+            current?.Retention?.Mode === change.objectLock
+          ) {
+            return;
+          }
+          await s3.send(
+            new PutObjectRetentionCommand({
+              ...target,
+              Retention: { Mode: change.objectLock, RetainUntilDate: until },
+              ...(currentUntil && currentUntil > until ? { BypassGovernanceRetention: true } : {}),
+            }),
+          );
+          count += 1;
+        });
+      }
+      return { versions: count };
+    },
+  };
+}
+
+function summarize(outcomes: {
+  outcomes: { id: string; versions: { bytes: number; deleteMarker: boolean }[]; verified: boolean }[];
+  failed: { id: string; reason: string }[];
+}): DeletionSummary {
+  return {
+    deleted: outcomes.outcomes.map((o) => ({
+      id: o.id,
+      versions: o.versions.length,
+      bytes: o.versions.reduce((sum, v) => sum + v.bytes, 0),
+      verified: o.verified,
+    })),
+    failed: outcomes.failed,
+  };
+}

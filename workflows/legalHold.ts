@@ -1,0 +1,175 @@
+import { ApplicationFailure, proxyActivities, uuid4 } from '@temporalio/workflow';
+import type { createRetentionActivities } from '../activities/retention';
+import { ErrorType, nonRetryable } from '../contracts';
+import type { CatalogMutation, CatalogMutationResult } from '../schemas/catalog';
+import type { LegalHold } from '../schemas/dataset';
+import type { SignedWorkflowInput } from '../schemas/request';
+import {
+  HoldReleaseParamsSchema,
+  HoldSetParamsSchema,
+  TrialEndParamsSchema,
+  type HoldResult,
+  type HoldScope,
+  type TrialEndResult,
+} from '../schemas/retention';
+import { recordAudit, type AuditDraft } from './audit';
+import { authorize } from './authorize';
+import { changeCatalog } from './catalog';
+
+const storage = proxyActivities<ReturnType<typeof createRetentionActivities>>({
+  startToCloseTimeout: '30 minutes',
+  heartbeatTimeout: '2 minutes',
+  // Setting legal holds and retention dates is idempotent: retried through storage outages for about an hour.
+  retry: { maximumAttempts: 60, initialInterval: '2s', maximumInterval: '1 minute' },
+});
+
+function scopeTargets(scope: HoldScope): { datasetId?: string; studyId?: string } {
+  return 'datasetId' in scope ? { datasetId: scope.datasetId } : { studyId: scope.studyId };
+}
+
+/** Applies a catalog change; a refusal (a sweep at work, no such hold) is audited as a failure, then fails the workflow. */
+async function changeOrRecordRefusal(
+  jurisdiction: string,
+  mutation: CatalogMutation,
+  refused: (message: string) => AuditDraft,
+  principal: Parameters<typeof recordAudit>[1],
+): Promise<CatalogMutationResult> {
+  try {
+    return await changeCatalog(jurisdiction, mutation);
+  } catch (error) {
+    if (error instanceof ApplicationFailure) {
+      await recordAudit(jurisdiction, principal, [refused(error.message.replace(/^catalog change failed: /, ''))]);
+    }
+    throw error;
+  }
+}
+
+/**
+ * Puts a dataset or a whole study under legal hold (steward or DPO, e-signed): recorded in the catalog, set as S3 legal
+ * hold on every version of the objects, and audited. Nothing Steward runs deletes held data.
+ */
+export async function setLegalHoldWorkflow(raw: SignedWorkflowInput): Promise<HoldResult> {
+  const auth = await authorize(raw, 'hold.set', HoldSetParamsSchema);
+  const { scope, reason } = auth.params;
+  const jurisdiction = auth.jurisdiction;
+  const hold: LegalHold = {
+    holdId: `hold-${uuid4().replaceAll('-', '')}`,
+    reason,
+    setAt: new Date().toISOString(),
+    setBy: auth.eSignature,
+    releasedAt: null,
+    releasedBy: null,
+    releaseReason: null,
+  };
+  const targets = { ...scopeTargets(scope), requestId: auth.requestId };
+  const set = await changeOrRecordRefusal(
+    jurisdiction,
+    { kind: 'hold.set', scope, hold },
+    (message) => ({ action: 'legal-hold.set', outcome: 'failure', reason: message, targets, details: {} }),
+    auth.principal,
+  );
+  const datasets = set.datasets ?? [];
+  const { versions } = await storage.setLegalHoldActivity({ jurisdiction, datasetIds: datasets, on: true });
+  await recordAudit(jurisdiction, auth.principal, [
+    {
+      action: 'legal-hold.set',
+      outcome: 'success',
+      reason,
+      targets,
+      details: { holdId: hold.holdId, datasets: datasets.length, versions },
+    },
+  ]);
+  return { jurisdiction, action: 'set', scope, holdId: hold.holdId, datasets, stillHeld: [], versions };
+}
+
+/**
+ * Releases a legal hold (steward or DPO, e-signed, with the reason): recorded beside the hold, S3 legal hold switched
+ * off on the objects no other hold covers, and audited.
+ */
+export async function releaseLegalHoldWorkflow(raw: SignedWorkflowInput): Promise<HoldResult> {
+  const auth = await authorize(raw, 'hold.release', HoldReleaseParamsSchema);
+  const { scope, reason, holdId } = auth.params;
+  const jurisdiction = auth.jurisdiction;
+  const targets = { ...scopeTargets(scope), requestId: auth.requestId };
+  const released = await changeOrRecordRefusal(
+    jurisdiction,
+    {
+      kind: 'hold.released',
+      scope,
+      ...(holdId ? { holdId } : {}),
+      at: new Date().toISOString(),
+      by: auth.eSignature,
+      reason,
+    },
+    (message) => ({ action: 'legal-hold.released', outcome: 'failure', reason: message, targets, details: {} }),
+    auth.principal,
+  );
+  const free = released.datasets ?? [];
+  const { versions } = await storage.setLegalHoldActivity({ jurisdiction, datasetIds: free, on: false });
+  await recordAudit(jurisdiction, auth.principal, [
+    {
+      action: 'legal-hold.released',
+      outcome: 'success',
+      reason,
+      targets,
+      details: {
+        holdId: released.holdId ?? null,
+        datasets: free.length,
+        stillHeld: (released.stillHeld ?? []).length,
+        versions,
+      },
+    },
+  ]);
+  return {
+    jurisdiction,
+    action: 'released',
+    scope,
+    holdId: released.holdId ?? '',
+    datasets: free,
+    stillHeld: released.stillHeld ?? [],
+    versions,
+  };
+}
+
+/**
+ * Records the end of a study's trial (steward, e-signed): the event clinical-trial retention counts from. Retain-until
+ * is recomputed for the study's datasets whose rule counts from it, their Object Lock follows, and each change is
+ * audited.
+ */
+export async function endTrialWorkflow(raw: SignedWorkflowInput): Promise<TrialEndResult> {
+  const auth = await authorize(raw, 'trial.end', TrialEndParamsSchema);
+  const { studyId, date } = auth.params;
+  const jurisdiction = auth.jurisdiction;
+  const now = new Date().toISOString();
+  if (date > now.slice(0, 10)) {
+    throw nonRetryable(
+      ErrorType.InvalidInput,
+      `the end of a trial is recorded once it happened: ${date} is in the future`,
+    );
+  }
+  const targets = { studyId, requestId: auth.requestId };
+  const ended = await changeOrRecordRefusal(
+    jurisdiction,
+    { kind: 'study.trial-ended', studyId, date, at: now, by: auth.eSignature },
+    (message) => ({ action: 'trial.ended', outcome: 'failure', reason: message, targets, details: { date } }),
+    auth.principal,
+  );
+  const changes = ended.changes ?? [];
+  const { versions } = await storage.applyObjectLockActivity({ jurisdiction, changes });
+  await recordAudit(jurisdiction, auth.principal, [
+    {
+      action: 'trial.ended',
+      outcome: 'success',
+      reason: auth.body.meaning,
+      targets,
+      details: { date, datasets: changes.length, versions, recorded: ended.changed },
+    },
+    ...changes.map((c): AuditDraft => ({
+      action: 'retention.changed',
+      outcome: 'success',
+      targets: { datasetId: c.datasetId, studyId, requestId: auth.requestId },
+      details: { rule: c.rule, until: c.until, lockedUntil: c.lockedUntil, objectLock: c.objectLock },
+    })),
+  ]);
+  return { jurisdiction, studyId, date, datasets: changes, versions };
+}
