@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { Context } from '@temporalio/activity';
 import { ErrorType, nonRetryable } from '../contracts';
@@ -44,28 +45,39 @@ export interface AuditActivityDeps {
 /** The audit trail's storage side: sealing segments into the evidence bucket, and finding sealed events. */
 export function createAuditActivities({ s3, keys, jurisdiction, signer }: AuditActivityDeps) {
   const bucket = jurisdiction.buckets.evidence;
-  /** Reads the latest sealed segments (newest first) until every event is found. */
+  /**
+   * Reads the latest sealed segments (newest first) until every event is found, looking again every 200 ms for up to
+   * ten seconds while the trail seals them (it does within about a second); then fails, for the activity to retry.
+   */
   async function locate(eventIds: string[]): Promise<AuditChainRef[]> {
     const wanted = new Set(eventIds);
     const found = new Map<string, AuditChainRef>();
-    const seqs = await listSegmentSeqs(s3, bucket);
-    for (const seq of seqs.slice(-50).reverse()) {
-      const segment = AuditSegmentSchema.parse(await readSegment(s3, bucket, seq));
-      for (const entry of segment.entries) {
-        if (!wanted.has(entry.event.id)) continue;
-        found.set(entry.event.id, {
-          jurisdiction: jurisdiction.id,
-          eventId: entry.event.id,
-          position: entry.position,
-          segment: seq,
-          eventHash: entry.hash,
-        });
+    const read = new Set<number>();
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const seqs = await listSegmentSeqs(s3, bucket);
+      for (const seq of seqs.slice(-50).reverse()) {
+        if (read.has(seq)) continue;
+        read.add(seq);
+        const segment = AuditSegmentSchema.parse(await readSegment(s3, bucket, seq));
+        for (const entry of segment.entries) {
+          if (!wanted.has(entry.event.id)) continue;
+          found.set(entry.event.id, {
+            jurisdiction: jurisdiction.id,
+            eventId: entry.event.id,
+            position: entry.position,
+            segment: seq,
+            eventHash: entry.hash,
+          });
+        }
+        if (found.size === wanted.size) return eventIds.map((id) => found.get(id)!);
       }
-      if (found.size === wanted.size) break;
+      const missing = eventIds.filter((id) => !found.has(id));
+      if (Date.now() > deadline) {
+        throw new Error(`${missing.length} audit events are not sealed yet (${missing[0]}, …)`);
+      }
+      await sleep(200);
     }
-    const missing = eventIds.filter((id) => !found.has(id));
-    if (missing.length > 0) throw new Error(`${missing.length} audit events are not sealed yet (${missing[0]}, …)`);
-    return eventIds.map((id) => found.get(id)!);
   }
 
   return {

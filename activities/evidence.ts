@@ -12,13 +12,19 @@ import {
 import type { Jurisdiction } from '../schemas/jurisdiction';
 import { parseInput } from '../schemas/parse';
 import { evidenceRetainUntil, putEvidence } from '../lib/audit/store';
-import { certificateBytes, certificateKeys } from '../lib/evidence/certificate';
+import {
+  certificateBundleKey,
+  CertificateBundleSchema,
+  certificateBytes,
+  certificateKeys,
+  type CertificateBundle,
+} from '../lib/evidence/certificate';
+import { ErrorType, nonRetryable } from '../contracts';
 import type { SignerMaterial } from '../lib/pki/authority';
 import { signDetached } from '../lib/pki/cms';
 import { certificateInfo } from '../lib/pki/x509';
 import { getObjectOrUndefined } from '../lib/storage/objects';
 import { outcomesKey, readOutcomes } from '../lib/retention/deletion';
-import { inLanes } from '../lib/runtime/lanes';
 import { Context } from '@temporalio/activity';
 import { assertOwnJurisdiction } from './guards';
 
@@ -62,65 +68,89 @@ export function createEvidenceActivities({ s3, jurisdiction, signer, caPem }: Ev
     async issueBatchCertificatesActivity(raw: IssueBatchCertificatesInput): Promise<IssuedCertificate[]> {
       const input = parseInput(IssueBatchCertificatesInputSchema, raw, 'issueBatchCertificatesActivity');
       assertOwnJurisdiction(jurisdiction, input.jurisdiction);
+      const bundleKey = certificateBundleKey(input.certificates[0]!.certificateId);
+      if (!bundleKey || input.certificates.some((c) => certificateBundleKey(c.certificateId) !== bundleKey)) {
+        throw nonRetryable(ErrorType.InvalidInput, 'the certificates of a batch must share one bundle id');
+      }
+      const bundled = (bundle: CertificateBundle): IssuedCertificate[] =>
+        bundle.certificates.map((c) => ({
+          certificateId: c.certificateId,
+          bucket,
+          jsonKey: bundleKey,
+          signatureKey: bundleKey,
+          sha256: createHash('sha256').update(Buffer.from(c.json, 'base64')).digest('hex'),
+        }));
+      // A retry finds the bundle an earlier attempt stored, and returns it as it is: never a second set of certificates.
+      if (Context.current().info.attempt > 1) {
+        const stored = await getObjectOrUndefined(s3, bucket, bundleKey);
+        if (stored) return bundled(CertificateBundleSchema.parse(JSON.parse(stored.toString('utf8'))));
+      }
       const outcomes = await readOutcomes(s3, jurisdiction.buckets.catalog, outcomesKey(input.sweepId, input.batch));
       if (!outcomes) throw new Error(`batch ${input.batch} of sweep ${input.sweepId} has no deletion outcomes yet`);
       const byUnit = new Map(outcomes.outcomes.map((o) => [o.id, o]));
       const endpoint = await endpointOf(s3);
-      const firstAttempt = Context.current().info.attempt === 1;
-      const issued = new Array<IssuedCertificate>(input.certificates.length);
-      let done = 0;
-      await inLanes([...input.certificates.keys()], 8, async (i) => {
-        const c = input.certificates[i]!;
+      const material = await signer();
+      const info = certificateInfo(material.certificatePem);
+      const tools = toolVersions();
+      const bundle: CertificateBundle = { format: 'steward-certificate-bundle/1', certificates: [] };
+      let issuedAt = '';
+      for (const c of input.certificates) {
         const outcome = byUnit.get(c.unitId);
         if (!outcome) throw new Error(`batch ${input.batch} holds no deletion of ${c.unitId}`);
         const extra = input.extra[c.unitId];
-        const objects = [
-          ...outcome.versions.map((v) => ({
-            endpoint,
-            bucket: v.bucket,
-            key: v.key,
-            versionId: v.versionId,
-            bytes: v.bytes,
-            sha256: v.sha256,
-            ...(c.datasetId ? { datasetId: c.datasetId } : {}),
-          })),
-          ...(extra?.versions ?? []).map((v) => ({
-            endpoint,
-            ...v,
-            ...(c.datasetId ? { datasetId: c.datasetId } : {}),
-          })),
-        ];
         const verified = outcome.verified && (extra?.verified ?? true);
-        issued[i] = await issue(
-          {
-            certificateId: c.certificateId,
-            jurisdiction: jurisdiction.id,
-            reason: c.reason,
-            requestedBy: input.requestedBy,
-            approvedBy: input.approvedBy,
-            sanitized: { objects, keys: [] },
-            method: {
-              category: 'Clear',
-              techniques: [
-                'S3 DeleteObjects of every object version and delete marker (versioned buckets), GOVERNANCE retention overridden under the bucket policy granted to the retention sweep',
-              ],
-              keyIdsDestroyed: [],
-            },
-            verification: {
-              performed: ['ListObjectVersions under every deleted prefix', 'HEAD of the catalog record'],
-              result: verified ? 'passed' : 'failed',
-              details: [...outcome.verification, ...(extra ? [extra.verification] : [])],
-            },
-            startedAt: outcome.startedAt,
-            completedAt: outcome.completedAt,
-            workflow: input.workflow,
-            auditChain: c.auditChain,
+        issuedAt = new Date().toISOString();
+        const certificate: DeletionCertificate = {
+          format: 'steward-deletion-certificate/1',
+          certificateId: c.certificateId,
+          jurisdiction: jurisdiction.id,
+          reason: c.reason,
+          requestedBy: input.requestedBy,
+          approvedBy: input.approvedBy,
+          sanitized: {
+            objects: [...outcome.versions, ...(extra?.versions ?? [])].map((v) => ({
+              endpoint,
+              bucket: v.bucket,
+              key: v.key,
+              versionId: v.versionId,
+              bytes: v.bytes,
+              sha256: v.sha256,
+              ...(c.datasetId ? { datasetId: c.datasetId } : {}),
+            })),
+            keys: [],
           },
-          !firstAttempt,
-        );
-        Context.current().heartbeat({ issued: ++done, of: input.certificates.length });
-      });
-      return issued;
+          method: {
+            category: 'Clear',
+            techniques: [
+              'S3 DeleteObjects of every object version and delete marker (versioned buckets), GOVERNANCE retention overridden under the bucket policy granted to the retention sweep',
+            ],
+            keyIdsDestroyed: [],
+          },
+          tools,
+          verification: {
+            performed: ['ListObjectVersions under every deleted prefix', 'HEAD of the catalog record'],
+            result: verified ? 'passed' : 'failed',
+            details: [...outcome.verification, ...(extra ? [extra.verification] : [])],
+          },
+          startedAt: outcome.startedAt,
+          completedAt: outcome.completedAt,
+          workflow: input.workflow,
+          auditChain: c.auditChain,
+          issuedAt,
+          issuer: { name: info.name, certificateSerial: info.serial, certificateFingerprint: info.fingerprint },
+        };
+        const json = certificateBytes(certificate);
+        const p7s = signDetached(json, material, [caPem()]);
+        bundle.certificates.push({
+          certificateId: c.certificateId,
+          json: json.toString('base64'),
+          p7s: p7s.toString('base64'),
+        });
+        if (bundle.certificates.length % 50 === 0) Context.current().heartbeat({ signed: bundle.certificates.length });
+      }
+      const retainUntil = evidenceRetainUntil(jurisdiction, 'deletion-certificate', issuedAt);
+      await putEvidence(s3, bucket, bundleKey, Buffer.from(JSON.stringify(bundle)), 'application/json', retainUntil);
+      return bundled(bundle);
     },
   };
 

@@ -93,7 +93,17 @@ export function createRetentionActivities({ s3, jurisdiction }: { s3: S3Client; 
           { bucket: curated, prefixes: [`datasets/${d.datasetId}/`], bypassGovernance: true },
           { bucket: catalog, prefixes: [datasetRecordKey(d.datasetId)], bypassGovernance: false },
         ],
-        known: new Map(d.outputs.map((o) => [`${o.bucket}/${o.key}@${o.versionId ?? 'null'}`, o.sha256])),
+        known: new Map([
+          ...d.outputs.map((o): [string, string] => [`${o.bucket}/${o.key}@${o.versionId ?? 'null'}`, o.sha256]),
+          ...(d.record
+            ? [
+                [`${catalog}/${datasetRecordKey(d.datasetId)}@${d.record.versionId ?? 'null'}`, d.record.sha256] as [
+                  string,
+                  string,
+                ],
+              ]
+            : []),
+        ]),
         head: [{ bucket: catalog, key: datasetRecordKey(d.datasetId) }],
       }));
       const outcomes = await deleteUnits(s3, catalog, input.sweepId, `datasets-${input.batch}`, units, (phase) =>

@@ -10,8 +10,11 @@
  *   of `openssl speed -hmac sha256`, and rows/s for 10M rows drawn from 50k subjects (memoized). Targets ≥ 0.12 of the
  *   ceiling per core and ≥ 2M rows/s.
  * - Audit trail: events sealed per second from 20 concurrent ingestion workflows, and from 20 concurrent senders.
+ * - Retention sweep: 10,000 expired small objects across 1,000 datasets deleted, verified and certified (one signed
+ *   certificate per dataset), against a loop of single DeleteObject calls on as many objects. Target ≥ 5×.
  *
- * BENCH_ONLY=pseudonymize, ingest or audit runs one part; BENCH_ROWS and BENCH_RUNS size the ingestion part.
+ * BENCH_ONLY=pseudonymize, ingest, audit or sweep runs one part; BENCH_ROWS and BENCH_RUNS size the ingestion part,
+ * BENCH_SWEEP_DATASETS and BENCH_SWEEP_OBJECTS the sweep.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
@@ -19,6 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { hashFile } from '../lib/storage/objects';
 import { auditBench } from './audit';
+import { sweepBench } from './sweep';
 import { auditOff, duckdbReference, ingestOnce, startBenchStack, type BenchStack } from './ingest';
 import { pseudonymizationBench } from './pseudonymize';
 import { line, median } from './report';
@@ -89,10 +93,13 @@ async function main(): Promise<void> {
   line('rows per package', String(ROWS));
   const on = await startBenchStack(path.join(work, 'stack-on'));
   const off =
-    ONLY === 'audit' ? undefined : await startBenchStack(path.join(work, 'stack-off'), { webpackConfigHook: auditOff });
+    ONLY === 'audit' || ONLY === 'sweep'
+      ? undefined
+      : await startBenchStack(path.join(work, 'stack-off'), { webpackConfigHook: auditOff });
   try {
     if (off) await checksumBench(await ingestionBench(on, off, work));
     if (!ONLY || ONLY === 'audit') await auditBench(on, work);
+    if (!ONLY || ONLY === 'sweep') await sweepBench(on);
   } finally {
     await off?.close();
     await on.close();

@@ -180,8 +180,6 @@ export const ErrorType = {
   KeyInUse: 'KeyInUse',
   /** A retention change that cannot be made now: a sweep is deleting the dataset, or no such hold is in force. */
   RetentionConflict: 'RetentionConflict',
-  /** Storage refused to delete what Steward found expired (COMPLIANCE retention or a legal hold in storage). */
-  StorageRefused: 'StorageRefused',
 } as const;
 export type ErrorType = (typeof ErrorType)[keyof typeof ErrorType];
 

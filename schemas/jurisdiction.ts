@@ -55,6 +55,17 @@ export const EVIDENCE_CLASSES = ['audit-trail', 'deletion-certificate'] as const
 /** The retention class of raw packages in landing and quarantine: identified data, kept only briefly. */
 export const RAW_PACKAGE_CLASS = 'raw-staging';
 
+/**
+ * Retention classes of what Steward itself stages or produces (raw uploads, access exports, preprocessing outputs,
+ * evidence): a package may not declare one as its data class.
+ */
+export const STEWARD_CLASSES: readonly string[] = [
+  ...EVIDENCE_CLASSES,
+  RAW_PACKAGE_CLASS,
+  'access-export',
+  'preprocessing-output',
+];
+
 export const JurisdictionSchema = z.object({
   id: JurisdictionIdSchema,
   name: z.string().min(1),

@@ -181,6 +181,8 @@ export const ClaimedDatasetSchema = z.object({
   dataClass: z.string(),
   retention: DatasetRetentionSchema,
   outputs: z.array(DatasetOutputSchema.pick({ key: true, versionId: true, sha256: true, bytes: true, bucket: true })),
+  /** The catalog record's version as the claim read it, with its digest, for the certificate. */
+  record: z.object({ versionId: z.string().nullable(), sha256: Sha256HexSchema, bytes: z.number().int() }).optional(),
   reason: z.string(),
 });
 export type ClaimedDataset = z.infer<typeof ClaimedDatasetSchema>;

@@ -50,9 +50,9 @@ const evidence = proxyActivities<Evidence>({
 });
 
 /** Catalog records scanned per page; each page's expired datasets are deleted as one batch. */
-const PAGE = 100;
+const PAGE = 200;
 /** Batches deleting at once. */
-const PARALLEL = 3;
+const PARALLEL = 4;
 /** Items a report lists (totals count every one). */
 const ITEMS_KEPT = 1000;
 /** Continue as new before the history grows past this many events. */
@@ -195,7 +195,9 @@ export async function retentionSweepWorkflow(raw: SweepInput): Promise<SweepRepo
     extra: IssueBatchCertificatesInput['extra'] & object,
   ): Promise<void> {
     if (units.length === 0) return;
-    const ids = units.map(() => `cert-${jurisdiction}-${uuid4().replaceAll('-', '')}`);
+    // One bundle per batch: its certificates' ids share their first 16 hex digits.
+    const bundle = uuid4().replaceAll('-', '').slice(0, 16);
+    const ids = units.map(() => `cert-${jurisdiction}-${bundle}${uuid4().replaceAll('-', '').slice(0, 16)}`);
     const events = await audit(
       units.map((u, i) => ({
         action: u.event,
@@ -233,21 +235,20 @@ export async function retentionSweepWorkflow(raw: SweepInput): Promise<SweepRepo
       })),
       extra,
     });
-    await audit(
-      issued.map((c, i) => ({
-        action: 'certificate.issued' as const,
-        outcome: 'success' as const,
-        targets: {
-          ...sweepTargets,
-          ...(units[i]!.datasetId ? { datasetId: units[i]!.datasetId } : {}),
-          certificateId: c.certificateId,
-          objects: [
-            { bucket: c.bucket, key: c.jsonKey, sha256: c.sha256 },
-            { bucket: c.bucket, key: c.signatureKey },
-          ],
+    // The batch's certificates are stored together: one event for the bundle (each deletion event names its own).
+    await audit([
+      {
+        action: 'certificate.issued',
+        outcome: 'success',
+        targets: { ...sweepTargets, objects: [{ bucket: issued[0]!.bucket, key: issued[0]!.jsonKey }] },
+        details: {
+          sweepId,
+          batch,
+          certificates: issued.length,
+          certificateIds: issued.map((c) => c.certificateId).join(' '),
         },
-      })),
-    );
+      },
+    ]);
     units.forEach((u, i) => note({ ...u.item, certificateId: ids[i]! }));
     state.totals.certificates += issued.length;
   }

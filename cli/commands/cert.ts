@@ -6,13 +6,12 @@ import { getJurisdiction } from '../../jurisdictions';
 import { readSegment } from '../../lib/audit/store';
 import {
   auditReferenceProblem,
-  certificateKeys,
   checkCertificate,
   jurisdictionOfCertificateId,
+  readCertificateFiles,
   renderCertificate,
 } from '../../lib/evidence/certificate';
 import { EXIT, UserError } from '../../lib/runtime/errors';
-import { getObjectOrUndefined } from '../../lib/storage/objects';
 import { CommandContext, type GlobalOptions } from '../context';
 import { printJson, say } from '../output';
 
@@ -30,11 +29,9 @@ async function loadCertificate(
   if (!jurisdiction)
     throw new UserError(`"${target}" is neither a file nor a certificate id (cert-<jurisdiction>-<32 hex digits>)`);
   const bucket = getJurisdiction(jurisdiction).buckets.evidence;
-  const keys = certificateKeys(target);
-  const json = await getObjectOrUndefined(ctx.s3(jurisdiction), bucket, keys.json);
-  const p7s = await getObjectOrUndefined(ctx.s3(jurisdiction), bucket, keys.p7s);
-  if (!json || !p7s) throw new UserError(`certificate ${target} is not in ${bucket}`, EXIT.notRunning);
-  return { json, p7s, source: `s3://${bucket}/${keys.json}` };
+  const found = await readCertificateFiles(ctx.s3(jurisdiction), bucket, target);
+  if (!found) throw new UserError(`certificate ${target} is not in ${bucket}`, EXIT.notRunning);
+  return found;
 }
 
 export function registerCertCommands(program: Command, globals: () => GlobalOptions): void {

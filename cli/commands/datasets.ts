@@ -118,7 +118,7 @@ export function registerDatasetCommands(program: Command, globals: () => GlobalO
           jurisdiction.id,
           record.studyId,
         );
-        if (ctx.json) printJson({ ...record, study });
+        if (ctx.json) printJson(record);
         else say(formatDataset(record, undefined, study));
       } finally {
         await ctx.close();

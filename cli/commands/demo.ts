@@ -5,6 +5,7 @@ import { getJurisdiction, JURISDICTION_IDS } from '../../jurisdictions';
 import { StudyIdSchema } from '../../schemas/common';
 import { defaultDataDir } from '../../lib/runtime/config';
 import { generateDemoPackage } from '../demo/generate';
+import { writeExpiredDemoDatasets } from '../demo/expired';
 import { importConsent } from '../../lib/client/consent-import';
 import { CommandContext, type GlobalOptions } from '../context';
 import { byteBar, formatDataset, note, printJson, say } from '../output';
@@ -74,6 +75,35 @@ export function registerDemoCommands(program: Command, globals: () => GlobalOpti
         }
       },
     );
+
+  demo
+    .command('expired')
+    .description(
+      'write synthetic datasets whose retention has ended (random bytes, no subject data), to try a sweep with',
+    )
+    .option('--jurisdiction <id>', `jurisdiction (${JURISDICTION_IDS.join(', ')})`, 'eu')
+    .option('--study <id>', 'study id', studyId, 'DEMO-EXPIRED')
+    .option('--datasets <n>', 'datasets', positiveInt, 20)
+    .option('--objects <n>', 'objects per dataset', positiveInt, 5)
+    .action(async (options: { jurisdiction: string; study: string; datasets: number; objects: number }) => {
+      const jurisdiction = getJurisdiction(options.jurisdiction);
+      const ctx = CommandContext.create(globals());
+      try {
+        note(`writing ${options.datasets} datasets of ${options.objects} objects to ${jurisdiction.buckets.curated}…`);
+        const ids = await writeExpiredDemoDatasets(ctx.s3(jurisdiction.id), jurisdiction, {
+          studyId: options.study,
+          datasets: options.datasets,
+          objectsPerDataset: options.objects,
+        });
+        if (globals().json) printJson(ids);
+        else {
+          say(`Wrote ${ids.length} expired datasets of study ${options.study} in ${jurisdiction.id}, e.g. ${ids[0]}`);
+          say(`  steward retention sweep --jurisdiction ${jurisdiction.id} --dry-run   (then without --dry-run)`);
+        }
+      } finally {
+        await ctx.close();
+      }
+    });
 
   demo
     .command('run')

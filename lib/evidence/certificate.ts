@@ -1,4 +1,6 @@
+import type { S3Client } from '@aws-sdk/client-s3';
 import { z } from 'zod';
+import { getObjectOrUndefined } from '../storage/objects';
 import { AuditSegmentSchema } from '../../schemas/audit';
 import { DeletionCertificateSchema, type DeletionCertificate } from '../../schemas/certificate';
 import type { ESignature } from '../../schemas/request';
@@ -9,6 +11,56 @@ export const CERTIFICATES_PREFIX = 'certificates/';
 
 export function certificateKeys(certificateId: string): { json: string; p7s: string } {
   return { json: `${CERTIFICATES_PREFIX}${certificateId}.json`, p7s: `${CERTIFICATES_PREFIX}${certificateId}.p7s` };
+}
+
+/**
+ * Certificates issued together (one per dataset of a sweep batch) are stored together, write-once, in one bundle object:
+ * each is still its own signed document. The first 16 hex digits of a bundled certificate's id name its bundle.
+ */
+export function certificateBundleKey(certificateId: string): string | undefined {
+  const match = /^cert-([a-z]{2,8})-([0-9a-f]{16})[0-9a-f]{16}$/.exec(certificateId);
+  return match ? `${CERTIFICATES_PREFIX}bundles/${match[1]}-${match[2]}.json` : undefined;
+}
+
+export const CertificateBundleSchema = z.object({
+  format: z.literal('steward-certificate-bundle/1'),
+  certificates: z.array(
+    z.object({
+      certificateId: z.string(),
+      /** The certificate's exact bytes (`cert.json`), base64. */
+      json: z.string(),
+      /** Its detached CMS signature (`cert.p7s`, DER), base64. */
+      p7s: z.string(),
+    }),
+  ),
+});
+export type CertificateBundle = z.infer<typeof CertificateBundleSchema>;
+
+/** A certificate's bytes and signature from an evidence bucket: stored alone, or in its bundle. */
+export async function readCertificateFiles(
+  s3: S3Client,
+  bucket: string,
+  certificateId: string,
+): Promise<{ json: Buffer; p7s: Buffer; source: string } | undefined> {
+  const keys = certificateKeys(certificateId);
+  const json = await getObjectOrUndefined(s3, bucket, keys.json);
+  if (json) {
+    const p7s = await getObjectOrUndefined(s3, bucket, keys.p7s);
+    return p7s ? { json, p7s, source: `s3://${bucket}/${keys.json}` } : undefined;
+  }
+  const bundleKey = certificateBundleKey(certificateId);
+  const raw = bundleKey ? await getObjectOrUndefined(s3, bucket, bundleKey) : undefined;
+  if (!raw) return undefined;
+  const entry = CertificateBundleSchema.parse(JSON.parse(raw.toString('utf8'))).certificates.find(
+    (c) => c.certificateId === certificateId,
+  );
+  return entry
+    ? {
+        json: Buffer.from(entry.json, 'base64'),
+        p7s: Buffer.from(entry.p7s, 'base64'),
+        source: `s3://${bucket}/${bundleKey} (${certificateId})`,
+      }
+    : undefined;
 }
 
 /** The jurisdiction a certificate id names (`cert-<jurisdiction>-<32 hex digits>`). */

@@ -1,7 +1,7 @@
 import type { z } from 'zod';
 import { JURISDICTION_IDS, JURISDICTIONS } from '../../jurisdictions';
 import type { PackageProblem } from '../../schemas/ingest';
-import { EVIDENCE_CLASSES } from '../../schemas/jurisdiction';
+import { STEWARD_CLASSES } from '../../schemas/jurisdiction';
 import {
   JSON_MANIFEST_FILE,
   JsonManifestSchema,
@@ -150,8 +150,8 @@ export async function inspectPackage(
         field: 'jurisdiction',
         rule: `unknown jurisdiction "${metadata.jurisdiction}" (known: ${JURISDICTION_IDS.join(', ')})`,
       });
-    } else if (!retention[metadata.dataClass] || (EVIDENCE_CLASSES as readonly string[]).includes(metadata.dataClass)) {
-      const known = Object.keys(retention).filter((c) => !(EVIDENCE_CLASSES as readonly string[]).includes(c));
+    } else if (!retention[metadata.dataClass] || STEWARD_CLASSES.includes(metadata.dataClass)) {
+      const known = Object.keys(retention).filter((c) => !STEWARD_CLASSES.includes(c));
       problems.push({
         file: metadataFile,
         field: 'dataClass',

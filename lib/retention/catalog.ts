@@ -1,4 +1,6 @@
-import { ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { createHash } from 'node:crypto';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { isNotFound } from '../storage/s3';
 import { z } from 'zod';
 import { activeHolds, DatasetRecordSchema, type DatasetRecord, type StudyRecord } from '../../schemas/dataset';
 import { RetentionScanSchema, type ClaimedDataset, type RetentionScan } from '../../schemas/retention';
@@ -46,14 +48,31 @@ export async function claimedDatasets(s3: S3Client, bucket: string, now: Date): 
   return claimed;
 }
 
-/** Reads records for ids, eight at a time; ids with no record are left out. */
-export async function readDatasetRecords(s3: S3Client, bucket: string, keys: string[]): Promise<DatasetRecord[]> {
-  const records = new Array<DatasetRecord | undefined>(keys.length);
-  await inLanes([...keys.keys()], 16, async (i) => {
-    const raw = await getObjectOrUndefined(s3, bucket, keys[i]!);
-    records[i] = raw ? DatasetRecordSchema.parse(JSON.parse(raw.toString('utf8'))) : undefined;
+interface ReadRecord {
+  record: DatasetRecord;
+  version: { versionId: string | null; sha256: string; bytes: number };
+}
+
+/** Reads records by key, 32 at a time, each with the version read and its digest; keys with no record are left out. */
+async function readDatasetRecords(s3: S3Client, bucket: string, keys: string[]): Promise<ReadRecord[]> {
+  const records = new Array<ReadRecord | undefined>(keys.length);
+  await inLanes([...keys.keys()], 32, async (i) => {
+    try {
+      const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: keys[i]! }));
+      const raw = Buffer.from(await res.Body!.transformToByteArray());
+      records[i] = {
+        record: DatasetRecordSchema.parse(JSON.parse(raw.toString('utf8'))),
+        version: {
+          versionId: res.VersionId && res.VersionId !== 'null' ? res.VersionId : null,
+          sha256: createHash('sha256').update(raw).digest('hex'),
+          bytes: raw.length,
+        },
+      };
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+    }
   });
-  return records.filter((r): r is DatasetRecord => r !== undefined);
+  return records.filter((r): r is ReadRecord => r !== undefined);
 }
 
 /** A study record per study, read once each. */
@@ -104,7 +123,7 @@ export async function scanDatasets(
   const records = await readDatasetRecords(s3, bucket, keys);
   const studies = options.studies ?? new StudyRecords(s3, bucket, jurisdiction);
   const scan: RetentionScan = { next: null, scanned: records.length, kept: 0, expired: [], held: [] };
-  for (const record of records) {
+  for (const { record, version } of records) {
     const study = await studies.get(record.studyId);
     const facts = datasetFacts(record, study, options.asOf);
     const decision = decideRetention(facts);
@@ -123,6 +142,7 @@ export async function scanDatasets(
           sha256: o.sha256,
           bytes: o.bytes,
         })),
+        record: version,
         reason,
       });
     } else if (decision.reason === 'legal-hold' && facts.expiresAt !== null && facts.expiresAt <= facts.asOf) {

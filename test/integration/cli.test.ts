@@ -63,6 +63,9 @@ describe('without a stack', () => {
       'identity',
       'audit',
       'cert',
+      'hold',
+      'trial',
+      'retention',
       'demo',
     ])
       expect(help.stdout).toContain(command);
@@ -449,6 +452,90 @@ describe('with a stack of its own', () => {
     const forged = steward('audit', 'verify-proof', proofFile, '--ca', path.join(copy, 'ca.pem'));
     expect(forged.code).toBe(7);
     expect(forged.stdout).toContain('the event and its audit path do not lead to the signed Merkle root');
+  });
+
+  it('shows retention, holds a dataset, records the end of the trial, sweeps, and certifies the deletion', async () => {
+    const schedule = steward('retention', 'schedule', 'show', '--jurisdiction', 'uk');
+    expect(schedule.code, schedule.stderr).toBe(0);
+    expect(schedule.stdout).toContain('Schedule retention-sweep-uk (uk): active');
+    expect(schedule.stdout).toContain('"0 2 * * *" UTC');
+    expect(steward('hold', 'set', '--dataset', record.datasetId, '--study', 'UK-CLI', '--reason', 'x y z').code).toBe(
+      2,
+    );
+
+    const held = steward(
+      '--identity',
+      dpoIdentity(),
+      'hold',
+      'set',
+      '--dataset',
+      record.datasetId,
+      '--reason',
+      'matter 12',
+    );
+    expect(held.code, held.stderr).toBe(0);
+    expect(held.stdout).toMatch(/^Legal hold hold-[0-9a-f]{32} set on dataset /);
+    const shown = steward('datasets', 'show', record.datasetId);
+    expect(shown.stdout).toContain(
+      'retention until open (rule clinical-trial: P25Y from end-of-trial, not recorded yet)',
+    );
+    expect(shown.stdout).toMatch(
+      /LEGAL HOLD hold-[0-9a-f]{32} on the dataset since .*: matter 12 — set by Demo DPO \(dpo\)/,
+    );
+
+    const ended = steward('trial', 'end', '--jurisdiction', 'uk', '--study', 'UK-CLI', '--date', '1990-01-01');
+    expect(ended.code, ended.stderr).toBe(0);
+    expect(ended.stdout).toContain(`${record.datasetId}  clinical-trial  retain until 2015-01-01`);
+    const auditor = path.join(dataDir, 'identities', 'auditor');
+    const preview = steward('--identity', auditor, 'retention', 'sweep', '--jurisdiction', 'uk', '--dry-run');
+    expect(preview.code, preview.stderr).toBe(0);
+    expect(preview.stdout).toMatch(new RegExp(`held +dataset ${record.datasetId}`));
+    expect(preview.stderr).toContain('watch it in the Temporal UI: http://127.0.0.1:');
+    const denied = steward('--identity', auditor, 'retention', 'sweep', '--jurisdiction', 'uk');
+    expect(denied.code).toBe(6);
+    const early = steward('retention', 'sweep', '--jurisdiction', 'uk', '--as-of', '2999-01-01');
+    expect(early.code).toBe(2);
+    expect(verdict(early.stderr)).toContain('use --dry-run to see what would expire then');
+
+    expect(steward('hold', 'release', '--dataset', record.datasetId, '--reason', 'matter 12 closed').code).toBe(0);
+    const swept = steward('retention', 'sweep', '--jurisdiction', 'uk', '--json');
+    expect(swept.code, swept.stderr).toBe(0);
+    const item = (
+      JSON.parse(swept.stdout) as { items: { id: string; outcome: string; certificateId?: string }[] }
+    ).items.find((i) => i.id === record.datasetId)!;
+    expect(item.outcome).toBe('deleted');
+    expect(steward('datasets', 'show', record.datasetId).code).toBe(4);
+    const verified = steward('cert', 'verify', item.certificateId!);
+    expect(verified.code, verified.stdout).toBe(0);
+    const certDir = await tempDir('steward-cli-cert-');
+    expect(steward('cert', 'show', item.certificateId!, '--out', certDir).code).toBe(0);
+    const openssl = spawnSync(
+      'openssl',
+      [
+        'cms',
+        '-verify',
+        '-binary',
+        '-inform',
+        'DER',
+        '-in',
+        'cert.p7s',
+        '-content',
+        'cert.json',
+        '-CAfile',
+        'ca.pem',
+        '-purpose',
+        'any',
+        '-out',
+        '/dev/null',
+      ],
+      { cwd: certDir, encoding: 'utf8' },
+    );
+    expect(openssl.status, openssl.stderr).toBe(0);
+
+    const ops = path.join(dataDir, 'identities', 'ops');
+    const trigger = steward('--identity', ops, 'retention', 'schedule', 'trigger', '--jurisdiction', 'uk');
+    expect(trigger.code, trigger.stderr).toBe(0);
+    expect(trigger.stdout).toContain('Started a sweep of uk now');
   });
 
   it('stops without having to kill any of its processes', async () => {

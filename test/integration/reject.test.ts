@@ -164,7 +164,7 @@ describe('bad packages are rejected, quarantined, and nothing is curated', () =>
       'data/visits.csv': GOOD_CSV,
     });
     expect(await expectRejected(dir)).toMatchInlineSnapshot(
-      `"package rejected: steward.json, field "dataClass": jurisdiction eu has no retention rule for data class "genomics" (known: clinical-trial, real-world, raw-staging, access-export)"`,
+      `"package rejected: steward.json, field "dataClass": jurisdiction eu has no retention rule for data class "genomics" (known: clinical-trial, real-world)"`,
     );
   });
 

@@ -17,7 +17,12 @@ import { writeExpiredDemoDatasets } from '../../cli/demo/expired';
 import { addDuration } from '../../lib/retention/rules';
 import { describeRetentionSchedule } from '../../lib/retention/schedule';
 import { SUBMITTED_AT_METADATA } from '../../lib/retention/packages';
-import { auditReferenceProblem, certificateKeys, checkCertificate } from '../../lib/evidence/certificate';
+import {
+  auditReferenceProblem,
+  CertificateBundleSchema,
+  checkCertificate,
+  readCertificateFiles,
+} from '../../lib/evidence/certificate';
 import { readDatasetRecord, readStudyRecord } from '../../lib/storage/catalog';
 import { getObjectOrUndefined, listObjects } from '../../lib/storage/objects';
 import { isAlive } from '../../lib/stack/process';
@@ -146,9 +151,7 @@ async function eventsAbout(jurisdiction: string, match: (e: AuditEvent) => boole
 /** A certificate from the evidence bucket, checked like `steward cert verify` does, and by OpenSSL alone. */
 async function verifiedCertificate(jurisdiction: string, certificateId: string) {
   const { evidence } = getJurisdiction(jurisdiction).buckets;
-  const keys = certificateKeys(certificateId);
-  const json = (await getObjectOrUndefined(clients().s3, evidence, keys.json))!;
-  const p7s = (await getObjectOrUndefined(clients().s3, evidence, keys.p7s))!;
+  const { json, p7s } = (await readCertificateFiles(clients().s3, evidence, certificateId))!;
   const ca = await readFile(path.join(clients().state.dataDir, 'pki', 'ca.pem'), 'utf8');
   const check = checkCertificate(json, p7s, ca);
   expect(check.problems).toEqual([]);
@@ -489,25 +492,27 @@ describe('crash safety', () => {
       (e) => e.action === 'dataset.deleted' && e.outcome === 'success' && ids.includes(e.targets.datasetId ?? ''),
     );
     expect(deleted.map((e) => e.targets.datasetId).sort()).toEqual(ids);
-    const issued = await eventsAbout(
-      'eu',
-      (e) => e.action === 'certificate.issued' && ids.includes(e.targets.datasetId ?? ''),
-    );
-    expect(issued.map((e) => e.targets.datasetId).sort()).toEqual(ids);
+    // The certificates of each batch are announced once, by bundle; together they name every deletion's certificate.
+    const announced = (
+      await eventsAbout('eu', (e) => e.action === 'certificate.issued' && e.workflow?.workflowId === workflowId)
+    ).flatMap((e) => String(e.details.certificateIds).split(' '));
+    expect(announced.sort()).toEqual(deleted.map((e) => e.targets.certificateId).sort());
     for (const id of ids) {
       expect(await readDatasetRecord(clients().s3, eu.buckets.catalog, id)).toBeUndefined();
       expect(await listVersions(clients().s3, eu.buckets.curated, `datasets/${id}/`)).toEqual([]);
     }
     // In storage: exactly one certificate per dataset, the one its audit event names, listing its three objects.
     const stored = new Map<string, string[]>();
-    for (const object of await listObjects(clients().s3, eu.buckets.evidence, 'certificates/')) {
-      if (!object.key.endsWith('.json')) continue;
-      const c = DeletionCertificateSchema.parse(
+    for (const object of await listObjects(clients().s3, eu.buckets.evidence, 'certificates/bundles/')) {
+      const bundle = CertificateBundleSchema.parse(
         JSON.parse((await getObjectOrUndefined(clients().s3, eu.buckets.evidence, object.key))!.toString('utf8')),
       );
-      const datasetId = c.sanitized.objects[0]?.datasetId;
-      if (datasetId && ids.includes(datasetId))
-        stored.set(datasetId, [...(stored.get(datasetId) ?? []), c.certificateId]);
+      for (const entry of bundle.certificates) {
+        const c = DeletionCertificateSchema.parse(JSON.parse(Buffer.from(entry.json, 'base64').toString('utf8')));
+        const datasetId = c.sanitized.objects[0]?.datasetId;
+        if (datasetId && ids.includes(datasetId))
+          stored.set(datasetId, [...(stored.get(datasetId) ?? []), c.certificateId]);
+      }
     }
     for (const e of deleted) expect(stored.get(e.targets.datasetId!)).toEqual([e.targets.certificateId]);
     for (const e of deleted.slice(0, 3)) {

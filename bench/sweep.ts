@@ -1,0 +1,97 @@
+import { randomBytes, createHash } from 'node:crypto';
+import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { ingestTaskQueue, retentionSweepWorkflowId } from '../contracts';
+import { getJurisdiction } from '../jurisdictions';
+import { writeExpiredDemoDatasets } from '../cli/demo/expired';
+import { signedInput } from '../lib/client/request';
+import { inLanes } from '../lib/runtime/lanes';
+import type { SweepReport } from '../schemas/retention';
+import type { BenchStack } from './ingest';
+import { line } from './report';
+
+const DATASETS = Number(process.env.BENCH_SWEEP_DATASETS ?? 1000);
+const OBJECTS = Number(process.env.BENCH_SWEEP_OBJECTS ?? 10);
+
+/**
+ * A retention sweep of DATASETS expired datasets of OBJECTS small objects each (under GOVERNANCE retention, as curated
+ * objects are), certificates and audit included, from the signed request to the report; against the same number of
+ * equal objects in the same bucket deleted by a plain loop of single DeleteObject calls from this process.
+ */
+export async function sweepBench(bench: BenchStack): Promise<void> {
+  const eu = getJurisdiction('eu');
+  const total = DATASETS * OBJECTS;
+  process.stderr.write(`writing ${DATASETS} expired datasets of ${OBJECTS} objects…\n`);
+  await writeExpiredDemoDatasets(bench.s3, eu, {
+    studyId: 'BENCH-SWEEP',
+    datasets: DATASETS,
+    objectsPerDataset: OBJECTS,
+  });
+
+  process.stderr.write(`writing ${total} objects for the reference loop…\n`);
+  const until = new Date(Date.now() + 86_400_000);
+  const reference: { key: string; versionId: string }[] = [];
+  await inLanes(
+    Array.from({ length: total }, (_, i) => i),
+    8,
+    async (i) => {
+      const body = randomBytes(256);
+      const key = `reference/d-${Math.floor(i / OBJECTS)}/table-${i % OBJECTS}.parquet`;
+      const put = await bench.s3.send(
+        new PutObjectCommand({
+          Bucket: eu.buckets.curated,
+          Key: key,
+          Body: body,
+          ChecksumSHA256: createHash('sha256').update(body).digest('base64'),
+          ObjectLockMode: 'GOVERNANCE',
+          ObjectLockRetainUntilDate: until,
+        }),
+      );
+      reference.push({ key, versionId: put.VersionId! });
+    },
+  );
+
+  let started = performance.now();
+  for (const { key, versionId } of reference) {
+    await bench.s3.send(
+      new DeleteObjectCommand({
+        Bucket: eu.buckets.curated,
+        Key: key,
+        VersionId: versionId,
+        BypassGovernanceRetention: true,
+      }),
+    );
+  }
+  const loopSeconds = (performance.now() - started) / 1000;
+
+  const requestId = `bench-sweep-${Date.now()}`;
+  started = performance.now();
+  const report = (await bench.client.workflow.execute('retentionSweepWorkflow', {
+    args: [
+      signedInput(bench.identity, {
+        action: 'retention.sweep',
+        jurisdiction: 'eu',
+        requestId,
+        params: { jurisdiction: 'eu', dryRun: false },
+      }),
+    ],
+    taskQueue: ingestTaskQueue('eu'),
+    workflowId: retentionSweepWorkflowId('eu', requestId),
+  })) as SweepReport;
+  const sweepSeconds = (performance.now() - started) / 1000;
+  if (report.totals.datasetsDeleted !== DATASETS || report.totals.certificates !== DATASETS) {
+    throw new Error(
+      `the sweep deleted ${report.totals.datasetsDeleted} datasets with ${report.totals.certificates} certificates, expected ${DATASETS}`,
+    );
+  }
+  line(
+    'sweep: datasets deleted, certificates issued',
+    `${report.totals.datasetsDeleted}, ${report.totals.certificates}`,
+  );
+  line(
+    'sweep: object versions deleted (data, records, shards)',
+    `${report.totals.versionsDeleted} in ${sweepSeconds.toFixed(1)} s`,
+  );
+  line('sweep: curated objects deleted per second', (total / sweepSeconds).toFixed(0));
+  line('single DeleteObject loop: objects per second', (total / loopSeconds).toFixed(0));
+  line('sweep / single-delete loop (target ≥ 5)', (loopSeconds / sweepSeconds).toFixed(2));
+}
