@@ -26,7 +26,7 @@ import { parseInput } from '../schemas/parse';
 import type { KeyStore } from '../lib/crypto/keystore';
 import { TokenPool } from '../lib/crypto/token-pool';
 import { vaultShardKey } from '../lib/crypto/vault';
-import { summarizeProblems } from '../lib/package/rules';
+import { rejectionMessage } from '../lib/package/rules';
 import { readDatasetRecord, writeDatasetRecord } from '../lib/storage/catalog';
 import { copyObject, deleteAllVersions, listObjects } from '../lib/storage/objects';
 import { curatePackage } from './curate';
@@ -102,7 +102,7 @@ export function createIngestActivities(deps: IngestActivityDeps) {
         format: 'steward-rejection/1',
         packageId: input.packageId,
         jurisdiction: jurisdiction.id,
-        reason: summarizeProblems(input.problems),
+        reason: rejectionMessage(input.problems),
         problems: input.problems,
         rejectedAt: input.rejectedAt,
         workflowId: input.workflowId,

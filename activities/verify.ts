@@ -14,12 +14,12 @@ import {
 import type { Jurisdiction } from '../schemas/jurisdiction';
 import type { ManifestEntry } from '../schemas/package';
 import { checksumProblems, inspectPackage, type PackageSource } from '../lib/package/check';
-import { summarizeProblems } from '../lib/package/rules';
+import { rejectionMessage } from '../lib/package/rules';
 import { inLanes } from '../lib/runtime/lanes';
 import { downloadHashed, getObjectOrUndefined, hashObject, listObjects } from '../lib/storage/objects';
 
 export function rejectPackage(problems: PackageProblem[]) {
-  return nonRetryable(ErrorType.PackageRejected, summarizeProblems(problems), { details: [{ problems }] });
+  return nonRetryable(ErrorType.PackageRejected, rejectionMessage(problems), { details: [{ problems }] });
 }
 
 /** Where verification keeps a table file it has checked, for curation on the same worker. */

@@ -81,6 +81,7 @@ export class CommandContext {
       action: Action;
       jurisdiction: string;
       studyId?: string;
+      datasetId?: string;
       params: unknown;
       meaning?: string;
     },
@@ -100,6 +101,7 @@ export class CommandContext {
       typedSearchAttributes: [
         { key: SEARCH_ATTRIBUTES.jurisdiction, value: request.jurisdiction },
         ...(request.studyId ? [{ key: SEARCH_ATTRIBUTES.studyId, value: request.studyId }] : []),
+        ...(request.datasetId ? [{ key: SEARCH_ATTRIBUTES.datasetId, value: request.datasetId }] : []),
         { key: SEARCH_ATTRIBUTES.requestId, value: request.requestId },
         { key: SEARCH_ATTRIBUTES.requestKind, value: request.kind },
       ],

@@ -17,6 +17,7 @@ import { registerIngestCommand } from './commands/ingest';
 import { registerKeyCommands, registerReidentifyCommand } from './commands/keys';
 import { registerStackCommands } from './commands/stack';
 import { registerRetentionCommands } from './commands/retention';
+import { registerCodecCommands } from './commands/codec';
 
 function rootFailure(error: WorkflowFailedError): TemporalFailure | undefined {
   let cause: unknown = error.cause;
@@ -103,6 +104,7 @@ export function buildProgram(): Command {
   registerAuditCommands(program, globals);
   registerCertCommands(program, globals);
   registerRetentionCommands(program, globals);
+  registerCodecCommands(program, globals);
   registerDemoCommands(program, globals);
   const override = (command: Command): void => {
     command.exitOverride();

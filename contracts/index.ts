@@ -106,6 +106,14 @@ export function scheduleChangeWorkflowId(jurisdiction: string, requestId: string
   return `retention-schedule-${jurisdiction}-${requestId}`;
 }
 
+/** What any Steward workflow is doing now: a phase in words, since when, and counts where it has some. */
+export interface WorkflowProgress {
+  phase: string;
+  since: string;
+  counts: Record<string, number>;
+}
+export const progressQuery = defineQuery<WorkflowProgress>('progress');
+
 export const ingestProgressQuery = defineQuery<IngestProgress>('ingestProgress');
 /** A retention sweep's phase and counts so far. */
 export const retentionSweepProgressQuery = defineQuery<SweepProgress>('retentionSweepProgress');

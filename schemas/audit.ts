@@ -34,6 +34,7 @@ export const AuditActionSchema = z.enum([
   'package.deleted',
   'retention.swept',
   'schedule.changed',
+  'payloads.decoded',
 ]);
 export type AuditAction = z.infer<typeof AuditActionSchema>;
 

@@ -33,6 +33,8 @@ export const StackStateSchema = z.object({
   s3: S3EndpointSchema.extend({ endpoint: z.string(), pid: z.number().int().nullable() }),
   jurisdictions: z.record(z.string(), z.object({ buckets: z.record(z.string(), z.string()) })),
   workers: z.array(z.object({ jurisdiction: z.string(), pid: z.number().int().nullable(), restarts: z.number() })),
+  /** The codec server the Web UI decodes through: its base URL, and the grant path the UI was given. */
+  codec: z.object({ url: z.string(), uiEndpoint: z.string(), auditJurisdiction: z.string() }).optional(),
 });
 export type StackState = z.infer<typeof StackStateSchema>;
 

@@ -10,6 +10,7 @@ import type { createAuditActivities } from '../activities/audit';
 import { appendAuditEventsSignal, auditTrailStatusQuery, flushAuditTrailUpdate } from '../contracts';
 import { AuditTrailInputSchema, type AuditEvent, type AuditTrailHead, type AuditTrailInput } from '../schemas/audit';
 import { parseInput } from '../schemas/parse';
+import { progressFrom } from './progress';
 
 const audit = proxyActivities<ReturnType<typeof createAuditActivities>>({
   // Sealing a segment of at most 500 events takes seconds; one whose worker died is retried within half a minute.
@@ -49,6 +50,11 @@ export async function auditTrailWorkflow(raw: AuditTrailInput): Promise<void> {
   setHandler(auditTrailStatusQuery, () => ({
     ...(head ?? { seq: 0, position: 0, prevEventHash: '', prevSegmentHash: '' }),
     pending: pending.length,
+  }));
+  progressFrom(() => ({
+    phase: pending.length > 0 ? 'sealing events into a segment' : 'waiting for events',
+    since: '',
+    counts: { pending: pending.length, sealedSegments: head?.seq ?? 0, events: head?.position ?? 0 },
   }));
   setHandler(flushAuditTrailUpdate, async () => {
     flushes += 1;

@@ -8,6 +8,7 @@ import { parseInput } from '../schemas/parse';
 import { RequestBodySchema, SignedWorkflowInputSchema, type ESignature, type RequestBody } from '../schemas/request';
 import { recordAudit } from './audit';
 import { changeCatalog } from './catalog';
+import { setPhase } from './progress';
 
 const { verifyRequestActivity } = proxyActivities<ReturnType<typeof createIdentityActivities>>({
   startToCloseTimeout: '30 seconds',
@@ -44,6 +45,7 @@ export async function authorize<S extends z.ZodType>(
   action: Action,
   paramsSchema: S,
 ): Promise<Authorized<z.infer<S>>> {
+  setPhase('checking the signed request');
   const { request } = parseInput(SignedWorkflowInputSchema, raw, `${action} workflow`);
   const { workflowId, startTime } = workflowInfo();
   const verdict = await verifyRequestActivity({ request, action, now: startTime.toISOString() });

@@ -19,6 +19,7 @@ import {
   type CatalogWriterInput,
 } from '../schemas/catalog';
 import { parseInput } from '../schemas/parse';
+import { progressFrom } from './progress';
 
 const { applyCatalogMutationActivity } = proxyActivities<ReturnType<typeof createCatalogActivities>>({
   // A change reads and writes a few catalog objects (a page of records, a study's records at most): seconds. A change
@@ -52,6 +53,11 @@ export async function catalogWriterWorkflow(
   const queue: CatalogMutationRequest[] = [];
   let applied = 0;
   setHandler(catalogWriterStatusQuery, () => ({ applied, queued: queue.length }));
+  progressFrom(() => ({
+    phase: queue.length > 0 ? 'applying catalog changes' : 'waiting for changes',
+    since: '',
+    counts: { applied, queued: queue.length },
+  }));
   setHandler(applyCatalogMutationSignal, (request) => {
     if (!done.has(request.requestId)) queue.push(request);
   });

@@ -8,6 +8,7 @@ import { DestroyStudyKeyParamsSchema, type DestroyStudyKeyResult } from '../sche
 import type { SignedWorkflowInput } from '../schemas/request';
 import { recordAudit } from './audit';
 import { authorize } from './authorize';
+import { setPhase } from './progress';
 
 const keys = proxyActivities<ReturnType<typeof createKeyActivities>>({
   startToCloseTimeout: '1 minute',
@@ -39,6 +40,7 @@ export async function destroyStudyKeyWorkflow(raw: SignedWorkflowInput): Promise
   const { workflowId, runId } = workflowInfo();
   const startedAt = new Date().toISOString();
   const certificateId = `cert-${jurisdiction}-${uuid4().replaceAll('-', '')}`;
+  setPhase('destroying the key version');
   const destroyed = await keys.destroyStudyKeyActivity({ jurisdiction, studyId, version });
   const completedAt = new Date().toISOString();
   const [event] = await recordAudit(jurisdiction, auth.principal, [
@@ -50,6 +52,7 @@ export async function destroyStudyKeyWorkflow(raw: SignedWorkflowInput): Promise
       details: { version, verified: destroyed.verified },
     },
   ]);
+  setPhase('issuing the deletion certificate');
   const auditChain = await evidence.locateAuditEventActivity({ jurisdiction, eventId: event!.id });
   const issued = await evidence.issueDeletionCertificateActivity({
     certificateId,

@@ -5,6 +5,7 @@ import { ImportConsentParamsSchema, type ImportConsentResult } from '../schemas/
 import type { SignedWorkflowInput } from '../schemas/request';
 import { recordAudit } from './audit';
 import { authorize } from './authorize';
+import { setPhase } from './progress';
 
 const { importConsentActivity } = proxyActivities<ReturnType<typeof createConsentActivities>>({
   startToCloseTimeout: '30 minutes',
@@ -24,6 +25,7 @@ export async function importConsentWorkflow(raw: SignedWorkflowInput): Promise<I
   }
   const targets = { studyId: params.studyId, requestId: auth.requestId };
   try {
+    setPhase('validating and importing the consent file');
     const result = await importConsentActivity({
       ...params,
       submittedBy: auth.principal,

@@ -21,6 +21,7 @@ import {
 import type { SignedWorkflowInput } from '../schemas/request';
 import { recordAudit, type AuditDraft } from './audit';
 import { authorize } from './authorize';
+import { progressFrom } from './progress';
 
 type Activities = ReturnType<typeof createIngestActivities>;
 
@@ -92,6 +93,7 @@ function curationEvents(curated: CuratePackageResult, record: DatasetRecord, cre
 export async function ingestPackageWorkflow(raw: SignedWorkflowInput): Promise<IngestPackageResult> {
   const progress: IngestProgress = { phase: 'authorizing', datasetId: '' };
   setHandler(ingestProgressQuery, () => progress);
+  progressFrom(() => ({ phase: progress.phase, since: '', counts: {} }));
   const auth = await authorize(raw, 'ingest', IngestParamsSchema);
   const input: IngestPackageInput = { ...auth.params, submittedBy: auth.principal };
   if (input.jurisdiction !== auth.jurisdiction) {

@@ -14,6 +14,7 @@ import {
 } from '../schemas/retention';
 import { recordAudit, type AuditDraft } from './audit';
 import { authorize } from './authorize';
+import { setPhase } from './progress';
 import { changeCatalog } from './catalog';
 
 const storage = proxyActivities<ReturnType<typeof createRetentionActivities>>({
@@ -62,6 +63,7 @@ export async function setLegalHoldWorkflow(raw: SignedWorkflowInput): Promise<Ho
     releaseReason: null,
   };
   const targets = { ...scopeTargets(scope), requestId: auth.requestId };
+  setPhase('recording the hold');
   const set = await changeOrRecordRefusal(
     jurisdiction,
     { kind: 'hold.set', scope, hold },
@@ -69,6 +71,7 @@ export async function setLegalHoldWorkflow(raw: SignedWorkflowInput): Promise<Ho
     auth.principal,
   );
   const datasets = set.datasets ?? [];
+  setPhase('setting S3 legal hold on every object version', { datasets: datasets.length });
   const { versions } = await storage.setLegalHoldActivity({ jurisdiction, datasetIds: datasets, on: true });
   await recordAudit(jurisdiction, auth.principal, [
     {
@@ -91,6 +94,7 @@ export async function releaseLegalHoldWorkflow(raw: SignedWorkflowInput): Promis
   const { scope, reason, holdId } = auth.params;
   const jurisdiction = auth.jurisdiction;
   const targets = { ...scopeTargets(scope), requestId: auth.requestId };
+  setPhase('releasing the hold');
   const released = await changeOrRecordRefusal(
     jurisdiction,
     {
@@ -148,6 +152,7 @@ export async function endTrialWorkflow(raw: SignedWorkflowInput): Promise<TrialE
     );
   }
   const targets = { studyId, requestId: auth.requestId };
+  setPhase('recording the end of the trial');
   const ended = await changeOrRecordRefusal(
     jurisdiction,
     { kind: 'study.trial-ended', studyId, date, at: now, by: auth.eSignature },
@@ -155,6 +160,7 @@ export async function endTrialWorkflow(raw: SignedWorkflowInput): Promise<TrialE
     auth.principal,
   );
   const changes = ended.changes ?? [];
+  setPhase('moving Object Lock dates', { datasets: changes.length });
   const { versions } = await storage.applyObjectLockActivity({ jurisdiction, changes });
   await recordAudit(jurisdiction, auth.principal, [
     {

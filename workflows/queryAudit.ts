@@ -6,6 +6,7 @@ import { AuditQueryParamsSchema, type AuditQueryResult } from '../schemas/audit'
 import type { SignedWorkflowInput } from '../schemas/request';
 import { recordAudit } from './audit';
 import { authorize } from './authorize';
+import { setPhase } from './progress';
 
 const queryOptions: ActivityOptions = {
   startToCloseTimeout: '10 minutes',
@@ -25,6 +26,7 @@ export async function queryAuditWorkflow(raw: SignedWorkflowInput): Promise<Audi
     ...queryOptions,
     taskQueue: curationTaskQueue(auth.jurisdiction),
   });
+  setPhase('reading the sealed audit trail');
   const result = await queryAuditTrailActivity({ ...auth.params, jurisdiction: auth.jurisdiction });
   const { subject: _subject, ...filters } = auth.params;
   await recordAudit(auth.jurisdiction, auth.principal, [

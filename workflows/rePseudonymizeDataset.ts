@@ -6,6 +6,7 @@ import type { SignedWorkflowInput } from '../schemas/request';
 import { RePseudonymizeParamsSchema, type RePseudonymizeResult } from '../schemas/vault';
 import { recordAudit, type AuditDraft } from './audit';
 import { authorize } from './authorize';
+import { setPhase } from './progress';
 import { changeCatalog } from './catalog';
 
 const migrationOptions: ActivityOptions = {
@@ -34,6 +35,7 @@ export async function rePseudonymizeDatasetWorkflow(raw: SignedWorkflowInput): P
     taskQueue: curationTaskQueue(auth.jurisdiction),
   });
   const at = new Date().toISOString();
+  setPhase('re-keying the dataset');
   const { outputs, deletedVersions, ...result } = await rePseudonymizeDatasetActivity({ datasetId, at });
   if (result.migrated) {
     await changeCatalog(auth.jurisdiction, {

@@ -4,6 +4,7 @@ import type { SignedWorkflowInput } from '../schemas/request';
 import { ReidentifyParamsSchema, type ReidentifyResult } from '../schemas/vault';
 import { recordAudit } from './audit';
 import { authorize } from './authorize';
+import { setPhase } from './progress';
 
 const vault = proxyActivities<ReturnType<typeof createVaultActivities>>({
   startToCloseTimeout: '2 minutes',
@@ -18,6 +19,7 @@ const vault = proxyActivities<ReturnType<typeof createVaultActivities>>({
 export async function reidentifyWorkflow(raw: SignedWorkflowInput): Promise<ReidentifyResult> {
   const auth = await authorize(raw, 'reidentify', ReidentifyParamsSchema);
   const { studyId, token, reason } = auth.params;
+  setPhase('looking up the vault');
   const result = await vault.reidentifyActivity({ studyId, token });
   await recordAudit(auth.jurisdiction, auth.principal, [
     {

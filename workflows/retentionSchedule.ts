@@ -5,6 +5,7 @@ import type { SignedWorkflowInput } from '../schemas/request';
 import { ScheduleParamsSchema, type ScheduleState } from '../schemas/retention';
 import { recordAudit } from './audit';
 import { authorize } from './authorize';
+import { setPhase } from './progress';
 
 const { changeRetentionScheduleActivity } = proxyActivities<ReturnType<typeof createScheduleActivities>>({
   startToCloseTimeout: '1 minute',
@@ -20,6 +21,7 @@ export async function changeRetentionScheduleWorkflow(raw: SignedWorkflowInput):
   const auth = await authorize(raw, 'retention.schedule', ScheduleParamsSchema);
   const { change } = auth.params;
   const jurisdiction = auth.jurisdiction;
+  setPhase(`changing the schedule (${change.kind})`);
   const state = await changeRetentionScheduleActivity({ jurisdiction, change, by: auth.principal.id });
   await recordAudit(jurisdiction, auth.principal, [
     {

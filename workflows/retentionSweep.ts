@@ -23,6 +23,7 @@ import type { IssueBatchCertificatesInput, SweepCertificateSchema } from '../sch
 import type { z } from 'zod';
 import { recordAudit, type AuditDraft } from './audit';
 import { authorize } from './authorize';
+import { progressFrom } from './progress';
 import { changeCatalog } from './catalog';
 
 type Retention = ReturnType<typeof createRetentionActivities>;
@@ -147,6 +148,7 @@ export async function retentionSweepWorkflow(raw: SweepInput): Promise<SweepRepo
   const rules = getJurisdiction(jurisdiction);
   const audit = (drafts: AuditDraft[]) =>
     drafts.length > 0 ? recordAudit(jurisdiction, state.principal, drafts) : Promise.resolve([]);
+  progressFrom(() => ({ phase: state.phase, since: state.startedAt, counts: { ...state.totals } }));
   setHandler(retentionSweepProgressQuery, () => ({
     sweepId,
     phase: state.phase,

@@ -5,6 +5,7 @@ import { StudyKeyRefSchema, type RotateStudyKeyResult } from '../schemas/keys';
 import type { SignedWorkflowInput } from '../schemas/request';
 import { recordAudit } from './audit';
 import { authorize } from './authorize';
+import { setPhase } from './progress';
 
 const keys = proxyActivities<ReturnType<typeof createKeyActivities>>({
   startToCloseTimeout: '1 minute',
@@ -16,6 +17,7 @@ const keys = proxyActivities<ReturnType<typeof createKeyActivities>>({
 export async function rotateStudyKeyWorkflow(raw: SignedWorkflowInput): Promise<RotateStudyKeyResult> {
   const auth = await authorize(raw, 'keys.rotate', StudyKeyRefSchema);
   const ref = { jurisdiction: auth.jurisdiction, studyId: auth.params.studyId };
+  setPhase('rotating the study key');
   const fromVersion = await keys.currentStudyKeyVersionActivity(ref);
   const result = await keys.rotateStudyKeyActivity({ ...ref, fromVersion });
   const keyId = (v: number) => `study/${ref.jurisdiction}/${ref.studyId}/v${v}`;

@@ -5,6 +5,7 @@ import { WithdrawConsentParamsSchema, type WithdrawConsentWorkflowResult } from 
 import type { SignedWorkflowInput } from '../schemas/request';
 import { recordAudit } from './audit';
 import { authorize } from './authorize';
+import { setPhase } from './progress';
 
 const consent = proxyActivities<ReturnType<typeof createConsentActivities>>({
   startToCloseTimeout: '30 minutes',
@@ -18,6 +19,7 @@ export async function withdrawConsentWorkflow(raw: SignedWorkflowInput): Promise
   const input = { ...auth.params, jurisdiction: auth.jurisdiction };
   const now = new Date().toISOString();
   const effectiveOn = now.slice(0, 10);
+  setPhase('recording the withdrawal');
   const result = await consent.withdrawConsentActivity({
     ...input,
     effectiveOn,
@@ -41,6 +43,7 @@ export async function withdrawConsentWorkflow(raw: SignedWorkflowInput): Promise
     retry: { maximumAttempts: 5, initialInterval: '2s' },
     taskQueue: curationTaskQueue(auth.jurisdiction),
   });
+  setPhase('finding datasets that hold the subject');
   const datasets = await scan.findSubjectDatasetsActivity({ studyId: input.studyId, subjectId: input.subjectId });
   const { token: _token, ...shown } = result;
   return { ...shown, effectiveOn, datasets };

@@ -1,5 +1,8 @@
 import path from 'node:path';
+import { WorkflowFailedError } from '@temporalio/client';
 import type { Command } from 'commander';
+import { ingestWorkflowId } from '../../contracts';
+import { readLocalPackage } from '../../lib/client/submit';
 import { InvalidArgumentError } from 'commander';
 import { getJurisdiction, JURISDICTION_IDS } from '../../jurisdictions';
 import { StudyIdSchema } from '../../schemas/common';
@@ -139,6 +142,7 @@ export function registerDemoCommands(program: Command, globals: () => GlobalOpti
           const url = ctx.uiUrl(result.record.lineage.workflowId);
           if (url) say(`  Temporal UI: ${url}\n`);
         }
+        await ingestRejectedDemo(ctx, path.join(dataDir, 'demo', 'eu-rejected'));
       } catch (error) {
         await ctx.close();
         await stack.stop();
@@ -148,4 +152,38 @@ export function registerDemoCommands(program: Command, globals: () => GlobalOpti
       say(`Temporal UI: ${stack.state.temporal.uiUrl}\nThe stack keeps running; Ctrl-C stops it.`);
       await waitForShutdown(stack);
     });
+}
+
+/**
+ * A package with one impossible date: its ingestion is rejected and quarantined, so the Web UI has a failed workflow
+ * whose reason ops can read through the codec server.
+ */
+async function ingestRejectedDemo(ctx: CommandContext, out: string): Promise<void> {
+  const study = 'DEMO-EU-02';
+  note('generating a synthetic EU package with one impossible date (to be rejected)…');
+  const generated = await generateDemoPackage({
+    out,
+    jurisdiction: 'eu',
+    studyId: study,
+    rows: 200,
+    subjects: 20,
+    seed: 3,
+    badRow: true,
+  });
+  await importConsent(
+    { client: await ctx.temporal(), s3: ctx.s3('eu'), identity: await ctx.identity() },
+    generated.consentFile,
+    'eu',
+    study,
+  );
+  const pkg = await readLocalPackage(generated.packageDir);
+  try {
+    await ingestPath(ctx, generated.packageDir);
+    throw new Error('the damaged demo package was accepted');
+  } catch (error) {
+    if (!(error instanceof WorkflowFailedError)) throw error;
+    say(`Rejected as it should be: ${study} (a lab row dated 2025-02-30), moved to quarantine`);
+    const url = ctx.uiUrl(ingestWorkflowId('eu', pkg.packageId));
+    if (url) say(`  Temporal UI: ${url}  (the reason is readable through the codec server)\n`);
+  }
 }

@@ -159,7 +159,7 @@ export function registerRetentionCommands(program: Command, globals: () => Globa
             requestId,
             kind: RequestKind.LegalHold,
             jurisdiction,
-            ...('studyId' in scope ? { studyId: scope.studyId } : {}),
+            ...('studyId' in scope ? { studyId: scope.studyId } : { datasetId: scope.datasetId }),
           };
           const result =
             action === 'set'

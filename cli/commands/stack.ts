@@ -34,6 +34,11 @@ export function describeStack(state: StackState): string {
   const lines = [
     `Temporal   ${state.temporal.address} (namespace ${state.temporal.namespace})`,
     `Web UI     ${state.temporal.uiUrl}`,
+    ...(state.codec
+      ? [
+          `Codec      ${state.codec.url} (the Web UI decodes as the demo ops identity; audited in ${state.codec.auditJurisdiction})`,
+        ]
+      : []),
     `S3         ${state.s3.endpoint} (versitygw, access key ${state.s3.accessKeyId})`,
     `Data dir   ${state.dataDir}`,
     ...Object.entries(state.jurisdictions).map(

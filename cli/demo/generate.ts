@@ -18,6 +18,8 @@ export interface DemoOptions {
   purpose?: string;
   /** Keep a re-identification vault for the study's tokens (metadata `reidentificationVault`). */
   vault?: boolean;
+  /** Write one lab row with an impossible date, so the package is rejected (the demo's failed ingestion). */
+  badRow?: boolean;
   onProgress?: (rowsWritten: number, total: number) => void;
 }
 
@@ -256,8 +258,12 @@ export async function generateDemoPackage(options: DemoOptions): Promise<DemoRes
     const visit = 1 + (i % 3);
     const value = Math.round((low + (high - low) * (faker.number.float() * 1.4 - 0.2)) * 100) / 100;
     const comment = i % 50 === 0 ? `repeat sample for ${s.lastName}` : '';
+    const collected =
+      options.badRow && i === Math.floor(options.rows / 2)
+        ? '2025-02-30'
+        : isoDate(new Date(s.enrolled.getTime() + (visit - 1) * 28 * day));
     batch.push(
-      `${s.id},${visit},${isoDate(new Date(s.enrolled.getTime() + (visit - 1) * 28 * day))},${code},${name},${value},${unit},${low},${high},${value < low || value > high},${s.site},${comment}\n`,
+      `${s.id},${visit},${collected},${code},${name},${value},${unit},${low},${high},${value < low || value > high},${s.site},${comment}\n`,
     );
     if (batch.length === 5000) {
       await w.write(batch.join(''));

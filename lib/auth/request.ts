@@ -35,6 +35,8 @@ export function verifyRequest(
   request: SignedRequest,
   expect: { action: Action; jurisdiction: string },
   trust: TrustContext,
+  /** How long a signature stays good: 10 minutes for a request; longer for a grant that says when it expires. */
+  maxAgeMs = REQUEST_MAX_AGE_MS,
 ): RequestVerdict {
   let claimed: Principal | undefined;
   try {
@@ -67,8 +69,7 @@ export function verifyRequest(
     return deny(`the request is for jurisdiction ${body.jurisdiction}, not ${expect.jurisdiction}`);
   }
   const age = trust.now.getTime() - new Date(body.issuedAt).getTime();
-  if (age > REQUEST_MAX_AGE_MS)
-    return deny(`the request was signed at ${body.issuedAt}: too old to act on (replayed?)`);
+  if (age > maxAgeMs) return deny(`the request was signed at ${body.issuedAt}: too old to act on (replayed?)`);
   if (age < -REQUEST_MAX_SKEW_MS) return deny(`the request is dated ${body.issuedAt}, in the future`);
   if (!allowed(claimed, expect.action)) return deny(denialMessage(claimed, expect.action));
   const info = certificateInfo(request.certificate);

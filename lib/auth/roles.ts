@@ -21,6 +21,8 @@ export const PERMISSIONS = {
   /** A dry run: deletes nothing, so those who watch may ask for one too. */
   'retention.preview': ['steward', 'dpo', 'ops', 'auditor'],
   'retention.schedule': ['ops', 'steward'],
+  /** Reading workflow payloads in the clear through the codec server (Temporal UI, `temporal workflow show`). */
+  'codec.decode': ['ops', 'auditor'],
 } as const satisfies Record<string, readonly Role[]>;
 export type Action = keyof typeof PERMISSIONS;
 

@@ -92,3 +92,8 @@ export function summarizeProblems(problems: PackageProblem[], max = 5): string {
   const more = problems.length > max ? `; and ${problems.length - max} more` : '';
   return `package rejected: ${shown.join('; ')}${more}`;
 }
+
+/** A rejection as ops read it in the Web UI and a steward in the quarantine note: the problems, then what to do. */
+export function rejectionMessage(problems: PackageProblem[]): string {
+  return `${summarizeProblems(problems)}. Nothing was curated; the package is kept in quarantine with these reasons: correct it and ingest it again`;
+}

@@ -99,3 +99,8 @@ export async function ensureDemoIdentities(
     });
   }
 }
+
+/** A demo identity, opened with the passphrase kept beside its key. */
+export function openDemoIdentity(dir: string): Identity {
+  return openIdentity(dir, readFileSync(path.join(dir, DEMO_PASSPHRASE_FILE), 'utf8').trim());
+}

@@ -12,6 +12,9 @@ import { getJurisdiction } from '../../jurisdictions';
 import type { StackState } from '../../schemas/config';
 import { connectClient, FAILURE_CONVERTER_PATH } from '../client/temporal';
 import { ensureRetentionSchedule } from '../retention/schedule';
+import { issueCodecGrant, newGrantId } from '../codec/grant';
+import { startEmbeddedCodecServer, writeCodecGrant, type RunningCodecServer } from '../codec/embedded';
+import { openDemoIdentity } from '../pki/identity';
 import { FileKeyStore } from '../crypto/keystore';
 import { StewardAuthority } from '../pki/authority';
 import { ensureDemoIdentities } from '../pki/identity';
@@ -82,6 +85,7 @@ async function retryUntil<T>(what: string, timeoutMs: number, fn: () => Promise<
  */
 export class Stack {
   private readonly supervisor: Supervisor;
+  private codec: RunningCodecServer | undefined;
   state!: StackState;
 
   private constructor(private readonly options: StackOptions) {
@@ -117,7 +121,8 @@ export class Stack {
     const temporalBin = await ensureTool('temporal', step);
     const versitygwBin = await ensureTool('versitygw', step);
     const credentials = await rootCredentials(dataDir);
-    const [grpcPort, uiPort, httpPort, metricsPort, s3Port] = [
+    const [grpcPort, uiPort, httpPort, metricsPort, s3Port, codecPort] = [
+      await freePort(),
       await freePort(),
       await freePort(),
       await freePort(),
@@ -126,6 +131,24 @@ export class Stack {
     ];
     const temporalAddress = `127.0.0.1:${grpcPort}`;
     const s3Endpoint = `http://127.0.0.1:${s3Port}`;
+    const keys = await FileKeyStore.open(path.join(dataDir, 'keys'), process.env.STEWARD_MASTER_KEY);
+    const pkiDir = process.env.STEWARD_PKI_DIR ?? path.join(dataDir, 'pki');
+
+    // The codec server first: the Web UI is told where it is when the dev server starts. It answers only once the CA
+    // and the UI's grant exist (a few steps below).
+    const codecUrl = `http://127.0.0.1:${codecPort}`;
+    const uiGrant = newGrantId();
+    const auditJurisdiction = jurisdictions[0]!.id;
+    step(`starting the codec server on ${codecUrl}`);
+    this.codec = await startEmbeddedCodecServer({
+      dataDir,
+      keys,
+      pkiDir,
+      port: codecPort,
+      jurisdiction: auditJurisdiction,
+      uiOrigins: [`http://127.0.0.1:${uiPort}`, `http://localhost:${uiPort}`],
+      temporal: { address: temporalAddress, namespace: 'default' },
+    });
 
     step(`starting Temporal dev server on ${temporalAddress}`);
     this.supervisor.add('temporal', () =>
@@ -148,6 +171,8 @@ export class Stack {
           path.join(dataDir, 'temporal', 'temporal.db'),
           '--log-level',
           'warn',
+          '--ui-codec-endpoint',
+          `${codecUrl}/grant/${uiGrant}`,
           ...searchAttributeFlags(),
         ],
         { stdio: ['ignore', 'pipe', 'pipe'] },
@@ -205,13 +230,21 @@ export class Stack {
     s3.destroy();
 
     step('preparing the Steward CA, evidence signers and demo identities');
-    const keys = await FileKeyStore.open(path.join(dataDir, 'keys'), process.env.STEWARD_MASTER_KEY);
-    const authority = await StewardAuthority.open(process.env.STEWARD_PKI_DIR ?? path.join(dataDir, 'pki'), keys);
+    const authority = await StewardAuthority.open(pkiDir, keys);
     for (const jurisdiction of jurisdictions) await authority.signer(jurisdiction.id);
     await ensureDemoIdentities(
       authority,
       path.join(dataDir, 'identities'),
       jurisdictions.map((j) => j.id),
+    );
+    // The Web UI decodes as the demo ops identity, through a grant valid while this stack runs (a week at most).
+    await writeCodecGrant(
+      path.join(dataDir, 'codec', 'grants'),
+      issueCodecGrant(openDemoIdentity(path.join(dataDir, 'identities', 'ops')), {
+        jurisdiction: auditJurisdiction,
+        hours: 7 * 24,
+        grantId: uiGrant,
+      }),
     );
 
     step('bundling workflow code');
@@ -233,6 +266,7 @@ export class Stack {
       s3: { ...s3Config, pid: null },
       jurisdictions: Object.fromEntries(jurisdictions.map((j) => [j.id, { buckets: { ...j.buckets } }])),
       workers: [],
+      codec: { url: codecUrl, uiEndpoint: `${codecUrl}/grant/${uiGrant}`, auditJurisdiction },
     };
 
     const { command, args } = workerEntry();
@@ -297,6 +331,7 @@ export class Stack {
   /** Stops workers first (they finish or hand back their tasks), then the servers. Safe to call twice. */
   async stop(): Promise<void> {
     await this.supervisor.stop(['worker-']);
+    await this.codec?.close();
     if (this.state) await rm(stackFile(this.options.dataDir), { force: true });
   }
 }

@@ -103,7 +103,7 @@ describe('curation re-checks checksums', () => {
     await expect(
       new MockActivityEnvironment().run(curatePackage, deps, input),
     ).rejects.toThrowErrorMatchingInlineSnapshot(
-      `[ApplicationFailure: package rejected: data/visits.csv: changed in landing after verification (SHA-256 differs)]`,
+      `[ApplicationFailure: package rejected: data/visits.csv: changed in landing after verification (SHA-256 differs). Nothing was curated; the package is kept in quarantine with these reasons: correct it and ingest it again]`,
     );
     expect(await curatedObjects(input.datasetId)).toBe(0);
   });
@@ -113,7 +113,7 @@ describe('curation re-checks checksums', () => {
     await expect(
       new MockActivityEnvironment().run(curatePackage, deps, input),
     ).rejects.toThrowErrorMatchingInlineSnapshot(
-      `[ApplicationFailure: package rejected: data/visits.csv: changed in landing after verification (SHA-256 differs)]`,
+      `[ApplicationFailure: package rejected: data/visits.csv: changed in landing after verification (SHA-256 differs). Nothing was curated; the package is kept in quarantine with these reasons: correct it and ingest it again]`,
     );
     expect(await curatedObjects(input.datasetId)).toBe(0);
   });

@@ -191,10 +191,14 @@ describe('signed requests', () => {
       foreignCa: rotateWith(foreignCa),
       replayed,
     };
-    const reasons: Record<string, string> = {};
-    for (const [name, attempt] of Object.entries(refusals)) {
-      reasons[name] = rootApplicationFailure(await failureOf(attempt.run)).message;
-    }
+    // Every refusal is awaited at once, so none rejects before a handler is attached.
+    const reasons = Object.fromEntries(
+      await Promise.all(
+        Object.entries(refusals).map(
+          async ([name, attempt]) => [name, rootApplicationFailure(await failureOf(attempt.run)).message] as const,
+        ),
+      ),
+    );
     expect(reasons).toEqual({
       forged: 'the signature does not verify: the request was altered or signed by another key',
       wrongRole: 'access denied: Demo Auditor (role auditor) may not keys.rotate; allowed roles: steward',

@@ -58,7 +58,7 @@ describe('bad packages are rejected, quarantined, and nothing is curated', () =>
     const dir = await bag({ 'data/visits.csv': GOOD_CSV });
     await writeFile(path.join(dir, 'data/visits.csv'), GOOD_CSV.replace('Ann', 'Anne').slice(0, -1));
     expect(await expectRejected(dir)).toMatchInlineSnapshot(
-      `"package rejected: data/visits.csv: SHA-256 mismatch: manifest says a794d5a887f2773029eb4c39157e64b4fae98164e06d7f7fe691cfb80876dba1, file has a98dcc807dbb63a22b45de5aa6c11341db0c54e4993b90d93f0b4d7579bfd9ff"`,
+      `"package rejected: data/visits.csv: SHA-256 mismatch: manifest says a794d5a887f2773029eb4c39157e64b4fae98164e06d7f7fe691cfb80876dba1, file has a98dcc807dbb63a22b45de5aa6c11341db0c54e4993b90d93f0b4d7579bfd9ff. Nothing was curated; the package is kept in quarantine with these reasons: correct it and ingest it again"`,
     );
   });
 
@@ -66,7 +66,7 @@ describe('bad packages are rejected, quarantined, and nothing is curated', () =>
     const dir = await bag({ 'data/visits.csv': GOOD_CSV, 'data/extra.csv': 'a\n' });
     await unlink(path.join(dir, 'data/extra.csv'));
     expect(await expectRejected(dir)).toMatchInlineSnapshot(
-      `"package rejected: data/extra.csv: listed in manifest-sha256.txt but missing from the package; bag-info.txt, field "Payload-Oxum": declares 103 bytes in 2 files, the payload holds 101 bytes in 1 files"`,
+      `"package rejected: data/extra.csv: listed in manifest-sha256.txt but missing from the package; bag-info.txt, field "Payload-Oxum": declares 103 bytes in 2 files, the payload holds 101 bytes in 1 files. Nothing was curated; the package is kept in quarantine with these reasons: correct it and ingest it again"`,
     );
   });
 
@@ -74,14 +74,14 @@ describe('bad packages are rejected, quarantined, and nothing is curated', () =>
     const dir = await bag({ 'data/visits.csv': GOOD_CSV }, { oxum: `${Buffer.byteLength(GOOD_CSV) + 6}.2` });
     await writeFile(path.join(dir, 'data/stray.txt'), 'stray\n');
     expect(await expectRejected(dir)).toMatchInlineSnapshot(
-      `"package rejected: data/stray.txt: not listed in manifest-sha256.txt"`,
+      `"package rejected: data/stray.txt: not listed in manifest-sha256.txt. Nothing was curated; the package is kept in quarantine with these reasons: correct it and ingest it again"`,
     );
   });
 
   it('wrong Payload-Oxum', async () => {
     const dir = await bag({ 'data/visits.csv': GOOD_CSV }, { oxum: '12.1' });
     expect(await expectRejected(dir)).toMatchInlineSnapshot(
-      `"package rejected: bag-info.txt, field "Payload-Oxum": declares 12 bytes in 1 files, the payload holds 101 bytes in 1 files"`,
+      `"package rejected: bag-info.txt, field "Payload-Oxum": declares 12 bytes in 1 files, the payload holds 101 bytes in 1 files. Nothing was curated; the package is kept in quarantine with these reasons: correct it and ingest it again"`,
     );
   });
 
@@ -91,7 +91,7 @@ describe('bad packages are rejected, quarantined, and nothing is curated', () =>
       { manifestLines: (l) => [...l, `${'a'.repeat(64)}  /etc/passwd`] },
     );
     expect(await expectRejected(dir)).toMatchInlineSnapshot(
-      `"package rejected: /etc/passwd: absolute paths are not allowed"`,
+      `"package rejected: /etc/passwd: absolute paths are not allowed. Nothing was curated; the package is kept in quarantine with these reasons: correct it and ingest it again"`,
     );
   });
 
@@ -101,7 +101,7 @@ describe('bad packages are rejected, quarantined, and nothing is curated', () =>
       { manifestLines: (l) => [...l, `${'b'.repeat(64)}  data/../../secrets.csv`] },
     );
     expect(await expectRejected(dir)).toMatchInlineSnapshot(
-      `"package rejected: data/../../secrets.csv: path traversal ("..") is not allowed"`,
+      `"package rejected: data/../../secrets.csv: path traversal ("..") is not allowed. Nothing was curated; the package is kept in quarantine with these reasons: correct it and ingest it again"`,
     );
   });
 
@@ -110,21 +110,21 @@ describe('bad packages are rejected, quarantined, and nothing is curated', () =>
     await unlink(path.join(dir, 'data/link.csv'));
     await symlink('/etc/hostname', path.join(dir, 'data/link.csv'));
     expect(await expectRejected(dir)).toMatchInlineSnapshot(
-      `"package rejected: data/link.csv: unreadable: symbolic links are not accepted"`,
+      `"package rejected: data/link.csv: unreadable: symbolic links are not accepted. Nothing was curated; the package is kept in quarantine with these reasons: correct it and ingest it again"`,
     );
   });
 
   it('malformed CSV rows', async () => {
     const dir = await bag({ 'data/visits.csv': `${GOOD_CSV}R-3,Cy,2025-01-04\nR-4,"Di,2025-01-05,5,x\n` });
     expect(await expectRejected(dir)).toMatchInlineSnapshot(
-      `"package rejected: data/visits.csv, row 3: row has fewer fields than the header; data/visits.csv, row 4: malformed quoting"`,
+      `"package rejected: data/visits.csv, row 3: row has fewer fields than the header; data/visits.csv, row 4: malformed quoting. Nothing was curated; the package is kept in quarantine with these reasons: correct it and ingest it again"`,
     );
   });
 
   it('values that do not match the declared types', async () => {
     const dir = await bag({ 'data/visits.csv': `${GOOD_CSV}R-3,Cy,2025-13-45,5,\nR-4,Di,2025-01-05,five,\n` });
     expect(await expectRejected(dir)).toMatchInlineSnapshot(
-      `"package rejected: data/visits.csv, row 3, field "visit_date": must be a date in YYYY-MM-DD form; data/visits.csv, row 4, field "score": must be an integer"`,
+      `"package rejected: data/visits.csv, row 3, field "visit_date": must be a date in YYYY-MM-DD form; data/visits.csv, row 4, field "score": must be an integer. Nothing was curated; the package is kept in quarantine with these reasons: correct it and ingest it again"`,
     );
   });
 
@@ -133,7 +133,7 @@ describe('bad packages are rejected, quarantined, and nothing is curated', () =>
       'data/visits.csv': `${GOOD_CSV},Ed,2025-01-06,1,\nR-5,Flo,,2,\n "  ",Gil,2025-01-07,1,\n`,
     });
     expect(await expectRejected(dir)).toMatchInlineSnapshot(
-      `"package rejected: data/visits.csv, row 3, field "subject_id": a value is required; data/visits.csv, row 4, field "visit_date": a value is required; data/visits.csv, row 5, field "subject_id": a value is required"`,
+      `"package rejected: data/visits.csv, row 3, field "subject_id": a value is required; data/visits.csv, row 4, field "visit_date": a value is required; data/visits.csv, row 5, field "subject_id": a value is required. Nothing was curated; the package is kept in quarantine with these reasons: correct it and ingest it again"`,
     );
   });
 
@@ -142,7 +142,7 @@ describe('bad packages are rejected, quarantined, and nothing is curated', () =>
       'data/visits.csv': 'subject_id,full_name,visit_date,points,note\nR-1,Ann,2025-01-02,3,\n',
     });
     expect(await expectRejected(dir)).toMatchInlineSnapshot(
-      `"package rejected: data/visits.csv, field "points": column is not declared in the package metadata; data/visits.csv, field "score": declared column is missing from the header"`,
+      `"package rejected: data/visits.csv, field "points": column is not declared in the package metadata; data/visits.csv, field "score": declared column is missing from the header. Nothing was curated; the package is kept in quarantine with these reasons: correct it and ingest it again"`,
     );
   });
 
@@ -155,7 +155,7 @@ describe('bad packages are rejected, quarantined, and nothing is curated', () =>
     ];
     const dir = await bag({ 'data/visits.ndjson': `${lines.join('\n')}\n` }, {}, 'ndjson');
     expect(await expectRejected(dir)).toMatchInlineSnapshot(
-      `"package rejected: data/visits.ndjson, row 2, field "score": must be an integer; data/visits.ndjson, row 3: not valid JSON; data/visits.ndjson, row 4, field "shoe_size": field is not declared in the package metadata; data/visits.ndjson, row 4, field "visit_date": must be a date in YYYY-MM-DD form"`,
+      `"package rejected: data/visits.ndjson, row 2, field "score": must be an integer; data/visits.ndjson, row 3: not valid JSON; data/visits.ndjson, row 4, field "shoe_size": field is not declared in the package metadata; data/visits.ndjson, row 4, field "visit_date": must be a date in YYYY-MM-DD form. Nothing was curated; the package is kept in quarantine with these reasons: correct it and ingest it again"`,
     );
   });
 
@@ -164,7 +164,7 @@ describe('bad packages are rejected, quarantined, and nothing is curated', () =>
       'data/visits.csv': GOOD_CSV,
     });
     expect(await expectRejected(dir)).toMatchInlineSnapshot(
-      `"package rejected: steward.json, field "dataClass": jurisdiction eu has no retention rule for data class "genomics" (known: clinical-trial, real-world)"`,
+      `"package rejected: steward.json, field "dataClass": jurisdiction eu has no retention rule for data class "genomics" (known: clinical-trial, real-world). Nothing was curated; the package is kept in quarantine with these reasons: correct it and ingest it again"`,
     );
   });
 
