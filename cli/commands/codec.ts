@@ -5,8 +5,9 @@ import { z } from 'zod';
 import { getJurisdiction } from '../../jurisdictions';
 import { issueCodecGrant } from '../../lib/codec/grant';
 import { startCodecServer, writeCodecGrant } from '../../lib/codec/embedded';
+import { locatePayloads } from '../../lib/codec/locate';
 import { FileKeyStore } from '../../lib/crypto/keystore';
-import { UserError } from '../../lib/runtime/errors';
+import { EXIT, UserError } from '../../lib/runtime/errors';
 import { JurisdictionIdSchema } from '../../schemas/jurisdiction';
 import { CommandContext, type GlobalOptions } from '../context';
 import { parseOptions } from '../options';
@@ -39,6 +40,14 @@ const CodecServerOptionsSchema = z
     message: 'client certificates need TLS: give --tls-cert and --tls-key',
     path: ['clientCertificates'],
   });
+
+const LocateSchema = z.object({
+  digests: z
+    .array(z.string().regex(/^[0-9a-f]{16}$/, 'a digest is 16 hex digits, as in a payloads.decoded event'))
+    .min(1),
+  query: z.string().optional(),
+  limit: z.coerce.number().int().positive().default(10_000),
+});
 
 const GrantOptionsSchema = z.object({
   hours: z.coerce.number().positive().max(720).default(12),
@@ -133,6 +142,35 @@ export function registerCodecCommands(program: Command, globals: () => GlobalOpt
             `  terminal: temporal workflow show -w <id> --codec-endpoint ${base ?? '<codec server URL>'} --codec-auth "Bearer ${grant.token}"`,
           );
         }
+      } finally {
+        await ctx.close();
+      }
+    });
+
+  codec
+    .command('locate')
+    .description('find the workflow, run and history event of each payload digest a payloads.decoded event records')
+    .argument('<digest...>', "digests from the event's details.digests")
+    .option('--query <visibility query>', 'scan only these workflows, e.g. \'StudyId="ONC-204"\' (default: all)')
+    .option('--limit <n>', 'scan at most this many workflows, newest first', '10000')
+    .action(async (digests: string[], raw: Record<string, unknown>) => {
+      const options = parseOptions(LocateSchema, { ...raw, digests });
+      const ctx = CommandContext.create(globals());
+      try {
+        const found = await locatePayloads(await ctx.temporal(), options.digests, {
+          ...(options.query ? { query: options.query } : {}),
+          limit: options.limit,
+          onWorkflow: (n) => {
+            if (n % 500 === 0) note(`… ${n} workflows scanned`);
+          },
+        });
+        if (ctx.json) printJson(found);
+        else {
+          for (const f of found) say(`${f.digest}  ${f.workflowId}  run ${f.runId}  event ${f.eventId} ${f.eventType}`);
+          const missing = options.digests.filter((d) => !found.some((f) => f.digest === d));
+          if (missing.length > 0) note(`not found in the workflows scanned: ${missing.join(', ')}`);
+        }
+        if (found.length === 0) throw new UserError('no workflow history holds these payloads', EXIT.notRunning);
       } finally {
         await ctx.close();
       }

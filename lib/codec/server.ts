@@ -1,4 +1,4 @@
-import { createHash, X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
@@ -14,6 +14,7 @@ import { certificateInfo, chainProblem } from '../pki/x509';
 import type { Principal } from '../../schemas/common';
 import { SignedRequestSchema } from '../../schemas/request';
 import { decodeToken, verifyCodecGrant, type GrantVerdict } from './grant';
+import { payloadDigest } from './locate';
 
 /** One decode or encode request as the audit trail records it: who, how identified, what, allowed or not. */
 export interface CodecAccess {
@@ -209,12 +210,7 @@ export function createCodecServer(options: CodecServerOptions): http.Server {
       namespace,
       origin,
       payloads: payloads.length,
-      digests: payloads.map((p) =>
-        createHash('sha256')
-          .update(Buffer.from(p.data ?? '', 'base64'))
-          .digest('hex')
-          .slice(0, 16),
-      ),
+      digests: payloads.map((p) => payloadDigest(Buffer.from(p.data ?? '', 'base64'))),
     };
     const refuse = async (status: number, reason: string, via: CodecAccess['via'], principal: Principal | null) => {
       await options.record({ ...access, outcome: 'denied', principal, reason, via });

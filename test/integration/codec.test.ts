@@ -6,6 +6,7 @@ import path from 'node:path';
 import type { temporal } from '@temporalio/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { issueCodecGrant } from '../../lib/codec/grant';
+import { locatePayloads } from '../../lib/codec/locate';
 import { startCodecServer, type RunningCodecServer } from '../../lib/codec/embedded';
 import { signRequest } from '../../lib/auth/request';
 import { StewardAuthority } from '../../lib/pki/authority';
@@ -114,6 +115,14 @@ describe("the embedded stack's codec server", () => {
       outcome: 'success',
       principal: { id: 'Demo Ops', role: 'ops' },
       details: { operation: 'decode', via: 'grant', namespace: 'default', origin: uiOrigin(), payloads: 1 },
+    });
+    // The UI's request does not name the workflow: the recorded digest finds it.
+    expect(await locatePayloads(clients().client, [digest(payload)], { query: `StudyId="${STUDY}"` })).toContainEqual({
+      digest: digest(payload),
+      workflowId,
+      runId: expect.any(String),
+      eventId: '1',
+      eventType: 'EVENT_TYPE_WORKFLOW_EXECUTION_STARTED',
     });
   });
 
@@ -360,5 +369,49 @@ describe('the production codec server: https, bearer grants and client certifica
       ['denied', 'Demo Steward'],
       ['denied', 'Olaf Offboarded'],
     ]);
+  });
+});
+
+describe('the codec commands', () => {
+  const BIN = path.join(__dirname, '..', '..', 'bin', 'steward');
+  function steward(...args: string[]) {
+    const result = spawnSync(process.execPath, [BIN, '--data-dir', stackState().dataDir, ...args], {
+      encoding: 'utf8',
+      env: { ...process.env, STEWARD_FROM_SOURCE: '1' },
+      timeout: 120_000,
+    });
+    return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+  }
+  const identityDir = (role: string) => path.join(stackState().dataDir, 'identities', role);
+
+  it('codec grant signs a token for ops, refuses a steward; codec-server refuses to listen off loopback without TLS', async () => {
+    const granted = steward('--identity', identityDir('ops'), '--json', 'codec', 'grant', '--hours', '1');
+    expect(granted.code, granted.stderr).toBe(0);
+    const { token, grantId } = JSON.parse(granted.stdout) as { token: string; grantId: string };
+    const viaToken = await post(
+      `${codecState().url}/decode`,
+      { payloads: [payload] },
+      { authorization: `Bearer ${token}` },
+    );
+    expect(viaToken.status).toBe(200);
+    // The grant file the command kept serves the Web UI's URL form too.
+    expect((await post(`${codecState().url}/grant/${grantId}/decode`, { payloads: [payload] })).status).toBe(200);
+
+    const refused = steward('--identity', identityDir('steward'), 'codec', 'grant');
+    expect(refused.code).toBe(6);
+    expect(refused.stderr).toContain('may not decode payloads: ops or auditor only');
+
+    const open = steward('codec-server', '--listen', '0.0.0.0:0');
+    expect(open.code).toBe(2);
+    expect(open.stderr).toContain('off loopback the codec server needs TLS');
+  });
+
+  it('codec locate names the workflow, run and event of a recorded digest', () => {
+    const located = steward('--json', 'codec', 'locate', digest(payload), '--query', `StudyId="${STUDY}"`);
+    expect(located.code, located.stderr).toBe(0);
+    expect(JSON.parse(located.stdout)).toContainEqual(expect.objectContaining({ workflowId, eventId: '1' }));
+    const unknown = steward('codec', 'locate', '0123456789abcdef', '--query', `StudyId="${STUDY}"`);
+    expect(unknown.code).toBe(4);
+    expect(steward('codec', 'locate', 'not-a-digest').code).toBe(2);
   });
 });
