@@ -31,7 +31,14 @@ export const StackStateSchema = z.object({
   dataDir: z.string(),
   temporal: TemporalEndpointSchema.extend({ uiUrl: z.string(), pid: z.number().int().nullable() }),
   s3: S3EndpointSchema.extend({ endpoint: z.string(), pid: z.number().int().nullable() }),
-  jurisdictions: z.record(z.string(), z.object({ buckets: z.record(z.string(), z.string()) })),
+  jurisdictions: z.record(
+    z.string(),
+    z.object({
+      buckets: z.record(z.string(), z.string()),
+      /** The jurisdiction's storage account: the only one its buckets answer (root aside). */
+      account: z.object({ accessKeyId: z.string(), secretAccessKey: z.string() }).optional(),
+    }),
+  ),
   workers: z.array(z.object({ jurisdiction: z.string(), pid: z.number().int().nullable(), restarts: z.number() })),
   /** The codec server the Web UI decodes through: its base URL, and the grant path the UI was given. */
   codec: z.object({ url: z.string(), uiEndpoint: z.string(), auditJurisdiction: z.string() }).optional(),

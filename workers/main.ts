@@ -3,7 +3,7 @@ import { readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { getJurisdiction } from '../jurisdictions';
-import { ensureJurisdictionBuckets, grantRetentionOverride } from '../lib/storage/buckets';
+import { confineBuckets, ensureJurisdictionBuckets } from '../lib/storage/buckets';
 import { loadConfig } from '../lib/runtime/config';
 import { FileKeyStore } from '../lib/crypto/keystore';
 import { StewardAuthority, TrustAnchor } from '../lib/pki/authority';
@@ -59,7 +59,7 @@ async function main(): Promise<void> {
   // Deployments without a bootstrap step (docker-compose) let the worker create its jurisdiction's buckets.
   if (process.env.STEWARD_CREATE_BUCKETS === '1') {
     await ensureJurisdictionBuckets(s3, jurisdiction);
-    await grantRetentionOverride(s3, jurisdiction, [config.s3For(jurisdiction.id).accessKeyId]);
+    await confineBuckets(s3, jurisdiction, [config.s3For(jurisdiction.id).accessKeyId]);
   }
   // The evidence signer of this jurisdiction, issued by the Steward CA on first use.
   const signer = await (await StewardAuthority.open(config.pkiDir, keys)).signer(jurisdiction.id);

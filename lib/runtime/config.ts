@@ -74,7 +74,6 @@ export function loadConfig(options: { dataDir?: string; identity?: string } = {}
           forcePathStyle: true,
         }
       : undefined;
-  const defaultS3 = envS3 ?? file.s3 ?? (stack ? { ...stack.s3 } : undefined);
 
   const notRunning = `no Steward stack is running for data dir ${dataDir}: start one with \`steward up\`, or point STEWARD_TEMPORAL_ADDRESS and STEWARD_S3_* (or STEWARD_CONFIG) at an existing deployment`;
   return {
@@ -84,7 +83,12 @@ export function loadConfig(options: { dataDir?: string; identity?: string } = {}
       return temporal;
     },
     s3For(jurisdiction: string): S3Endpoint {
-      const found = file.s3ByJurisdiction?.[jurisdiction] ?? defaultS3;
+      const account = stack?.jurisdictions[jurisdiction]?.account;
+      const found =
+        file.s3ByJurisdiction?.[jurisdiction] ??
+        envS3 ??
+        file.s3 ??
+        (stack ? { ...stack.s3, ...(account ?? {}) } : undefined);
       if (!found) throw new UserError(notRunning, EXIT.notRunning);
       return found;
     },

@@ -1,6 +1,4 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -19,7 +17,8 @@ import { FileKeyStore } from '../crypto/keystore';
 import { StewardAuthority } from '../pki/authority';
 import { ensureDemoIdentities } from '../pki/identity';
 import { stackFile } from '../runtime/config';
-import { ensureJurisdictionBuckets, grantRetentionOverride } from '../storage/buckets';
+import { confineBuckets, ensureJurisdictionBuckets } from '../storage/buckets';
+import { ensureS3Account, jurisdictionAccount, rootCredentials } from '../storage/accounts';
 import { createS3Client } from '../storage/s3';
 import { freePort } from './ports';
 import { Supervisor, tailOfLog, type StackEvent } from './supervisor';
@@ -222,10 +221,15 @@ export class Stack {
       this.supervisor.logOf('temporal'),
     );
 
-    step('creating jurisdiction buckets');
+    step('creating jurisdiction buckets and storage accounts');
+    const accounts = new Map<string, { accessKeyId: string; secretAccessKey: string }>();
     for (const jurisdiction of jurisdictions) {
       await ensureJurisdictionBuckets(s3, jurisdiction);
-      await grantRetentionOverride(s3, jurisdiction, [credentials.accessKeyId]);
+      const account = await jurisdictionAccount(dataDir, jurisdiction.id);
+      await ensureS3Account(versitygwBin, s3Endpoint, credentials, account);
+      // Each jurisdiction's buckets answer its own account only: storage itself keeps data in its jurisdiction.
+      await confineBuckets(s3, jurisdiction, [account.accessKeyId]);
+      accounts.set(jurisdiction.id, account);
     }
     s3.destroy();
 
@@ -264,7 +268,9 @@ export class Stack {
       dataDir,
       temporal: { address: temporalAddress, namespace: 'default', uiUrl: `http://127.0.0.1:${uiPort}`, pid: null },
       s3: { ...s3Config, pid: null },
-      jurisdictions: Object.fromEntries(jurisdictions.map((j) => [j.id, { buckets: { ...j.buckets } }])),
+      jurisdictions: Object.fromEntries(
+        jurisdictions.map((j) => [j.id, { buckets: { ...j.buckets }, account: accounts.get(j.id)! }]),
+      ),
       workers: [],
       codec: { url: codecUrl, uiEndpoint: `${codecUrl}/grant/${uiGrant}`, auditJurisdiction },
     };
@@ -288,8 +294,8 @@ export class Stack {
               STEWARD_TEMPORAL_NAMESPACE: 'default',
               STEWARD_S3_ENDPOINT: s3Endpoint,
               STEWARD_S3_REGION: 'us-east-1',
-              STEWARD_S3_ACCESS_KEY_ID: credentials.accessKeyId,
-              STEWARD_S3_SECRET_ACCESS_KEY: credentials.secretAccessKey,
+              STEWARD_S3_ACCESS_KEY_ID: accounts.get(jurisdiction.id)!.accessKeyId,
+              STEWARD_S3_SECRET_ACCESS_KEY: accounts.get(jurisdiction.id)!.secretAccessKey,
             },
           }),
         (child) => workerReady(child, name),
@@ -334,21 +340,6 @@ export class Stack {
     await this.codec?.close();
     if (this.state) await rm(stackFile(this.options.dataDir), { force: true });
   }
-}
-
-/** The S3 root credentials of the embedded versitygw: generated on first start, kept mode 0600 under the data dir. */
-async function rootCredentials(dataDir: string): Promise<{ accessKeyId: string; secretAccessKey: string }> {
-  const file = path.join(dataDir, 's3', 'credentials.json');
-  if (!existsSync(file)) {
-    const generated = {
-      accessKeyId: `STW${randomBytes(8).toString('hex').toUpperCase()}`,
-      secretAccessKey: randomBytes(30).toString('base64url'),
-    };
-    await writeFile(file, JSON.stringify(generated, null, 2), { mode: 0o600, flag: 'wx' }).catch((e) => {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    });
-  }
-  return JSON.parse(readFileSync(file, 'utf8')) as { accessKeyId: string; secretAccessKey: string };
 }
 
 /** The dev server answers, and has registered Steward's search attributes (it does so right after it starts serving). */

@@ -55,29 +55,38 @@ export async function ensureJurisdictionBuckets(s3: S3Client, jurisdiction: Juri
 }
 
 /**
- * Lets the given access keys override GOVERNANCE retention in the curated bucket: what a retention sweep does for
- * versions Steward's own precedence engine found expired (a legal hold or a duty to keep is never overridden:
- * Steward checks those itself, and COMPLIANCE retention cannot be overridden at all).
+ * The bucket policy that confines a bucket to its jurisdiction's storage account: that account may do everything in
+ * it (the curated bucket included: overriding GOVERNANCE retention is what a retention sweep does for versions
+ * Steward's own precedence engine found expired; a legal hold or a duty to keep is never overridden, Steward checks
+ * those itself, and COMPLIANCE retention cannot be overridden at all), and no other account is named. Once a bucket
+ * has a policy, versitygw decides by it alone, so another jurisdiction's account gets AccessDenied from storage; on
+ * AWS the same statement is the bucket policy (or the account's IAM policy) of README's "Residency".
  */
-export async function grantRetentionOverride(
-  s3: S3Client,
-  jurisdiction: Jurisdiction,
-  accessKeyIds: string[],
-): Promise<void> {
-  const bucket = jurisdiction.buckets.curated;
-  const policy = {
+export function residencyPolicy(bucket: string, accessKeyIds: readonly string[]) {
+  return {
     Version: '2012-10-17',
     Statement: [
       {
-        Sid: 'StewardRetentionSweep',
+        Sid: 'StewardJurisdictionAccount',
         Effect: 'Allow',
-        Principal: { AWS: accessKeyIds },
-        Action: ['s3:BypassGovernanceRetention'],
-        Resource: [`arn:aws:s3:::${bucket}/*`],
+        Principal: { AWS: [...accessKeyIds] },
+        Action: ['s3:*'],
+        Resource: [`arn:aws:s3:::${bucket}`, `arn:aws:s3:::${bucket}/*`],
       },
     ],
   };
-  const current = await s3.send(new GetBucketPolicyCommand({ Bucket: bucket })).catch(() => undefined);
-  if (current?.Policy && JSON.stringify(JSON.parse(current.Policy)) === JSON.stringify(policy)) return;
-  await s3.send(new PutBucketPolicyCommand({ Bucket: bucket, Policy: JSON.stringify(policy) }));
+}
+
+/** Puts the residency policy on every bucket of a jurisdiction (unchanged policies are left alone). */
+export async function confineBuckets(
+  s3: S3Client,
+  jurisdiction: Jurisdiction,
+  accessKeyIds: readonly string[],
+): Promise<void> {
+  for (const bucket of Object.values(jurisdiction.buckets)) {
+    const policy = residencyPolicy(bucket, accessKeyIds);
+    const current = await s3.send(new GetBucketPolicyCommand({ Bucket: bucket })).catch(() => undefined);
+    if (current?.Policy && JSON.stringify(JSON.parse(current.Policy)) === JSON.stringify(policy)) continue;
+    await s3.send(new PutBucketPolicyCommand({ Bucket: bucket, Policy: JSON.stringify(policy) }));
+  }
 }
