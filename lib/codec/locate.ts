@@ -16,7 +16,9 @@ export interface LocatedPayload {
 }
 
 function isPayload(value: object): value is { data: Uint8Array; metadata: object } {
-  return 'data' in value && value.data instanceof Uint8Array && 'metadata' in value && typeof value.metadata === 'object';
+  return (
+    'data' in value && value.data instanceof Uint8Array && 'metadata' in value && typeof value.metadata === 'object'
+  );
 }
 
 /** Every payload (inputs, results, signals, failures' encoded attributes) anywhere in one history event. */
