@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 
 import path from 'node:path';
@@ -35,9 +36,11 @@ export async function importConsent(
     }),
   );
   const workflowId = consentImportWorkflowId(jurisdiction.id, studyId, sha256);
+  const requestId = randomUUID();
   const { handle } = await startOrAttach<typeof importConsentWorkflow>(ctx.client, 'importConsentWorkflow', {
     args: [
       signedInput(ctx.identity, {
+        requestId,
         action: 'consent.import',
         jurisdiction: jurisdiction.id,
         params: {
@@ -54,6 +57,7 @@ export async function importConsent(
     typedSearchAttributes: [
       { key: SEARCH_ATTRIBUTES.jurisdiction, value: jurisdiction.id },
       { key: SEARCH_ATTRIBUTES.studyId, value: studyId },
+      { key: SEARCH_ATTRIBUTES.requestId, value: requestId },
       { key: SEARCH_ATTRIBUTES.requestKind, value: RequestKind.ConsentImport },
     ],
   });

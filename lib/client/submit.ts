@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { Transform } from 'node:stream';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
@@ -93,7 +94,8 @@ export async function submitPackage(
     metadata: pkg.metadata,
     unreadable: pkg.unreadable,
   };
-  const input = signedInput(ctx.identity, { action: 'ingest', jurisdiction: jurisdiction.id, params });
+  const requestId = randomUUID();
+  const input = signedInput(ctx.identity, { action: 'ingest', jurisdiction: jurisdiction.id, params, requestId });
   return startOrAttach<typeof ingestPackageWorkflow>(ctx.client, 'ingestPackageWorkflow', {
     args: [input],
     taskQueue: ingestTaskQueue(jurisdiction.id),
@@ -103,6 +105,7 @@ export async function submitPackage(
       { key: SEARCH_ATTRIBUTES.jurisdiction, value: jurisdiction.id },
       { key: SEARCH_ATTRIBUTES.studyId, value: pkg.metadata.studyId },
       { key: SEARCH_ATTRIBUTES.datasetId, value: datasetIdFor(jurisdiction.id, pkg.packageId) },
+      { key: SEARCH_ATTRIBUTES.requestId, value: requestId },
       { key: SEARCH_ATTRIBUTES.requestKind, value: RequestKind.Ingestion },
     ],
   });

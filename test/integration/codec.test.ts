@@ -100,6 +100,26 @@ beforeAll(async () => {
   );
 });
 
+describe('what ops see without decoding', () => {
+  it('an ingestion carries Jurisdiction, StudyId, DatasetId, RequestId and RequestKind, none of them personal data', async () => {
+    const described = await clients().client.workflow.getHandle(workflowId).describe();
+    const attributes = Object.fromEntries(
+      described.typedSearchAttributes.getAll().map((pair) => [pair.key.name, pair.value]),
+    );
+    // Steward's own attributes (the server adds BuildIds).
+    expect(attributes).toMatchObject({
+      Jurisdiction: 'eu',
+      StudyId: STUDY,
+      DatasetId: expect.stringMatching(/^ds-eu-[0-9a-f]{24}$/),
+      RequestId: expect.stringMatching(/^[0-9a-f-]{36}$/),
+      RequestKind: 'ingestion',
+    });
+    expect(JSON.stringify(attributes)).not.toMatch(/Cora|C-1/);
+    const progress = await clients().client.workflow.getHandle(workflowId).query<{ phase: string }>('progress');
+    expect(progress.phase).toEqual(expect.any(String));
+  });
+});
+
 describe("the embedded stack's codec server", () => {
   it('decodes for the Web UI through the grant in its URL, as the demo ops identity, and audits the access', async () => {
     // What history holds is ciphertext.
