@@ -160,17 +160,16 @@ export function createEvidenceActivities({ s3, jurisdiction, signer, caPem }: Ev
    */
   async function issue(draft: CertificateDraft, lookFirst: boolean): Promise<IssuedCertificate> {
     const keys = certificateKeys(draft.certificateId);
+    const issued = (json: Buffer): IssuedCertificate => ({
+      certificateId: draft.certificateId,
+      bucket,
+      jsonKey: keys.json,
+      signatureKey: keys.p7s,
+      sha256: createHash('sha256').update(json).digest('hex'),
+    });
     if (lookFirst) {
       const stored = await getObjectOrUndefined(s3, bucket, keys.json);
-      if (stored && (await getObjectOrUndefined(s3, bucket, keys.p7s))) {
-        return {
-          certificateId: draft.certificateId,
-          bucket,
-          jsonKey: keys.json,
-          signatureKey: keys.p7s,
-          sha256: createHash('sha256').update(stored).digest('hex'),
-        };
-      }
+      if (stored && (await getObjectOrUndefined(s3, bucket, keys.p7s))) return issued(stored);
     }
     const material = await signer();
     const info = certificateInfo(material.certificatePem);
@@ -187,13 +186,7 @@ export function createEvidenceActivities({ s3, jurisdiction, signer, caPem }: Ev
     // The signature first: a certificate file is only ever found with its signature beside it.
     await putEvidence(s3, bucket, keys.p7s, p7s, 'application/pkcs7-signature', retainUntil);
     await putEvidence(s3, bucket, keys.json, json, 'application/json', retainUntil);
-    return {
-      certificateId: draft.certificateId,
-      bucket,
-      jsonKey: keys.json,
-      signatureKey: keys.p7s,
-      sha256: createHash('sha256').update(json).digest('hex'),
-    };
+    return issued(json);
   }
 }
 

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
@@ -278,4 +279,32 @@ export async function submitUntilCurating(
     await sleep(50);
   }
   return { generated, pkg, handle };
+}
+
+/**
+ * Exactly the command README gives an auditor: `openssl cms -verify` of a detached CMS signature over `content`,
+ * trusting only `ca`. Status 0 when OpenSSL accepts it.
+ */
+export function opensslCmsVerify(files: { p7s: string; content: string; ca: string }) {
+  return spawnSync(
+    'openssl',
+    [
+      'cms',
+      '-verify',
+      '-binary',
+      '-inform',
+      'DER',
+      '-in',
+      files.p7s,
+      '-content',
+      files.content,
+      '-CAfile',
+      files.ca,
+      '-purpose',
+      'any',
+      '-out',
+      '/dev/null',
+    ],
+    { encoding: 'utf8' },
+  );
 }

@@ -471,31 +471,20 @@ export async function retentionSweepWorkflow(raw: SweepInput): Promise<SweepRepo
       state.totals.packagesHeld += scan.held.length;
       state.totals.packagesExpired += scan.expired.length;
       const rule = rules.retention[RAW_PACKAGE_CLASS]!;
-      for (const p of scan.held) {
+      const notePackage = (p: (typeof scan.held)[number], outcome: 'held' | 'would-delete') =>
         note({
           kind: 'package',
           id: p.packageId ?? p.prefix,
           bucket: rules.buckets[role],
-          outcome: 'held',
+          outcome,
           reason: p.reason,
           rule: RAW_PACKAGE_CLASS,
           legalBasis: rule.legalBasis,
           until: p.until,
         });
-      }
+      for (const p of scan.held) notePackage(p, 'held');
       if (state.dryRun) {
-        for (const p of scan.expired) {
-          note({
-            kind: 'package',
-            id: p.packageId ?? p.prefix,
-            bucket: rules.buckets[role],
-            outcome: 'would-delete',
-            reason: p.reason,
-            rule: RAW_PACKAGE_CLASS,
-            legalBasis: rule.legalBasis,
-            until: p.until,
-          });
-        }
+        for (const p of scan.expired) notePackage(p, 'would-delete');
       } else {
         await audit(
           scan.held.map((p) => ({

@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { getJurisdiction } from '../../jurisdictions';
+import { allowed } from '../../lib/auth/roles';
 import { issueCodecGrant } from '../../lib/codec/grant';
 import { startCodecServer, writeCodecGrant } from '../../lib/codec/embedded';
 import { locatePayloads } from '../../lib/codec/locate';
@@ -122,7 +123,8 @@ export function registerCodecCommands(program: Command, globals: () => GlobalOpt
         const jurisdiction = options.jurisdiction ?? ctx.config.jurisdictions[0]!;
         getJurisdiction(jurisdiction);
         const identity = await ctx.identity();
-        if (identity.info.role !== 'ops' && identity.info.role !== 'auditor') {
+        const { role } = identity.info;
+        if (role === 'signer' || role === 'ca' || !allowed({ role }, 'codec.decode')) {
           throw new UserError(
             `${identity.info.name} (role ${identity.info.role}) may not decode payloads: ops or auditor only`,
             6,

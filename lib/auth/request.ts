@@ -3,7 +3,7 @@ import { RequestBodySchema, type RequestBody, type RequestVerdict, type SignedRe
 import type { Principal } from '../../schemas/common';
 import { canonicalJson } from '../crypto/canonical';
 import type { Identity } from '../pki/identity';
-import { certificateInfo, chainProblem } from '../pki/x509';
+import { certificateInfo, chainProblem, type CertificateInfo } from '../pki/x509';
 import { allowed, denialMessage, type Action } from './roles';
 
 /** How old a request may be when its workflow starts, and how far ahead of the workflow's clock. */
@@ -26,6 +26,32 @@ export interface TrustContext {
   now: Date;
 }
 
+export type CertificateVerdict =
+  { ok: true; principal: Principal; info: CertificateInfo } | { ok: false; reason: string; claimed?: Principal };
+
+/**
+ * Checks a person's certificate, in this order: it is a Steward identity certificate (else `unreadable` is the
+ * reason), it chains to the Steward CA and is valid now, it names a person (not a signer or the CA), and it is not
+ * revoked. What signed requests and TLS client certificates are both checked by.
+ */
+export function verifyIdentityCertificate(pem: string, trust: TrustContext, unreadable: string): CertificateVerdict {
+  let info: CertificateInfo;
+  try {
+    info = certificateInfo(pem);
+  } catch {
+    return { ok: false, reason: unreadable };
+  }
+  const claimed: Principal | undefined =
+    info.role !== 'signer' && info.role !== 'ca' ? { id: info.name, role: info.role, serial: info.serial } : undefined;
+  const deny = (reason: string): CertificateVerdict => ({ ok: false, reason, ...(claimed ? { claimed } : {}) });
+  const chain = chainProblem(pem, trust.caPem, trust.now);
+  if (chain) return deny(chain);
+  if (!claimed) return deny('the certificate is not a person’s identity');
+  if (trust.revoked.has(claimed.serial!.replace(/^0+/, '')))
+    return deny(`the certificate ${claimed.serial} is revoked`);
+  return { ok: true, principal: claimed, info };
+}
+
 /**
  * Verifies a signed request, in this order: the certificate chains to the Steward CA and is valid now, it is not
  * revoked, the signature over the body verifies with it, the body asks for this action in this jurisdiction, it is
@@ -38,19 +64,14 @@ export function verifyRequest(
   /** How long a signature stays good: 10 minutes for a request; longer for a grant that says when it expires. */
   maxAgeMs = REQUEST_MAX_AGE_MS,
 ): RequestVerdict {
-  let claimed: Principal | undefined;
-  try {
-    const info = certificateInfo(request.certificate);
-    if (info.role !== 'signer' && info.role !== 'ca') claimed = { id: info.name, role: info.role, serial: info.serial };
-  } catch {
-    return { ok: false, reason: 'the request does not carry a Steward identity certificate' };
-  }
-  const deny = (reason: string): RequestVerdict => ({ ok: false, reason, ...(claimed ? { claimed } : {}) });
-  const chain = chainProblem(request.certificate, trust.caPem, trust.now);
-  if (chain) return deny(chain);
-  if (!claimed) return deny('the certificate is not a person’s identity');
-  if (trust.revoked.has(claimed.serial!.replace(/^0+/, '')))
-    return deny(`the certificate ${claimed.serial} is revoked`);
+  const certificate = verifyIdentityCertificate(
+    request.certificate,
+    trust,
+    'the request does not carry a Steward identity certificate',
+  );
+  if (!certificate.ok) return certificate;
+  const { principal: claimed, info } = certificate;
+  const deny = (reason: string): RequestVerdict => ({ ok: false, reason, claimed });
   const signatureOk = verify(
     'sha256',
     Buffer.from(request.body),
@@ -72,7 +93,6 @@ export function verifyRequest(
   if (age > maxAgeMs) return deny(`the request was signed at ${body.issuedAt}: too old to act on (replayed?)`);
   if (age < -REQUEST_MAX_SKEW_MS) return deny(`the request is dated ${body.issuedAt}, in the future`);
   if (!allowed(claimed, expect.action)) return deny(denialMessage(claimed, expect.action));
-  const info = certificateInfo(request.certificate);
   const bodySha256 = createHash('sha256').update(request.body).digest('hex');
   return {
     ok: true,

@@ -7,10 +7,10 @@ import type { TLSSocket } from 'node:tls';
 import path from 'node:path';
 import type { Payload } from '@temporalio/common';
 import { allowed, denialMessage } from '../auth/roles';
+import { verifyIdentityCertificate } from '../auth/request';
 import { AesGcmPayloadCodec } from '../crypto/codec';
 import type { KeyStore } from '../crypto/keystore';
 import type { TrustAnchor } from '../pki/authority';
-import { certificateInfo, chainProblem } from '../pki/x509';
 import type { Principal } from '../../schemas/common';
 import { SignedRequestSchema } from '../../schemas/request';
 import { decodeToken, verifyCodecGrant, type GrantVerdict } from './grant';
@@ -133,30 +133,21 @@ export function createCodecServer(options: CodecServerOptions): http.Server {
     const socket = req.socket as TLSSocket;
     const peer = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate(false) : undefined;
     if (peer?.raw) {
-      const pem = new X509Certificate(peer.raw).toString();
-      let claimed: Principal | undefined;
-      try {
-        const info = certificateInfo(pem);
-        if (info.role !== 'signer' && info.role !== 'ca')
-          claimed = { id: info.name, role: info.role, serial: info.serial };
-      } catch {
+      const certificate = verifyIdentityCertificate(
+        new X509Certificate(peer.raw).toString(),
+        trust,
+        'the client certificate is not a Steward identity',
+      );
+      if (!certificate.ok) return { verdict: certificate, via: 'client-certificate' };
+      const { principal } = certificate;
+      if (!allowed(principal, 'codec.decode')) {
         return {
-          verdict: { ok: false, reason: 'the client certificate is not a Steward identity' },
+          verdict: { ok: false, reason: denialMessage(principal, 'codec.decode'), claimed: principal },
           via: 'client-certificate',
         };
       }
-      const deny = (reason: string): GrantVerdict => ({ ok: false, reason, ...(claimed ? { claimed } : {}) });
-      const chain = chainProblem(pem, trust.caPem, trust.now);
-      if (chain) return { verdict: deny(chain), via: 'client-certificate' };
-      if (!claimed) return { verdict: deny('the certificate is not a person’s identity'), via: 'client-certificate' };
-      if (trust.revoked.has(claimed.serial!.replace(/^0+/, ''))) {
-        return { verdict: deny(`the certificate ${claimed.serial} is revoked`), via: 'client-certificate' };
-      }
-      if (!allowed(claimed, 'codec.decode')) {
-        return { verdict: deny(denialMessage(claimed, 'codec.decode')), via: 'client-certificate' };
-      }
       return {
-        verdict: { ok: true, principal: claimed, grantId: 'client-certificate', expiresAt: '' },
+        verdict: { ok: true, principal, grantId: 'client-certificate', expiresAt: '' },
         via: 'client-certificate',
       };
     }

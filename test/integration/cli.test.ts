@@ -7,7 +7,7 @@ import type { DatasetRecord } from '../../schemas/dataset';
 import { FileKeyStore } from '../../lib/crypto/keystore';
 import { tokenize } from '../../lib/crypto/pseudonymize';
 import { createS3Client } from '../../lib/storage/s3';
-import { objectVersions, smallMetadata, stackState, tempDir, writeBag } from '../helpers';
+import { objectVersions, opensslCmsVerify, smallMetadata, stackState, tempDir, writeBag } from '../helpers';
 
 // The `steward` binary against a second stack of its own, beside the suite's: each test drives one command family.
 const BIN = path.join(__dirname, '..', '..', 'bin', 'steward');
@@ -375,23 +375,11 @@ describe('with a stack of its own', () => {
       /Requested by: Demo DPO \(dpo\), .* UTC — meaning: approve cryptographic erase of study\/uk\/UK-CLI\/v1/,
     );
     const openssl = (content: string) =>
-      spawnSync('openssl', [
-        'cms',
-        '-verify',
-        '-binary',
-        '-inform',
-        'DER',
-        '-in',
-        path.join(out, 'cert.p7s'),
-        '-content',
-        path.join(out, content),
-        '-CAfile',
-        path.join(out, 'ca.pem'),
-        '-purpose',
-        'any',
-        '-out',
-        '/dev/null',
-      ]);
+      opensslCmsVerify({
+        p7s: path.join(out, 'cert.p7s'),
+        content: path.join(out, content),
+        ca: path.join(out, 'ca.pem'),
+      });
     expect(openssl('cert.json').status).toBe(0);
     const json = await readFile(path.join(out, 'cert.json'));
     const changed = Buffer.from(json);
@@ -509,27 +497,11 @@ describe('with a stack of its own', () => {
     expect(verified.code, verified.stdout).toBe(0);
     const certDir = await tempDir('steward-cli-cert-');
     expect(steward('cert', 'show', item.certificateId!, '--out', certDir).code).toBe(0);
-    const openssl = spawnSync(
-      'openssl',
-      [
-        'cms',
-        '-verify',
-        '-binary',
-        '-inform',
-        'DER',
-        '-in',
-        'cert.p7s',
-        '-content',
-        'cert.json',
-        '-CAfile',
-        'ca.pem',
-        '-purpose',
-        'any',
-        '-out',
-        '/dev/null',
-      ],
-      { cwd: certDir, encoding: 'utf8' },
-    );
+    const openssl = opensslCmsVerify({
+      p7s: path.join(certDir, 'cert.p7s'),
+      content: path.join(certDir, 'cert.json'),
+      ca: path.join(certDir, 'ca.pem'),
+    });
     expect(openssl.status, openssl.stderr).toBe(0);
 
     const ops = path.join(dataDir, 'identities', 'ops');

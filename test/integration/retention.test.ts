@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -36,6 +35,7 @@ import type { HoldResult, ScheduleState, SweepReport, TrialEndResult } from '../
 import {
   ingestDir,
   importConsentCsv,
+  opensslCmsVerify,
   signedBy,
   smallMetadata,
   stackState,
@@ -163,27 +163,12 @@ async function verifiedCertificate(jurisdiction: string, certificateId: string) 
   await writeFile(path.join(dir, 'cert.json'), json);
   await writeFile(path.join(dir, 'cert.p7s'), p7s);
   await writeFile(path.join(dir, 'ca.pem'), ca);
-  execFileSync(
-    'openssl',
-    [
-      'cms',
-      '-verify',
-      '-binary',
-      '-inform',
-      'DER',
-      '-in',
-      'cert.p7s',
-      '-content',
-      'cert.json',
-      '-CAfile',
-      'ca.pem',
-      '-purpose',
-      'any',
-      '-out',
-      '/dev/null',
-    ],
-    { cwd: dir, stdio: 'pipe' },
-  );
+  const openssl = opensslCmsVerify({
+    p7s: path.join(dir, 'cert.p7s'),
+    content: path.join(dir, 'cert.json'),
+    ca: path.join(dir, 'ca.pem'),
+  });
+  expect(openssl.status, openssl.stderr).toBe(0);
   return certificate;
 }
 

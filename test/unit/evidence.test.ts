@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -11,7 +11,7 @@ import { FileKeyStore } from '../../lib/crypto/keystore';
 import { StewardAuthority, TrustAnchor } from '../../lib/pki/authority';
 import { signDetached, verifyDetached } from '../../lib/pki/cms';
 import { openIdentity, writeIdentity, type Identity } from '../../lib/pki/identity';
-import { tempDir } from '../helpers';
+import { opensslCmsVerify, tempDir } from '../helpers';
 
 let dir: string;
 let authority: StewardAuthority;
@@ -267,23 +267,11 @@ describe('interoperability with OpenSSL', () => {
     await writeFile(path.join(files, 'cert.p7s'), p7s);
     await writeFile(path.join(files, 'tampered.json'), Buffer.from(content.toString().replace('3', '4')));
     const openssl = (contentFile: string) =>
-      spawnSync('openssl', [
-        'cms',
-        '-verify',
-        '-binary',
-        '-inform',
-        'DER',
-        '-in',
-        path.join(files, 'cert.p7s'),
-        '-content',
-        path.join(files, contentFile),
-        '-CAfile',
-        authority.caFile,
-        '-purpose',
-        'any',
-        '-out',
-        '/dev/null',
-      ]);
+      opensslCmsVerify({
+        p7s: path.join(files, 'cert.p7s'),
+        content: path.join(files, contentFile),
+        ca: authority.caFile,
+      });
     const genuine = openssl('cert.json');
     expect(genuine.status, genuine.stderr.toString()).toBe(0);
     expect(openssl('tampered.json').status).not.toBe(0);
