@@ -35,6 +35,7 @@ export const AuditActionSchema = z.enum([
   'retention.swept',
   'schedule.changed',
   'payloads.decoded',
+  'codec.granted',
 ]);
 export type AuditAction = z.infer<typeof AuditActionSchema>;
 

@@ -4,7 +4,8 @@ import type { Command } from 'commander';
 import { z } from 'zod';
 import { getJurisdiction } from '../../jurisdictions';
 import { allowed } from '../../lib/auth/roles';
-import { issueCodecGrant } from '../../lib/codec/grant';
+import { grantEvent, issueCodecGrant } from '../../lib/codec/grant';
+import { appendAudit } from '../../lib/client/audit';
 import { startCodecServer, writeCodecGrant } from '../../lib/codec/embedded';
 import { locatePayloads } from '../../lib/codec/locate';
 import { FileKeyStore } from '../../lib/crypto/keystore';
@@ -132,6 +133,9 @@ export function registerCodecCommands(program: Command, globals: () => GlobalOpt
         }
         const grant = issueCodecGrant(identity, { jurisdiction, hours: options.hours });
         const file = await writeCodecGrant(path.join(ctx.config.dataDir, 'codec', 'grants'), grant);
+        await appendAudit(await ctx.temporal(), jurisdiction, [
+          grantEvent(grant, { id: identity.info.name, role, serial: identity.info.serial }),
+        ]);
         const base = ctx.config.stack?.codec?.url;
         if (ctx.json) printJson({ grantId: grant.grantId, expiresAt: grant.expiresAt, file, token: grant.token });
         else {

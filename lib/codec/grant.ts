@@ -73,3 +73,14 @@ export function verifyCodecGrant(request: SignedRequest, jurisdiction: string, t
   }
   return { ok: true, principal: verdict.principal, grantId: params.data.grantId, expiresAt: params.data.expiresAt };
 }
+
+/** The audit event of a grant being issued: who may decode, in which jurisdiction's trail, until when. */
+export function grantEvent(grant: { grantId: string; expiresAt: string }, principal: Principal) {
+  return {
+    action: 'codec.granted' as const,
+    outcome: 'success' as const,
+    principal,
+    targets: { requestId: `codec-${grant.grantId}` },
+    details: { grantId: grant.grantId, expiresAt: grant.expiresAt },
+  };
+}

@@ -10,7 +10,8 @@ import { getJurisdiction } from '../../jurisdictions';
 import type { StackState } from '../../schemas/config';
 import { connectClient, FAILURE_CONVERTER_PATH } from '../client/temporal';
 import { ensureRetentionSchedule } from '../retention/schedule';
-import { issueCodecGrant, newGrantId } from '../codec/grant';
+import { grantEvent, issueCodecGrant, newGrantId } from '../codec/grant';
+import { appendAudit } from '../client/audit';
 import { startEmbeddedCodecServer, writeCodecGrant, type RunningCodecServer } from '../codec/embedded';
 import { openDemoIdentity } from '../pki/identity';
 import { FileKeyStore } from '../crypto/keystore';
@@ -242,14 +243,9 @@ export class Stack {
       jurisdictions.map((j) => j.id),
     );
     // The Web UI decodes as the demo ops identity, through a grant valid while this stack runs (a week at most).
-    await writeCodecGrant(
-      path.join(dataDir, 'codec', 'grants'),
-      issueCodecGrant(openDemoIdentity(path.join(dataDir, 'identities', 'ops')), {
-        jurisdiction: auditJurisdiction,
-        hours: 7 * 24,
-        grantId: uiGrant,
-      }),
-    );
+    const demoOps = openDemoIdentity(path.join(dataDir, 'identities', 'ops'));
+    const grant = issueCodecGrant(demoOps, { jurisdiction: auditJurisdiction, hours: 7 * 24, grantId: uiGrant });
+    await writeCodecGrant(path.join(dataDir, 'codec', 'grants'), grant);
 
     step('bundling workflow code');
     const bundlePath = path.join(dataDir, 'workflow-bundle.js');
@@ -310,6 +306,9 @@ export class Stack {
         const created = await ensureRetentionSchedule(client, jurisdiction.id);
         step(`${created ? 'created' : 'kept'} schedule ${retentionScheduleId(jurisdiction.id)}`);
       }
+      await appendAudit(client, auditJurisdiction, [
+        grantEvent(grant, { id: demoOps.info.name, role: 'ops', serial: demoOps.info.serial }),
+      ]);
     } finally {
       await client.connection.close();
     }

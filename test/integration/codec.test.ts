@@ -417,6 +417,17 @@ describe('the codec commands', () => {
     // The grant file the command kept serves the Web UI's URL form too.
     expect((await post(`${codecState().url}/grant/${grantId}/decode`, { payloads: [payload] })).status).toBe(200);
 
+    // Issuing a grant is audited: the command's, and the one `steward up` made for the Web UI.
+    const uiGrantId = codecState().uiEndpoint.split('/').at(-1);
+    const issued = (await sealedEvents(clients(), codecState().auditJurisdiction))
+      .map((e) => e.event)
+      .filter((e) => e.action === 'codec.granted');
+    expect(issued.find((e) => e.details.grantId === grantId)?.principal).toMatchObject({ id: 'Demo Ops', role: 'ops' });
+    expect(issued.find((e) => e.details.grantId === uiGrantId)?.principal).toMatchObject({
+      id: 'Demo Ops',
+      role: 'ops',
+    });
+
     const refused = steward('--identity', identityDir('steward'), 'codec', 'grant');
     expect(refused.code).toBe(6);
     expect(refused.stderr).toContain('may not decode payloads: ops or auditor only');
