@@ -55,8 +55,9 @@ export default tseslint.config(
           })),
           patterns: [
             {
-              // lib/auth/roles is pure: the permission check runs inside workflows too.
-              regex: '^\\.\\./(activities|lib)/(?!auth/roles$)',
+              // Pure modules that run inside workflows too: the permission check, resolving a pipeline's parameters,
+              // comparing a run with its re-run.
+              regex: '^\\.\\./(activities|lib)/(?!auth/roles$|preprocess/pipeline$|preprocess/compare$)',
               allowTypeImports: true,
               message: 'workflows may import activities and lib only as types',
             },

@@ -18,6 +18,7 @@ import { registerKeyCommands, registerReidentifyCommand } from './commands/keys'
 import { registerStackCommands } from './commands/stack';
 import { registerRetentionCommands } from './commands/retention';
 import { registerCodecCommands } from './commands/codec';
+import { registerPreprocessCommands, registerWorkerCommand } from './commands/preprocess';
 
 function rootFailure(error: WorkflowFailedError): TemporalFailure | undefined {
   let cause: unknown = error.cause;
@@ -57,6 +58,17 @@ function report(error: unknown): number {
       );
       listProblems(problems);
       return EXIT.rejected;
+    }
+    if (
+      root instanceof ApplicationFailure &&
+      (root.type === ErrorType.JurisdictionViolation || root.type === ErrorType.StorageDenied)
+    ) {
+      process.stderr.write(`steward: refused: ${root.message}\n`);
+      return EXIT.denied;
+    }
+    if (root instanceof ApplicationFailure && root.type === ErrorType.PreprocessFailed) {
+      process.stderr.write(`steward: the pipeline failed: ${root.message}\n`);
+      return EXIT.failure;
     }
     if (root instanceof ApplicationFailure && root.type === ErrorType.AccessDenied) {
       process.stderr.write(`steward: ${root.message}\n`);
@@ -105,6 +117,8 @@ export function buildProgram(): Command {
   registerCertCommands(program, globals);
   registerRetentionCommands(program, globals);
   registerCodecCommands(program, globals);
+  registerPreprocessCommands(program, globals);
+  registerWorkerCommand(program, globals);
   registerDemoCommands(program, globals);
   const override = (command: Command): void => {
     command.exitOverride();

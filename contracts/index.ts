@@ -23,6 +23,33 @@ export function curationTaskQueue(jurisdiction: string): string {
   return `curation.${jurisdiction}`;
 }
 
+/**
+ * Task queue of a jurisdiction's preprocessing jobs on CPU: polled only by preprocess workers started for that
+ * jurisdiction, with its storage credentials.
+ */
+export function preprocessTaskQueue(jurisdiction: string): string {
+  return `preprocess.${jurisdiction}`;
+}
+
+/** Task queue of a jurisdiction's GPU preprocessing: polled only by that jurisdiction's GPU workers. */
+export function preprocessGpuTaskQueue(jurisdiction: string): string {
+  return `preprocess-gpu.${jurisdiction}`;
+}
+
+/** A preprocessing job (a run, or the re-run that verifies one) per request. */
+export function preprocessJobWorkflowId(jurisdiction: string, requestId: string): string {
+  return `preprocess-${jurisdiction}-${requestId}`;
+}
+
+/** Where a job keeps its outputs (one folder per output dataset) and its run documentation, in the curated bucket. */
+export function preprocessJobPrefix(jobId: string): string {
+  return `preprocessed/${jobId}/`;
+}
+
+export function runDocumentKey(jobId: string): string {
+  return `${preprocessJobPrefix(jobId)}run.json`;
+}
+
 /** Same package (same manifest and metadata digest) → same workflow id → one dataset. */
 export function ingestWorkflowId(jurisdiction: string, packageId: string): string {
   return `ingest-${jurisdiction}-${packageId}`;
@@ -146,6 +173,8 @@ export const RequestKind = {
   TrialEnd: 'trial-end',
   RetentionSweep: 'retention-sweep',
   ScheduleChange: 'schedule-change',
+  Preprocess: 'preprocess',
+  PreprocessVerify: 'preprocess-verify',
 } as const;
 export type RequestKind = (typeof RequestKind)[keyof typeof RequestKind];
 
@@ -188,6 +217,10 @@ export const ErrorType = {
   KeyInUse: 'KeyInUse',
   /** A retention change that cannot be made now: a sweep is deleting the dataset, or no such hold is in force. */
   RetentionConflict: 'RetentionConflict',
+  /** A preprocessing pipeline failed on its data (a transform rule, the external command's exit status). */
+  PreprocessFailed: 'PreprocessFailed',
+  /** Storage refused the worker's credentials (another jurisdiction's bucket, or a missing grant). */
+  StorageDenied: 'StorageDenied',
 } as const;
 export type ErrorType = (typeof ErrorType)[keyof typeof ErrorType];
 

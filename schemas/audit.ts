@@ -36,6 +36,13 @@ export const AuditActionSchema = z.enum([
   'schedule.changed',
   'payloads.decoded',
   'codec.granted',
+  'preprocess.started',
+  'preprocess.completed',
+  'preprocess.failed',
+  'preprocess.cancelled',
+  'preprocess.refused',
+  'preprocess.verified',
+  'scratch.wiped',
 ]);
 export type AuditAction = z.infer<typeof AuditActionSchema>;
 

@@ -89,3 +89,37 @@ export const ScheduleSetOptionsSchema = ScheduleOptionsSchema.extend({
 });
 
 export const ScheduleNoteOptionsSchema = ScheduleOptionsSchema.extend({ note: Text.optional() });
+
+export const PreprocessRunOptionsSchema = z.object({
+  jurisdiction: JurisdictionIdSchema,
+  dataset: z.array(DatasetIdSchema).min(1, 'name at least one dataset'),
+  pipeline: z.string().min(1),
+  params: z.string().min(1).optional(),
+  seed: z.coerce
+    .number()
+    .int('must be a whole number')
+    .min(0)
+    .max(2 ** 31 - 1),
+  gpu: z.boolean().default(false),
+  wait: z.boolean().default(true),
+  requestId: RequestIdSchema.optional(),
+});
+
+/** A job is named by its workflow id: `preprocess-<jurisdiction>-<request id>`. */
+export const PreprocessJobArgumentSchema = z
+  .string()
+  .regex(
+    /^preprocess-[a-z]{2,8}-[A-Za-z0-9][A-Za-z0-9_-]{5,63}$/,
+    'must be a job id: preprocess-<jurisdiction>-<request id>',
+  );
+
+export const PreprocessVerifyOptionsSchema = z.object({
+  params: z.string().min(1).optional(),
+  requestId: RequestIdSchema.optional(),
+});
+
+export const WorkerOptionsSchema = z.object({
+  role: z.enum(['preprocess']),
+  jurisdiction: JurisdictionIdSchema,
+  gpu: z.boolean().default(false),
+});

@@ -87,7 +87,32 @@ export const DatasetRecordSchema = z.object({
   rows: RowCountsSchema,
   inputs: z.array(DatasetInputSchema),
   outputs: z.array(DatasetOutputSchema),
+  /** A dataset a preprocessing job made: the exact inputs it came from, so retention and erasure follow it. */
+  derivedFrom: z
+    .array(
+      z.object({
+        datasetId: z.string(),
+        table: z.string(),
+        bucket: z.string(),
+        key: z.string(),
+        versionId: z.string().nullable(),
+        sha256: Sha256HexSchema,
+      }),
+    )
+    .default([]),
+  /** The run documentation of the job that made it. */
+  run: z
+    .object({
+      jobId: z.string(),
+      bucket: z.string(),
+      key: z.string(),
+      versionId: z.string().nullable(),
+      sha256: Sha256HexSchema,
+    })
+    .nullable()
+    .default(null),
   lineage: z.object({
+    /** Where it came from: the package's landing prefix, or the job's prefix for a preprocessing output. */
     landing: z.object({ bucket: z.string(), prefix: z.string() }),
     manifestSha256: Sha256HexSchema,
     workflowId: z.string(),

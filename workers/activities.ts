@@ -5,6 +5,7 @@ import { createEvidenceActivities } from '../activities/evidence';
 import { createIdentityActivities } from '../activities/identity';
 import { createIngestActivities, type IngestActivityDeps } from '../activities/ingest';
 import { createKeyActivities } from '../activities/keys';
+import { createPreprocessCatalogActivities } from '../activities/preprocess';
 import { createRePseudonymizeActivities } from '../activities/repseudonymize';
 import { createRetentionActivities } from '../activities/retention';
 import { createScheduleActivities } from '../activities/schedule';
@@ -38,6 +39,7 @@ export function createJurisdictionActivities(deps: JurisdictionWorkerDeps) {
     ...createEvidenceActivities({ s3, jurisdiction, signer, caPem: () => trust.caPem() }),
     ...createRetentionActivities({ s3, jurisdiction }),
     ...createScheduleActivities({ jurisdiction, temporal }),
+    ...createPreprocessCatalogActivities({ s3, jurisdiction }),
   };
 }
 

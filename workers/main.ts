@@ -1,5 +1,5 @@
 import os from 'node:os';
-import { readdir, rm, stat } from 'node:fs/promises';
+import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { getJurisdiction } from '../jurisdictions';
@@ -12,7 +12,11 @@ import { isAlive } from '../lib/stack/process';
 import { createS3Client } from '../lib/storage/s3';
 import { connectClient, connectionOptions, stewardDataConverter } from '../lib/client/temporal';
 import type { Client } from '@temporalio/client';
-import { curationTaskQueue, ingestTaskQueue } from '../contracts';
+import { curationTaskQueue, ingestTaskQueue, preprocessGpuTaskQueue, preprocessTaskQueue } from '../contracts';
+import { createPreprocessActivities } from '../activities/preprocess';
+import { COMMAND_PID_FILE } from '../lib/preprocess/executor';
+import { gpuInventory } from '../lib/preprocess/gpu';
+import type { GpuInventory } from '../schemas/preprocess';
 import { activityInterceptors, createJurisdictionActivities } from './activities';
 
 /** DuckDB's buffer limit: STEWARD_DUCKDB_MEMORY_LIMIT, else a third of STEWARD_WORKER_MEMORY_MB, else 1GB. */
@@ -31,7 +35,15 @@ const STALE_WORK_MS = 2 * 24 * 3600_000;
  */
 async function removeStaleScratch(root: string, workDir: string): Promise<void> {
   for (const name of await readdir(root).catch(() => [] as string[])) {
-    if (/^\d+$/.test(name) && !isAlive(Number(name))) await rm(path.join(root, name), { recursive: true, force: true });
+    if (!/^\d+$/.test(name) || isAlive(Number(name))) continue;
+    // External pipeline commands the dead worker started are stopped before their scratch goes.
+    for (const job of await readdir(path.join(root, name, 'preprocess')).catch(() => [] as string[])) {
+      const pid = Number(
+        await readFile(path.join(root, name, 'preprocess', job, COMMAND_PID_FILE), 'utf8').catch(() => ''),
+      );
+      if (pid > 0 && isAlive(pid)) process.kill(pid, 'SIGKILL');
+    }
+    await rm(path.join(root, name), { recursive: true, force: true });
   }
   for (const area of ['staged', 'curated']) {
     const dir = path.join(workDir, area);
@@ -48,11 +60,28 @@ function once(open: () => Promise<Client>): () => Promise<Client> {
   return () => (opened ??= open());
 }
 
-/** An ingestion worker for one jurisdiction: polls only that jurisdiction's task queue, with its S3 credentials. */
+/**
+ * A worker for one jurisdiction: polls only that jurisdiction's task queues, with its S3 credentials.
+ * STEWARD_WORKER_ROLE `all` (the default): workflows, short activities, curation and CPU preprocessing;
+ * `preprocess`: preprocessing only, on CPU, or with STEWARD_GPU=1 on the GPU queue (refusing to start without a GPU).
+ */
 async function main(): Promise<void> {
   const jurisdictionId = process.env.STEWARD_JURISDICTION;
   if (!jurisdictionId) throw new Error('STEWARD_JURISDICTION must name the jurisdiction this worker serves');
   const jurisdiction = getJurisdiction(jurisdictionId);
+  const role = process.env.STEWARD_WORKER_ROLE ?? 'all';
+  if (role !== 'all' && role !== 'preprocess')
+    throw new Error(`STEWARD_WORKER_ROLE must be all or preprocess, not ${role}`);
+  const wantsGpu = process.env.STEWARD_GPU === '1';
+  if (wantsGpu && role !== 'preprocess') throw new Error('STEWARD_GPU=1 needs STEWARD_WORKER_ROLE=preprocess');
+  let gpu: GpuInventory | null = null;
+  if (wantsGpu) {
+    try {
+      gpu = await gpuInventory();
+    } catch (error) {
+      throw new Error(`refusing to poll ${preprocessGpuTaskQueue(jurisdiction.id)}: ${(error as Error).message}`);
+    }
+  }
   const config = loadConfig();
   const keys = await FileKeyStore.open(path.join(config.dataDir, 'keys'), config.masterKey);
   const s3 = createS3Client(config.s3For(jurisdiction.id));
@@ -81,6 +110,8 @@ async function main(): Promise<void> {
   });
   const connection = await NativeConnection.connect(connectionOptions(config.temporal));
   const bundle = process.env.STEWARD_WORKFLOW_BUNDLE;
+  const identity = `steward-${role === 'all' ? 'worker' : wantsGpu ? 'gpu-worker' : 'preprocess-worker'}-${jurisdiction.id}@${os.hostname()}:${process.pid}`;
+  const temporal = once(() => connectClient(config.temporal, keys));
   const activities = createJurisdictionActivities({
     s3,
     keys,
@@ -90,12 +121,20 @@ async function main(): Promise<void> {
     duckdbMemoryLimit: duckdbMemoryLimit(),
     trust: new TrustAnchor(config.pkiDir),
     signer: async () => signer,
-    temporal: once(() => connectClient(config.temporal, keys)),
+    temporal,
+  });
+  const preprocessActivities = createPreprocessActivities({
+    s3,
+    jurisdiction,
+    scratchDir,
+    workerIdentity: identity,
+    gpu,
+    temporal,
   });
   const common = {
     connection,
     namespace: config.temporal.namespace,
-    identity: `steward-worker-${jurisdiction.id}@${os.hostname()}:${process.pid}`,
+    identity,
     activities,
     dataConverter: stewardDataConverter(keys),
     interceptors: { activity: activityInterceptors },
@@ -103,37 +142,51 @@ async function main(): Promise<void> {
     maxHeartbeatThrottleInterval: '2s',
     shutdownGraceTime: '10s',
   } as const;
+  // One preprocessing job at a time per worker: a job uses a core and its scratch, and several would compete for them.
+  const preprocessWorker = () =>
+    Worker.create({
+      ...common,
+      activities: preprocessActivities,
+      taskQueue: gpu ? preprocessGpuTaskQueue(jurisdiction.id) : preprocessTaskQueue(jurisdiction.id),
+      maxConcurrentActivityTaskExecutions: 1,
+    });
   // Workflows and short activities; the long, memory-bound ones run two at a time on the curation queue, so a package
   // curating for hours never holds up request checks, audit sealing or catalog writes.
-  const workers = [
-    await Worker.create({
-      ...common,
-      taskQueue: ingestTaskQueue(jurisdiction.id),
-      ...(bundle
-        ? { workflowBundle: { codePath: bundle } }
-        : {
-            workflowsPath: path.join(
-              __dirname,
-              '..',
-              'workflows',
-              __filename.endsWith('.ts') ? 'index.ts' : 'index.js',
-            ),
+  const workers =
+    role === 'preprocess'
+      ? [await preprocessWorker()]
+      : [
+          await Worker.create({
+            ...common,
+            taskQueue: ingestTaskQueue(jurisdiction.id),
+            ...(bundle
+              ? { workflowBundle: { codePath: bundle } }
+              : {
+                  workflowsPath: path.join(
+                    __dirname,
+                    '..',
+                    'workflows',
+                    __filename.endsWith('.ts') ? 'index.ts' : 'index.js',
+                  ),
+                }),
+            maxConcurrentActivityTaskExecutions: 16,
           }),
-      maxConcurrentActivityTaskExecutions: 16,
-    }),
-    await Worker.create({
-      ...common,
-      taskQueue: curationTaskQueue(jurisdiction.id),
-      maxConcurrentActivityTaskExecutions: 2,
-    }),
-  ];
+          await Worker.create({
+            ...common,
+            taskQueue: curationTaskQueue(jurisdiction.id),
+            maxConcurrentActivityTaskExecutions: 2,
+          }),
+          await preprocessWorker(),
+        ];
   // Stop with the stack that started us.
   process.on('disconnect', () => workers.forEach((w) => w.shutdown()));
   const running = Promise.all(workers.map((w) => w.run()));
   logger.info(
     {
       jurisdiction: jurisdiction.id,
-      taskQueues: [ingestTaskQueue(jurisdiction.id), curationTaskQueue(jurisdiction.id)],
+      role,
+      gpu: gpu ? gpu.gpus.map((g) => g.model).join(', ') : null,
+      taskQueues: workers.map((w) => w.options.taskQueue),
     },
     'worker running',
   );

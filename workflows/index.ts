@@ -13,3 +13,4 @@ export { releaseLegalHoldWorkflow } from './legalHold';
 export { endTrialWorkflow } from './legalHold';
 export { retentionSweepWorkflow } from './retentionSweep';
 export { changeRetentionScheduleWorkflow } from './retentionSchedule';
+export { preprocessJobWorkflow, verifyPreprocessRunWorkflow } from './preprocessJob';

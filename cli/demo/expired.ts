@@ -82,6 +82,8 @@ export async function writeExpiredDemoDatasets(
         jurisdiction: jurisdiction.id,
         studyId: options.studyId,
         protocolId: 'DEMO-EXPIRED',
+        derivedFrom: [],
+        run: null,
         dataClass,
         classification: rule.classification,
         purpose: 'primary-research',

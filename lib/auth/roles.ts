@@ -23,6 +23,9 @@ export const PERMISSIONS = {
   'retention.schedule': ['ops', 'steward'],
   /** Reading workflow payloads in the clear through the codec server (Temporal UI, `temporal workflow show`). */
   'codec.decode': ['ops', 'auditor'],
+  'preprocess.run': ['steward'],
+  /** Re-running a job from its documentation writes no dataset: QA and auditors validate processes. */
+  'preprocess.verify': ['steward', 'auditor'],
 } as const satisfies Record<string, readonly Role[]>;
 export type Action = keyof typeof PERMISSIONS;
 

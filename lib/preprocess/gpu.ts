@@ -1,26 +1,8 @@
 import { XMLParser } from 'fast-xml-parser';
-import { z } from 'zod';
+import { execFile } from 'node:child_process';
+import { GpuInventorySchema, type GpuInventory } from '../../schemas/preprocess';
 
-/** One GPU as run documentation records it. */
-export const GpuInfoSchema = z.object({
-  index: z.number().int().nonnegative(),
-  model: z.string(),
-  uuid: z.string().nullable(),
-  busId: z.string().nullable(),
-  memoryTotal: z.string().nullable(),
-  computeCapability: z.string().nullable(),
-  /** Confidential-computing mode as the driver reports it, or null when this driver reports none. */
-  confidentialCompute: z.string().nullable(),
-});
-export type GpuInfo = z.infer<typeof GpuInfoSchema>;
-
-export const GpuInventorySchema = z.object({
-  driverVersion: z.string(),
-  cudaVersion: z.string().nullable(),
-  confidentialCompute: z.string().nullable(),
-  gpus: z.array(GpuInfoSchema),
-});
-export type GpuInventory = z.infer<typeof GpuInventorySchema>;
+export { GpuInfoSchema, GpuInventorySchema, type GpuInfo, type GpuInventory } from '../../schemas/preprocess';
 
 type Node = Record<string, unknown>;
 
@@ -81,4 +63,25 @@ export function parseNvidiaSmiXml(xml: string): GpuInventory {
       confidentialCompute: findByName(gpu, CC) ?? topLevelCc,
     })),
   });
+}
+
+/**
+ * This machine's GPUs from `nvidia-smi -q -x`. Throws, saying why, where there is no GPU or no driver: a GPU worker
+ * refuses to start then.
+ */
+export async function gpuInventory(): Promise<GpuInventory> {
+  const xml = await new Promise<string>((resolve, reject) => {
+    execFile('nvidia-smi', ['-q', '-x'], { timeout: 30_000, maxBuffer: 16 * 2 ** 20 }, (error, stdout, stderr) => {
+      if (error) {
+        const why =
+          (error as NodeJS.ErrnoException).code === 'ENOENT'
+            ? 'nvidia-smi is not installed'
+            : String(stderr || error.message).trim();
+        reject(new Error(`no GPU on this machine: ${why}`));
+      } else resolve(stdout);
+    });
+  });
+  const inventory = parseNvidiaSmiXml(xml);
+  if (inventory.gpus.length === 0) throw new Error('no GPU on this machine: nvidia-smi lists none');
+  return inventory;
 }

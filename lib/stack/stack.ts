@@ -23,7 +23,7 @@ import { ensureS3Account, jurisdictionAccount, rootCredentials } from '../storag
 import { createS3Client } from '../storage/s3';
 import { freePort } from './ports';
 import { Supervisor, tailOfLog, type StackEvent } from './supervisor';
-import { ensureTool } from './tools';
+import { ensureTool, toolVersion } from './tools';
 
 export type { StackEvent } from './supervisor';
 export { tailOfLog } from './supervisor';
@@ -47,7 +47,7 @@ export function workflowsPath(): string {
   return path.join(__dirname, '..', '..', 'workflows', isWorkerSource() ? 'index.ts' : 'index.js');
 }
 
-function workerEntry(): { command: string; args: string[] } {
+export function workerEntry(): { command: string; args: string[] } {
   if (isWorkerSource()) {
     return {
       command: process.execPath,
@@ -120,6 +120,7 @@ export class Stack {
     const step = (message: string) => this.emit({ kind: 'step', message });
     const temporalBin = await ensureTool('temporal', step);
     const versitygwBin = await ensureTool('versitygw', step);
+    const versitygwVersion = toolVersion(versitygwBin);
     const credentials = await rootCredentials(dataDir);
     const [grpcPort, uiPort, httpPort, metricsPort, s3Port, codecPort] = [
       await freePort(),
@@ -292,6 +293,8 @@ export class Stack {
               STEWARD_S3_REGION: 'us-east-1',
               STEWARD_S3_ACCESS_KEY_ID: accounts.get(jurisdiction.id)!.accessKeyId,
               STEWARD_S3_SECRET_ACCESS_KEY: accounts.get(jurisdiction.id)!.secretAccessKey,
+              // Recorded in preprocessing run documentation.
+              ...(versitygwVersion ? { STEWARD_VERSITYGW_VERSION: versitygwVersion } : {}),
             },
           }),
         (child) => workerReady(child, name),

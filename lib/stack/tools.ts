@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -62,4 +62,20 @@ export async function ensureTool(name: ToolName, onProgress: (line: string) => v
     );
   }
   throw new UserError(`could not build ${name}:\n${failures.join('\n')}`);
+}
+
+/**
+ * A Go tool's module and version, from the build information Go embeds in every binary (`mod\t<path>\t<version>`),
+ * else from its `--version` output; null when neither says.
+ */
+export function toolVersion(bin: string): string | null {
+  try {
+    const match = /\nmod\t([^\t\n]+)\t(v[^\t\n]+)/.exec(readFileSync(bin).toString('latin1'));
+    if (match) return `${match[1]} ${match[2]}`;
+  } catch {
+    // Unreadable binary: ask it.
+  }
+  const result = spawnSync(bin, ['--version'], { encoding: 'utf8', timeout: 10_000 });
+  const line = `${result.stdout ?? ''}`.split('\n').find((l) => l.trim() !== '');
+  return result.status === 0 && line ? line.trim().slice(0, 200) : null;
 }

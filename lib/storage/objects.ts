@@ -33,8 +33,10 @@ export async function listObjects(s3: S3Client, bucket: string, prefix: string):
   return out;
 }
 
-async function body(s3: S3Client, bucket: string, key: string): Promise<Readable> {
-  const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+async function body(s3: S3Client, bucket: string, key: string, versionId?: string | null): Promise<Readable> {
+  const res = await s3.send(
+    new GetObjectCommand({ Bucket: bucket, Key: key, ...(versionId ? { VersionId: versionId } : {}) }),
+  );
   return res.Body as Readable;
 }
 
@@ -90,8 +92,9 @@ export async function downloadHashed(
   key: string,
   file: string,
   onBytes: (n: number) => void = () => {},
+  versionId?: string | null,
 ): Promise<{ sha256: string; bytes: number }> {
-  const source = await body(s3, bucket, key);
+  const source = await body(s3, bucket, key, versionId);
   source.on('data', (chunk: Buffer) => onBytes(chunk.length));
   await pipeline(source, createWriteStream(file, { highWaterMark: 2 ** 20 }));
   return hashFile(file);

@@ -1,0 +1,333 @@
+import {
+  ActivityCancellationType,
+  CancellationScope,
+  isCancellation,
+  proxyActivities,
+  uuid4,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { ActivityOptions } from '@temporalio/common';
+import type { createPreprocessActivities, createPreprocessCatalogActivities } from '../activities/preprocess';
+import {
+  ErrorType,
+  jurisdictionOfDatasetId,
+  nonRetryable,
+  preprocessGpuTaskQueue,
+  preprocessJobPrefix,
+  preprocessTaskQueue,
+} from '../contracts';
+import { getJurisdiction } from '../jurisdictions';
+import { compareRuns, reproduced } from '../lib/preprocess/compare';
+import { PipelineError, resolvePipeline } from '../lib/preprocess/pipeline';
+import type { Principal } from '../schemas/common';
+import {
+  PreprocessParamsSchema,
+  PreprocessVerifyParamsSchema,
+  type PipelineSpec,
+  type PreprocessJobResult,
+  type RunPreprocessInput,
+  type RunPreprocessResult,
+} from '../schemas/preprocess';
+import type { SignedWorkflowInput } from '../schemas/request';
+import { recordAudit, type AuditDraft } from './audit';
+import { authorize } from './authorize';
+import { setPhase } from './progress';
+
+const catalog = proxyActivities<ReturnType<typeof createPreprocessCatalogActivities>>({
+  startToCloseTimeout: '2 minutes',
+  retry: {
+    maximumAttempts: 10,
+    initialInterval: '1s',
+    maximumInterval: '30s',
+    nonRetryableErrorTypes: [ErrorType.DatasetNotFound, ErrorType.InvalidInput, ErrorType.JurisdictionViolation],
+  },
+});
+
+const heavyOptions: ActivityOptions = {
+  startToCloseTimeout: '24 hours',
+  // Nobody polling the queue is not a failure: the job waits for a worker of its jurisdiction (the CLI says so).
+  scheduleToStartTimeout: '7 days',
+  // Heartbeats come every 2 s: a dead worker is noticed within this, and the job resumes on another of the jurisdiction.
+  heartbeatTimeout: '30 seconds',
+  // Cancelling waits for the worker to stop the pipeline and wipe its scratch.
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  retry: {
+    maximumAttempts: 5,
+    initialInterval: '5s',
+    maximumInterval: '2 minutes',
+    nonRetryableErrorTypes: [
+      ErrorType.PreprocessFailed,
+      ErrorType.StorageDenied,
+      ErrorType.JurisdictionViolation,
+      ErrorType.InvalidInput,
+    ],
+  },
+};
+
+function heavy(jurisdiction: string, gpu: boolean) {
+  return proxyActivities<ReturnType<typeof createPreprocessActivities>>({
+    ...heavyOptions,
+    taskQueue: gpu ? preprocessGpuTaskQueue(jurisdiction) : preprocessTaskQueue(jurisdiction),
+  });
+}
+
+function messageOf(error: unknown): string {
+  let current: unknown = error;
+  let message = error instanceof Error ? error.message : String(error);
+  while (current instanceof Error && (current as { cause?: unknown }).cause instanceof Error) {
+    current = (current as { cause: Error }).cause;
+    message = current instanceof Error ? current.message : message;
+  }
+  return message;
+}
+
+/** Runs the heavy activity; a cancellation or failure is audited before the workflow ends with it. */
+async function runAudited(
+  jurisdiction: string,
+  principal: Principal,
+  targets: AuditDraft['targets'],
+  gpu: boolean,
+  input: RunPreprocessInput,
+): Promise<RunPreprocessResult> {
+  try {
+    return await heavy(jurisdiction, gpu).runPreprocessActivity(input);
+  } catch (error) {
+    await CancellationScope.nonCancellable(() =>
+      recordAudit(jurisdiction, principal, [
+        isCancellation(error)
+          ? { action: 'preprocess.cancelled', outcome: 'failure', targets, reason: 'cancelled; the scratch was wiped' }
+          : { action: 'preprocess.failed', outcome: 'failure', targets, reason: messageOf(error).slice(0, 1000) },
+      ]),
+    );
+    throw error;
+  }
+}
+
+/**
+ * A preprocessing job: a pipeline over datasets of one jurisdiction, run on that jurisdiction's preprocess workers,
+ * its outputs new datasets of the same jurisdiction, documented for GxP. The first confinement layer: inputs and
+ * outputs outside the jurisdiction are refused here, before anything is dispatched.
+ */
+export async function preprocessJobWorkflow(raw: SignedWorkflowInput): Promise<PreprocessJobResult> {
+  const auth = await authorize(raw, 'preprocess.run', PreprocessParamsSchema);
+  const { params, principal, jurisdiction, requestId } = auth;
+  const { workflowId, runId, startTime } = workflowInfo();
+  const jobId = workflowId;
+  const targets = { requestId };
+
+  const foreign = params.datasetIds.filter((id) => jurisdictionOfDatasetId(id) !== jurisdiction);
+  if (foreign.length > 0) {
+    const where = foreign.map((id) => `${id} (${jurisdictionOfDatasetId(id) ?? 'unknown jurisdiction'})`).join(', ');
+    const reason = `a job in ${jurisdiction} reads and writes only ${jurisdiction} data; refused before dispatch: ${where}. Run the job in the datasets' own jurisdiction.`;
+    await recordAudit(jurisdiction, principal, [
+      { action: 'preprocess.refused', outcome: 'denied', targets, reason, details: { foreign: foreign.join(',') } },
+    ]);
+    throw nonRetryable(ErrorType.JurisdictionViolation, reason);
+  }
+  let spec: PipelineSpec;
+  try {
+    spec = resolvePipeline(params.pipeline.ref, params.pipeline.document, params.parameters);
+  } catch (error) {
+    if (!(error instanceof PipelineError)) throw error;
+    await recordAudit(jurisdiction, principal, [
+      { action: 'preprocess.failed', outcome: 'failure', targets, reason: error.message },
+    ]);
+    throw nonRetryable(ErrorType.InvalidInput, error.message);
+  }
+  const gpu = params.gpu || spec.gpu;
+
+  setPhase('reading the input datasets');
+  const prepared = await catalog.preparePreprocessActivity({
+    jurisdiction,
+    datasetIds: params.datasetIds,
+    ...(spec.table ? { table: spec.table } : {}),
+    at: startTime.toISOString(),
+  });
+  const buckets = getJurisdiction(jurisdiction).buckets;
+  const outputs = prepared.inputs.map((i) => {
+    const datasetId = `ds-${jurisdiction}-${uuid4().replace(/-/g, '').slice(0, 24)}`;
+    return {
+      fromDatasetId: i.datasetId,
+      datasetId,
+      bucket: buckets.curated,
+      prefix: `${preprocessJobPrefix(jobId)}${datasetId}/`,
+    };
+  });
+  const outside = [...prepared.inputs, ...outputs].filter((o) => !Object.values(buckets).includes(o.bucket));
+  if (outside.length > 0) {
+    const reason = `a job in ${jurisdiction} reads and writes only ${jurisdiction} buckets; refused before dispatch: ${outside.map((o) => o.bucket).join(', ')}`;
+    await recordAudit(jurisdiction, principal, [{ action: 'preprocess.refused', outcome: 'denied', targets, reason }]);
+    throw nonRetryable(ErrorType.JurisdictionViolation, reason);
+  }
+  const queue = gpu ? preprocessGpuTaskQueue(jurisdiction) : preprocessTaskQueue(jurisdiction);
+  await recordAudit(jurisdiction, principal, [
+    {
+      action: 'preprocess.started',
+      outcome: 'success',
+      targets: {
+        ...targets,
+        objects: prepared.inputs.map((i) => ({
+          bucket: i.bucket,
+          key: i.key,
+          versionId: i.versionId,
+          sha256: i.sha256,
+        })),
+      },
+      details: {
+        pipeline: `${spec.name}@${spec.version}`,
+        executor: spec.executor,
+        codeSha256: params.pipeline.codeSha256,
+        seed: params.seed,
+        taskQueue: queue,
+        inputs: params.datasetIds.join(','),
+      },
+    },
+  ]);
+
+  setPhase(`running on ${queue}`, { inputs: prepared.inputs.length });
+  const result = await runAudited(jurisdiction, principal, targets, gpu, {
+    jobId,
+    jurisdiction,
+    verify: false,
+    pipeline: params.pipeline,
+    parameters: params.parameters,
+    seed: params.seed,
+    inputs: prepared.inputs,
+    outputs,
+    purpose: spec.purpose,
+    asOf: startTime.toISOString().slice(0, 10),
+    lock: prepared.lock,
+    tags: { jurisdiction, 'data-class': 'preprocessing-output', pipeline: `${spec.name}@${spec.version}` },
+    job: { workflowId, runId, requestId, requestedBy: principal, startedAt: startTime.toISOString() },
+  });
+  const { document } = result;
+  const documentRef = result.documentRef!;
+
+  setPhase('recording the output datasets');
+  const { created } = await catalog.recordPreprocessOutputsActivity({ jurisdiction, document, documentRef });
+  await recordAudit(jurisdiction, principal, [
+    ...document.outputs.map((o): AuditDraft => ({
+      action: 'object.written',
+      outcome: 'success',
+      targets: {
+        ...targets,
+        datasetId: o.datasetId,
+        objects: [{ bucket: o.bucket, key: o.key, versionId: o.versionId, sha256: o.sha256, bytes: o.bytes }],
+      },
+    })),
+    {
+      action: 'object.written',
+      outcome: 'success',
+      targets: { ...targets, objects: [documentRef] },
+      details: { document: 'run documentation' },
+    },
+    ...created.map((datasetId): AuditDraft => ({
+      action: 'dataset.recorded',
+      outcome: 'success',
+      targets: { ...targets, datasetId },
+      details: {
+        dataClass: 'preprocessing-output',
+        derivedFrom: document.outputs.find((o) => o.datasetId === datasetId)!.fromDatasetId,
+      },
+    })),
+    {
+      action: 'scratch.wiped',
+      outcome: 'success',
+      targets,
+      details: { files: document.scratch.files, worker: document.infrastructure.worker.identity },
+    },
+    {
+      action: 'preprocess.completed',
+      outcome: 'success',
+      targets: { ...targets, objects: [documentRef] },
+      details: {
+        pipeline: `${spec.name}@${spec.version}`,
+        outputs: document.outputs.map((o) => o.datasetId).join(','),
+        subjectsExcluded: document.consent.subjects,
+        rowsExcluded: document.consent.rows,
+      },
+    },
+  ]);
+  return {
+    jobId,
+    outputDatasets: [...new Set(document.outputs.map((o) => o.datasetId))],
+    documentRef,
+    document,
+    verification: null,
+  };
+}
+
+/**
+ * Process validation (GxP): re-runs a job from its run documentation (the same object versions, pipeline code,
+ * parameters unless others are given, and seed) in the worker's scratch, writes nothing, and compares field by field.
+ */
+export async function verifyPreprocessRunWorkflow(raw: SignedWorkflowInput): Promise<PreprocessJobResult> {
+  const auth = await authorize(raw, 'preprocess.verify', PreprocessVerifyParamsSchema);
+  const { params, principal, jurisdiction, requestId } = auth;
+  const { workflowId, runId, startTime } = workflowInfo();
+  const targets = { requestId };
+  setPhase('reading the run documentation');
+  const recorded = await catalog.readRunDocumentActivity({ jurisdiction, jobId: params.runWorkflowId });
+  const parameters = params.parameters ?? recorded.parameters;
+  const gpu = recorded.pipeline.gpu;
+  setPhase(`re-running on ${gpu ? preprocessGpuTaskQueue(jurisdiction) : preprocessTaskQueue(jurisdiction)}`);
+  const result = await runAudited(jurisdiction, principal, targets, gpu, {
+    jobId: workflowId,
+    jurisdiction,
+    verify: true,
+    pipeline: {
+      ref: recorded.pipeline.ref,
+      document: recorded.pipeline.document,
+      dir: recorded.pipeline.dir,
+      bundled: recorded.pipeline.bundled,
+      codeSha256: recorded.pipeline.codeSha256,
+      files: recorded.pipeline.files,
+    },
+    parameters,
+    seed: recorded.seed,
+    inputs: recorded.inputs.map(({ rowsIn: _in, rowsExcluded: _out, ...i }) => i),
+    outputs: recorded.outputs.map((o) => ({
+      fromDatasetId: o.fromDatasetId,
+      datasetId: o.datasetId,
+      bucket: o.bucket,
+      prefix: o.key.slice(0, o.key.lastIndexOf('/') + 1),
+    })),
+    purpose: recorded.pipeline.purpose,
+    asOf: startTime.toISOString().slice(0, 10),
+    lock: null,
+    tags: {},
+    job: { workflowId, runId, requestId, requestedBy: principal, startedAt: startTime.toISOString() },
+  });
+  const differences = compareRuns(recorded, result.document);
+  const ok = reproduced(differences);
+  await recordAudit(jurisdiction, principal, [
+    {
+      action: 'preprocess.verified',
+      outcome: ok ? 'success' : 'failure',
+      targets: {
+        ...targets,
+        objects: recorded.outputs.map((o) => ({
+          bucket: o.bucket,
+          key: o.key,
+          versionId: o.versionId,
+          sha256: o.sha256,
+        })),
+      },
+      details: {
+        run: params.runWorkflowId,
+        reproduced: ok,
+        differences: differences
+          .map((d) => d.field)
+          .join(',')
+          .slice(0, 900),
+      },
+    },
+  ]);
+  return {
+    jobId: workflowId,
+    outputDatasets: [],
+    documentRef: null,
+    document: result.document,
+    verification: { of: params.runWorkflowId, reproduced: ok, differences },
+  };
+}
