@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
@@ -331,20 +331,23 @@ export function createPreprocessActivities(deps: PreprocessActivityDeps) {
               rowsIn = n;
               rowsExcluded = x;
               consent.rows += x;
-              await conn.run(
-                `COPY (SELECT * EXCLUDE (file_row_number) FROM read_parquet(${quoteLiteral(raw)}, file_row_number = true)
-                   WHERE ${subject} IS NULL OR CAST(${subject} AS VARCHAR) NOT IN (SELECT token FROM excluded) ORDER BY file_row_number)
-                 TO ${quoteLiteral(staged)} (FORMAT parquet, COMPRESSION zstd)`,
-              );
+              if (x === 0) {
+                await rename(raw, staged);
+              } else {
+                // One thread reads and writes in the input's order.
+                await conn.run(
+                  `COPY (SELECT * FROM read_parquet(${quoteLiteral(raw)})
+                     WHERE ${subject} IS NULL OR CAST(${subject} AS VARCHAR) NOT IN (SELECT token FROM excluded))
+                   TO ${quoteLiteral(staged)} (FORMAT parquet, COMPRESSION zstd)`,
+                );
+              }
             } else {
               rowsIn = Number(
                 (await conn.runAndReadAll(`SELECT count(*) FROM read_parquet(${quoteLiteral(raw)})`)).getRows()[0]![0],
               );
-              await conn.run(
-                `COPY (SELECT * FROM read_parquet(${quoteLiteral(raw)})) TO ${quoteLiteral(staged)} (FORMAT parquet, COMPRESSION zstd)`,
-              );
+              await rename(raw, staged);
             }
-            await rm(raw);
+            await rm(raw, { force: true });
             rowsTotal += rowsIn;
             inputsDone.push({ ...item, rowsIn, rowsExcluded });
           }

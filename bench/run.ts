@@ -13,8 +13,12 @@
  * - Retention sweep: 10,000 expired small objects across 1,000 datasets deleted, verified and certified (one signed
  *   certificate per dataset), against a loop of single DeleteObject calls on as many objects. Target ≥ 5×.
  *
- * BENCH_ONLY=pseudonymize, ingest, audit or sweep runs one part; BENCH_ROWS and BENCH_RUNS size the ingestion part,
- * BENCH_SWEEP_DATASETS and BENCH_SWEEP_OBJECTS the sweep.
+ * - Preprocessing: standardize + one-hot of 10M rows × 20 columns through a whole job (signed request, guards, staging
+ *   with the consent check, built-in executor, upload, run documentation, output dataset, audit), against the bare
+ *   DuckDB query of the same transform on the same file. Target ≥ 0.5.
+ *
+ * BENCH_ONLY=pseudonymize, ingest, audit, sweep or preprocess runs one part; BENCH_ROWS and BENCH_RUNS size the
+ * ingestion part, BENCH_SWEEP_DATASETS and BENCH_SWEEP_OBJECTS the sweep, BENCH_PREPROCESS_ROWS the preprocessing.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
@@ -23,6 +27,7 @@ import path from 'node:path';
 import { hashFile } from '../lib/storage/objects';
 import { auditBench } from './audit';
 import { sweepBench } from './sweep';
+import { preprocessBench } from './preprocess';
 import { auditOff, duckdbReference, ingestOnce, startBenchStack, type BenchStack } from './ingest';
 import { pseudonymizationBench } from './pseudonymize';
 import { line, median } from './report';
@@ -93,13 +98,14 @@ async function main(): Promise<void> {
   line('rows per package', String(ROWS));
   const on = await startBenchStack(path.join(work, 'stack-on'));
   const off =
-    ONLY === 'audit' || ONLY === 'sweep'
+    ONLY === 'audit' || ONLY === 'sweep' || ONLY === 'preprocess'
       ? undefined
       : await startBenchStack(path.join(work, 'stack-off'), { webpackConfigHook: auditOff });
   try {
     if (off) await checksumBench(await ingestionBench(on, off, work));
     if (!ONLY || ONLY === 'audit') await auditBench(on, work);
     if (!ONLY || ONLY === 'sweep') await sweepBench(on);
+    if (!ONLY || ONLY === 'preprocess') await preprocessBench(on, work);
   } finally {
     await off?.close();
     await on.close();

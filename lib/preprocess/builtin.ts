@@ -51,6 +51,12 @@ async function categories(conn: DuckDBConnection, relation: string, column: stri
   return reader.getRows().map((r) => String(r[0]));
 }
 
+/** A statistic as an exact DOUBLE constant (JavaScript's shortest round-trip form, parsed by DuckDB as a double). */
+function doubleLiteral(value: unknown): string {
+  if (value === null || value === undefined) return 'CAST(NULL AS DOUBLE)';
+  return `CAST(${quoteLiteral(String(Number(value)))} AS DOUBLE)`;
+}
+
 /** The SELECT that turns relation `from` into the next one. */
 async function stepSql(
   conn: DuckDBConnection,
@@ -63,19 +69,36 @@ async function stepSql(
     case 'standardize':
     case 'min-max':
     case 'impute': {
-      const replaced = step.columns.map((c) => {
-        const col = need(columns, index, step.op, c, 'numeric');
+      const cols = step.columns.map((c) => need(columns, index, step.op, c, 'numeric'));
+      // The statistics first, as constants (one scan): a global window (`avg(x) OVER ()`) would hold the whole table
+      // in memory. Single-threaded aggregation sums in a fixed order, so the constants are the same every run.
+      const stats = (agg: (col: string) => string[]) => cols.flatMap(agg);
+      const aggregates =
+        step.op === 'standardize'
+          ? stats((c) => [`avg(${c})`, `stddev_pop(${c})`])
+          : step.op === 'min-max'
+            ? stats((c) => [`min(${c})`, `max(${c})`])
+            : step.method === 'constant'
+              ? []
+              : stats((c) => [`${step.method === 'mean' ? 'avg' : 'median'}(${c})`]);
+      const values =
+        aggregates.length === 0
+          ? []
+          : ((
+              await conn.runAndReadAll(
+                `SELECT ${aggregates.map((a) => `CAST(${a} AS DOUBLE)`).join(', ')} FROM ${from}`,
+              )
+            ).getRows()[0] ?? []);
+      const constant = (i: number) => doubleLiteral(values[i]);
+      const replaced = cols.map((col, i) => {
         // Standardize and min-max keep a missing value missing (impute fills it); a constant column becomes 0.
         if (step.op === 'standardize') {
-          return `CASE WHEN ${col} IS NULL THEN NULL ELSE coalesce((${col} - avg(${col}) OVER ()) / nullif(stddev_pop(${col}) OVER (), 0), 0.0) END AS ${col}`;
+          return `CASE WHEN ${col} IS NULL THEN NULL ELSE coalesce((${col} - ${constant(2 * i)}) / nullif(${constant(2 * i + 1)}, 0), 0.0) END AS ${col}`;
         }
         if (step.op === 'min-max') {
-          return `CASE WHEN ${col} IS NULL THEN NULL ELSE coalesce((${col} - min(${col}) OVER ()) / nullif(max(${col}) OVER () - min(${col}) OVER (), 0), 0.0) END AS ${col}`;
+          return `CASE WHEN ${col} IS NULL THEN NULL ELSE coalesce((${col} - ${constant(2 * i)}) / nullif(${constant(2 * i + 1)} - ${constant(2 * i)}, 0), 0.0) END AS ${col}`;
         }
-        const fill =
-          step.method === 'constant'
-            ? String(step.value)
-            : `${step.method === 'mean' ? 'avg' : 'median'}(${col}) OVER ()`;
+        const fill = step.method === 'constant' ? doubleLiteral(step.value) : constant(i);
         return `coalesce(CAST(${col} AS DOUBLE), ${fill}) AS ${col}`;
       });
       return `SELECT * REPLACE (${replaced.join(', ')}) FROM ${from}`;
@@ -160,7 +183,8 @@ export async function runBuiltin(options: {
     }
     const last = `t${options.steps.length}`;
     await conn.run(
-      `COPY (SELECT * EXCLUDE (${ROW}) FROM ${last} ORDER BY ${ROW}) TO ${quoteLiteral(options.output)} (FORMAT parquet, COMPRESSION zstd)`,
+      // Projections keep the input's order; only a window step regroups rows, and then they are sorted.
+      `COPY (SELECT * EXCLUDE (${ROW}) FROM ${last}${options.steps.some((s) => s.op === 'window') ? ` ORDER BY ${ROW}` : ''}) TO ${quoteLiteral(options.output)} (FORMAT parquet, COMPRESSION zstd)`,
     );
     const columns = [...(await columnsOf(conn, last)).entries()]
       .filter(([name]) => name !== ROW)
