@@ -1,11 +1,13 @@
-"""Steward's GPU reference pipeline: the built-in transforms (standardize, min-max, impute, one-hot, ordinal) on CuPy.
+"""Steward's GPU reference pipeline: the built-in transforms (standardize, min-max, impute, one-hot, ordinal and
+fixed-window aggregation of per-subject time series) on CuPy.
 
 The same code runs on NumPy (`xp=numpy`), which is how it is checked where there is no GPU. Numeric columns are
 float64 arrays with NaN for a missing value; categorical columns stay on the host as Python lists and are compared on
-the device as integer codes. Fixed-window aggregation is not implemented here (the built-in executor does it).
+the device as integer codes; dates are day numbers on the device.
 """
 
 import csv
+import datetime
 
 
 def load_csv(path):
@@ -62,6 +64,54 @@ def ordinal(xp, values, order=None):
     return xp.asarray([float(index[v]) if v != "" else float("nan") for v in values], dtype=xp.float64)
 
 
+def window(xp, data, step):
+    """Per-subject windows of `days` counted from each subject's first observation, as the built-in executor makes
+    them: one row per subject and window (subject order, then window), its start, row count and aggregated values."""
+    subjects, times = data[step["subject"]], data[step["time"]]
+    keep = [i for i in range(len(subjects)) if subjects[i] != "" and times[i] != ""]
+    names = sorted({subjects[i] for i in keep})
+    code = {name: k for k, name in enumerate(names)}
+    subj = xp.asarray([code[subjects[i]] for i in keep], dtype=xp.int64)
+    day = xp.asarray([datetime.date.fromisoformat(times[i][:10]).toordinal() for i in keep], dtype=xp.int64)
+    order = xp.lexsort(xp.stack([day, subj]))
+    subj, day = subj[order], day[order]
+    first_of = xp.concatenate([xp.asarray([True]), subj[1:] != subj[:-1]])
+    segment = xp.cumsum(first_of) - 1
+    first_day = day[first_of][segment]
+    index = (day - first_day) // step["days"]
+    starts = xp.concatenate([xp.asarray([True]), (subj[1:] != subj[:-1]) | (index[1:] != index[:-1])])
+    group = xp.cumsum(starts) - 1
+    groups = int(group[-1]) + 1 if len(keep) else 0
+    out_subject = [names[int(k)] for k in subj[starts].tolist()]
+    out_index = index[starts].astype(xp.int32)
+    start_days = (first_day + index * step["days"])[starts]
+    out = {
+        step["subject"]: out_subject,
+        "window_index": out_index,
+        "window_start": [datetime.date.fromordinal(int(d)).isoformat() for d in start_days.tolist()],
+        "rows_in_window": xp.bincount(group, minlength=groups).astype(xp.int32),
+    }
+    for name in step["values"]:
+        raw = data[name] if not isinstance(data[name], list) else numeric(xp, data[name])
+        x = raw[xp.asarray(keep, dtype=xp.int64)][order] if len(keep) else raw[:0]
+        present = ~xp.isnan(x)
+        n = xp.bincount(group, weights=present.astype(xp.float64), minlength=groups)
+        total = xp.bincount(group, weights=xp.where(present, x, 0.0), minlength=groups)
+        aggregate = step["aggregate"]
+        if aggregate == "mean":
+            value = xp.where(n > 0, total / xp.where(n > 0, n, 1.0), xp.nan)
+        elif aggregate == "sum":
+            value = xp.where(n > 0, total, xp.nan)
+        else:
+            # Within each group, sort the present values; the first is the min, the last the max.
+            fill = xp.inf if aggregate == "min" else -xp.inf
+            by = xp.lexsort(xp.stack([xp.where(present, x, fill), group]))
+            pick = starts if aggregate == "min" else xp.concatenate([starts[1:], xp.asarray([True])])
+            value = xp.where(n > 0, x[by][pick], xp.nan)
+        out[name] = value
+    return out, [step["subject"], "window_index", "window_start", "rows_in_window", *step["values"]]
+
+
 def run(xp, columns, steps):
     """Applies the pipeline's steps to the columns; returns numeric columns on the device and the column order."""
     data = dict(columns)
@@ -86,6 +136,8 @@ def run(xp, columns, steps):
                 order.append(name)
         elif op == "ordinal":
             data[step["column"]] = ordinal(xp, data[step["column"]], step.get("order"))
+        elif op == "window":
+            data, order = window(xp, data, step)
         else:
             raise ValueError(f"the GPU pipeline has no step {op}")
     return data, order

@@ -103,7 +103,8 @@ export async function bundledPipelines(): Promise<string[]> {
   const found: string[] = [];
   for (const name of (await readdir(BUNDLED_PIPELINES_DIR).catch(() => [] as string[])).sort()) {
     for (const file of (await readdir(path.join(BUNDLED_PIPELINES_DIR, name)).catch(() => [] as string[])).sort()) {
-      if (file.endsWith('.json')) found.push(`${name}@${file.slice(0, -'.json'.length)}`);
+      const version = /^(\d+\.\d+\.\d+)\.json$/.exec(file)?.[1];
+      if (version) found.push(`${name}@${version}`);
     }
   }
   return found;

@@ -27,6 +27,30 @@ export const REFERENCE_PIPELINE: Extract<PipelineSpec, { executor: 'builtin' }> 
   ],
 };
 
+/** The window step, qualified on its own: per-subject 30-day windows of a time series, mean, sum, min and max. */
+export const REFERENCE_WINDOW_PIPELINES: Extract<PipelineSpec, { executor: 'builtin' }>[] = (
+  ['mean', 'sum', 'min', 'max'] as const
+).map((aggregate) => ({
+  name: `reference-window-${aggregate}`,
+  version: '1.0.0',
+  executor: 'builtin',
+  gpu: false,
+  purpose: 'primary-research',
+  steps: [
+    { op: 'window', subject: 'subject_id', time: 'measured_on', days: 30, values: ['glucose', 'sbp'], aggregate },
+  ],
+}));
+
+/** A time series: 12 subjects, irregular days over 200 days, values with gaps. */
+function referenceSeriesSql(rows: number): string {
+  return `
+    SELECT printf('S%02d', i % 12) AS subject_id,
+           DATE '2024-01-01' + CAST((i * 7 + i % 5) % 200 AS INTEGER) AS measured_on,
+           CASE WHEN i % 9 = 0 THEN NULL ELSE 70 + (i * 53 % 89) + (i % 4) / 4 END::DOUBLE AS glucose,
+           (100 + (i * 41 % 70))::INTEGER AS sbp
+    FROM range(${rows}) t(i)`;
+}
+
 /** A deterministic table of `rows` rows: numeric columns with missing values, two categorical columns. */
 function referenceInputSql(rows: number): string {
   return `
@@ -57,10 +81,24 @@ export async function writeReferenceFixtures(dir: string, rows = 240): Promise<v
     await conn.run(
       `COPY (SELECT * FROM read_parquet(${quoteLiteral(output)})) TO ${quoteLiteral(path.join(dir, 'builtin.csv'))} (HEADER)`,
     );
+    const series = path.join(work, 'series.parquet');
+    await conn.run(`COPY (${referenceSeriesSql(rows)}) TO ${quoteLiteral(series)} (FORMAT parquet)`);
+    await conn.run(
+      `COPY (${referenceSeriesSql(rows)}) TO ${quoteLiteral(path.join(dir, 'window-input.csv'))} (HEADER)`,
+    );
+    for (const pipeline of REFERENCE_WINDOW_PIPELINES) {
+      const aggregate = pipeline.name.slice('reference-window-'.length);
+      const out = path.join(work, `window-${aggregate}.parquet`);
+      await runBuiltin({ input: series, output: out, steps: pipeline.steps, seed: 1 });
+      await conn.run(
+        `COPY (SELECT * FROM read_parquet(${quoteLiteral(out)})) TO ${quoteLiteral(path.join(dir, `window-${aggregate}.csv`))} (HEADER)`,
+      );
+    }
   } finally {
     conn.closeSync();
     db.closeSync();
   }
   await rm(work, { recursive: true, force: true });
   await writeFile(path.join(dir, 'pipeline.json'), `${JSON.stringify(REFERENCE_PIPELINE, null, 2)}\n`);
+  await writeFile(path.join(dir, 'window-pipelines.json'), `${JSON.stringify(REFERENCE_WINDOW_PIPELINES, null, 2)}\n`);
 }

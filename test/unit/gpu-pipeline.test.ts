@@ -6,7 +6,14 @@ import { writeReferenceFixtures } from '../../lib/preprocess/reference';
 import { tempDir } from '../helpers';
 
 const DEVICE = path.join(__dirname, '..', '..', 'device');
-const FILES = ['input.csv', 'builtin.csv', 'pipeline.json'];
+const FILES = [
+  'input.csv',
+  'builtin.csv',
+  'pipeline.json',
+  'window-input.csv',
+  'window-pipelines.json',
+  ...['mean', 'sum', 'min', 'max'].map((a) => `window-${a}.csv`),
+];
 
 /** A Python with NumPy: CI installs Debian's python3-numpy; elsewhere the NumPy check says why it does not run. */
 const python = ['python3', '/usr/bin/python3'].find(
@@ -43,9 +50,15 @@ describe('the GPU reference pipeline and its device check', () => {
       const report = JSON.parse(same.stdout) as {
         largest_difference: number;
         mismatched_columns: string[];
-        rows: number;
+        rows: Record<string, number>;
       };
-      expect(report.rows).toBe(240);
+      expect(report.rows).toEqual({
+        'builtin.csv': 240,
+        'window-mean.csv': 84,
+        'window-sum.csv': 84,
+        'window-min.csv': 84,
+        'window-max.csv': 84,
+      });
       expect(report.mismatched_columns).toEqual([]);
       expect(report.largest_difference).toBeLessThanOrEqual(1e-9);
 
@@ -60,6 +73,18 @@ describe('the GPU reference pipeline and its device check', () => {
       const differs = check(['--cpu'], changed);
       expect(differs.code).toBe(1);
       expect((JSON.parse(differs.stdout) as { largest_difference: number }).largest_difference).toBeCloseTo(1e-6, 9);
+
+      // The window aggregation too: a changed maximum is found.
+      const max = await readFile(path.join(changed, 'window-max.csv'), 'utf8');
+      await writeFile(path.join(changed, 'builtin.csv'), csv);
+      const rows = max.split('\n');
+      const fields = rows[3]!.split(',');
+      fields[5] = String(Number(fields[5]) + 1); // sbp, third window
+      rows[3] = fields.join(',');
+      await writeFile(path.join(changed, 'window-max.csv'), rows.join('\n'));
+      const windowDiffers = check(['--cpu'], changed);
+      expect(windowDiffers.code).toBe(1);
+      expect((JSON.parse(windowDiffers.stdout) as { largest_difference: number }).largest_difference).toBe(1);
     },
   );
 
