@@ -67,8 +67,13 @@ describe('without a stack', () => {
       'trial',
       'retention',
       'demo',
+      'codec-server',
+      'preprocess',
+      'worker',
     ])
       expect(help.stdout).toContain(command);
+    expect(steward('preprocess', 'run', '--help').stdout).toContain('--pipeline <ref>');
+    expect(steward('worker', '--help').stdout).toContain('--gpu');
     expect(steward('consent', 'import', '--help').stdout).toContain('--jurisdiction <id>');
     expect(steward('keys', 'rotate', '--help').stdout).toContain('--request-id <id>');
   });
