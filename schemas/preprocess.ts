@@ -151,31 +151,29 @@ export const PreprocessVerifyParamsSchema = z.object({
 });
 export type PreprocessVerifyParams = z.infer<typeof PreprocessVerifyParamsSchema>;
 
-/** One input of a job: the exact object version of a dataset's table. */
-export const PreprocessInputSchema = z.object({
-  datasetId: DatasetIdSchema,
-  studyId: z.string(),
+/** A table as one exact object version, with its checksum. */
+const StoredTableSchema = z.object({
   table: z.string(),
   bucket: z.string(),
   key: z.string(),
   versionId: z.string().nullable(),
   sha256: Sha256HexSchema,
   bytes: z.number().int().nonnegative(),
+});
+
+/** One input of a job: the exact object version of a dataset's table. */
+export const PreprocessInputSchema = StoredTableSchema.extend({
+  datasetId: DatasetIdSchema,
+  studyId: z.string(),
   /** The column holding subject tokens: rows of subjects without consent for the purpose are left out. */
   subjectColumn: z.string().nullable(),
 });
 export type PreprocessInput = z.infer<typeof PreprocessInputSchema>;
 
-export const PreprocessOutputSchema = z.object({
+export const PreprocessOutputSchema = StoredTableSchema.extend({
   /** The output dataset this table belongs to (one per input dataset). */
   datasetId: DatasetIdSchema,
   fromDatasetId: DatasetIdSchema,
-  table: z.string(),
-  bucket: z.string(),
-  key: z.string(),
-  versionId: z.string().nullable(),
-  sha256: Sha256HexSchema,
-  bytes: z.number().int().nonnegative(),
   rows: z.number().int().nonnegative(),
   columns: z.array(z.object({ name: z.string(), type: z.string() })),
 });

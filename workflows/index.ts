@@ -13,4 +13,5 @@ export { releaseLegalHoldWorkflow } from './legalHold';
 export { endTrialWorkflow } from './legalHold';
 export { retentionSweepWorkflow } from './retentionSweep';
 export { changeRetentionScheduleWorkflow } from './retentionSchedule';
-export { preprocessJobWorkflow, verifyPreprocessRunWorkflow } from './preprocessJob';
+export { preprocessJobWorkflow } from './preprocessJob';
+export { verifyPreprocessRunWorkflow } from './preprocessJob';

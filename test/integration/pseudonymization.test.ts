@@ -136,11 +136,11 @@ describe('column policy', () => {
 describe('key rotation, consent withdrawal and roles', () => {
   it('rotates keys, finds a subject under every key version, and excludes them after withdrawal', async () => {
     const study = 'ST-ROTATE';
-    await importConsentCsv(clients(), consentFor(['K-1', 'K-2']), 'eu', study);
+    await importConsentCsv(clients(), consentFor(['KEYROT-SUBJ-1', 'KEYROT-SUBJ-2']), 'eu', study);
     const first = await tempDir();
     await writeJsonPackage(first, visitsMetadata(study), {
       'visits.csv':
-        'subject_id,visit_date,zip,age,birth_date,ethnicity,arm\nK-1,2025-01-01,,,,,A\nK-2,2025-01-02,,,,,A\n',
+        'subject_id,visit_date,zip,age,birth_date,ethnicity,arm\nKEYROT-SUBJ-1,2025-01-01,,,,,A\nKEYROT-SUBJ-2,2025-01-02,,,,,A\n',
     });
     const v1 = await ingestDir(clients(), first);
     expect(v1.record.keyVersions).toEqual([1]);
@@ -159,7 +159,7 @@ describe('key rotation, consent withdrawal and roles', () => {
     const second = await tempDir();
     await writeJsonPackage(second, visitsMetadata(study), {
       'visits.csv':
-        'subject_id,visit_date,zip,age,birth_date,ethnicity,arm\nK-1,2025-02-01,,,,,B\nK-2,2025-02-02,,,,,B\n',
+        'subject_id,visit_date,zip,age,birth_date,ethnicity,arm\nKEYROT-SUBJ-1,2025-02-01,,,,,B\nKEYROT-SUBJ-2,2025-02-02,,,,,B\n',
     });
     const v2 = await ingestDir(clients(), second);
     expect(v2.record.keyVersions).toEqual([2]);
@@ -171,10 +171,10 @@ describe('key rotation, consent withdrawal and roles', () => {
     expect((await tokens(v1)).every((t) => t.startsWith('v1.'))).toBe(true);
     expect((await tokens(v2)).every((t) => t.startsWith('v2.'))).toBe(true);
 
-    expect(await expectDenied(withdraw(study, 'K-1', 'steward'))).toMatchInlineSnapshot(
+    expect(await expectDenied(withdraw(study, 'KEYROT-SUBJ-1', 'steward'))).toMatchInlineSnapshot(
       `"access denied: Demo Steward (role steward) may not consent.withdraw; allowed roles: dpo"`,
     );
-    const withdrawn = await withdraw(study, ' K-1 ', 'dpo');
+    const withdrawn = await withdraw(study, ' KEYROT-SUBJ-1 ', 'dpo');
     expect(withdrawn.status).toBe('withdrawn');
     expect(withdrawn.keyVersionsSearched).toEqual([1, 2]);
     expect(withdrawn.datasets.sort((a, b) => a.datasetId.localeCompare(b.datasetId))).toEqual(
@@ -187,7 +187,7 @@ describe('key rotation, consent withdrawal and roles', () => {
     const third = await tempDir();
     await writeJsonPackage(third, visitsMetadata(study), {
       'visits.csv':
-        'subject_id,visit_date,zip,age,birth_date,ethnicity,arm\nK-1,2025-03-01,,,,,C\nK-2,2025-03-02,,,,,C\n',
+        'subject_id,visit_date,zip,age,birth_date,ethnicity,arm\nKEYROT-SUBJ-1,2025-03-01,,,,,C\nKEYROT-SUBJ-2,2025-03-02,,,,,C\n',
     });
     const after = await ingestDir(clients(), third);
     expect(after.record.rows).toEqual({ in: 2, curated: 1, excluded: 1, excludedByReason: { withdrawn: 1 } });
@@ -201,7 +201,7 @@ describe('key rotation, consent withdrawal and roles', () => {
       k.material.toString('base64url'),
     ]);
     const histories = await Promise.all([v1, v2, after].map((r) => rawHistory(clients().client, r.workflowId)));
-    expect(containsAny(histories, [...needles, 'K-1', 'subject asked by phone'])).toEqual([]);
+    expect(containsAny(histories, [...needles, 'KEYROT-SUBJ-1', 'subject asked by phone'])).toEqual([]);
     const logsDir = path.join(stackState().dataDir, 'logs');
     const logs = await Promise.all((await readdir(logsDir)).map((f) => readFile(path.join(logsDir, f))));
     expect(containsAny(logs, needles)).toEqual([]);
