@@ -76,6 +76,12 @@ export function formatDataset(record: DatasetRecord, outcome?: string, study?: S
         `    s3://${o.bucket}/${o.key}  sha256 ${o.sha256}  ${o.rows.curated}/${o.rows.in} rows  version ${o.versionId ?? '-'}`,
     ),
     `  workflow ${record.lineage.workflowId} (run ${record.lineage.runId})`,
+    ...(record.run
+      ? [
+          `  made by preprocessing job ${record.run.jobId} from ${record.derivedFrom.map((d) => `${d.datasetId}/${d.table}`).join(', ')}`,
+          `    run documentation s3://${record.run.bucket}/${record.run.key}  sha256 ${record.run.sha256} (\`steward preprocess show ${record.run.jobId}\`)`,
+        ]
+      : []),
   ];
   return lines.join('\n');
 }

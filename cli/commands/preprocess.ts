@@ -154,11 +154,15 @@ export function registerPreprocessCommands(program: Command, globals: () => Glob
           params: { datasetIds: options.dataset, pipeline, parameters, seed: options.seed, gpu },
           meaning: `run pipeline ${spec.name}@${spec.version} on ${options.dataset.join(', ')}`,
         });
-        say(`job ${handle.workflowId}`);
+        // Machine output stays one JSON document: the job id goes to stderr then.
+        (ctx.json ? note : say)(`job ${handle.workflowId}`);
         const url = ctx.uiUrl(handle.workflowId);
         if (url) note(`watch it in the Temporal UI: ${url}`);
         await announceQueue(ctx, jurisdiction, gpu);
-        if (!options.wait) return;
+        if (!options.wait) {
+          if (ctx.json) printJson({ jobId: handle.workflowId });
+          return;
+        }
         const result = await follow<PreprocessJobResult>(handle);
         if (ctx.json) printJson(result);
         else {
@@ -256,7 +260,7 @@ export function registerPreprocessCommands(program: Command, globals: () => Glob
           say(`${job} had already finished`);
         } catch (error) {
           if (!(error instanceof WorkflowFailedError)) throw error;
-          say(`${job} cancelled; its scratch was wiped`);
+          say(`${job} cancelled; nothing of it is left in any worker's scratch`);
         }
       } finally {
         await ctx.close();

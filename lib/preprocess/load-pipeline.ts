@@ -8,8 +8,11 @@ import { PipelineParametersSchema, type PipelineParameters, type PipelineSource 
 import { hashFile } from '../storage/objects';
 import { PipelineError, resolvePipeline } from './pipeline';
 
+/** Steward's install: the repository root, whether this runs from source or from the build in `dist/`. */
+const INSTALL_ROOT = ((up) => (path.basename(up) === 'dist' ? path.dirname(up) : up))(path.join(__dirname, '..', '..'));
+
 /** Pipelines that come with Steward: `pipelines/<name>/<version>.json`. */
-export const BUNDLED_PIPELINES_DIR = path.join(__dirname, '..', '..', 'pipelines');
+export const BUNDLED_PIPELINES_DIR = path.join(INSTALL_ROOT, 'pipelines');
 
 const NAMED = /^([a-z0-9][a-z0-9._-]{0,63})@(\d+\.\d+\.\d+)$/;
 

@@ -500,6 +500,22 @@ describe('the CLI', () => {
     expect(show.code).toBe(0);
     expect(show.stdout).toContain('pipeline scores-standardize@1.0.0 (builtin)');
     expect(show.stdout).toMatch(/scratch wiped and verified at /);
+    const json = steward(
+      'preprocess',
+      'run',
+      ...common,
+      '--seed',
+      '4',
+      '--json',
+      '--request-id',
+      `cli-json-${process.pid}`,
+    );
+    const result = JSON.parse(json.stdout) as PreprocessJobResult;
+    expect(result.document.seed).toBe(4);
+    const dataset = steward('datasets', 'show', result.outputDatasets[0]!);
+    expect(dataset.stdout).toContain(
+      `made by preprocessing job preprocess-eu-cli-json-${process.pid} from ${euDataset}/visits`,
+    );
 
     const gpu = steward(
       'preprocess',
