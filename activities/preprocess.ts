@@ -348,7 +348,7 @@ export function createPreprocessActivities(deps: PreprocessActivityDeps) {
               await rename(raw, staged);
             }
             await rm(raw, { force: true });
-            rowsTotal += rowsIn;
+            rowsTotal += rowsIn - rowsExcluded;
             inputsDone.push({ ...item, rowsIn, rowsExcluded });
           }
           consent.subjects = excludedSubjects.size;
@@ -359,7 +359,8 @@ export function createPreprocessActivities(deps: PreprocessActivityDeps) {
 
         phase = `running ${spec.executor} pipeline ${spec.name}@${spec.version}`;
         beat();
-        const rowsOf = new Map(inputsDone.map((i) => [`${i.datasetId}.parquet`, i.rowsIn]));
+        const rowsOf = new Map(inputsDone.map((i) => [`${i.datasetId}.parquet`, i.rowsIn - i.rowsExcluded]));
+        const doneOf = new Map<string, number>();
         await executorFor(spec).run({
           spec,
           pipelineDir: dir,
@@ -371,8 +372,9 @@ export function createPreprocessActivities(deps: PreprocessActivityDeps) {
           gpu: deps.gpu,
           cudaVisibleDevices: process.env.CUDA_VISIBLE_DEVICES ?? null,
           signal: abort.signal,
-          onProgress: ({ file }) => {
-            rowsDone += rowsOf.get(file) ?? 0;
+          onProgress: ({ file, fraction }) => {
+            doneOf.set(file, Math.round((rowsOf.get(file) ?? 0) * fraction));
+            rowsDone = [...doneOf.values()].reduce((a, b) => a + b, 0);
             beat();
           },
         });

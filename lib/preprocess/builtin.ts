@@ -164,6 +164,10 @@ export async function runBuiltin(options: {
   steps: readonly TransformStep[];
   seed: number;
   tempDir?: string;
+  /** Called every quarter second while the output is written, with the share of the work done (0 to 1). */
+  onProgress?: (fraction: number) => void;
+  /** Aborting interrupts the running query. */
+  signal?: AbortSignal;
 }): Promise<BuiltinRunResult> {
   const db = await DuckDBInstance.create(':memory:', {
     threads: '1',
@@ -182,10 +186,27 @@ export async function runBuiltin(options: {
       await conn.run(`CREATE VIEW t${i + 1} AS ${await stepSql(conn, `t${i}`, columns, step, i)}`);
     }
     const last = `t${options.steps.length}`;
-    await conn.run(
-      // Projections keep the input's order; only a window step regroups rows, and then they are sorted.
-      `COPY (SELECT * EXCLUDE (${ROW}) FROM ${last}${options.steps.some((s) => s.op === 'window') ? ` ORDER BY ${ROW}` : ''}) TO ${quoteLiteral(options.output)} (FORMAT parquet, COMPRESSION zstd)`,
-    );
+    // DuckDB reports a running query's progress only with its progress bar on (not printed).
+    await conn.run('SET enable_progress_bar = true; SET enable_progress_bar_print = false');
+    const interrupt = () => conn.interrupt();
+    options.signal?.addEventListener('abort', interrupt, { once: true });
+    const ticker = setInterval(() => {
+      const { percentage } = conn.progress;
+      if (percentage >= 0) options.onProgress?.(Math.min(1, percentage / 100));
+    }, 250);
+    try {
+      if (options.signal?.aborted) throw options.signal.reason;
+      await conn.run(
+        // Projections keep the input's order; only a window step regroups rows, and then they are sorted.
+        `COPY (SELECT * EXCLUDE (${ROW}) FROM ${last}${options.steps.some((s) => s.op === 'window') ? ` ORDER BY ${ROW}` : ''}) TO ${quoteLiteral(options.output)} (FORMAT parquet, COMPRESSION zstd)`,
+      );
+    } catch (error) {
+      if (options.signal?.aborted) throw options.signal.reason;
+      throw error;
+    } finally {
+      clearInterval(ticker);
+      options.signal?.removeEventListener('abort', interrupt);
+    }
     const columns = [...(await columnsOf(conn, last)).entries()]
       .filter(([name]) => name !== ROW)
       .map(([name, type]) => ({ name, type }));

@@ -25,8 +25,8 @@ export interface ExecutorJob {
   gpu: GpuInventory | null;
   cudaVisibleDevices: string | null;
   signal: AbortSignal;
-  /** Called after each input is done. */
-  onProgress(done: { file: string }): void;
+  /** Called as an input is worked on (`fraction` of it done) and once it is done (`fraction` 1). */
+  onProgress(done: { file: string; fraction: number }): void;
 }
 
 export interface Executor {
@@ -54,12 +54,14 @@ export const builtinExecutor: Executor = {
           steps: job.spec.steps,
           seed: job.seed,
           tempDir: path.join(job.workDir, 'duckdb'),
+          signal: job.signal,
+          onProgress: (fraction) => job.onProgress({ file, fraction }),
         });
       } catch (error) {
         if (error instanceof TransformError) throw new ExecutorError(`input ${file}: ${error.message}`);
         throw error;
       }
-      job.onProgress({ file });
+      job.onProgress({ file, fraction: 1 });
     }
   },
 };
@@ -147,7 +149,7 @@ export const externalExecutor: Executor = {
         `the pipeline's command must write one Parquet file per input, named as the input (${inputs.join(', ')})${missing.length ? `; missing: ${missing.join(', ')}` : ''}${extra.length ? `; not an input: ${extra.join(', ')}` : ''}`,
       );
     }
-    for (const file of outputs) job.onProgress({ file });
+    for (const file of outputs) job.onProgress({ file, fraction: 1 });
   },
 };
 

@@ -155,3 +155,38 @@ describe('built-in transforms (DuckDB), against hand-computed values', () => {
     expect(bad.error?.issues[0]?.message).toBe('a constant imputation needs value, and only it');
   });
 });
+
+describe('a long built-in run', () => {
+  let big: string;
+  beforeAll(async () => {
+    big = path.join(dir, 'big.parquet');
+    await query(
+      `COPY (SELECT i % 1000 AS s, ((i * 7) % 1009)::DOUBLE AS a, ((i * 13) % 997)::DOUBLE AS b, ((i * 17) % 991)::DOUBLE AS c
+             FROM range(6000000) t(i)) TO '${big}' (FORMAT parquet)`,
+    );
+  });
+  const steps: TransformStep[] = [{ op: 'standardize', columns: ['a', 'b', 'c'] }];
+
+  it('reports its progress while it writes', async () => {
+    const seen: number[] = [];
+    const result = await runBuiltin({
+      input: big,
+      output: path.join(dir, 'big-out.parquet'),
+      steps,
+      seed: 1,
+      onProgress: (f) => seen.push(f),
+    });
+    expect(result.rows).toBe(6_000_000);
+    expect(seen.length).toBeGreaterThan(0);
+    expect(seen.every((f) => f >= 0 && f <= 1)).toBe(true);
+    expect([...seen].sort((x, y) => x - y)).toEqual(seen);
+  });
+
+  it('stops when its job is cancelled, with the reason', async () => {
+    const abort = new AbortController();
+    setTimeout(() => abort.abort(new Error('cancelled by the test')), 300);
+    await expect(
+      runBuiltin({ input: big, output: path.join(dir, 'big-cancelled.parquet'), steps, seed: 1, signal: abort.signal }),
+    ).rejects.toThrow('cancelled by the test');
+  });
+});
