@@ -5,6 +5,7 @@ import { getJurisdiction } from '../jurisdictions';
 import { writeExpiredDemoDatasets } from '../cli/demo/expired';
 import { signedInput } from '../lib/client/request';
 import { inLanes } from '../lib/runtime/lanes';
+import { createS3Client } from '../lib/storage/s3';
 import type { SweepReport } from '../schemas/retention';
 import type { BenchStack } from './ingest';
 import { line } from './report';
@@ -20,6 +21,9 @@ const OBJECTS = Number(process.env.BENCH_SWEEP_OBJECTS ?? 10);
 export async function sweepBench(bench: BenchStack): Promise<void> {
   const eu = getJurisdiction('eu');
   const total = DATASETS * OBJECTS;
+  // The EU workers' storage account, as the sweep uses: the buckets' policy grants it the governance bypass, which
+  // storage refuses to anyone else (root included).
+  const s3 = createS3Client({ ...bench.stack.state.s3, ...bench.stack.state.jurisdictions.eu!.account! });
   process.stderr.write(`writing ${DATASETS} expired datasets of ${OBJECTS} objects…\n`);
   await writeExpiredDemoDatasets(bench.s3, eu, {
     studyId: 'BENCH-SWEEP',
@@ -36,7 +40,7 @@ export async function sweepBench(bench: BenchStack): Promise<void> {
     async (i) => {
       const body = randomBytes(256);
       const key = `reference/d-${Math.floor(i / OBJECTS)}/table-${i % OBJECTS}.parquet`;
-      const put = await bench.s3.send(
+      const put = await s3.send(
         new PutObjectCommand({
           Bucket: eu.buckets.curated,
           Key: key,
@@ -52,7 +56,7 @@ export async function sweepBench(bench: BenchStack): Promise<void> {
 
   let started = performance.now();
   for (const { key, versionId } of reference) {
-    await bench.s3.send(
+    await s3.send(
       new DeleteObjectCommand({
         Bucket: eu.buckets.curated,
         Key: key,
@@ -94,4 +98,5 @@ export async function sweepBench(bench: BenchStack): Promise<void> {
   line('sweep: curated objects deleted per second', (total / sweepSeconds).toFixed(0));
   line('single DeleteObject loop: objects per second', (total / loopSeconds).toFixed(0));
   line('sweep / single-delete loop (target ≥ 5)', (loopSeconds / sweepSeconds).toFixed(2));
+  s3.destroy();
 }
