@@ -15,6 +15,7 @@ import { inject } from 'vitest';
 import { ingestProgressQuery } from '../contracts';
 import { generateDemoPackage } from '../cli/demo/generate';
 import type { SignedWorkflowInput } from '../schemas/request';
+import { StackStateSchema } from '../schemas/config';
 import type { Action } from '../lib/auth/roles';
 import { signedInput } from '../lib/client/request';
 import { DEMO_PASSPHRASE_FILE, openIdentity, type Identity } from '../lib/pki/identity';
@@ -43,6 +44,14 @@ export function signedBy(
 
 export function stackState() {
   return inject('stack');
+}
+
+/** The pid of the stack's worker process of `jurisdiction` now (the stack restarts a killed worker under a new pid). */
+export async function workerPid(jurisdiction: string): Promise<number | null> {
+  const state = StackStateSchema.parse(
+    JSON.parse(await readFile(path.join(stackState().dataDir, 'stack.json'), 'utf8')),
+  );
+  return state.workers.find((w) => w.jurisdiction === jurisdiction)?.pid ?? null;
 }
 
 export type { TestClients } from './harness';

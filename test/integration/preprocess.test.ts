@@ -20,7 +20,6 @@ import { readDatasetRecord } from '../../lib/storage/catalog';
 import { getObjectOrUndefined, hashObject, listObjects } from '../../lib/storage/objects';
 import { createS3Client } from '../../lib/storage/s3';
 import { isAlive } from '../../lib/stack/process';
-import { StackStateSchema } from '../../schemas/config';
 import {
   RunDocumentSchema,
   type PipelineParameters,
@@ -35,6 +34,7 @@ import {
   smallMetadata,
   stackState,
   tempDir,
+  workerPid,
   writeJsonPackage,
 } from '../helpers';
 import { failureOf, rootApplicationFailure, sealedEvents, useClients } from '../harness';
@@ -130,13 +130,6 @@ async function scratchLeft(jurisdiction: string, jobId: string): Promise<string[
 
 async function eventsOf(workflowId: string) {
   return (await sealedEvents(clients(), 'eu')).map((e) => e.event).filter((e) => e.workflow?.workflowId === workflowId);
-}
-
-async function euWorkerPid(): Promise<number | null | undefined> {
-  const state = StackStateSchema.parse(
-    JSON.parse(await readFile(path.join(stackState().dataDir, 'stack.json'), 'utf8')),
-  );
-  return state.workers.find((w) => w.jurisdiction === 'eu')?.pid;
 }
 
 beforeAll(async () => {
@@ -459,10 +452,10 @@ describe('external executor', () => {
     const handle = await startJob('eu', [euDataset], { factor: 4, marker }, { file: EXTERNAL });
     while (!existsSync(marker)) await new Promise((r) => setTimeout(r, 200));
     const command = Number(await readFile(marker, 'utf8'));
-    const victim = await euWorkerPid();
+    const victim = await workerPid('eu');
     process.kill(victim!, 'SIGKILL');
     const result = (await handle.result()) as PreprocessJobResult;
-    expect(await euWorkerPid()).not.toBe(victim);
+    expect(await workerPid('eu')).not.toBe(victim);
     const history = await handle.fetchHistory();
     const attempts = history.events!.flatMap((e) =>
       e.activityTaskStartedEventAttributes ? [e.activityTaskStartedEventAttributes.attempt ?? 1] : [],

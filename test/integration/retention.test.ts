@@ -25,7 +25,6 @@ import {
 import { readDatasetRecord, readStudyRecord } from '../../lib/storage/catalog';
 import { getObjectOrUndefined, listObjects } from '../../lib/storage/objects';
 import { isAlive } from '../../lib/stack/process';
-import { StackStateSchema } from '../../schemas/config';
 import { listVersions } from '../../lib/storage/versions';
 import { readSegment } from '../../lib/audit/store';
 import type { Action } from '../../lib/auth/roles';
@@ -38,7 +37,7 @@ import {
   opensslCmsVerify,
   signedBy,
   smallMetadata,
-  stackState,
+  workerPid,
   tempDir,
   writeJsonPackage,
   type DemoRole,
@@ -47,12 +46,6 @@ import { expectDenied, failureOf, rootApplicationFailure, sealedEvents, useClien
 
 const clients = useClients();
 
-async function euWorkerPid(): Promise<number | null> {
-  const state = StackStateSchema.parse(
-    JSON.parse(await readFile(path.join(stackState().dataDir, 'stack.json'), 'utf8')),
-  );
-  return state.workers.find((w) => w.jurisdiction === 'eu')?.pid ?? null;
-}
 const eu = getJurisdiction('eu');
 const us = getJurisdiction('us');
 
@@ -466,11 +459,11 @@ describe('crash safety', () => {
       if (progress && progress.totals.datasetsExpired > 0) break;
       await new Promise((r) => setTimeout(r, 100));
     }
-    const victim = await euWorkerPid();
+    const victim = await workerPid('eu');
     expect(isAlive(victim)).toBe(true);
     process.kill(victim!, 'SIGKILL');
     await handle.result();
-    expect(await euWorkerPid()).not.toBe(victim);
+    expect(await workerPid('eu')).not.toBe(victim);
 
     const deleted = await eventsAbout(
       'eu',

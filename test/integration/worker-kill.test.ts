@@ -1,21 +1,11 @@
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
 import { expect, it } from 'vitest';
 import { getJurisdiction } from '../../jurisdictions';
-import { StackStateSchema } from '../../schemas/config';
 import { listObjects } from '../../lib/storage/objects';
 import { isAlive } from '../../lib/stack/process';
-import { expectedCurated, objectVersions, stackState, submitUntilCurating } from '../helpers';
+import { expectedCurated, objectVersions, submitUntilCurating, workerPid } from '../helpers';
 import { sealedEvents, useClients } from '../harness';
 
 const clients = useClients();
-
-async function euWorkerPid(): Promise<number | null> {
-  const state = StackStateSchema.parse(
-    JSON.parse(await readFile(path.join(stackState().dataDir, 'stack.json'), 'utf8')),
-  );
-  return state.workers.find((w) => w.jurisdiction === 'eu')?.pid ?? null;
-}
 
 it('a worker killed with SIGKILL mid-curation is restarted and the ingestion completes once, with the right counts', async () => {
   const { generated, handle } = await submitUntilCurating(clients(), {
@@ -24,12 +14,12 @@ it('a worker killed with SIGKILL mid-curation is restarted and the ingestion com
     subjects: 2000,
     seed: 21,
   });
-  const victim = await euWorkerPid();
+  const victim = await workerPid('eu');
   expect(isAlive(victim)).toBe(true);
   process.kill(victim!, 'SIGKILL');
 
   const result = await handle.result();
-  const replacement = await euWorkerPid();
+  const replacement = await workerPid('eu');
   expect(replacement).not.toBe(victim);
   expect(isAlive(replacement)).toBe(true);
 
