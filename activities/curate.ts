@@ -1,3 +1,4 @@
+import { datasetObjectPrefix } from '../contracts';
 import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
@@ -31,7 +32,7 @@ import { addCounts, curateTable, type PackageKeyCache, type TableOutcome } from 
 import { rejectPackage, stagedFile } from './verify';
 
 export function curatedKey(datasetId: string, table: string): string {
-  return `datasets/${datasetId}/${table}.parquet`;
+  return `${datasetObjectPrefix(datasetId)}${table}.parquet`;
 }
 
 export interface CurateDeps {

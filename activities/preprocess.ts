@@ -488,27 +488,41 @@ export function createPreprocessActivities(deps: PreprocessActivityDeps) {
           spec.executor === 'external' ? spec.image : undefined,
         ),
       });
-      if (input.verify) return { document, documentRef: null };
+      if (input.verify) return { document, documentRef: null, copies: [] };
       const body = Buffer.from(JSON.stringify(document, null, 2));
       const sha256 = createHash('sha256').update(body).digest('hex');
+      const write = (bucket: string, key: string) =>
+        storage(`writing ${key}`, bucket, () =>
+          s3.send(
+            new PutObjectCommand({
+              Bucket: bucket,
+              Key: key,
+              Body: body,
+              ContentType: 'application/json',
+              ChecksumAlgorithm: 'SHA256',
+              ChecksumSHA256: Buffer.from(sha256, 'hex').toString('base64'),
+              ...(input.lock
+                ? { ObjectLockMode: input.lock.mode, ObjectLockRetainUntilDate: new Date(input.lock.until) }
+                : {}),
+            }),
+          ),
+        );
+      // Beside each output dataset's objects (deleted and certified with them), and once for the job (what
+      // `preprocess show` and `verify` read, kept after the outputs expire).
+      const copies: RunDocumentRef[] = [];
+      for (const target of input.outputs) {
+        const copy = await write(target.bucket, `${target.prefix}run.json`);
+        copies.push({
+          bucket: target.bucket,
+          key: `${target.prefix}run.json`,
+          versionId: copy.VersionId ?? null,
+          sha256,
+        });
+      }
       const bucket = input.outputs[0]!.bucket;
       const key = runDocumentKey(input.jobId);
-      const put = await storage(`writing ${key}`, bucket, () =>
-        s3.send(
-          new PutObjectCommand({
-            Bucket: bucket,
-            Key: key,
-            Body: body,
-            ContentType: 'application/json',
-            ChecksumAlgorithm: 'SHA256',
-            ChecksumSHA256: Buffer.from(sha256, 'hex').toString('base64'),
-            ...(input.lock
-              ? { ObjectLockMode: input.lock.mode, ObjectLockRetainUntilDate: new Date(input.lock.until) }
-              : {}),
-          }),
-        ),
-      );
-      return { document, documentRef: { bucket, key, versionId: put.VersionId ?? null, sha256 } };
+      const put = await write(bucket, key);
+      return { document, documentRef: { bucket, key, versionId: put.VersionId ?? null, sha256 }, copies };
     },
   };
 }

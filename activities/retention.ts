@@ -5,7 +5,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { Context } from '@temporalio/activity';
-import { ErrorType, nonRetryable } from '../contracts';
+import { ErrorType, nonRetryable, datasetObjectPrefix } from '../contracts';
 import { claimsKey, readClaims, scanDatasets, StudyRecords } from '../lib/retention/catalog';
 import { deleteUnits, type DeletionUnit } from '../lib/retention/deletion';
 import { scanPackages } from '../lib/retention/packages';
@@ -55,7 +55,7 @@ export function createRetentionActivities({ s3, jurisdiction }: { s3: S3Client; 
     const listed = await listVersionsOf(
       s3,
       curated,
-      datasetIds.map((id) => `datasets/${id}/`),
+      datasetIds.map((id) => datasetObjectPrefix(id)),
     );
     return [...listed.values()].flat().filter((v) => !v.deleteMarker);
   }
@@ -90,7 +90,7 @@ export function createRetentionActivities({ s3, jurisdiction }: { s3: S3Client; 
       const units: DeletionUnit[] = claims.scan.expired.map((d) => ({
         id: d.datasetId,
         targets: [
-          { bucket: curated, prefixes: [`datasets/${d.datasetId}/`], bypassGovernance: true },
+          { bucket: curated, prefixes: [datasetObjectPrefix(d.datasetId)], bypassGovernance: true },
           { bucket: catalog, prefixes: [datasetRecordKey(d.datasetId)], bypassGovernance: false },
         ],
         known: new Map([

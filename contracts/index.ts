@@ -41,7 +41,15 @@ export function preprocessJobWorkflowId(jurisdiction: string, requestId: string)
   return `preprocess-${jurisdiction}-${requestId}`;
 }
 
-/** Where a job keeps its outputs (one folder per output dataset) and its run documentation, in the curated bucket. */
+/**
+ * Where a dataset's objects are in its jurisdiction's curated bucket, curated or made by a preprocessing job alike:
+ * retention sweeps and erasure delete a dataset by this prefix.
+ */
+export function datasetObjectPrefix(datasetId: string): string {
+  return `datasets/${datasetId}/`;
+}
+
+/** Where a job keeps its run documentation in the curated bucket (a copy is beside each output dataset's objects). */
 export function preprocessJobPrefix(jobId: string): string {
   return `preprocessed/${jobId}/`;
 }

@@ -295,6 +295,8 @@ export const RunPreprocessResultSchema = z.object({
   document: RunDocumentSchema,
   /** Null in verify mode (nothing written). */
   documentRef: RunDocumentRefSchema.nullable(),
+  /** The copies beside each output dataset's objects. */
+  copies: z.array(RunDocumentRefSchema).default([]),
 });
 export type RunPreprocessResult = z.infer<typeof RunPreprocessResultSchema>;
 

@@ -13,7 +13,7 @@ import {
   jurisdictionOfDatasetId,
   nonRetryable,
   preprocessGpuTaskQueue,
-  preprocessJobPrefix,
+  datasetObjectPrefix,
   preprocessTaskQueue,
 } from '../contracts';
 import { getJurisdiction } from '../jurisdictions';
@@ -150,7 +150,7 @@ export async function preprocessJobWorkflow(raw: SignedWorkflowInput): Promise<P
       fromDatasetId: i.datasetId,
       datasetId,
       bucket: buckets.curated,
-      prefix: `${preprocessJobPrefix(jobId)}${datasetId}/`,
+      prefix: datasetObjectPrefix(datasetId),
     };
   });
   const outside = [...prepared.inputs, ...outputs].filter((o) => !Object.values(buckets).includes(o.bucket));
@@ -218,7 +218,7 @@ export async function preprocessJobWorkflow(raw: SignedWorkflowInput): Promise<P
     {
       action: 'object.written',
       outcome: 'success',
-      targets: { ...targets, objects: [documentRef] },
+      targets: { ...targets, objects: [documentRef, ...result.copies] },
       details: { document: 'run documentation' },
     },
     ...created.map((datasetId): AuditDraft => ({

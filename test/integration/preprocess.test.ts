@@ -10,6 +10,7 @@ import { getJurisdiction } from '../../jurisdictions';
 import {
   ErrorType,
   ingestTaskQueue,
+  datasetObjectPrefix,
   preprocessJobPrefix,
   preprocessJobWorkflowId,
   runDocumentKey,
@@ -29,6 +30,7 @@ import {
 import {
   importConsentCsv,
   ingestDir,
+  objectVersions,
   readParquet,
   signedBy,
   smallMetadata,
@@ -203,11 +205,17 @@ describe('a preprocessing job in its own jurisdiction', () => {
     expect(record.run).toMatchObject({ jobId: result.jobId, key: runDocumentKey(result.jobId) });
     expect(record.outputs[0]).toMatchObject({ key: out.key, sha256: out.sha256, versionId: out.versionId });
 
-    // Every checksum in the documentation is what storage holds; the documentation itself is stored beside the outputs.
+    // Every checksum in the documentation is what storage holds. The outputs are where a dataset's objects are (where
+    // retention sweeps delete them), with a copy of the documentation beside them; the job's own copy stays.
     expect((await hashObject(clients().s3, out.bucket, out.key)).sha256).toBe(out.sha256);
-    expect(out.key.startsWith(preprocessJobPrefix(result.jobId))).toBe(true);
+    const outPrefix = datasetObjectPrefix(result.outputDatasets[0]!);
+    expect((await listObjects(clients().s3, buckets.curated, outPrefix)).map((o) => o.key).sort()).toEqual([
+      `${outPrefix}run.json`,
+      `${outPrefix}visits.parquet`,
+    ]);
     const stored = await getObjectOrUndefined(clients().s3, buckets.curated, runDocumentKey(result.jobId));
     expect(RunDocumentSchema.parse(JSON.parse(stored!.toString('utf8')))).toEqual(doc);
+    expect(await getObjectOrUndefined(clients().s3, buckets.curated, `${outPrefix}run.json`)).toEqual(stored);
     expect(doc.infrastructure).toMatchObject({
       node: process.version,
       worker: { taskQueue: 'preprocess.eu' },
@@ -461,10 +469,10 @@ describe('external executor', () => {
       e.activityTaskStartedEventAttributes ? [e.activityTaskStartedEventAttributes.attempt ?? 1] : [],
     );
     expect(Math.max(...attempts)).toBe(2);
-    const versions = await listObjects(clients().s3, 'steward-eu-curated', preprocessJobPrefix(handle.workflowId));
-    expect(versions.map((o) => o.key).sort()).toEqual(
-      [result.document.outputs[0]!.key, runDocumentKey(handle.workflowId)].sort(),
-    );
+    // Written once: one version of the output, of its documentation copy and of the job's documentation.
+    const outPrefix = datasetObjectPrefix(result.outputDatasets[0]!);
+    expect(await objectVersions(clients().s3, 'steward-eu-curated', outPrefix)).toBe(2);
+    expect(await objectVersions(clients().s3, 'steward-eu-curated', preprocessJobPrefix(handle.workflowId))).toBe(1);
     // The dead worker's command was stopped and its scratch removed when its replacement started.
     expect(await scratchLeft('eu', handle.workflowId)).toEqual([]);
     expect(isAlive(command)).toBe(false);
