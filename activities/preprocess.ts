@@ -1,20 +1,20 @@
-import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { CancelledFailure, Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import { ErrorType, nonRetryable, preprocessJobPrefix, runDocumentKey } from '../contracts';
 import { consentExclusion } from '../lib/consent/rules';
 import { executorFor, ExecutorError } from '../lib/preprocess/executor';
+import { cudaVisibleDevices } from '../lib/preprocess/gpu';
 import { pipelineCodeSha256, pipelineDir, pipelineFiles } from '../lib/preprocess/load-pipeline';
 import { PipelineError, resolvePipeline } from '../lib/preprocess/pipeline';
 import { datasetRetention } from '../lib/retention/rules';
-import { readConsentRegistry, readDatasetRecord, writeDatasetRecord } from '../lib/storage/catalog';
-import { downloadHashed, getObjectOrUndefined, hashFile, putFileOnce } from '../lib/storage/objects';
+import { readConsentRegistry, readDatasetRecord, readRunDocument, writeDatasetRecord } from '../lib/storage/catalog';
+import { downloadHashed, hashFile, putBytes, putFileOnce } from '../lib/storage/objects';
 import { isAccessDenied } from '../lib/storage/s3';
 import { quoteIdent, quoteLiteral } from '../lib/tabular/sql';
 import { DatasetRecordSchema, type DatasetRecord } from '../schemas/dataset';
@@ -22,6 +22,7 @@ import type { Jurisdiction } from '../schemas/jurisdiction';
 import { parseInput } from '../schemas/parse';
 import {
   PreprocessHeartbeatSchema,
+  RunDocumentRefSchema,
   RunDocumentSchema,
   RunPreprocessInputSchema,
   type ConsentExclusion,
@@ -55,12 +56,7 @@ export interface PreparePreprocessResult {
 export const RecordPreprocessOutputsInputSchema = z.object({
   jurisdiction: z.string(),
   document: RunDocumentSchema,
-  documentRef: z.object({
-    bucket: z.string(),
-    key: z.string(),
-    versionId: z.string().nullable(),
-    sha256: z.string(),
-  }),
+  documentRef: RunDocumentRefSchema,
 });
 export type RecordPreprocessOutputsInput = z.infer<typeof RecordPreprocessOutputsInputSchema>;
 
@@ -87,11 +83,7 @@ function outputRecord(
     protocolId: source.protocolId,
     dataClass: 'preprocessing-output',
     classification: rule.classification,
-    purpose:
-      document.pipeline.purpose
-        .replace(/[^a-z0-9-]/g, '-')
-        .toLowerCase()
-        .slice(0, 63) || source.purpose,
+    purpose: document.pipeline.purpose,
     consentScopes: source.consentScopes,
     sourceSystem: `steward-preprocess ${document.pipeline.name}@${document.pipeline.version}`,
     keyVersions: source.keyVersions,
@@ -171,6 +163,7 @@ async function infrastructure(
   deps: PreprocessActivityDeps,
   taskQueue: string,
   image: string | undefined,
+  configuredDevices: string | null,
 ): Promise<Infrastructure> {
   const sdk = packageVersion('@temporalio/worker');
   const duckdb = packageVersion('@duckdb/node-api');
@@ -181,9 +174,8 @@ async function infrastructure(
     temporalServer: await temporalServerVersion(deps.temporal),
     versitygw: process.env.STEWARD_VERSITYGW_VERSION ?? null,
     duckdb,
-    python: null,
     gpu: deps.gpu,
-    cudaVisibleDevices: deps.gpu ? (process.env.CUDA_VISIBLE_DEVICES ?? null) : null,
+    cudaVisibleDevices: deps.gpu ? cudaVisibleDevices(deps.gpu, configuredDevices) : null,
     containerImage: image ?? null,
   };
 }
@@ -268,22 +260,25 @@ export function createPreprocessActivities(deps: PreprocessActivityDeps) {
       const inputsDone: RunDocument['inputs'] = [];
       const consent: ConsentExclusion = { purpose: spec.purpose, asOf: input.asOf, subjects: 0, rows: 0, byReason: {} };
       const outputs: PreprocessOutput[] = [];
+      const configuredDevices = process.env.CUDA_VISIBLE_DEVICES ?? null;
       let scratchFiles = 0;
+      // One thread: staging reads and writes rows in the input's order. Closed before the scratch is wiped.
+      let db: DuckDBInstance | undefined;
       try {
         await rm(workDir, { recursive: true, force: true });
         await mkdir(inputDir, { recursive: true });
         await mkdir(outputDir, { recursive: true });
         await mkdir(path.join(workDir, 'duckdb'), { recursive: true });
-
-        // Staging: each input version, checked against its recorded SHA-256, without the rows of subjects who have
-        // no consent to the pipeline's purpose today.
-        const db = await DuckDBInstance.create(':memory:', {
+        db = await DuckDBInstance.create(':memory:', {
           threads: '1',
           temp_directory: path.join(workDir, 'duckdb'),
           autoinstall_known_extensions: 'false',
         });
         const conn = await db.connect();
-        try {
+
+        // Staging: each input version, checked against its recorded SHA-256, without the rows of subjects who have
+        // no consent to the pipeline's purpose today.
+        {
           const excludedSubjects = new Set<string>();
           for (const item of input.inputs) {
             if (abort.signal.aborted) throw abort.signal.reason;
@@ -352,9 +347,6 @@ export function createPreprocessActivities(deps: PreprocessActivityDeps) {
             inputsDone.push({ ...item, rowsIn, rowsExcluded });
           }
           consent.subjects = excludedSubjects.size;
-        } finally {
-          conn.closeSync();
-          db.closeSync();
         }
 
         phase = `running ${spec.executor} pipeline ${spec.name}@${spec.version}`;
@@ -370,7 +362,7 @@ export function createPreprocessActivities(deps: PreprocessActivityDeps) {
           parameters: input.parameters,
           seed: input.seed,
           gpu: deps.gpu,
-          cudaVisibleDevices: process.env.CUDA_VISIBLE_DEVICES ?? null,
+          cudaVisibleDevices: configuredDevices,
           signal: abort.signal,
           onProgress: ({ file, fraction }) => {
             doneOf.set(file, Math.round((rowsOf.get(file) ?? 0) * fraction));
@@ -381,63 +373,50 @@ export function createPreprocessActivities(deps: PreprocessActivityDeps) {
 
         phase = input.verify ? 'hashing outputs' : 'uploading outputs';
         beat();
-        const check = await DuckDBInstance.create(':memory:', { threads: '1', autoinstall_known_extensions: 'false' });
-        const checkConn = await check.connect();
-        try {
-          for (const target of input.outputs) {
-            if (abort.signal.aborted) throw abort.signal.reason;
-            const table = input.inputs.find((i) => i.datasetId === target.fromDatasetId)!.table;
-            const file = path.join(outputDir, `${target.fromDatasetId}.parquet`);
-            const digest = await hashFile(file);
-            const described = await checkConn.runAndReadAll(
-              `DESCRIBE SELECT * FROM read_parquet(${quoteLiteral(file)})`,
-            );
-            const columns = described
-              .getRowObjectsJS()
-              .map((r) => ({ name: String(r.column_name), type: String(r.column_type) }));
-            const rows = Number(
-              (
-                await checkConn.runAndReadAll(`SELECT count(*) FROM read_parquet(${quoteLiteral(file)})`)
-              ).getRows()[0]![0],
-            );
-            const key = `${target.prefix}${table}.parquet`;
-            const done = uploaded.get(target.fromDatasetId);
-            if (done && done.sha256 === digest.sha256) {
-              outputs.push(done);
-              continue;
-            }
-            let versionId: string | null = null;
-            if (!input.verify) {
-              const put = await storage(`writing ${key}`, target.bucket, () =>
-                putFileOnce(s3, target.bucket, key, file, digest.sha256, {
-                  contentType: 'application/vnd.apache.parquet',
-                  tags: { ...input.tags, 'dataset-id': target.datasetId, 'job-id': input.jobId },
-                  ...(input.lock ? { lock: { mode: input.lock.mode, until: new Date(input.lock.until) } } : {}),
-                }),
-              );
-              versionId = put.versionId;
-            }
-            const output: PreprocessOutput = {
-              datasetId: target.datasetId,
-              fromDatasetId: target.fromDatasetId,
-              table,
-              bucket: target.bucket,
-              key,
-              versionId,
-              sha256: digest.sha256,
-              bytes: digest.bytes,
-              rows,
-              columns,
-            };
-            outputs.push(output);
-            if (!input.verify) {
-              uploaded.set(target.fromDatasetId, output);
-              beat();
-            }
+        for (const target of input.outputs) {
+          if (abort.signal.aborted) throw abort.signal.reason;
+          const table = input.inputs.find((i) => i.datasetId === target.fromDatasetId)!.table;
+          const file = path.join(outputDir, `${target.fromDatasetId}.parquet`);
+          const digest = await hashFile(file);
+          const done = uploaded.get(target.fromDatasetId);
+          if (done && done.sha256 === digest.sha256) {
+            outputs.push(done);
+            continue;
           }
-        } finally {
-          checkConn.closeSync();
-          check.closeSync();
+          const output = `read_parquet(${quoteLiteral(file)})`;
+          const columns = (await conn.runAndReadAll(`DESCRIBE SELECT * FROM ${output}`))
+            .getRowObjectsJS()
+            .map((r) => ({ name: String(r.column_name), type: String(r.column_type) }));
+          const rows = Number((await conn.runAndReadAll(`SELECT count(*) FROM ${output}`)).getRows()[0]![0]);
+          const key = `${target.prefix}${table}.parquet`;
+          let versionId: string | null = null;
+          if (!input.verify) {
+            const put = await storage(`writing ${key}`, target.bucket, () =>
+              putFileOnce(s3, target.bucket, key, file, digest.sha256, {
+                contentType: 'application/vnd.apache.parquet',
+                tags: { ...input.tags, 'dataset-id': target.datasetId, 'job-id': input.jobId },
+                ...(input.lock ? { lock: { mode: input.lock.mode, until: new Date(input.lock.until) } } : {}),
+              }),
+            );
+            versionId = put.versionId;
+          }
+          const stored: PreprocessOutput = {
+            datasetId: target.datasetId,
+            fromDatasetId: target.fromDatasetId,
+            table,
+            bucket: target.bucket,
+            key,
+            versionId,
+            sha256: digest.sha256,
+            bytes: digest.bytes,
+            rows,
+            columns,
+          };
+          outputs.push(stored);
+          if (!input.verify) {
+            uploaded.set(target.fromDatasetId, stored);
+            beat();
+          }
         }
       } catch (error) {
         if (error instanceof ExecutorError) throw nonRetryable(ErrorType.PreprocessFailed, error.message);
@@ -445,13 +424,13 @@ export function createPreprocessActivities(deps: PreprocessActivityDeps) {
         throw error;
       } finally {
         clearInterval(ticker);
+        db?.closeSync();
         scratchFiles = await countFiles(workDir);
         await rm(workDir, { recursive: true, force: true });
       }
       // The wipe, verified: nothing of the job is left on this machine.
-      const left = await countFiles(workDir);
-      if (existsSync(workDir) || left > 0) {
-        throw new Error(`the job's scratch ${workDir} could not be wiped (${left} files left)`);
+      if (existsSync(workDir)) {
+        throw new Error(`the job's scratch ${workDir} could not be wiped (${await countFiles(workDir)} files left)`);
       }
       const document: RunDocument = RunDocumentSchema.parse({
         format: 'steward-run/1',
@@ -486,43 +465,26 @@ export function createPreprocessActivities(deps: PreprocessActivityDeps) {
           deps,
           ctx.info.taskQueue,
           spec.executor === 'external' ? spec.image : undefined,
+          configuredDevices,
         ),
       });
       if (input.verify) return { document, documentRef: null, copies: [] };
       const body = Buffer.from(JSON.stringify(document, null, 2));
-      const sha256 = createHash('sha256').update(body).digest('hex');
-      const write = (bucket: string, key: string) =>
-        storage(`writing ${key}`, bucket, () =>
-          s3.send(
-            new PutObjectCommand({
-              Bucket: bucket,
-              Key: key,
-              Body: body,
-              ContentType: 'application/json',
-              ChecksumAlgorithm: 'SHA256',
-              ChecksumSHA256: Buffer.from(sha256, 'hex').toString('base64'),
-              ...(input.lock
-                ? { ObjectLockMode: input.lock.mode, ObjectLockRetainUntilDate: new Date(input.lock.until) }
-                : {}),
-            }),
-          ),
+      const write = async (bucket: string, key: string): Promise<RunDocumentRef> => {
+        const put = await storage(`writing ${key}`, bucket, () =>
+          putBytes(s3, bucket, key, body, {
+            contentType: 'application/json',
+            lock: input.lock ? { mode: input.lock.mode, until: new Date(input.lock.until) } : null,
+          }),
         );
+        return { bucket, key, ...put };
+      };
       // Beside each output dataset's objects (deleted and certified with them), and once for the job (what
       // `preprocess show` and `verify` read, kept after the outputs expire).
       const copies: RunDocumentRef[] = [];
-      for (const target of input.outputs) {
-        const copy = await write(target.bucket, `${target.prefix}run.json`);
-        copies.push({
-          bucket: target.bucket,
-          key: `${target.prefix}run.json`,
-          versionId: copy.VersionId ?? null,
-          sha256,
-        });
-      }
-      const bucket = input.outputs[0]!.bucket;
-      const key = runDocumentKey(input.jobId);
-      const put = await write(bucket, key);
-      return { document, documentRef: { bucket, key, versionId: put.VersionId ?? null, sha256 }, copies };
+      for (const target of input.outputs) copies.push(await write(target.bucket, `${target.prefix}run.json`));
+      const documentRef = await write(input.outputs[0]!.bucket, runDocumentKey(input.jobId));
+      return { document, documentRef, copies };
     },
   };
 }
@@ -611,14 +573,14 @@ export function createPreprocessCatalogActivities({ s3, jurisdiction }: { s3: S3
     /** A job's run documentation, as written beside its outputs. */
     async readRunDocumentActivity(raw: { jurisdiction: string; jobId: string }): Promise<RunDocument> {
       assertOwnJurisdiction(jurisdiction, raw.jurisdiction);
-      const body = await getObjectOrUndefined(s3, jurisdiction.buckets.curated, runDocumentKey(raw.jobId));
-      if (!body) {
+      const document = await readRunDocument(s3, jurisdiction.buckets.curated, raw.jobId);
+      if (!document) {
         throw nonRetryable(
           ErrorType.DatasetNotFound,
           `no run documentation for job ${raw.jobId} in ${jurisdiction.id} (${jurisdiction.buckets.curated}/${runDocumentKey(raw.jobId)})`,
         );
       }
-      return RunDocumentSchema.parse(JSON.parse(body.toString('utf8')));
+      return document;
     },
   };
 }

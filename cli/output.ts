@@ -14,6 +14,30 @@ export function note(line: string): void {
   process.stderr.write(`${line}\n`);
 }
 
+/**
+ * Awaits a workflow's outcome, printing to stderr each new line `progress` gives (asked every 2 s; a query that fails,
+ * e.g. before the workflow's first task, prints nothing).
+ */
+export async function awaitWithProgress<T>(
+  handle: { result(): Promise<T> },
+  progress: () => Promise<string>,
+): Promise<T> {
+  let last = '';
+  const timer = setInterval(() => {
+    progress()
+      .then((line) => {
+        if (line !== last) note(line);
+        last = line;
+      })
+      .catch(() => {});
+  }, 2000);
+  try {
+    return await handle.result();
+  } finally {
+    clearInterval(timer);
+  }
+}
+
 export function byteBar(label: string): { update(done: number, total: number): void; stop(): void } {
   if (!process.stderr.isTTY) return { update() {}, stop() {} };
   const bar = new SingleBar(

@@ -24,16 +24,11 @@ export function curationTaskQueue(jurisdiction: string): string {
 }
 
 /**
- * Task queue of a jurisdiction's preprocessing jobs on CPU: polled only by preprocess workers started for that
- * jurisdiction, with its storage credentials.
+ * Task queue of a jurisdiction's preprocessing jobs, on CPU (`preprocess.<j>`) or GPU (`preprocess-gpu.<j>`): polled
+ * only by preprocess workers started for that jurisdiction, with its storage credentials.
  */
-export function preprocessTaskQueue(jurisdiction: string): string {
-  return `preprocess.${jurisdiction}`;
-}
-
-/** Task queue of a jurisdiction's GPU preprocessing: polled only by that jurisdiction's GPU workers. */
-export function preprocessGpuTaskQueue(jurisdiction: string): string {
-  return `preprocess-gpu.${jurisdiction}`;
+export function preprocessTaskQueue(jurisdiction: string, gpu = false): string {
+  return `${gpu ? 'preprocess-gpu' : 'preprocess'}.${jurisdiction}`;
 }
 
 /** A preprocessing job (a run, or the re-run that verifies one) per request. */

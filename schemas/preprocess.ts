@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { PrincipalSchema, Sha256HexSchema } from './common';
+import { NameSchema, PrincipalSchema, Sha256HexSchema } from './common';
 import { DatasetIdSchema } from './ingest';
 
 /** One GPU as run documentation records it. */
@@ -73,7 +73,8 @@ export const PipelineSpecSchema = z.discriminatedUnion('executor', [
       version: z.string().regex(/^\d+\.\d+\.\d+$/),
       executor: z.literal('builtin'),
       gpu: z.literal(false).default(false),
-      purpose: z.string().min(1),
+      /** The consent scope it serves: subjects without consent to it are left out of its runs. */
+      purpose: NameSchema,
       /** The table of each input dataset it transforms; needed when a dataset has more than one. */
       table: Column.optional(),
       steps: z.array(TransformStepSchema).min(1),
@@ -85,7 +86,8 @@ export const PipelineSpecSchema = z.discriminatedUnion('executor', [
       version: z.string().regex(/^\d+\.\d+\.\d+$/),
       executor: z.literal('external'),
       gpu: z.boolean().default(false),
-      purpose: z.string().min(1),
+      /** The consent scope it serves: subjects without consent to it are left out of its runs. */
+      purpose: NameSchema,
       table: Column.optional(),
       /**
        * argv; `{input}` (a directory of staged Parquet files, one per input dataset), `{output}` (an empty directory
@@ -202,7 +204,6 @@ export const InfrastructureSchema = z.object({
   temporalServer: z.string().nullable(),
   versitygw: z.string().nullable(),
   duckdb: z.string(),
-  python: z.string().nullable(),
   gpu: GpuInventorySchema.nullable(),
   cudaVisibleDevices: z.string().nullable(),
   containerImage: z.string().nullable(),
@@ -276,7 +277,6 @@ export const RunPreprocessInputSchema = z.object({
   outputs: z.array(
     z.object({ fromDatasetId: DatasetIdSchema, datasetId: DatasetIdSchema, bucket: z.string(), prefix: z.string() }),
   ),
-  purpose: z.string(),
   asOf: z.iso.date(),
   /** Retention of the outputs: the Object Lock the new objects carry. */
   lock: z.object({ mode: z.enum(['GOVERNANCE', 'COMPLIANCE']), until: z.iso.datetime() }).nullable(),

@@ -46,6 +46,27 @@ export function stackState() {
   return inject('stack');
 }
 
+const BIN = path.join(__dirname, '..', 'bin', 'steward');
+
+/** Runs the `steward` command from source against a data dir: its exit code and output. */
+export function runSteward(
+  dataDir: string,
+  args: string[],
+  options: { env?: Record<string, string>; timeoutMs?: number } = {},
+) {
+  const result = spawnSync(process.execPath, [BIN, '--data-dir', dataDir, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, STEWARD_FROM_SOURCE: '1', ...options.env },
+    timeout: options.timeoutMs ?? 120_000,
+  });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** The `steward` command against the suite's stack. */
+export function stackSteward(...args: string[]) {
+  return runSteward(stackState().dataDir, args);
+}
+
 /** The pid of the stack's worker process of `jurisdiction` now (the stack restarts a killed worker under a new pid). */
 export async function workerPid(jurisdiction: string): Promise<number | null> {
   const state = StackStateSchema.parse(

@@ -12,10 +12,10 @@ import { isAlive } from '../lib/stack/process';
 import { createS3Client } from '../lib/storage/s3';
 import { connectClient, connectionOptions, stewardDataConverter } from '../lib/client/temporal';
 import type { Client } from '@temporalio/client';
-import { curationTaskQueue, ingestTaskQueue, preprocessGpuTaskQueue, preprocessTaskQueue } from '../contracts';
+import { curationTaskQueue, ingestTaskQueue, preprocessTaskQueue } from '../contracts';
 import { createPreprocessActivities } from '../activities/preprocess';
 import { COMMAND_PID_FILE } from '../lib/preprocess/executor';
-import { gpuInventory } from '../lib/preprocess/gpu';
+import { gpusToPoll } from '../lib/preprocess/gpu';
 import type { GpuInventory } from '../schemas/preprocess';
 import { activityInterceptors, createJurisdictionActivities } from './activities';
 
@@ -74,14 +74,7 @@ async function main(): Promise<void> {
     throw new Error(`STEWARD_WORKER_ROLE must be all or preprocess, not ${role}`);
   const wantsGpu = process.env.STEWARD_GPU === '1';
   if (wantsGpu && role !== 'preprocess') throw new Error('STEWARD_GPU=1 needs STEWARD_WORKER_ROLE=preprocess');
-  let gpu: GpuInventory | null = null;
-  if (wantsGpu) {
-    try {
-      gpu = await gpuInventory();
-    } catch (error) {
-      throw new Error(`refusing to poll ${preprocessGpuTaskQueue(jurisdiction.id)}: ${(error as Error).message}`);
-    }
-  }
+  const gpu: GpuInventory | null = wantsGpu ? await gpusToPoll(preprocessTaskQueue(jurisdiction.id, true)) : null;
   const config = loadConfig();
   const keys = await FileKeyStore.open(path.join(config.dataDir, 'keys'), config.masterKey);
   const s3 = createS3Client(config.s3For(jurisdiction.id));
@@ -147,7 +140,7 @@ async function main(): Promise<void> {
     Worker.create({
       ...common,
       activities: preprocessActivities,
-      taskQueue: gpu ? preprocessGpuTaskQueue(jurisdiction.id) : preprocessTaskQueue(jurisdiction.id),
+      taskQueue: preprocessTaskQueue(jurisdiction.id, gpu !== null),
       maxConcurrentActivityTaskExecutions: 1,
     });
   // Workflows and short activities; the long, memory-bound ones run two at a time on the curation queue, so a package

@@ -12,7 +12,6 @@ import {
   ErrorType,
   jurisdictionOfDatasetId,
   nonRetryable,
-  preprocessGpuTaskQueue,
   datasetObjectPrefix,
   preprocessTaskQueue,
 } from '../contracts';
@@ -67,18 +66,15 @@ const heavyOptions: ActivityOptions = {
 function heavy(jurisdiction: string, gpu: boolean) {
   return proxyActivities<ReturnType<typeof createPreprocessActivities>>({
     ...heavyOptions,
-    taskQueue: gpu ? preprocessGpuTaskQueue(jurisdiction) : preprocessTaskQueue(jurisdiction),
+    taskQueue: preprocessTaskQueue(jurisdiction, gpu),
   });
 }
 
+/** The innermost message of a failure's cause chain (the activity's own failure, not "Activity task failed"). */
 function messageOf(error: unknown): string {
-  let current: unknown = error;
-  let message = error instanceof Error ? error.message : String(error);
-  while (current instanceof Error && (current as { cause?: unknown }).cause instanceof Error) {
-    current = (current as { cause: Error }).cause;
-    message = current instanceof Error ? current.message : message;
-  }
-  return message;
+  let current = error;
+  while (current instanceof Error && current.cause instanceof Error) current = current.cause;
+  return current instanceof Error ? current.message : String(current);
 }
 
 /** Runs the heavy activity; a cancellation or failure is audited before the workflow ends with it. */
@@ -159,7 +155,7 @@ export async function preprocessJobWorkflow(raw: SignedWorkflowInput): Promise<P
     await recordAudit(jurisdiction, principal, [{ action: 'preprocess.refused', outcome: 'denied', targets, reason }]);
     throw nonRetryable(ErrorType.JurisdictionViolation, reason);
   }
-  const queue = gpu ? preprocessGpuTaskQueue(jurisdiction) : preprocessTaskQueue(jurisdiction);
+  const queue = preprocessTaskQueue(jurisdiction, gpu);
   await recordAudit(jurisdiction, principal, [
     {
       action: 'preprocess.started',
@@ -194,7 +190,6 @@ export async function preprocessJobWorkflow(raw: SignedWorkflowInput): Promise<P
     seed: params.seed,
     inputs: prepared.inputs,
     outputs,
-    purpose: spec.purpose,
     asOf: startTime.toISOString().slice(0, 10),
     lock: prepared.lock,
     tags: { jurisdiction, 'data-class': 'preprocessing-output', pipeline: `${spec.name}@${spec.version}` },
@@ -270,7 +265,7 @@ export async function verifyPreprocessRunWorkflow(raw: SignedWorkflowInput): Pro
   const recorded = await catalog.readRunDocumentActivity({ jurisdiction, jobId: params.runWorkflowId });
   const parameters = params.parameters ?? recorded.parameters;
   const gpu = recorded.pipeline.gpu;
-  setPhase(`re-running on ${gpu ? preprocessGpuTaskQueue(jurisdiction) : preprocessTaskQueue(jurisdiction)}`);
+  setPhase(`re-running on ${preprocessTaskQueue(jurisdiction, gpu)}`);
   const result = await runAudited(jurisdiction, principal, targets, gpu, {
     jobId: workflowId,
     jurisdiction,
@@ -292,7 +287,6 @@ export async function verifyPreprocessRunWorkflow(raw: SignedWorkflowInput): Pro
       bucket: o.bucket,
       prefix: o.key.slice(0, o.key.lastIndexOf('/') + 1),
     })),
-    purpose: recorded.pipeline.purpose,
     asOf: startTime.toISOString().slice(0, 10),
     lock: null,
     tags: {},

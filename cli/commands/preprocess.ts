@@ -2,32 +2,25 @@ import { spawn } from 'node:child_process';
 import type { Command } from 'commander';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { getJurisdiction } from '../../jurisdictions';
-import {
-  preprocessGpuTaskQueue,
-  preprocessJobWorkflowId,
-  preprocessTaskQueue,
-  progressQuery,
-  RequestKind,
-  runDocumentKey,
-} from '../../contracts';
+import { preprocessJobWorkflowId, preprocessTaskQueue, progressQuery, RequestKind } from '../../contracts';
 import { activityPollers } from '../../lib/client/pollers';
-import { gpuInventory } from '../../lib/preprocess/gpu';
+import { gpusToPoll } from '../../lib/preprocess/gpu';
 import { bundledPipelines, loadParameters, loadPipeline } from '../../lib/preprocess/load-pipeline';
 import { resolvePipeline } from '../../lib/preprocess/pipeline';
 import { EXIT, UserError } from '../../lib/runtime/errors';
 import { workerEntry } from '../../lib/stack/stack';
-import { getObjectOrUndefined } from '../../lib/storage/objects';
+import { readRunDocument } from '../../lib/storage/catalog';
 import {
   PreprocessJobArgumentSchema,
   PreprocessRunOptionsSchema,
   PreprocessVerifyOptionsSchema,
   WorkerOptionsSchema,
 } from '../../schemas/cli';
-import { RunDocumentSchema, type PreprocessJobResult, type RunDocument } from '../../schemas/preprocess';
+import type { PreprocessJobResult, RunDocument } from '../../schemas/preprocess';
 import type { preprocessJobWorkflow, verifyPreprocessRunWorkflow } from '../../workflows';
 import { CommandContext, type GlobalOptions } from '../context';
 import { parseOptions, requestIdOf } from '../options';
-import { note, printJson, say } from '../output';
+import { awaitWithProgress, note, printJson, say } from '../output';
 
 const REQUEST_ID_HELP = 'resume the request an interrupted run started (it prints its request id)';
 
@@ -37,7 +30,7 @@ function jurisdictionOfJob(jobId: string): string {
 
 /** Says who polls the job's queue; nobody polling is said plainly instead of waiting in silence. */
 async function announceQueue(ctx: CommandContext, jurisdiction: string, gpu: boolean): Promise<void> {
-  const queue = gpu ? preprocessGpuTaskQueue(jurisdiction) : preprocessTaskQueue(jurisdiction);
+  const queue = preprocessTaskQueue(jurisdiction, gpu);
   const pollers = await activityPollers(await ctx.temporal(), queue);
   if (pollers.length > 0) {
     note(
@@ -52,24 +45,9 @@ async function announceQueue(ctx: CommandContext, jurisdiction: string, gpu: boo
   );
 }
 
-/** Shows a job's phase and the heavy activity's rows done while waiting for its outcome. */
-async function follow<T>(handle: WorkflowHandle): Promise<T> {
-  let last = '';
-  const timer = setInterval(() => {
-    handle
-      .query(progressQuery)
-      .then((p) => {
-        const line = `  ${p.phase}`;
-        if (line !== last) note(line);
-        last = line;
-      })
-      .catch(() => {});
-  }, 2000);
-  try {
-    return (await handle.result()) as T;
-  } finally {
-    clearInterval(timer);
-  }
+/** Shows a job's phase while waiting for its outcome (a run's and a verification's handles are alike). */
+function follow(handle: WorkflowHandle<typeof preprocessJobWorkflow>): Promise<PreprocessJobResult> {
+  return awaitWithProgress(handle, async () => `  ${(await handle.query(progressQuery)).phase}`);
 }
 
 function describeRun(doc: RunDocument): string {
@@ -163,7 +141,7 @@ export function registerPreprocessCommands(program: Command, globals: () => Glob
           if (ctx.json) printJson({ jobId: handle.workflowId });
           return;
         }
-        const result = await follow<PreprocessJobResult>(handle);
+        const result = await follow(handle);
         if (ctx.json) printJson(result);
         else {
           say(describeRun(result.document));
@@ -186,18 +164,13 @@ export function registerPreprocessCommands(program: Command, globals: () => Glob
       const jurisdiction = getJurisdiction(jurisdictionOfJob(job));
       const ctx = CommandContext.create(globals());
       try {
-        const body = await getObjectOrUndefined(
-          ctx.s3(jurisdiction.id),
-          jurisdiction.buckets.curated,
-          runDocumentKey(job),
-        );
-        if (!body) {
+        const doc = await readRunDocument(ctx.s3(jurisdiction.id), jurisdiction.buckets.curated, job);
+        if (!doc) {
           throw new UserError(
             `no run documentation for ${job}: the job has not finished (see \`temporal workflow describe -w ${job}\`) or did not succeed`,
             EXIT.notRunning,
           );
         }
-        const doc = RunDocumentSchema.parse(JSON.parse(body.toString('utf8')));
         if (ctx.json) printJson(doc);
         else say(describeRun(doc));
       } finally {
@@ -230,7 +203,7 @@ export function registerPreprocessCommands(program: Command, globals: () => Glob
           params: { runWorkflowId: job, ...(parameters ? { parameters } : {}) },
           meaning: `re-run preprocessing job ${job} to verify its outputs`,
         });
-        const result = await follow<PreprocessJobResult>(handle);
+        const result = await follow(handle);
         const v = result.verification!;
         if (ctx.json) printJson(result);
         else {
@@ -292,20 +265,20 @@ export function registerWorkerCommand(program: Command, globals: () => GlobalOpt
       const jurisdiction = getJurisdiction(options.jurisdiction).id;
       if (options.gpu) {
         try {
-          const inventory = await gpuInventory();
+          const inventory = await gpusToPoll(preprocessTaskQueue(jurisdiction, true));
           note(
             `GPUs: ${inventory.gpus.map((g) => `${g.model} (${g.uuid ?? g.index})`).join(', ')}; driver ${inventory.driverVersion}`,
           );
         } catch (error) {
           throw new UserError(
-            `refusing to poll ${preprocessGpuTaskQueue(jurisdiction)}: ${(error as Error).message}. Start GPU workers on a machine with an NVIDIA GPU and driver; CPU pipelines run on \`steward worker --role preprocess --jurisdiction ${jurisdiction}\`.`,
+            `${(error as Error).message}. Start GPU workers on a machine with an NVIDIA GPU and driver; CPU pipelines run on \`steward worker --role preprocess --jurisdiction ${jurisdiction}\`.`,
             EXIT.notRunning,
           );
         }
       }
-      const ctx = CommandContext.create(globals());
-      // The worker reads the deployment as this command does: the data dir's stack, or STEWARD_* settings.
-      const config = ctx.config;
+      // The worker reads the deployment as this command does: the data dir's stack, or STEWARD_* settings. Without
+      // one, reading its Temporal endpoint fails here, saying what to do, instead of in the worker.
+      const { config } = CommandContext.create(globals());
       void config.temporal;
       const { command, args } = workerEntry();
       const child = spawn(command, args, {
@@ -321,8 +294,6 @@ export function registerWorkerCommand(program: Command, globals: () => GlobalOpt
       const forward = (signal: NodeJS.Signals) => child.kill(signal);
       process.on('SIGINT', forward);
       process.on('SIGTERM', forward);
-      const code = await new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? 1)));
-      await ctx.close();
-      process.exitCode = code;
+      process.exitCode = await new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? 1)));
     });
 }

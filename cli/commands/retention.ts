@@ -30,7 +30,7 @@ import type {
 } from '../../workflows';
 import { CommandContext, type GlobalOptions } from '../context';
 import { parseOptions, requestIdOf } from '../options';
-import { note, printJson, say } from '../output';
+import { awaitWithProgress, note, printJson, say } from '../output';
 
 const REQUEST_ID_HELP = 'resume the request an interrupted run started (it prints its request id)';
 
@@ -110,24 +110,12 @@ function printSweep(report: SweepReport): void {
 }
 
 /** Shows a sweep's progress on stderr while waiting for its outcome. */
-async function followSweep(handle: WorkflowHandle<typeof retentionSweepWorkflow>): Promise<SweepReport> {
-  let last = '';
-  const timer = setInterval(() => {
-    handle
-      .query(retentionSweepProgressQuery)
-      .then((p) => {
-        const t = p.totals;
-        const line = `  ${p.phase}: ${t.datasetsScanned} datasets scanned, ${p.dryRun ? t.datasetsExpired : t.datasetsDeleted} ${p.dryRun ? 'expired' : 'deleted'}, ${t.datasetsHeld} held; ${t.packagesScanned} raw uploads scanned, ${p.dryRun ? t.packagesExpired : t.packagesDeleted} ${p.dryRun ? 'expired' : 'deleted'}`;
-        if (line !== last) note(line);
-        last = line;
-      })
-      .catch(() => {});
-  }, 2000);
-  try {
-    return await handle.result();
-  } finally {
-    clearInterval(timer);
-  }
+function followSweep(handle: WorkflowHandle<typeof retentionSweepWorkflow>): Promise<SweepReport> {
+  return awaitWithProgress(handle, async () => {
+    const p = await handle.query(retentionSweepProgressQuery);
+    const t = p.totals;
+    return `  ${p.phase}: ${t.datasetsScanned} datasets scanned, ${p.dryRun ? t.datasetsExpired : t.datasetsDeleted} ${p.dryRun ? 'expired' : 'deleted'}, ${t.datasetsHeld} held; ${t.packagesScanned} raw uploads scanned, ${p.dryRun ? t.packagesExpired : t.packagesDeleted} ${p.dryRun ? 'expired' : 'deleted'}`;
+  });
 }
 
 export function registerRetentionCommands(program: Command, globals: () => GlobalOptions): void {

@@ -1,10 +1,9 @@
-import { createHash } from 'node:crypto';
-import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { DateTime, Duration } from 'luxon';
 import type { AuditSegment } from '../../schemas/audit';
 import type { Jurisdiction } from '../../schemas/jurisdiction';
 import { canonicalJson } from '../crypto/canonical';
-import { getObjectOrUndefined, listObjects } from '../storage/objects';
+import { getObjectOrUndefined, listObjects, putBytes } from '../storage/objects';
 
 export const SEGMENTS_PREFIX = 'audit/segments/';
 
@@ -49,18 +48,7 @@ export async function putEvidence(
   contentType: string,
   retainUntil: Date,
 ): Promise<void> {
-  await s3.send(
-    new PutObjectCommand({
-      Bucket: bucket,
-      Key: key,
-      Body: body,
-      ContentType: contentType,
-      ChecksumAlgorithm: 'SHA256',
-      ChecksumSHA256: createHash('sha256').update(body).digest('base64'),
-      ObjectLockMode: 'GOVERNANCE',
-      ObjectLockRetainUntilDate: retainUntil,
-    }),
-  );
+  await putBytes(s3, bucket, key, body, { contentType, lock: { mode: 'GOVERNANCE', until: retainUntil } });
 }
 
 export function segmentBytes(segment: AuditSegment): Buffer {

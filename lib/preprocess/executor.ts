@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { GpuInventory, PipelineSpec } from '../../schemas/preprocess';
 import type { PipelineParameters } from '../../schemas/preprocess';
 import { runBuiltin, TransformError } from './builtin';
+import { cudaVisibleDevices } from './gpu';
 
 /** A pipeline that failed on its data or its command: non-retryable, with a message that says which and why. */
 export class ExecutorError extends Error {}
@@ -96,7 +97,7 @@ export const externalExecutor: Executor = {
       const inventoryFile = path.join(job.workDir, 'gpu.json');
       await writeFile(inventoryFile, JSON.stringify(job.gpu, null, 2));
       env.STEWARD_GPU_INVENTORY = inventoryFile;
-      env.CUDA_VISIBLE_DEVICES = job.cudaVisibleDevices ?? job.gpu.gpus.map((g) => g.uuid ?? String(g.index)).join(',');
+      env.CUDA_VISIBLE_DEVICES = cudaVisibleDevices(job.gpu, job.cudaVisibleDevices);
     }
     const replace = (arg: string) =>
       arg

@@ -85,3 +85,17 @@ export async function gpuInventory(): Promise<GpuInventory> {
   if (inventory.gpus.length === 0) throw new Error('no GPU on this machine: nvidia-smi lists none');
   return inventory;
 }
+
+/** The GPUs of a worker about to poll GPU task queue `queue`; refuses, saying why, where there are none. */
+export async function gpusToPoll(queue: string): Promise<GpuInventory> {
+  try {
+    return await gpuInventory();
+  } catch (error) {
+    throw new Error(`refusing to poll ${queue}: ${(error as Error).message}`);
+  }
+}
+
+/** What a GPU job's command gets as CUDA_VISIBLE_DEVICES: the worker's own setting, else every GPU it found. */
+export function cudaVisibleDevices(gpu: GpuInventory, configured: string | null | undefined): string {
+  return configured ?? gpu.gpus.map((g) => g.uuid ?? String(g.index)).join(',');
+}

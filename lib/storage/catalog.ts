@@ -7,6 +7,8 @@ import {
   type ConsentRegistry,
 } from '../../schemas/consent';
 import { DatasetRecordSchema, StudyRecordSchema, type DatasetRecord, type StudyRecord } from '../../schemas/dataset';
+import { RunDocumentSchema, type RunDocument } from '../../schemas/preprocess';
+import { runDocumentKey } from '../../contracts';
 import { newerConsent } from '../consent/rules';
 import { inLanes } from '../runtime/lanes';
 import { getObjectOrUndefined, listObjects } from './objects';
@@ -76,6 +78,12 @@ export async function writeDatasetRecord(s3: S3Client, bucket: string, record: D
       ContentType: 'application/json',
     }),
   );
+}
+
+/** A preprocessing job's run documentation, as the job wrote it in the curated bucket; undefined when there is none. */
+export async function readRunDocument(s3: S3Client, bucket: string, jobId: string): Promise<RunDocument | undefined> {
+  const raw = await getObjectOrUndefined(s3, bucket, runDocumentKey(jobId));
+  return raw ? RunDocumentSchema.parse(JSON.parse(raw.toString('utf8'))) : undefined;
 }
 
 export async function listDatasetRecords(s3: S3Client, bucket: string): Promise<DatasetRecord[]> {

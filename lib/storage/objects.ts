@@ -190,6 +190,32 @@ export async function putFileOnce(
   return { versionId: res.VersionId ?? null, uploaded: true };
 }
 
+/**
+ * Uploads bytes with their SHA-256 as the S3 additional checksum (the server verifies it), under S3 Object Lock when
+ * `lock` is given.
+ */
+export async function putBytes(
+  s3: S3Client,
+  bucket: string,
+  key: string,
+  body: Buffer,
+  options: { contentType: string; lock?: { mode: 'GOVERNANCE' | 'COMPLIANCE'; until: Date } | null },
+): Promise<{ versionId: string | null; sha256: string }> {
+  const digest = createHash('sha256').update(body).digest();
+  const res = await s3.send(
+    new PutObjectCommand({
+      Bucket: bucket,
+      Key: key,
+      Body: body,
+      ContentType: options.contentType,
+      ChecksumAlgorithm: 'SHA256',
+      ChecksumSHA256: digest.toString('base64'),
+      ...(options.lock ? { ObjectLockMode: options.lock.mode, ObjectLockRetainUntilDate: options.lock.until } : {}),
+    }),
+  );
+  return { versionId: res.VersionId ?? null, sha256: digest.toString('hex') };
+}
+
 export async function copyObject(
   s3: S3Client,
   from: { bucket: string; key: string },

@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { appendFile, cp, readFile, rename, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { GetObjectLockConfigurationCommand } from '@aws-sdk/client-s3';
@@ -7,10 +6,9 @@ import type { DatasetRecord } from '../../schemas/dataset';
 import { FileKeyStore } from '../../lib/crypto/keystore';
 import { tokenize } from '../../lib/crypto/pseudonymize';
 import { createS3Client } from '../../lib/storage/s3';
-import { objectVersions, opensslCmsVerify, smallMetadata, stackState, tempDir, writeBag } from '../helpers';
+import { objectVersions, opensslCmsVerify, runSteward, smallMetadata, stackState, tempDir, writeBag } from '../helpers';
 
 // The `steward` binary against a second stack of its own, beside the suite's: each test drives one command family.
-const BIN = path.join(__dirname, '..', '..', 'bin', 'steward');
 let dataDir: string;
 let out: string;
 let record: DatasetRecord;
@@ -21,12 +19,7 @@ function dpoIdentity(): string {
 }
 
 function stewardWith(env: Record<string, string>, ...args: string[]) {
-  const result = spawnSync(process.execPath, [BIN, '--data-dir', dataDir, ...args], {
-    encoding: 'utf8',
-    env: { ...process.env, STEWARD_FROM_SOURCE: '1', ...env },
-    timeout: 300_000,
-  });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+  return runSteward(dataDir, args, { env, timeoutMs: 300_000 });
 }
 
 function steward(...args: string[]) {

@@ -21,6 +21,7 @@ import {
   stackState,
   tempDir,
   writeJsonPackage,
+  stackSteward,
 } from '../helpers';
 import { sealedEvents, useClients } from '../harness';
 
@@ -393,15 +394,7 @@ describe('the production codec server: https, bearer grants and client certifica
 });
 
 describe('the codec commands', () => {
-  const BIN = path.join(__dirname, '..', '..', 'bin', 'steward');
-  function steward(...args: string[]) {
-    const result = spawnSync(process.execPath, [BIN, '--data-dir', stackState().dataDir, ...args], {
-      encoding: 'utf8',
-      env: { ...process.env, STEWARD_FROM_SOURCE: '1' },
-      timeout: 120_000,
-    });
-    return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-  }
+  const steward = stackSteward;
   const identityDir = (role: string) => path.join(stackState().dataDir, 'identities', role);
 
   it('codec grant signs a token for ops, refuses a steward; codec-server refuses to listen off loopback without TLS', async () => {

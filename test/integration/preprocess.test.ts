@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -38,13 +37,13 @@ import {
   tempDir,
   workerPid,
   writeJsonPackage,
+  stackSteward as steward,
 } from '../helpers';
 import { failureOf, rootApplicationFailure, sealedEvents, useClients } from '../harness';
 
 const clients = useClients();
 const STUDY = 'ST-PRE';
 const EXTERNAL = path.join(__dirname, '..', 'fixtures', 'pipelines', 'scale.json');
-const BIN = path.join(__dirname, '..', '..', 'bin', 'steward');
 let euDataset: string;
 let usDataset: string;
 let pipelineFile: string;
@@ -61,15 +60,6 @@ const PIPELINE = {
     { op: 'standardize', columns: ['score'] },
   ],
 };
-
-function steward(...args: string[]) {
-  const result = spawnSync(process.execPath, [BIN, '--data-dir', stackState().dataDir, ...args], {
-    encoding: 'utf8',
-    env: { ...process.env, STEWARD_FROM_SOURCE: '1' },
-    timeout: 120_000,
-  });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-}
 
 async function startJob(
   jurisdiction: string,
@@ -357,7 +347,6 @@ describe('confinement', () => {
         },
       ],
       outputs: [{ fromDatasetId: datasetId, datasetId, bucket: buckets.curated, prefix: preprocessJobPrefix(jobId) }],
-      purpose: 'primary-research',
       asOf: '2026-01-01',
       lock: null,
       tags: {},

@@ -154,7 +154,6 @@ function run(overrides: Partial<RunDocument> = {}): RunDocument {
       temporalServer: '1.29',
       versitygw: 'v1.7.0',
       duckdb: '1.5',
-      python: null,
       gpu: null,
       cudaVisibleDevices: null,
       containerImage: null,
