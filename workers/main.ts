@@ -83,8 +83,6 @@ async function main(): Promise<void> {
     await ensureJurisdictionBuckets(s3, jurisdiction);
     await confineBuckets(s3, jurisdiction, [config.s3For(jurisdiction.id).accessKeyId]);
   }
-  // The evidence signer of this jurisdiction, issued by the Steward CA on first use.
-  const signer = await (await StewardAuthority.open(config.pkiDir, keys)).signer(jurisdiction.id);
   const scratchRoot = process.env.STEWARD_SCRATCH_DIR ?? path.join(config.dataDir, 'scratch', jurisdiction.id);
   const workDir = path.join(scratchRoot, 'work');
   await removeStaleScratch(scratchRoot, workDir);
@@ -105,17 +103,6 @@ async function main(): Promise<void> {
   const bundle = process.env.STEWARD_WORKFLOW_BUNDLE;
   const identity = `steward-${role === 'all' ? 'worker' : wantsGpu ? 'gpu-worker' : 'preprocess-worker'}-${jurisdiction.id}@${os.hostname()}:${process.pid}`;
   const temporal = once(() => connectClient(config.temporal, keys));
-  const activities = createJurisdictionActivities({
-    s3,
-    keys,
-    jurisdiction,
-    scratchDir,
-    workDir,
-    duckdbMemoryLimit: duckdbMemoryLimit(),
-    trust: new TrustAnchor(config.pkiDir),
-    signer: async () => signer,
-    temporal,
-  });
   const preprocessActivities = createPreprocessActivities({
     s3,
     jurisdiction,
@@ -128,7 +115,6 @@ async function main(): Promise<void> {
     connection,
     namespace: config.temporal.namespace,
     identity,
-    activities,
     dataConverter: stewardDataConverter(keys),
     interceptors: { activity: activityInterceptors },
     // Heartbeats reach the server at least this often, so a cancellation reaches a long activity within seconds.
@@ -144,33 +130,49 @@ async function main(): Promise<void> {
       maxConcurrentActivityTaskExecutions: 1,
     });
   // Workflows and short activities; the long, memory-bound ones run two at a time on the curation queue, so a package
-  // curating for hours never holds up request checks, audit sealing or catalog writes.
+  // curating for hours never holds up request checks, audit sealing or catalog writes. Only these sign evidence: a
+  // preprocess-only worker (a GPU node, say) starts without the Steward CA.
+  const jurisdictionWorkers = async () => {
+    // The evidence signer of this jurisdiction, issued by the Steward CA on first use.
+    const signer = await (await StewardAuthority.open(config.pkiDir, keys)).signer(jurisdiction.id);
+    const activities = createJurisdictionActivities({
+      s3,
+      keys,
+      jurisdiction,
+      scratchDir,
+      workDir,
+      duckdbMemoryLimit: duckdbMemoryLimit(),
+      trust: new TrustAnchor(config.pkiDir),
+      signer: async () => signer,
+      temporal,
+    });
+    return [
+      await Worker.create({
+        ...common,
+        activities,
+        taskQueue: ingestTaskQueue(jurisdiction.id),
+        ...(bundle
+          ? { workflowBundle: { codePath: bundle } }
+          : {
+              workflowsPath: path.join(
+                __dirname,
+                '..',
+                'workflows',
+                __filename.endsWith('.ts') ? 'index.ts' : 'index.js',
+              ),
+            }),
+        maxConcurrentActivityTaskExecutions: 16,
+      }),
+      await Worker.create({
+        ...common,
+        activities,
+        taskQueue: curationTaskQueue(jurisdiction.id),
+        maxConcurrentActivityTaskExecutions: 2,
+      }),
+    ];
+  };
   const workers =
-    role === 'preprocess'
-      ? [await preprocessWorker()]
-      : [
-          await Worker.create({
-            ...common,
-            taskQueue: ingestTaskQueue(jurisdiction.id),
-            ...(bundle
-              ? { workflowBundle: { codePath: bundle } }
-              : {
-                  workflowsPath: path.join(
-                    __dirname,
-                    '..',
-                    'workflows',
-                    __filename.endsWith('.ts') ? 'index.ts' : 'index.js',
-                  ),
-                }),
-            maxConcurrentActivityTaskExecutions: 16,
-          }),
-          await Worker.create({
-            ...common,
-            taskQueue: curationTaskQueue(jurisdiction.id),
-            maxConcurrentActivityTaskExecutions: 2,
-          }),
-          await preprocessWorker(),
-        ];
+    role === 'preprocess' ? [await preprocessWorker()] : [...(await jurisdictionWorkers()), await preprocessWorker()];
   // Stop with the stack that started us.
   process.on('disconnect', () => workers.forEach((w) => w.shutdown()));
   const running = Promise.all(workers.map((w) => w.run()));

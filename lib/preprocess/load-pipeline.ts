@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { canonicalJson } from '../crypto/canonical';
+import { readJsonFile } from '../runtime/config';
 import { UserError } from '../runtime/errors';
 import { PipelineParametersSchema, type PipelineParameters, type PipelineSource } from '../../schemas/preprocess';
 import { hashFile } from '../storage/objects';
@@ -63,12 +64,7 @@ export async function loadPipeline(refOrFile: string, parameters: PipelineParame
     file = path.resolve(refOrFile);
     if (!existsSync(file)) throw new UserError(`${refOrFile}: no such pipeline file, and not NAME@VERSION`);
   }
-  let document: Record<string, unknown>;
-  try {
-    document = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
-  } catch (error) {
-    throw new UserError(`${file}: cannot be read as JSON (${(error as Error).message})`);
-  }
+  const document = readJsonFile(file) as Record<string, unknown>;
   const ref = bundled ? refOrFile : path.basename(file);
   try {
     const spec = resolvePipeline(ref, document, parameters);
@@ -80,20 +76,14 @@ export async function loadPipeline(refOrFile: string, parameters: PipelineParame
     throw error;
   }
   const dir = bundled ? named![1]! : path.dirname(file);
-  const files = await pipelineFiles(document, bundled ? path.join(BUNDLED_PIPELINES_DIR, dir) : dir);
+  const files = await pipelineFiles(document, pipelineDir({ dir, bundled }));
   return { ref, document, dir, bundled, codeSha256: pipelineCodeSha256(document, files), files };
 }
 
 /** Parameters from a JSON file: an object of names to values. */
 export async function loadParameters(file: string | undefined): Promise<PipelineParameters> {
   if (!file) return {};
-  let raw: unknown;
-  try {
-    raw = JSON.parse(await readFile(file, 'utf8'));
-  } catch (error) {
-    throw new UserError(`${file}: cannot be read as JSON (${(error as Error).message})`);
-  }
-  const parsed = PipelineParametersSchema.safeParse(raw);
+  const parsed = PipelineParametersSchema.safeParse(readJsonFile(file));
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     throw new UserError(`${file}: field ${issue.path.join('.') || '(root)'}: ${issue.message}`);

@@ -33,14 +33,17 @@ export function stackFile(dataDir: string): string {
   return path.join(dataDir, 'stack.json');
 }
 
-function readJson<T>(file: string, schema: z.ZodType<T>): T {
-  let raw: unknown;
+/** A JSON file a person gave or configured; one that cannot be read or parsed is a UserError naming it. */
+export function readJsonFile(file: string): unknown {
   try {
-    raw = JSON.parse(readFileSync(file, 'utf8'));
+    return JSON.parse(readFileSync(file, 'utf8'));
   } catch (error) {
     throw new UserError(`${file}: cannot be read as JSON (${(error as Error).message})`);
   }
-  const parsed = schema.safeParse(raw);
+}
+
+function readJson<T>(file: string, schema: z.ZodType<T>): T {
+  const parsed = schema.safeParse(readJsonFile(file));
   if (!parsed.success) throw new UserError(`${file}: invalid\n${z.prettifyError(parsed.error)}`);
   return parsed.data;
 }
