@@ -191,6 +191,9 @@ export class Stack {
           path.join(dataDir, 's3', 'iam'),
           '--health',
           '/health',
+          // versitygw closes each connection after one request unless told otherwise: every S3 call then pays a new
+          // TCP connection on both sides.
+          '--keep-alive',
           '--quiet',
           'posix',
           '--versioning-dir',
