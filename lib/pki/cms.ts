@@ -13,6 +13,17 @@ import forge from 'node-forge';
 const SHA256_DIGEST_INFO = Buffer.from('3031300d060960864801650304020105000420', 'hex');
 
 const nativeKeys = new Map<string, KeyObject>();
+const parsedCertificates = new Map<string, forge.pki.Certificate>();
+
+/** A certificate parsed once: a sweep signs a certificate per dataset with the same signer and chain. */
+function parsedCertificate(pem: string): forge.pki.Certificate {
+  let certificate = parsedCertificates.get(pem);
+  if (!certificate) {
+    certificate = forge.pki.certificateFromPem(pem);
+    parsedCertificates.set(pem, certificate);
+  }
+  return certificate;
+}
 
 /**
  * A private key forge's CMS code can sign with, doing the RSA operation in Node's crypto (OpenSSL) instead of forge's
@@ -50,11 +61,12 @@ export function signDetached(
 ): Buffer {
   const p7 = forge.pkcs7.createSignedData();
   p7.content = forge.util.createBuffer(content.toString('binary'));
-  p7.addCertificate(signer.certificatePem);
-  for (const pem of chain) p7.addCertificate(pem);
+  const certificate = parsedCertificate(signer.certificatePem);
+  p7.addCertificate(certificate);
+  for (const pem of chain) p7.addCertificate(parsedCertificate(pem));
   p7.addSigner({
     key: nativeRsaKey(signer.privateKeyPem) as unknown as forge.pki.rsa.PrivateKey,
-    certificate: signer.certificatePem,
+    certificate,
     digestAlgorithm: forge.pki.oids.sha256!,
     authenticatedAttributes: [
       { type: forge.pki.oids.contentType!, value: forge.pki.oids.data! },
