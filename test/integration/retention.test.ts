@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
+  CreateBucketCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectLegalHoldCommand,
@@ -26,6 +27,8 @@ import { readDatasetRecord, readStudyRecord } from '../../lib/storage/catalog';
 import { getObjectOrUndefined, listObjects } from '../../lib/storage/objects';
 import { isAlive } from '../../lib/stack/process';
 import { listVersions } from '../../lib/storage/versions';
+import { createS3Client } from '../../lib/storage/s3';
+import { CLAIMS_PREFIX, claimExpiredDatasets, releaseClaims } from '../../lib/retention/catalog';
 import { readSegment } from '../../lib/audit/store';
 import type { Action } from '../../lib/auth/roles';
 import { DeletionCertificateSchema } from '../../schemas/certificate';
@@ -435,6 +438,8 @@ describe('schedules', () => {
 });
 
 describe('crash safety', () => {
+  // Work lost with the worker comes back only when Temporal times it out (30 s per activity: heartbeats, the catalog
+  // writer's and the audit trail's changes), and those waits can follow one another: a longer limit than the suite's.
   it('a worker killed mid-sweep: every expired dataset deleted once, every certificate issued once', async () => {
     const ids = await writeExpiredDemoDatasets(clients().s3, eu, {
       studyId: 'ST-RET-KILL',
@@ -496,6 +501,73 @@ describe('crash safety', () => {
     for (const e of deleted.slice(0, 3)) {
       const c = await verifiedCertificate('eu', e.targets.certificateId!);
       expect(c.sanitized.objects.filter((o) => o.bucket === eu.buckets.curated)).toHaveLength(3);
+    }
+  }, 300_000);
+
+  it("two sweeps never claim the same dataset, and a sweep reads only the other sweeps' claims", async () => {
+    // A catalog of its own, so that no other sweep in the suite sees these claims.
+    const catalog = `steward-claims-test-${randomUUID().slice(0, 8)}`;
+    const s3 = createS3Client(clients().state.s3);
+    await s3.send(new CreateBucketCommand({ Bucket: catalog }));
+    const ids = await writeExpiredDemoDatasets(
+      s3,
+      { ...eu, buckets: { ...eu.buckets, catalog } },
+      { studyId: 'ST-RET-CLAIMS', datasets: 6, objectsPerDataset: 0 },
+    );
+    // Every read of a sweep's claim files, by sweep.
+    const claimReads = new Map<string, number>();
+    s3.middlewareStack.add(
+      (next, context) => async (args) => {
+        const key = (args.input as { Key?: string }).Key ?? '';
+        if (context.commandName === 'GetObjectCommand' && key.startsWith(CLAIMS_PREFIX)) {
+          const sweep = key.slice(CLAIMS_PREFIX.length).split('/')[0]!;
+          claimReads.set(sweep, (claimReads.get(sweep) ?? 0) + 1);
+        }
+        return next(args);
+      },
+      { step: 'initialize' },
+    );
+    const asOf = new Date().toISOString();
+    const claimAll = async (sweepId: string) => {
+      const claimed: string[] = [];
+      let kept = 0;
+      let after: string | null = null;
+      for (let batch = 0; ; batch++) {
+        const scan = await claimExpiredDatasets(s3, catalog, 'eu', { sweepId, batch, asOf, after, limit: 2 });
+        claimed.push(...scan.expired.map((d) => d.datasetId));
+        kept += scan.kept;
+        after = scan.next;
+        if (after === null) return { claimed, kept, batches: batch + 1 };
+      }
+    };
+    try {
+      const first = await claimAll('sweep-a');
+      expect([...first.claimed].sort()).toEqual([...ids].sort());
+      // Its only reads of its own claims: each batch looking for itself (a retry finds its earlier claim), never the
+      // batches before it.
+      expect(first.batches).toBe(3);
+      expect(claimReads.get('sweep-a')).toBe(3);
+
+      claimReads.clear();
+      const second = await claimAll('sweep-b');
+      expect(second.claimed).toEqual([]);
+      expect(second.kept).toBe(ids.length);
+      // The second sweep read the first one's three claim files once per batch of its own.
+      expect(claimReads.get('sweep-a')).toBe(3 * second.batches);
+
+      // A batch claimed again is the same batch.
+      const again = await claimExpiredDatasets(s3, catalog, 'eu', {
+        sweepId: 'sweep-a',
+        batch: 0,
+        asOf,
+        after: null,
+        limit: 2,
+      });
+      expect(again.expired.map((d) => d.datasetId)).toEqual(first.claimed.slice(0, 2));
+    } finally {
+      await releaseClaims(s3, catalog, 'sweep-a');
+      await releaseClaims(s3, catalog, 'sweep-b');
+      s3.destroy();
     }
   });
 });
