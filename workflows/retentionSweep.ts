@@ -30,8 +30,9 @@ type Retention = ReturnType<typeof createRetentionActivities>;
 type Evidence = ReturnType<typeof createAuditActivities> & ReturnType<typeof createEvidenceActivities>;
 
 const scans = proxyActivities<Retention>({
-  // A page of records or raw uploads: seconds.
-  startToCloseTimeout: '2 minutes',
+  // A page of 200 records or raw uploads: seconds. A scan whose worker died is tried again on another within half a
+  // minute, rather than holding the sweep up for minutes.
+  startToCloseTimeout: '30 seconds',
   // Reads only: retried through storage outages for about half an hour.
   retry: { maximumAttempts: 30, initialInterval: '2s', maximumInterval: '1 minute' },
 });
