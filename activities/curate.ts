@@ -233,6 +233,8 @@ export async function curatePackage(deps: CurateDeps, input: CuratePackageInput)
         ? { mode: retention.objectLock, until: new Date(retention.lockedUntil) }
         : undefined;
     if (!lock) retention.lockedUntil = null;
+    // Cancelled while the tables were curated: nothing goes up.
+    Context.current().cancellationSignal.throwIfAborted();
     const uploadStart = Date.now();
     Context.current().heartbeat({ ...progress(), phase: 'uploading' });
     // Every table is valid by now: the outputs go up together, and are recorded in the package's table order.

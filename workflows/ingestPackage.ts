@@ -1,4 +1,5 @@
 import {
+  ActivityCancellationType,
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
@@ -36,6 +37,9 @@ const heavyOptions: ActivityOptions = {
   startToCloseTimeout: '6 hours',
   // Heartbeats come every few seconds; a worker that dies is noticed within this, and the activity retried.
   heartbeatTimeout: '30 seconds',
+  // A cancelled ingestion discards what curation wrote only once curation has stopped: otherwise its uploads could
+  // land after the discard, leaving curated objects with no record.
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   // Streaming whole packages: retry storage or worker failures, but give up on a package that keeps failing.
   retry: {
     maximumAttempts: 5,

@@ -255,14 +255,15 @@ describe('cancellation', () => {
     await handle.cancel();
     const error = await failureOf(handle.result());
     expect(failureChain(error)).toEqual(['WorkflowFailedError', 'CancelledFailure']);
-    const datasetId = datasetIdFor('eu', pkg.packageId);
-    expect(await listObjects(clients().s3, eu.buckets.curated, `datasets/${datasetId}/`)).toEqual([]);
-    expect(await listObjects(clients().s3, eu.buckets.catalog, `datasets/${datasetId}`)).toEqual([]);
+    // The curation activity removes its scratch last: once it is gone, nothing of this attempt can still be written.
     const work = path.join(clients().state.dataDir, 'scratch', 'eu', 'work', 'curated', pkg.packageId);
     const deadlineClean = Date.now() + 30_000;
     while (existsSync(work)) {
       if (Date.now() > deadlineClean) throw new Error(`${work} was not cleaned`);
       await sleep(200);
     }
+    const datasetId = datasetIdFor('eu', pkg.packageId);
+    expect(await listObjects(clients().s3, eu.buckets.curated, `datasets/${datasetId}/`)).toEqual([]);
+    expect(await listObjects(clients().s3, eu.buckets.catalog, `datasets/${datasetId}`)).toEqual([]);
   });
 });
