@@ -1,4 +1,12 @@
-import { continueAsNew, proxyActivities, setHandler, uuid4, workflowInfo } from '@temporalio/workflow';
+import {
+  CancellationScope,
+  continueAsNew,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  uuid4,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { createAuditActivities } from '../activities/audit';
 import type { createEvidenceActivities } from '../activities/evidence';
 import type { createRetentionActivities } from '../activities/retention';
@@ -437,79 +445,112 @@ export async function retentionSweepWorkflow(raw: SweepInput): Promise<SweepRepo
   }
 
   const inFlight: Promise<void>[] = [];
+  /** A batch runs to its end even when the sweep is cancelled; its failure surfaces when it is awaited, in order. */
+  const start = (work: () => Promise<void>) => {
+    const running = CancellationScope.nonCancellable(work);
+    // Seen as handled meanwhile: an unhandled rejection would fail the workflow task over and over instead.
+    running.catch(() => undefined);
+    inFlight.push(running);
+  };
   const drain = async () => {
     while (inFlight.length > 0) await inFlight.shift();
   };
   const historyFull = () => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > HISTORY_LIMIT;
 
-  while (state.phase !== 'done') {
-    if (historyFull()) {
-      await drain();
-      return continueAsNew<typeof retentionSweepWorkflow>({ state });
-    }
-    const batch = state.batch++;
-    if (state.phase === 'datasets') {
-      const scan = state.dryRun
-        ? await scans.scanDatasetsActivity({ jurisdiction, asOf: state.asOf, after: state.cursor, limit: PAGE })
-        : (
-            await changeCatalog(jurisdiction, {
-              kind: 'retention.claim',
-              sweepId,
-              batch,
-              asOf: state.asOf,
-              after: state.cursor,
-              limit: PAGE,
-            })
-          ).scan!;
-      await audit(recordScan(scan));
-      if (!state.dryRun && scan.expired.length > 0) inFlight.push(deleteDatasets(batch, scan.expired));
-      state.cursor = scan.next;
-      if (scan.next === null) state.phase = 'landing';
-    } else {
-      const role = state.phase;
-      const scan = await scans.scanPackagesActivity({ jurisdiction, role, asOf: state.asOf, after: state.cursor });
-      state.totals.packagesScanned += scan.scanned;
-      state.totals.packagesHeld += scan.held.length;
-      state.totals.packagesExpired += scan.expired.length;
-      const rule = rules.retention[RAW_PACKAGE_CLASS]!;
-      const notePackage = (p: (typeof scan.held)[number], outcome: 'held' | 'would-delete') =>
-        note({
-          kind: 'package',
-          id: p.packageId ?? p.prefix,
-          bucket: rules.buckets[role],
-          outcome,
-          reason: p.reason,
-          rule: RAW_PACKAGE_CLASS,
-          legalBasis: rule.legalBasis,
-          until: p.until,
-        });
-      for (const p of scan.held) notePackage(p, 'held');
-      if (state.dryRun) {
-        for (const p of scan.expired) notePackage(p, 'would-delete');
+  try {
+    while (state.phase !== 'done') {
+      if (historyFull()) {
+        await drain();
+        return continueAsNew<typeof retentionSweepWorkflow>({ state });
+      }
+      const batch = state.batch++;
+      if (state.phase === 'datasets') {
+        const scan = state.dryRun
+          ? await scans.scanDatasetsActivity({ jurisdiction, asOf: state.asOf, after: state.cursor, limit: PAGE })
+          : (
+              await changeCatalog(jurisdiction, {
+                kind: 'retention.claim',
+                sweepId,
+                batch,
+                asOf: state.asOf,
+                after: state.cursor,
+                limit: PAGE,
+              })
+            ).scan!;
+        await audit(recordScan(scan));
+        if (!state.dryRun && scan.expired.length > 0) {
+          start(() => deleteDatasets(batch, scan.expired));
+        }
+        state.cursor = scan.next;
+        if (scan.next === null) state.phase = 'landing';
       } else {
-        await audit(
-          scan.held.map((p) => ({
-            action: 'retention.held' as const,
-            outcome: 'success' as const,
+        const role = state.phase;
+        const scan = await scans.scanPackagesActivity({ jurisdiction, role, asOf: state.asOf, after: state.cursor });
+        state.totals.packagesScanned += scan.scanned;
+        state.totals.packagesHeld += scan.held.length;
+        state.totals.packagesExpired += scan.expired.length;
+        const rule = rules.retention[RAW_PACKAGE_CLASS]!;
+        const notePackage = (p: (typeof scan.held)[number], outcome: 'held' | 'would-delete') =>
+          note({
+            kind: 'package',
+            id: p.packageId ?? p.prefix,
+            bucket: rules.buckets[role],
+            outcome,
             reason: p.reason,
-            targets: { ...sweepTargets, ...(p.packageId ? { packageId: p.packageId } : {}) },
-            details: {
-              sweepId,
-              rule: RAW_PACKAGE_CLASS,
-              until: p.until,
-              bucket: rules.buckets[role],
-              prefix: p.prefix,
-            },
-          })),
-        );
-        if (scan.expired.length > 0) inFlight.push(deletePackages(batch, scan.expired));
+            rule: RAW_PACKAGE_CLASS,
+            legalBasis: rule.legalBasis,
+            until: p.until,
+          });
+        for (const p of scan.held) notePackage(p, 'held');
+        if (state.dryRun) {
+          for (const p of scan.expired) notePackage(p, 'would-delete');
+        } else {
+          await audit(
+            scan.held.map((p) => ({
+              action: 'retention.held' as const,
+              outcome: 'success' as const,
+              reason: p.reason,
+              targets: { ...sweepTargets, ...(p.packageId ? { packageId: p.packageId } : {}) },
+              details: {
+                sweepId,
+                rule: RAW_PACKAGE_CLASS,
+                until: p.until,
+                bucket: rules.buckets[role],
+                prefix: p.prefix,
+              },
+            })),
+          );
+          if (scan.expired.length > 0) {
+            start(() => deletePackages(batch, scan.expired));
+          }
+        }
+        state.cursor = scan.next;
+        if (scan.next === null) {
+          state.phase = role === 'landing' ? 'quarantine' : 'done';
+        }
       }
-      state.cursor = scan.next;
-      if (scan.next === null) {
-        state.phase = role === 'landing' ? 'quarantine' : 'done';
-      }
+      while (inFlight.length >= PARALLEL) await inFlight.shift();
     }
-    while (inFlight.length >= PARALLEL) await inFlight.shift();
+  } catch (error) {
+    if (!isCancellation(error)) throw error;
+    // Cancelled (from the CLI or the Temporal UI): claims no more pages, but the batches already claimed finish, so
+    // nothing is deleted without its certificate; then the claims are released and the stop is in the audit trail.
+    await CancellationScope.nonCancellable(async () => {
+      await drain();
+      if (!state.dryRun) await changeCatalog(jurisdiction, { kind: 'retention.released', sweepId });
+      await audit([
+        {
+          action: 'retention.swept',
+          outcome: 'failure',
+          reason: state.dryRun
+            ? 'dry run cancelled'
+            : 'sweep cancelled: the batches already claimed were deleted and certified; nothing else was claimed',
+          targets: sweepTargets,
+          details: { sweepId, asOf: state.asOf, dryRun: state.dryRun, ...state.totals },
+        },
+      ]);
+    });
+    throw error;
   }
   await drain();
   if (!state.dryRun) await changeCatalog(jurisdiction, { kind: 'retention.released', sweepId });

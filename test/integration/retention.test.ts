@@ -45,7 +45,7 @@ import {
   writeJsonPackage,
   type DemoRole,
 } from '../helpers';
-import { expectDenied, failureOf, rootApplicationFailure, sealedEvents, useClients } from '../harness';
+import { expectDenied, failureChain, failureOf, rootApplicationFailure, sealedEvents, useClients } from '../harness';
 
 const clients = useClients();
 
@@ -503,6 +503,67 @@ describe('crash safety', () => {
       expect(c.sanitized.objects.filter((o) => o.bucket === eu.buckets.curated)).toHaveLength(3);
     }
   }, 300_000);
+
+  it('a cancelled sweep finishes and certifies the batches it claimed, deletes nothing else, and releases its claims', async () => {
+    const ids = await writeExpiredDemoDatasets(clients().s3, eu, {
+      studyId: 'ST-RET-CANCEL',
+      datasets: 450,
+      objectsPerDataset: 2,
+    });
+    const workflowId = `retentionSweepWorkflow-cancel-${randomUUID()}`;
+    const handle = await clients().client.workflow.start<Workflow>('retentionSweepWorkflow', {
+      args: [
+        signedBy('steward', {
+          action: 'retention.sweep',
+          jurisdiction: 'eu',
+          params: { jurisdiction: 'eu', dryRun: false },
+        }),
+      ],
+      taskQueue: ingestTaskQueue('eu'),
+      workflowId,
+    });
+    // Cancel as soon as the first page is claimed: its deletion is under way, the other pages are not claimed yet.
+    for (let i = 0; i < 200; i++) {
+      const progress = await handle.query(retentionSweepProgressQuery).catch(() => undefined);
+      if (progress && progress.totals.datasetsExpired > 0) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await handle.cancel();
+    expect(failureChain(await failureOf(handle.result()))).toEqual(['WorkflowFailedError', 'CancelledFailure']);
+
+    // Each dataset is either wholly deleted with a certificate from this sweep, or wholly kept.
+    const stopped = await eventsAbout(
+      'eu',
+      (e) => e.action === 'retention.swept' && e.outcome === 'failure' && e.workflow?.workflowId === workflowId,
+    );
+    expect(stopped).toHaveLength(1);
+    expect(stopped[0]!.reason).toMatch(/^sweep cancelled/);
+    const certified = new Map(
+      (
+        await eventsAbout(
+          'eu',
+          (e) => e.action === 'dataset.deleted' && e.outcome === 'success' && e.workflow?.workflowId === workflowId,
+        )
+      ).map((e) => [e.targets.datasetId!, e.targets.certificateId!]),
+    );
+    let kept = 0;
+    for (const id of ids) {
+      const record = await readDatasetRecord(clients().s3, eu.buckets.catalog, id);
+      const versions = await listVersions(clients().s3, eu.buckets.curated, `datasets/${id}/`);
+      if (record) {
+        kept += 1;
+        expect(versions.filter((v) => !v.deleteMarker)).toHaveLength(2);
+      } else {
+        expect(versions).toEqual([]);
+        expect(certified.has(id)).toBe(true);
+      }
+    }
+    expect(certified.size).toBeGreaterThan(0);
+    expect(kept).toBeGreaterThan(0);
+    expect(certified.size + kept).toBe(ids.length);
+    await verifiedCertificate('eu', certified.values().next().value!);
+    expect(await listObjects(clients().s3, eu.buckets.catalog, `${CLAIMS_PREFIX}${workflowId}/`)).toEqual([]);
+  });
 
   it("two sweeps never claim the same dataset, and a sweep reads only the other sweeps' claims", async () => {
     // A catalog of its own, so that no other sweep in the suite sees these claims.
