@@ -437,6 +437,28 @@ describe('schedules', () => {
   });
 });
 
+/** Starts an EU sweep as the steward and returns once it has claimed its first expired datasets. */
+async function sweepUntilClaimed(name: string) {
+  const workflowId = `retentionSweepWorkflow-${name}-${randomUUID()}`;
+  const handle = await clients().client.workflow.start<Workflow>('retentionSweepWorkflow', {
+    args: [
+      signedBy('steward', {
+        action: 'retention.sweep',
+        jurisdiction: 'eu',
+        params: { jurisdiction: 'eu', dryRun: false },
+      }),
+    ],
+    taskQueue: ingestTaskQueue('eu'),
+    workflowId,
+  });
+  for (let i = 0; i < 400; i++) {
+    const progress = await handle.query(retentionSweepProgressQuery).catch(() => undefined);
+    if (progress && progress.totals.datasetsExpired > 0) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { workflowId, handle };
+}
+
 describe('crash safety', () => {
   // Work lost with the worker comes back only when Temporal times it out (30 s per activity: heartbeats, the catalog
   // writer's and the audit trail's changes), and those waits can follow one another: a longer limit than the suite's.
@@ -446,24 +468,8 @@ describe('crash safety', () => {
       datasets: 60,
       objectsPerDataset: 3,
     });
-    const workflowId = `retentionSweepWorkflow-kill-${randomUUID()}`;
-    const handle = await clients().client.workflow.start<Workflow>('retentionSweepWorkflow', {
-      args: [
-        signedBy('steward', {
-          action: 'retention.sweep',
-          jurisdiction: 'eu',
-          params: { jurisdiction: 'eu', dryRun: false },
-        }),
-      ],
-      taskQueue: ingestTaskQueue('eu'),
-      workflowId,
-    });
     // Kill the EU worker as soon as the sweep has started deleting.
-    for (let i = 0; i < 200; i++) {
-      const progress = await handle.query(retentionSweepProgressQuery).catch(() => undefined);
-      if (progress && progress.totals.datasetsExpired > 0) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    const { workflowId, handle } = await sweepUntilClaimed('kill');
     const victim = await workerPid('eu');
     expect(isAlive(victim)).toBe(true);
     process.kill(victim!, 'SIGKILL');
@@ -510,24 +516,8 @@ describe('crash safety', () => {
       datasets: 450,
       objectsPerDataset: 2,
     });
-    const workflowId = `retentionSweepWorkflow-cancel-${randomUUID()}`;
-    const handle = await clients().client.workflow.start<Workflow>('retentionSweepWorkflow', {
-      args: [
-        signedBy('steward', {
-          action: 'retention.sweep',
-          jurisdiction: 'eu',
-          params: { jurisdiction: 'eu', dryRun: false },
-        }),
-      ],
-      taskQueue: ingestTaskQueue('eu'),
-      workflowId,
-    });
     // Cancel as soon as the first page is claimed: its deletion is under way, the other pages are not claimed yet.
-    for (let i = 0; i < 200; i++) {
-      const progress = await handle.query(retentionSweepProgressQuery).catch(() => undefined);
-      if (progress && progress.totals.datasetsExpired > 0) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    const { workflowId, handle } = await sweepUntilClaimed('cancel');
     await handle.cancel();
     expect(failureChain(await failureOf(handle.result()))).toEqual(['WorkflowFailedError', 'CancelledFailure']);
 
