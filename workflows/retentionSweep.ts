@@ -455,6 +455,20 @@ export async function retentionSweepWorkflow(raw: SweepInput): Promise<SweepRepo
   const drain = async () => {
     while (inFlight.length > 0) await inFlight.shift();
   };
+  /** The end of a sweep, however it ends: its batches done, its claims released, and how it ended audited. */
+  const finish = async (outcome: 'success' | 'failure', reason: string) => {
+    await drain();
+    if (!state.dryRun) await changeCatalog(jurisdiction, { kind: 'retention.released', sweepId });
+    await audit([
+      {
+        action: 'retention.swept',
+        outcome,
+        reason,
+        targets: sweepTargets,
+        details: { sweepId, asOf: state.asOf, dryRun: state.dryRun, ...state.totals },
+      },
+    ]);
+  };
   const historyFull = () => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > HISTORY_LIMIT;
 
   try {
@@ -533,37 +547,20 @@ export async function retentionSweepWorkflow(raw: SweepInput): Promise<SweepRepo
     }
   } catch (error) {
     if (!isCancellation(error)) throw error;
-    // Cancelled (from the CLI or the Temporal UI): claims no more pages, but the batches already claimed finish, so
+    // Cancelled (from the Temporal UI or CLI): claims no more pages, but the batches already claimed finish, so
     // nothing is deleted without its certificate; then the claims are released and the stop is in the audit trail.
-    await CancellationScope.nonCancellable(async () => {
-      await drain();
-      if (!state.dryRun) await changeCatalog(jurisdiction, { kind: 'retention.released', sweepId });
-      await audit([
-        {
-          action: 'retention.swept',
-          outcome: 'failure',
-          reason: state.dryRun
-            ? 'dry run cancelled'
-            : 'sweep cancelled: the batches already claimed were deleted and certified; nothing else was claimed',
-          targets: sweepTargets,
-          details: { sweepId, asOf: state.asOf, dryRun: state.dryRun, ...state.totals },
-        },
-      ]);
-    });
+    await CancellationScope.nonCancellable(() =>
+      finish(
+        'failure',
+        state.dryRun
+          ? 'dry run cancelled'
+          : 'sweep cancelled: the batches already claimed were deleted and certified; nothing else was claimed',
+      ),
+    );
     throw error;
   }
-  await drain();
-  if (!state.dryRun) await changeCatalog(jurisdiction, { kind: 'retention.released', sweepId });
+  await finish(state.totals.failed > 0 ? 'failure' : 'success', state.dryRun ? 'dry run finished' : 'sweep finished');
   const completedAt = new Date().toISOString();
-  await audit([
-    {
-      action: 'retention.swept',
-      outcome: state.totals.failed > 0 ? 'failure' : 'success',
-      reason: state.dryRun ? 'dry run finished' : 'sweep finished',
-      targets: sweepTargets,
-      details: { sweepId, asOf: state.asOf, dryRun: state.dryRun, ...state.totals },
-    },
-  ]);
   return {
     sweepId,
     jurisdiction,
