@@ -1,4 +1,4 @@
-import { ApplicationFailure, proxyActivities, uuid4 } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, proxyActivities, uuid4 } from '@temporalio/workflow';
 import type { createRetentionActivities } from '../activities/retention';
 import { ErrorType, nonRetryable } from '../contracts';
 import type { CatalogMutation, CatalogMutationResult } from '../schemas/catalog';
@@ -23,6 +23,13 @@ const storage = proxyActivities<ReturnType<typeof createRetentionActivities>>({
   // Setting legal holds and retention dates is idempotent: retried through storage outages for about an hour.
   retry: { maximumAttempts: 60, initialInterval: '2s', maximumInterval: '1 minute' },
 });
+
+/*
+ * A catalog change, once sent to the catalog's writer, is applied whatever the workflow that sent it does next. So each
+ * workflow here carries its change through to storage (legal holds, Object Lock dates) and the audit trail in a
+ * non-cancellable scope: a cancel from the Temporal UI or the CLI after authorization waits for the end, and never
+ * leaves a hold or a retention date recorded but not applied in storage, or not audited.
+ */
 
 function scopeTargets(scope: HoldScope): { datasetId?: string; studyId?: string } {
   return 'datasetId' in scope ? { datasetId: scope.datasetId } : { studyId: scope.studyId };
@@ -63,26 +70,28 @@ export async function setLegalHoldWorkflow(raw: SignedWorkflowInput): Promise<Ho
     releaseReason: null,
   };
   const targets = { ...scopeTargets(scope), requestId: auth.requestId };
-  setPhase('recording the hold');
-  const set = await changeOrRecordRefusal(
-    jurisdiction,
-    { kind: 'hold.set', scope, hold },
-    (message) => ({ action: 'legal-hold.set', outcome: 'failure', reason: message, targets, details: {} }),
-    auth.principal,
-  );
-  const datasets = set.datasets ?? [];
-  setPhase('setting S3 legal hold on every object version', { datasets: datasets.length });
-  const { versions } = await storage.setLegalHoldActivity({ jurisdiction, datasetIds: datasets, on: true });
-  await recordAudit(jurisdiction, auth.principal, [
-    {
-      action: 'legal-hold.set',
-      outcome: 'success',
-      reason,
-      targets,
-      details: { holdId: hold.holdId, datasets: datasets.length, versions },
-    },
-  ]);
-  return { jurisdiction, action: 'set', scope, holdId: hold.holdId, datasets, stillHeld: [], versions };
+  return CancellationScope.nonCancellable(async () => {
+    setPhase('recording the hold');
+    const set = await changeOrRecordRefusal(
+      jurisdiction,
+      { kind: 'hold.set', scope, hold },
+      (message) => ({ action: 'legal-hold.set', outcome: 'failure', reason: message, targets, details: {} }),
+      auth.principal,
+    );
+    const datasets = set.datasets ?? [];
+    setPhase('setting S3 legal hold on every object version', { datasets: datasets.length });
+    const { versions } = await storage.setLegalHoldActivity({ jurisdiction, datasetIds: datasets, on: true });
+    await recordAudit(jurisdiction, auth.principal, [
+      {
+        action: 'legal-hold.set',
+        outcome: 'success',
+        reason,
+        targets,
+        details: { holdId: hold.holdId, datasets: datasets.length, versions },
+      },
+    ]);
+    return { jurisdiction, action: 'set' as const, scope, holdId: hold.holdId, datasets, stillHeld: [], versions };
+  });
 }
 
 /**
@@ -94,45 +103,48 @@ export async function releaseLegalHoldWorkflow(raw: SignedWorkflowInput): Promis
   const { scope, reason, holdId } = auth.params;
   const jurisdiction = auth.jurisdiction;
   const targets = { ...scopeTargets(scope), requestId: auth.requestId };
-  setPhase('releasing the hold');
-  const released = await changeOrRecordRefusal(
-    jurisdiction,
-    {
-      kind: 'hold.released',
-      scope,
-      ...(holdId ? { holdId } : {}),
-      at: new Date().toISOString(),
-      by: auth.eSignature,
-      reason,
-    },
-    (message) => ({ action: 'legal-hold.released', outcome: 'failure', reason: message, targets, details: {} }),
-    auth.principal,
-  );
-  const free = released.datasets ?? [];
-  const { versions } = await storage.setLegalHoldActivity({ jurisdiction, datasetIds: free, on: false });
-  await recordAudit(jurisdiction, auth.principal, [
-    {
-      action: 'legal-hold.released',
-      outcome: 'success',
-      reason,
-      targets,
-      details: {
-        holdId: released.holdId ?? null,
-        datasets: free.length,
-        stillHeld: (released.stillHeld ?? []).length,
-        versions,
+  return CancellationScope.nonCancellable(async () => {
+    setPhase('releasing the hold');
+    const released = await changeOrRecordRefusal(
+      jurisdiction,
+      {
+        kind: 'hold.released',
+        scope,
+        ...(holdId ? { holdId } : {}),
+        at: new Date().toISOString(),
+        by: auth.eSignature,
+        reason,
       },
-    },
-  ]);
-  return {
-    jurisdiction,
-    action: 'released',
-    scope,
-    holdId: released.holdId ?? '',
-    datasets: free,
-    stillHeld: released.stillHeld ?? [],
-    versions,
-  };
+      (message) => ({ action: 'legal-hold.released', outcome: 'failure', reason: message, targets, details: {} }),
+      auth.principal,
+    );
+    const free = released.datasets ?? [];
+    setPhase('switching off S3 legal hold where no other hold applies', { datasets: free.length });
+    const { versions } = await storage.setLegalHoldActivity({ jurisdiction, datasetIds: free, on: false });
+    await recordAudit(jurisdiction, auth.principal, [
+      {
+        action: 'legal-hold.released',
+        outcome: 'success',
+        reason,
+        targets,
+        details: {
+          holdId: released.holdId ?? null,
+          datasets: free.length,
+          stillHeld: (released.stillHeld ?? []).length,
+          versions,
+        },
+      },
+    ]);
+    return {
+      jurisdiction,
+      action: 'released' as const,
+      scope,
+      holdId: released.holdId ?? '',
+      datasets: free,
+      stillHeld: released.stillHeld ?? [],
+      versions,
+    };
+  });
 }
 
 /**
@@ -152,30 +164,32 @@ export async function endTrialWorkflow(raw: SignedWorkflowInput): Promise<TrialE
     );
   }
   const targets = { studyId, requestId: auth.requestId };
-  setPhase('recording the end of the trial');
-  const ended = await changeOrRecordRefusal(
-    jurisdiction,
-    { kind: 'study.trial-ended', studyId, date, at: now, by: auth.eSignature },
-    (message) => ({ action: 'trial.ended', outcome: 'failure', reason: message, targets, details: { date } }),
-    auth.principal,
-  );
-  const changes = ended.changes ?? [];
-  setPhase('moving Object Lock dates', { datasets: changes.length });
-  const { versions } = await storage.applyObjectLockActivity({ jurisdiction, changes });
-  await recordAudit(jurisdiction, auth.principal, [
-    {
-      action: 'trial.ended',
-      outcome: 'success',
-      reason: auth.body.meaning,
-      targets,
-      details: { date, datasets: changes.length, versions, recorded: ended.changed },
-    },
-    ...changes.map((c): AuditDraft => ({
-      action: 'retention.changed',
-      outcome: 'success',
-      targets: { datasetId: c.datasetId, studyId, requestId: auth.requestId },
-      details: { rule: c.rule, until: c.until, lockedUntil: c.lockedUntil, objectLock: c.objectLock },
-    })),
-  ]);
-  return { jurisdiction, studyId, date, datasets: changes, versions };
+  return CancellationScope.nonCancellable(async () => {
+    setPhase('recording the end of the trial');
+    const ended = await changeOrRecordRefusal(
+      jurisdiction,
+      { kind: 'study.trial-ended', studyId, date, at: now, by: auth.eSignature },
+      (message) => ({ action: 'trial.ended', outcome: 'failure', reason: message, targets, details: { date } }),
+      auth.principal,
+    );
+    const changes = ended.changes ?? [];
+    setPhase('moving Object Lock dates', { datasets: changes.length });
+    const { versions } = await storage.applyObjectLockActivity({ jurisdiction, changes });
+    await recordAudit(jurisdiction, auth.principal, [
+      {
+        action: 'trial.ended',
+        outcome: 'success',
+        reason: auth.body.meaning,
+        targets,
+        details: { date, datasets: changes.length, versions, recorded: ended.changed },
+      },
+      ...changes.map((c): AuditDraft => ({
+        action: 'retention.changed',
+        outcome: 'success',
+        targets: { datasetId: c.datasetId, studyId, requestId: auth.requestId },
+        details: { rule: c.rule, until: c.until, lockedUntil: c.lockedUntil, objectLock: c.objectLock },
+      })),
+    ]);
+    return { jurisdiction, studyId, date, datasets: changes, versions };
+  });
 }

@@ -11,7 +11,7 @@ import {
 } from '@aws-sdk/client-s3';
 import type { Workflow } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
-import { ingestTaskQueue, retentionScheduleId, retentionSweepProgressQuery } from '../../contracts';
+import { ingestTaskQueue, progressQuery, retentionScheduleId, retentionSweepProgressQuery } from '../../contracts';
 import { getJurisdiction } from '../../jurisdictions';
 import { writeExpiredDemoDatasets } from '../../cli/demo/expired';
 import { addDuration } from '../../lib/retention/rules';
@@ -343,6 +343,54 @@ describe('sweeps, storage locks and legal holds', () => {
     for (const id of [first.datasetId, later.datasetId]) {
       expect(await readDatasetRecord(clients().s3, eu.buckets.catalog, id)).toBeUndefined();
     }
+  });
+});
+
+describe('cancelled hold changes', () => {
+  it('a hold cancelled while storage is being held is carried through: every version held, audited once', async () => {
+    // Not expired (curated now), so that no sweep claims it meanwhile; enough versions that setting them takes a while.
+    const [datasetId] = await writeExpiredDemoDatasets(clients().s3, eu, {
+      studyId: 'ST-RET-HOLD-CANCEL',
+      datasets: 1,
+      objectsPerDataset: 300,
+      curatedAt: new Date().toISOString(),
+    });
+    const workflowId = `setLegalHoldWorkflow-cancel-${randomUUID()}`;
+    const handle = await clients().client.workflow.start<Workflow>('setLegalHoldWorkflow', {
+      args: [
+        signedBy('dpo', {
+          action: 'hold.set',
+          jurisdiction: 'eu',
+          params: { jurisdiction: 'eu', scope: { datasetId }, reason: 'inspection, cancelled from the UI' },
+        }),
+      ],
+      taskQueue: ingestTaskQueue('eu'),
+      workflowId,
+    });
+    let phase = '';
+    for (let i = 0; i < 600 && !phase.startsWith('setting S3 legal hold'); i++) {
+      phase = (await handle.query(progressQuery).catch(() => undefined))?.phase ?? '';
+      if (!phase.startsWith('setting S3 legal hold')) await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(phase).toBe('setting S3 legal hold on every object version');
+    await handle.cancel();
+
+    // The hold was recorded before the cancel came: it is carried through, in storage and in the audit trail.
+    const result = (await handle.result()) as HoldResult;
+    expect(result).toMatchObject({ action: 'set', datasets: [datasetId], versions: 300 });
+    const record = (await readDatasetRecord(clients().s3, eu.buckets.catalog, datasetId!))!;
+    expect(record.holds.map((h) => h.holdId)).toEqual([result.holdId]);
+    const versions = await listVersions(clients().s3, eu.buckets.curated, `datasets/${datasetId}/`);
+    expect(versions).toHaveLength(300);
+    const statuses = await Promise.all(versions.map((v) => legalHoldOf(eu.buckets.curated, v.key, v.versionId)));
+    expect(statuses.filter((s) => s !== 'ON')).toEqual([]);
+    const audited = await eventsAbout(
+      'eu',
+      (e) => e.action === 'legal-hold.set' && e.workflow?.workflowId === workflowId,
+    );
+    expect(audited.map((e) => [e.outcome, e.details.holdId, e.details.versions])).toEqual([
+      ['success', result.holdId, 300],
+    ]);
   });
 });
 
