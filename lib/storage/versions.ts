@@ -33,16 +33,28 @@ export async function listVersions(s3: S3Client, bucket: string, prefix: string)
         ...(versionIdMarker ? { VersionIdMarker: versionIdMarker } : {}),
       }),
     );
-    collect(page, found);
+    collect(page, found, keyMarker, versionIdMarker);
     if (!page.IsTruncated) return found;
     keyMarker = page.NextKeyMarker;
     versionIdMarker = page.NextVersionIdMarker;
   }
 }
 
-function collect(page: ListObjectVersionsCommandOutput, into: StoredVersion[]): void {
+/**
+ * Adds a page's versions and delete markers. A page asked for after a marker leaves out the marker's own version:
+ * S3 starts after it, but versitygw (v1.7.0) starts the next page with it, so every page boundary would list one
+ * version twice (and a certificate would name it twice).
+ */
+function collect(
+  page: ListObjectVersionsCommandOutput,
+  into: StoredVersion[],
+  keyMarker?: string,
+  versionIdMarker?: string,
+): void {
+  const isMarker = (v: { Key?: string | undefined; VersionId?: string | undefined }) =>
+    versionIdMarker !== undefined && v.Key === keyMarker && v.VersionId === versionIdMarker;
   for (const v of page.Versions ?? []) {
-    if (!v.Key) continue;
+    if (!v.Key || isMarker(v)) continue;
     into.push({
       key: v.Key,
       versionId: v.VersionId && v.VersionId !== 'null' ? v.VersionId : null,
@@ -52,7 +64,7 @@ function collect(page: ListObjectVersionsCommandOutput, into: StoredVersion[]): 
     });
   }
   for (const m of page.DeleteMarkers ?? []) {
-    if (!m.Key) continue;
+    if (!m.Key || isMarker(m)) continue;
     into.push({
       key: m.Key,
       versionId: m.VersionId && m.VersionId !== 'null' ? m.VersionId : null,
@@ -104,7 +116,7 @@ export async function listVersionsOf(
       );
       pages += 1;
       const found: StoredVersion[] = [];
-      collect(page, found);
+      collect(page, found, keyMarker, versionIdMarker);
       found.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
       let lastKey = '';
       for (const version of found) {

@@ -26,7 +26,8 @@ import {
 import { readDatasetRecord, readStudyRecord } from '../../lib/storage/catalog';
 import { getObjectOrUndefined, listObjects } from '../../lib/storage/objects';
 import { isAlive } from '../../lib/stack/process';
-import { listVersions } from '../../lib/storage/versions';
+import { listVersions, listVersionsOf } from '../../lib/storage/versions';
+import { inLanes } from '../../lib/runtime/lanes';
 import { createS3Client } from '../../lib/storage/s3';
 import { CLAIMS_PREFIX, claimExpiredDatasets, releaseClaims } from '../../lib/retention/catalog';
 import { readSegment } from '../../lib/audit/store';
@@ -343,6 +344,32 @@ describe('sweeps, storage locks and legal holds', () => {
     for (const id of [first.datasetId, later.datasetId]) {
       expect(await readDatasetRecord(clients().s3, eu.buckets.catalog, id)).toBeUndefined();
     }
+  });
+});
+
+describe('listing versions', () => {
+  it('names every version once across pages of 1000, though storage starts each page with the previous marker', async () => {
+    const prefix = `listing-test/${randomUUID()}/`;
+    const folders = Array.from({ length: 105 }, (_, i) => `${prefix}d-${String(i).padStart(3, '0')}/`);
+    const written = new Set<string>();
+    await inLanes(folders, 8, async (folder) => {
+      for (let t = 0; t < 10; t++) {
+        const key = `${folder}t-${t}`;
+        const put = await clients().s3.send(new PutObjectCommand({ Bucket: eu.buckets.curated, Key: key, Body: 'x' }));
+        written.add(`${key}@${put.VersionId}`);
+      }
+    });
+    // A second version of a key on the first page boundary: versions of one key may straddle it too.
+    const again = await clients().s3.send(
+      new PutObjectCommand({ Bucket: eu.buckets.curated, Key: `${prefix}d-099/t-9`, Body: 'y' }),
+    );
+    written.add(`${prefix}d-099/t-9@${again.VersionId}`);
+    const names = (versions: { key: string; versionId: string | null }[]) =>
+      versions.map((v) => `${v.key}@${v.versionId}`).sort();
+    expect(names(await listVersions(clients().s3, eu.buckets.curated, prefix))).toEqual([...written].sort());
+    const byFolder = await listVersionsOf(clients().s3, eu.buckets.curated, folders);
+    expect(names([...byFolder.values()].flat())).toEqual([...written].sort());
+    expect(byFolder.get(`${prefix}d-099/`)).toHaveLength(11);
   });
 });
 
