@@ -1,4 +1,5 @@
 import { randomBytes, createHash } from 'node:crypto';
+import os from 'node:os';
 import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { ingestTaskQueue, retentionSweepWorkflowId } from '../contracts';
 import { getJurisdiction } from '../jurisdictions';
@@ -9,6 +10,7 @@ import { createS3Client } from '../lib/storage/s3';
 import type { SweepReport } from '../schemas/retention';
 import type { BenchStack } from './ingest';
 import { cpuMeter, line } from './report';
+import { prepareSweepFloor } from './sweep-floor';
 
 const DATASETS = Number(process.env.BENCH_SWEEP_DATASETS ?? 1000);
 const OBJECTS = Number(process.env.BENCH_SWEEP_OBJECTS ?? 10);
@@ -16,7 +18,9 @@ const OBJECTS = Number(process.env.BENCH_SWEEP_OBJECTS ?? 10);
 /**
  * A retention sweep of DATASETS expired datasets of OBJECTS small objects each (under GOVERNANCE retention, as curated
  * objects are), certificates and audit included, from the signed request to the report; against the same number of
- * equal objects in the same bucket deleted by a plain loop of single DeleteObject calls from this process.
+ * equal objects in the same bucket deleted by a plain loop of single DeleteObject calls from this process. Beside
+ * them the floor: as many datasets again, deleted with the least work any sweep must do (see `sweep-floor.ts`), which
+ * bounds what a sweep can reach on this machine.
  */
 export async function sweepBench(bench: BenchStack): Promise<void> {
   const eu = getJurisdiction('eu');
@@ -54,6 +58,9 @@ export async function sweepBench(bench: BenchStack): Promise<void> {
     },
   );
 
+  process.stderr.write(`writing ${DATASETS} expired datasets of ${OBJECTS} objects for the floor…\n`);
+  const runFloor = await prepareSweepFloor(bench.s3, s3, eu, DATASETS, OBJECTS);
+
   const processes = {
     bench: process.pid,
     worker: bench.stack.state.workers.find((w) => w.jurisdiction === 'eu')?.pid ?? null,
@@ -75,6 +82,10 @@ export async function sweepBench(bench: BenchStack): Promise<void> {
   const loopSeconds = (performance.now() - started) / 1000;
   const loopCpu = cpu();
 
+  cpu = cpuMeter(processes);
+  const floor = await runFloor();
+  const floorCpu = cpu();
+
   const requestId = `bench-sweep-${Date.now()}`;
   cpu = cpuMeter(processes);
   started = performance.now();
@@ -92,27 +103,52 @@ export async function sweepBench(bench: BenchStack): Promise<void> {
   })) as SweepReport;
   const sweepSeconds = (performance.now() - started) / 1000;
   const sweepCpu = cpu();
-  if (report.totals.datasetsDeleted !== DATASETS || report.totals.certificates !== DATASETS) {
+  // Each dataset: its objects and its catalog record.
+  const versions = DATASETS * (OBJECTS + 1);
+  if (
+    report.totals.datasetsDeleted !== DATASETS ||
+    report.totals.certificates !== DATASETS ||
+    report.totals.versionsDeleted !== versions
+  ) {
     throw new Error(
-      `the sweep deleted ${report.totals.datasetsDeleted} datasets with ${report.totals.certificates} certificates, expected ${DATASETS}`,
+      `the sweep deleted ${report.totals.datasetsDeleted} datasets (${report.totals.versionsDeleted} versions) with ${report.totals.certificates} certificates, expected ${DATASETS} (${versions} versions)`,
     );
+  }
+  if (floor.versions !== versions) {
+    throw new Error(`the floor deleted ${floor.versions} versions, expected ${versions}`);
   }
   line(
     'sweep: datasets deleted, certificates issued',
     `${report.totals.datasetsDeleted}, ${report.totals.certificates}`,
   );
   line(
-    'sweep: object versions deleted (data, records, shards)',
+    'sweep: object versions deleted (data and records)',
     `${report.totals.versionsDeleted} in ${sweepSeconds.toFixed(1)} s`,
   );
   line('sweep: curated objects deleted per second', (total / sweepSeconds).toFixed(0));
   line('single DeleteObject loop: objects per second', (total / loopSeconds).toFixed(0));
   line('sweep / single-delete loop (target ≥ 5)', (loopSeconds / sweepSeconds).toFixed(2));
+  // The floor: what any sweep must do at the least, bare (see sweep-floor.ts). Even with every core busy all the time it
+  // would take its CPU seconds divided by the cores: no sweep on this machine can beat that ratio.
+  line(
+    'floor: bare listing, deletes, HEADs and signatures',
+    `${floor.versions} versions, ${floor.signatures} signatures in ${floor.seconds.toFixed(1)} s`,
+  );
+  line('floor / single-delete loop', (loopSeconds / floor.seconds).toFixed(2));
+  if (floorCpu) {
+    const busy = floorCpu.total / os.availableParallelism();
+    line(
+      'floor with every core busy / loop (bound on any sweep)',
+      `${(loopSeconds / busy).toFixed(2)} (${floorCpu.total.toFixed(1)} CPU-s over ${os.availableParallelism()} cores)`,
+    );
+  }
+  line('sweep time / floor time', (sweepSeconds / floor.seconds).toFixed(2));
   // Where the time went: the loop waits on one request at a time; the sweep is bounded by the cores it shares with
   // storage and Temporal, so CPU per object says how much work each does for a deletion.
   if (loopCpu && sweepCpu) {
     line('single DeleteObject loop: CPU seconds', loopCpu.text);
     line('sweep: CPU seconds', sweepCpu.text);
+    if (floorCpu) line('floor: CPU seconds', floorCpu.text);
     line(
       'CPU per curated object: sweep vs loop',
       `${((1000 * sweepCpu.total) / total).toFixed(2)} ms vs ${((1000 * loopCpu.total) / total).toFixed(2)} ms`,
