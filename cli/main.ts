@@ -129,6 +129,12 @@ export function buildProgram(): Command {
 }
 
 export async function main(): Promise<void> {
+  // A reader that stops early (`steward audit query … | head`) closes the pipe: nothing more is wanted, so the command
+  // ends quietly instead of crashing on the failed write.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+    process.exit(0);
+  });
   try {
     await buildProgram().parseAsync(process.argv);
   } catch (error) {

@@ -46,7 +46,7 @@ export function stackState() {
   return inject('stack');
 }
 
-const BIN = path.join(__dirname, '..', 'bin', 'steward');
+export const BIN = path.join(__dirname, '..', 'bin', 'steward');
 
 /** Runs the `steward` command from source against a data dir: its exit code and output. */
 export function runSteward(

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { appendFile, cp, readFile, rename, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { GetObjectLockConfigurationCommand } from '@aws-sdk/client-s3';
@@ -6,7 +7,16 @@ import type { DatasetRecord } from '../../schemas/dataset';
 import { FileKeyStore } from '../../lib/crypto/keystore';
 import { tokenize } from '../../lib/crypto/pseudonymize';
 import { createS3Client } from '../../lib/storage/s3';
-import { objectVersions, opensslCmsVerify, runSteward, smallMetadata, stackState, tempDir, writeBag } from '../helpers';
+import {
+  BIN,
+  objectVersions,
+  opensslCmsVerify,
+  runSteward,
+  smallMetadata,
+  stackState,
+  tempDir,
+  writeBag,
+} from '../helpers';
 
 // The `steward` binary against a second stack of its own, beside the suite's: each test drives one command family.
 let dataDir: string;
@@ -69,6 +79,20 @@ describe('without a stack', () => {
     expect(steward('worker', '--help').stdout).toContain('--gpu');
     expect(steward('consent', 'import', '--help').stdout).toContain('--jurisdiction <id>');
     expect(steward('keys', 'rotate', '--help').stdout).toContain('--request-id <id>');
+  });
+
+  it('ends quietly when its reader stops early', () => {
+    // `true` reads nothing and exits at once, so the help is written into a pipe nobody reads any more.
+    const piped = spawnSync(
+      'bash',
+      ['-o', 'pipefail', '-c', `"${process.execPath}" "${BIN}" consent import --help | true`],
+      {
+        encoding: 'utf8',
+        env: { ...process.env, STEWARD_FROM_SOURCE: '1' },
+        timeout: 60_000,
+      },
+    );
+    expect({ code: piped.status, stderr: piped.stderr }).toEqual({ code: 0, stderr: '' });
   });
 
   it('says no stack is running, with exit code 4', () => {
