@@ -11,7 +11,7 @@ import type { createAuditActivities } from '../activities/audit';
 import type { createEvidenceActivities } from '../activities/evidence';
 import type { createRetentionActivities } from '../activities/retention';
 import { ErrorType, nonRetryable, retentionScheduleId, retentionSweepProgressQuery } from '../contracts';
-import { getJurisdiction } from '../jurisdictions';
+import { getJurisdiction, JURISDICTION_IDS } from '../jurisdictions';
 import { RAW_PACKAGE_CLASS } from '../schemas/jurisdiction';
 import { parseInput } from '../schemas/parse';
 import { SignedRequestSchema } from '../schemas/request';
@@ -98,7 +98,20 @@ function claimsDryRun(raw: unknown): boolean {
 }
 
 async function begin(input: SweepInput, raw: unknown): Promise<SweepState> {
-  if ('state' in input) return input.state;
+  if ('state' in input) {
+    // Saved state carries the sweep's authorization (its principal, its as-of date): only the sweep's own
+    // continue-as-new may hand it over, never a client starting a workflow with it.
+    const { continuedFromExecutionRunId, workflowId } = workflowInfo();
+    if (continuedFromExecutionRunId && input.state.sweepId === workflowId) return input.state;
+    const reason =
+      'a sweep resumes from saved state only through its own continue-as-new: start a sweep with a signed request';
+    if (JURISDICTION_IDS.includes(input.state.jurisdiction)) {
+      await recordAudit(input.state.jurisdiction, null, [
+        { action: 'request.denied', outcome: 'denied', reason, details: { requested: 'retention.sweep' } },
+      ]);
+    }
+    throw nonRetryable(ErrorType.AccessDenied, reason);
+  }
   const now = new Date().toISOString();
   const { workflowId } = workflowInfo();
   const base = { sweepId: workflowId, startedAt: now, phase: 'datasets' as const, cursor: null, batch: 0 };

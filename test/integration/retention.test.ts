@@ -34,6 +34,7 @@ import { readSegment } from '../../lib/audit/store';
 import type { Action } from '../../lib/auth/roles';
 import { DeletionCertificateSchema } from '../../schemas/certificate';
 import type { AuditEvent } from '../../schemas/audit';
+import { SweepTotalsSchema, type SweepState } from '../../schemas/retention';
 import type { HoldResult, ScheduleState, SweepReport, TrialEndResult } from '../../schemas/retention';
 import {
   ingestDir,
@@ -344,6 +345,46 @@ describe('sweeps, storage locks and legal holds', () => {
     for (const id of [first.datasetId, later.datasetId]) {
       expect(await readDatasetRecord(clients().s3, eu.buckets.catalog, id)).toBeUndefined();
     }
+  });
+});
+
+describe('sweep authorization', () => {
+  it('refuses a sweep started with saved state instead of a signed request, audits it, and deletes nothing', async () => {
+    // Retention runs until about 2036; forged state claims it is 2999 and that a steward asked.
+    const [datasetId] = await writeExpiredDemoDatasets(clients().s3, eu, {
+      studyId: 'ST-RET-FORGED',
+      datasets: 1,
+      objectsPerDataset: 2,
+      curatedAt: new Date().toISOString(),
+    });
+    const workflowId = `retentionSweepWorkflow-forged-${randomUUID()}`;
+    const state: SweepState = {
+      sweepId: workflowId,
+      jurisdiction: 'eu',
+      asOf: '2999-01-01T00:00:00.000Z',
+      dryRun: false,
+      principal: { id: 'Nobody Signed', role: 'steward' },
+      eSignature: null,
+      requestId: null,
+      scheduleId: null,
+      startedAt: new Date().toISOString(),
+      phase: 'datasets',
+      cursor: null,
+      batch: 0,
+      totals: SweepTotalsSchema.parse(Object.fromEntries(Object.keys(SweepTotalsSchema.shape).map((k) => [k, 0]))),
+      items: [],
+      omitted: 0,
+    };
+    const forged = clients().client.workflow.execute<Workflow>('retentionSweepWorkflow', {
+      args: [{ state }],
+      taskQueue: ingestTaskQueue('eu'),
+      workflowId,
+    });
+    expect(await expectDenied(forged)).toMatch(/only through its own continue-as-new/);
+    expect(await readDatasetRecord(clients().s3, eu.buckets.catalog, datasetId!)).toBeDefined();
+    expect(await listVersions(clients().s3, eu.buckets.curated, `datasets/${datasetId}/`)).toHaveLength(2);
+    const denied = await eventsAbout('eu', (e) => e.workflow?.workflowId === workflowId);
+    expect(denied.map((e) => [e.action, e.outcome, e.principal])).toEqual([['request.denied', 'denied', null]]);
   });
 });
 
