@@ -12,6 +12,9 @@ declare module 'vitest' {
 }
 export type { ProvidedContext } from 'vitest';
 
+/** History events after which the suite's Temporal suggests continue-as-new. */
+export const SUGGEST_CONTINUE_AS_NEW = 100;
+
 /** One real stack (Temporal dev server, versitygw, EU and US workers) for the integration tests. */
 export default async function setup(project: TestProject) {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'steward-test-'));
@@ -19,6 +22,9 @@ export default async function setup(project: TestProject) {
   const stack = await Stack.start({
     dataDir,
     jurisdictions: ['eu', 'us'],
+    // Temporal suggests continue-as-new after this many history events instead of thousands, so the suite's sweeps,
+    // audit trails and catalog writers cross runs the way long-lived ones do in production.
+    temporalDynamicConfig: { 'limit.historyCount.suggestContinueAsNew': SUGGEST_CONTINUE_AS_NEW },
     onEvent: (event) => {
       if (event.kind === 'crash')
         process.stderr.write(`[stack] ${event.process} exited (${event.code ?? event.signal})\n`);

@@ -65,7 +65,9 @@ export async function auditTrailWorkflow(raw: AuditTrailInput): Promise<void> {
 
   head ??= await audit.readAuditHeadActivity({ jurisdiction: input.jurisdiction });
   for (;;) {
-    await condition(() => pending.length > 0 || workflowInfo().continueAsNewSuggested);
+    // Continue-as-new waits for the flushes in progress: they are answered by this run. Waking for it while one is
+    // still waiting would loop without yielding, and the trail would stop.
+    await condition(() => pending.length > 0 || (workflowInfo().continueAsNewSuggested && flushes === 0));
     if (pending.length > 0) {
       if (pending.length < SEGMENT_EVENTS && flushes === 0) {
         await condition(() => pending.length >= SEGMENT_EVENTS || flushes > 0, BATCH_WINDOW);

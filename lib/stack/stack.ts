@@ -36,6 +36,8 @@ export interface StackOptions {
   workerEnv?: Record<string, string>;
   /** Changes the workflow bundle's Webpack configuration (the benchmark swaps a module this way). */
   webpackConfigHook?: BundleOptions['webpackConfigHook'];
+  /** Temporal dynamic configuration values (JSON), e.g. a lower history length at which to suggest continue-as-new. */
+  temporalDynamicConfig?: Record<string, string | number | boolean>;
 }
 
 function isWorkerSource(): boolean {
@@ -175,6 +177,10 @@ export class Stack {
           '--ui-codec-endpoint',
           `${codecUrl}/grant/${uiGrant}`,
           ...searchAttributeFlags(),
+          ...Object.entries(this.options.temporalDynamicConfig ?? {}).flatMap(([key, value]) => [
+            '--dynamic-config-value',
+            `${key}=${JSON.stringify(value)}`,
+          ]),
         ],
         { stdio: ['ignore', 'pipe', 'pipe'] },
       ),
