@@ -348,15 +348,21 @@ describe('sweeps, storage locks and legal holds', () => {
   });
 });
 
+/** One EU dataset of `objects` random objects, curated now: no sweep claims it while a test runs. */
+async function writeCurrentDataset(studyId: string, objects: number): Promise<string> {
+  const [datasetId] = await writeExpiredDemoDatasets(clients().s3, eu, {
+    studyId,
+    datasets: 1,
+    objectsPerDataset: objects,
+    curatedAt: new Date().toISOString(),
+  });
+  return datasetId!;
+}
+
 describe('sweep authorization', () => {
   it('refuses a sweep started with saved state instead of a signed request, audits it, and deletes nothing', async () => {
     // Retention runs until about 2036; forged state claims it is 2999 and that a steward asked.
-    const [datasetId] = await writeExpiredDemoDatasets(clients().s3, eu, {
-      studyId: 'ST-RET-FORGED',
-      datasets: 1,
-      objectsPerDataset: 2,
-      curatedAt: new Date().toISOString(),
-    });
+    const datasetId = await writeCurrentDataset('ST-RET-FORGED', 2);
     const workflowId = `retentionSweepWorkflow-forged-${randomUUID()}`;
     const state: SweepState = {
       sweepId: workflowId,
@@ -381,7 +387,7 @@ describe('sweep authorization', () => {
       workflowId,
     });
     expect(await expectDenied(forged)).toMatch(/only through its own continue-as-new/);
-    expect(await readDatasetRecord(clients().s3, eu.buckets.catalog, datasetId!)).toBeDefined();
+    expect(await readDatasetRecord(clients().s3, eu.buckets.catalog, datasetId)).toBeDefined();
     expect(await listVersions(clients().s3, eu.buckets.curated, `datasets/${datasetId}/`)).toHaveLength(2);
     const denied = await eventsAbout('eu', (e) => e.workflow?.workflowId === workflowId);
     expect(denied.map((e) => [e.action, e.outcome, e.principal])).toEqual([['request.denied', 'denied', null]]);
@@ -416,13 +422,8 @@ describe('listing versions', () => {
 
 describe('cancelled hold changes', () => {
   it('a hold cancelled while storage is being held is carried through: every version held, audited once', async () => {
-    // Not expired (curated now), so that no sweep claims it meanwhile; enough versions that setting them takes a while.
-    const [datasetId] = await writeExpiredDemoDatasets(clients().s3, eu, {
-      studyId: 'ST-RET-HOLD-CANCEL',
-      datasets: 1,
-      objectsPerDataset: 300,
-      curatedAt: new Date().toISOString(),
-    });
+    // Enough versions that setting them takes a while.
+    const datasetId = await writeCurrentDataset('ST-RET-HOLD-CANCEL', 300);
     const workflowId = `setLegalHoldWorkflow-cancel-${randomUUID()}`;
     const handle = await clients().client.workflow.start<Workflow>('setLegalHoldWorkflow', {
       args: [
@@ -446,7 +447,7 @@ describe('cancelled hold changes', () => {
     // The hold was recorded before the cancel came: it is carried through, in storage and in the audit trail.
     const result = (await handle.result()) as HoldResult;
     expect(result).toMatchObject({ action: 'set', datasets: [datasetId], versions: 300 });
-    const record = (await readDatasetRecord(clients().s3, eu.buckets.catalog, datasetId!))!;
+    const record = (await readDatasetRecord(clients().s3, eu.buckets.catalog, datasetId))!;
     expect(record.holds.map((h) => h.holdId)).toEqual([result.holdId]);
     const versions = await listVersions(clients().s3, eu.buckets.curated, `datasets/${datasetId}/`);
     expect(versions).toHaveLength(300);
@@ -553,8 +554,8 @@ describe('schedules', () => {
   });
 });
 
-/** Starts an EU sweep as the steward and returns once it has claimed its first expired datasets. */
-async function sweepUntilClaimed(name: string) {
+/** Starts an EU sweep as the steward, as a person would (a signed request); returns its id and handle. */
+async function startSweep(name: string) {
   const workflowId = `retentionSweepWorkflow-${name}-${randomUUID()}`;
   const handle = await clients().client.workflow.start<Workflow>('retentionSweepWorkflow', {
     args: [
@@ -567,6 +568,12 @@ async function sweepUntilClaimed(name: string) {
     taskQueue: ingestTaskQueue('eu'),
     workflowId,
   });
+  return { workflowId, handle };
+}
+
+/** Starts an EU sweep as the steward and returns once it has claimed its first expired datasets. */
+async function sweepUntilClaimed(name: string) {
+  const { workflowId, handle } = await startSweep(name);
   for (let i = 0; i < 400; i++) {
     const progress = await handle.query(retentionSweepProgressQuery).catch(() => undefined);
     if (progress && progress.totals.datasetsExpired > 0) break;
@@ -640,18 +647,7 @@ describe('crash safety', () => {
       datasets: 700,
       objectsPerDataset: 1,
     });
-    const workflowId = `retentionSweepWorkflow-long-${randomUUID()}`;
-    const handle = await clients().client.workflow.start<Workflow>('retentionSweepWorkflow', {
-      args: [
-        signedBy('steward', {
-          action: 'retention.sweep',
-          jurisdiction: 'eu',
-          params: { jurisdiction: 'eu', dryRun: false },
-        }),
-      ],
-      taskQueue: ingestTaskQueue('eu'),
-      workflowId,
-    });
+    const { workflowId, handle } = await startSweep('long');
     const report = (await handle.result()) as SweepReport;
     // The suite's Temporal suggests continue-as-new after 100 events (test/global-setup.ts): four pages take more.
     const first = await clients().client.workflow.getHandle(workflowId, handle.firstExecutionRunId).describe();
