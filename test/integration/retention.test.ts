@@ -34,8 +34,14 @@ import { readSegment } from '../../lib/audit/store';
 import type { Action } from '../../lib/auth/roles';
 import { DeletionCertificateSchema } from '../../schemas/certificate';
 import type { AuditEvent } from '../../schemas/audit';
-import { SweepTotalsSchema, type SweepState } from '../../schemas/retention';
-import type { HoldResult, ScheduleState, SweepReport, TrialEndResult } from '../../schemas/retention';
+import {
+  SweepTotalsSchema,
+  type HoldResult,
+  type ScheduleState,
+  type SweepReport,
+  type SweepState,
+  type TrialEndResult,
+} from '../../schemas/retention';
 import {
   ingestDir,
   importConsentCsv,
