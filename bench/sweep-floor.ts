@@ -53,10 +53,11 @@ export async function prepareSweepFloor(
     await inLanes(batches, LANES, async (batch) => {
       const prefixes = batch.map((id) => datasetObjectPrefix(id));
       const records = batch.map((id) => datasetRecordKey(id));
-      const objects = [...(await listVersionsOf(s3, curated, prefixes)).values()].flat();
-      const recordVersions = [...(await listVersionsOf(s3, catalog, records)).values()].flat();
-      const found = [...objects, ...recordVersions];
-      versions += found.length;
+      const byPrefix = await listVersionsOf(s3, curated, prefixes);
+      const byRecord = await listVersionsOf(s3, catalog, records);
+      const objects = [...byPrefix.values()].flat();
+      const recordVersions = [...byRecord.values()].flat();
+      versions += objects.length + recordVersions.length;
       const refused = [
         ...(await deleteVersions(s3, curated, objects, { bypassGovernance: true })),
         ...(await deleteVersions(s3, catalog, recordVersions)),
@@ -72,13 +73,10 @@ export async function prepareSweepFloor(
           if (!isNotFound(error)) throw error;
         }
       });
-      for (const id of batch) {
+      for (const [i, id] of batch.entries()) {
+        const listed = [...byPrefix.get(prefixes[i]!)!, ...byRecord.get(records[i]!)!];
         const document = Buffer.from(
-          JSON.stringify(
-            { datasetId: id, versions: found.filter((v) => v.key.includes(id)), padding: 'x'.repeat(2000) },
-            null,
-            2,
-          ),
+          JSON.stringify({ datasetId: id, versions: listed, padding: 'x'.repeat(2000) }, null, 2),
         );
         signDetached(document, signer, [signer.certificatePem]);
         signatures += 1;

@@ -13,7 +13,7 @@ declare module 'vitest' {
 export type { ProvidedContext } from 'vitest';
 
 /** History events after which the suite's Temporal suggests continue-as-new. */
-export const SUGGEST_CONTINUE_AS_NEW = 100;
+const SUGGEST_CONTINUE_AS_NEW = 100;
 
 /** One real stack (Temporal dev server, versitygw, EU and US workers) for the integration tests. */
 export default async function setup(project: TestProject) {
