@@ -157,7 +157,7 @@ export const auditTrailStatusQuery = defineQuery<AuditTrailHead & { pending: num
 
 /** To a catalog writer: apply this change, then signal the outcome to `replyTo`. */
 export const applyCatalogMutationSignal = defineSignal<[CatalogMutationRequest]>('applyCatalogMutation');
-/** A catalog writer's counts: changes applied by this run, and queued. */
+/** A catalog writer's counts: changes applied since it started (across its continue-as-new runs), and queued. */
 export const catalogWriterStatusQuery = defineQuery<{ applied: number; queued: number }>('catalogWriterStatus');
 /** From a catalog writer: the outcome of a change. */
 export const catalogMutationDoneSignal = defineSignal<[CatalogMutationReply]>('catalogMutationDone');

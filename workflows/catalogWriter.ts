@@ -46,12 +46,13 @@ function failureOf(error: unknown): { type: string; message: string } {
  * outcome to the workflow that asked. Ends when idle; continues as new before its history grows large.
  */
 export async function catalogWriterWorkflow(
-  raw: CatalogWriterInput & { done?: string[] },
+  raw: CatalogWriterInput & { done?: string[]; applied?: number },
 ): Promise<{ applied: number }> {
   const input = parseInput(CatalogWriterInputSchema, raw, 'catalogWriterWorkflow');
   const done = new Set(raw.done ?? []);
   const queue: CatalogMutationRequest[] = [];
-  let applied = 0;
+  // Counted across continue-as-new, like the requests done: the writer's status speaks for the whole chain of runs.
+  let applied = raw.applied ?? 0;
   setHandler(catalogWriterStatusQuery, () => ({ applied, queued: queue.length }));
   progressFrom(() => ({
     phase: queue.length > 0 ? 'applying catalog changes' : 'waiting for changes',
@@ -85,7 +86,11 @@ export async function catalogWriterWorkflow(
     if (workflowInfo().continueAsNewSuggested && queue.length === 0) {
       await condition(allHandlersFinished);
       if (queue.length === 0)
-        return continueAsNew<typeof catalogWriterWorkflow>({ ...input, done: [...done].slice(-REMEMBERED) });
+        return continueAsNew<typeof catalogWriterWorkflow>({
+          ...input,
+          done: [...done].slice(-REMEMBERED),
+          applied,
+        });
     }
   }
 }
