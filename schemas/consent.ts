@@ -27,6 +27,14 @@ export const ConsentCsvRowSchema = z
     if (row.status === 'withdrawn' && !row.withdrawn_on) {
       ctx.addIssue({ code: 'custom', path: ['withdrawn_on'], message: 'is required when status is withdrawn' });
     }
+    // A withdrawal date on a consent is contradictory: never imported as a consent that silently drops it.
+    if (row.status === 'given' && row.withdrawn_on) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['withdrawn_on'],
+        message: 'must be empty when status is given (a withdrawal has status withdrawn)',
+      });
+    }
     if (row.withdrawn_on && row.withdrawn_on < row.given_on) {
       ctx.addIssue({ code: 'custom', path: ['withdrawn_on'], message: 'must not be before given_on' });
     }

@@ -26,9 +26,15 @@ export function consentDecisionDate(entry: ConsentEntry): string {
   return entry.withdrawal?.effectiveOn ?? entry.withdrawnOn ?? entry.givenOn;
 }
 
-/** Of two records for one subject, the one that wins: the later decision (withdrawal or consent date). */
+/**
+ * Of two records for one subject, the one that wins: the later decision (withdrawal or consent date); of two decisions
+ * of the same date, the one recorded later; of two recorded together (rows of one file), the withdrawal, so a
+ * withdrawal on the day of a consent takes effect whatever the order of the rows.
+ */
 export function newerConsent(a: ConsentEntry, b: ConsentEntry): ConsentEntry {
   const [dateA, dateB] = [consentDecisionDate(a), consentDecisionDate(b)];
   if (dateA !== dateB) return dateA > dateB ? a : b;
-  return a.importedAt >= b.importedAt ? a : b;
+  if (a.importedAt !== b.importedAt) return a.importedAt > b.importedAt ? a : b;
+  if (a.status !== b.status) return a.status === 'withdrawn' ? a : b;
+  return a;
 }

@@ -121,6 +121,32 @@ describe('consent', () => {
     expect(newerConsent(withdrawn, renewed)).toBe(renewed);
   });
 
+  it('a consent and a withdrawal of the same date in one import: the withdrawal wins, whatever the row order', () => {
+    const given: ConsentEntry = { ...entry, givenOn: '2025-03-02', expiresOn: null };
+    const withdrawn: ConsentEntry = { ...entry, status: 'withdrawn', withdrawnOn: '2025-03-02', expiresOn: null };
+    expect(newerConsent(given, withdrawn)).toBe(withdrawn);
+    expect(newerConsent(withdrawn, given)).toBe(withdrawn);
+    expect(consentExclusion(newerConsent(given, withdrawn), 'primary-research', '2025-03-02')).toBe('withdrawn');
+    // Imported later, a consent of the same date is a new decision (the re-import reports it as a conflict).
+    const renewed: ConsentEntry = { ...given, importedAt: '2025-03-03T00:00:00Z' };
+    expect(newerConsent(withdrawn, renewed)).toBe(renewed);
+  });
+
+  it('a CSV row given with a withdrawal date is refused, not imported as a consent', () => {
+    const result = ConsentCsvRowSchema.safeParse({
+      subject_id: 'S',
+      scopes: 'primary-research',
+      status: 'given',
+      icf_version: 'v1',
+      given_on: '2025-03-02',
+      withdrawn_on: '2025-03-02',
+    });
+    expect(z.prettifyError(result.error!)).toMatchInlineSnapshot(`
+      "✖ must be empty when status is given (a withdrawal has status withdrawn)
+        → at withdrawn_on"
+    `);
+  });
+
   it('CSV rows are validated with the field named', () => {
     const result = ConsentCsvRowSchema.safeParse({
       subject_id: 'S',
