@@ -24,14 +24,25 @@ const IssueOptionsSchema = z.object({
   days: z.coerce.number().int().min(1).max(3650).default(365),
 });
 
-/** A new identity's passphrase: `STEWARD_PASSPHRASE`, else typed twice on the terminal. */
+/** The shortest passphrase a new identity's key may be encrypted with, however it is given. */
+const MIN_PASSPHRASE_LENGTH = 12;
+
+/** A new identity's passphrase: `STEWARD_PASSPHRASE`, else typed twice on the terminal; either way of 12 or more. */
 async function newPassphrase(): Promise<string> {
-  if (process.env.STEWARD_PASSPHRASE) return process.env.STEWARD_PASSPHRASE;
+  const fromEnv = process.env.STEWARD_PASSPHRASE;
+  if (fromEnv) {
+    if (fromEnv.length < MIN_PASSPHRASE_LENGTH) {
+      throw new UserError(`STEWARD_PASSPHRASE: the passphrase must have at least ${MIN_PASSPHRASE_LENGTH} characters`);
+    }
+    return fromEnv;
+  }
   if (!process.stdin.isTTY) throw new UserError('set STEWARD_PASSPHRASE, or run on a terminal to type the passphrase');
   const first = await read({ prompt: 'passphrase for the new key: ', silent: true, replace: '*' });
   const second = await read({ prompt: 'the same passphrase again: ', silent: true, replace: '*' });
   if (first !== second) throw new UserError('the two passphrases differ');
-  if (first.length < 12) throw new UserError('the passphrase must have at least 12 characters');
+  if (first.length < MIN_PASSPHRASE_LENGTH) {
+    throw new UserError(`the passphrase must have at least ${MIN_PASSPHRASE_LENGTH} characters`);
+  }
   return first;
 }
 
@@ -80,8 +91,9 @@ export function registerIdentityCommands(program: Command, globals: () => Global
       const options = parseOptions(IssueOptionsSchema, raw);
       const ctx = CommandContext.create(globals());
       try {
-        const authority = await openAuthority(ctx);
+        // The passphrase first: a refused one leaves nothing issued.
         const passphrase = await newPassphrase();
+        const authority = await openAuthority(ctx);
         const issued = await authority.issue(options.name, options.role, options.days);
         await writeIdentity(path.resolve(options.out), { ...issued, caPem: authority.caPem() }, passphrase);
         await auditEverywhere(ctx, 'identity.issued', {

@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { appendFile, cp, readFile, rename, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { GetObjectLockConfigurationCommand } from '@aws-sdk/client-s3';
@@ -112,6 +113,19 @@ describe('without a stack', () => {
       --request-id: must be 6-64 letters, digits, "_" or "-" (as printed by an earlier run)
       "
     `);
+  });
+
+  it('refuses a STEWARD_PASSPHRASE shorter than 12 characters before issuing anything', async () => {
+    const dir = path.join(await tempDir(), 'short');
+    const issued = stewardWith(
+      { STEWARD_PASSPHRASE: 'elevenchars' },
+      ...['identity', 'issue', '--name', 'Sam Short', '--role', 'auditor', '--out', dir],
+    );
+    expect({ code: issued.code, verdict: verdict(issued.stderr) }).toEqual({
+      code: 2,
+      verdict: 'steward: STEWARD_PASSPHRASE: the passphrase must have at least 12 characters',
+    });
+    expect(existsSync(path.join(dir, 'private-key.pem'))).toBe(false);
   });
 });
 
