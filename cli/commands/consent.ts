@@ -3,7 +3,7 @@ import { consentWithdrawalWorkflowId, RequestKind } from '../../contracts';
 import { getJurisdiction } from '../../jurisdictions';
 import { ConsentImportOptionsSchema, ConsentWithdrawOptionsSchema } from '../../schemas/cli';
 import type { withdrawConsentWorkflow } from '../../workflows';
-import { importConsent } from '../../lib/client/consent-import';
+import { assertConsentFile, importConsent } from '../../lib/client/consent-import';
 import { CommandContext, type GlobalOptions } from '../context';
 import { parseOptions, requestIdOf } from '../options';
 import { printJson, say } from '../output';
@@ -73,6 +73,7 @@ export function registerConsentCommands(program: Command, globals: () => GlobalO
     .action(async (csv: string, raw: Record<string, unknown>) => {
       getJurisdiction(String(raw.jurisdiction));
       const options = parseOptions(ConsentImportOptionsSchema, raw);
+      await assertConsentFile(csv);
       const ctx = CommandContext.create(globals());
       try {
         const result = await importConsent(

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { Client } from '@temporalio/client';
@@ -13,6 +13,15 @@ import { consentImportWorkflowId, ingestTaskQueue, RequestKind, SEARCH_ATTRIBUTE
 import { startOrAttach } from './start';
 import { STUDY_METADATA, SUBMITTED_AT_METADATA } from '../retention/packages';
 import { hashFile } from '../storage/objects';
+import { UserError } from '../runtime/errors';
+
+/** Checks that a consent file names a readable regular file, before anything is uploaded or started. */
+export async function assertConsentFile(file: string): Promise<void> {
+  const stats = await stat(file).catch(() => undefined);
+  if (!stats) throw new UserError(`${file}: no such file; consent import expects a CSV file`);
+  if (stats.isDirectory()) throw new UserError(`${file} is a directory; consent import expects a CSV file`);
+  if (!stats.isFile()) throw new UserError(`${file} is not a regular file; consent import expects a CSV file`);
+}
 
 /** Uploads a consent CSV to the jurisdiction's landing bucket and runs its import; the same file twice is one import. */
 export async function importConsent(
@@ -22,6 +31,7 @@ export async function importConsent(
   studyId: string,
 ): Promise<ImportConsentResult> {
   const jurisdiction = getJurisdiction(jurisdictionId);
+  await assertConsentFile(file);
   const { sha256, bytes } = await hashFile(file);
   const key = `consent/${studyId}/${sha256}.csv`;
   await ctx.s3.send(

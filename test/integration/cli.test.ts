@@ -115,6 +115,20 @@ describe('without a stack', () => {
     `);
   });
 
+  it('says a consent file is expected when given a directory or a missing file', async () => {
+    const dir = await tempDir('steward-consent-dir-');
+    const asDirectory = steward('consent', 'import', dir, '--jurisdiction', 'eu', '--study', 'S-1');
+    expect({ code: asDirectory.code, stderr: asDirectory.stderr.replace(dir, '<dir>') }).toEqual({
+      code: 2,
+      stderr: 'steward: <dir> is a directory; consent import expects a CSV file\n',
+    });
+    const missing = steward('consent', 'import', path.join(dir, 'nope.csv'), '--jurisdiction', 'eu', '--study', 'S-1');
+    expect({ code: missing.code, stderr: missing.stderr.replace(dir, '<dir>') }).toEqual({
+      code: 2,
+      stderr: 'steward: <dir>/nope.csv: no such file; consent import expects a CSV file\n',
+    });
+  });
+
   it('refuses a STEWARD_PASSPHRASE shorter than 12 characters before issuing anything', async () => {
     const dir = path.join(await tempDir(), 'short');
     const issued = stewardWith(
