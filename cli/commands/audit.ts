@@ -11,6 +11,7 @@ import {
   AuditSegmentSchema,
   InclusionProofSchema,
   type AuditQueryResult,
+  type InclusionProof,
 } from '../../schemas/audit';
 import type { queryAuditWorkflow } from '../../workflows';
 import { proveInclusion, verifyProof, verifyTrail, type TrailProblem } from '../../lib/audit/segment';
@@ -51,6 +52,37 @@ async function storedSegments(
   const s3 = ctx.s3(jurisdiction);
   for (const seq of await listSegmentSeqs(s3, bucket)) segments.set(seq, await readSegment(s3, bucket, seq));
   return segments;
+}
+
+/**
+ * Reads an inclusion proof file. A file that is not one fails verification naming the file and the rule broken, never
+ * what the file holds (which may be anything, personal data included).
+ */
+async function readProof(file: string): Promise<InclusionProof> {
+  const text = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
+    throw new UserError(`${file}: cannot be read (${error.code ?? 'unreadable'}); give an inclusion proof file`);
+  });
+  const notProof = (rule: string) =>
+    new UserError(`${file}: not an inclusion proof (steward-audit-proof/1): ${rule}`, EXIT.verificationFailed);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw notProof('the file is not JSON');
+  }
+  const parsed = InclusionProofSchema.safeParse(value);
+  if (!parsed.success) {
+    // Field names come from the schema, except the keys of an event's details, which come from the file.
+    const field = (p: PropertyKey[]) => {
+      const at = p.indexOf('details');
+      return (at >= 0 ? p.slice(0, at + 1) : p).map(String).join('.');
+    };
+    const rules = parsed.error.issues
+      .slice(0, 5)
+      .map((i) => `${i.path.length > 0 ? `field "${field(i.path)}": ` : ''}${i.message}`);
+    throw notProof(rules.join('; '));
+  }
+  return parsed.data;
 }
 
 function describe(p: TrailProblem): string {
@@ -173,7 +205,7 @@ export function registerAuditCommands(program: Command, globals: () => GlobalOpt
     .argument('<file>', 'proof file')
     .option('--ca <file>', 'the Steward CA certificate (default: the PKI directory’s, else the one in the proof)')
     .action(async (file: string, options: { ca?: string }) => {
-      const proof = parseOptions(InclusionProofSchema, JSON.parse(await readFile(file, 'utf8')), file);
+      const proof = await readProof(file);
       const ctx = CommandContext.create(globals());
       const defaultCa = path.join(ctx.config.pkiDir, 'ca.pem');
       const caPem = options.ca

@@ -129,6 +129,28 @@ describe('without a stack', () => {
     });
   });
 
+  it('refuses a file that is not an inclusion proof with exit 7, naming the file and rule, never its content', async () => {
+    const dir = await tempDir('steward-not-proof-');
+    const text = path.join(dir, 'notes.txt');
+    await writeFile(text, 'Dana Scully, ONC-204-0002, withdrew by phone\n');
+    const json = path.join(dir, 'other.json');
+    await writeFile(json, JSON.stringify({ format: 'Dana Scully', event: { details: { 'ONC-204-0002': [1] } } }));
+    const notJson = steward('audit', 'verify-proof', text);
+    expect({ code: notJson.code, stderr: notJson.stderr.replace(dir, '<dir>') }).toEqual({
+      code: 7,
+      stderr: 'steward: <dir>/notes.txt: not an inclusion proof (steward-audit-proof/1): the file is not JSON\n',
+    });
+    const notProof = steward('audit', 'verify-proof', json);
+    expect(notProof.code).toBe(7);
+    expect(notProof.stderr.replace(dir, '<dir>')).toMatch(
+      /^steward: <dir>\/other\.json: not an inclusion proof \(steward-audit-proof\/1\): field "format": /,
+    );
+    for (const shown of [notJson.stderr + notJson.stdout, notProof.stderr + notProof.stdout]) {
+      expect(shown).not.toContain('Dana');
+      expect(shown).not.toContain('ONC-204');
+    }
+  });
+
   it('refuses a STEWARD_PASSPHRASE shorter than 12 characters before issuing anything', async () => {
     const dir = path.join(await tempDir(), 'short');
     const issued = stewardWith(
