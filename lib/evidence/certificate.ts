@@ -1,6 +1,7 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import { z } from 'zod';
 import { getObjectOrUndefined } from '../storage/objects';
+import { EXIT, UserError } from '../runtime/errors';
 import { AuditSegmentSchema } from '../../schemas/audit';
 import { DeletionCertificateSchema, type DeletionCertificate } from '../../schemas/certificate';
 import type { ESignature } from '../../schemas/request';
@@ -36,6 +37,31 @@ export const CertificateBundleSchema = z.object({
 });
 export type CertificateBundle = z.infer<typeof CertificateBundleSchema>;
 
+/**
+ * A stored certificate bundle, read back. One that is not a bundle (truncated, changed) fails verification naming the
+ * object and the rule broken.
+ */
+export function parseCertificateBundle(raw: Buffer, source: string): CertificateBundle {
+  let value: unknown;
+  try {
+    value = JSON.parse(raw.toString('utf8'));
+  } catch {
+    throw new UserError(
+      `${source}: the certificate bundle is not JSON (truncated or changed after it was written)`,
+      EXIT.verificationFailed,
+    );
+  }
+  const parsed = CertificateBundleSchema.safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new UserError(
+      `${source}: not a certificate bundle (steward-certificate-bundle/1): ${issue.path.length > 0 ? `field "${issue.path.join('.')}": ` : ''}${issue.message}`,
+      EXIT.verificationFailed,
+    );
+  }
+  return parsed.data;
+}
+
 /** A certificate's bytes and signature from an evidence bucket: stored alone, or in its bundle. */
 export async function readCertificateFiles(
   s3: S3Client,
@@ -51,7 +77,7 @@ export async function readCertificateFiles(
   const bundleKey = certificateBundleKey(certificateId);
   const raw = bundleKey ? await getObjectOrUndefined(s3, bucket, bundleKey) : undefined;
   if (!raw) return undefined;
-  const entry = CertificateBundleSchema.parse(JSON.parse(raw.toString('utf8'))).certificates.find(
+  const entry = parseCertificateBundle(raw, `s3://${bucket}/${bundleKey}`).certificates.find(
     (c) => c.certificateId === certificateId,
   );
   return entry

@@ -1,6 +1,7 @@
 import path from 'node:path';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import { ingestTaskQueue, keyRotationWorkflowId } from '../../contracts';
 import { getJurisdiction } from '../../jurisdictions';
@@ -12,7 +13,12 @@ import { verifyTrail } from '../../lib/audit/segment';
 import { listSegmentSeqs, readSegment } from '../../lib/audit/store';
 import { signRequest } from '../../lib/auth/request';
 import { flushAudit } from '../../lib/client/audit';
-import { auditReferenceProblem, certificateKeys, checkCertificate } from '../../lib/evidence/certificate';
+import {
+  auditReferenceProblem,
+  certificateBundleKey,
+  certificateKeys,
+  checkCertificate,
+} from '../../lib/evidence/certificate';
 import { getObjectOrUndefined } from '../../lib/storage/objects';
 import { tokenize } from '../../lib/crypto/pseudonymize';
 import { FileKeyStore } from '../../lib/crypto/keystore';
@@ -24,6 +30,7 @@ import {
   importConsentCsv,
   signedBy,
   smallMetadata,
+  stackSteward,
   tempDir,
   writeJsonPackage,
   type DemoRole,
@@ -331,5 +338,22 @@ describe('deletion certificates', () => {
     expect(checkCertificate(changed, p7s, caPem).problems).toEqual([
       'signature: the content does not match the signed message digest: it was changed after signing',
     ]);
+  });
+
+  it('a truncated certificate bundle fails `steward cert verify` with exit 7, naming the bundle', async () => {
+    const certificateId = `cert-eu-${randomBytes(16).toString('hex')}`;
+    const key = certificateBundleKey(certificateId)!;
+    const bundle = JSON.stringify({
+      format: 'steward-certificate-bundle/1',
+      certificates: [{ certificateId, json: Buffer.from('{}').toString('base64'), p7s: 'AAAA' }],
+    });
+    await clients().s3.send(
+      new PutObjectCommand({ Bucket: eu.buckets.evidence, Key: key, Body: bundle.slice(0, bundle.length / 2) }),
+    );
+    const verified = stackSteward('cert', 'verify', certificateId);
+    expect({ code: verified.code, stderr: verified.stderr }).toEqual({
+      code: 7,
+      stderr: `steward: s3://${eu.buckets.evidence}/${key}: the certificate bundle is not JSON (truncated or changed after it was written)\n`,
+    });
   });
 });
