@@ -55,7 +55,9 @@ export function parseOxum(value: string | undefined): { bytes: number; files: nu
 /** `manifest-sha256.txt`: `<hex digest> <path>` per line. Malformed lines become problems naming the line. */
 export function parseBagManifest(text: string, file: string, problems: PackageProblem[]): ManifestEntry[] {
   const entries: ManifestEntry[] = [];
-  text.split(/\r?\n/).forEach((line, i) => {
+  // A byte order mark before the first line is no part of it, as in the other tag files.
+  const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
+  lines.forEach((line, i) => {
     if (line.trim() === '') return;
     const match = /^([0-9a-fA-F]{64})[ \t]+\*?(.+)$/.exec(line);
     if (!match) {

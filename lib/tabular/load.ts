@@ -191,8 +191,10 @@ async function loadNdjson(
   const add = (p: PackageProblem) => {
     if (problems.length < MAX_PROBLEMS_PER_FILE) problems.push(p);
   };
-  for await (const line of lines) {
+  for await (const raw of lines) {
     row += 1;
+    // A byte order mark some tools write before the first line is no part of the record (CRLF: see crlfDelay).
+    const line = row === 1 ? raw.replace(/^\uFEFF/, '') : raw;
     if (line.trim() === '') continue;
     if (line.includes('\uFFFD')) add({ file: table.path, row, rule: 'not valid UTF-8' });
     let value: unknown;

@@ -43,6 +43,16 @@ describe('BagIt parsing', () => {
     expect(problems).toEqual([{ file: 'manifest-sha256.txt', row: 3, rule: 'expected "<sha256 hex> <path>"' }]);
   });
 
+  it('reads a manifest written with a UTF-8 BOM or CRLF line endings as the plain one', () => {
+    const text = `${'a'.repeat(64)}  data/visits.csv\n${'b'.repeat(64)}  data/labs.csv\n`;
+    const expected = parseBagManifest(text, 'manifest-sha256.txt', []);
+    for (const converted of [`\uFEFF${text}`, text.replace(/\n/g, '\r\n'), `\uFEFF${text.replace(/\n/g, '\r\n')}`]) {
+      const problems: PackageProblem[] = [];
+      expect(parseBagManifest(converted, 'manifest-sha256.txt', problems)).toEqual(expected);
+      expect(problems).toEqual([]);
+    }
+  });
+
   it('reads tag files with continuation lines, and Payload-Oxum', () => {
     const tags = parseTagFile('\uFEFFSource-Organization: Site\n  North\nPayload-Oxum: 1024.3\n');
     expect(tags.get('Source-Organization')).toBe('Site North');
