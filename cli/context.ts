@@ -3,11 +3,12 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { Client, WorkflowHandle, WorkflowStartOptions } from '@temporalio/client';
 import type { Workflow } from '@temporalio/common';
 import { ingestTaskQueue, SEARCH_ATTRIBUTES, type RequestKind } from '../contracts';
-import { startOrAttach } from '../lib/client/start';
+import { firstInput, startOrAttach } from '../lib/client/start';
 import { note } from './output';
 import { loadConfig, type StewardConfig } from '../lib/runtime/config';
 import type { Action } from '../lib/auth/roles';
-import { signedInput } from '../lib/client/request';
+import { requestDifferences, signedInput } from '../lib/client/request';
+import { UserError } from '../lib/runtime/errors';
 import { FileKeyStore } from '../lib/crypto/keystore';
 import { openIdentity, passphraseFor, type Identity } from '../lib/pki/identity';
 import { createS3Client } from '../lib/storage/s3';
@@ -106,7 +107,19 @@ export class CommandContext {
         { key: SEARCH_ATTRIBUTES.requestKind, value: request.kind },
       ],
     } as unknown as WorkflowStartOptions<T>);
-    if (!started) note(`found request ${request.requestId} started earlier; showing its outcome`);
+    if (!started) {
+      // The request id names the first run: a command asking for something else under it is not that request.
+      const differences = requestDifferences(
+        await firstInput(await this.temporal(), request.workflowId),
+        input.request,
+      );
+      if (differences.length > 0) {
+        throw new UserError(
+          `--request-id ${request.requestId} names an earlier request that differs from this one (${differences.join(', ')}); nothing was done. Run the command without --request-id to make a new request.`,
+        );
+      }
+      note(`found request ${request.requestId} started earlier; showing its outcome`);
+    }
     return handle;
   }
 

@@ -282,6 +282,30 @@ describe('with a stack of its own', () => {
     expect(again.code, again.stderr).toBe(0);
     expect(again.stderr).toContain('found request withdraw-cli-1 started earlier');
     expect(JSON.parse(again.stdout)).toEqual(JSON.parse(first.stdout));
+
+    // The same request id with another subject is not that request: refused, naming the parameter, not its value.
+    const otherSubject = (await readFile(path.join(out, 'package', 'data', 'subjects.csv'), 'utf8'))
+      .split('\n')[2]!
+      .split(',')[0]!;
+    const reused = steward('--identity', dpoIdentity(), ...request.map((a) => (a === firstSubject ? otherSubject : a)));
+    expect({ code: reused.code, stdout: reused.stdout, verdict: verdict(reused.stderr) }).toEqual({
+      code: 2,
+      stdout: '',
+      verdict:
+        'steward: --request-id withdraw-cli-1 names an earlier request that differs from this one (params.subjectId); nothing was done. Run the command without --request-id to make a new request.',
+    });
+    expect(reused.stderr).not.toContain(otherSubject);
+    expect(reused.stderr).not.toContain(firstSubject);
+
+    // A run that failed is shown as it failed, with its exit code, however often it is asked for again.
+    const refused = [...withdraw, '--reason', 'call', '--request-id', 'withdraw-cli-0'];
+    expect(steward(...refused).code).toBe(6);
+    const refusedAgain = steward(...refused);
+    expect(refusedAgain.stderr).toContain('found request withdraw-cli-0 started earlier');
+    expect({ code: refusedAgain.code, verdict: verdict(refusedAgain.stderr) }).toEqual({
+      code: 6,
+      verdict: 'steward: access denied: Demo Steward (role steward) may not consent.withdraw; allowed roles: dpo',
+    });
   });
 
   it('rotates keys, re-pseudonymizes, and re-identifies for the dpo only', async () => {

@@ -7,6 +7,7 @@ import type { AuditEvent } from '../../schemas/audit';
 import { inclusionPath, leafHash, merkleRoot, verifyInclusion } from '../../lib/audit/merkle';
 import { proveInclusion, sealSegment, verifyTrail, ZERO_HASH } from '../../lib/audit/segment';
 import { signRequest, verifyRequest } from '../../lib/auth/request';
+import { requestDifferences, signedInput } from '../../lib/client/request';
 import { FileKeyStore } from '../../lib/crypto/keystore';
 import { StewardAuthority, TrustAnchor } from '../../lib/pki/authority';
 import { signDetached, verifyDetached } from '../../lib/pki/cms';
@@ -249,6 +250,35 @@ describe('signed requests', () => {
     expect(await reason(signRequest(openIdentity(revokedDir, 'pw'), body()))).toBe(
       `the certificate ${issued.info.serial} is revoked`,
     );
+  });
+
+  it('under one request id, name what another request asks differently, never the values', async () => {
+    const withdraw = (subjectId: string, meaning = 'withdraw all scopes') =>
+      signedInput(dpo, {
+        action: 'consent.withdraw',
+        jurisdiction: 'eu',
+        params: { studyId: 'S', subjectId, scopes: [] },
+        requestId: 'req-000002',
+        meaning,
+      });
+    const first = withdraw('ONC-204-0002');
+    expect(requestDifferences(first, withdraw('ONC-204-0002').request)).toEqual([]);
+    expect(requestDifferences(first, withdraw('ONC-204-0003').request)).toEqual(['params.subjectId']);
+    expect(requestDifferences(first, withdraw('ONC-204-0003', 'withdraw one scope').request)).toEqual([
+      'meaning',
+      'params.subjectId',
+    ]);
+    const other = await authority.issue('Olga Other', 'dpo', 365);
+    await writeIdentity(path.join(dir, 'olga'), { ...other, caPem: authority.caPem() }, 'olga passphrase');
+    const byOlga = signedInput(openIdentity(path.join(dir, 'olga'), 'olga passphrase'), {
+      action: 'consent.withdraw',
+      jurisdiction: 'eu',
+      params: { studyId: 'S', subjectId: 'ONC-204-0002', scopes: [] },
+      requestId: 'req-000002',
+      meaning: 'withdraw all scopes',
+    });
+    expect(requestDifferences(first, byOlga.request)).toEqual(['signer']);
+    expect(requestDifferences({ state: {} }, first.request)).toEqual(['request']);
   });
 
   it('keep the key under its passphrase', () => {
