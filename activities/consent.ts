@@ -23,7 +23,7 @@ import {
 } from '../schemas/consent';
 import type { PackageProblem } from '../schemas/ingest';
 import type { Jurisdiction } from '../schemas/jurisdiction';
-import { consentDecisionDate, newerConsent } from '../lib/consent/rules';
+import { consentDecisionDate, newerConsent, registrySubjects } from '../lib/consent/rules';
 import type { KeyStore } from '../lib/crypto/keystore';
 import { subjectTokens, Tokenizer } from '../lib/crypto/pseudonymize';
 import { summarizeProblems } from '../lib/package/rules';
@@ -48,15 +48,20 @@ function partId(kind: string, ref: string): string {
   return `${kind}-${createHash('sha256').update(ref).digest('hex').slice(0, 32)}`;
 }
 
-/** Reads a consent CSV from landing, validating every row; returns the records keyed by subject token. */
+/**
+ * Reads a consent CSV from landing, validating every row; returns the records keyed by subject token, and each
+ * subject's tokens under the study's older live key versions (`older`).
+ */
 async function readConsentCsv(
   s3: S3Client,
   input: ImportConsentActivityInput,
   tokenizer: Tokenizer,
-): Promise<{ rows: number; imported: Map<string, ConsentEntry> }> {
+  older: readonly Tokenizer[],
+): Promise<{ rows: number; imported: Map<string, ConsentEntry>; olderTokens: Map<string, string[]> }> {
   const file = input.fileName;
   const problems: PackageProblem[] = [];
   const imported = new Map<string, ConsentEntry>();
+  const olderTokens = new Map<string, string[]>();
   let rows = 0;
   const res = await s3.send(new GetObjectCommand({ Bucket: input.source.bucket, Key: input.source.key }));
   const parser = (res.Body as Readable).pipe(
@@ -100,6 +105,11 @@ async function readConsentCsv(
       };
       const before = imported.get(entry.token);
       imported.set(entry.token, before ? newerConsent(before, entry) : entry);
+      if (!before)
+        olderTokens.set(
+          entry.token,
+          older.map((t) => t.token(row.subject_id)),
+        );
     }
   } catch (error) {
     const line = (error as { lines?: number }).lines;
@@ -113,7 +123,7 @@ async function readConsentCsv(
       { details: [{ problems }] },
     );
   }
-  return { rows, imported };
+  return { rows, imported, olderTokens };
 }
 
 export function createConsentActivities({ s3, keys, jurisdiction, scratchDir }: ConsentActivityDeps) {
@@ -134,6 +144,7 @@ export function createConsentActivities({ s3, keys, jurisdiction, scratchDir }: 
       const byToken = new Map(registry.entries.map((e) => [e.token, e]));
       const found = tokens.map((t) => byToken.get(t)).filter((e): e is ConsentEntry => e !== undefined);
       const current = found.length > 0 ? found.reduce(newerConsent) : undefined;
+      const olderKeyRecord = found.some((e) => e.token !== tokens.at(-1) || e.olderKeyRecord);
       const remaining =
         current && input.scopes.length > 0 ? current.scopes.filter((s) => !input.scopes.includes(s)) : [];
       const entry: ConsentEntry = {
@@ -146,6 +157,7 @@ export function createConsentActivities({ s3, keys, jurisdiction, scratchDir }: 
         expiresOn: current?.expiresOn ?? null,
         importedAt: input.recordedAt,
         withdrawal: { effectiveOn: input.effectiveOn, scopes: input.scopes, reason: input.reason },
+        ...(olderKeyRecord ? { olderKeyRecord } : {}),
       };
       if (!current || !sameDecision(current, entry)) {
         await writeConsentPart(s3, jurisdiction.buckets.catalog, {
@@ -217,12 +229,24 @@ export function createConsentActivities({ s3, keys, jurisdiction, scratchDir }: 
         );
       }
       const key = await keys.studyKey(jurisdiction.id, input.studyId);
-      const { rows, imported } = await readConsentCsv(s3, input, new Tokenizer(key.material, key.version));
+      const older = (await keys.liveStudyKeys(jurisdiction.id, input.studyId))
+        .filter((k) => k.version !== key.version)
+        .map((k) => new Tokenizer(k.material, k.version));
+      const { rows, imported, olderTokens } = await readConsentCsv(
+        s3,
+        input,
+        new Tokenizer(key.material, key.version),
+        older,
+      );
 
       const before = new Map((await registryOf(input.studyId, input.importedAt)).entries.map((e) => [e.token, e]));
       let conflicts = 0;
       for (const [token, entry] of imported) {
         const stored = before.get(token);
+        // A subject already on record under an older key version stays one subject of the registry.
+        if (stored?.olderKeyRecord || (olderTokens.get(token) ?? []).some((t) => before.has(t))) {
+          entry.olderKeyRecord = true;
+        }
         const sameDay = stored && consentDecisionDate(stored) === consentDecisionDate(entry);
         if (sameDay && !sameDecision(stored, entry)) conflicts += 1;
       }
@@ -244,7 +268,7 @@ export function createConsentActivities({ s3, keys, jurisdiction, scratchDir }: 
         rows,
         given: values.filter((e) => e.status === 'given').length,
         withdrawn: values.filter((e) => e.status === 'withdrawn').length,
-        subjectsInRegistry: after.entries.length,
+        subjectsInRegistry: registrySubjects(after.entries),
         conflicts,
         part: { bucket: jurisdiction.buckets.catalog, key: `${consentPartsPrefix(input.studyId)}${importPart}.json` },
         keysCreated: key.created ? [key.id] : [],

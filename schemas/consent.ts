@@ -63,6 +63,11 @@ export const ConsentEntrySchema = z.object({
   importedAt: z.string(),
   /** Set when the DPO recorded a withdrawal (`steward consent withdraw`). */
   withdrawal: z.object({ effectiveOn: z.string(), scopes: z.array(z.string()), reason: z.string() }).optional(),
+  /**
+   * Set when the subject already had a record under an older key version of the study when this one was written, so
+   * the subject is counted once. Says only that: which older record it is stays unknown without the key.
+   */
+  olderKeyRecord: z.literal(true).optional(),
 });
 export type ConsentEntry = z.infer<typeof ConsentEntrySchema>;
 

@@ -38,3 +38,11 @@ export function newerConsent(a: ConsentEntry, b: ConsentEntry): ConsentEntry {
   if (a.status !== b.status) return a.status === 'withdrawn' ? a : b;
   return a;
 }
+
+/**
+ * How many subjects a registry's records are about: a subject with records under several key versions (one per token)
+ * is counted once, by its record under the oldest version.
+ */
+export function registrySubjects(entries: readonly ConsentEntry[]): number {
+  return entries.filter((e) => !e.olderKeyRecord).length;
+}

@@ -314,6 +314,28 @@ describe('re-pseudonymization', () => {
 });
 
 describe('consent re-import', () => {
+  it('counts each subject of the registry once, whatever key versions its records are under', async () => {
+    const study = 'ST-COUNT';
+    const header = 'subject_id,scopes,status,icf_version,given_on,withdrawn_on\n';
+    const first = await importConsentCsv(
+      clients(),
+      `${header}K-1,primary-research,given,v1,2025-01-01,\nK-2,primary-research,given,v1,2025-01-01,\n`,
+      'eu',
+      study,
+    );
+    expect(first.subjectsInRegistry).toBe(2);
+    await rotate(study, 'steward');
+    // Under key v2: K-2 withdrawn, K-1 imported again with a new subject K-3.
+    await withdraw(study, 'K-2', 'dpo');
+    const second = await importConsentCsv(
+      clients(),
+      `${header}K-1,primary-research,given,v2,2025-02-01,\nK-3,primary-research,given,v2,2025-02-01,\n`,
+      'eu',
+      study,
+    );
+    expect(second.subjectsInRegistry).toBe(3);
+  });
+
   it('applies the later decision per subject and reports same-date contradictions', async () => {
     const study = 'ST-REIMPORT';
     const header = 'subject_id,scopes,status,icf_version,given_on,withdrawn_on\n';
