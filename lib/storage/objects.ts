@@ -14,6 +14,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { isNotFound } from './s3';
+import { deleteVersions, listVersions, type StoredVersion } from './versions';
 
 export interface ObjectSummary {
   key: string;
@@ -266,6 +267,8 @@ export async function deleteAllVersions(
 
 /**
  * Deletes every version of `key` except `keep` (the one just written), so an overwritten object leaves no older copy.
+ * Every listing page is read, however many versions there are. Returns the versions deleted: one storage refuses (a
+ * legal hold, COMPLIANCE retention) stays, and is not among them.
  */
 export async function deleteOtherVersions(
   s3: S3Client,
@@ -274,15 +277,11 @@ export async function deleteOtherVersions(
   keep: string | null | undefined,
   options: { bypassGovernance?: boolean } = {},
 ): Promise<string[]> {
-  const versions = await s3.send(new ListObjectVersionsCommand({ Bucket: bucket, Prefix: key }));
-  const old = (versions.Versions ?? []).filter((v) => v.Key === key && v.VersionId && v.VersionId !== keep);
-  if (old.length === 0) return [];
-  await s3.send(
-    new DeleteObjectsCommand({
-      Bucket: bucket,
-      Delete: { Objects: old.map((v) => ({ Key: key, VersionId: v.VersionId! })), Quiet: true },
-      ...(options.bypassGovernance ? { BypassGovernanceRetention: true } : {}),
-    }),
+  const old = (await listVersions(s3, bucket, key)).filter(
+    (v): v is StoredVersion & { versionId: string } =>
+      v.key === key && !v.deleteMarker && v.versionId !== null && v.versionId !== keep,
   );
-  return old.map((v) => v.VersionId!);
+  if (old.length === 0) return [];
+  const refused = new Set((await deleteVersions(s3, bucket, old, options)).map((r) => r.versionId));
+  return old.filter((v) => !refused.has(v.versionId)).map((v) => v.versionId);
 }

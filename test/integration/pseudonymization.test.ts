@@ -2,6 +2,8 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { listVersions } from '../../lib/storage/versions';
 import type { PackageMetadata } from '../../schemas/package';
 import { FileKeyStore } from '../../lib/crypto/keystore';
 import { dateShiftDays, tokenize } from '../../lib/crypto/pseudonymize';
@@ -12,7 +14,7 @@ import type {
   withdrawConsentWorkflow,
 } from '../../workflows';
 import { getJurisdiction } from '../../jurisdictions';
-import { readObjectText } from '../../lib/storage/objects';
+import { deleteOtherVersions, readObjectText } from '../../lib/storage/objects';
 import { destroyVaultEntries } from '../../lib/crypto/vault';
 import { ingestTaskQueue } from '../../contracts';
 import {
@@ -366,4 +368,26 @@ describe('consent re-import', () => {
       excludedByReason: { withdrawn: 1, scope: 1 },
     });
   });
+});
+
+describe('older versions of a rewritten object', () => {
+  it('are all deleted, past the first listing page of 1000 versions, and no other key', async () => {
+    const bucket = getJurisdiction('eu').buckets.catalog;
+    const key = `test/rewritten-${randomUUID()}.json`;
+    const put = (k: string, body: string) =>
+      clients().s3.send(new PutObjectCommand({ Bucket: bucket, Key: k, Body: body }));
+    // One write after another: versitygw (v1.7.0) keeps fewer versions than it acknowledged when one key is written
+    // concurrently.
+    for (let i = 0; i < 1005; i += 1) await put(key, `version ${i}`);
+    await put(`${key}.bak`, 'a neighbour sharing the prefix');
+    const current = await put(key, 'current');
+    const deleted = await deleteOtherVersions(clients().s3, bucket, key, current.VersionId);
+    expect(deleted).toHaveLength(1005);
+    expect(deleted).not.toContain(current.VersionId);
+    expect((await listVersions(clients().s3, bucket, key)).map((v) => [v.key, v.versionId])).toEqual([
+      [key, current.VersionId],
+      [`${key}.bak`, expect.any(String)],
+    ]);
+    expect((await readObjectText(clients().s3, bucket, key)).toString()).toBe('current');
+  }, 300_000);
 });
