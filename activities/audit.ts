@@ -22,7 +22,7 @@ import { parseInput } from '../schemas/parse';
 import { headHash, sealSegment, ZERO_HASH } from '../lib/audit/segment';
 import {
   evidenceRetainUntil,
-  listSegmentSeqs,
+  listStoredSegments,
   putEvidence,
   readSegment,
   segmentBytes,
@@ -55,11 +55,11 @@ export function createAuditActivities({ s3, keys, jurisdiction, signer }: AuditA
     const read = new Set<number>();
     const deadline = Date.now() + 10_000;
     for (;;) {
-      const seqs = await listSegmentSeqs(s3, bucket);
-      for (const seq of seqs.slice(-50).reverse()) {
+      const stored = await listStoredSegments(s3, bucket);
+      for (const { seq, versionId } of stored.slice(-50).reverse()) {
         if (read.has(seq)) continue;
         read.add(seq);
-        const segment = AuditSegmentSchema.parse(await readSegment(s3, bucket, seq));
+        const segment = AuditSegmentSchema.parse(await readSegment(s3, bucket, seq, versionId));
         for (const entry of segment.entries) {
           if (!wanted.has(entry.event.id)) continue;
           found.set(entry.event.id, {
@@ -84,12 +84,11 @@ export function createAuditActivities({ s3, keys, jurisdiction, signer }: AuditA
     /** Where the stored trail ends: what a trail that starts afresh continues from. Reads only. */
     async readAuditHeadActivity(input: { jurisdiction: string }): Promise<AuditTrailHead> {
       assertOwnJurisdiction(jurisdiction, input.jurisdiction);
-      const seqs = await listSegmentSeqs(s3, bucket);
-      const last = seqs.at(-1);
+      const last = (await listStoredSegments(s3, bucket)).at(-1);
       if (last === undefined) return { seq: 0, position: 0, prevEventHash: ZERO_HASH, prevSegmentHash: ZERO_HASH };
-      const segment = AuditSegmentSchema.parse(await readSegment(s3, bucket, last));
+      const segment = AuditSegmentSchema.parse(await readSegment(s3, bucket, last.seq, last.versionId));
       return {
-        seq: last + 1,
+        seq: last.seq + 1,
         position: segment.head.firstPosition + segment.head.count,
         prevEventHash: segment.head.lastEventHash,
         prevSegmentHash: headHash(segment.head),
@@ -182,11 +181,11 @@ export function createAuditActivities({ s3, keys, jurisdiction, signer }: AuditA
         (!query.since || event.at >= query.since) &&
         (!query.until || event.at <= query.until);
       const events: AuditQueryResult['events'] = [];
-      const seqs = await listSegmentSeqs(s3, bucket);
+      const stored = await listStoredSegments(s3, bucket);
       let truncated = false;
-      for (const seq of seqs) {
+      for (const { seq, versionId } of stored) {
         Context.current().heartbeat({ segment: seq });
-        const segment = AuditSegmentSchema.parse(await readSegment(s3, bucket, seq));
+        const segment = AuditSegmentSchema.parse(await readSegment(s3, bucket, seq, versionId));
         for (const entry of segment.entries) {
           if (!matches(entry.event)) continue;
           if (events.length >= query.limit) truncated = true;
@@ -196,7 +195,7 @@ export function createAuditActivities({ s3, keys, jurisdiction, signer }: AuditA
       return {
         jurisdiction: jurisdiction.id,
         events,
-        segmentsRead: seqs.length,
+        segmentsRead: stored.length,
         truncated,
         subjectTokens: [...tokens],
       };

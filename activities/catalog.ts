@@ -1,6 +1,14 @@
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { ErrorType, nonRetryable } from '../contracts';
-import { CatalogMutationSchema, type CatalogMutation, type CatalogMutationResult } from '../schemas/catalog';
+import { catalogWriterWorkflowId, ErrorType, nonRetryable } from '../contracts';
+import { Context } from '@temporalio/activity';
+import { openMessage } from '../lib/auth/messages';
+import {
+  CatalogChangeBodySchema,
+  mutationTarget,
+  type CatalogMutation,
+  type CatalogMutationResult,
+} from '../schemas/catalog';
+import { InternalMessageSchema } from '../schemas/message';
 import type { Jurisdiction } from '../schemas/jurisdiction';
 import { parseInput } from '../schemas/parse';
 import { destroyVaultEntries, vaultShardKey } from '../lib/crypto/vault';
@@ -12,12 +20,43 @@ import { readDatasetRecord, writeDatasetRecord } from '../lib/storage/catalog';
 import { getObjectOrUndefined } from '../lib/storage/objects';
 
 /** Changes to shared catalog objects, run only by each object's single writer (`catalogWriterWorkflow`). */
-export function createCatalogActivities({ s3, jurisdiction }: { s3: S3Client; jurisdiction: Jurisdiction }) {
+export function createCatalogActivities({
+  s3,
+  jurisdiction,
+  messageKey,
+}: {
+  s3: S3Client;
+  jurisdiction: Jurisdiction;
+  /** The jurisdiction's message key: only changes sealed with it are applied. */
+  messageKey: Buffer;
+}) {
   const bucket = jurisdiction.buckets.catalog;
+  /** The change a sealed message asks of the calling writer; anything else is refused before it is read. */
+  const changeOf = (message: unknown): CatalogMutation => {
+    const writerId = Context.current().info.workflowExecution?.workflowId ?? '';
+    const verdict = openMessage(messageKey, message, {
+      kind: 'catalog.change',
+      to: writerId,
+      jurisdiction: jurisdiction.id,
+    });
+    if (!verdict.ok) throw nonRetryable(ErrorType.MessageRefused, verdict.reason);
+    const { mutation } = parseInput(
+      CatalogChangeBodySchema,
+      InternalMessageSchema.parse(message).body,
+      'applyCatalogMutationActivity',
+    );
+    if (catalogWriterWorkflowId(jurisdiction.id, mutationTarget(mutation)) !== writerId) {
+      throw nonRetryable(ErrorType.MessageRefused, 'the change is for another catalog object’s writer');
+    }
+    return mutation;
+  };
   return {
-    /** Idempotent: each change states the object's new content, so applying it again changes nothing. */
-    async applyCatalogMutationActivity(raw: CatalogMutation): Promise<CatalogMutationResult> {
-      const mutation = parseInput(CatalogMutationSchema, raw, 'applyCatalogMutationActivity');
+    /**
+     * Applies a sealed change (see `changeOf`). Idempotent: each change states the object's new content, so applying
+     * it again changes nothing.
+     */
+    async applyCatalogMutationActivity(raw: { message: unknown }): Promise<CatalogMutationResult> {
+      const mutation = changeOf(raw.message);
       try {
         return await apply(mutation);
       } catch (error) {
@@ -61,11 +100,15 @@ export function createCatalogActivities({ s3, jurisdiction }: { s3: S3Client; ju
         const key = `requests/${mutation.requestId}.json`;
         const stored = await getObjectOrUndefined(s3, bucket, key);
         if (stored) {
-          const claim = JSON.parse(stored.toString('utf8')) as { workflowId: string };
-          if (claim.workflowId === mutation.workflowId) return { changed: false, count: 0 };
+          const claim = JSON.parse(stored.toString('utf8')) as { workflowId: string; runId?: string };
+          if (claim.workflowId === mutation.workflowId && claim.runId === mutation.runId) {
+            return { changed: false, count: 0 };
+          }
+          // Another run of the same workflow id (a reset, a re-start of a closed one, a cron or retry run) is a replay
+          // too: a signed request is used by one run.
           throw nonRetryable(
             ErrorType.AccessDenied,
-            `request ${mutation.requestId} was already used by workflow ${claim.workflowId}: a replayed request is refused`,
+            `request ${mutation.requestId} was already used by workflow ${claim.workflowId}${claim.runId ? ` run ${claim.runId}` : ''}: a replayed request is refused`,
           );
         }
         await s3.send(

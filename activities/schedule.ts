@@ -1,10 +1,17 @@
-import type { Client } from '@temporalio/client';
-import { ErrorType, nonRetryable } from '../contracts';
+import { Context } from '@temporalio/activity';
+import { ScheduleNotFoundError, type Client } from '@temporalio/client';
+import { ErrorType, nonRetryable, retentionScheduleId } from '../contracts';
 import { changeRetentionSchedule, cronProblem } from '../lib/retention/schedule';
 import type { Jurisdiction } from '../schemas/jurisdiction';
 import { parseInput } from '../schemas/parse';
 import { ScheduleChangeInputSchema, type ScheduleChangeInput, type ScheduleState } from '../schemas/retention';
 import { assertOwnJurisdiction } from './guards';
+
+/** How many times, a second apart, a run is looked for among its schedule's actions. */
+const SCHEDULE_LOOKS = 10;
+
+export type ScheduledRunVerdict =
+  { ok: true; jurisdiction: string } | { ok: false; reason: string; jurisdiction: string };
 
 /** The jurisdiction's retention sweep schedule, changed through the Temporal client of its worker. */
 export function createScheduleActivities({
@@ -16,6 +23,39 @@ export function createScheduleActivities({
   temporal: () => Promise<Client>;
 }) {
   return {
+    /**
+     * Whether the calling workflow run was started by this jurisdiction's retention schedule, as Temporal's record of
+     * the schedule's actions says (not as the run's input or id says). The schedule records a start just after making
+     * it, so a run not yet listed is looked for again for a few seconds. A refusal is a verdict, naming the worker's
+     * own jurisdiction for the audit trail. Reads only.
+     */
+    async verifyScheduledRunActivity(raw: { jurisdiction: string }): Promise<ScheduledRunVerdict> {
+      const deny = (reason: string): ScheduledRunVerdict => ({ ok: false, reason, jurisdiction: jurisdiction.id });
+      if (raw.jurisdiction !== jurisdiction.id) {
+        return deny(`a scheduled sweep of ${raw.jurisdiction} sent to a worker of ${jurisdiction.id}`);
+      }
+      const execution = Context.current().info.workflowExecution;
+      if (!execution) return deny('not a workflow run');
+      const handle = (await temporal()).schedule.getHandle(retentionScheduleId(jurisdiction.id));
+      for (let look = 0; look < SCHEDULE_LOOKS; look++) {
+        let info;
+        try {
+          info = (await handle.describe()).info;
+        } catch (error) {
+          if (error instanceof ScheduleNotFoundError)
+            return deny(`no schedule ${retentionScheduleId(jurisdiction.id)}`);
+          throw error;
+        }
+        const started = [...info.runningActions, ...info.recentActions.map((r) => r.action)].some(
+          (a) => a.workflow.workflowId === execution.workflowId && a.workflow.firstExecutionRunId === execution.runId,
+        );
+        if (started) return { ok: true, jurisdiction: jurisdiction.id };
+        Context.current().heartbeat(look);
+        await Context.current().sleep(1000);
+      }
+      return deny(`this run was not started by the schedule ${retentionScheduleId(jurisdiction.id)}`);
+    },
+
     /** Idempotent but for `trigger`, which the workflow asks for once. */
     async changeRetentionScheduleActivity(raw: ScheduleChangeInput): Promise<ScheduleState> {
       const input = parseInput(ScheduleChangeInputSchema, raw, 'changeRetentionScheduleActivity');

@@ -4,6 +4,7 @@ import { parseInput } from '../schemas/parse';
 import { LookUpTokenInputSchema, type LookUpTokenInput, type ReidentifyResult } from '../schemas/vault';
 import type { KeyStore } from '../lib/crypto/keystore';
 import { lookUpToken } from '../lib/crypto/vault';
+import { sealTo } from '../lib/crypto/sealed-box';
 
 export function createVaultActivities({
   s3,
@@ -20,7 +21,11 @@ export function createVaultActivities({
       const input = parseInput(LookUpTokenInputSchema, raw, 'reidentifyActivity');
       const key = await keys.vaultKey(jurisdiction.id, input.studyId);
       const identifier = await lookUpToken(s3, jurisdiction.buckets.catalog, input.studyId, key, input.token);
-      return { found: identifier !== undefined, identifier: identifier ?? null };
+      // Sealed to the requester here, in the worker: the identifier never sits in a history in a form ops can decode.
+      return {
+        found: identifier !== undefined,
+        identifier: identifier === undefined ? null : sealTo(input.recipientCertificate, Buffer.from(identifier)),
+      };
     },
   };
 }

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { auditTrailStatusQuery, auditTrailWorkflowId } from '../contracts';
+import { jurisdictionMessageKey } from '../lib/auth/messages';
 import { appendAudit, flushAudit } from '../lib/client/audit';
 import { readLocalPackage, submitPackage } from '../lib/client/submit';
 import { importConsent } from '../lib/client/consent-import';
@@ -75,12 +76,14 @@ export async function auditBench(bench: BenchStack, work: string): Promise<void>
   );
 
   before = await sealedPosition(bench);
+  const messageKey = await jurisdictionMessageKey(bench.keys, 'eu');
   started = performance.now();
   await Promise.all(
     Array.from({ length: 20 }, async (_, sender) => {
       for (let batch = 0; batch < 25; batch++) {
         await appendAudit(
           bench.client,
+          messageKey,
           'eu',
           Array.from({ length: 10 }, (_, i) => ({
             principal: { id: `Bench sender ${sender}`, role: 'ops' as const },

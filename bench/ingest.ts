@@ -8,7 +8,7 @@ import { generateDemoPackage } from '../cli/demo/generate';
 import { importConsent } from '../lib/client/consent-import';
 import { readLocalPackage, submitPackage } from '../lib/client/submit';
 import { connectClient } from '../lib/client/temporal';
-import { FileKeyStore } from '../lib/crypto/keystore';
+import { FileKeyStore, type KeyStore } from '../lib/crypto/keystore';
 import { DEMO_PASSPHRASE_FILE, openIdentity, type Identity } from '../lib/pki/identity';
 import { Stack, type StackOptions } from '../lib/stack/stack';
 import { createS3Client } from '../lib/storage/s3';
@@ -50,6 +50,7 @@ export interface BenchStack {
   client: Client;
   s3: S3Client;
   identity: Identity;
+  keys: KeyStore;
   close(): Promise<void>;
 }
 
@@ -65,6 +66,7 @@ export async function startBenchStack(dataDir: string, options: Partial<StackOpt
     client,
     s3,
     identity,
+    keys,
     async close() {
       await client.connection.close();
       s3.destroy();

@@ -9,7 +9,9 @@ import { loadConfig, type StewardConfig } from '../lib/runtime/config';
 import type { Action } from '../lib/auth/roles';
 import { requestDifferences, signedInput } from '../lib/client/request';
 import { UserError } from '../lib/runtime/errors';
-import { FileKeyStore } from '../lib/crypto/keystore';
+import { FileKeyStore, type KeyStore } from '../lib/crypto/keystore';
+import { jurisdictionMessageKey } from '../lib/auth/messages';
+import { appendAudit } from '../lib/client/audit';
 import { openIdentity, passphraseFor, type Identity } from '../lib/pki/identity';
 import { createS3Client } from '../lib/storage/s3';
 import { connectClient } from '../lib/client/temporal';
@@ -23,6 +25,7 @@ export interface GlobalOptions {
 /** What most commands need: config, a Temporal client with the encryption codec, and S3 per jurisdiction. */
 export class CommandContext {
   private client: Client | undefined;
+  private keys: KeyStore | undefined;
   private opened: Identity | undefined;
   private readonly s3Clients = new Map<string, S3Client>();
 
@@ -42,11 +45,20 @@ export class CommandContext {
   }
 
   async temporal(): Promise<Client> {
-    if (!this.client) {
-      const keys = await FileKeyStore.open(path.join(this.config.dataDir, 'keys'), this.config.masterKey);
-      this.client = await connectClient(this.config.temporal, keys);
-    }
+    this.client ??= await connectClient(this.config.temporal, await this.keyStore());
     return this.client;
+  }
+
+  /** The key store (payload keys; for the CA administrator's commands, the jurisdictions' message keys too). */
+  async keyStore(): Promise<KeyStore> {
+    this.keys ??= await FileKeyStore.open(path.join(this.config.dataDir, 'keys'), this.config.masterKey);
+    return this.keys;
+  }
+
+  /** Appends events to a jurisdiction's trail, sealed with its message key (needs the key store's master key). */
+  async appendAudit(jurisdiction: string, drafts: Parameters<typeof appendAudit>[3]): Promise<void> {
+    const key = await jurisdictionMessageKey(await this.keyStore(), jurisdiction);
+    await appendAudit(await this.temporal(), key, jurisdiction, drafts);
   }
 
   s3(jurisdiction: string): S3Client {

@@ -5,14 +5,19 @@
  */
 import { ApplicationFailure, defineSearchAttributeKey } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { AuditEvent, AuditTrailHead } from '../schemas/audit';
-import type { CatalogMutationReply, CatalogMutationRequest } from '../schemas/catalog';
+import type { AuditTrailHead } from '../schemas/audit';
 import type { IngestProgress } from '../schemas/ingest';
+import type { InternalMessage } from '../schemas/message';
 import type { SweepProgress } from '../schemas/retention';
 
 /** Task queue of a jurisdiction's worker. Polled only by workers started for that jurisdiction. */
 export function ingestTaskQueue(jurisdiction: string): string {
   return `ingest.${jurisdiction}`;
+}
+
+/** The jurisdiction whose workers poll a workflow task queue (`ingest.<jurisdiction>`), or undefined for another. */
+export function jurisdictionOfTaskQueue(taskQueue: string): string | undefined {
+  return /^ingest\.([a-z]{2,8})$/.exec(taskQueue)?.[1];
 }
 
 /**
@@ -148,19 +153,25 @@ export const ingestProgressQuery = defineQuery<IngestProgress>('ingestProgress')
 /** A retention sweep's phase and counts so far. */
 export const retentionSweepProgressQuery = defineQuery<SweepProgress>('retentionSweepProgress');
 
-/** To an audit trail: events to append, in the order given. */
-export const appendAuditEventsSignal = defineSignal<[AuditEvent[]]>('appendAuditEvents');
+/**
+ * To an audit trail: a sealed message whose body is the events to append, in the order given. The trail accepts only
+ * messages its jurisdiction's workers (or Steward's own services) sealed; anything else is dropped and audited.
+ */
+export const appendAuditEventsSignal = defineSignal<[InternalMessage]>('appendAuditEvents');
 /** An audit trail seals everything pending and answers with its head once sealed. */
 export const flushAuditTrailUpdate = defineUpdate<AuditTrailHead>('flushAuditTrail');
 /** An audit trail's head and how many events wait to be sealed. */
 export const auditTrailStatusQuery = defineQuery<AuditTrailHead & { pending: number }>('auditTrailStatus');
 
-/** To a catalog writer: apply this change, then signal the outcome to `replyTo`. */
-export const applyCatalogMutationSignal = defineSignal<[CatalogMutationRequest]>('applyCatalogMutation');
+/**
+ * To a catalog writer: a sealed `catalog.change` message; the writer applies it, then signals the outcome to the
+ * sender. A message that is not sealed by the jurisdiction's workers, or is a replay, is dropped and audited.
+ */
+export const applyCatalogMutationSignal = defineSignal<[InternalMessage]>('applyCatalogMutation');
 /** A catalog writer's counts: changes applied since it started (across its continue-as-new runs), and queued. */
 export const catalogWriterStatusQuery = defineQuery<{ applied: number; queued: number }>('catalogWriterStatus');
-/** From a catalog writer: the outcome of a change. */
-export const catalogMutationDoneSignal = defineSignal<[CatalogMutationReply]>('catalogMutationDone');
+/** From a catalog writer: the outcome of a change, a sealed `catalog.reply` message (the receiver checks the seal). */
+export const catalogMutationDoneSignal = defineSignal<[InternalMessage]>('catalogMutationDone');
 
 /** Kinds of request, as the `RequestKind` search attribute shows them. */
 export const RequestKind = {
@@ -220,6 +231,11 @@ export const ErrorType = {
   KeyInUse: 'KeyInUse',
   /** A retention change that cannot be made now: a sweep is deleting the dataset, or no such hold is in force. */
   RetentionConflict: 'RetentionConflict',
+  /**
+   * A message between Steward's workflows (an audit append, a catalog change, saved state) that its receiver refused:
+   * not sealed by the jurisdiction's workers, meant for another, or a replay.
+   */
+  MessageRefused: 'MessageRefused',
   /** A preprocessing pipeline failed on its data (a transform rule, the external command's exit status). */
   PreprocessFailed: 'PreprocessFailed',
   /** Storage refused the worker's credentials (another jurisdiction's bucket, or a missing grant). */

@@ -21,6 +21,7 @@ export const AuditActionSchema = z.enum([
   'dataset.repseudonymized',
   'subject.reidentified',
   'request.denied',
+  'message.refused',
   'identity.issued',
   'identity.revoked',
   'certificate.issued',
@@ -159,12 +160,23 @@ export type AuditTrailHead = z.infer<typeof AuditTrailHeadSchema>;
 
 export const AuditTrailInputSchema = z.object({
   jurisdiction: z.string(),
-  /** Carried across continue-as-new: the head, and the ids of recent events (a repeated delivery is dropped). */
-  head: AuditTrailHeadSchema.optional(),
-  recent: z.array(z.string()).optional(),
-  pending: z.array(AuditEventSchema).optional(),
+  /** Carried across continue-as-new, sealed by the run that continued (see `AuditTrailStateSchema`). */
+  state: z.unknown().optional(),
 });
 export type AuditTrailInput = z.infer<typeof AuditTrailInputSchema>;
+
+/**
+ * What a trail hands to its next run: its head, the events still to seal, the ids of recent events with when their
+ * message was sealed (a repeated delivery is dropped), and the horizon: messages sealed before it are older than every
+ * id remembered, so they are refused as replays.
+ */
+export const AuditTrailStateSchema = z.object({
+  head: AuditTrailHeadSchema,
+  pending: z.array(AuditEventSchema),
+  recent: z.array(z.tuple([z.string(), z.iso.datetime()])),
+  horizon: z.iso.datetime().nullable(),
+});
+export type AuditTrailState = z.infer<typeof AuditTrailStateSchema>;
 
 export const SealSegmentInputSchema = z.object({
   jurisdiction: z.string(),

@@ -28,6 +28,8 @@ export const CatalogMutationSchema = z.discriminatedUnion('kind', [
     kind: z.literal('request.claimed'),
     requestId: z.string(),
     workflowId: z.string(),
+    /** The one run that may act on the request. */
+    runId: z.string(),
     bodySha256: Sha256HexSchema,
   }),
   z.object({ kind: z.literal('hold.set'), scope: HoldScopeSchema, hold: LegalHoldSchema }),
@@ -103,24 +105,33 @@ export const CatalogWriterInputSchema = z.object({
   jurisdiction: KnownJurisdictionSchema,
   /** What the writer owns, e.g. `dataset/ds-eu-…` or `vault/ST-1`. */
   target: z.string().regex(/^(datasets|vault|requests)\/[A-Za-z0-9._-]{1,80}$/),
+  /** Carried across continue-as-new, sealed by the run that continued (see `CatalogWriterStateSchema`). */
+  state: z.unknown().optional(),
 });
 export type CatalogWriterInput = z.infer<typeof CatalogWriterInputSchema>;
 
-export const CatalogMutationRequestSchema = z.object({
-  requestId: z.string().min(1),
-  /** Workflow id to signal the outcome to. */
-  replyTo: z.string().min(1),
-  mutation: CatalogMutationSchema,
+/**
+ * What a writer hands to its next run: the changes it applied (their message ids, with when each was sealed), how many,
+ * and the horizon: a change sealed before it is older than every id remembered, so it is refused as a replay.
+ */
+export const CatalogWriterStateSchema = z.object({
+  done: z.array(z.tuple([z.string(), z.iso.datetime()])),
+  applied: z.number().int().nonnegative(),
+  horizon: z.iso.datetime().nullable(),
 });
-export type CatalogMutationRequest = z.infer<typeof CatalogMutationRequestSchema>;
+export type CatalogWriterState = z.infer<typeof CatalogWriterStateSchema>;
 
-export const CatalogMutationReplySchema = z.object({
-  requestId: z.string(),
+/** The body of a sealed `catalog.change` message: the sender is the workflow the outcome goes back to. */
+export const CatalogChangeBodySchema = z.object({ mutation: CatalogMutationSchema });
+export type CatalogChangeBody = z.infer<typeof CatalogChangeBodySchema>;
+
+/** The body of a sealed `catalog.reply` message, whose id is the change's. */
+export const CatalogReplyBodySchema = z.object({
   result: CatalogMutationResultSchema.optional(),
   /** Set when the change failed for good; the caller fails with it. */
   failure: z.object({ type: z.string(), message: z.string() }).optional(),
 });
-export type CatalogMutationReply = z.infer<typeof CatalogMutationReplySchema>;
+export type CatalogReplyBody = z.infer<typeof CatalogReplyBodySchema>;
 
 /** The catalog object a mutation changes: the key of its single writer. */
 export function mutationTarget(mutation: CatalogMutation): string {

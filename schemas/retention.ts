@@ -145,7 +145,8 @@ export type SweepState = z.infer<typeof SweepStateSchema>;
 export const SweepInputSchema = z.union([
   z.object({ request: SignedRequestSchema }).strict(),
   z.object({ scheduled: z.object({ jurisdiction: KnownJurisdictionSchema }) }).strict(),
-  z.object({ state: SweepStateSchema }).strict(),
+  /** Sealed by the run that continued as new (`SweepStateSchema` inside); the sweep opens it, or refuses and audits. */
+  z.object({ state: z.unknown() }).strict(),
 ]);
 export type SweepInput = z.infer<typeof SweepInputSchema>;
 

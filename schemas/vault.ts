@@ -31,10 +31,26 @@ export type ReidentifyInput = z.infer<typeof ReidentifyInputSchema>;
 export const ReidentifyParamsSchema = ReidentifyInputSchema.omit({ requestedBy: true });
 export type ReidentifyParams = z.infer<typeof ReidentifyParamsSchema>;
 
-export const ReidentifyResultSchema = z.object({ found: z.boolean(), identifier: z.string().nullable() });
+/** A result encrypted to one person's certificate (see `sealTo`): the workflow history holds only this. */
+export const SealedBoxSchema = z.object({
+  format: z.literal('steward-sealed/1'),
+  /** SHA-256 fingerprint of the certificate it is sealed to, lowercase hex. */
+  recipient: z.string().regex(/^[0-9a-f]{64}$/),
+  key: z.string(),
+  iv: z.string(),
+  tag: z.string(),
+  ciphertext: z.string(),
+});
+export type SealedBox = z.infer<typeof SealedBoxSchema>;
+
+/** What re-identification returns: whether the vault had the token, and the identifier sealed to the requester. */
+export const ReidentifyResultSchema = z.object({ found: z.boolean(), identifier: SealedBoxSchema.nullable() });
 export type ReidentifyResult = z.infer<typeof ReidentifyResultSchema>;
 
-export const LookUpTokenInputSchema = ReidentifyInputSchema.pick({ studyId: true, token: true });
+export const LookUpTokenInputSchema = ReidentifyInputSchema.pick({ studyId: true, token: true }).extend({
+  /** The requester's certificate (from the signed request): the identifier is sealed to it. */
+  recipientCertificate: z.string().startsWith('-----BEGIN CERTIFICATE-----'),
+});
 export type LookUpTokenInput = z.infer<typeof LookUpTokenInputSchema>;
 
 export const RePseudonymizeDatasetInputSchema = z.object({ datasetId: DatasetIdSchema, requestedBy: PrincipalSchema });

@@ -14,6 +14,7 @@ import { AuditSegmentSchema, type AuditSegment } from '../schemas/audit';
 import { listSegmentSeqs, readSegment } from '../lib/audit/store';
 import { flushAudit } from '../lib/client/audit';
 import { StewardAuthority, TrustAnchor } from '../lib/pki/authority';
+import { jurisdictionMessageKey } from '../lib/auth/messages';
 import { activityInterceptors, createJurisdictionActivities } from '../workers/activities';
 import { stackState, tempDir } from './helpers';
 
@@ -88,8 +89,9 @@ export async function withWorker<T>(
       trust: new TrustAnchor(pkiDir),
       signer: async () => signer,
       temporal: async () => clients.client,
+      messageKey: await jurisdictionMessageKey(keys, jurisdictionId),
     }),
-    dataConverter: stewardDataConverter(keys),
+    dataConverter: stewardDataConverter(keys, { worker: true }),
     interceptors: { activity: activityInterceptors },
   });
   try {

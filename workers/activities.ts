@@ -5,6 +5,7 @@ import { createEvidenceActivities } from '../activities/evidence';
 import { createIdentityActivities } from '../activities/identity';
 import { createIngestActivities, type IngestActivityDeps } from '../activities/ingest';
 import { createKeyActivities } from '../activities/keys';
+import { createMessageActivities } from '../activities/messages';
 import { createPreprocessCatalogActivities } from '../activities/preprocess';
 import { createRePseudonymizeActivities } from '../activities/repseudonymize';
 import { createRetentionActivities } from '../activities/retention';
@@ -22,14 +23,17 @@ export type JurisdictionWorkerDeps = IngestActivityDeps & {
   signer: () => Promise<SignerMaterial>;
   /** A client of the worker's Temporal service (for the retention schedule), opened on first use. */
   temporal: () => Promise<Client>;
+  /** The jurisdiction's message key, which seals what its workflows say to each other. */
+  messageKey: Buffer;
 };
 
 /** Every activity a jurisdiction's worker runs, wired to that jurisdiction's storage, keys and evidence signer. */
 export function createJurisdictionActivities(deps: JurisdictionWorkerDeps) {
-  const { s3, keys, jurisdiction, scratchDir, trust, signer, temporal } = deps;
+  const { s3, keys, jurisdiction, scratchDir, trust, signer, temporal, messageKey } = deps;
   return {
+    ...createMessageActivities({ jurisdiction, messageKey }),
     ...createIngestActivities(deps),
-    ...createCatalogActivities({ s3, jurisdiction }),
+    ...createCatalogActivities({ s3, jurisdiction, messageKey }),
     ...createConsentActivities({ s3, keys, jurisdiction, scratchDir }),
     ...createKeyActivities({ keys, jurisdiction }),
     ...createVaultActivities({ s3, keys, jurisdiction }),

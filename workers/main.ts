@@ -6,6 +6,7 @@ import { getJurisdiction } from '../jurisdictions';
 import { confineBuckets, ensureJurisdictionBuckets } from '../lib/storage/buckets';
 import { loadConfig } from '../lib/runtime/config';
 import { FileKeyStore } from '../lib/crypto/keystore';
+import { jurisdictionMessageKey } from '../lib/auth/messages';
 import { StewardAuthority, TrustAnchor } from '../lib/pki/authority';
 import { logger } from '../lib/runtime/logger';
 import { isAlive } from '../lib/stack/process';
@@ -115,7 +116,7 @@ async function main(): Promise<void> {
     connection,
     namespace: config.temporal.namespace,
     identity,
-    dataConverter: stewardDataConverter(keys),
+    dataConverter: stewardDataConverter(keys, { worker: true }),
     interceptors: { activity: activityInterceptors },
     // Heartbeats reach the server at least this often, so a cancellation reaches a long activity within seconds.
     maxHeartbeatThrottleInterval: '2s',
@@ -145,6 +146,7 @@ async function main(): Promise<void> {
       trust: new TrustAnchor(config.pkiDir),
       signer: async () => signer,
       temporal,
+      messageKey: await jurisdictionMessageKey(keys, jurisdiction.id),
     });
     return [
       await Worker.create({

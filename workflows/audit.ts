@@ -4,6 +4,7 @@ import { appendAuditEventsSignal, auditTrailWorkflowId, ingestTaskQueue, SEARCH_
 import type { AuditEvent, AuditEventInput } from '../schemas/audit';
 import type { Principal } from '../schemas/common';
 import { auditTrailWorkflow } from './auditTrail';
+import { sealMessage } from './messages';
 
 /** An event as a workflow describes it; id, time, jurisdiction and workflow are filled in. */
 export type AuditDraft = Omit<AuditEventInput, 'id' | 'at' | 'jurisdiction' | 'workflow' | 'principal'> & {
@@ -27,9 +28,10 @@ async function ensureTrail(jurisdiction: string): Promise<void> {
 }
 
 /**
- * Appends events to the jurisdiction's audit trail. When this returns, the events are durable (in the trail's
- * history); the trail seals them into the evidence bucket within about a second. Ids come from this workflow run and
- * a counter, so they are the same on replay. The trail is started if it does not run yet.
+ * Appends events to the jurisdiction's audit trail, sealed by this workflow's worker as coming from this run (the trail
+ * refuses anything else). When this returns, the events are durable (in the trail's history); the trail seals them into
+ * the evidence bucket within about a second. Ids come from this workflow run and a counter, so they are the same on
+ * replay. The trail is started if it does not run yet. Only the worker's own jurisdiction's trail can be written.
  */
 export async function recordAudit(
   jurisdiction: string,
@@ -51,13 +53,15 @@ export async function recordAudit(
         workflow: { workflowId, runId },
       }) as AuditEvent,
   );
-  const trail = getExternalWorkflowHandle(auditTrailWorkflowId(jurisdiction));
+  const trailId = auditTrailWorkflowId(jurisdiction);
+  const message = await sealMessage('audit.append', jurisdiction, trailId, events[0]!.id, events);
+  const trail = getExternalWorkflowHandle(trailId);
   try {
-    await trail.signal(appendAuditEventsSignal, events);
+    await trail.signal(appendAuditEventsSignal, message);
   } catch {
     // No trail runs yet for this jurisdiction (a new deployment): start it, then deliver.
     await ensureTrail(jurisdiction);
-    await trail.signal(appendAuditEventsSignal, events);
+    await trail.signal(appendAuditEventsSignal, message);
   }
   return events;
 }

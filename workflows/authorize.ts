@@ -23,6 +23,8 @@ export interface Authorized<P> {
   jurisdiction: string;
   eSignature: ESignature;
   body: RequestBody;
+  /** The requester's certificate, as verified: what a personal result is sealed to. */
+  certificatePem: string;
 }
 
 function bodyOf(text: string): RequestBody | undefined {
@@ -36,8 +38,8 @@ function bodyOf(text: string): RequestBody | undefined {
 
 /**
  * A workflow's first step: verifies the signed request it was started with (signature, chain to the Steward CA,
- * validity, revocation, freshness, role for `action`), claims its request id so the request cannot be used twice, and
- * parses its parameters. A refusal is recorded in the jurisdiction's audit trail, then fails the workflow as
+ * validity, revocation, freshness, role for `action`), claims its request id for this run so the request cannot be
+ * used twice (not by a reset, a re-start under the same id, a cron or a retry run), and parses its parameters. A refusal is recorded in the jurisdiction's audit trail, then fails the workflow as
  * non-retryable `AccessDenied`.
  */
 export async function authorize<S extends z.ZodType>(
@@ -47,7 +49,7 @@ export async function authorize<S extends z.ZodType>(
 ): Promise<Authorized<z.infer<S>>> {
   setPhase('checking the signed request');
   const { request } = parseInput(SignedWorkflowInputSchema, raw, `${action} workflow`);
-  const { workflowId, startTime } = workflowInfo();
+  const { workflowId, runId, startTime, attempt, cronSchedule } = workflowInfo();
   const verdict = await verifyRequestActivity({ request, action, now: startTime.toISOString() });
   const body = bodyOf(request.body);
   const refuse = async (reason: string, principal: Principal | null): Promise<never> => {
@@ -63,11 +65,16 @@ export async function authorize<S extends z.ZodType>(
     throw nonRetryable(ErrorType.AccessDenied, reason);
   };
   if (!verdict.ok) return refuse(verdict.reason, verdict.claimed ?? null);
+  // Temporal starts cron and retry runs with the first run's input: a signed request is not theirs to act on.
+  if (cronSchedule)
+    return refuse('a signed request starts one run: a cron schedule’s run is a replay', verdict.principal);
+  if (attempt > 1) return refuse('a signed request starts one run: a retry run is a replay', verdict.principal);
   try {
     await changeCatalog(verdict.jurisdiction, {
       kind: 'request.claimed',
       requestId: body!.requestId,
       workflowId,
+      runId,
       bodySha256: verdict.bodySha256,
     });
   } catch (error) {
@@ -83,5 +90,6 @@ export async function authorize<S extends z.ZodType>(
     jurisdiction: verdict.jurisdiction,
     eSignature: verdict.eSignature,
     body: body!,
+    certificatePem: request.certificate,
   };
 }

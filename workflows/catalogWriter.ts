@@ -14,11 +14,14 @@ import type { createCatalogActivities } from '../activities/catalog';
 import { applyCatalogMutationSignal, catalogMutationDoneSignal, catalogWriterStatusQuery } from '../contracts';
 import {
   CatalogWriterInputSchema,
-  type CatalogMutationReply,
-  type CatalogMutationRequest,
+  CatalogWriterStateSchema,
+  type CatalogReplyBody,
   type CatalogWriterInput,
 } from '../schemas/catalog';
+import { InternalMessageSchema, type InternalMessage } from '../schemas/message';
 import { parseInput } from '../schemas/parse';
+import { recordAudit } from './audit';
+import { claimedMessageId, openMessages, openState, sealMessage, sealState } from './messages';
 import { progressFrom } from './progress';
 
 const { applyCatalogMutationActivity } = proxyActivities<ReturnType<typeof createCatalogActivities>>({
@@ -32,7 +35,7 @@ const { applyCatalogMutationActivity } = proxyActivities<ReturnType<typeof creat
 
 /** Idle this long with nothing queued, the writer ends; the next change starts it again. */
 const IDLE = '1 minute';
-/** Request ids remembered across continue-as-new, so a request delivered twice is applied once. */
+/** Change ids remembered across continue-as-new, so a change delivered twice is applied once. */
 const REMEMBERED = 500;
 
 function failureOf(error: unknown): { type: string; message: string } {
@@ -43,54 +46,109 @@ function failureOf(error: unknown): { type: string; message: string } {
 
 /**
  * The single writer of one catalog object: applies queued changes one at a time, in arrival order, and signals each
- * outcome to the workflow that asked. Ends when idle; continues as new before its history grows large.
+ * outcome, sealed, to the workflow that asked. Only changes sealed by the jurisdiction's workers are applied; a forged,
+ * misdirected or replayed one is dropped and audited, and the writer goes on. Ends when idle; continues as new before
+ * its history grows large.
  */
-export async function catalogWriterWorkflow(
-  raw: CatalogWriterInput & { done?: string[]; applied?: number },
-): Promise<{ applied: number }> {
+export async function catalogWriterWorkflow(raw: CatalogWriterInput): Promise<{ applied: number }> {
   const input = parseInput(CatalogWriterInputSchema, raw, 'catalogWriterWorkflow');
-  const done = new Set(raw.done ?? []);
-  const queue: CatalogMutationRequest[] = [];
-  // Counted across continue-as-new, like the requests done: the writer's status speaks for the whole chain of runs.
-  let applied = raw.applied ?? 0;
+  const { jurisdiction } = input;
+  const done = new Map<string, string>();
+  let horizon: string | null = null;
+  const queue: unknown[] = [];
+  // Counted across continue-as-new, like the changes done: the writer's status speaks for the whole chain of runs.
+  let applied = 0;
   setHandler(catalogWriterStatusQuery, () => ({ applied, queued: queue.length }));
   progressFrom(() => ({
     phase: queue.length > 0 ? 'applying catalog changes' : 'waiting for changes',
     since: '',
     counts: { applied, queued: queue.length },
   }));
-  setHandler(applyCatalogMutationSignal, (request) => {
-    if (!done.has(request.requestId)) queue.push(request);
+  setHandler(applyCatalogMutationSignal, (message: unknown) => {
+    const id = claimedMessageId(message);
+    if (id === undefined || !done.has(id)) queue.push(message);
   });
+  const refuse = (reason: string, messages: number) =>
+    recordAudit(jurisdiction, null, [
+      {
+        action: 'message.refused',
+        outcome: 'denied',
+        reason,
+        details: { signal: applyCatalogMutationSignal.name, messages },
+      },
+    ]);
+
+  if (input.state !== undefined) {
+    const saved = await openState(input.state, CatalogWriterStateSchema);
+    if (saved.ok) {
+      for (const [id, at] of saved.state.done) done.set(id, at);
+      applied = saved.state.applied;
+      horizon = saved.state.horizon;
+    } else {
+      await refuse(`saved state refused: ${saved.reason}`, 1);
+    }
+  }
+
+  /** The queued messages that are sealed changes for this writer and not replays; the rest is refused. */
+  const admit = async (): Promise<InternalMessage[]> => {
+    const batch = queue.splice(0);
+    const verdicts = await openMessages('catalog.change', batch);
+    const refused = new Map<string, number>();
+    const admitted: InternalMessage[] = [];
+    for (const [i, raw] of batch.entries()) {
+      const verdict = verdicts[i]!;
+      const message = verdict.ok ? InternalMessageSchema.parse(raw) : undefined;
+      const reason = !verdict.ok
+        ? verdict.reason
+        : horizon !== null && message!.issuedAt <= horizon
+          ? 'a change older than the writer remembers: a replay'
+          : done.has(message!.id) || admitted.some((m) => m.id === message!.id)
+            ? undefined
+            : null;
+      if (reason === null) admitted.push(message!);
+      else if (reason !== undefined) refused.set(reason, (refused.get(reason) ?? 0) + 1);
+    }
+    for (const [reason, n] of refused) await refuse(reason, n);
+    return admitted;
+  };
+
   for (;;) {
     await condition(() => queue.length > 0, IDLE);
     if (queue.length === 0) {
       await condition(allHandlersFinished);
       if (queue.length === 0) return { applied };
     }
-    const request = queue.shift()!;
-    let reply: CatalogMutationReply;
-    try {
-      reply = { requestId: request.requestId, result: await applyCatalogMutationActivity(request.mutation) };
-      applied += 1;
-    } catch (error) {
-      reply = { requestId: request.requestId, failure: failureOf(error) };
-    }
-    done.add(request.requestId);
-    try {
-      await getExternalWorkflowHandle(request.replyTo).signal(catalogMutationDoneSignal, reply);
-    } catch (error) {
-      // The caller is gone (terminated, or timed out): the change stands, nobody waits for its outcome.
-      log.warn('catalog change outcome not delivered', { replyTo: request.replyTo, error: String(error) });
+    for (const message of await admit()) {
+      let reply: CatalogReplyBody;
+      try {
+        reply = { result: await applyCatalogMutationActivity({ message }) };
+        applied += 1;
+      } catch (error) {
+        reply = { failure: failureOf(error) };
+      }
+      done.set(message.id, message.issuedAt);
+      const sealed = await sealMessage('catalog.reply', jurisdiction, message.from.workflowId, message.id, reply);
+      try {
+        await getExternalWorkflowHandle(message.from.workflowId).signal(catalogMutationDoneSignal, sealed);
+      } catch (error) {
+        // The caller is gone (terminated, or timed out): the change stands, nobody waits for its outcome.
+        log.warn('catalog change outcome not delivered', { replyTo: message.from.workflowId, error: String(error) });
+      }
     }
     if (workflowInfo().continueAsNewSuggested && queue.length === 0) {
       await condition(allHandlersFinished);
-      if (queue.length === 0)
+      if (queue.length === 0) {
+        const entries = [...done];
+        const kept = entries.slice(-REMEMBERED);
+        for (const [, at] of entries.slice(0, entries.length - kept.length)) {
+          if (horizon === null || at > horizon) horizon = at;
+        }
         return continueAsNew<typeof catalogWriterWorkflow>({
-          ...input,
-          done: [...done].slice(-REMEMBERED),
-          applied,
+          jurisdiction,
+          target: input.target,
+          state: await sealState(jurisdiction, { done: kept, applied, horizon }),
         });
+      }
     }
   }
 }

@@ -13,14 +13,15 @@ const vault = proxyActivities<ReturnType<typeof createVaultActivities>>({
 });
 
 /**
- * Resolves a token to the original identifier from the study's re-identification vault: dpo role only. Every
- * attempt, refused or not, and whether an identifier was disclosed, is in the jurisdiction's audit trail.
+ * Resolves a token to the original identifier from the study's re-identification vault: dpo role only. The identifier
+ * is sealed to the requester's certificate, so only that person can read it (not ops through the codec, not a replay).
+ * Every attempt, refused or not, and whether an identifier was disclosed, is in the jurisdiction's audit trail.
  */
 export async function reidentifyWorkflow(raw: SignedWorkflowInput): Promise<ReidentifyResult> {
   const auth = await authorize(raw, 'reidentify', ReidentifyParamsSchema);
   const { studyId, token, reason } = auth.params;
   setPhase('looking up the vault');
-  const result = await vault.reidentifyActivity({ studyId, token });
+  const result = await vault.reidentifyActivity({ studyId, token, recipientCertificate: auth.certificatePem });
   await recordAudit(auth.jurisdiction, auth.principal, [
     {
       action: 'subject.reidentified',

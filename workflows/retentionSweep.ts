@@ -10,14 +10,16 @@ import {
 import type { createAuditActivities } from '../activities/audit';
 import type { createEvidenceActivities } from '../activities/evidence';
 import type { createRetentionActivities } from '../activities/retention';
+import type { createScheduleActivities } from '../activities/schedule';
 import { ErrorType, nonRetryable, retentionScheduleId, retentionSweepProgressQuery } from '../contracts';
-import { getJurisdiction, JURISDICTION_IDS } from '../jurisdictions';
+import { getJurisdiction } from '../jurisdictions';
 import { RAW_PACKAGE_CLASS } from '../schemas/jurisdiction';
 import { parseInput } from '../schemas/parse';
 import { SignedRequestSchema } from '../schemas/request';
 import {
   SweepInputSchema,
   SweepParamsSchema,
+  SweepStateSchema,
   type ClaimedDataset,
   type PackageRetention,
   type RetentionScan,
@@ -33,9 +35,18 @@ import { recordAudit, type AuditDraft } from './audit';
 import { authorize } from './authorize';
 import { progressFrom } from './progress';
 import { changeCatalog } from './catalog';
+import { openState, ownJurisdiction, sealState } from './messages';
 
 type Retention = ReturnType<typeof createRetentionActivities>;
 type Evidence = ReturnType<typeof createAuditActivities> & ReturnType<typeof createEvidenceActivities>;
+
+const schedules = proxyActivities<ReturnType<typeof createScheduleActivities>>({
+  // Looks for the run among its schedule's actions for up to ten seconds.
+  startToCloseTimeout: '30 seconds',
+  heartbeatTimeout: '10 seconds',
+  // Temporal's frontend, which the worker reaches anyway: a few tries cover a restart.
+  retry: { maximumAttempts: 5, initialInterval: '1s' },
+});
 
 const scans = proxyActivities<Retention>({
   // A page of 200 records or raw uploads: seconds. A scan whose worker died is tried again on another within half a
@@ -97,28 +108,37 @@ function claimsDryRun(raw: unknown): boolean {
   }
 }
 
+/** Refuses a start that is not what it says it is, in the trail of the worker's own jurisdiction. */
+async function refuseStart(jurisdiction: string | undefined, reason: string): Promise<never> {
+  if (jurisdiction) {
+    await recordAudit(jurisdiction, null, [
+      { action: 'request.denied', outcome: 'denied', reason, details: { requested: 'retention.sweep' } },
+    ]);
+  }
+  throw nonRetryable(ErrorType.AccessDenied, reason);
+}
+
 async function begin(input: SweepInput, raw: unknown): Promise<SweepState> {
+  const { workflowId } = workflowInfo();
   if ('state' in input) {
     // Saved state carries the sweep's authorization (its principal, its as-of date): only the sweep's own
-    // continue-as-new may hand it over, never a client starting a workflow with it.
-    const { continuedFromExecutionRunId, workflowId } = workflowInfo();
-    if (continuedFromExecutionRunId && input.state.sweepId === workflowId) return input.state;
-    const reason =
-      'a sweep resumes from saved state only through its own continue-as-new: start a sweep with a signed request';
-    if (JURISDICTION_IDS.includes(input.state.jurisdiction)) {
-      await recordAudit(input.state.jurisdiction, null, [
-        { action: 'request.denied', outcome: 'denied', reason, details: { requested: 'retention.sweep' } },
-      ]);
-    }
-    throw nonRetryable(ErrorType.AccessDenied, reason);
+    // continue-as-new may hand it over, sealed by its worker, never a client starting a workflow with it.
+    const saved = await openState(input.state, SweepStateSchema);
+    if (saved.ok && saved.state.sweepId === workflowId) return saved.state;
+    return refuseStart(
+      ownJurisdiction(),
+      `a sweep resumes from saved state only through its own continue-as-new (${saved.ok ? 'the state is another sweep’s' : saved.reason}): start a sweep with a signed request`,
+    );
   }
   const now = new Date().toISOString();
-  const { workflowId } = workflowInfo();
   const base = { sweepId: workflowId, startedAt: now, phase: 'datasets' as const, cursor: null, batch: 0 };
   if ('scheduled' in input) {
     // A scheduled sweep carries no parameters: it decides for now, on the workflow's own clock, and deletes only
-    // what the rules make expired by then. Starting one early is no more powerful than waiting for the schedule.
-    const jurisdiction = input.scheduled.jurisdiction;
+    // what the rules make expired by then. Only a run the schedule itself started is one (Temporal's record of the
+    // schedule's actions says so); triggering the schedule early is no more powerful than waiting for it.
+    const verdict = await schedules.verifyScheduledRunActivity({ jurisdiction: input.scheduled.jurisdiction });
+    if (!verdict.ok) return refuseStart(verdict.jurisdiction, `scheduled sweep refused: ${verdict.reason}`);
+    const jurisdiction = verdict.jurisdiction;
     return {
       ...base,
       jurisdiction,
@@ -488,7 +508,7 @@ export async function retentionSweepWorkflow(raw: SweepInput): Promise<SweepRepo
     while (state.phase !== 'done') {
       if (historyFull()) {
         await drain();
-        return continueAsNew<typeof retentionSweepWorkflow>({ state });
+        return continueAsNew<typeof retentionSweepWorkflow>({ state: await sealState(jurisdiction, state) });
       }
       const batch = state.batch++;
       if (state.phase === 'datasets') {

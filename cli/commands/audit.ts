@@ -14,8 +14,8 @@ import {
   type InclusionProof,
 } from '../../schemas/audit';
 import type { queryAuditWorkflow } from '../../workflows';
-import { proveInclusion, verifyProof, verifyTrail, type TrailProblem } from '../../lib/audit/segment';
-import { listSegmentSeqs, readSegment } from '../../lib/audit/store';
+import { proveInclusion, tailProblems, verifyProof, verifyTrail, type TrailProblem } from '../../lib/audit/segment';
+import { listStoredSegments, readSegment, storageProblems } from '../../lib/audit/store';
 import { flushAudit } from '../../lib/client/audit';
 import { EXIT, UserError } from '../../lib/runtime/errors';
 import { CommandContext, type GlobalOptions } from '../context';
@@ -28,11 +28,15 @@ function caOf(ctx: CommandContext, given: string | undefined): string {
   return readFileSync(file, 'utf8');
 }
 
-/** A jurisdiction's stored segments by sequence number: from its evidence bucket, or from a directory of copies. */
+/**
+ * A jurisdiction's stored segments by sequence number: from its evidence bucket (each key's version sealed first, with
+ * what its other versions and delete markers say), or from a directory of copies.
+ */
 async function storedSegments(
   ctx: CommandContext,
   jurisdiction: string,
   from: string | undefined,
+  problems: TrailProblem[] = [],
 ): Promise<Map<number, unknown>> {
   const segments = new Map<number, unknown>();
   if (from) {
@@ -50,7 +54,9 @@ async function storedSegments(
   }
   const bucket = getJurisdiction(jurisdiction).buckets.evidence;
   const s3 = ctx.s3(jurisdiction);
-  for (const seq of await listSegmentSeqs(s3, bucket)) segments.set(seq, await readSegment(s3, bucket, seq));
+  const stored = await listStoredSegments(s3, bucket);
+  for (const { seq, versionId } of stored) segments.set(seq, await readSegment(s3, bucket, seq, versionId));
+  problems.push(...storageProblems(stored));
   return segments;
 }
 
@@ -125,8 +131,11 @@ export function registerAuditCommands(program: Command, globals: () => GlobalOpt
         if (options.from && jurisdictions.length !== 1) throw new UserError('--from needs --jurisdiction');
         const reports = [];
         for (const jurisdiction of jurisdictions) {
-          if (!options.from) await flushAudit(await ctx.temporal(), jurisdiction);
-          const report = verifyTrail(await storedSegments(ctx, jurisdiction, options.from), caPem);
+          const head = options.from ? undefined : await flushAudit(await ctx.temporal(), jurisdiction);
+          const stored: TrailProblem[] = [];
+          const segments = await storedSegments(ctx, jurisdiction, options.from, stored);
+          const verified = verifyTrail(segments, caPem);
+          const report = { ...verified, problems: [...stored, ...verified.problems, ...tailProblems(head, segments)] };
           reports.push({ jurisdiction, ...report });
           if (!ctx.json) {
             if (report.problems.length === 0) {

@@ -5,7 +5,6 @@ import { z } from 'zod';
 import { getJurisdiction } from '../../jurisdictions';
 import { allowed } from '../../lib/auth/roles';
 import { grantEvent, issueCodecGrant } from '../../lib/codec/grant';
-import { appendAudit } from '../../lib/client/audit';
 import { startCodecServer, writeCodecGrant } from '../../lib/codec/embedded';
 import { locatePayloads } from '../../lib/codec/locate';
 import { FileKeyStore } from '../../lib/crypto/keystore';
@@ -133,7 +132,7 @@ export function registerCodecCommands(program: Command, globals: () => GlobalOpt
         }
         const grant = issueCodecGrant(identity, { jurisdiction, hours: options.hours });
         const file = await writeCodecGrant(path.join(ctx.config.dataDir, 'codec', 'grants'), grant);
-        await appendAudit(await ctx.temporal(), jurisdiction, [
+        await ctx.appendAudit(jurisdiction, [
           grantEvent(grant, { id: identity.info.name, role, serial: identity.info.serial }),
         ]);
         const base = ctx.config.stack?.codec?.url;

@@ -5,7 +5,6 @@ import type { Command } from 'commander';
 import { read } from 'read';
 import { z } from 'zod';
 import { RoleSchema } from '../../schemas/common';
-import { appendAudit } from '../../lib/client/audit';
 import { FileKeyStore } from '../../lib/crypto/keystore';
 import { StewardAuthority } from '../../lib/pki/authority';
 import { openIdentity, passphraseFor, writeIdentity } from '../../lib/pki/identity';
@@ -63,9 +62,8 @@ async function auditEverywhere(
   details: Record<string, string>,
   reason?: string,
 ) {
-  const client = await ctx.temporal();
   for (const jurisdiction of ctx.config.jurisdictions) {
-    await appendAudit(client, jurisdiction, [
+    await ctx.appendAudit(jurisdiction, [
       { principal: administrator(), action, outcome: 'success', details, ...(reason ? { reason } : {}) },
     ]);
   }

@@ -4,6 +4,7 @@ import { getJurisdiction } from '../../jurisdictions';
 import { KeysDestroyOptionsSchema, KeysRotateOptionsSchema, ReidentifyOptionsSchema } from '../../schemas/cli';
 import type { destroyStudyKeyWorkflow, reidentifyWorkflow, rotateStudyKeyWorkflow } from '../../workflows';
 import { EXIT, UserError } from '../../lib/runtime/errors';
+import { openSealed } from '../../lib/crypto/sealed-box';
 import { CommandContext, type GlobalOptions } from '../context';
 import { parseOptions, requestIdOf } from '../options';
 import { printJson, say } from '../output';
@@ -118,10 +119,14 @@ export function registerReidentifyCommand(program: Command, globals: () => Globa
           meaning: 'disclose the identifier behind a token',
         });
         const result = await handle.result();
-        if (ctx.json) printJson(result);
+        // Sealed to this command's identity: opened here, with its key, and nowhere else.
+        const identifier = result.identifier
+          ? openSealed((await ctx.identity()).key, result.identifier).toString('utf8')
+          : null;
+        if (ctx.json) printJson({ found: result.found, identifier });
         else if (!result.found) {
           throw new UserError('no vault entry for this token (never vaulted, or destroyed)', EXIT.notRunning);
-        } else say(result.identifier!);
+        } else say(identifier!);
       } finally {
         await ctx.close();
       }

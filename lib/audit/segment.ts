@@ -5,6 +5,7 @@ import {
   type AuditEvent,
   type AuditSegment,
   type InclusionProof,
+  type AuditTrailHead,
   type SegmentHead,
 } from '../../schemas/audit';
 import { canonicalJson } from '../crypto/canonical';
@@ -195,6 +196,27 @@ export function verifyTrail(
     prevSegmentHash = headHash(head);
   }
   return { problems, events, segments: seqs.length };
+}
+
+/**
+ * What the live trail's head (kept by its workflow, out of reach of the storage account) says storage should hold:
+ * a trail cut short at the end is found here, where the segments alone cannot tell.
+ */
+export function tailProblems(head: AuditTrailHead | undefined, segments: ReadonlyMap<number, unknown>): TrailProblem[] {
+  if (!head || head.seq === 0) return [];
+  const last = Math.max(-1, ...segments.keys());
+  if (last >= head.seq - 1) {
+    const parsed = AuditSegmentSchema.safeParse(segments.get(head.seq - 1));
+    if (!parsed.success || headHash(parsed.data.head) === head.prevSegmentHash) return [];
+    return [{ segment: head.seq - 1, problem: 'is not the segment the live trail sealed under this number' }];
+  }
+  return [
+    {
+      segment: last + 1,
+      position: head.position,
+      problem: `the live trail has sealed ${head.seq} segments (${head.position} events) but storage holds segments up to ${last}: segments ${last + 1}–${head.seq - 1} are missing`,
+    },
+  ];
 }
 
 /** An inclusion proof of one event of a segment: the event, its Merkle audit path and the signed head. */

@@ -3,7 +3,9 @@ import { DateTime, Duration } from 'luxon';
 import type { AuditSegment } from '../../schemas/audit';
 import type { Jurisdiction } from '../../schemas/jurisdiction';
 import { canonicalJson } from '../crypto/canonical';
-import { getObjectOrUndefined, listObjects, putBytes } from '../storage/objects';
+import { putBytes, readObjectText } from '../storage/objects';
+import { isNotFound } from '../storage/s3';
+import { listVersions, type StoredVersion } from '../storage/versions';
 
 export const SEGMENTS_PREFIX = 'audit/segments/';
 
@@ -12,24 +14,85 @@ export function segmentKey(seq: number): string {
   return `${SEGMENTS_PREFIX}${String(seq).padStart(12, '0')}.json`;
 }
 
-/** The sequence numbers of a jurisdiction's stored segments, ascending. */
-export async function listSegmentSeqs(s3: S3Client, bucket: string): Promise<number[]> {
-  return (await listObjects(s3, bucket, SEGMENTS_PREFIX))
-    .map((o) => /(\d{12})\.json$/.exec(o.key)?.[1])
-    .filter((s): s is string => s !== undefined)
-    .map(Number)
-    .sort((a, b) => a - b);
+/**
+ * Where each stored segment is: the version sealed first (the segment; a later version under its key is an
+ * overwrite), how many versions its key holds, and whether a delete marker was put on it. Read from the version
+ * listing, so a segment hidden by a delete marker is still found, and still read.
+ */
+export interface StoredSegment {
+  seq: number;
+  versionId: string | null;
+  versions: number;
+  deleteMarkers: number;
 }
 
-/** A stored segment as JSON, unparsed (a verifier judges it), or undefined when there is none. */
-export async function readSegment(s3: S3Client, bucket: string, seq: number): Promise<unknown> {
-  const raw = await getObjectOrUndefined(s3, bucket, segmentKey(seq));
-  if (!raw) return undefined;
+/** The stored segments of a jurisdiction, ascending. */
+export async function listStoredSegments(s3: S3Client, bucket: string): Promise<StoredSegment[]> {
+  const bySeq = new Map<number, { real: StoredVersion[]; deleteMarkers: number }>();
+  for (const v of await listVersions(s3, bucket, SEGMENTS_PREFIX)) {
+    const seq = /(\d{12})\.json$/.exec(v.key)?.[1];
+    if (seq === undefined) continue;
+    const entry = bySeq.get(Number(seq)) ?? { real: [], deleteMarkers: 0 };
+    if (v.deleteMarker) entry.deleteMarkers += 1;
+    else entry.real.push(v);
+    bySeq.set(Number(seq), entry);
+  }
+  return [...bySeq]
+    .filter(([, e]) => e.real.length > 0)
+    .map(([seq, e]) => {
+      const first = [...e.real].sort((a, b) => (a.lastModified ?? '').localeCompare(b.lastModified ?? ''))[0]!;
+      return { seq, versionId: first.versionId, versions: e.real.length, deleteMarkers: e.deleteMarkers };
+    })
+    .sort((a, b) => a.seq - b.seq);
+}
+
+/** The sequence numbers of a jurisdiction's stored segments, ascending. */
+export async function listSegmentSeqs(s3: S3Client, bucket: string): Promise<number[]> {
+  return (await listStoredSegments(s3, bucket)).map((s) => s.seq);
+}
+
+/**
+ * A stored segment as JSON, unparsed (a verifier judges it), or undefined when there is none: the version sealed first
+ * when the listing named it, else the current one.
+ */
+export async function readSegment(
+  s3: S3Client,
+  bucket: string,
+  seq: number,
+  versionId?: string | null,
+): Promise<unknown> {
+  let raw: Buffer | undefined;
+  try {
+    raw = await readObjectText(s3, bucket, segmentKey(seq), undefined, versionId);
+  } catch (error) {
+    if (isNotFound(error)) return undefined;
+    throw error;
+  }
   try {
     return JSON.parse(raw.toString('utf8')) as unknown;
   } catch {
     return raw.toString('utf8');
   }
+}
+
+/** What an evidence key's extra versions and delete markers say: each is an attempt to replace or remove evidence. */
+export function storageProblems(segments: readonly StoredSegment[]): { segment: number; problem: string }[] {
+  const problems: { segment: number; problem: string }[] = [];
+  for (const s of segments) {
+    if (s.deleteMarkers > 0) {
+      problems.push({
+        segment: s.seq,
+        problem: `a delete marker was put on the segment (${s.deleteMarkers}): someone tried to delete it; its sealed version is still stored`,
+      });
+    }
+    if (s.versions > 1) {
+      problems.push({
+        segment: s.seq,
+        problem: `the segment's key holds ${s.versions} versions: it was overwritten; the version sealed first is verified`,
+      });
+    }
+  }
+  return problems;
 }
 
 /** Until when evidence (audit segments, certificates) is locked: the jurisdiction's rule for the class, from `at`. */
@@ -39,7 +102,10 @@ export function evidenceRetainUntil(jurisdiction: Jurisdiction, evidenceClass: s
   return DateTime.fromISO(at, { zone: 'utc' }).plus(Duration.fromISO(rule.duration)).toJSDate();
 }
 
-/** Writes an evidence object write-once: SHA-256 checked by the server, under S3 Object Lock until `retainUntil`. */
+/**
+ * Writes an evidence object write-once: SHA-256 checked by the server, under S3 Object Lock in COMPLIANCE mode until
+ * `retainUntil`, which no account (root included) can shorten or override.
+ */
 export async function putEvidence(
   s3: S3Client,
   bucket: string,
@@ -48,7 +114,7 @@ export async function putEvidence(
   contentType: string,
   retainUntil: Date,
 ): Promise<void> {
-  await putBytes(s3, bucket, key, body, { contentType, lock: { mode: 'GOVERNANCE', until: retainUntil } });
+  await putBytes(s3, bucket, key, body, { contentType, lock: { mode: 'COMPLIANCE', until: retainUntil } });
 }
 
 export function segmentBytes(segment: AuditSegment): Buffer {

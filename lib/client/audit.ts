@@ -10,25 +10,43 @@ import {
 } from '../../contracts';
 import type { AuditEvent, AuditEventInput, AuditTrailHead } from '../../schemas/audit';
 import { AuditEventSchema } from '../../schemas/audit';
+import type { InternalMessage } from '../../schemas/message';
+import { sealMessage } from '../auth/messages';
 import type { auditTrailWorkflow } from '../../workflows';
 
 /**
- * Appends events from outside a workflow (the CLI's identity commands) to a jurisdiction's audit trail, starting the
- * trail if none runs. Durable once this returns.
+ * Appends events from outside a workflow (the codec server, the stack, the CA administrator's commands) to a
+ * jurisdiction's audit trail, sealed with the jurisdiction's message key, starting the trail if none runs. Durable once
+ * this returns. `source` names the sender in the events' ids.
  */
 export async function appendAudit(
   client: Client,
+  messageKey: Buffer,
   jurisdiction: string,
   drafts: Omit<AuditEventInput, 'id' | 'at' | 'jurisdiction'>[],
+  source = 'steward-cli',
 ): Promise<AuditEvent[]> {
   const at = new Date().toISOString();
-  const events = drafts.map((d) => AuditEventSchema.parse({ ...d, id: `cli/${randomUUID()}`, at, jurisdiction }));
-  await client.workflow.signalWithStart<typeof auditTrailWorkflow, [AuditEvent[]]>('auditTrailWorkflow', {
-    workflowId: auditTrailWorkflowId(jurisdiction),
+  const from = { workflowId: source, runId: randomUUID() };
+  const events = drafts.map((d, i) =>
+    AuditEventSchema.parse({ ...d, id: `${from.workflowId}/${from.runId}/${i + 1}`, at, jurisdiction }),
+  );
+  const to = auditTrailWorkflowId(jurisdiction);
+  const message = sealMessage(messageKey, {
+    kind: 'audit.append',
+    jurisdiction,
+    from,
+    to,
+    id: events[0]!.id,
+    issuedAt: at,
+    body: events,
+  });
+  await client.workflow.signalWithStart<typeof auditTrailWorkflow, [InternalMessage]>('auditTrailWorkflow', {
+    workflowId: to,
     taskQueue: ingestTaskQueue(jurisdiction),
     args: [{ jurisdiction }],
     signal: appendAuditEventsSignal,
-    signalArgs: [events],
+    signalArgs: [message],
     typedSearchAttributes: [{ key: SEARCH_ATTRIBUTES.jurisdiction, value: jurisdiction }],
   });
   return events;

@@ -16,10 +16,13 @@ export const FAILURE_CONVERTER_PATH = path.join(
 
 /**
  * The one data converter every Steward client and worker uses: all payloads AES-256-GCM encrypted, failure messages and
- * stack traces included.
+ * stack traces included. A worker's (`worker: true`) acts on nothing that was not encrypted with the payload key.
  */
-export function stewardDataConverter(keys: KeyStore): DataConverter {
-  return { payloadCodecs: [new AesGcmPayloadCodec(keys)], failureConverterPath: FAILURE_CONVERTER_PATH };
+export function stewardDataConverter(keys: KeyStore, options: { worker?: boolean } = {}): DataConverter {
+  return {
+    payloadCodecs: [new AesGcmPayloadCodec(keys, { refuseUnencrypted: options.worker === true })],
+    failureConverterPath: FAILURE_CONVERTER_PATH,
+  };
 }
 
 export function connectionOptions(endpoint: TemporalEndpoint) {

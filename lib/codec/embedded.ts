@@ -5,6 +5,7 @@ import type { Client } from '@temporalio/client';
 import type { TemporalEndpoint } from '../../schemas/config';
 import type { SignedRequest } from '../../schemas/request';
 import { appendAudit } from '../client/audit';
+import { jurisdictionMessageKey } from '../auth/messages';
 import { connectClient } from '../client/temporal';
 import type { KeyStore } from '../crypto/keystore';
 import { TrustAnchor } from '../pki/authority';
@@ -39,12 +40,20 @@ export async function startCodecServer(
   },
 ): Promise<RunningCodecServer> {
   let client: Promise<Client> | undefined;
+  let messageKey: Promise<Buffer> | undefined;
   const server = createCodecServer({
     ...options,
     trust: new TrustAnchor(options.pkiDir),
     record: async (access) => {
       client ??= connectClient(options.temporal, options.keys);
-      await appendAudit(await client, options.jurisdiction, [accessEvent(access)]);
+      messageKey ??= jurisdictionMessageKey(options.keys, options.jurisdiction);
+      await appendAudit(
+        await client,
+        await messageKey,
+        options.jurisdiction,
+        [accessEvent(access)],
+        'steward-codec-server',
+      );
     },
   });
   await new Promise<void>((resolve, reject) => {

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { SignedRequestSchema, type SignedRequest } from '../../schemas/request';
 import type { Principal } from '../../schemas/common';
@@ -74,13 +74,18 @@ export function verifyCodecGrant(request: SignedRequest, jurisdiction: string, t
   return { ok: true, principal: verdict.principal, grantId: params.data.grantId, expiresAt: params.data.expiresAt };
 }
 
+/** What the audit trail names a grant by: the first 16 hex digits of its id's SHA-256, which do not open it. */
+export function grantFingerprint(grantId: string): string {
+  return createHash('sha256').update(grantId).digest('hex').slice(0, 16);
+}
+
 /** The audit event of a grant being issued: who may decode, in which jurisdiction's trail, until when. */
 export function grantEvent(grant: { grantId: string; expiresAt: string }, principal: Principal) {
   return {
     action: 'codec.granted' as const,
     outcome: 'success' as const,
     principal,
-    targets: { requestId: `codec-${grant.grantId}` },
-    details: { grantId: grant.grantId, expiresAt: grant.expiresAt },
+    // The grant id is a credential (the Web UI's codec URL carries it): the trail names its fingerprint only.
+    details: { grant: grantFingerprint(grant.grantId), expiresAt: grant.expiresAt },
   };
 }

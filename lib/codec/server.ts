@@ -18,7 +18,8 @@ import { payloadDigest } from './locate';
 
 /** One decode or encode request as the audit trail records it: who, how identified, what, allowed or not. */
 export interface CodecAccess {
-  outcome: 'success' | 'denied';
+  /** `failure`: allowed, but the payloads could not be decoded or encoded. */
+  outcome: 'success' | 'denied' | 'failure';
   principal: Principal | null;
   reason?: string;
   operation: 'decode' | 'encode';
@@ -46,6 +47,16 @@ export interface CodecServerOptions {
 }
 
 const MAX_BODY = 8 * 1024 * 1024;
+
+/** What a request has shown of itself so far: what a failed one is audited with. */
+interface Seen {
+  operation?: 'decode' | 'encode';
+  origin?: string | null;
+  namespace?: string | null;
+  principal?: Principal;
+  via?: CodecAccess['via'];
+  digests?: string[];
+}
 
 class HttpError extends Error {
   constructor(
@@ -96,12 +107,28 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
 export function createCodecServer(options: CodecServerOptions): http.Server {
   const codec = new AesGcmPayloadCodec(options.keys);
   const handler = (req: IncomingMessage, res: ServerResponse) => {
-    void handle(req, res).catch((error: unknown) => {
-      if (!res.headersSent) {
-        const status = error instanceof HttpError ? error.status : 500;
-        res.writeHead(status, { 'content-type': 'text/plain' });
+    const seen: Seen = {};
+    void handle(req, res, seen).catch(async (error: unknown) => {
+      const status = error instanceof HttpError ? error.status : 500;
+      const reason = error instanceof HttpError ? error.message : 'codec server error';
+      // A request for payloads that failed is an access attempt too: recorded before it is answered.
+      if (seen.operation) {
+        await options
+          .record({
+            operation: seen.operation,
+            outcome: status >= 500 ? 'failure' : 'denied',
+            principal: seen.principal ?? null,
+            reason: `${status}: ${status >= 500 ? 'the payloads could not be decoded or encoded' : reason}`,
+            via: seen.via ?? 'none',
+            namespace: seen.namespace ?? null,
+            origin: seen.origin ?? null,
+            payloads: seen.digests?.length ?? 0,
+            digests: seen.digests ?? [],
+          })
+          .catch(() => undefined);
       }
-      res.end(error instanceof HttpError ? error.message : 'codec server error');
+      if (!res.headersSent) res.writeHead(status, { 'content-type': 'text/plain' });
+      res.end(reason);
     });
   };
 
@@ -154,11 +181,13 @@ export function createCodecServer(options: CodecServerOptions): http.Server {
     return { verdict: undefined, via: 'none' };
   }
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function handle(req: IncomingMessage, res: ServerResponse, seen: Seen): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://codec');
     const segments = url.pathname.split('/').filter(Boolean);
     const operation = segments.at(-1);
     const origin = typeof req.headers.origin === 'string' ? req.headers.origin : null;
+    seen.origin = origin;
+    seen.namespace = typeof req.headers['x-namespace'] === 'string' ? req.headers['x-namespace'] : null;
     const originAllowed = origin === null || options.uiOrigins.includes(origin);
     const cors: Record<string, string> =
       origin && originAllowed
@@ -182,9 +211,10 @@ export function createCodecServer(options: CodecServerOptions): http.Server {
       res.writeHead(originAllowed ? 204 : 403, cors).end();
       return;
     }
+    seen.operation = operation;
     if (req.method !== 'POST') {
-      res.writeHead(405, { allow: 'POST, OPTIONS', ...cors }).end();
-      return;
+      res.setHeader('allow', 'POST, OPTIONS');
+      throw new HttpError(405, `${req.method ?? 'this method'} is not allowed: POST …/${operation}`);
     }
     const grantId = segments.length >= 3 && segments.at(-3) === 'grant' ? segments.at(-2) : undefined;
     const body = await readBody(req);
@@ -196,6 +226,7 @@ export function createCodecServer(options: CodecServerOptions): http.Server {
       throw new HttpError(400, 'the body must be {"payloads": [...]} (Temporal payloads as proto JSON)');
     }
     const namespace = typeof req.headers['x-namespace'] === 'string' ? req.headers['x-namespace'] : null;
+    seen.digests = payloads.map((p) => payloadDigest(Buffer.from(p.data ?? '', 'base64')));
     const access: Omit<CodecAccess, 'outcome' | 'principal' | 'via'> = {
       operation,
       namespace,
@@ -218,6 +249,8 @@ export function createCodecServer(options: CodecServerOptions): http.Server {
       );
     }
     if (!verdict.ok) return refuse(403, verdict.reason, via, verdict.claimed ?? null);
+    seen.principal = verdict.principal;
+    seen.via = via;
     const input = payloads.map(fromJson);
     const output = operation === 'decode' ? await codec.decode(input) : await codec.encode(input);
     // Durable in the audit trail before anything is answered.

@@ -12,6 +12,7 @@ import { connectClient, FAILURE_CONVERTER_PATH } from '../client/temporal';
 import { ensureRetentionSchedule } from '../retention/schedule';
 import { grantEvent, issueCodecGrant, newGrantId } from '../codec/grant';
 import { appendAudit } from '../client/audit';
+import { jurisdictionMessageKey } from '../auth/messages';
 import { startEmbeddedCodecServer, writeCodecGrant, type RunningCodecServer } from '../codec/embedded';
 import { openDemoIdentity } from '../pki/identity';
 import { FileKeyStore } from '../crypto/keystore';
@@ -318,9 +319,13 @@ export class Stack {
         const created = await ensureRetentionSchedule(client, jurisdiction.id);
         step(`${created ? 'created' : 'kept'} schedule ${retentionScheduleId(jurisdiction.id)}`);
       }
-      await appendAudit(client, auditJurisdiction, [
-        grantEvent(grant, { id: demoOps.info.name, role: 'ops', serial: demoOps.info.serial }),
-      ]);
+      await appendAudit(
+        client,
+        await jurisdictionMessageKey(keys, auditJurisdiction),
+        auditJurisdiction,
+        [grantEvent(grant, { id: demoOps.info.name, role: 'ops', serial: demoOps.info.serial })],
+        'steward-stack',
+      );
     } finally {
       await client.connection.close();
     }

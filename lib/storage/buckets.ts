@@ -61,21 +61,50 @@ export async function ensureJurisdictionBuckets(s3: S3Client, jurisdiction: Juri
  * those itself, and COMPLIANCE retention cannot be overridden at all), and no other account is named. Once a bucket
  * has a policy, versitygw decides by it alone, so another jurisdiction's account gets AccessDenied from storage; on
  * AWS the same statement is the bucket policy (or the account's IAM policy) of README's "Residency".
+ *
+ * The evidence bucket also denies that account every way to remove evidence: deleting an object or a version (a
+ * delete marker included), overriding retention, and changing the bucket's policy, versioning or lock configuration.
+ * Writing evidence needs `s3:PutObjectRetention` (a write with a lock date is one); evidence is locked in COMPLIANCE
+ * mode, which nobody can shorten. Evidence is written, never deleted, by every Steward account.
  */
-export function residencyPolicy(bucket: string, accessKeyIds: readonly string[]) {
+export function residencyPolicy(bucket: string, accessKeyIds: readonly string[], role?: BucketRole) {
+  const account = { AWS: [...accessKeyIds] };
   return {
     Version: '2012-10-17',
     Statement: [
       {
         Sid: 'StewardJurisdictionAccount',
         Effect: 'Allow',
-        Principal: { AWS: [...accessKeyIds] },
+        Principal: account,
         Action: ['s3:*'],
         Resource: [`arn:aws:s3:::${bucket}`, `arn:aws:s3:::${bucket}/*`],
       },
+      ...(role === 'evidence'
+        ? [
+            {
+              Sid: 'StewardEvidenceIsNeverDeleted',
+              Effect: 'Deny',
+              Principal: account,
+              Action: [...EVIDENCE_DENIED],
+              Resource: [`arn:aws:s3:::${bucket}`, `arn:aws:s3:::${bucket}/*`],
+            },
+          ]
+        : []),
     ],
   };
 }
+
+/** What no Steward account may do in an evidence bucket. */
+export const EVIDENCE_DENIED = [
+  's3:DeleteObject',
+  's3:DeleteObjectVersion',
+  's3:BypassGovernanceRetention',
+  's3:PutBucketPolicy',
+  's3:DeleteBucketPolicy',
+  's3:PutBucketVersioning',
+  's3:PutBucketObjectLockConfiguration',
+  's3:DeleteBucket',
+] as const;
 
 /** Puts the residency policy on every bucket of a jurisdiction (unchanged policies are left alone). */
 export async function confineBuckets(
@@ -83,8 +112,8 @@ export async function confineBuckets(
   jurisdiction: Jurisdiction,
   accessKeyIds: readonly string[],
 ): Promise<void> {
-  for (const bucket of Object.values(jurisdiction.buckets)) {
-    const policy = residencyPolicy(bucket, accessKeyIds);
+  for (const [role, bucket] of Object.entries(jurisdiction.buckets) as [BucketRole, string][]) {
+    const policy = residencyPolicy(bucket, accessKeyIds, role);
     const current = await s3.send(new GetBucketPolicyCommand({ Bucket: bucket })).catch(() => undefined);
     if (current?.Policy && JSON.stringify(JSON.parse(current.Policy)) === JSON.stringify(policy)) continue;
     await s3.send(new PutBucketPolicyCommand({ Bucket: bucket, Policy: JSON.stringify(policy) }));

@@ -46,10 +46,11 @@ export async function readObjectText(
   bucket: string,
   key: string,
   maxBytes = 64 * 1024 * 1024,
+  versionId?: string | null,
 ): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of await body(s3, bucket, key)) {
+  for await (const chunk of await body(s3, bucket, key, versionId)) {
     size += (chunk as Buffer).length;
     if (size > maxBytes) throw new Error(`${key} is larger than ${maxBytes} bytes`);
     chunks.push(chunk as Buffer);

@@ -1,11 +1,12 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import http from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
 import type { temporal } from '@temporalio/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { issueCodecGrant } from '../../lib/codec/grant';
+import { grantFingerprint, issueCodecGrant } from '../../lib/codec/grant';
 import { locatePayloads } from '../../lib/codec/locate';
 import { startCodecServer, type RunningCodecServer } from '../../lib/codec/embedded';
 import { signRequest } from '../../lib/auth/request';
@@ -160,6 +161,44 @@ describe("the embedded stack's codec server", () => {
       [null, 'no identity presented: a codec grant (URL or bearer token) or a client certificate is required', 'none'],
       [null, 'no such grant', 'grant'],
     ]);
+  });
+
+  it('audits what fails too: a bad body (400), another method (405), a body too large (413), an undecodable payload (500)', async () => {
+    const since = new Date().toISOString();
+    const grant = issueCodecGrant(identity('ops'), { jurisdiction: codecState().auditJurisdiction, hours: 1 });
+    const auth = { authorization: `Bearer ${grant.token}` };
+    const url = `${codecState().url}/decode`;
+    expect((await post(url, { payloads: 'none' }, auth)).status).toBe(400);
+    expect((await fetch(url, { method: 'GET' })).status).toBe(405);
+    // On a connection of its own: the server answers before the body is read, and closes it.
+    const large = await new Promise<number | undefined>((resolve) => {
+      const req = http.request(url, { method: 'POST', agent: false, headers: auth }, (res) => {
+        res.resume();
+        resolve(res.statusCode);
+      });
+      req.on('error', () => resolve(undefined));
+      req.end(Buffer.alloc(9 * 1024 * 1024, 32));
+    });
+    if (large !== undefined) expect(large).toBe(413);
+    const broken = { ...payload, data: Buffer.from('not ciphertext').toString('base64') };
+    const failed = await post(url, { payloads: [broken] }, auth);
+    expect(failed.status).toBe(500);
+    expect(failed.text).toBe('codec server error');
+    const recorded = (await sealedEvents(clients(), codecState().auditJurisdiction))
+      .map((e) => e.event)
+      .filter((e) => e.action === 'payloads.decoded' && e.at >= since && /^\d{3}: /.test(e.reason ?? ''));
+    expect(recorded.map((e) => [e.outcome, e.reason!.slice(0, 4)]).sort()).toEqual(
+      [
+        ['denied', '400:'],
+        ['denied', '405:'],
+        ['denied', '413:'],
+        ['failure', '500:'],
+      ].sort(),
+    );
+    expect(recorded.find((e) => e.outcome === 'failure')).toMatchObject({
+      principal: { id: 'Demo Ops', role: 'ops' },
+      details: { via: 'bearer', digests: digest(broken) },
+    });
   });
 
   it('answers CORS for the Web UI origin only', async () => {
@@ -410,13 +449,18 @@ describe('the codec commands', () => {
     // The grant file the command kept serves the Web UI's URL form too.
     expect((await post(`${codecState().url}/grant/${grantId}/decode`, { payloads: [payload] })).status).toBe(200);
 
-    // Issuing a grant is audited: the command's, and the one `steward up` made for the Web UI.
-    const uiGrantId = codecState().uiEndpoint.split('/').at(-1);
+    // Issuing a grant is audited: the command's, and the one `steward up` made for the Web UI, each named by its
+    // fingerprint (the id opens the codec, so the trail never holds it).
+    const uiGrantId = codecState().uiEndpoint.split('/').at(-1)!;
     const issued = (await sealedEvents(clients(), codecState().auditJurisdiction))
       .map((e) => e.event)
       .filter((e) => e.action === 'codec.granted');
-    expect(issued.find((e) => e.details.grantId === grantId)?.principal).toMatchObject({ id: 'Demo Ops', role: 'ops' });
-    expect(issued.find((e) => e.details.grantId === uiGrantId)?.principal).toMatchObject({
+    expect(JSON.stringify(issued)).not.toContain(grantId);
+    expect(issued.find((e) => e.details.grant === grantFingerprint(grantId))?.principal).toMatchObject({
+      id: 'Demo Ops',
+      role: 'ops',
+    });
+    expect(issued.find((e) => e.details.grant === grantFingerprint(uiGrantId))?.principal).toMatchObject({
       id: 'Demo Ops',
       role: 'ops',
     });

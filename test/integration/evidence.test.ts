@@ -214,7 +214,7 @@ describe('signed requests', () => {
       foreignCa: 'the certificate was not issued by the Steward CA',
       replayed: expect.stringMatching(
         new RegExp(
-          `^request [0-9a-f-]{36} was already used by workflow ${first.workflowId}: a replayed request is refused$`,
+          `^request [0-9a-f-]{36} was already used by workflow ${first.workflowId} run [0-9a-f-]{36}: a replayed request is refused$`,
         ),
       ),
     });

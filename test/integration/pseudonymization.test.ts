@@ -16,6 +16,8 @@ import type {
 import { getJurisdiction } from '../../jurisdictions';
 import { deleteOtherVersions, readObjectText } from '../../lib/storage/objects';
 import { destroyVaultEntries } from '../../lib/crypto/vault';
+import { openSealed } from '../../lib/crypto/sealed-box';
+import { AesGcmPayloadCodec } from '../../lib/crypto/codec';
 import { ingestTaskQueue } from '../../contracts';
 import {
   containsAny,
@@ -24,6 +26,7 @@ import {
   objectVersions,
   rawHistory,
   readParquet,
+  identity,
   signedBy,
   stackState,
   type DemoRole,
@@ -222,8 +225,11 @@ describe('re-identification vault', () => {
     const result = await ingestDir(clients(), dir);
     const output = result.record.outputs[0]!;
     const token = String((await readParquet(clients().s3, output.bucket, output.key)).rows[0]!.subject_id);
-    const reidentify = (as: DemoRole) =>
-      clients().client.workflow.execute<typeof reidentifyWorkflow>('reidentifyWorkflow', {
+    const workflowIds: string[] = [];
+    const reidentify = async (as: DemoRole) => {
+      const workflowId = `test-reidentify-${randomUUID()}`;
+      workflowIds.push(workflowId);
+      const result = await clients().client.workflow.execute<typeof reidentifyWorkflow>('reidentifyWorkflow', {
         args: [
           signedBy(as, {
             action: 'reidentify',
@@ -232,10 +238,26 @@ describe('re-identification vault', () => {
           }),
         ],
         taskQueue: ingestTaskQueue('eu'),
-        workflowId: `test-reidentify-${randomUUID()}`,
+        workflowId,
       });
+      // Sealed to the requester: only their key opens it.
+      const opened = result.identifier && openSealed(identity(as).key, result.identifier).toString('utf8');
+      if (result.identifier) expect(() => openSealed(identity('ops').key, result.identifier!)).toThrow();
+      return { found: result.found, identifier: opened };
+    };
 
     expect(await reidentify('dpo')).toEqual({ found: true, identifier: 'V-1' });
+    // What ops decodes from the history (the codec server's view) holds no identifier.
+    const history = await clients().client.workflow.getHandle(workflowIds[0]!).fetchHistory();
+    const decoded = await Promise.all(
+      (history.events ?? []).flatMap((e) =>
+        (e.workflowExecutionCompletedEventAttributes?.result?.payloads ?? []).map((p) =>
+          new AesGcmPayloadCodec(clients().keys).decode([p]),
+        ),
+      ),
+    );
+    expect(decoded.length).toBe(1);
+    expect(JSON.stringify(decoded.map((d) => Buffer.from(d[0]!.data!).toString('utf8')))).not.toContain('V-1');
     expect(await expectDenied(reidentify('steward'))).toMatchInlineSnapshot(
       `"access denied: Demo Steward (role steward) may not reidentify; allowed roles: dpo"`,
     );

@@ -18,7 +18,8 @@ it('every workflow history the suite produced replays against the current workfl
   for await (const result of Worker.runReplayHistories(
     {
       workflowBundle: { codePath: path.join(state.dataDir, 'workflow-bundle.js') },
-      dataConverter: stewardDataConverter(keys),
+      // A worker's converter, as the workers that made the histories had.
+      dataConverter: stewardDataConverter(keys, { worker: true }),
       replayName: 'suite',
     },
     histories,

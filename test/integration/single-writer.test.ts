@@ -9,7 +9,8 @@ import {
   ingestTaskQueue,
 } from '../../contracts';
 import { getJurisdiction } from '../../jurisdictions';
-import type { CatalogMutationRequest } from '../../schemas/catalog';
+import type { InternalMessage } from '../../schemas/message';
+import { jurisdictionMessageKey, sealMessage } from '../../lib/auth/messages';
 import type { catalogWriterWorkflow, withdrawConsentWorkflow } from '../../workflows';
 import { tokenize } from '../../lib/crypto/pseudonymize';
 import { readVaultShards, sealIdentifier } from '../../lib/crypto/vault';
@@ -87,24 +88,28 @@ describe('catalog writer', () => {
     // Sixteen destructions of different entries of the one shard, sent at once: each is a read-change-write of the
     // shard, so any two run side by side would bring back an entry the other destroyed.
     const writerId = catalogWriterWorkflowId('eu', `vault/${study}`);
+    const messageKey = await jurisdictionMessageKey(keys, 'eu');
+    const sender = { workflowId: 'test-single-writer', runId: randomUUID() };
     const started = await Promise.all(
       tokens.slice(0, 16).map((token) =>
-        client.workflow.signalWithStart<typeof catalogWriterWorkflow, [CatalogMutationRequest]>(
-          'catalogWriterWorkflow',
-          {
-            workflowId: writerId,
-            taskQueue: ingestTaskQueue('eu'),
-            args: [{ jurisdiction: 'eu', target: `vault/${study}` }],
-            signal: applyCatalogMutationSignal,
-            signalArgs: [
-              {
-                requestId: randomUUID(),
-                replyTo: 'nobody',
-                mutation: { kind: 'vault.entries-destroyed', studyId: study, tokens: [token] },
-              },
-            ],
-          },
-        ),
+        client.workflow.signalWithStart<typeof catalogWriterWorkflow, [InternalMessage]>('catalogWriterWorkflow', {
+          workflowId: writerId,
+          taskQueue: ingestTaskQueue('eu'),
+          args: [{ jurisdiction: 'eu', target: `vault/${study}` }],
+          signal: applyCatalogMutationSignal,
+          // Sealed as a workflow of the jurisdiction's worker would seal them (the writer refuses anything else).
+          signalArgs: [
+            sealMessage(messageKey, {
+              kind: 'catalog.change',
+              jurisdiction: 'eu',
+              from: sender,
+              to: writerId,
+              id: randomUUID(),
+              issuedAt: new Date().toISOString(),
+              body: { mutation: { kind: 'vault.entries-destroyed', studyId: study, tokens: [token] } },
+            }),
+          ],
+        }),
       ),
     );
     const handle = client.workflow.getHandle(writerId);
