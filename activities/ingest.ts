@@ -31,6 +31,7 @@ import { readDatasetRecord, writeDatasetRecord } from '../lib/storage/catalog';
 import { copyObject, deleteAllVersions, listObjects } from '../lib/storage/objects';
 import { curatePackage } from './curate';
 import { assertOwnBucket, assertOwnJurisdiction } from './guards';
+import { heartbeating } from './heartbeat';
 import { verifyPackage } from './verify';
 
 export interface IngestActivityDeps {
@@ -142,46 +143,59 @@ export function createIngestActivities(deps: IngestActivityDeps) {
 
     /**
      * Writes the catalog entry unless one exists: a retry, or the same package again, finds the first one. The
-     * package's ingestion workflow is the record's only creator (one workflow id per package).
+     * package's ingestion workflow is the record's only creator (one workflow id per package). Heartbeats while it
+     * reads and writes, so an attempt lost with its worker is retried within the heartbeat timeout.
      */
     async recordDatasetActivity(raw: RecordDatasetInput): Promise<RecordDatasetResult> {
       const input = parseInput(RecordDatasetInputSchema, raw, 'recordDatasetActivity');
       assertOwnJurisdiction(jurisdiction, input.ingest.jurisdiction);
-      const existing = await readDatasetRecord(s3, jurisdiction.buckets.catalog, input.datasetId);
-      if (existing) return { record: existing, created: false };
-      const { metadata } = input.verified;
-      const record: DatasetRecord = DatasetRecordSchema.parse({
-        format: 'steward-dataset/1',
-        datasetId: input.datasetId,
-        packageId: input.ingest.packageId,
-        jurisdiction: jurisdiction.id,
-        studyId: metadata.studyId,
-        protocolId: metadata.protocolId,
-        dataClass: metadata.dataClass,
-        classification: input.curated.classification,
-        purpose: metadata.purpose,
-        consentScopes: [metadata.purpose],
-        sourceSystem: metadata.sourceSystem,
-        keyVersions: input.curated.keyVersions,
-        dateShiftDays: metadata.dateShiftDays ?? 0,
-        createdAt: input.createdAt,
-        retention: input.curated.retention,
-        holds: [],
-        rows: input.curated.rows,
-        inputs: input.verified.files,
-        outputs: input.curated.outputs,
-        lineage: {
-          landing: input.ingest.landing,
-          manifestSha256: input.ingest.manifestSha256,
-          workflowId: input.workflowId,
-          runId: input.runId,
-          submittedBy: input.ingest.submittedBy,
+      const progress = { phase: 'reading the catalog' };
+      return heartbeating(
+        () => progress,
+        async () => {
+          const existing = await readDatasetRecord(s3, jurisdiction.buckets.catalog, input.datasetId);
+          if (existing) return { record: existing, created: false };
+          progress.phase = 'writing the record';
+          return { record: await writeRecord(input), created: true };
         },
-      });
-      await writeDatasetRecord(s3, jurisdiction.buckets.catalog, record);
-      return { record, created: true };
+      );
     },
   };
+
+  /** The dataset record of a finished curation, written to the catalog. */
+  async function writeRecord(input: RecordDatasetInput): Promise<DatasetRecord> {
+    const { metadata } = input.verified;
+    const record: DatasetRecord = DatasetRecordSchema.parse({
+      format: 'steward-dataset/1',
+      datasetId: input.datasetId,
+      packageId: input.ingest.packageId,
+      jurisdiction: jurisdiction.id,
+      studyId: metadata.studyId,
+      protocolId: metadata.protocolId,
+      dataClass: metadata.dataClass,
+      classification: input.curated.classification,
+      purpose: metadata.purpose,
+      consentScopes: [metadata.purpose],
+      sourceSystem: metadata.sourceSystem,
+      keyVersions: input.curated.keyVersions,
+      dateShiftDays: metadata.dateShiftDays ?? 0,
+      createdAt: input.createdAt,
+      retention: input.curated.retention,
+      holds: [],
+      rows: input.curated.rows,
+      inputs: input.verified.files,
+      outputs: input.curated.outputs,
+      lineage: {
+        landing: input.ingest.landing,
+        manifestSha256: input.ingest.manifestSha256,
+        workflowId: input.workflowId,
+        runId: input.runId,
+        submittedBy: input.ingest.submittedBy,
+      },
+    });
+    await writeDatasetRecord(s3, jurisdiction.buckets.catalog, record);
+    return record;
+  }
 }
 
 export type IngestActivities = ReturnType<typeof createIngestActivities>;

@@ -19,18 +19,21 @@ import {
   DeletePackagesInputSchema,
   LegalHoldChangeInputSchema,
   ObjectLockChangeInputSchema,
+  ObjectLockProgressSchema,
   ScanDatasetsInputSchema,
   ScanPackagesInputSchema,
   type DeleteClaimedInput,
   type DeletePackagesInput,
   type LegalHoldChangeInput,
   type ObjectLockChangeInput,
+  type ObjectLockProgress,
   type PackageScan,
   type RetentionScan,
   type ScanDatasetsInput,
   type ScanPackagesInput,
 } from '../schemas/retention';
 import { assertOwnJurisdiction } from './guards';
+import { heartbeating, previousHeartbeat } from './heartbeat';
 
 /** What a deletion returns to its workflow: counts per unit; the versions themselves stay in the journal. */
 export interface DeletionSummary {
@@ -154,41 +157,56 @@ export function createRetentionActivities({ s3, jurisdiction }: { s3: S3Client; 
 
     /**
      * Sets each dataset's Object Lock retain-until on every version of its objects, to the date its record now states
-     * (when that date is still ahead). Shortening GOVERNANCE retention uses the sweep's override. Idempotent.
+     * (when that date is still ahead). Shortening GOVERNANCE retention uses the sweep's override. Idempotent: a version
+     * already locked until that date is left as it is. Heartbeats the datasets done, and a retry resumes after them.
      */
     async applyObjectLockActivity(raw: ObjectLockChangeInput): Promise<{ versions: number }> {
       const input = parseInput(ObjectLockChangeInputSchema, raw, 'applyObjectLockActivity');
       assertOwnJurisdiction(jurisdiction, input.jurisdiction);
       const now = new Date().toISOString();
-      let count = 0;
-      for (const change of input.changes) {
-        if (!change.lockedUntil || change.lockedUntil <= now) continue;
-        const versions = await datasetVersions([change.datasetId]);
-        const until = new Date(change.lockedUntil);
-        await inLanes(versions, 8, async (v) => {
-          const target = { Bucket: curated, Key: v.key, ...(v.versionId ? { VersionId: v.versionId } : {}) };
-          const current = await s3.send(new GetObjectRetentionCommand(target)).catch(() => undefined);
-          const currentUntil = current?.Retention?.RetainUntilDate;
-          if (
-            currentUntil &&
-            currentUntil.getTime() === until.getTime() &&
-            current?.Retention?.Mode === change.objectLock
-          ) {
-            return;
+      const resumed = ObjectLockProgressSchema.safeParse(previousHeartbeat());
+      const progress: ObjectLockProgress = resumed.success ? resumed.data : { changesDone: 0, versions: 0 };
+      return heartbeating(
+        () => progress,
+        async () => {
+          for (const change of input.changes.slice(progress.changesDone)) {
+            progress.versions += await lockDataset(change, now);
+            progress.changesDone += 1;
           }
-          await s3.send(
-            new PutObjectRetentionCommand({
-              ...target,
-              Retention: { Mode: change.objectLock, RetainUntilDate: until },
-              ...(currentUntil && currentUntil > until ? { BypassGovernanceRetention: true } : {}),
-            }),
-          );
-          count += 1;
-        });
-      }
-      return { versions: count };
+          return { versions: progress.versions };
+        },
+      );
     },
   };
+
+  /** Sets one dataset's Object Lock date on every version of its objects; returns how many versions it changed. */
+  async function lockDataset(change: ObjectLockChangeInput['changes'][number], now: string): Promise<number> {
+    let count = 0;
+    if (!change.lockedUntil || change.lockedUntil <= now) return count;
+    const versions = await datasetVersions([change.datasetId]);
+    const until = new Date(change.lockedUntil);
+    await inLanes(versions, 8, async (v) => {
+      const target = { Bucket: curated, Key: v.key, ...(v.versionId ? { VersionId: v.versionId } : {}) };
+      const current = await s3.send(new GetObjectRetentionCommand(target)).catch(() => undefined);
+      const currentUntil = current?.Retention?.RetainUntilDate;
+      if (
+        currentUntil &&
+        currentUntil.getTime() === until.getTime() &&
+        current?.Retention?.Mode === change.objectLock
+      ) {
+        return;
+      }
+      await s3.send(
+        new PutObjectRetentionCommand({
+          ...target,
+          Retention: { Mode: change.objectLock, RetainUntilDate: until },
+          ...(currentUntil && currentUntil > until ? { BypassGovernanceRetention: true } : {}),
+        }),
+      );
+      count += 1;
+    });
+    return count;
+  }
 }
 
 function summarize(outcomes: {

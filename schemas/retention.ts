@@ -294,6 +294,13 @@ export const ObjectLockChangeInputSchema = z.object({
 });
 export type ObjectLockChangeInput = z.infer<typeof ObjectLockChangeInputSchema>;
 
+/** Heartbeat details of moving Object Lock dates: the changes done so far, in input order, for a retry to skip. */
+export const ObjectLockProgressSchema = z.object({
+  changesDone: z.number().int().nonnegative(),
+  versions: z.number().int().nonnegative(),
+});
+export type ObjectLockProgress = z.infer<typeof ObjectLockProgressSchema>;
+
 /** A change to a jurisdiction's sweep schedule. */
 export const ScheduleChangeSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('set'), cron: z.string().min(9).max(100) }),

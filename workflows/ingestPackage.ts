@@ -32,6 +32,14 @@ const quick = proxyActivities<Activities>({
   retry: { maximumAttempts: 10, initialInterval: '1s', maximumInterval: '30s' },
 });
 
+/** Recording the dataset: short, but a worker lost while it runs is noticed by its heartbeats, not after 2 minutes. */
+const recording = proxyActivities<Activities>({
+  startToCloseTimeout: '2 minutes',
+  heartbeatTimeout: '15 seconds',
+  // A catalog write: transient storage errors clear up within a few tries.
+  retry: { maximumAttempts: 10, initialInterval: '1s', maximumInterval: '30s' },
+});
+
 /** Long, memory-bound activities: on the jurisdiction's curation queue. */
 const heavyOptions: ActivityOptions = {
   startToCloseTimeout: '6 hours',
@@ -161,7 +169,7 @@ export async function ingestPackageWorkflow(raw: SignedWorkflowInput): Promise<I
       recordingVerified,
     ]);
     progress.phase = 'recording';
-    const { record, created } = await quick.recordDatasetActivity({
+    const { record, created } = await recording.recordDatasetActivity({
       datasetId,
       ingest: input,
       verified,

@@ -24,6 +24,14 @@ const storage = proxyActivities<ReturnType<typeof createRetentionActivities>>({
   retry: { maximumAttempts: 60, initialInterval: '2s', maximumInterval: '1 minute' },
 });
 
+/** Moving Object Lock dates: heartbeats its progress, so a worker lost during it is noticed within seconds. */
+const locks = proxyActivities<ReturnType<typeof createRetentionActivities>>({
+  startToCloseTimeout: '30 minutes',
+  heartbeatTimeout: '15 seconds',
+  // Idempotent, and resumed from its last heartbeat: retried through storage outages for about an hour.
+  retry: { maximumAttempts: 60, initialInterval: '2s', maximumInterval: '1 minute' },
+});
+
 /*
  * A catalog change, once sent to the catalog's writer, is applied whatever the workflow that sent it does next. So each
  * workflow here carries its change through to storage (legal holds, Object Lock dates) and the audit trail in a
@@ -174,7 +182,7 @@ export async function endTrialWorkflow(raw: SignedWorkflowInput): Promise<TrialE
     );
     const changes = ended.changes ?? [];
     setPhase('moving Object Lock dates', { datasets: changes.length });
-    const { versions } = await storage.applyObjectLockActivity({ jurisdiction, changes });
+    const { versions } = await locks.applyObjectLockActivity({ jurisdiction, changes });
     await recordAudit(jurisdiction, auth.principal, [
       {
         action: 'trial.ended',

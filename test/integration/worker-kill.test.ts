@@ -1,8 +1,26 @@
+import { randomUUID } from 'node:crypto';
+import type { Payload } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
 import { expect, it } from 'vitest';
+import { createIngestActivities } from '../../activities/ingest';
+import { createRetentionActivities } from '../../activities/retention';
+import { ingestTaskQueue } from '../../contracts';
 import { getJurisdiction } from '../../jurisdictions';
 import { listObjects } from '../../lib/storage/objects';
 import { isAlive } from '../../lib/stack/process';
-import { expectedCurated, objectVersions, submitUntilCurating, workerPid } from '../helpers';
+import type { endTrialWorkflow } from '../../workflows';
+import {
+  expectedCurated,
+  importConsentCsv,
+  ingestDir,
+  objectVersions,
+  signedBy,
+  smallMetadata,
+  submitUntilCurating,
+  tempDir,
+  workerPid,
+  writeJsonPackage,
+} from '../helpers';
 import { sealedEvents, useClients } from '../harness';
 
 const clients = useClients();
@@ -56,4 +74,81 @@ it('a worker killed with SIGKILL mid-curation is restarted and the ingestion com
     'object.written',
     'dataset.recorded',
   ]);
+});
+
+/** The decoded input and the heartbeat timeout (seconds) of each scheduling of `activityType` in a workflow's history. */
+async function scheduled(workflowId: string, activityType: string) {
+  const converter = clients().client.options.loadedDataConverter;
+  const history = await clients().client.workflow.getHandle(workflowId).fetchHistory();
+  const found: { input: unknown; heartbeatTimeoutS: number }[] = [];
+  for (const event of history.events ?? []) {
+    const a = event.activityTaskScheduledEventAttributes;
+    if (a?.activityType?.name !== activityType) continue;
+    let payloads: Payload[] = a.input?.payloads ?? [];
+    for (const codec of [...converter.payloadCodecs].reverse()) payloads = await codec.decode(payloads);
+    found.push({
+      input: converter.payloadConverter.fromPayload(payloads[0]!),
+      heartbeatTimeoutS: Number(a.heartbeatTimeout?.seconds ?? 0),
+    });
+  }
+  return found;
+}
+
+it('recording a dataset and moving its Object Lock dates heartbeat, so a killed worker is noticed within seconds', async () => {
+  const study = 'ST-BEAT';
+  await importConsentCsv(
+    clients(),
+    'subject_id,scopes,status,icf_version,given_on\nH-1,primary-research,given,v1,2024-01-01\n',
+    'eu',
+    study,
+  );
+  const dir = await writeJsonPackage(await tempDir(), smallMetadata({ studyId: study }), {
+    'data/visits.csv': 'subject_id,full_name,visit_date,score,note\nH-1,Hal,2025-01-02,3,\n',
+  });
+  const ingested = await ingestDir(clients(), dir);
+  const ended = `test-trial-end-${randomUUID()}`;
+  await clients().client.workflow.execute<typeof endTrialWorkflow>('endTrialWorkflow', {
+    args: [
+      signedBy('steward', {
+        action: 'trial.end',
+        jurisdiction: 'eu',
+        params: { jurisdiction: 'eu', studyId: study, date: '2020-01-01' },
+      }),
+    ],
+    taskQueue: ingestTaskQueue('eu'),
+    workflowId: ended,
+  });
+
+  const [recording] = await scheduled(ingested.workflowId, 'recordDatasetActivity');
+  const [locking] = await scheduled(ended, 'applyObjectLockActivity');
+  expect(recording!.heartbeatTimeoutS).toBeGreaterThan(0);
+  expect(recording!.heartbeatTimeoutS).toBeLessThanOrEqual(30);
+  expect(locking!.heartbeatTimeoutS).toBeGreaterThan(0);
+  expect(locking!.heartbeatTimeoutS).toBeLessThanOrEqual(30);
+
+  // Run again with the inputs they were given, each heartbeats (and finds its work done: both are idempotent).
+  const scratchDir = await tempDir('steward-beat-');
+  const { s3, keys } = clients();
+  const eu = getJurisdiction('eu');
+  const beatsOf = async <T>(run: (env: MockActivityEnvironment) => Promise<T>) => {
+    const env = new MockActivityEnvironment();
+    const beats: unknown[] = [];
+    env.on('heartbeat', (d: unknown) => beats.push(d));
+    return { result: await run(env), beats };
+  };
+  const ingest = createIngestActivities({ s3, keys, jurisdiction: eu, scratchDir, workDir: scratchDir });
+  const again = await beatsOf((env) =>
+    env.run(ingest.recordDatasetActivity, recording!.input as Parameters<typeof ingest.recordDatasetActivity>[0]),
+  );
+  expect(again.result).toMatchObject({ created: false, record: { datasetId: ingested.datasetId } });
+  expect(again.beats.length).toBeGreaterThan(0);
+  const retention = createRetentionActivities({ s3, jurisdiction: eu });
+  const relocked = await beatsOf((env) =>
+    env.run(
+      retention.applyObjectLockActivity,
+      locking!.input as Parameters<typeof retention.applyObjectLockActivity>[0],
+    ),
+  );
+  expect(relocked.result).toEqual({ versions: 0 });
+  expect(relocked.beats.at(-1)).toEqual({ changesDone: 1, versions: 0 });
 });
