@@ -1,5 +1,6 @@
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { catalogWriterWorkflowId, ErrorType, nonRetryable } from '../contracts';
+import { X509Certificate } from 'node:crypto';
 import { Context } from '@temporalio/activity';
 import { openMessage } from '../lib/auth/messages';
 import {
@@ -16,7 +17,7 @@ import { claimedDatasets, claimExpiredDatasets, claimProblem, releaseClaims } fr
 import { endTrial, releaseHold, RetentionChangeRefused, setHold } from '../lib/retention/changes';
 import { deleteVersions, listVersionsOf, versionSha256, type StoredVersion } from '../lib/storage/versions';
 import { inLanes } from '../lib/runtime/lanes';
-import { readDatasetRecord, writeDatasetRecord } from '../lib/storage/catalog';
+import { readDatasetRecord, readSourceRegistry, writeDatasetRecord, writeSourceRegistry } from '../lib/storage/catalog';
 import { getObjectOrUndefined } from '../lib/storage/objects';
 
 /** Changes to shared catalog objects, run only by each object's single writer (`catalogWriterWorkflow`). */
@@ -120,6 +121,37 @@ export function createCatalogActivities({
           }),
         );
         return { changed: true, count: 1 };
+      }
+      case 'source.registered': {
+        let certificate: X509Certificate;
+        try {
+          certificate = new X509Certificate(mutation.certificatePem);
+        } catch {
+          throw nonRetryable(ErrorType.InvalidInput, 'the source certificate is not a readable X.509 certificate');
+        }
+        const fingerprint = certificate.fingerprint256.replaceAll(':', '').toLowerCase();
+        const current = (await readSourceRegistry(s3, bucket, mutation.studyId)) ?? {
+          format: 'steward-sources/1' as const,
+          jurisdiction: jurisdiction.id,
+          studyId: mutation.studyId,
+          required: false,
+          sources: [],
+        };
+        const existing = current.sources.find((s) => s.fingerprint === fingerprint);
+        const required = current.required || mutation.required;
+        if (existing?.name === mutation.name && required === current.required) {
+          return { changed: false, count: current.sources.length, fingerprint, required };
+        }
+        const registered = {
+          name: mutation.name,
+          fingerprint,
+          certificatePem: mutation.certificatePem,
+          registeredAt: existing?.registeredAt ?? mutation.at,
+          registeredBy: existing?.registeredBy ?? mutation.by,
+        };
+        const sources = [...current.sources.filter((s) => s.fingerprint !== fingerprint), registered];
+        await writeSourceRegistry(s3, bucket, { ...current, required, sources });
+        return { changed: true, count: sources.length, fingerprint, required };
       }
       case 'vault.entries-destroyed': {
         const destroyed = await destroyVaultEntries(s3, bucket, mutation.studyId, mutation.tokens);

@@ -1,3 +1,4 @@
+import type { TrustAnchor } from '../lib/pki/authority';
 import path from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
@@ -43,6 +44,8 @@ export interface IngestActivityDeps {
   /** Space on this machine that outlives the process: staged inputs and finished outputs, for retries to reuse. */
   workDir: string;
   duckdbMemoryLimit?: string;
+  /** The Steward CA and its CRL: a source certificate the CA issued can be revoked there. */
+  trust: TrustAnchor;
 }
 
 export function quarantinePrefix(packageId: string): string {
@@ -68,7 +71,7 @@ export function createIngestActivities(deps: IngestActivityDeps) {
       const input = parseInput(IngestPackageInputSchema, raw, 'verifyPackageActivity');
       assertOwnJurisdiction(jurisdiction, input.jurisdiction);
       assertOwnBucket(jurisdiction, input.landing.bucket);
-      return verifyPackage(s3, jurisdiction, input, stageDir);
+      return verifyPackage(s3, jurisdiction, input, { stageDir, trust: deps.trust });
     },
 
     /** Retry-safe and resumable: see `curatePackage`. */
@@ -191,6 +194,7 @@ export function createIngestActivities(deps: IngestActivityDeps) {
         workflowId: input.workflowId,
         runId: input.runId,
         submittedBy: input.ingest.submittedBy,
+        source: input.verified.source,
       },
     });
     await writeDatasetRecord(s3, jurisdiction.buckets.catalog, record);

@@ -53,6 +53,11 @@ export function createMessageActivities({
       return { from: sealed.from, issuedAt: sealed.issuedAt, mac: sealed.mac };
     },
 
+    /** The jurisdiction this worker serves: what a workflow refuses in, audits in, whatever its input claims. */
+    async workerJurisdictionActivity(): Promise<string> {
+      return jurisdiction.id;
+    },
+
     /** Verdicts on messages the calling workflow received, in order: for it, of the kind due, sealed. Reads only. */
     async openMessagesActivity(raw: OpenMessagesInput): Promise<MessageVerdict[]> {
       const input = parseInput(OpenMessagesInputSchema, raw, 'openMessagesActivity');

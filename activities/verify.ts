@@ -15,6 +15,9 @@ import type { Jurisdiction } from '../schemas/jurisdiction';
 import type { ManifestEntry } from '../schemas/package';
 import { checksumProblems, inspectPackage, type PackageSource } from '../lib/package/check';
 import { rejectionMessage } from '../lib/package/rules';
+import { checkSourceSignature } from '../lib/package/source';
+import type { TrustAnchor } from '../lib/pki/authority';
+import { readSourceRegistry } from '../lib/storage/catalog';
 import { inLanes } from '../lib/runtime/lanes';
 import { downloadHashed, getObjectOrUndefined, hashObject, listObjects } from '../lib/storage/objects';
 
@@ -54,8 +57,9 @@ export async function verifyPackage(
   s3: S3Client,
   jurisdiction: Jurisdiction,
   input: IngestPackageInput,
-  stageDir?: string,
+  options: { stageDir?: string | undefined; trust: TrustAnchor },
 ): Promise<VerifiedPackage> {
+  const { stageDir } = options;
   const { bucket, prefix } = input.landing;
   const source = await landingSource(s3, input);
   const inspected = await inspectPackage(source, {
@@ -65,6 +69,16 @@ export async function verifyPackage(
   const { problems, entries } = inspected;
   if (problems.length > 0) throw rejectPackage(problems);
   const metadata = inspected.metadata!;
+  // Source authentication, before any payload byte is read: who signed the manifest, against the study's sources.
+  const registry = await readSourceRegistry(s3, jurisdiction.buckets.catalog, metadata.studyId);
+  const signed = await checkSourceSignature(input.layout, source.read, {
+    registry,
+    required: jurisdiction.requireSourceSignature || registry?.required === true,
+    caPem: options.trust.caPem(),
+    revoked: await options.trust.revoked(),
+    now: new Date(),
+  });
+  if (signed.problems.length > 0) throw rejectPackage(signed.problems);
 
   const resumed = checkedBefore();
   const checked: VerifiedFile[] = [...resumed.values()];
@@ -122,5 +136,6 @@ export async function verifyPackage(
   return {
     metadata,
     files: entries.map((e, i) => ({ path: e.path, sha256: results[i]!.sha256, bytes: results[i]!.bytes })),
+    source: signed.signature,
   };
 }

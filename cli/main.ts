@@ -18,6 +18,7 @@ import { registerKeyCommands, registerReidentifyCommand } from './commands/keys'
 import { registerStackCommands } from './commands/stack';
 import { registerRetentionCommands } from './commands/retention';
 import { registerCodecCommands } from './commands/codec';
+import { registerSourceCommands } from './commands/sources';
 import { registerPreprocessCommands, registerWorkerCommand } from './commands/preprocess';
 
 function rootFailure(error: WorkflowFailedError): TemporalFailure | undefined {
@@ -118,6 +119,7 @@ export function buildProgram(): Command {
   registerRetentionCommands(program, globals);
   registerCodecCommands(program, globals);
   registerPreprocessCommands(program, globals);
+  registerSourceCommands(program, globals);
   registerWorkerCommand(program, globals);
   registerDemoCommands(program, globals);
   const override = (command: Command): void => {

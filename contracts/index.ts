@@ -15,11 +15,6 @@ export function ingestTaskQueue(jurisdiction: string): string {
   return `ingest.${jurisdiction}`;
 }
 
-/** The jurisdiction whose workers poll a workflow task queue (`ingest.<jurisdiction>`), or undefined for another. */
-export function jurisdictionOfTaskQueue(taskQueue: string): string | undefined {
-  return /^ingest\.([a-z]{2,8})$/.exec(taskQueue)?.[1];
-}
-
 /**
  * Task queue of a jurisdiction's long, memory-bound work (verifying and curating packages, re-keying datasets,
  * scanning data), kept apart so it never holds up the short activities (request checks, audit sealing, catalog writes).
@@ -137,6 +132,10 @@ export function retentionSweepWorkflowId(jurisdiction: string, requestId: string
   return `retention-sweep-${jurisdiction}-manual-${requestId}`;
 }
 
+export function sourceRegistrationWorkflowId(jurisdiction: string, studyId: string, requestId: string): string {
+  return `sources-register-${jurisdiction}-${studyId}-${requestId}`;
+}
+
 export function scheduleChangeWorkflowId(jurisdiction: string, requestId: string): string {
   return `retention-schedule-${jurisdiction}-${requestId}`;
 }
@@ -189,6 +188,7 @@ export const RequestKind = {
   ScheduleChange: 'schedule-change',
   Preprocess: 'preprocess',
   PreprocessVerify: 'preprocess-verify',
+  SourceRegistration: 'source-registration',
 } as const;
 export type RequestKind = (typeof RequestKind)[keyof typeof RequestKind];
 

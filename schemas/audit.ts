@@ -37,6 +37,7 @@ export const AuditActionSchema = z.enum([
   'schedule.changed',
   'payloads.decoded',
   'codec.granted',
+  'source.registered',
   'preprocess.started',
   'preprocess.completed',
   'preprocess.failed',

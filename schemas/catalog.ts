@@ -59,6 +59,16 @@ export const CatalogMutationSchema = z.discriminatedUnion('kind', [
   }),
   z.object({ kind: z.literal('retention.released'), sweepId: z.string() }),
   z.object({
+    /** Registers (or renames) a source system's certificate for a study; `required` only ever turns on. */
+    kind: z.literal('source.registered'),
+    studyId: StudyIdSchema,
+    name: z.string().min(1).max(120),
+    certificatePem: z.string().startsWith('-----BEGIN CERTIFICATE-----'),
+    required: z.boolean(),
+    at: z.iso.datetime(),
+    by: ESignatureSchema,
+  }),
+  z.object({
     /** Removes the vault shards of datasets a sweep deleted: the study vault's writer does it, nothing else writes them. */
     kind: z.literal('vault.shards-removed'),
     studyId: StudyIdSchema,
@@ -70,6 +80,9 @@ export type CatalogMutation = z.infer<typeof CatalogMutationSchema>;
 export const CatalogMutationResultSchema = z.object({
   /** Whether the object changed (false: the change was already there). */
   changed: z.boolean(),
+  /** Source registration: the certificate's fingerprint, and whether the study now requires signatures. */
+  fingerprint: Sha256HexSchema.optional(),
+  required: z.boolean().optional(),
   /** How many items the change touched: vault entries destroyed, outputs replaced. */
   count: z.number().int().nonnegative(),
   /** Legal holds: the hold, the datasets the change reached, and those another hold still covers. */
@@ -104,7 +117,7 @@ export type CatalogMutationResult = z.infer<typeof CatalogMutationResultSchema>;
 export const CatalogWriterInputSchema = z.object({
   jurisdiction: KnownJurisdictionSchema,
   /** What the writer owns, e.g. `dataset/ds-eu-…` or `vault/ST-1`. */
-  target: z.string().regex(/^(datasets|vault|requests)\/[A-Za-z0-9._-]{1,80}$/),
+  target: z.string().regex(/^(datasets|vault|requests|sources)\/[A-Za-z0-9._-]{1,80}$/),
   /** Carried across continue-as-new, sealed by the run that continued (see `CatalogWriterStateSchema`). */
   state: z.unknown().optional(),
 });
@@ -150,5 +163,7 @@ export function mutationTarget(mutation: CatalogMutation): string {
       return `vault/${mutation.studyId}`;
     case 'request.claimed':
       return 'requests/all';
+    case 'source.registered':
+      return `sources/${mutation.studyId}`;
   }
 }

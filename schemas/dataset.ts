@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { SourceSignatureSchema } from './source';
 import { NameSchema, PrincipalSchema, Sha256HexSchema, StudyIdSchema } from './common';
 import { RetentionEventSchema } from './jurisdiction';
 import { ESignatureSchema } from './request';
@@ -118,6 +119,8 @@ export const DatasetRecordSchema = z.object({
     workflowId: z.string(),
     runId: z.string(),
     submittedBy: PrincipalSchema,
+    /** The source system whose signature of the package's manifest ingestion verified; null for an unsigned one. */
+    source: SourceSignatureSchema.nullable().default(null),
   }),
 });
 export type DatasetRecord = z.infer<typeof DatasetRecordSchema>;

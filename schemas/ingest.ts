@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { SourceSignatureSchema } from './source';
 import { PrincipalSchema, Sha256HexSchema } from './common';
 import { DatasetOutputSchema, DatasetRecordSchema, DatasetRetentionSchema, RowCountsSchema } from './dataset';
 import { KnownJurisdictionSchema } from '../jurisdictions';
@@ -71,7 +72,12 @@ export const VerifiedFileSchema = z.object({
 });
 export type VerifiedFile = z.infer<typeof VerifiedFileSchema>;
 
-export const VerifiedPackageSchema = z.object({ metadata: PackageMetadataSchema, files: z.array(VerifiedFileSchema) });
+export const VerifiedPackageSchema = z.object({
+  metadata: PackageMetadataSchema,
+  files: z.array(VerifiedFileSchema),
+  /** Who signed the manifest, as verified; null for an unsigned package where signatures are not required. */
+  source: SourceSignatureSchema.nullable().default(null),
+});
 export type VerifiedPackage = z.infer<typeof VerifiedPackageSchema>;
 
 export const FindDatasetInputSchema = z.object({ datasetId: DatasetIdSchema });

@@ -78,5 +78,7 @@ export const JurisdictionSchema = z.object({
     access: DsrDeadlineSchema,
     erasure: DsrDeadlineSchema.nullable(),
   }),
+  /** Every package must carry a signature of its manifest by a registered source of its study (see `steward sources`). */
+  requireSourceSignature: z.boolean().default(false),
 });
 export type Jurisdiction = z.infer<typeof JurisdictionSchema>;

@@ -24,7 +24,7 @@ import {
 } from '../schemas/audit';
 import { InternalMessageSchema, type InternalMessage } from '../schemas/message';
 import { parseInput } from '../schemas/parse';
-import { openMessages, openState, ownJurisdiction, sealState } from './messages';
+import { openMessages, openState, sealState, workerJurisdiction } from './messages';
 import { progressFrom } from './progress';
 
 const audit = proxyActivities<ReturnType<typeof createAuditActivities>>({
@@ -72,11 +72,11 @@ function eventsProblem(message: InternalMessage, jurisdiction: string): string |
 export async function auditTrailWorkflow(raw: AuditTrailInput): Promise<void> {
   const input = parseInput(AuditTrailInputSchema, raw, 'auditTrailWorkflow');
   const jurisdiction = input.jurisdiction;
-  const own = ownJurisdiction();
-  if (own !== undefined && own !== jurisdiction) {
+  const own = await workerJurisdiction();
+  if (own !== jurisdiction) {
     throw nonRetryable(
       ErrorType.JurisdictionViolation,
-      `the audit trail of ${jurisdiction} runs only on its own workers' task queue, not ${workflowInfo().taskQueue}`,
+      `the audit trail of ${jurisdiction} runs only on its own workers, not on a worker of ${own}`,
     );
   }
   const { workflowId, runId } = workflowInfo();
@@ -187,12 +187,13 @@ export async function auditTrailWorkflow(raw: AuditTrailInput): Promise<void> {
       if (inbox.length > 0) await admit();
       const entries = [...recent];
       const kept = entries.slice(-REMEMBERED);
-      for (const [, at] of entries.slice(0, entries.length - kept.length))
-        if (horizon === null || at > horizon) horizon = at;
-      return continueAsNew<typeof auditTrailWorkflow>({
-        jurisdiction,
-        state: await sealState(jurisdiction, { head, pending, recent: kept, horizon }),
-      });
+      let forgotten = horizon;
+      for (const [, at] of entries.slice(0, entries.length - kept.length)) {
+        if (forgotten === null || at > forgotten) forgotten = at;
+      }
+      const state = await sealState(jurisdiction, { head, pending, recent: kept, horizon: forgotten });
+      // Messages that arrived while the state was sealed are not in it: this run admits and seals them first.
+      if (inbox.length === 0) return continueAsNew<typeof auditTrailWorkflow>({ jurisdiction, state });
     }
   }
 }

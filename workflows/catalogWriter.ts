@@ -140,14 +140,15 @@ export async function catalogWriterWorkflow(raw: CatalogWriterInput): Promise<{ 
       if (queue.length === 0) {
         const entries = [...done];
         const kept = entries.slice(-REMEMBERED);
+        let forgotten = horizon;
         for (const [, at] of entries.slice(0, entries.length - kept.length)) {
-          if (horizon === null || at > horizon) horizon = at;
+          if (forgotten === null || at > forgotten) forgotten = at;
         }
-        return continueAsNew<typeof catalogWriterWorkflow>({
-          jurisdiction,
-          target: input.target,
-          state: await sealState(jurisdiction, { done: kept, applied, horizon }),
-        });
+        const state = await sealState(jurisdiction, { done: kept, applied, horizon: forgotten });
+        // Changes that arrived while the state was sealed are not in it: this run applies them first.
+        if (queue.length === 0) {
+          return continueAsNew<typeof catalogWriterWorkflow>({ jurisdiction, target: input.target, state });
+        }
       }
     }
   }

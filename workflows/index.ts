@@ -15,3 +15,4 @@ export { retentionSweepWorkflow } from './retentionSweep';
 export { changeRetentionScheduleWorkflow } from './retentionSchedule';
 export { preprocessJobWorkflow } from './preprocessJob';
 export { verifyPreprocessRunWorkflow } from './preprocessJob';
+export { registerSourceWorkflow } from './registerSource';

@@ -1,7 +1,6 @@
 import { proxyLocalActivities, workflowInfo } from '@temporalio/workflow';
 import type { z } from 'zod';
 import type { createMessageActivities } from '../activities/messages';
-import { jurisdictionOfTaskQueue } from '../contracts';
 import type { InternalMessage, MessageKind, MessageVerdict } from '../schemas/message';
 import { InternalMessageSchema } from '../schemas/message';
 
@@ -12,9 +11,9 @@ const messages = proxyLocalActivities<ReturnType<typeof createMessageActivities>
   retry: { maximumAttempts: 5, initialInterval: '200ms' },
 });
 
-/** The jurisdiction whose worker runs this workflow (its task queue says), whatever its input claims. */
-export function ownJurisdiction(): string | undefined {
-  return jurisdictionOfTaskQueue(workflowInfo().taskQueue);
+/** The jurisdiction whose worker runs this workflow, whatever its input claims (recorded, so a replay agrees). */
+export function workerJurisdiction(): Promise<string> {
+  return messages.workerJurisdictionActivity();
 }
 
 /** The id a received message says it has, before anything checks it. */

@@ -35,7 +35,7 @@ import { recordAudit, type AuditDraft } from './audit';
 import { authorize } from './authorize';
 import { progressFrom } from './progress';
 import { changeCatalog } from './catalog';
-import { openState, ownJurisdiction, sealState } from './messages';
+import { openState, sealState, workerJurisdiction } from './messages';
 
 type Retention = ReturnType<typeof createRetentionActivities>;
 type Evidence = ReturnType<typeof createAuditActivities> & ReturnType<typeof createEvidenceActivities>;
@@ -126,7 +126,7 @@ async function begin(input: SweepInput, raw: unknown): Promise<SweepState> {
     const saved = await openState(input.state, SweepStateSchema);
     if (saved.ok && saved.state.sweepId === workflowId) return saved.state;
     return refuseStart(
-      ownJurisdiction(),
+      await workerJurisdiction(),
       `a sweep resumes from saved state only through its own continue-as-new (${saved.ok ? 'the state is another sweep’s' : saved.reason}): start a sweep with a signed request`,
     );
   }

@@ -1,7 +1,9 @@
+import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { Command } from 'commander';
-import { ingestWorkflowId } from '../../contracts';
+import { ingestWorkflowId, RequestKind, sourceRegistrationWorkflowId } from '../../contracts';
+import type { registerSourceWorkflow } from '../../workflows';
 import { readLocalPackage } from '../../lib/client/submit';
 import { InvalidArgumentError } from 'commander';
 import { getJurisdiction, JURISDICTION_IDS } from '../../jurisdictions';
@@ -9,6 +11,7 @@ import { StudyIdSchema } from '../../schemas/common';
 import { defaultDataDir } from '../../lib/runtime/config';
 import { generateDemoPackage } from '../demo/generate';
 import { writeExpiredDemoDatasets } from '../demo/expired';
+import { ensureDemoSource, type DemoSource } from '../demo/source';
 import { importConsent } from '../../lib/client/consent-import';
 import { CommandContext, type GlobalOptions } from '../context';
 import { byteBar, formatDataset, note, printJson, say } from '../output';
@@ -55,6 +58,8 @@ export function registerDemoCommands(program: Command, globals: () => GlobalOpti
         vault?: boolean;
       }) => {
         getJurisdiction(options.jurisdiction);
+        const g = globals();
+        const source = await ensureDemoSource(g.dataDir ? path.resolve(g.dataDir) : defaultDataDir());
         const bar = byteBar('writing lab rows');
         const result = await generateDemoPackage({
           out: path.resolve(options.out),
@@ -65,12 +70,15 @@ export function registerDemoCommands(program: Command, globals: () => GlobalOpti
           seed: options.seed,
           purpose: options.purpose,
           vault: options.vault === true,
+          source,
           onProgress: (d, t) => bar.update(d, t),
         });
         bar.stop();
-        if (globals().json) printJson(result);
+        const signedBy = { name: source.name, certificate: source.certificateFile };
+        if (g.json) printJson({ ...result, source: signedBy });
         else {
           say(`Package: ${result.packageDir}\nConsent: ${result.consentFile}`);
+          say(`Signed by the demo source "${source.name}" (certificate ${source.certificateFile})`);
           say(
             `${result.subjects} subjects; consent given ${result.consent.given}, other scope only ${result.consent.scopeOnly}, ` +
               `withdrawn ${result.consent.withdrawn}, never consented ${result.consent.never}`,
@@ -118,10 +126,12 @@ export function registerDemoCommands(program: Command, globals: () => GlobalOpti
       const stack = await startForeground(dataDir, JURISDICTION_IDS);
       say(`Steward stack running\n${describeStack(stack.state)}\n`);
       const ctx = CommandContext.create({ ...g, dataDir });
+      const source = await ensureDemoSource(dataDir);
       try {
         for (const [i, jurisdiction] of (['eu', 'us'] as const).entries()) {
           const study = `DEMO-${jurisdiction.toUpperCase()}-01`;
-          note(`generating a synthetic ${jurisdiction.toUpperCase()} package…`);
+          await registerDemoSource(ctx, jurisdiction, study, source);
+          note(`generating a synthetic ${jurisdiction.toUpperCase()} package, signed by the demo source…`);
           const generated = await generateDemoPackage({
             out: path.join(dataDir, 'demo', jurisdiction),
             jurisdiction,
@@ -129,6 +139,7 @@ export function registerDemoCommands(program: Command, globals: () => GlobalOpti
             rows: options.rows,
             subjects: 300,
             seed: i + 1,
+            source,
           });
           const consent = await importConsent(
             { client: await ctx.temporal(), s3: ctx.s3(jurisdiction), identity: await ctx.identity() },
@@ -152,6 +163,28 @@ export function registerDemoCommands(program: Command, globals: () => GlobalOpti
       say(`Temporal UI: ${stack.state.temporal.uiUrl}\nThe stack keeps running; Ctrl-C stops it.`);
       await waitForShutdown(stack);
     });
+}
+
+/** Registers the demo source for a demo study (signed by the demo steward, audited), so its signature is checked. */
+async function registerDemoSource(
+  ctx: CommandContext,
+  jurisdiction: string,
+  studyId: string,
+  source: DemoSource,
+): Promise<void> {
+  const requestId = randomUUID();
+  const handle = await ctx.startRequest<typeof registerSourceWorkflow>('registerSourceWorkflow', {
+    workflowId: sourceRegistrationWorkflowId(jurisdiction, studyId, requestId),
+    requestId,
+    kind: RequestKind.SourceRegistration,
+    action: 'sources.register',
+    jurisdiction,
+    studyId,
+    params: { studyId, name: source.name, certificatePem: source.certificatePem, required: true },
+    meaning: 'register a source system for the study',
+  });
+  const result = await handle.result();
+  say(`Source "${result.name}" registered for ${studyId}: its packages must carry its signature`);
 }
 
 /**

@@ -103,6 +103,7 @@ export async function writeExpiredDemoDatasets(
           workflowId: `demo-expired-${packageId}`,
           runId: 'demo',
           submittedBy: { id: 'Steward demo', role: 'steward' },
+          source: null,
         },
       };
       await writeDatasetRecord(s3, jurisdiction.buckets.catalog, record);

@@ -1,11 +1,13 @@
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { once } from 'node:events';
 import { Faker, en } from '@faker-js/faker';
 import type { PackageMetadata } from '../../schemas/package';
 import { PACKAGE_METADATA_FILE } from '../../schemas/package';
+import { signatureFileOf, signedFileOf } from '../../lib/package/source';
+import { signDetached } from '../../lib/pki/cms';
 
 export interface DemoOptions {
   out: string;
@@ -20,6 +22,8 @@ export interface DemoOptions {
   vault?: boolean;
   /** Write one lab row with an impossible date, so the package is rejected (the demo's failed ingestion). */
   badRow?: boolean;
+  /** Sign the bag as this source system: a tag manifest, and its detached CMS signature. */
+  source?: { certificatePem: string; privateKeyPem: string };
   onProgress?: (rowsWritten: number, total: number) => void;
 }
 
@@ -312,6 +316,25 @@ export async function generateDemoPackage(options: DemoOptions): Promise<DemoRes
     path.join(packageDir, 'manifest-sha256.txt'),
     manifest.map((m) => `${m.sha256}  ${m.path}\n`).join(''),
   );
+  // The tag manifest covers the payload manifest, bag-info.txt and the metadata: what a source's signature covers.
+  const tagFiles = ['bagit.txt', 'bag-info.txt', 'manifest-sha256.txt', PACKAGE_METADATA_FILE];
+  const tagManifest = (
+    await Promise.all(
+      tagFiles.map(
+        async (f) =>
+          `${createHash('sha256')
+            .update(await readFile(path.join(packageDir, f)))
+            .digest('hex')}  ${f}\n`,
+      ),
+    )
+  ).join('');
+  await writeFile(path.join(packageDir, signedFileOf('bagit')), tagManifest);
+  if (options.source) {
+    await writeFile(
+      path.join(packageDir, signatureFileOf('bagit')),
+      signDetached(Buffer.from(tagManifest), options.source, [], base),
+    );
+  }
 
   const consentFile = path.join(options.out, 'consent.csv');
   const lines = ['subject_id,scopes,status,icf_version,given_on,withdrawn_on,expires_on'];

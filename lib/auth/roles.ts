@@ -24,6 +24,8 @@ export const PERMISSIONS = {
   /** Reading workflow payloads in the clear through the codec server (Temporal UI, `temporal workflow show`). */
   'codec.decode': ['ops', 'auditor'],
   'preprocess.run': ['steward'],
+  /** Trusting a source system's certificate for a study's packages. */
+  'sources.register': ['steward'],
   /** Re-running a job from its documentation writes no dataset: QA and auditors validate processes. */
   'preprocess.verify': ['steward', 'auditor'],
 } as const satisfies Record<string, readonly Role[]>;

@@ -18,6 +18,7 @@ import {
   parseTagFile,
   unsafePathReason,
 } from './rules';
+import { signatureFileOf } from './source';
 
 /** Where a package's files are, locally or in landing: what is there, how large, and the tag files' bytes. */
 export interface PackageSource {
@@ -43,6 +44,7 @@ const BAG_TAG_FILES = new Set([
   'manifest-sha256.txt',
   'tagmanifest-sha256.txt',
   PACKAGE_METADATA_FILE,
+  signatureFileOf('bagit'),
 ]);
 
 function zodProblems(file: string, error: z.ZodError): PackageProblem[] {
@@ -107,7 +109,7 @@ export async function inspectPackage(
         problems.push({ file: JSON_MANIFEST_FILE, rule: 'is not valid JSON' });
       }
     }
-    payloadFiles = [...stored.keys()].filter((p) => p !== JSON_MANIFEST_FILE);
+    payloadFiles = [...stored.keys()].filter((p) => p !== JSON_MANIFEST_FILE && p !== signatureFileOf('json'));
   }
   if (!metadataBytes) problems.push({ file: metadataFile, rule: 'required package metadata is missing' });
 

@@ -58,6 +58,8 @@ export function signDetached(
   content: Buffer,
   signer: { certificatePem: string; privateKeyPem: string },
   chain: readonly string[],
+  /** The signing time to state (default: now); a fixed one makes the signature's bytes reproducible. */
+  signedAt?: Date,
 ): Buffer {
   const p7 = forge.pkcs7.createSignedData();
   p7.content = forge.util.createBuffer(content.toString('binary'));
@@ -71,7 +73,9 @@ export function signDetached(
     authenticatedAttributes: [
       { type: forge.pki.oids.contentType!, value: forge.pki.oids.data! },
       { type: forge.pki.oids.messageDigest! },
-      { type: forge.pki.oids.signingTime! },
+      signedAt
+        ? { type: forge.pki.oids.signingTime!, value: signedAt as never }
+        : { type: forge.pki.oids.signingTime! },
     ],
   });
   p7.sign({ detached: true });

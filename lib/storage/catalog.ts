@@ -8,6 +8,7 @@ import {
 } from '../../schemas/consent';
 import { DatasetRecordSchema, StudyRecordSchema, type DatasetRecord, type StudyRecord } from '../../schemas/dataset';
 import { RunDocumentSchema, type RunDocument } from '../../schemas/preprocess';
+import { SourceRegistrySchema, type SourceRegistry } from '../../schemas/source';
 import { runDocumentKey } from '../../contracts';
 import { newerConsent } from '../consent/rules';
 import { inLanes } from '../runtime/lanes';
@@ -25,6 +26,33 @@ export function legacyConsentRegistryKey(studyId: string): string {
 
 export function studyRecordKey(studyId: string): string {
   return `studies/${studyId}.json`;
+}
+
+/** A study's registered source systems (see `steward sources`). */
+export function sourceRegistryKey(studyId: string): string {
+  return `sources/${studyId}.json`;
+}
+
+/** A study's registered sources, or undefined when it registered none. */
+export async function readSourceRegistry(
+  s3: S3Client,
+  bucket: string,
+  studyId: string,
+): Promise<SourceRegistry | undefined> {
+  const raw = await getObjectOrUndefined(s3, bucket, sourceRegistryKey(studyId));
+  return raw ? SourceRegistrySchema.parse(JSON.parse(raw.toString('utf8'))) : undefined;
+}
+
+/** Written only by the study's source-registry writer. */
+export async function writeSourceRegistry(s3: S3Client, bucket: string, registry: SourceRegistry): Promise<void> {
+  await s3.send(
+    new PutObjectCommand({
+      Bucket: bucket,
+      Key: sourceRegistryKey(registry.studyId),
+      Body: JSON.stringify(registry, null, 2),
+      ContentType: 'application/json',
+    }),
+  );
 }
 
 /** A study's record (its recorded end of trial); a blank one when none was written. */

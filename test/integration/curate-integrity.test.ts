@@ -8,6 +8,7 @@ import { stagedFile, verifyPackage } from '../../activities/verify';
 import { getJurisdiction } from '../../jurisdictions';
 import type { CurateProgress, CuratePackageInput, CuratePackageResult, IngestPackageInput } from '../../schemas/ingest';
 import { FileKeyStore } from '../../lib/crypto/keystore';
+import { TrustAnchor } from '../../lib/pki/authority';
 import { tokenize } from '../../lib/crypto/pseudonymize';
 import { TokenPool } from '../../lib/crypto/token-pool';
 import { packageDigest } from '../../lib/package/rules';
@@ -203,13 +204,16 @@ describe('long activities resume', () => {
       unreadable: [],
       submittedBy: { id: 'Demo Steward', role: 'steward' },
     };
-    await expect(new MockActivityEnvironment().run(verifyPackage, s3, eu, input)).rejects.toThrow('SHA-256 mismatch');
+    const options = { trust: new TrustAnchor(path.join(stackState().dataDir, 'pki')) };
+    await expect(new MockActivityEnvironment().run(verifyPackage, s3, eu, input, options)).rejects.toThrow(
+      'SHA-256 mismatch',
+    );
     // A retry whose previous attempt reported the file checked (with the manifest's digest) does not read it again.
     const checked = [{ path: 'data/visits.csv', sha256: sha256(GOOD), bytes: Buffer.byteLength(GOOD) }];
     const retry = new MockActivityEnvironment({
       attempt: 2,
       heartbeatDetails: { phase: 'verifying', checked, bytes: 0 },
     });
-    expect(await retry.run(verifyPackage, s3, eu, input)).toMatchObject({ files: checked });
+    expect(await retry.run(verifyPackage, s3, eu, input, options)).toMatchObject({ files: checked });
   });
 });

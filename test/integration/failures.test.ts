@@ -10,6 +10,7 @@ import { createKeyActivities } from '../../activities/keys';
 import { createAuditActivities } from '../../activities/audit';
 import { datasetIdFor, ingestTaskQueue, keyRotationWorkflowId } from '../../contracts';
 import { getJurisdiction } from '../../jurisdictions';
+import { TrustAnchor } from '../../lib/pki/authority';
 import type { IngestPackageInput } from '../../schemas/ingest';
 import type { ingestPackageWorkflow, rotateStudyKeyWorkflow } from '../../workflows';
 import { consentPartsPrefix } from '../../lib/storage/catalog';
@@ -114,7 +115,14 @@ describe('jurisdiction guards in activities', () => {
   it('refuse another jurisdiction and its buckets, even when called directly', async () => {
     const { s3, keys } = clients();
     const scratchDir = await tempDir();
-    const ingest = createIngestActivities({ s3, keys, jurisdiction: eu, scratchDir, workDir: scratchDir });
+    const ingest = createIngestActivities({
+      s3,
+      keys,
+      jurisdiction: eu,
+      scratchDir,
+      workDir: scratchDir,
+      trust: new TrustAnchor(path.join(clients().state.dataDir, 'pki')),
+    });
     const consent = createConsentActivities({ s3, keys, jurisdiction: eu, scratchDir });
     const keyActivities = createKeyActivities({ keys, jurisdiction: eu });
     const audit = createAuditActivities({

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import path from 'node:path';
 import type { Payload } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { expect, it } from 'vitest';
@@ -8,6 +9,7 @@ import { ingestTaskQueue } from '../../contracts';
 import { getJurisdiction } from '../../jurisdictions';
 import { listObjects } from '../../lib/storage/objects';
 import { isAlive } from '../../lib/stack/process';
+import { TrustAnchor } from '../../lib/pki/authority';
 import type { endTrialWorkflow } from '../../workflows';
 import {
   expectedCurated,
@@ -136,7 +138,14 @@ it('recording a dataset and moving its Object Lock dates heartbeat, so a killed 
     env.on('heartbeat', (d: unknown) => beats.push(d));
     return { result: await run(env), beats };
   };
-  const ingest = createIngestActivities({ s3, keys, jurisdiction: eu, scratchDir, workDir: scratchDir });
+  const ingest = createIngestActivities({
+    s3,
+    keys,
+    jurisdiction: eu,
+    scratchDir,
+    workDir: scratchDir,
+    trust: new TrustAnchor(path.join(clients().state.dataDir, 'pki')),
+  });
   const again = await beatsOf((env) =>
     env.run(ingest.recordDatasetActivity, recording!.input as Parameters<typeof ingest.recordDatasetActivity>[0]),
   );
