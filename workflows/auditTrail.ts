@@ -87,6 +87,8 @@ export async function auditTrailWorkflow(raw: AuditTrailInput): Promise<void> {
   let head: AuditTrailHead | undefined;
   let refusals = 0;
   let flushes = 0;
+  /** Messages taken from the inbox and being opened: neither in the inbox nor pending yet, but not sealed either. */
+  let opening = 0;
   const refuse = (reason: string, messages: number) =>
     pending.push({
       id: `${workflowId}/${runId}/refused-${++refusals}`,
@@ -105,7 +107,7 @@ export async function auditTrailWorkflow(raw: AuditTrailInput): Promise<void> {
   setHandler(appendAuditEventsSignal, (message: unknown) => void inbox.push(message));
   setHandler(auditTrailStatusQuery, () => ({
     ...(head ?? { seq: 0, position: 0, prevEventHash: '', prevSegmentHash: '' }),
-    pending: pending.length + inbox.length,
+    pending: pending.length + inbox.length + opening,
   }));
   progressFrom(() => ({
     phase: pending.length + inbox.length > 0 ? 'sealing events into a segment' : 'waiting for events',
@@ -114,7 +116,7 @@ export async function auditTrailWorkflow(raw: AuditTrailInput): Promise<void> {
   }));
   setHandler(flushAuditTrailUpdate, async () => {
     flushes += 1;
-    await condition(() => pending.length === 0 && inbox.length === 0 && head !== undefined);
+    await condition(() => pending.length === 0 && inbox.length === 0 && opening === 0 && head !== undefined);
     flushes -= 1;
     return head!;
   });
@@ -135,7 +137,9 @@ export async function auditTrailWorkflow(raw: AuditTrailInput): Promise<void> {
   /** Opens what arrived: events of sealed messages join the pending ones, refusals are counted by reason. */
   const admit = async () => {
     const batch = inbox.splice(0, INBOX_BATCH);
+    opening += batch.length;
     const verdicts = await openMessages('audit.append', batch);
+    opening -= batch.length;
     const refused = new Map<string, number>();
     const count = (reason: string) => refused.set(reason, (refused.get(reason) ?? 0) + 1);
     for (const [i, raw] of batch.entries()) {
