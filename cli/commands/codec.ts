@@ -84,6 +84,7 @@ export function registerCodecCommands(program: Command, globals: () => GlobalOpt
         keys,
         pkiDir: ctx.config.pkiDir,
         jurisdiction,
+        auditJurisdictions: [...new Set([jurisdiction, ...ctx.config.jurisdictions])],
         uiOrigins: options.uiOrigin,
         grantsDir: options.grantsDir ?? path.join(ctx.config.dataDir, 'codec', 'grants'),
         temporal: ctx.config.temporal,
@@ -100,7 +101,9 @@ export function registerCodecCommands(program: Command, globals: () => GlobalOpt
           : {}),
       });
       const scheme = options.tlsCert ? 'https' : 'http';
-      say(`codec server on ${scheme}://${options.listen.host}:${server.port} (accesses audited in ${jurisdiction})`);
+      say(
+        `codec server on ${scheme}://${options.listen.host}:${server.port} (grants of ${jurisdiction}; accesses audited in ${[...new Set([jurisdiction, ...ctx.config.jurisdictions])].join(', ')})`,
+      );
       note(`allowed UI origins: ${options.uiOrigin.length > 0 ? options.uiOrigin.join(', ') : 'none'}`);
       await new Promise<void>((resolve) => {
         process.once('SIGINT', resolve);

@@ -36,7 +36,7 @@ export function describeStack(state: StackState): string {
     `Web UI     ${state.temporal.uiUrl}`,
     ...(state.codec
       ? [
-          `Codec      ${state.codec.url} (the Web UI decodes as the demo ops identity; audited in ${state.codec.auditJurisdiction})`,
+          `Codec      ${state.codec.url} (the Web UI decodes as the demo ops identity; grants of ${state.codec.auditJurisdiction}, accesses audited in every jurisdiction's trail)`,
         ]
       : []),
     `S3         ${state.s3.endpoint} (versitygw, access key ${state.s3.accessKeyId})`,

@@ -28,8 +28,9 @@ export async function writeCodecGrant(
 }
 
 /**
- * Starts a codec server that records its accesses in the jurisdiction's audit trail through a Temporal client opened on
- * first use; resolves once it listens.
+ * Starts a codec server that records its accesses in the audit trail of every jurisdiction it serves (a payload does
+ * not say whose it is, so each jurisdiction's trail shows who read what), through a Temporal client opened on first
+ * use; resolves once it listens. Grants are those of `jurisdiction`.
  */
 export async function startCodecServer(
   options: Omit<CodecServerOptions, 'record' | 'trust'> & {
@@ -37,23 +38,25 @@ export async function startCodecServer(
     temporal: TemporalEndpoint;
     host: string;
     port: number;
+    /** The trails that record each access (default: `jurisdiction`'s alone). */
+    auditJurisdictions?: readonly string[];
   },
 ): Promise<RunningCodecServer> {
   let client: Promise<Client> | undefined;
-  let messageKey: Promise<Buffer> | undefined;
+  const messageKeys = new Map<string, Promise<Buffer>>();
+  const trails = options.auditJurisdictions ?? [options.jurisdiction];
   const server = createCodecServer({
     ...options,
     trust: new TrustAnchor(options.pkiDir),
     record: async (access) => {
       client ??= connectClient(options.temporal, options.keys);
-      messageKey ??= jurisdictionMessageKey(options.keys, options.jurisdiction);
-      await appendAudit(
-        await client,
-        await messageKey,
-        options.jurisdiction,
-        [accessEvent(access)],
-        'steward-codec-server',
-      );
+      for (const jurisdiction of trails) {
+        if (!messageKeys.has(jurisdiction)) {
+          messageKeys.set(jurisdiction, jurisdictionMessageKey(options.keys, jurisdiction));
+        }
+        const key = await messageKeys.get(jurisdiction)!;
+        await appendAudit(await client, key, jurisdiction, [accessEvent(access)], 'steward-codec-server');
+      }
     },
   });
   await new Promise<void>((resolve, reject) => {
@@ -77,6 +80,7 @@ export function startEmbeddedCodecServer(options: {
   pkiDir: string;
   port: number;
   jurisdiction: string;
+  auditJurisdictions: readonly string[];
   uiOrigins: string[];
   temporal: TemporalEndpoint;
 }): Promise<RunningCodecServer> {
@@ -84,6 +88,7 @@ export function startEmbeddedCodecServer(options: {
     keys: options.keys,
     pkiDir: options.pkiDir,
     jurisdiction: options.jurisdiction,
+    auditJurisdictions: options.auditJurisdictions,
     uiOrigins: options.uiOrigins,
     grantsDir: path.join(options.dataDir, 'codec', 'grants'),
     temporal: options.temporal,

@@ -150,6 +150,7 @@ export class Stack {
       pkiDir,
       port: codecPort,
       jurisdiction: auditJurisdiction,
+      auditJurisdictions: jurisdictions.map((j) => j.id),
       uiOrigins: [`http://127.0.0.1:${uiPort}`, `http://localhost:${uiPort}`],
       temporal: { address: temporalAddress, namespace: 'default' },
     });

@@ -138,6 +138,11 @@ describe("the embedded stack's codec server", () => {
       principal: { id: 'Demo Ops', role: 'ops' },
       details: { operation: 'decode', via: 'grant', namespace: 'default', origin: uiOrigin(), payloads: 1 },
     });
+    // A payload does not say whose it is: every jurisdiction's trail records the access.
+    const inUs = (await sealedEvents(clients(), 'us'))
+      .map((e) => e.event)
+      .filter((e) => e.action === 'payloads.decoded' && String(e.details.digests).split(' ').includes(digest(payload)));
+    expect(inUs.map((e) => [e.outcome, e.principal?.id])).toEqual([['success', 'Demo Ops']]);
     // The UI's request does not name the workflow: the recorded digest finds it.
     expect(await locatePayloads(clients().client, [digest(payload)], { query: `StudyId="${STUDY}"` })).toContainEqual({
       digest: digest(payload),
