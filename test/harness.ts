@@ -16,6 +16,7 @@ import { flushAudit } from '../lib/client/audit';
 import { StewardAuthority, TrustAnchor } from '../lib/pki/authority';
 import { jurisdictionMessageKey } from '../lib/auth/messages';
 import { activityInterceptors, createJurisdictionActivities } from '../workers/activities';
+import { createIngestActivities } from '../activities/ingest';
 import { stackState, tempDir } from './helpers';
 
 export interface TestClients {
@@ -99,6 +100,18 @@ export async function withWorker<T>(
   } finally {
     await connection.close();
   }
+}
+
+/** A jurisdiction's ingestion activities on the stack's storage, keys and CA, to call outside a worker. */
+export function ingestActivitiesOf(clients: TestClients, jurisdictionId: string, scratchDir: string) {
+  return createIngestActivities({
+    s3: clients.s3,
+    keys: clients.keys,
+    jurisdiction: getJurisdiction(jurisdictionId),
+    scratchDir,
+    workDir: scratchDir,
+    trust: new TrustAnchor(path.join(clients.state.dataDir, 'pki')),
+  });
 }
 
 /** The failure chain of a failed workflow, outermost first, by class name (and type, for application failures). */

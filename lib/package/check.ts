@@ -14,6 +14,7 @@ import {
   packageDigest,
   parseBagitDeclaration,
   parseBagManifest,
+  parseJsonFile,
   parseOxum,
   parseTagFile,
   unsafePathReason,
@@ -102,7 +103,7 @@ export async function inspectPackage(
   } else {
     if (manifestBytes) {
       try {
-        const parsed = JsonManifestSchema.safeParse(JSON.parse(manifestBytes.toString('utf8')));
+        const parsed = JsonManifestSchema.safeParse(parseJsonFile(manifestBytes));
         if (parsed.success) entries = parsed.data.files;
         else problems.push(...zodProblems(JSON_MANIFEST_FILE, parsed.error));
       } catch {
@@ -124,7 +125,7 @@ export async function inspectPackage(
   let metadata: PackageMetadata | undefined;
   if (metadataBytes) {
     try {
-      const raw = JSON.parse(metadataBytes.toString('utf8')) as Record<string, unknown>;
+      const raw = parseJsonFile(metadataBytes) as Record<string, unknown>;
       if (layout === 'json') {
         delete raw.files;
         delete raw.format;

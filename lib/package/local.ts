@@ -12,7 +12,7 @@ import type { PackageProblem, UnreadableFile } from '../../schemas/ingest';
 import { EXIT, UserError } from '../runtime/errors';
 import { hashFile } from '../storage/objects';
 import { checksumProblems, inspectPackage } from './check';
-import { packageDigest } from './rules';
+import { packageDigest, parseJsonFile } from './rules';
 
 export interface LocalPackage {
   dir: string;
@@ -54,7 +54,7 @@ export async function readLocalPackage(dir: string): Promise<LocalPackage> {
   const names = new Set(files.map((f) => f.relative));
   const readJson = async (file: string) => {
     try {
-      return JSON.parse(await readFile(path.join(root, file), 'utf8')) as unknown;
+      return parseJsonFile(await readFile(path.join(root, file)));
     } catch (error) {
       throw new UserError(`${path.join(dir, file)}: not valid JSON (${(error as Error).message})`);
     }

@@ -53,6 +53,11 @@ export function parseOxum(value: string | undefined): { bytes: number; files: nu
 }
 
 /** `manifest-sha256.txt`: `<hex digest> <path>` per line. Malformed lines become problems naming the line. */
+/** A JSON metadata file as other tools write it: a UTF-8 byte order mark before it is no part of it. */
+export function parseJsonFile(bytes: Buffer): unknown {
+  return JSON.parse(bytes.toString('utf8').replace(/^\uFEFF/, ''));
+}
+
 export function parseBagManifest(text: string, file: string, problems: PackageProblem[]): ManifestEntry[] {
   const entries: ManifestEntry[] = [];
   // A byte order mark before the first line is no part of it, as in the other tag files.

@@ -5,12 +5,10 @@ import { randomUUID } from 'node:crypto';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { describe, expect, it } from 'vitest';
 import { createConsentActivities } from '../../activities/consent';
-import { createIngestActivities } from '../../activities/ingest';
 import { createKeyActivities } from '../../activities/keys';
 import { createAuditActivities } from '../../activities/audit';
 import { datasetIdFor, ingestTaskQueue, keyRotationWorkflowId } from '../../contracts';
 import { getJurisdiction } from '../../jurisdictions';
-import { TrustAnchor } from '../../lib/pki/authority';
 import type { IngestPackageInput } from '../../schemas/ingest';
 import type { ingestPackageWorkflow, rotateStudyKeyWorkflow } from '../../workflows';
 import { consentPartsPrefix } from '../../lib/storage/catalog';
@@ -25,7 +23,14 @@ import {
   tempDir,
   writeBag,
 } from '../helpers';
-import { failureChain, failureOf, rootApplicationFailure, useClients, withWorker } from '../harness';
+import {
+  failureChain,
+  failureOf,
+  ingestActivitiesOf,
+  rootApplicationFailure,
+  useClients,
+  withWorker,
+} from '../harness';
 
 const clients = useClients();
 const eu = getJurisdiction('eu');
@@ -115,14 +120,7 @@ describe('jurisdiction guards in activities', () => {
   it('refuse another jurisdiction and its buckets, even when called directly', async () => {
     const { s3, keys } = clients();
     const scratchDir = await tempDir();
-    const ingest = createIngestActivities({
-      s3,
-      keys,
-      jurisdiction: eu,
-      scratchDir,
-      workDir: scratchDir,
-      trust: new TrustAnchor(path.join(clients().state.dataDir, 'pki')),
-    });
+    const ingest = ingestActivitiesOf(clients(), 'eu', scratchDir);
     const consent = createConsentActivities({ s3, keys, jurisdiction: eu, scratchDir });
     const keyActivities = createKeyActivities({ keys, jurisdiction: eu });
     const audit = createAuditActivities({

@@ -69,6 +69,29 @@ function opensslSign(dir: string, source: { certificate: string; key: string }, 
   ]);
 }
 
+/** `steward sources register` for a study of the EU, as the demo steward unless other global options say. */
+function register(
+  study: string,
+  name: string,
+  certificate: string,
+  options: { require?: boolean; before?: string[] } = {},
+) {
+  return stackSteward(
+    ...(options.before ?? []),
+    'sources',
+    'register',
+    '--jurisdiction',
+    'eu',
+    '--study',
+    study,
+    '--name',
+    name,
+    '--certificate',
+    certificate,
+    ...(options.require ? ['--require'] : []),
+  );
+}
+
 async function visitsPackage(study: string, subject: string): Promise<string> {
   return writeJsonPackage(await tempDir(), smallMetadata({ studyId: study }), {
     'data/visits.csv': `subject_id,full_name,visit_date,score,note\n${subject},A B,2025-01-01,1,\n`,
@@ -79,20 +102,7 @@ describe('source authentication', () => {
   it('curates a package a registered source signed with openssl cms, and records the signer', async () => {
     const study = `ST-SRC-${randomUUID().slice(0, 8).toUpperCase()}`;
     const lab = await opensslSource('Lab EDC');
-    const registered = stackSteward(
-      '--json',
-      'sources',
-      'register',
-      '--jurisdiction',
-      'eu',
-      '--study',
-      study,
-      '--name',
-      'Lab EDC',
-      '--certificate',
-      lab.certificate,
-      '--require',
-    );
+    const registered = register(study, 'Lab EDC', lab.certificate, { require: true, before: ['--json'] });
     expect(registered.code, registered.stderr).toBe(0);
     const result = JSON.parse(registered.stdout) as { fingerprint: string; required: boolean; sources: number };
     expect(result).toMatchObject({ required: true, sources: 1 });
@@ -135,21 +145,7 @@ describe('source authentication', () => {
     const study = `ST-SRC-${randomUUID().slice(0, 8).toUpperCase()}`;
     const lab = await opensslSource('Lab EDC');
     const other = await opensslSource('Someone Else');
-    expect(
-      stackSteward(
-        'sources',
-        'register',
-        '--jurisdiction',
-        'eu',
-        '--study',
-        study,
-        '--name',
-        'Lab EDC',
-        '--certificate',
-        lab.certificate,
-        '--require',
-      ).code,
-    ).toBe(0);
+    expect(register(study, 'Lab EDC', lab.certificate, { require: true }).code).toBe(0);
     const unsigned = await visitsPackage(study, 'SRC-2');
     const cli = stackSteward('ingest', unsigned);
     expect(cli.code, cli.stderr).toBe(3);
@@ -221,36 +217,11 @@ describe('source authentication', () => {
       '-out',
       '/dev/null',
     ]);
-    const denied = stackSteward(
-      '--identity',
-      path.join(stackState().dataDir, 'identities', 'dpo'),
-      'sources',
-      'register',
-      '--jurisdiction',
-      'eu',
-      '--study',
-      study,
-      '--name',
-      source.name,
-      '--certificate',
-      source.certificate,
-    );
+    const denied = register(study, source.name, source.certificate, {
+      before: ['--identity', path.join(stackState().dataDir, 'identities', 'dpo')],
+    });
     expect(denied.code).toBe(6);
-    expect(
-      stackSteward(
-        'sources',
-        'register',
-        '--jurisdiction',
-        'eu',
-        '--study',
-        study,
-        '--name',
-        source.name,
-        '--certificate',
-        source.certificate,
-        '--require',
-      ).code,
-    ).toBe(0);
+    expect(register(study, source.name, source.certificate, { require: true }).code).toBe(0);
     const metadataFile = path.join(packageDir, 'steward.json');
     const metadata = JSON.parse(await readFile(metadataFile, 'utf8')) as { purpose: string };
     await writeFile(metadataFile, `${JSON.stringify({ ...metadata, purpose: 'marketing' }, null, 2)}\n`);

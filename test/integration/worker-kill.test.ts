@@ -1,15 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import path from 'node:path';
 import type { Payload } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { expect, it } from 'vitest';
-import { createIngestActivities } from '../../activities/ingest';
 import { createRetentionActivities } from '../../activities/retention';
 import { ingestTaskQueue } from '../../contracts';
 import { getJurisdiction } from '../../jurisdictions';
 import { listObjects } from '../../lib/storage/objects';
 import { isAlive } from '../../lib/stack/process';
-import { TrustAnchor } from '../../lib/pki/authority';
 import type { endTrialWorkflow } from '../../workflows';
 import {
   expectedCurated,
@@ -23,7 +20,7 @@ import {
   workerPid,
   writeJsonPackage,
 } from '../helpers';
-import { sealedEvents, useClients } from '../harness';
+import { ingestActivitiesOf, sealedEvents, useClients } from '../harness';
 
 const clients = useClients();
 
@@ -130,7 +127,7 @@ it('recording a dataset and moving its Object Lock dates heartbeat, so a killed 
 
   // Run again with the inputs they were given, each heartbeats (and finds its work done: both are idempotent).
   const scratchDir = await tempDir('steward-beat-');
-  const { s3, keys } = clients();
+  const { s3 } = clients();
   const eu = getJurisdiction('eu');
   const beatsOf = async <T>(run: (env: MockActivityEnvironment) => Promise<T>) => {
     const env = new MockActivityEnvironment();
@@ -138,14 +135,7 @@ it('recording a dataset and moving its Object Lock dates heartbeat, so a killed 
     env.on('heartbeat', (d: unknown) => beats.push(d));
     return { result: await run(env), beats };
   };
-  const ingest = createIngestActivities({
-    s3,
-    keys,
-    jurisdiction: eu,
-    scratchDir,
-    workDir: scratchDir,
-    trust: new TrustAnchor(path.join(clients().state.dataDir, 'pki')),
-  });
+  const ingest = ingestActivitiesOf(clients(), 'eu', scratchDir);
   const again = await beatsOf((env) =>
     env.run(ingest.recordDatasetActivity, recording!.input as Parameters<typeof ingest.recordDatasetActivity>[0]),
   );

@@ -40,6 +40,13 @@ describe('JSON manifest packages', () => {
     );
   });
 
+  it('read a manifest.json that starts with a UTF-8 byte order mark as the plain one', async () => {
+    const pkg = source('json', { 'manifest.json': `\uFEFF${JSON.stringify(manifest)}`, 'data/visits.csv': CSV });
+    const inspected = await inspectPackage(pkg, { jurisdiction: 'eu' });
+    expect(inspected.problems).toEqual([]);
+    expect(inspected.entries).toEqual(manifest.files);
+  });
+
   it('name each broken rule', async () => {
     const broken = {
       ...manifest,
