@@ -3,6 +3,7 @@ import { catalogWriterWorkflowId, ErrorType, nonRetryable } from '../contracts';
 import { X509Certificate } from 'node:crypto';
 import { Context } from '@temporalio/activity';
 import { openMessage } from '../lib/auth/messages';
+import { fingerprintOf } from '../lib/pki/x509';
 import {
   CatalogChangeBodySchema,
   mutationTarget,
@@ -129,7 +130,7 @@ export function createCatalogActivities({
         } catch {
           throw nonRetryable(ErrorType.InvalidInput, 'the source certificate is not a readable X.509 certificate');
         }
-        const fingerprint = certificate.fingerprint256.replaceAll(':', '').toLowerCase();
+        const fingerprint = fingerprintOf(certificate);
         const current = (await readSourceRegistry(s3, bucket, mutation.studyId)) ?? {
           format: 'steward-sources/1' as const,
           jurisdiction: jurisdiction.id,

@@ -24,7 +24,7 @@ import {
 } from '../schemas/audit';
 import { InternalMessageSchema, type InternalMessage } from '../schemas/message';
 import { parseInput } from '../schemas/parse';
-import { openMessages, openState, sealState, workerJurisdiction } from './messages';
+import { openMessages, openState, rememberNewest, sealState, workerJurisdiction } from './messages';
 import { progressFrom } from './progress';
 
 const audit = proxyActivities<ReturnType<typeof createAuditActivities>>({
@@ -44,22 +44,22 @@ const REMEMBERED = 5000;
 /** Messages opened at once. */
 const INBOX_BATCH = 1000;
 
-/** Why a sealed message's events are refused, or undefined when they are the sender's own. */
-function eventsProblem(message: InternalMessage, jurisdiction: string): string | undefined {
+/** A sealed message's events when they are the sender's own, or why they are refused. */
+function eventsOf(message: InternalMessage, jurisdiction: string): { events: AuditEvent[] } | { problem: string } {
   const events = AuditEventSchema.array().min(1).max(SEGMENT_EVENTS).safeParse(message.body);
-  if (!events.success) return 'the message does not hold audit events';
+  if (!events.success) return { problem: 'the message does not hold audit events' };
   const prefix = `${message.from.workflowId}/${message.from.runId}/`;
   for (const event of events.data) {
-    if (event.jurisdiction !== jurisdiction) return `an event of jurisdiction ${event.jurisdiction}`;
-    if (!event.id.startsWith(prefix)) return 'an event whose id is not its sender’s';
+    if (event.jurisdiction !== jurisdiction) return { problem: `an event of jurisdiction ${event.jurisdiction}` };
+    if (!event.id.startsWith(prefix)) return { problem: 'an event whose id is not its sender’s' };
     if (
       event.workflow &&
       (event.workflow.workflowId !== message.from.workflowId || event.workflow.runId !== message.from.runId)
     ) {
-      return 'an event in another workflow’s name';
+      return { problem: 'an event in another workflow’s name' };
     }
   }
-  return undefined;
+  return { events: events.data };
 }
 
 /**
@@ -149,12 +149,12 @@ export async function auditTrailWorkflow(raw: AuditTrailInput): Promise<void> {
         continue;
       }
       const message = InternalMessageSchema.parse(raw);
-      const problem = eventsProblem(message, jurisdiction);
-      if (problem) count(`a sealed message with ${problem}`);
+      const opened = eventsOf(message, jurisdiction);
+      if ('problem' in opened) count(`a sealed message with ${opened.problem}`);
       else if (horizon !== null && message.issuedAt <= horizon)
         count('a message older than the trail remembers: a replay');
       else {
-        for (const event of AuditEventSchema.array().parse(message.body)) {
+        for (const event of opened.events) {
           if (recent.has(event.id)) continue;
           recent.set(event.id, message.issuedAt);
           pending.push(event);
@@ -189,13 +189,13 @@ export async function auditTrailWorkflow(raw: AuditTrailInput): Promise<void> {
     if (workflowInfo().continueAsNewSuggested && flushes === 0) {
       await condition(allHandlersFinished);
       if (inbox.length > 0) await admit();
-      const entries = [...recent];
-      const kept = entries.slice(-REMEMBERED);
-      let forgotten = horizon;
-      for (const [, at] of entries.slice(0, entries.length - kept.length)) {
-        if (forgotten === null || at > forgotten) forgotten = at;
-      }
-      const state = await sealState(jurisdiction, { head, pending, recent: kept, horizon: forgotten });
+      const remembered = rememberNewest(recent, REMEMBERED, horizon);
+      const state = await sealState(jurisdiction, {
+        head,
+        pending,
+        recent: remembered.kept,
+        horizon: remembered.horizon,
+      });
       // Messages that arrived while the state was sealed are not in it: this run admits and seals them first.
       if (inbox.length === 0) return continueAsNew<typeof auditTrailWorkflow>({ jurisdiction, state });
     }

@@ -39,8 +39,8 @@ function bodyOf(text: string): RequestBody | undefined {
 /**
  * A workflow's first step: verifies the signed request it was started with (signature, chain to the Steward CA,
  * validity, revocation, freshness, role for `action`), claims its request id for this run so the request cannot be
- * used twice (not by a reset, a re-start under the same id, a cron or a retry run), and parses its parameters. A refusal is recorded in the jurisdiction's audit trail, then fails the workflow as
- * non-retryable `AccessDenied`.
+ * used twice (not by a reset, a re-start under the same id, a cron or a retry run), and parses its parameters. A
+ * refusal is recorded in the jurisdiction's audit trail, then fails the workflow as non-retryable `AccessDenied`.
  */
 export async function authorize<S extends z.ZodType>(
   raw: unknown,

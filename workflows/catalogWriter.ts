@@ -21,7 +21,7 @@ import {
 import { InternalMessageSchema, type InternalMessage } from '../schemas/message';
 import { parseInput } from '../schemas/parse';
 import { recordAudit } from './audit';
-import { claimedMessageId, openMessages, openState, sealMessage, sealState } from './messages';
+import { claimedMessageId, openMessages, openState, rememberNewest, sealMessage, sealState } from './messages';
 import { progressFrom } from './progress';
 
 const { applyCatalogMutationActivity } = proxyActivities<ReturnType<typeof createCatalogActivities>>({
@@ -95,18 +95,17 @@ export async function catalogWriterWorkflow(raw: CatalogWriterInput): Promise<{ 
     const verdicts = await openMessages('catalog.change', batch);
     const refused = new Map<string, number>();
     const admitted: InternalMessage[] = [];
+    const count = (reason: string) => refused.set(reason, (refused.get(reason) ?? 0) + 1);
     for (const [i, raw] of batch.entries()) {
       const verdict = verdicts[i]!;
-      const message = verdict.ok ? InternalMessageSchema.parse(raw) : undefined;
-      const reason = !verdict.ok
-        ? verdict.reason
-        : horizon !== null && message!.issuedAt <= horizon
-          ? 'a change older than the writer remembers: a replay'
-          : done.has(message!.id) || admitted.some((m) => m.id === message!.id)
-            ? undefined
-            : null;
-      if (reason === null) admitted.push(message!);
-      else if (reason !== undefined) refused.set(reason, (refused.get(reason) ?? 0) + 1);
+      if (!verdict.ok) {
+        count(verdict.reason);
+        continue;
+      }
+      const message = InternalMessageSchema.parse(raw);
+      if (horizon !== null && message.issuedAt <= horizon) count('a change older than the writer remembers: a replay');
+      // A change delivered twice is applied once, and not refused: its first delivery stands.
+      else if (!done.has(message.id) && !admitted.some((m) => m.id === message.id)) admitted.push(message);
     }
     for (const [reason, n] of refused) await refuse(reason, n);
     return admitted;
@@ -138,13 +137,8 @@ export async function catalogWriterWorkflow(raw: CatalogWriterInput): Promise<{ 
     if (workflowInfo().continueAsNewSuggested && queue.length === 0) {
       await condition(allHandlersFinished);
       if (queue.length === 0) {
-        const entries = [...done];
-        const kept = entries.slice(-REMEMBERED);
-        let forgotten = horizon;
-        for (const [, at] of entries.slice(0, entries.length - kept.length)) {
-          if (forgotten === null || at > forgotten) forgotten = at;
-        }
-        const state = await sealState(jurisdiction, { done: kept, applied, horizon: forgotten });
+        const remembered = rememberNewest(done, REMEMBERED, horizon);
+        const state = await sealState(jurisdiction, { done: remembered.kept, applied, horizon: remembered.horizon });
         // Changes that arrived while the state was sealed are not in it: this run applies them first.
         if (queue.length === 0) {
           return continueAsNew<typeof catalogWriterWorkflow>({ jurisdiction, target: input.target, state });

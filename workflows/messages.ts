@@ -22,6 +22,23 @@ export function claimedMessageId(raw: unknown): string | undefined {
   return typeof id === 'string' ? id : undefined;
 }
 
+/**
+ * What a receiver hands its next run of the message ids it has seen (in arrival order, with when each was sealed): the
+ * newest `keep`, and a horizon moved up to the latest seal time among those it forgets, so a message sealed before the
+ * horizon can be refused as a replay.
+ */
+export function rememberNewest(
+  seen: ReadonlyMap<string, string>,
+  keep: number,
+  horizon: string | null,
+): { kept: [string, string][]; horizon: string | null } {
+  const entries = [...seen];
+  const kept = entries.slice(-keep);
+  let moved = horizon;
+  for (const [, at] of entries.slice(0, entries.length - kept.length)) if (moved === null || at > moved) moved = at;
+  return { kept, horizon: moved };
+}
+
 /** A message from this workflow run, sealed by its worker. */
 export async function sealMessage(
   kind: MessageKind,

@@ -109,12 +109,10 @@ function claimsDryRun(raw: unknown): boolean {
 }
 
 /** Refuses a start that is not what it says it is, in the trail of the worker's own jurisdiction. */
-async function refuseStart(jurisdiction: string | undefined, reason: string): Promise<never> {
-  if (jurisdiction) {
-    await recordAudit(jurisdiction, null, [
-      { action: 'request.denied', outcome: 'denied', reason, details: { requested: 'retention.sweep' } },
-    ]);
-  }
+async function refuseStart(jurisdiction: string, reason: string): Promise<never> {
+  await recordAudit(jurisdiction, null, [
+    { action: 'request.denied', outcome: 'denied', reason, details: { requested: 'retention.sweep' } },
+  ]);
   throw nonRetryable(ErrorType.AccessDenied, reason);
 }
 

@@ -10,6 +10,7 @@ import {
   type KeyObject,
 } from 'node:crypto';
 import type { SealedBox } from '../../schemas/vault';
+import { fingerprintOf } from '../pki/x509';
 
 /**
  * Encrypts a result to one person's certificate: a fresh AES-256-GCM key wrapped with RSA-OAEP (SHA-256) under the
@@ -28,7 +29,7 @@ export function sealTo(certificatePem: string, plaintext: Buffer): SealedBox {
   );
   return {
     format: 'steward-sealed/1',
-    recipient: certificate.fingerprint256.replaceAll(':', '').toLowerCase(),
+    recipient: fingerprintOf(certificate),
     key: wrapped.toString('base64'),
     iv: iv.toString('base64'),
     tag: cipher.getAuthTag().toString('base64'),

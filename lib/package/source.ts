@@ -3,6 +3,7 @@ import type { PackageProblem } from '../../schemas/ingest';
 import { JSON_MANIFEST_FILE, PACKAGE_METADATA_FILE } from '../../schemas/package';
 import type { SourceRegistry, SourceSignature } from '../../schemas/source';
 import { verifyDetached } from '../pki/cms';
+import { fingerprintOf } from '../pki/x509';
 import { parseBagManifest } from './rules';
 
 /**
@@ -66,7 +67,7 @@ export async function checkSourceSignature(
     return refuse(`does not verify: ${(error as Error).message}`);
   }
   const certificate = new X509Certificate(signer.signerCertificatePem);
-  const fingerprint = certificate.fingerprint256.replaceAll(':', '').toLowerCase();
+  const fingerprint = fingerprintOf(certificate);
   const source = trust.registry?.sources.find((s) => s.fingerprint === fingerprint);
   // Where signatures are required, only a registered source's counts; elsewhere another signer is recorded as such.
   if (!source && trust.required) return refuse('signed by a certificate that is not a registered source of the study');

@@ -1,4 +1,11 @@
-import { createHash, createPrivateKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
+import {
+  createHash,
+  createPrivateKey,
+  generateKeyPairSync,
+  randomBytes,
+  type X509Certificate,
+  type KeyObject,
+} from 'node:crypto';
 import forge from 'node-forge';
 import { z } from 'zod';
 import { RoleSchema, type Role } from '../../schemas/common';
@@ -100,6 +107,11 @@ export function issueCertificate(request: CertificateRequest): string {
   if (!signingKey) throw new Error('a certificate needs an issuer, or its own key to sign itself');
   cert.sign(forgePrivateKey(signingKey), forge.md.sha256.create());
   return forge.pki.certificateToPem(cert);
+}
+
+/** A certificate's SHA-256 fingerprint (of its DER), lowercase hex: how Steward pins and names a certificate. */
+export function fingerprintOf(certificate: X509Certificate): string {
+  return certificate.fingerprint256.replaceAll(':', '').toLowerCase();
 }
 
 export function certificateDer(pem: string): Buffer {
