@@ -18,7 +18,7 @@ import {
   type SealSegmentInput,
 } from '../schemas/audit';
 import type { Jurisdiction } from '../schemas/jurisdiction';
-import { parseInput } from '../schemas/parse';
+import { parseInput } from '../contracts/parse';
 import { headHash, sealSegment, ZERO_HASH } from '../lib/audit/segment';
 import {
   evidenceRetainUntil,

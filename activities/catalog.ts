@@ -12,7 +12,7 @@ import {
 } from '../schemas/catalog';
 import { InternalMessageSchema } from '../schemas/message';
 import type { Jurisdiction } from '../schemas/jurisdiction';
-import { parseInput } from '../schemas/parse';
+import { parseInput } from '../contracts/parse';
 import { destroyVaultEntries, vaultShardKey } from '../lib/crypto/vault';
 import { claimedDatasets, claimExpiredDatasets, claimProblem, releaseClaims } from '../lib/retention/catalog';
 import { endTrial, releaseHold, RetentionChangeRefused, setHold } from '../lib/retention/changes';

@@ -30,7 +30,7 @@ import { summarizeProblems } from '../lib/package/rules';
 import { consentPartsPrefix, listDatasetRecords, readConsentRegistry, writeConsentPart } from '../lib/storage/catalog';
 import { downloadHashed } from '../lib/storage/objects';
 import { quoteIdent, quoteLiteral } from '../lib/tabular/sql';
-import { parseInput } from '../schemas/parse';
+import { parseInput } from '../contracts/parse';
 import { assertOwnJurisdiction } from './guards';
 
 export interface ConsentActivityDeps {

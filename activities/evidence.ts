@@ -10,7 +10,7 @@ import {
   type IssuedCertificate,
 } from '../schemas/certificate';
 import type { Jurisdiction } from '../schemas/jurisdiction';
-import { parseInput } from '../schemas/parse';
+import { parseInput } from '../contracts/parse';
 import { evidenceRetainUntil, putEvidence } from '../lib/audit/store';
 import {
   certificateBundleKey,

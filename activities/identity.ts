@@ -1,5 +1,5 @@
 import type { Jurisdiction } from '../schemas/jurisdiction';
-import { parseInput } from '../schemas/parse';
+import { parseInput } from '../contracts/parse';
 import { VerifyRequestInputSchema, type RequestVerdict, type VerifyRequestInput } from '../schemas/request';
 import { verifyRequest } from '../lib/auth/request';
 import type { TrustAnchor } from '../lib/pki/authority';

@@ -23,7 +23,7 @@ import {
   type VerifiedPackage,
 } from '../schemas/ingest';
 import type { Jurisdiction } from '../schemas/jurisdiction';
-import { parseInput } from '../schemas/parse';
+import { parseInput } from '../contracts/parse';
 import type { KeyStore } from '../lib/crypto/keystore';
 import { TokenPool } from '../lib/crypto/token-pool';
 import { vaultShardKey } from '../lib/crypto/vault';

@@ -6,7 +6,7 @@ import {
   type RotateStudyKeyResult,
   type StudyKeyRef,
 } from '../schemas/keys';
-import { parseInput } from '../schemas/parse';
+import { parseInput } from '../contracts/parse';
 import { ErrorType, nonRetryable } from '../contracts';
 import { DestroyStudyKeyParamsSchema, type DestroyStudyKeyParams, type KeyInfo } from '../schemas/keys';
 import { KeyStoreError, type KeyStore } from '../lib/crypto/keystore';

@@ -10,7 +10,7 @@ import {
   type OpenMessagesInput,
   type SealMessageInput,
 } from '../schemas/message';
-import { parseInput } from '../schemas/parse';
+import { parseInput } from '../contracts/parse';
 import { assertOwnJurisdiction } from './guards';
 
 /** The workflow run that called the running activity. */

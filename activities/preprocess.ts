@@ -19,7 +19,7 @@ import { isAccessDenied } from '../lib/storage/s3';
 import { quoteIdent, quoteLiteral } from '../lib/tabular/sql';
 import { DatasetRecordSchema, type DatasetRecord } from '../schemas/dataset';
 import type { Jurisdiction } from '../schemas/jurisdiction';
-import { parseInput } from '../schemas/parse';
+import { parseInput } from '../contracts/parse';
 import {
   PreprocessHeartbeatSchema,
   RunDocumentRefSchema,

@@ -6,7 +6,7 @@ import { Context } from '@temporalio/activity';
 import { ErrorType, nonRetryable } from '../contracts';
 import type { DatasetOutput } from '../schemas/dataset';
 import type { Jurisdiction } from '../schemas/jurisdiction';
-import { parseInput } from '../schemas/parse';
+import { parseInput } from '../contracts/parse';
 import {
   RePseudonymizeActivityInputSchema,
   type RePseudonymizeActivityInput,

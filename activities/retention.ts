@@ -13,7 +13,7 @@ import { inLanes } from '../lib/runtime/lanes';
 import { datasetRecordKey } from '../lib/storage/catalog';
 import { listVersionsOf } from '../lib/storage/versions';
 import type { Jurisdiction } from '../schemas/jurisdiction';
-import { parseInput } from '../schemas/parse';
+import { parseInput } from '../contracts/parse';
 import {
   DeleteClaimedInputSchema,
   DeletePackagesInputSchema,

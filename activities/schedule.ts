@@ -3,7 +3,7 @@ import { ScheduleNotFoundError, type Client } from '@temporalio/client';
 import { ErrorType, nonRetryable, retentionScheduleId } from '../contracts';
 import { changeRetentionSchedule, cronProblem } from '../lib/retention/schedule';
 import type { Jurisdiction } from '../schemas/jurisdiction';
-import { parseInput } from '../schemas/parse';
+import { parseInput } from '../contracts/parse';
 import { ScheduleChangeInputSchema, type ScheduleChangeInput, type ScheduleState } from '../schemas/retention';
 import { assertOwnJurisdiction } from './guards';
 

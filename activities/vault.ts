@@ -1,6 +1,6 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Jurisdiction } from '../schemas/jurisdiction';
-import { parseInput } from '../schemas/parse';
+import { parseInput } from '../contracts/parse';
 import { LookUpTokenInputSchema, type LookUpTokenInput, type ReidentifyResult } from '../schemas/vault';
 import type { KeyStore } from '../lib/crypto/keystore';
 import { lookUpToken } from '../lib/crypto/vault';

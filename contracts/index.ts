@@ -90,9 +90,6 @@ export function rePseudonymizeWorkflowId(datasetId: string): string {
   return `repseudonymize-${datasetId}`;
 }
 
-/** A request id: what a person passes with `--request-id` to resume a command, or what the CLI makes up and prints. */
-export const REQUEST_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{5,63}$/;
-
 /**
  * The single writer of one mutable catalog object (a dataset record, a study's vault): changes are applied one at a
  * time, so none is lost to a concurrent one.

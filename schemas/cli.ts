@@ -1,6 +1,5 @@
 import { z } from 'zod';
-import { REQUEST_ID_PATTERN } from '../contracts';
-import { NameSchema, StudyIdSchema } from './common';
+import { NameSchema, REQUEST_ID_PATTERN, StudyIdSchema } from './common';
 import { DatasetIdSchema } from './ingest';
 import { JurisdictionIdSchema } from './jurisdiction';
 

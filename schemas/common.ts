@@ -9,8 +9,34 @@ export const Sha256HexSchema = z.string().regex(/^[0-9a-f]{64}$/, 'must be a low
 /** Tag-safe short name: consent scopes, purposes, data classes, source systems. */
 export const NameSchema = z.string().regex(/^[a-z][a-z0-9-]{0,62}$/, 'must be lowercase letters, digits or "-"');
 
+/** A request id: what a person passes with `--request-id` to resume a command, or what the CLI makes up and prints. */
+export const REQUEST_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{5,63}$/;
+
 export const RoleSchema = z.enum(['steward', 'dpo', 'ops', 'auditor', 'worker']);
 export type Role = z.infer<typeof RoleSchema>;
+
+/** What a signed request may ask Steward to do; lib/auth/roles.ts says which roles may do each. */
+export const ActionSchema = z.enum([
+  'ingest',
+  'consent.import',
+  'consent.withdraw',
+  'keys.rotate',
+  'keys.destroy',
+  'datasets.repseudonymize',
+  'reidentify',
+  'audit.query',
+  'hold.set',
+  'hold.release',
+  'trial.end',
+  'retention.sweep',
+  'retention.preview',
+  'retention.schedule',
+  'codec.decode',
+  'preprocess.run',
+  'sources.register',
+  'preprocess.verify',
+]);
+export type Action = z.infer<typeof ActionSchema>;
 
 /**
  * Who acts: the printed name and role of a verified identity (its X.509 certificate's subject), with the certificate's

@@ -1,7 +1,5 @@
 import { z } from 'zod';
-import { REQUEST_ID_PATTERN } from '../contracts';
-import { ActionSchema } from '../lib/auth/roles';
-import { PrincipalSchema, RoleSchema, Sha256HexSchema } from './common';
+import { ActionSchema, PrincipalSchema, REQUEST_ID_PATTERN, RoleSchema, Sha256HexSchema } from './common';
 
 /**
  * What a person asks Steward to do, signed with their identity's key: the canonical JSON (RFC 8785) of a request body,

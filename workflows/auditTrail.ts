@@ -23,7 +23,7 @@ import {
   type AuditTrailInput,
 } from '../schemas/audit';
 import { InternalMessageSchema, type InternalMessage } from '../schemas/message';
-import { parseInput } from '../schemas/parse';
+import { parseInput } from '../contracts/parse';
 import { openMessages, openState, rememberNewest, sealState, workerJurisdiction } from './messages';
 import { progressFrom } from './progress';
 

@@ -4,7 +4,7 @@ import type { createIdentityActivities } from '../activities/identity';
 import { ErrorType, nonRetryable } from '../contracts';
 import type { Action } from '../lib/auth/roles';
 import type { Principal } from '../schemas/common';
-import { parseInput } from '../schemas/parse';
+import { parseInput } from '../contracts/parse';
 import { RequestBodySchema, SignedWorkflowInputSchema, type ESignature, type RequestBody } from '../schemas/request';
 import { recordAudit } from './audit';
 import { changeCatalog } from './catalog';

@@ -19,7 +19,7 @@ import {
   type CatalogWriterInput,
 } from '../schemas/catalog';
 import { InternalMessageSchema, type InternalMessage } from '../schemas/message';
-import { parseInput } from '../schemas/parse';
+import { parseInput } from '../contracts/parse';
 import { recordAudit } from './audit';
 import { claimedMessageId, openMessages, openState, rememberNewest, sealMessage, sealState } from './messages';
 import { progressFrom } from './progress';

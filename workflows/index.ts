@@ -10,7 +10,7 @@ export { destroyStudyKeyWorkflow } from './destroyStudyKey';
 export { queryAuditWorkflow } from './queryAudit';
 export { setLegalHoldWorkflow } from './legalHold';
 export { releaseLegalHoldWorkflow } from './legalHold';
-export { endTrialWorkflow } from './legalHold';
+export { endTrialWorkflow } from './endTrial';
 export { retentionSweepWorkflow } from './retentionSweep';
 export { changeRetentionScheduleWorkflow } from './retentionSchedule';
 export { preprocessJobWorkflow } from './preprocessJob';

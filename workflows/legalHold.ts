@@ -1,17 +1,9 @@
 import { ApplicationFailure, CancellationScope, proxyActivities, uuid4 } from '@temporalio/workflow';
 import type { createRetentionActivities } from '../activities/retention';
-import { ErrorType, nonRetryable } from '../contracts';
 import type { CatalogMutation, CatalogMutationResult } from '../schemas/catalog';
 import type { LegalHold } from '../schemas/dataset';
 import type { SignedWorkflowInput } from '../schemas/request';
-import {
-  HoldReleaseParamsSchema,
-  HoldSetParamsSchema,
-  TrialEndParamsSchema,
-  type HoldResult,
-  type HoldScope,
-  type TrialEndResult,
-} from '../schemas/retention';
+import { HoldReleaseParamsSchema, HoldSetParamsSchema, type HoldResult, type HoldScope } from '../schemas/retention';
 import { recordAudit, type AuditDraft } from './audit';
 import { authorize } from './authorize';
 import { setPhase } from './progress';
@@ -24,19 +16,11 @@ const storage = proxyActivities<ReturnType<typeof createRetentionActivities>>({
   retry: { maximumAttempts: 60, initialInterval: '2s', maximumInterval: '1 minute' },
 });
 
-/** Moving Object Lock dates: heartbeats its progress, so a worker lost during it is noticed within seconds. */
-const locks = proxyActivities<ReturnType<typeof createRetentionActivities>>({
-  startToCloseTimeout: '30 minutes',
-  heartbeatTimeout: '15 seconds',
-  // Idempotent, and resumed from its last heartbeat: retried through storage outages for about an hour.
-  retry: { maximumAttempts: 60, initialInterval: '2s', maximumInterval: '1 minute' },
-});
-
 /*
  * A catalog change, once sent to the catalog's writer, is applied whatever the workflow that sent it does next. So each
- * workflow here carries its change through to storage (legal holds, Object Lock dates) and the audit trail in a
- * non-cancellable scope: a cancel from the Temporal UI or the CLI after authorization waits for the end, and never
- * leaves a hold or a retention date recorded but not applied in storage, or not audited.
+ * workflow here (and the end of a trial, workflows/endTrial.ts) carries its change through to storage and the audit
+ * trail in a non-cancellable scope: a cancel from the Temporal UI or the CLI after authorization waits for the end, and
+ * never leaves a hold recorded but not applied in storage, or not audited.
  */
 
 function scopeTargets(scope: HoldScope): { datasetId?: string; studyId?: string } {
@@ -44,7 +28,7 @@ function scopeTargets(scope: HoldScope): { datasetId?: string; studyId?: string 
 }
 
 /** Applies a catalog change; a refusal (a sweep at work, no such hold) is audited as a failure, then fails the workflow. */
-async function changeOrRecordRefusal(
+export async function changeOrRecordRefusal(
   jurisdiction: string,
   mutation: CatalogMutation,
   refused: (message: string) => AuditDraft,
@@ -152,52 +136,5 @@ export async function releaseLegalHoldWorkflow(raw: SignedWorkflowInput): Promis
       stillHeld: released.stillHeld ?? [],
       versions,
     };
-  });
-}
-
-/**
- * Records the end of a study's trial (steward, e-signed): the event clinical-trial retention counts from. Retain-until
- * is recomputed for the study's datasets whose rule counts from it, their Object Lock follows, and each change is
- * audited.
- */
-export async function endTrialWorkflow(raw: SignedWorkflowInput): Promise<TrialEndResult> {
-  const auth = await authorize(raw, 'trial.end', TrialEndParamsSchema);
-  const { studyId, date } = auth.params;
-  const jurisdiction = auth.jurisdiction;
-  const now = new Date().toISOString();
-  if (date > now.slice(0, 10)) {
-    throw nonRetryable(
-      ErrorType.InvalidInput,
-      `the end of a trial is recorded once it happened: ${date} is in the future`,
-    );
-  }
-  const targets = { studyId, requestId: auth.requestId };
-  return CancellationScope.nonCancellable(async () => {
-    setPhase('recording the end of the trial');
-    const ended = await changeOrRecordRefusal(
-      jurisdiction,
-      { kind: 'study.trial-ended', studyId, date, at: now, by: auth.eSignature },
-      (message) => ({ action: 'trial.ended', outcome: 'failure', reason: message, targets, details: { date } }),
-      auth.principal,
-    );
-    const changes = ended.changes ?? [];
-    setPhase('moving Object Lock dates', { datasets: changes.length });
-    const { versions } = await locks.applyObjectLockActivity({ jurisdiction, changes });
-    await recordAudit(jurisdiction, auth.principal, [
-      {
-        action: 'trial.ended',
-        outcome: 'success',
-        reason: auth.body.meaning,
-        targets,
-        details: { date, datasets: changes.length, versions, recorded: ended.changed },
-      },
-      ...changes.map((c): AuditDraft => ({
-        action: 'retention.changed',
-        outcome: 'success',
-        targets: { datasetId: c.datasetId, studyId, requestId: auth.requestId },
-        details: { rule: c.rule, until: c.until, lockedUntil: c.lockedUntil, objectLock: c.objectLock },
-      })),
-    ]);
-    return { jurisdiction, studyId, date, datasets: changes, versions };
   });
 }

@@ -14,7 +14,7 @@ import type { createScheduleActivities } from '../activities/schedule';
 import { ErrorType, nonRetryable, retentionScheduleId, retentionSweepProgressQuery } from '../contracts';
 import { getJurisdiction } from '../jurisdictions';
 import { RAW_PACKAGE_CLASS } from '../schemas/jurisdiction';
-import { parseInput } from '../schemas/parse';
+import { parseInput } from '../contracts/parse';
 import { SignedRequestSchema } from '../schemas/request';
 import {
   SweepInputSchema,

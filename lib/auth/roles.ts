@@ -1,5 +1,6 @@
-import { z } from 'zod';
-import type { Principal, Role } from '../../schemas/common';
+import type { Action, Principal, Role } from '../../schemas/common';
+
+export type { Action };
 
 /**
  * Which roles may do what. The one place permissions are decided: every workflow checks the verified principal of its
@@ -28,10 +29,7 @@ export const PERMISSIONS = {
   'sources.register': ['steward'],
   /** Re-running a job from its documentation writes no dataset: QA and auditors validate processes. */
   'preprocess.verify': ['steward', 'auditor'],
-} as const satisfies Record<string, readonly Role[]>;
-export type Action = keyof typeof PERMISSIONS;
-
-export const ActionSchema = z.enum(Object.keys(PERMISSIONS) as [Action, ...Action[]]);
+} as const satisfies Record<Action, readonly Role[]>;
 
 export function allowed(principal: Pick<Principal, 'role'>, action: Action): boolean {
   return (PERMISSIONS[action] as readonly Role[]).includes(principal.role);

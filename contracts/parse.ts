@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { ErrorType, nonRetryable } from '../contracts';
+import { ErrorType, nonRetryable } from '.';
 
 /**
  * Parses a workflow or activity input against its schema; a mismatch is a non-retryable `InvalidInput` failure that
