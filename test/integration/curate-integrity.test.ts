@@ -1,6 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { DeleteObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { curatePackage, type CurateDeps } from '../../activities/curate';
@@ -88,6 +89,20 @@ async function landed(packageId: string, files: Record<string, string>): Promise
   };
 }
 
+/** How an activity run failed, as a test pins it: the failure's class, type, whether a retry may help, message, details. */
+async function failureOf(run: Promise<unknown>): Promise<Record<string, unknown>> {
+  const error = await run.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  if (error instanceof ApplicationFailure) {
+    const { type, nonRetryable, message, details } = error;
+    return { failure: 'ApplicationFailure', type, nonRetryable, message, details };
+  }
+  if (error instanceof Error) return { failure: error.name, message: error.message };
+  throw new Error('expected the activity to fail');
+}
+
 async function curatedObjects(datasetId: string): Promise<number> {
   const listed = await s3.send(
     new ListObjectsV2Command({ Bucket: eu.buckets.curated, Prefix: `datasets/${datasetId}/` }),
@@ -101,21 +116,47 @@ describe('curation re-checks checksums', () => {
     const staged = stagedFile(deps.stageDir, input.packageId, input.files[0]!.sha256);
     await mkdir(path.dirname(staged), { recursive: true });
     await writeFile(staged, TAMPERED);
-    await expect(
-      new MockActivityEnvironment().run(curatePackage, deps, input),
-    ).rejects.toThrowErrorMatchingInlineSnapshot(
-      `[ApplicationFailure: package rejected: data/visits.csv: changed in landing after verification (SHA-256 differs). Nothing was curated; the package is kept in quarantine with these reasons: correct it and ingest it again]`,
-    );
+    expect(await failureOf(new MockActivityEnvironment().run(curatePackage, deps, input))).toMatchInlineSnapshot(`
+      {
+        "details": [
+          {
+            "problems": [
+              {
+                "file": "data/visits.csv",
+                "rule": "changed in landing after verification (SHA-256 differs)",
+              },
+            ],
+          },
+        ],
+        "failure": "ApplicationFailure",
+        "message": "package rejected: data/visits.csv: changed in landing after verification (SHA-256 differs). Nothing was curated; the package is kept in quarantine with these reasons: correct it and ingest it again",
+        "nonRetryable": true,
+        "type": "PackageRejected",
+      }
+    `);
     expect(await curatedObjects(input.datasetId)).toBe(0);
   });
 
   it('rejects a landing object replaced after verification, and curates nothing', async () => {
     const input = await landed('1e7e0000000000000000a002', { 'data/visits.csv': TAMPERED });
-    await expect(
-      new MockActivityEnvironment().run(curatePackage, deps, input),
-    ).rejects.toThrowErrorMatchingInlineSnapshot(
-      `[ApplicationFailure: package rejected: data/visits.csv: changed in landing after verification (SHA-256 differs). Nothing was curated; the package is kept in quarantine with these reasons: correct it and ingest it again]`,
-    );
+    expect(await failureOf(new MockActivityEnvironment().run(curatePackage, deps, input))).toMatchInlineSnapshot(`
+      {
+        "details": [
+          {
+            "problems": [
+              {
+                "file": "data/visits.csv",
+                "rule": "changed in landing after verification (SHA-256 differs)",
+              },
+            ],
+          },
+        ],
+        "failure": "ApplicationFailure",
+        "message": "package rejected: data/visits.csv: changed in landing after verification (SHA-256 differs). Nothing was curated; the package is kept in quarantine with these reasons: correct it and ingest it again",
+        "nonRetryable": true,
+        "type": "PackageRejected",
+      }
+    `);
     expect(await curatedObjects(input.datasetId)).toBe(0);
   });
 
@@ -157,13 +198,19 @@ describe('long activities resume', () => {
         { path: 'data/more.csv', sha256: sha256(GOOD), bytes: Buffer.byteLength(GOOD) },
       ],
     };
-    // Attempt 1: data/more.csv is not in landing yet, so the attempt fails (retryably) after finishing visits.
+    // Attempt 1: data/more.csv is not in landing yet, so the attempt fails after finishing visits, with storage's own
+    // error (no ApplicationFailure), which Temporal retries.
     const first = new MockActivityEnvironment({ attempt: 1 });
     let progress: CurateProgress | undefined;
     first.on('heartbeat', (details: CurateProgress) => {
       if (details.tables) progress = details;
     });
-    await expect(first.run(curatePackage, deps, input)).rejects.toThrow();
+    expect(await failureOf(first.run(curatePackage, deps, input))).toMatchInlineSnapshot(`
+      {
+        "failure": "NoSuchKey",
+        "message": "The specified key does not exist.",
+      }
+    `);
     expect(progress?.tables.map((t) => t.index)).toEqual([0]);
 
     // Attempt 2: more.csv arrived and visits.csv is gone from landing: only a reused visits output can succeed.
@@ -205,9 +252,26 @@ describe('long activities resume', () => {
       submittedBy: { id: 'Demo Steward', role: 'steward' },
     };
     const options = { trust: new TrustAnchor(path.join(stackState().dataDir, 'pki')) };
-    await expect(new MockActivityEnvironment().run(verifyPackage, s3, eu, input, options)).rejects.toThrow(
-      'SHA-256 mismatch',
-    );
+    expect(await failureOf(new MockActivityEnvironment().run(verifyPackage, s3, eu, input, options)))
+      .toMatchInlineSnapshot(`
+      {
+        "details": [
+          {
+            "problems": [
+              {
+                "file": "data/visits.csv",
+                "rule": "SHA-256 mismatch: manifest says 05454c624deefb643debba98023fd0e125fba156b6ccb8f2814571353af86dfb, file has ebad0ba4cda4a06d7106435c5998d12053ea963aaace5fd05095da7adaff24e8",
+              },
+            ],
+          },
+        ],
+        "failure": "ApplicationFailure",
+        "message": "package rejected: data/visits.csv: SHA-256 mismatch: manifest says 05454c624deefb643debba98023fd0e125fba156b6ccb8f2814571353af86dfb, file has ebad0ba4cda4a06d7106435c5998d12053ea963aaace5fd05095da7adaff24e8. Nothing was curated; the package is kept in quarantine with these reasons: correct it and ingest it again",
+        "nonRetryable": true,
+        "type": "PackageRejected",
+      }
+    `);
+    expect(await curatedObjects(`ds-eu-${packageId}`)).toBe(0);
     // A retry whose previous attempt reported the file checked (with the manifest's digest) does not read it again.
     const checked = [{ path: 'data/visits.csv', sha256: sha256(GOOD), bytes: Buffer.byteLength(GOOD) }];
     const retry = new MockActivityEnvironment({
