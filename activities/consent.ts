@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -23,6 +22,8 @@ import {
 } from '../schemas/consent';
 import type { PackageProblem } from '../schemas/ingest';
 import type { Jurisdiction } from '../schemas/jurisdiction';
+import { entriesUnderTokens, newestConsent } from '../lib/consent/decide';
+import { consentPartId } from '../lib/consent/links';
 import { consentDecisionDate, newerConsent, registrySubjects } from '../lib/consent/rules';
 import type { KeyStore } from '../lib/crypto/keystore';
 import { subjectTokens, Tokenizer } from '../lib/crypto/pseudonymize';
@@ -44,24 +45,24 @@ function sameDecision(a: ConsentEntry, b: ConsentEntry): boolean {
   return a.status === b.status && a.scopes.join(';') === b.scopes.join(';') && a.withdrawnOn === b.withdrawnOn;
 }
 
-function partId(kind: string, ref: string): string {
-  return `${kind}-${createHash('sha256').update(ref).digest('hex').slice(0, 32)}`;
+/** One subject of a consent file: its decision (the file's newest row) and its tokens, oldest key version first. */
+interface ImportedSubject {
+  entry: ConsentEntry;
+  tokens: string[];
 }
 
 /**
- * Reads a consent CSV from landing, validating every row; returns the records keyed by subject token, and each
- * subject's tokens under the study's older live key versions (`older`).
+ * Reads a consent CSV from landing, validating every row; returns each subject's decision keyed by its token under
+ * the current key version (the last of `live`), with its tokens under every live version.
  */
 async function readConsentCsv(
   s3: S3Client,
   input: ImportConsentActivityInput,
-  tokenizer: Tokenizer,
-  older: readonly Tokenizer[],
-): Promise<{ rows: number; imported: Map<string, ConsentEntry>; olderTokens: Map<string, string[]> }> {
+  live: readonly Tokenizer[],
+): Promise<{ rows: number; imported: Map<string, ImportedSubject> }> {
   const file = input.fileName;
   const problems: PackageProblem[] = [];
-  const imported = new Map<string, ConsentEntry>();
-  const olderTokens = new Map<string, string[]>();
+  const imported = new Map<string, ImportedSubject>();
   let rows = 0;
   const res = await s3.send(new GetObjectCommand({ Bucket: input.source.bucket, Key: input.source.key }));
   const parser = (res.Body as Readable).pipe(
@@ -94,7 +95,7 @@ async function readConsentCsv(
       }
       const row = parsed.data;
       const entry: ConsentEntry = {
-        token: tokenizer.token(row.subject_id),
+        token: live.at(-1)!.token(row.subject_id),
         scopes: row.scopes,
         status: row.status,
         icfVersion: row.icf_version,
@@ -104,12 +105,8 @@ async function readConsentCsv(
         importedAt: input.importedAt,
       };
       const before = imported.get(entry.token);
-      imported.set(entry.token, before ? newerConsent(before, entry) : entry);
-      if (!before)
-        olderTokens.set(
-          entry.token,
-          older.map((t) => t.token(row.subject_id)),
-        );
+      if (before) before.entry = newerConsent(before.entry, entry);
+      else imported.set(entry.token, { entry, tokens: live.map((t) => t.token(row.subject_id)) });
     }
   } catch (error) {
     const line = (error as { lines?: number }).lines;
@@ -123,7 +120,7 @@ async function readConsentCsv(
       { details: [{ problems }] },
     );
   }
-  return { rows, imported, olderTokens };
+  return { rows, imported };
 }
 
 export function createConsentActivities({ s3, keys, jurisdiction, scratchDir }: ConsentActivityDeps) {
@@ -132,9 +129,9 @@ export function createConsentActivities({ s3, keys, jurisdiction, scratchDir }: 
 
   return {
     /**
-     * Records a withdrawal as a registry part under the subject's token of the current key version; look-ups try every
-     * live version, and the withdrawal, the later decision, wins over older records. Retry-safe: the part's key comes
-     * from the requesting workflow, so a retry rewrites the same part.
+     * Records a withdrawal as a registry part, under the subject's token of every live key version, so that a look-up
+     * with a token of any of them (a curated dataset holds one) finds it; the withdrawal, the later decision, wins over
+     * older records. Retry-safe: the part's key comes from the requesting workflow, so a retry rewrites the same part.
      */
     async withdrawConsentActivity(raw: WithdrawConsentInput): Promise<WithdrawConsentResult> {
       const input = parseInput(WithdrawConsentInputSchema, raw, 'withdrawConsentActivity');
@@ -142,9 +139,7 @@ export function createConsentActivities({ s3, keys, jurisdiction, scratchDir }: 
       const { tokens, versions } = await subjectTokens(keys, jurisdiction.id, input.studyId, input.subjectId);
       const registry = await registryOf(input.studyId, input.recordedAt);
       const byToken = new Map(registry.entries.map((e) => [e.token, e]));
-      const found = tokens.map((t) => byToken.get(t)).filter((e): e is ConsentEntry => e !== undefined);
-      const current = found.length > 0 ? found.reduce(newerConsent) : undefined;
-      const olderKeyRecord = found.some((e) => e.token !== tokens.at(-1) || e.olderKeyRecord);
+      const current = newestConsent(byToken, tokens);
       const remaining =
         current && input.scopes.length > 0 ? current.scopes.filter((s) => !input.scopes.includes(s)) : [];
       const entry: ConsentEntry = {
@@ -157,17 +152,21 @@ export function createConsentActivities({ s3, keys, jurisdiction, scratchDir }: 
         expiresOn: current?.expiresOn ?? null,
         importedAt: input.recordedAt,
         withdrawal: { effectiveOn: input.effectiveOn, scopes: input.scopes, reason: input.reason },
-        ...(olderKeyRecord ? { olderKeyRecord } : {}),
       };
-      if (!current || !sameDecision(current, entry)) {
+      // Nothing to write when every token already holds this decision.
+      const recorded = tokens.every((t) => {
+        const stored = byToken.get(t);
+        return stored !== undefined && sameDecision(stored, entry);
+      });
+      if (!recorded) {
         await writeConsentPart(s3, jurisdiction.buckets.catalog, {
           format: 'steward-consent-part/1',
           jurisdiction: jurisdiction.id,
           studyId: input.studyId,
-          partId: partId('withdrawal', input.requestRef),
+          partId: consentPartId('withdrawal', input.requestRef),
           kind: 'withdrawal',
           createdAt: input.recordedAt,
-          entries: [entry],
+          entries: entriesUnderTokens(entry, tokens, byToken),
         });
       }
       return {
@@ -216,8 +215,9 @@ export function createConsentActivities({ s3, keys, jurisdiction, scratchDir }: 
     },
 
     /**
-     * Validates every row of a consent CSV, then writes its records as one registry part. Retry-safe: the part is named
-     * by the file's checksum, so importing the same file again writes the same part.
+     * Validates every row of a consent CSV, then writes its records as one registry part, each subject's decision under
+     * its token of every live key version. Retry-safe: the part is named by the file's checksum, so importing the same
+     * file again writes the same part.
      */
     async importConsentActivity(raw: ImportConsentActivityInput): Promise<ImportConsentResult> {
       const input = parseInput(ImportConsentActivityInputSchema, raw, 'importConsentActivity');
@@ -228,29 +228,23 @@ export function createConsentActivities({ s3, keys, jurisdiction, scratchDir }: 
           `consent must be read from ${jurisdiction.id}'s landing bucket, not ${input.source.bucket}`,
         );
       }
+      // The current version first: a study's first import creates it.
       const key = await keys.studyKey(jurisdiction.id, input.studyId);
-      const older = (await keys.liveStudyKeys(jurisdiction.id, input.studyId))
-        .filter((k) => k.version !== key.version)
-        .map((k) => new Tokenizer(k.material, k.version));
-      const { rows, imported, olderTokens } = await readConsentCsv(
-        s3,
-        input,
-        new Tokenizer(key.material, key.version),
-        older,
+      const live = (await keys.liveStudyKeys(jurisdiction.id, input.studyId)).map(
+        (k) => new Tokenizer(k.material, k.version),
       );
+      const { rows, imported } = await readConsentCsv(s3, input, live);
 
       const before = new Map((await registryOf(input.studyId, input.importedAt)).entries.map((e) => [e.token, e]));
       let conflicts = 0;
-      for (const [token, entry] of imported) {
-        const stored = before.get(token);
-        // A subject already on record under an older key version stays one subject of the registry.
-        if (stored?.olderKeyRecord || (olderTokens.get(token) ?? []).some((t) => before.has(t))) {
-          entry.olderKeyRecord = true;
-        }
+      const entries: ConsentEntry[] = [];
+      for (const { entry, tokens } of imported.values()) {
+        const stored = newestConsent(before, tokens);
         const sameDay = stored && consentDecisionDate(stored) === consentDecisionDate(entry);
         if (sameDay && !sameDecision(stored, entry)) conflicts += 1;
+        entries.push(...entriesUnderTokens(entry, tokens, before));
       }
-      const importPart = partId('import', input.source.sha256);
+      const importPart = consentPartId('import', input.source.sha256);
       await writeConsentPart(s3, jurisdiction.buckets.catalog, {
         format: 'steward-consent-part/1',
         jurisdiction: jurisdiction.id,
@@ -258,10 +252,10 @@ export function createConsentActivities({ s3, keys, jurisdiction, scratchDir }: 
         partId: importPart,
         kind: 'import',
         createdAt: input.importedAt,
-        entries: [...imported.values()],
+        entries,
       });
       const after = await registryOf(input.studyId, input.importedAt);
-      const values = [...imported.values()];
+      const values = [...imported.values()].map((s) => s.entry);
       return {
         jurisdiction: jurisdiction.id,
         studyId: input.studyId,

@@ -22,15 +22,24 @@ export function addCounts(into: RowCounts, from: RowCounts): void {
  * whether (and why not) the subject's consent covers the purpose. Only distinct values are keyed. Returns the table's
  * rows counted by that decision (meaningful for the subject column, whose values every row holds).
  */
-async function buildTokenMap(
-  conn: DuckDBConnection,
-  source: string,
-  column: string,
-  mapTable: string,
-  tokens: (values: string[]) => Promise<string[]>,
-  subject: ((raw: string, token: string) => { reason: ExclusionReason | undefined; shift: number }) | undefined,
-  onKeyed: ((raw: string, token: string) => void) | undefined,
-): Promise<RowCounts> {
+async function buildTokenMap({
+  conn,
+  source,
+  column,
+  mapTable,
+  tokens,
+  subject,
+  onKeyed,
+}: {
+  conn: DuckDBConnection;
+  /** The table (or subquery) read, and its column keyed. */
+  source: string;
+  column: string;
+  mapTable: string;
+  tokens: (values: string[]) => Promise<string[]>;
+  subject: ((raw: string, token: string) => { reason: ExclusionReason | undefined; shift: number }) | undefined;
+  onKeyed: ((raw: string, token: string) => void) | undefined;
+}): Promise<RowCounts> {
   const rows: RowCounts = { in: 0, curated: 0, excluded: 0, excludedByReason: {} };
   await conn.run(`CREATE TABLE ${mapTable} (raw VARCHAR, token VARCHAR, reason VARCHAR, shift INTEGER)`);
   const appender = await conn.createAppender(mapTable);
@@ -94,6 +103,21 @@ export interface TableDeps {
   cache: PackageKeyCache;
 }
 
+/** One table to curate: where it is read and written, and what keys and decides its subjects. */
+export interface TableJob extends TableDeps {
+  conn: DuckDBConnection;
+  index: number;
+  localFile: string;
+  outFile: string;
+  table: Table;
+  input: CuratePackageInput;
+  tokenizer: Tokenizer;
+  /** The consent decision per subject (raw identifier and its token under the dataset's key version). */
+  consent: Promise<(raw: string, token: string) => ExclusionReason | undefined>;
+  /** Where the table's problems are reported. */
+  problems: PackageProblem[];
+}
+
 export interface TableOutcome {
   problems: PackageProblem[];
   produced?: { table: Table; outFile: string; rows: RowCounts; columns: DatasetOutput['columns'] } | undefined;
@@ -128,18 +152,22 @@ function outputType(c: Column): string {
   return c.type;
 }
 
-export async function curateTable(
-  conn: DuckDBConnection,
-  index: number,
-  localFile: string,
-  outFile: string,
-  table: Table,
-  input: CuratePackageInput,
-  tokenizer: Tokenizer,
-  consent: Promise<(raw: string, token: string) => ExclusionReason | undefined>,
-  problems: PackageProblem[],
-  { memoryLimitBytes, pool, onKeyed, cache, unchanged }: TableDeps,
-): Promise<{ rows: RowCounts; columns: DatasetOutput['columns'] } | undefined> {
+export async function curateTable({
+  conn,
+  index,
+  localFile,
+  outFile,
+  table,
+  input,
+  tokenizer,
+  consent,
+  problems,
+  memoryLimitBytes,
+  pool,
+  onKeyed,
+  cache,
+  unchanged,
+}: TableJob): Promise<{ rows: RowCounts; columns: DatasetOutput['columns'] } | undefined> {
   const source = `src_${index}`;
   const found = await loadDeclaredTable(conn, localFile, table, source, { memoryLimitBytes });
   // The file's checksum is checked while DuckDB loads it; a changed file is all that is reported for it.
@@ -173,14 +201,30 @@ export async function curateTable(
     }
     return decided;
   };
-  const rows = await buildTokenMap(conn, source, subject.name, subjectMap, keyed, decide, onKeyed);
+  const rows = await buildTokenMap({
+    conn,
+    source,
+    column: subject.name,
+    mapTable: subjectMap,
+    tokens: keyed,
+    subject: decide,
+    onKeyed,
+  });
   // One map for all the other identifier columns: their values are keyed alike, so one scan and one table serve all.
   const identifierMap = `map_${index}_identifiers`;
   if (identifiers.length > 0) {
     const values = identifiers
       .map((c) => `SELECT CAST(${quoteIdent(c.name)} AS VARCHAR) AS value FROM ${source}`)
       .join(' UNION ALL ');
-    await buildTokenMap(conn, `(${values})`, 'value', identifierMap, keyed, undefined, onKeyed);
+    await buildTokenMap({
+      conn,
+      source: `(${values})`,
+      column: 'value',
+      mapTable: identifierMap,
+      tokens: keyed,
+      subject: undefined,
+      onKeyed,
+    });
   }
 
   const kept = table.columns.filter((c) => c.role !== 'suppress' && (c.role !== 'free-text' || c.keep));

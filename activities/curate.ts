@@ -16,7 +16,8 @@ import {
   type PackageProblem,
 } from '../schemas/ingest';
 import type { Jurisdiction } from '../schemas/jurisdiction';
-import { consentExclusion, newerConsent } from '../lib/consent/rules';
+import { decideConsent, linkEntries } from '../lib/consent/decide';
+import { writeConsentLinks } from '../lib/consent/links';
 import type { KeyStore } from '../lib/crypto/keystore';
 import { Tokenizer, tokenKeyVersion } from '../lib/crypto/pseudonymize';
 import type { TokenPool } from '../lib/crypto/token-pool';
@@ -46,6 +47,8 @@ export interface CurateDeps {
   /** Where verification on this machine left checked table files. */
   stageDir: string;
   duckdbMemoryLimit: string;
+  /** DuckDB threads per package, 1 to 4 (default 2). */
+  duckdbThreads?: number | undefined;
   pool: TokenPool;
 }
 
@@ -95,7 +98,7 @@ export async function curatePackage(deps: CurateDeps, input: CuratePackageInput)
   const inputBytes = input.files.reduce((sum, f) => sum + f.bytes, 0);
   const inMemory = inputBytes * 2 < memoryLimitBytes;
   const instance = await DuckDBInstance.create(inMemory ? ':memory:' : path.join(work, 'curate.duckdb'), {
-    threads: String(Math.max(1, Math.min(4, Number(process.env.STEWARD_DUCKDB_THREADS ?? 2)))),
+    threads: String(Math.max(1, Math.min(4, deps.duckdbThreads ?? 2))),
     memory_limit: deps.duckdbMemoryLimit,
     temp_directory: path.join(work, 'tmp'),
     preserve_insertion_order: 'true',
@@ -109,36 +112,44 @@ export async function curatePackage(deps: CurateDeps, input: CuratePackageInput)
   try {
     const key = await keys.studyKey(jurisdiction.id, metadata.studyId);
     const tokenizer = new Tokenizer(key.material, key.version);
-    // The registry is read while the first table is checked and loaded.
+    // The registry is read while the first table is checked and loaded. A subject is decided over its tokens under
+    // every live key version the registry holds records of; each of those tokens (this dataset's among them) that
+    // does not hold the newest decision is linked to it, so preprocessing, which has only a dataset's tokens, decides
+    // alike.
+    const links = new Map<string, ConsentEntry>();
     const consent = (async () => {
       const registry = new Map(
         (
-          await readConsentRegistry(s3, jurisdiction.buckets.catalog, jurisdiction.id, metadata.studyId, input.asOf)
+          await readConsentRegistry(
+            s3,
+            jurisdiction.buckets.catalog,
+            jurisdiction.id,
+            metadata.studyId,
+            input.curatedAt,
+          )
         ).entries.map((e) => [e.token, e]),
       );
-      const registryVersions = [
-        ...new Set([...registry.keys()].map(tokenKeyVersion).filter((v): v is number => v !== undefined)),
-      ];
-      const lookups = await Promise.all(
-        registryVersions.map(async (v) =>
-          v === key.version
-            ? tokenizer
-            : new Tokenizer((await keys.studyKeyVersion(jurisdiction.id, metadata.studyId, v)).material, v),
-        ),
-      );
+      const registryVersions = new Set([...registry.keys()].map(tokenKeyVersion));
+      const others = (await keys.liveStudyKeys(jurisdiction.id, metadata.studyId))
+        .filter((k) => k.version !== key.version && registryVersions.has(k.version))
+        .map((k) => new Tokenizer(k.material, k.version));
       return (raw: string, token: string): ExclusionReason | undefined => {
-        // Registry keyed under the current version only (or empty): one look-up with the token at hand.
-        if (lookups.every((t) => t === tokenizer)) {
-          return consentExclusion(registry.get(token), metadata.purpose, input.asOf);
-        }
-        // A subject may hold records under several key versions (before and after a rotation): the latest decision wins.
-        const entries = lookups
-          .map((t) => registry.get(t === tokenizer ? token : t.token(raw)))
-          .filter((e): e is ConsentEntry => e !== undefined);
-        const entry = entries.length > 0 ? entries.reduce(newerConsent) : undefined;
-        return consentExclusion(entry, metadata.purpose, input.asOf);
+        const tokens = [token, ...others.map((t) => t.token(raw))];
+        if (others.length > 0) for (const link of linkEntries(registry, tokens)) links.set(link.token, link);
+        return decideConsent(registry, tokens, metadata.purpose, input.asOf).reason;
       };
     })();
+    /** Links found so far, written before the tables they were found for are reported finished. */
+    const writeLinks = async () => {
+      const entries = [...links.values()];
+      links.clear();
+      await writeConsentLinks(s3, jurisdiction.buckets.catalog, {
+        jurisdiction: jurisdiction.id,
+        studyId: metadata.studyId,
+        createdAt: input.curatedAt,
+        entries,
+      });
+    };
     // Awaited where it is used; a table rejected before that must not leave the failure unobserved.
     consent.catch(() => undefined);
 
@@ -180,7 +191,16 @@ export async function curatePackage(deps: CurateDeps, input: CuratePackageInput)
       const outName = `out-${index}-a${attempt}.parquet`;
       const outFile = path.join(outDir, outName);
       const problems: PackageProblem[] = [];
-      const result = await curateTable(tableConn, index, file, outFile, table, input, tokenizer, consent, problems, {
+      const result = await curateTable({
+        conn: tableConn,
+        index,
+        localFile: file,
+        outFile,
+        table,
+        input,
+        tokenizer,
+        consent,
+        problems,
         memoryLimitBytes,
         unchanged,
         pool: deps.pool,
@@ -190,6 +210,7 @@ export async function curatePackage(deps: CurateDeps, input: CuratePackageInput)
       lap('transform', t);
       await rm(localFile, { force: true });
       if (result) {
+        await writeLinks();
         finished.push({ index, file: outName, sha256: (await hashFile(outFile)).sha256, ...result });
         Context.current().heartbeat(progress());
       }
@@ -229,7 +250,7 @@ export async function curatePackage(deps: CurateDeps, input: CuratePackageInput)
     });
     // Storage refuses to delete before retention ends (a retain-until already past cannot be set: none is).
     const lock =
-      retention.lockedUntil && retention.lockedUntil > new Date().toISOString()
+      retention.lockedUntil && retention.lockedUntil > input.curatedAt
         ? { mode: retention.objectLock, until: new Date(retention.lockedUntil) }
         : undefined;
     if (!lock) retention.lockedUntil = null;

@@ -44,6 +44,8 @@ export interface IngestActivityDeps {
   /** Space on this machine that outlives the process: staged inputs and finished outputs, for retries to reuse. */
   workDir: string;
   duckdbMemoryLimit?: string;
+  /** DuckDB threads per package being curated, 1 to 4 (default 2). */
+  duckdbThreads?: number;
   /** The Steward CA and its CRL: a source certificate the CA issued can be revoked there. */
   trust: TrustAnchor;
 }

@@ -4,6 +4,7 @@ import { GetObjectTaggingCommand, type S3Client } from '@aws-sdk/client-s3';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { Context } from '@temporalio/activity';
 import { ErrorType, nonRetryable } from '../contracts';
+import type { ConsentEntry } from '../schemas/consent';
 import type { DatasetOutput } from '../schemas/dataset';
 import type { Jurisdiction } from '../schemas/jurisdiction';
 import { parseInput } from '../contracts/parse';
@@ -14,7 +15,9 @@ import {
   type VaultShard,
 } from '../schemas/vault';
 import type { KeyStore } from '../lib/crypto/keystore';
-import { readDatasetRecord } from '../lib/storage/catalog';
+import { linkEntries } from '../lib/consent/decide';
+import { writeConsentLinks } from '../lib/consent/links';
+import { readConsentRegistry, readDatasetRecord } from '../lib/storage/catalog';
 import { deleteOtherVersions, downloadHashed, hashFile, headObject, putFileOnce } from '../lib/storage/objects';
 import { dateShiftDays, tokenize } from '../lib/crypto/pseudonymize';
 import { quoteIdent, quoteLiteral } from '../lib/tabular/sql';
@@ -35,6 +38,9 @@ export function createRePseudonymizeActivities(deps: {
     /**
      * Resumable and retry-safe: a table whose object already carries the target key version is skipped (its current
      * version and checksum are read back), and each new object version replaces the old ones only after it is stored.
+     * Before a table's new version is stored, each of its subjects' tokens under every live key version (the new one
+     * among them) is linked to the subject's newest consent decision, so preprocessing of the re-keyed dataset decides
+     * as ingestion does; links are named by their content, so a retry rewrites the same ones.
      * The dataset record is left to its single writer: the outputs come back for the workflow to record.
      */
     async rePseudonymizeDatasetActivity(raw: RePseudonymizeActivityInput): Promise<RePseudonymizeActivityResult> {
@@ -56,6 +62,12 @@ export function createRePseudonymizeActivities(deps: {
       if (record.keyVersions.length === 1 && record.keyVersions[0] === current.version)
         return { ...result, migrated: false, outputs: record.outputs, deletedVersions: [] };
 
+      const live = await keys.liveStudyKeys(jurisdiction.id, record.studyId);
+      const consent = new Map(
+        (
+          await readConsentRegistry(s3, jurisdiction.buckets.catalog, jurisdiction.id, record.studyId, input.at)
+        ).entries.map((e) => [e.token, e]),
+      );
       const vaultKey = await keys.vaultKey(jurisdiction.id, record.studyId);
       const sealed = new Map<string, string>();
       for (const { shard } of await readVaultShards(s3, jurisdiction.buckets.catalog, record.studyId)) {
@@ -100,6 +112,7 @@ export function createRePseudonymizeActivities(deps: {
           const tokenColumns = output.columns.filter((c) => c.role === 'subject-id' || c.role === 'direct-identifier');
           const subject = output.columns.find((c) => c.role === 'subject-id')!;
           const maps: string[] = [];
+          const links: ConsentEntry[] = [];
           for (const [i, column] of tokenColumns.entries()) {
             const map = `map_${i}`;
             await conn.run(`CREATE OR REPLACE TABLE ${map} (old VARCHAR, new VARCHAR, delta INTEGER)`);
@@ -117,6 +130,12 @@ export function createRePseudonymizeActivities(deps: {
               }
               const next = tokenize(current.material, current.version, raw);
               shard.entries[next] ??= sealIdentifier(vaultKey, next, raw);
+              if (column.role === 'subject-id') {
+                const tokens = live.map((k) =>
+                  k.version === current.version ? next : tokenize(k.material, k.version, raw),
+                );
+                links.push(...linkEntries(consent, tokens));
+              }
               const oldVersion = Number(/^v(\d+)\./.exec(old)?.[1]);
               const oldKey = (await keys.studyKeyVersion(jurisdiction.id, record.studyId, oldVersion)).material;
               const delta =
@@ -159,11 +178,17 @@ export function createRePseudonymizeActivities(deps: {
                LEFT JOIN ${subjectMap} ms ON ms.old = t.${quoteIdent(subject.name)} ORDER BY t.__row)
              TO ${quoteLiteral(outFile)} (FORMAT parquet, COMPRESSION zstd)`,
           );
+          await writeConsentLinks(s3, jurisdiction.buckets.catalog, {
+            jurisdiction: jurisdiction.id,
+            studyId: record.studyId,
+            createdAt: input.at,
+            entries: links,
+          });
           const digest = await hashFile(outFile);
           const put = await putFileOnce(s3, output.bucket, output.key, outFile, digest.sha256, {
             contentType: 'application/vnd.apache.parquet',
             tags: { ...(tagMap as Record<string, string>), 'key-version': String(current.version) },
-            ...(record.retention.lockedUntil && record.retention.lockedUntil > new Date().toISOString()
+            ...(record.retention.lockedUntil && record.retention.lockedUntil > input.at
               ? { lock: { mode: record.retention.objectLock, until: new Date(record.retention.lockedUntil) } }
               : {}),
           });

@@ -64,8 +64,9 @@ export const ConsentEntrySchema = z.object({
   /** Set when the DPO recorded a withdrawal (`steward consent withdraw`). */
   withdrawal: z.object({ effectiveOn: z.string(), scopes: z.array(z.string()), reason: z.string() }).optional(),
   /**
-   * Set when the subject already had a record under an older key version of the study when this one was written, so
-   * the subject is counted once. Says only that: which older record it is stays unknown without the key.
+   * Set on every record of a subject but the one under the oldest key version (a decision is recorded under the token
+   * of every live version, and linked to tokens made later), so the subject is counted once. Says only that: which
+   * other record it is stays unknown without the key.
    */
   olderKeyRecord: z.literal(true).optional(),
 });
@@ -81,16 +82,17 @@ export const ConsentRegistrySchema = z.object({
 export type ConsentRegistry = z.infer<typeof ConsentRegistrySchema>;
 
 /**
- * One write to a study's consent registry: an import or a withdrawal. Parts are written once, each under its own key,
- * and never changed: the registry is the merge of all of them (per subject the later decision wins), so concurrent
- * imports and withdrawals cannot overwrite each other.
+ * One write to a study's consent registry: an import, a withdrawal, or links (a subject's newest decision copied to
+ * the token a dataset re-keyed or ingested under a newer key version holds). Parts are written once, each under its
+ * own key, and never changed: the registry is the merge of all of them (per subject token the later decision wins),
+ * so concurrent imports, withdrawals and links cannot overwrite each other.
  */
 export const ConsentPartSchema = z.object({
   format: z.literal('steward-consent-part/1'),
   jurisdiction: z.string(),
   studyId: z.string(),
   partId: z.string().regex(/^[A-Za-z0-9_-]{1,128}$/),
-  kind: z.enum(['import', 'withdrawal']),
+  kind: z.enum(['import', 'withdrawal', 'link']),
   createdAt: z.string(),
   entries: z.array(ConsentEntrySchema),
 });
@@ -155,7 +157,10 @@ export type WithdrawConsentInput = z.infer<typeof WithdrawConsentInputSchema>;
 
 export const WithdrawConsentResultSchema = z.object({
   status: z.enum(['withdrawn', 'scopes-withdrawn']),
-  /** The subject's token under the current key version, under which the withdrawal is recorded (for the audit trail). */
+  /**
+   * The subject's token under the current key version (for the audit trail); the withdrawal is recorded under the
+   * token of every live version.
+   */
   token: z.string(),
   remainingScopes: z.array(z.string()),
   keyVersionsSearched: z.array(z.number().int().positive()),

@@ -277,6 +277,7 @@ export const RunPreprocessInputSchema = z.object({
   outputs: z.array(
     z.object({ fromDatasetId: DatasetIdSchema, datasetId: DatasetIdSchema, bucket: z.string(), prefix: z.string() }),
   ),
+  /** The day consent is decided as of (the workflow's start); the registry is read as of `job.startedAt`. */
   asOf: z.iso.date(),
   /** Retention of the outputs: the Object Lock the new objects carry. */
   lock: z.object({ mode: z.enum(['GOVERNANCE', 'COMPLIANCE']), until: z.iso.datetime() }).nullable(),

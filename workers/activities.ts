@@ -6,7 +6,7 @@ import { createIdentityActivities } from '../activities/identity';
 import { createIngestActivities, type IngestActivityDeps } from '../activities/ingest';
 import { createKeyActivities } from '../activities/keys';
 import { createMessageActivities } from '../activities/messages';
-import { createPreprocessCatalogActivities } from '../activities/preprocess';
+import { createPreprocessCatalogActivities } from '../activities/preprocess-catalog';
 import { createRePseudonymizeActivities } from '../activities/repseudonymize';
 import { createRetentionActivities } from '../activities/retention';
 import { createScheduleActivities } from '../activities/schedule';

@@ -27,6 +27,12 @@ function duckdbMemoryLimit(): string {
   return Number.isFinite(mb) && mb > 0 ? `${Math.max(32, Math.floor(mb / 3))}MB` : '1GB';
 }
 
+/** DuckDB threads per package being curated: STEWARD_DUCKDB_THREADS (1 to 4), else 2. */
+function duckdbThreads(): number {
+  const n = Number(process.env.STEWARD_DUCKDB_THREADS ?? 2);
+  return Number.isInteger(n) ? Math.max(1, Math.min(4, n)) : 2;
+}
+
 /** Shared work older than this (a package whose ingestion gave up) is removed when a worker starts. */
 const STALE_WORK_MS = 2 * 24 * 3600_000;
 
@@ -110,6 +116,8 @@ async function main(): Promise<void> {
     scratchDir,
     workerIdentity: identity,
     gpu,
+    cudaVisibleDevices: process.env.CUDA_VISIBLE_DEVICES ?? null,
+    versitygwVersion: process.env.STEWARD_VERSITYGW_VERSION ?? null,
     temporal,
   });
   const common = {
@@ -143,6 +151,7 @@ async function main(): Promise<void> {
       scratchDir,
       workDir,
       duckdbMemoryLimit: duckdbMemoryLimit(),
+      duckdbThreads: duckdbThreads(),
       trust: new TrustAnchor(config.pkiDir),
       signer: async () => signer,
       temporal,

@@ -7,7 +7,8 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { ActivityOptions } from '@temporalio/common';
-import type { createPreprocessActivities, createPreprocessCatalogActivities } from '../activities/preprocess';
+import type { createPreprocessActivities } from '../activities/preprocess';
+import type { createPreprocessCatalogActivities } from '../activities/preprocess-catalog';
 import {
   ErrorType,
   jurisdictionOfDatasetId,

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { randomUUID } from 'node:crypto';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { WorkflowFailedError } from '@temporalio/client';
@@ -15,11 +16,14 @@ import {
   runDocumentKey,
 } from '../../contracts';
 import { createPreprocessActivities } from '../../activities/preprocess';
+import { FileKeyStore } from '../../lib/crypto/keystore';
+import { tokenize } from '../../lib/crypto/pseudonymize';
 import { loadPipeline } from '../../lib/preprocess/load-pipeline';
 import { readDatasetRecord } from '../../lib/storage/catalog';
 import { getObjectOrUndefined, hashObject, listObjects } from '../../lib/storage/objects';
 import { createS3Client } from '../../lib/storage/s3';
 import { isAlive } from '../../lib/stack/process';
+import type { PackageMetadata } from '../../schemas/package';
 import {
   RunDocumentSchema,
   type PipelineParameters,
@@ -279,6 +283,116 @@ describe('a preprocessing job in its own jurisdiction', () => {
   });
 });
 
+describe('consent after a key rotation', () => {
+  const study = 'ST-PRE-ROT';
+  const header = 'subject_id,full_name,visit_date,score,note';
+  const rowsOf = (ids: string[]) => [header, ...ids.map((id, i) => `${id},Name ${id},2025-01-0${i + 1},${i + 1},`)];
+
+  function steward(action: 'keys.rotate' | 'datasets.repseudonymize', params: unknown, name: string) {
+    return clients().client.workflow.execute(name, {
+      args: [signedBy('steward', { action, jurisdiction: 'eu', params })],
+      taskQueue: ingestTaskQueue('eu'),
+      workflowId: `test-pre-rot-${action}-${randomUUID()}`,
+    });
+  }
+
+  const excluded = ({ document: { consent } }: PreprocessJobResult) => ({
+    subjects: consent.subjects,
+    rows: consent.rows,
+    byReason: consent.byReason,
+  });
+
+  async function subjectsOf(result: PreprocessJobResult): Promise<string[]> {
+    const out = result.document.outputs[0]!;
+    const { rows } = await readParquet(clients().s3, out.bucket, out.key);
+    return [...new Set(rows.map((r) => String(r.subject_id)))].sort();
+  }
+
+  it('ingestion and preprocessing decide alike whatever key version the records and the dataset are under', async () => {
+    // Consent to both purposes, recorded under key v1.
+    await importConsentCsv(
+      clients(),
+      [
+        'subject_id,scopes,status,icf_version,given_on',
+        ...['RK-1', 'RK-2', 'RK-3', 'RK-4'].map(
+          (id) => `${id},primary-research;secondary-research,given,v1,2024-01-01`,
+        ),
+      ].join('\n'),
+      'eu',
+      study,
+    );
+    // Two datasets in v1 tokens: one stays under v1, the other (with a vault) is moved to v2.
+    const ingest = async (ids: string[], extra: Partial<PackageMetadata> = {}) =>
+      ingestDir(
+        clients(),
+        await writeJsonPackage(await tempDir(), smallMetadata({ studyId: study, ...extra }), {
+          'data/visits.csv': rowsOf(ids).join('\n'),
+        }),
+      );
+    const stays = await ingest(['RK-1', 'RK-2', 'RK-3']);
+    const moves = await ingest(['RK-1', 'RK-2', 'RK-3'], { reidentificationVault: true });
+    expect(stays.record.rows.curated).toBe(3);
+    expect(moves.record.rows.curated).toBe(3);
+
+    await steward('keys.rotate', { jurisdiction: 'eu', studyId: study }, 'rotateStudyKeyWorkflow');
+    // After the rotation: the DPO records RK-2's withdrawal, and a new import narrows RK-3 to primary research.
+    await clients().client.workflow.execute('withdrawConsentWorkflow', {
+      args: [
+        signedBy('dpo', {
+          action: 'consent.withdraw',
+          jurisdiction: 'eu',
+          params: { jurisdiction: 'eu', studyId: study, subjectId: 'RK-2', scopes: [], reason: 'asked by letter' },
+        }),
+      ],
+      taskQueue: ingestTaskQueue('eu'),
+      workflowId: `test-pre-rot-withdraw-${randomUUID()}`,
+    });
+    await importConsentCsv(
+      clients(),
+      'subject_id,scopes,status,icf_version,given_on\nRK-3,primary-research,given,v2,2025-05-01\n',
+      'eu',
+      study,
+    );
+    await steward('datasets.repseudonymize', { datasetId: moves.datasetId }, 'rePseudonymizeDatasetWorkflow');
+
+    const keys = await FileKeyStore.open(path.join(stackState().dataDir, 'keys'));
+    const tokensOf = async (version: number, ids: string[]) => {
+      const key = await keys.studyKeyVersion('eu', study, version);
+      return ids.map((id) => tokenize(key.material, version, id)).sort();
+    };
+
+    // Ingestion into v2 for the pipeline's purpose: RK-2 withdrawn, RK-3 out of scope, RK-1 and RK-4 in.
+    const secondary = await ingest(['RK-1', 'RK-2', 'RK-3', 'RK-4'], { purpose: 'secondary-research' });
+    expect(secondary.record.rows).toEqual({
+      in: 4,
+      curated: 2,
+      excluded: 2,
+      excludedByReason: { withdrawn: 1, scope: 1 },
+    });
+    const { rows: curated } = await readParquet(
+      clients().s3,
+      secondary.record.outputs[0]!.bucket,
+      secondary.record.outputs[0]!.key,
+    );
+    expect([...new Set(curated.map((r) => String(r.subject_id)))].sort()).toEqual(await tokensOf(2, ['RK-1', 'RK-4']));
+
+    // Preprocessing (secondary research) gives the same answer on the dataset left in v1 tokens ...
+    const v1 = await runJob('eu', [stays.datasetId], { fill: 0 });
+    expect.soft(excluded(v1)).toEqual({ subjects: 2, rows: 2, byReason: { withdrawn: 1, scope: 1 } });
+    expect.soft(await subjectsOf(v1)).toEqual(await tokensOf(1, ['RK-1']));
+    // ... on the dataset moved to v2 tokens ...
+    const v2 = await runJob('eu', [moves.datasetId], { fill: 0 });
+    expect.soft(excluded(v2)).toEqual({ subjects: 2, rows: 2, byReason: { withdrawn: 1, scope: 1 } });
+    expect.soft(await subjectsOf(v2)).toEqual(await tokensOf(2, ['RK-1']));
+    // ... and on a dataset ingested in v2 for primary research, whose RK-4 has records under v1 alone.
+    const primary = await ingest(['RK-1', 'RK-2', 'RK-3', 'RK-4']);
+    expect(primary.record.rows).toEqual({ in: 4, curated: 3, excluded: 1, excludedByReason: { withdrawn: 1 } });
+    const fresh = await runJob('eu', [primary.datasetId], { fill: 0 });
+    expect.soft(excluded(fresh)).toEqual({ subjects: 1, rows: 1, byReason: { scope: 1 } });
+    expect.soft(await subjectsOf(fresh)).toEqual(await tokensOf(2, ['RK-1', 'RK-4']));
+  });
+});
+
 describe('confinement', () => {
   it('(a) the workflow refuses a dataset of another jurisdiction before anything is dispatched', async () => {
     const handle = await startJob('eu', [euDataset, usDataset], { fill: 0 });
@@ -313,6 +427,8 @@ describe('confinement', () => {
         scratchDir,
         workerIdentity: `test-${jurisdiction}`,
         gpu: null,
+        cudaVisibleDevices: null,
+        versitygwVersion: null,
         temporal: async () => clients().client,
       }),
     };

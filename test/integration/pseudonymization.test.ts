@@ -14,6 +14,7 @@ import type {
   withdrawConsentWorkflow,
 } from '../../workflows';
 import { getJurisdiction } from '../../jurisdictions';
+import { readConsentRegistry } from '../../lib/storage/catalog';
 import { deleteOtherVersions, readObjectText } from '../../lib/storage/objects';
 import { destroyVaultEntries } from '../../lib/crypto/vault';
 import { openSealed } from '../../lib/crypto/sealed-box';
@@ -358,6 +359,34 @@ describe('consent re-import', () => {
       study,
     );
     expect(second.subjectsInRegistry).toBe(3);
+    // Every decision made after the rotation is recorded under the subject's token of both live key versions.
+    const keys = await FileKeyStore.open(path.join(stackState().dataDir, 'keys'));
+    const [v1, v2] = await Promise.all([1, 2].map((v) => keys.studyKeyVersion('eu', study, v)));
+    const registry = await readConsentRegistry(
+      clients().s3,
+      getJurisdiction('eu').buckets.catalog,
+      'eu',
+      study,
+      new Date().toISOString(),
+    );
+    const byToken = new Map(registry.entries.map((e) => [e.token, e]));
+    const decided = (id: string) =>
+      [v1!, v2!].map((k) => {
+        const e = byToken.get(tokenize(k.material, k.version, id));
+        return e && { status: e.status, givenOn: e.givenOn, olderKeyRecord: e.olderKeyRecord ?? false };
+      });
+    expect(decided('K-1')).toEqual([
+      { status: 'given', givenOn: '2025-02-01', olderKeyRecord: false },
+      { status: 'given', givenOn: '2025-02-01', olderKeyRecord: true },
+    ]);
+    expect(decided('K-2')).toEqual([
+      { status: 'withdrawn', givenOn: '2025-01-01', olderKeyRecord: false },
+      { status: 'withdrawn', givenOn: '2025-01-01', olderKeyRecord: true },
+    ]);
+    expect(decided('K-3')).toEqual([
+      { status: 'given', givenOn: '2025-02-01', olderKeyRecord: false },
+      { status: 'given', givenOn: '2025-02-01', olderKeyRecord: true },
+    ]);
   });
 
   it('applies the later decision per subject and reports same-date contradictions', async () => {
