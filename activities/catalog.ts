@@ -1,4 +1,4 @@
-import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { catalogWriterWorkflowId, ErrorType, nonRetryable } from '../contracts';
 import { X509Certificate } from 'node:crypto';
 import { Context } from '@temporalio/activity';
@@ -14,12 +14,18 @@ import { InternalMessageSchema } from '../schemas/message';
 import type { Jurisdiction } from '../schemas/jurisdiction';
 import { parseInput } from '../contracts/parse';
 import { destroyVaultEntries, vaultShardKey } from '../lib/crypto/vault';
-import { claimedDatasets, claimExpiredDatasets, claimProblem, releaseClaims } from '../lib/retention/catalog';
-import { endTrial, releaseHold, RetentionChangeRefused, setHold } from '../lib/retention/changes';
+import { claimedDatasets, claimExpiredDatasets, claimProblem, releaseClaims } from '../lib/storage/claims';
+import { endTrial, releaseHold, RetentionChangeRefused, setHold } from '../lib/storage/retention-changes';
 import { deleteVersions, listVersionsOf, versionSha256, type StoredVersion } from '../lib/storage/versions';
 import { inLanes } from '../lib/runtime/lanes';
-import { readDatasetRecord, readSourceRegistry, writeDatasetRecord, writeSourceRegistry } from '../lib/storage/catalog';
-import { getObjectOrUndefined } from '../lib/storage/objects';
+import {
+  readDatasetRecord,
+  readRequestClaim,
+  readSourceRegistry,
+  writeDatasetRecord,
+  writeRequestClaim,
+  writeSourceRegistry,
+} from '../lib/storage/catalog';
 
 /** Changes to shared catalog objects, run only by each object's single writer (`catalogWriterWorkflow`). */
 export function createCatalogActivities({
@@ -88,7 +94,7 @@ export function createCatalogActivities({
           JSON.stringify(record.outputs) === JSON.stringify(mutation.outputs) &&
           JSON.stringify(record.keyVersions) === JSON.stringify(mutation.keyVersions);
         if (same) return { changed: false, count: 0 };
-        const busy = claimProblem(await claimedDatasets(s3, bucket, new Date()), [mutation.datasetId]);
+        const busy = claimProblem(await claimedDatasets(s3, bucket, new Date(mutation.at)), [mutation.datasetId]);
         if (busy) throw new RetentionChangeRefused(busy, 'busy');
         await writeDatasetRecord(s3, bucket, {
           ...record,
@@ -99,10 +105,8 @@ export function createCatalogActivities({
         return { changed: true, count: mutation.outputs.length };
       }
       case 'request.claimed': {
-        const key = `requests/${mutation.requestId}.json`;
-        const stored = await getObjectOrUndefined(s3, bucket, key);
-        if (stored) {
-          const claim = JSON.parse(stored.toString('utf8')) as { workflowId: string; runId?: string };
+        const claim = await readRequestClaim(s3, bucket, mutation.requestId);
+        if (claim) {
           if (claim.workflowId === mutation.workflowId && claim.runId === mutation.runId) {
             return { changed: false, count: 0 };
           }
@@ -113,14 +117,7 @@ export function createCatalogActivities({
             `request ${mutation.requestId} was already used by workflow ${claim.workflowId}${claim.runId ? ` run ${claim.runId}` : ''}: a replayed request is refused`,
           );
         }
-        await s3.send(
-          new PutObjectCommand({
-            Bucket: bucket,
-            Key: key,
-            Body: JSON.stringify({ ...mutation, claimedAt: new Date().toISOString() }),
-            ContentType: 'application/json',
-          }),
-        );
+        await writeRequestClaim(s3, bucket, { ...mutation, claimedAt: new Date().toISOString() });
         return { changed: true, count: 1 };
       }
       case 'source.registered': {

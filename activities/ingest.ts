@@ -1,7 +1,8 @@
 import type { TrustAnchor } from '../lib/pki/authority';
 import path from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { putJson } from '../lib/storage/json';
+import { datasetObjectPrefix, packagePrefix, quarantinedFileKey, rejectionKey } from '../lib/storage/layout';
 import { DatasetRecordSchema, type DatasetRecord } from '../schemas/dataset';
 import {
   CuratePackageInputSchema,
@@ -20,13 +21,15 @@ import {
   type QuarantinePackageInput,
   type RecordDatasetInput,
   type RecordDatasetResult,
+  type RejectionNote,
   type VerifiedPackage,
+  RejectionNoteSchema,
 } from '../schemas/ingest';
 import type { Jurisdiction } from '../schemas/jurisdiction';
 import { parseInput } from '../contracts/parse';
 import type { KeyStore } from '../lib/crypto/keystore';
 import { TokenPool } from '../lib/crypto/token-pool';
-import { vaultShardKey } from '../lib/crypto/vault';
+import { vaultShardKey } from '../lib/storage/layout';
 import { rejectionMessage } from '../lib/package/rules';
 import { readDatasetRecord, writeDatasetRecord } from '../lib/storage/catalog';
 import { copyObject, deleteAllVersions, listObjects } from '../lib/storage/objects';
@@ -48,10 +51,6 @@ export interface IngestActivityDeps {
   duckdbThreads?: number;
   /** The Steward CA and its CRL: a source certificate the CA issued can be revoked there. */
   trust: TrustAnchor;
-}
-
-export function quarantinePrefix(packageId: string): string {
-  return `packages/${packageId}/`;
 }
 
 /** Ingestion activities for one jurisdiction. Each refuses buckets and packages of any other jurisdiction. */
@@ -95,16 +94,16 @@ export function createIngestActivities(deps: IngestActivityDeps) {
       const input = parseInput(QuarantinePackageInputSchema, raw, 'quarantinePackageActivity');
       assertOwnBucket(jurisdiction, input.landing.bucket);
       const bucket = jurisdiction.buckets.quarantine;
-      const prefix = quarantinePrefix(input.packageId);
+      const prefix = packagePrefix(input.packageId);
       for (const object of await listObjects(s3, input.landing.bucket, input.landing.prefix)) {
         const relative = object.key.slice(input.landing.prefix.length);
         await copyObject(
           s3,
           { bucket: input.landing.bucket, key: object.key },
-          { bucket, key: `${prefix}payload/${relative}` },
+          { bucket, key: quarantinedFileKey(prefix, relative) },
         );
       }
-      const note = {
+      const note: RejectionNote = {
         format: 'steward-rejection/1',
         packageId: input.packageId,
         jurisdiction: jurisdiction.id,
@@ -114,14 +113,7 @@ export function createIngestActivities(deps: IngestActivityDeps) {
         workflowId: input.workflowId,
         runId: input.runId,
       };
-      await s3.send(
-        new PutObjectCommand({
-          Bucket: bucket,
-          Key: `${prefix}rejection.json`,
-          Body: JSON.stringify(note, null, 2),
-          ContentType: 'application/json',
-        }),
-      );
+      await putJson(s3, bucket, rejectionKey(prefix), RejectionNoteSchema, note, { pretty: true });
       await deleteAllVersions(s3, input.landing.bucket, input.landing.prefix);
       return { bucket, prefix };
     },
@@ -135,7 +127,7 @@ export function createIngestActivities(deps: IngestActivityDeps) {
       const input = parseInput(DiscardCurationInputSchema, raw, 'discardCurationActivity');
       if (await readDatasetRecord(s3, jurisdiction.buckets.catalog, input.datasetId)) return { deleted: 0 };
       // Never a dataset (no record): its outputs' retention protects nothing.
-      const outputs = await deleteAllVersions(s3, jurisdiction.buckets.curated, `datasets/${input.datasetId}/`, {
+      const outputs = await deleteAllVersions(s3, jurisdiction.buckets.curated, datasetObjectPrefix(input.datasetId), {
         bypassGovernance: true,
       });
       const shard = await deleteAllVersions(

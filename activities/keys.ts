@@ -22,6 +22,13 @@ export function createKeyActivities({ keys, jurisdiction }: { keys: KeyStore; ju
       return (await keys.studyKey(jurisdiction.id, input.studyId)).version;
     },
 
+    /** The study's key versions and their states: reads only. */
+    async studyKeyVersionsActivity(raw: StudyKeyRef): Promise<KeyInfo[]> {
+      const input = parseInput(StudyKeyRefSchema, raw, 'studyKeyVersionsActivity');
+      assertOwnJurisdiction(jurisdiction, input.jurisdiction);
+      return keys.studyKeyVersions(jurisdiction.id, input.studyId);
+    },
+
     /** Retry-safe: rotating from a version that is no longer current changes nothing. */
     async rotateStudyKeyActivity(raw: RotateStudyKeyInput): Promise<RotateStudyKeyResult> {
       const input = parseInput(RotateStudyKeyInputSchema, raw, 'rotateStudyKeyActivity');

@@ -5,25 +5,19 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { Context } from '@temporalio/activity';
-import { ErrorType, nonRetryable, datasetObjectPrefix } from '../contracts';
-import { claimsKey, readClaims, scanDatasets, StudyRecords } from '../lib/retention/catalog';
-import { deleteUnits, type DeletionUnit } from '../lib/retention/deletion';
-import { scanPackages } from '../lib/retention/packages';
+import { scanDatasets, StudyRecords } from '../lib/storage/claims';
+import { datasetObjectPrefix } from '../lib/storage/layout';
+import { scanPackages } from '../lib/storage/packages';
 import { inLanes } from '../lib/runtime/lanes';
-import { datasetRecordKey } from '../lib/storage/catalog';
 import { listVersionsOf } from '../lib/storage/versions';
 import type { Jurisdiction } from '../schemas/jurisdiction';
 import { parseInput } from '../contracts/parse';
 import {
-  DeleteClaimedInputSchema,
-  DeletePackagesInputSchema,
   LegalHoldChangeInputSchema,
   ObjectLockChangeInputSchema,
   ObjectLockProgressSchema,
   ScanDatasetsInputSchema,
   ScanPackagesInputSchema,
-  type DeleteClaimedInput,
-  type DeletePackagesInput,
   type LegalHoldChangeInput,
   type ObjectLockChangeInput,
   type ObjectLockProgress,
@@ -35,12 +29,6 @@ import {
 import { assertOwnJurisdiction } from './guards';
 import { heartbeating, previousHeartbeat } from './heartbeat';
 
-/** What a deletion returns to its workflow: counts per unit; the versions themselves stay in the journal. */
-export interface DeletionSummary {
-  deleted: { id: string; versions: number; bytes: number; verified: boolean }[];
-  failed: { id: string; reason: string }[];
-}
-
 function heartbeat(details: unknown): void {
   try {
     Context.current().heartbeat(details);
@@ -49,7 +37,7 @@ function heartbeat(details: unknown): void {
   }
 }
 
-/** Retention: scans, deletions with verification, legal holds and Object Lock dates, in one jurisdiction's buckets. */
+/** Retention: scans, legal holds and Object Lock dates, in one jurisdiction's buckets (deletion is `erasure`). */
 export function createRetentionActivities({ s3, jurisdiction }: { s3: S3Client; jurisdiction: Jurisdiction }) {
   const { catalog, curated } = jurisdiction.buckets;
 
@@ -77,58 +65,6 @@ export function createRetentionActivities({ s3, jurisdiction }: { s3: S3Client; 
       const input = parseInput(ScanPackagesInputSchema, raw, 'scanPackagesActivity');
       assertOwnJurisdiction(jurisdiction, input.jurisdiction);
       return scanPackages(s3, jurisdiction, { ...input, studies: new StudyRecords(s3, catalog, jurisdiction.id) });
-    },
-
-    /**
-     * Deletes every version of the datasets a sweep claimed in one batch (their curated objects, under GOVERNANCE
-     * override, and their catalog records) and verifies the absence. Retry-safe and crash-safe: see `deleteUnits`.
-     */
-    async deleteClaimedDatasetsActivity(raw: DeleteClaimedInput): Promise<DeletionSummary> {
-      const input = parseInput(DeleteClaimedInputSchema, raw, 'deleteClaimedDatasetsActivity');
-      assertOwnJurisdiction(jurisdiction, input.jurisdiction);
-      const claims = await readClaims(s3, catalog, claimsKey(input.sweepId, input.batch));
-      if (!claims) {
-        throw nonRetryable(ErrorType.InvalidInput, `sweep ${input.sweepId} claimed nothing in batch ${input.batch}`);
-      }
-      const units: DeletionUnit[] = claims.scan.expired.map((d) => ({
-        id: d.datasetId,
-        targets: [
-          { bucket: curated, prefixes: [datasetObjectPrefix(d.datasetId)], bypassGovernance: true },
-          { bucket: catalog, prefixes: [datasetRecordKey(d.datasetId)], bypassGovernance: false },
-        ],
-        known: new Map([
-          ...d.outputs.map((o): [string, string] => [`${o.bucket}/${o.key}@${o.versionId ?? 'null'}`, o.sha256]),
-          ...(d.record
-            ? [
-                [`${catalog}/${datasetRecordKey(d.datasetId)}@${d.record.versionId ?? 'null'}`, d.record.sha256] as [
-                  string,
-                  string,
-                ],
-              ]
-            : []),
-        ]),
-        head: [{ bucket: catalog, key: datasetRecordKey(d.datasetId) }],
-      }));
-      const outcomes = await deleteUnits(s3, catalog, input.sweepId, `datasets-${input.batch}`, units, (phase) =>
-        heartbeat({ batch: input.batch, phase }),
-      );
-      return summarize(outcomes);
-    },
-
-    /** Deletes expired raw uploads (every version) from landing or quarantine, and verifies the absence. */
-    async deleteExpiredPackagesActivity(raw: DeletePackagesInput): Promise<DeletionSummary> {
-      const input = parseInput(DeletePackagesInputSchema, raw, 'deleteExpiredPackagesActivity');
-      assertOwnJurisdiction(jurisdiction, input.jurisdiction);
-      const units: DeletionUnit[] = input.packages.map((p) => ({
-        id: `${p.role}:${p.prefix}`,
-        targets: [{ bucket: jurisdiction.buckets[p.role], prefixes: [p.prefix], bypassGovernance: false }],
-        known: new Map(),
-        head: p.prefix.endsWith('/') ? [] : [{ bucket: jurisdiction.buckets[p.role], key: p.prefix }],
-      }));
-      const outcomes = await deleteUnits(s3, catalog, input.sweepId, `packages-${input.batch}`, units, (phase) =>
-        heartbeat({ batch: input.batch, phase }),
-      );
-      return summarize(outcomes);
     },
 
     /**
@@ -163,14 +99,13 @@ export function createRetentionActivities({ s3, jurisdiction }: { s3: S3Client; 
     async applyObjectLockActivity(raw: ObjectLockChangeInput): Promise<{ versions: number }> {
       const input = parseInput(ObjectLockChangeInputSchema, raw, 'applyObjectLockActivity');
       assertOwnJurisdiction(jurisdiction, input.jurisdiction);
-      const now = new Date().toISOString();
       const resumed = ObjectLockProgressSchema.safeParse(previousHeartbeat());
       const progress: ObjectLockProgress = resumed.success ? resumed.data : { changesDone: 0, versions: 0 };
       return heartbeating(
         () => progress,
         async () => {
           for (const change of input.changes.slice(progress.changesDone)) {
-            progress.versions += await lockDataset(change, now);
+            progress.versions += await lockDataset(change, input.now);
             progress.changesDone += 1;
           }
           return { versions: progress.versions };
@@ -207,19 +142,4 @@ export function createRetentionActivities({ s3, jurisdiction }: { s3: S3Client; 
     });
     return count;
   }
-}
-
-function summarize(outcomes: {
-  outcomes: { id: string; versions: { bytes: number; deleteMarker: boolean }[]; verified: boolean }[];
-  failed: { id: string; reason: string }[];
-}): DeletionSummary {
-  return {
-    deleted: outcomes.outcomes.map((o) => ({
-      id: o.id,
-      versions: o.versions.length,
-      bytes: o.versions.reduce((sum, v) => sum + v.bytes, 0),
-      verified: o.verified,
-    })),
-    failed: outcomes.failed,
-  };
 }

@@ -6,6 +6,7 @@ import { getJurisdiction } from '../jurisdictions';
 import { signedInput } from '../lib/client/request';
 import { loadPipeline } from '../lib/preprocess/load-pipeline';
 import { writeConsentPart, writeDatasetRecord } from '../lib/storage/catalog';
+import { datasetObjectKey } from '../lib/storage/layout';
 import { hashFile, putFileOnce } from '../lib/storage/objects';
 import { quoteLiteral } from '../lib/tabular/sql';
 import { DatasetRecordSchema } from '../schemas/dataset';
@@ -59,7 +60,7 @@ export async function preprocessBench(bench: BenchStack, work: string): Promise<
   // The dataset as an ingestion would have left it: the object, its record, its subjects' consent.
   const datasetId = 'ds-eu-0000000000000000000be4c1';
   const digest = await hashFile(input);
-  const key = `datasets/${datasetId}/measurements.parquet`;
+  const key = datasetObjectKey(datasetId, 'measurements.parquet');
   const put = await putFileOnce(bench.s3, eu.buckets.curated, key, input, digest.sha256, {
     contentType: 'application/vnd.apache.parquet',
   });

@@ -1,11 +1,12 @@
-import { randomBytes, createHash } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import os from 'node:os';
-import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand } from '@aws-sdk/client-s3';
 import { ingestTaskQueue, retentionSweepWorkflowId } from '../contracts';
 import { getJurisdiction } from '../jurisdictions';
 import { writeExpiredDemoDatasets } from '../cli/demo/expired';
 import { signedInput } from '../lib/client/request';
 import { inLanes } from '../lib/runtime/lanes';
+import { putBytes } from '../lib/storage/objects';
 import { createS3Client } from '../lib/storage/s3';
 import type { SweepReport } from '../schemas/retention';
 import type { BenchStack } from './ingest';
@@ -44,17 +45,11 @@ export async function sweepBench(bench: BenchStack): Promise<void> {
     async (i) => {
       const body = randomBytes(256);
       const key = `reference/d-${Math.floor(i / OBJECTS)}/table-${i % OBJECTS}.parquet`;
-      const put = await s3.send(
-        new PutObjectCommand({
-          Bucket: eu.buckets.curated,
-          Key: key,
-          Body: body,
-          ChecksumSHA256: createHash('sha256').update(body).digest('base64'),
-          ObjectLockMode: 'GOVERNANCE',
-          ObjectLockRetainUntilDate: until,
-        }),
-      );
-      reference.push({ key, versionId: put.VersionId! });
+      const put = await putBytes(s3, eu.buckets.curated, key, body, {
+        contentType: 'application/octet-stream',
+        lock: { mode: 'GOVERNANCE', until },
+      });
+      reference.push({ key, versionId: put.versionId! });
     },
   );
 

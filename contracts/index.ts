@@ -36,22 +36,8 @@ export function preprocessJobWorkflowId(jurisdiction: string, requestId: string)
   return `preprocess-${jurisdiction}-${requestId}`;
 }
 
-/**
- * Where a dataset's objects are in its jurisdiction's curated bucket, curated or made by a preprocessing job alike:
- * retention sweeps and erasure delete a dataset by this prefix.
- */
-export function datasetObjectPrefix(datasetId: string): string {
-  return `datasets/${datasetId}/`;
-}
-
-/** Where a job keeps its run documentation in the curated bucket (a copy is beside each output dataset's objects). */
-export function preprocessJobPrefix(jobId: string): string {
-  return `preprocessed/${jobId}/`;
-}
-
-export function runDocumentKey(jobId: string): string {
-  return `${preprocessJobPrefix(jobId)}run.json`;
-}
+// Bucket keys are built in lib/storage/layout; these are the ones workflows and activities name most.
+export { datasetObjectPrefix, preprocessJobPrefix, runDocumentKey } from '../lib/storage/layout';
 
 /** Same package (same manifest and metadata digest) → same workflow id → one dataset. */
 export function ingestWorkflowId(jurisdiction: string, packageId: string): string {

@@ -54,6 +54,8 @@ export const CatalogMutationSchema = z.discriminatedUnion('kind', [
     sweepId: z.string(),
     batch: z.number().int().nonnegative(),
     asOf: z.iso.datetime(),
+    /** The sweep's time when it claimed: claims of other sweeps older than a day by then are stale. */
+    now: z.iso.datetime(),
     after: z.string().nullable(),
     limit: z.number().int().min(1).max(1000),
   }),

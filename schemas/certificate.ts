@@ -57,15 +57,6 @@ export const DeletionCertificateSchema = z.object({
 });
 export type DeletionCertificate = z.infer<typeof DeletionCertificateSchema>;
 
-/** What a workflow decides for a certificate; the evidence activity adds tools, issuer and time, then signs. */
-export const CertificateDraftSchema = DeletionCertificateSchema.omit({
-  format: true,
-  tools: true,
-  issuedAt: true,
-  issuer: true,
-});
-export type CertificateDraft = z.infer<typeof CertificateDraftSchema>;
-
 export const IssuedCertificateSchema = z.object({
   certificateId: z.string(),
   bucket: z.string(),
@@ -74,44 +65,3 @@ export const IssuedCertificateSchema = z.object({
   sha256: Sha256HexSchema,
 });
 export type IssuedCertificate = z.infer<typeof IssuedCertificateSchema>;
-
-/** One certificate of a sweep batch: which unit it certifies, its id, why, and its deletion's place in the trail. */
-export const SweepCertificateSchema = z.object({
-  unitId: z.string(),
-  certificateId: z.string(),
-  reason: DeletionCertificateSchema.shape.reason,
-  auditChain: AuditChainRefSchema,
-  datasetId: z.string().optional(),
-});
-
-/** Certificates for one deleted batch of a sweep: each reads its versions and verification from the batch's outcomes. */
-export const IssueBatchCertificatesInputSchema = z.object({
-  jurisdiction: z.string(),
-  sweepId: z.string(),
-  /** The deletion batch (`datasets-3`, `packages-0`). */
-  batch: z.string(),
-  requestedBy: ESignatureSchema.nullable(),
-  approvedBy: z.array(ESignatureSchema),
-  workflow: z.object({ workflowId: z.string(), runId: z.string() }),
-  certificates: z.array(SweepCertificateSchema).min(1),
-  /** Versions deleted elsewhere for a unit (its vault shard, by the study vault's writer), with their verification. */
-  extra: z
-    .record(
-      z.string(),
-      z.object({
-        versions: z.array(
-          z.object({
-            bucket: z.string(),
-            key: z.string(),
-            versionId: z.string().nullable(),
-            bytes: z.number(),
-            sha256: Sha256HexSchema.nullable(),
-          }),
-        ),
-        verification: z.string(),
-        verified: z.boolean(),
-      }),
-    )
-    .default({}),
-});
-export type IssueBatchCertificatesInput = z.input<typeof IssueBatchCertificatesInputSchema>;

@@ -65,6 +65,19 @@ export const PackageProblemSchema = z.object({
 });
 export type PackageProblem = z.infer<typeof PackageProblemSchema>;
 
+/** The note beside a quarantined package: why it was rejected, every problem found, and by which workflow run. */
+export const RejectionNoteSchema = z.object({
+  format: z.literal('steward-rejection/1'),
+  packageId: z.string(),
+  jurisdiction: z.string(),
+  reason: z.string(),
+  problems: z.array(PackageProblemSchema),
+  rejectedAt: z.string(),
+  workflowId: z.string(),
+  runId: z.string(),
+});
+export type RejectionNote = z.infer<typeof RejectionNoteSchema>;
+
 export const VerifiedFileSchema = z.object({
   path: z.string(),
   sha256: Sha256HexSchema,

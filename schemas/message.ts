@@ -2,11 +2,18 @@ import { z } from 'zod';
 
 /**
  * What Steward's workflows say to each other: audit events for a trail, changes for a catalog writer and their
- * outcomes, and the state a workflow hands to its own next run. Each is sealed by a worker of its jurisdiction (an
+ * outcomes, the erasure operations a workflow hands to its erasure child, and the state a workflow hands to its own
+ * next run. Each is sealed by a worker of its jurisdiction (an
  * HMAC under the jurisdiction's message key, which only its workers hold), so a client that reaches Temporal directly
  * cannot make one up: holding the payload key lets it read messages, never forge them.
  */
-export const MessageKindSchema = z.enum(['audit.append', 'catalog.change', 'catalog.reply', 'state']);
+export const MessageKindSchema = z.enum([
+  'audit.append',
+  'catalog.change',
+  'catalog.reply',
+  'state',
+  'erasure.operation',
+]);
 export type MessageKind = z.infer<typeof MessageKindSchema>;
 
 export const WorkflowRunSchema = z.object({ workflowId: z.string().min(1), runId: z.string().min(1) });

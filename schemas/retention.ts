@@ -215,34 +215,6 @@ export const ScanDatasetsInputSchema = z.object({
 });
 export type ScanDatasetsInput = z.infer<typeof ScanDatasetsInputSchema>;
 
-/** One version removed from storage, with what it held before (for the certificate). */
-export const DeletedVersionSchema = z.object({
-  bucket: z.string(),
-  key: z.string(),
-  versionId: z.string().nullable(),
-  bytes: z.number().int().nonnegative(),
-  sha256: Sha256HexSchema.nullable(),
-  deleteMarker: z.boolean(),
-});
-export type DeletedVersion = z.infer<typeof DeletedVersionSchema>;
-
-export const DeletionOutcomeSchema = z.object({
-  id: z.string(),
-  versions: z.array(DeletedVersionSchema),
-  verified: z.boolean(),
-  verification: z.array(z.string()),
-  startedAt: z.iso.datetime(),
-  completedAt: z.iso.datetime(),
-});
-export type DeletionOutcome = z.infer<typeof DeletionOutcomeSchema>;
-
-export const DeleteClaimedInputSchema = z.object({
-  jurisdiction: KnownJurisdictionSchema,
-  sweepId: z.string(),
-  batch: z.number().int().nonnegative(),
-});
-export type DeleteClaimedInput = z.infer<typeof DeleteClaimedInputSchema>;
-
 export const PackageRetentionSchema = z.object({
   /** `landing` or `quarantine`. */
   role: z.enum(['landing', 'quarantine']),
@@ -273,14 +245,6 @@ export const PackageScanSchema = z.object({
 });
 export type PackageScan = z.infer<typeof PackageScanSchema>;
 
-export const DeletePackagesInputSchema = z.object({
-  jurisdiction: KnownJurisdictionSchema,
-  sweepId: z.string(),
-  batch: z.number().int().nonnegative(),
-  packages: z.array(PackageRetentionSchema),
-});
-export type DeletePackagesInput = z.infer<typeof DeletePackagesInputSchema>;
-
 export const LegalHoldChangeInputSchema = z.object({
   jurisdiction: KnownJurisdictionSchema,
   datasetIds: z.array(z.string()),
@@ -291,6 +255,8 @@ export type LegalHoldChangeInput = z.infer<typeof LegalHoldChangeInputSchema>;
 export const ObjectLockChangeInputSchema = z.object({
   jurisdiction: KnownJurisdictionSchema,
   changes: z.array(RetentionChangeSchema),
+  /** The workflow's time: a lock date already past by then is not set. */
+  now: z.iso.datetime(),
 });
 export type ObjectLockChangeInput = z.infer<typeof ObjectLockChangeInputSchema>;
 

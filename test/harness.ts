@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { WorkflowFailedError, type Client } from '@temporalio/client';
+import { Client, WorkflowFailedError } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure, TemporalFailure } from '@temporalio/common';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, expect } from 'vitest';
@@ -8,7 +8,8 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { getJurisdiction } from '../jurisdictions';
 import type { StackState } from '../schemas/config';
 import { connectClient, stewardDataConverter } from '../lib/client/temporal';
-import { FileKeyStore } from '../lib/crypto/keystore';
+import { AesGcmPayloadCodec } from '../lib/crypto/codec';
+import { FileKeyStore, type KeyStore } from '../lib/crypto/keystore';
 import { createS3Client } from '../lib/storage/s3';
 import { AuditSegmentSchema, type AuditSegment } from '../schemas/audit';
 import { listSegmentSeqs, readSegment } from '../lib/audit/store';
@@ -25,6 +26,20 @@ export interface TestClients {
   keys: FileKeyStore;
   state: StackState;
   close(): Promise<void>;
+}
+
+/** A Temporal client that holds the payload key and nothing else: what anyone who can decode histories has. */
+export function payloadKeyOnlyClient(clients: TestClients): Client {
+  const keys = clients.keys;
+  const payloadOnly = {
+    payloadKey: () => keys.payloadKey(),
+    payloadKeyById: (id: string) => keys.payloadKeyById(id),
+  } as unknown as KeyStore;
+  return new Client({
+    connection: clients.client.connection,
+    namespace: clients.state.temporal.namespace,
+    dataConverter: { payloadCodecs: [new AesGcmPayloadCodec(payloadOnly)] },
+  });
 }
 
 export async function connect(state: StackState = stackState()): Promise<TestClients> {

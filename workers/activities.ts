@@ -1,7 +1,7 @@
 import { createAuditActivities } from '../activities/audit';
 import { createCatalogActivities } from '../activities/catalog';
 import { createConsentActivities } from '../activities/consent';
-import { createEvidenceActivities } from '../activities/evidence';
+import { createErasureActivities } from '../activities/erasure';
 import { createIdentityActivities } from '../activities/identity';
 import { createIngestActivities, type IngestActivityDeps } from '../activities/ingest';
 import { createKeyActivities } from '../activities/keys';
@@ -40,7 +40,7 @@ export function createJurisdictionActivities(deps: JurisdictionWorkerDeps) {
     ...createRePseudonymizeActivities({ s3, keys, jurisdiction, scratchDir }),
     ...createIdentityActivities({ jurisdiction, trust }),
     ...createAuditActivities({ s3, keys, jurisdiction, signer }),
-    ...createEvidenceActivities({ s3, jurisdiction, signer, caPem: () => trust.caPem() }),
+    ...createErasureActivities({ s3, jurisdiction, signer, caPem: () => trust.caPem() }),
     ...createRetentionActivities({ s3, jurisdiction }),
     ...createScheduleActivities({ jurisdiction, temporal }),
     ...createPreprocessCatalogActivities({ s3, jurisdiction }),

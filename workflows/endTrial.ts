@@ -49,7 +49,11 @@ export async function endTrialWorkflow(raw: SignedWorkflowInput): Promise<TrialE
     );
     const changes = ended.changes ?? [];
     setPhase('moving Object Lock dates', { datasets: changes.length });
-    const { versions } = await locks.applyObjectLockActivity({ jurisdiction, changes });
+    const { versions } = await locks.applyObjectLockActivity({
+      jurisdiction,
+      changes,
+      now: new Date().toISOString(),
+    });
     await recordAudit(jurisdiction, auth.principal, [
       {
         action: 'trial.ended',

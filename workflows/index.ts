@@ -7,6 +7,7 @@ export { rePseudonymizeDatasetWorkflow } from './rePseudonymizeDataset';
 export { catalogWriterWorkflow } from './catalogWriter';
 export { auditTrailWorkflow } from './auditTrail';
 export { destroyStudyKeyWorkflow } from './destroyStudyKey';
+export { eraseUnitsWorkflow } from './eraseUnits';
 export { queryAuditWorkflow } from './queryAudit';
 export { setLegalHoldWorkflow } from './legalHold';
 export { releaseLegalHoldWorkflow } from './legalHold';

@@ -4,11 +4,8 @@ import {
   isCancellation,
   proxyActivities,
   setHandler,
-  uuid4,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { createAuditActivities } from '../activities/audit';
-import type { createEvidenceActivities } from '../activities/evidence';
 import type { createRetentionActivities } from '../activities/retention';
 import type { createScheduleActivities } from '../activities/schedule';
 import { ErrorType, nonRetryable, retentionScheduleId, retentionSweepProgressQuery } from '../contracts';
@@ -20,8 +17,6 @@ import {
   SweepInputSchema,
   SweepParamsSchema,
   SweepStateSchema,
-  type ClaimedDataset,
-  type PackageRetention,
   type RetentionScan,
   type SweepInput,
   type SweepItem,
@@ -29,16 +24,14 @@ import {
   type SweepState,
   type SweepTotals,
 } from '../schemas/retention';
-import type { IssueBatchCertificatesInput, SweepCertificateSchema } from '../schemas/certificate';
-import type { z } from 'zod';
 import { recordAudit, type AuditDraft } from './audit';
 import { authorize } from './authorize';
 import { progressFrom } from './progress';
 import { changeCatalog } from './catalog';
 import { openState, sealState, workerJurisdiction } from './messages';
+import { eraseDatasets, erasePackages, noteItem, sweepAudit } from './sweepBatch';
 
 type Retention = ReturnType<typeof createRetentionActivities>;
-type Evidence = ReturnType<typeof createAuditActivities> & ReturnType<typeof createEvidenceActivities>;
 
 const schedules = proxyActivities<ReturnType<typeof createScheduleActivities>>({
   // Looks for the run among its schedule's actions for up to ten seconds.
@@ -56,26 +49,10 @@ const scans = proxyActivities<Retention>({
   retry: { maximumAttempts: 30, initialInterval: '2s', maximumInterval: '1 minute' },
 });
 
-const deletions = proxyActivities<Retention>({
-  startToCloseTimeout: '1 hour',
-  heartbeatTimeout: '30 seconds',
-  // Journaled and verified, so a retry finishes what an attempt started; storage outages are waited out for hours.
-  retry: { maximumAttempts: 100, initialInterval: '5s', maximumInterval: '5 minutes' },
-});
-
-const evidence = proxyActivities<Evidence>({
-  startToCloseTimeout: '10 minutes',
-  heartbeatTimeout: '30 seconds',
-  // Waits for the audit trail to seal the events (about a second), and rides out storage hiccups.
-  retry: { maximumAttempts: 60, initialInterval: '1s', maximumInterval: '30s' },
-});
-
 /** Catalog records scanned per page; each page's expired datasets are deleted as one batch. */
 const PAGE = 200;
-/** Batches deleting at once. */
+/** Batches erasing at once. */
 const PARALLEL = 4;
-/** Items a report lists (totals count every one). */
-const ITEMS_KEPT = 1000;
 /** Continue as new before the history grows past this many events. */
 const HISTORY_LIMIT = 4000;
 
@@ -175,19 +152,19 @@ async function begin(input: SweepInput, raw: unknown): Promise<SweepState> {
 }
 
 /**
- * A retention sweep of one jurisdiction: finds expired datasets (page by page, each page's claimed under the catalog
- * writer) and expired raw uploads in landing and quarantine, keeps held ones (recording why), deletes every version in
- * batches, verifies the absence, and issues one signed deletion certificate per dataset or package, citing its sealed
- * audit event. A dry run lists what it would delete and what is held, deleting nothing. Continues as new before its
- * history grows large; a worker crash resumes it without deleting or certifying anything twice.
+ * A retention sweep of one jurisdiction: claims a page of expired datasets under the catalog writer (or finds a page
+ * of expired raw uploads in landing and quarantine), keeps held ones (recording why), then hands the page to an
+ * erasure (`eraseUnitsWorkflow`), which deletes every version, verifies the absence, and issues one signed deletion
+ * certificate per dataset or package, citing its sealed audit event. A dry run lists what it would delete and what is
+ * held, deleting nothing. Continues as new before its history grows large; a worker crash resumes it without deleting
+ * or certifying anything twice.
  */
 export async function retentionSweepWorkflow(raw: SweepInput): Promise<SweepReport> {
   const input = parseInput(SweepInputSchema, raw, 'retentionSweepWorkflow');
   const state = await begin(input, raw);
   const { jurisdiction, sweepId } = state;
   const rules = getJurisdiction(jurisdiction);
-  const audit = (drafts: AuditDraft[]) =>
-    drafts.length > 0 ? recordAudit(jurisdiction, state.principal, drafts) : Promise.resolve([]);
+  const audit = (drafts: AuditDraft[]) => sweepAudit(state, drafts);
   progressFrom(() => ({ phase: state.phase, since: state.startedAt, counts: { ...state.totals } }));
   setHandler(retentionSweepProgressQuery, () => ({
     sweepId,
@@ -196,15 +173,7 @@ export async function retentionSweepWorkflow(raw: SweepInput): Promise<SweepRepo
     dryRun: state.dryRun,
     totals: state.totals,
   }));
-  const note = (item: SweepItem) => {
-    if (state.items.length < ITEMS_KEPT) state.items.push(item);
-    else state.omitted += 1;
-  };
-  const common = {
-    requestedBy: state.eSignature,
-    approvedBy: state.eSignature ? [state.eSignature] : [],
-    workflow: { workflowId: workflowInfo().workflowId, runId: workflowInfo().runId },
-  };
+  const note = (item: SweepItem) => noteItem(state, item);
   const sweepTargets = state.requestId ? { requestId: state.requestId } : {};
 
   if ('scheduled' in input || 'request' in input) {
@@ -217,223 +186,6 @@ export async function retentionSweepWorkflow(raw: SweepInput): Promise<SweepRepo
         details: { sweepId, asOf: state.asOf, dryRun: state.dryRun, scheduleId: state.scheduleId },
       },
     ]);
-  }
-
-  /** Deleted: audit events, their place in the sealed trail, then a certificate each citing its event. */
-  async function certify(
-    batch: string,
-    units: {
-      unitId: string;
-      datasetId?: string;
-      studyId?: string;
-      packageId?: string;
-      event: AuditDraft['action'];
-      reason: z.infer<typeof SweepCertificateSchema>['reason'];
-      versions: number;
-      bytes: number;
-      verified: boolean;
-      item: SweepItem;
-    }[],
-    extra: IssueBatchCertificatesInput['extra'] & object,
-  ): Promise<void> {
-    if (units.length === 0) return;
-    // One bundle per batch: its certificates' ids share their first 16 hex digits.
-    const bundle = uuid4().replaceAll('-', '').slice(0, 16);
-    const ids = units.map(() => `cert-${jurisdiction}-${bundle}${uuid4().replaceAll('-', '').slice(0, 16)}`);
-    const events = await audit(
-      units.map((u, i) => ({
-        action: u.event,
-        outcome: 'success' as const,
-        reason: u.item.reason,
-        targets: {
-          ...sweepTargets,
-          ...(u.datasetId ? { datasetId: u.datasetId } : {}),
-          ...(u.studyId ? { studyId: u.studyId } : {}),
-          ...(u.packageId ? { packageId: u.packageId } : {}),
-          certificateId: ids[i]!,
-        },
-        details: {
-          sweepId,
-          rule: u.item.rule,
-          until: u.item.until,
-          versions: u.versions,
-          bytes: u.bytes,
-          verified: u.verified,
-        },
-      })),
-    );
-    const refs = await evidence.locateAuditEventsActivity({ jurisdiction, eventIds: events.map((e) => e.id) });
-    const issued = await evidence.issueBatchCertificatesActivity({
-      jurisdiction,
-      sweepId,
-      batch,
-      ...common,
-      certificates: units.map((u, i) => ({
-        unitId: u.unitId,
-        certificateId: ids[i]!,
-        reason: u.reason,
-        auditChain: refs[i]!,
-        ...(u.datasetId ? { datasetId: u.datasetId } : {}),
-      })),
-      extra,
-    });
-    // The batch's certificates are stored together: one event for the bundle (each deletion event names its own).
-    await audit([
-      {
-        action: 'certificate.issued',
-        outcome: 'success',
-        targets: { ...sweepTargets, objects: [{ bucket: issued[0]!.bucket, key: issued[0]!.jsonKey }] },
-        details: {
-          sweepId,
-          batch,
-          certificates: issued.length,
-          certificateIds: issued.map((c) => c.certificateId).join(' '),
-        },
-      },
-    ]);
-    units.forEach((u, i) => note({ ...u.item, certificateId: ids[i]! }));
-    state.totals.certificates += issued.length;
-  }
-
-  async function deleteDatasets(batch: number, expired: ClaimedDataset[]): Promise<void> {
-    const summary = await deletions.deleteClaimedDatasetsActivity({ jurisdiction, sweepId, batch });
-    const deleted = new Map(summary.deleted.map((d) => [d.id, d]));
-    // The vault shards (identifiers for re-identification) go with their datasets, through each study vault's writer.
-    const extra: Parameters<typeof certify>[2] = {};
-    const byStudy = new Map<string, string[]>();
-    for (const d of expired)
-      if (deleted.has(d.datasetId)) byStudy.set(d.studyId, [...(byStudy.get(d.studyId) ?? []), d.datasetId]);
-    await Promise.all(
-      [...byStudy].map(async ([studyId, datasetIds]) => {
-        const removed = await changeCatalog(jurisdiction, { kind: 'vault.shards-removed', studyId, datasetIds });
-        for (const r of removed.removed ?? []) {
-          extra[r.datasetId] = {
-            versions: r.versions.map((v) => ({
-              bucket: rules.buckets.catalog,
-              key: v.key,
-              versionId: v.versionId,
-              bytes: v.bytes,
-              sha256: v.sha256,
-            })),
-            verification: `ListObjectVersions of the vault shard: ${r.remaining} versions remain`,
-            verified: r.remaining === 0,
-          };
-        }
-      }),
-    );
-    for (const f of summary.failed) {
-      state.totals.failed += 1;
-      const d = expired.find((e) => e.datasetId === f.id)!;
-      note({
-        kind: 'dataset',
-        id: f.id,
-        outcome: 'failed',
-        reason: f.reason,
-        rule: d.dataClass,
-        legalBasis: d.retention.legalBasis,
-        until: d.retention.until,
-      });
-    }
-    await audit(
-      summary.failed.map((f) => ({
-        action: 'dataset.deleted' as const,
-        outcome: 'failure' as const,
-        reason: f.reason,
-        targets: { ...sweepTargets, datasetId: f.id },
-        details: { sweepId },
-      })),
-    );
-    const units = expired
-      .filter((d) => deleted.has(d.datasetId))
-      .map((d) => {
-        const done = deleted.get(d.datasetId)!;
-        const shard = extra[d.datasetId];
-        const versions = done.versions + (shard?.versions.length ?? 0);
-        const bytes = done.bytes + (shard?.versions.reduce((s, v) => s + v.bytes, 0) ?? 0);
-        state.totals.datasetsDeleted += 1;
-        state.totals.versionsDeleted += versions;
-        state.totals.bytesDeleted += bytes;
-        return {
-          unitId: d.datasetId,
-          datasetId: d.datasetId,
-          studyId: d.studyId,
-          event: 'dataset.deleted' as const,
-          reason: {
-            kind: 'retention' as const,
-            legalBasis: d.retention.legalBasis,
-            detail: `${d.reason}: rule ${d.dataClass} (${d.retention.duration} from ${d.retention.countsFrom}${d.retention.basisDate ? ` ${d.retention.basisDate}` : ''}); sweep ${sweepId} as of ${state.asOf}`,
-          },
-          versions,
-          bytes,
-          verified: done.verified && (shard?.verified ?? true),
-          item: {
-            kind: 'dataset' as const,
-            id: d.datasetId,
-            outcome: 'deleted' as const,
-            reason: d.reason,
-            rule: d.dataClass,
-            legalBasis: d.retention.legalBasis,
-            until: d.retention.until,
-            versions,
-          },
-        };
-      });
-    await certify(`datasets-${batch}`, units, extra);
-  }
-
-  async function deletePackages(batch: number, expired: PackageRetention[]): Promise<void> {
-    const rule = rules.retention[RAW_PACKAGE_CLASS]!;
-    const summary = await deletions.deleteExpiredPackagesActivity({ jurisdiction, sweepId, batch, packages: expired });
-    const deleted = new Map(summary.deleted.map((d) => [d.id, d]));
-    const units = expired.flatMap((p) => {
-      const unitId = `${p.role}:${p.prefix}`;
-      const done = deleted.get(unitId);
-      if (!done) return [];
-      state.totals.packagesDeleted += 1;
-      state.totals.versionsDeleted += done.versions;
-      state.totals.bytesDeleted += done.bytes;
-      const item: SweepItem = {
-        kind: 'package',
-        id: p.packageId ?? p.prefix,
-        bucket: rules.buckets[p.role],
-        outcome: 'deleted',
-        reason: p.reason,
-        rule: RAW_PACKAGE_CLASS,
-        legalBasis: rule.legalBasis,
-        until: p.until,
-        versions: done.versions,
-      };
-      return [
-        {
-          unitId,
-          ...(p.studyId ? { studyId: p.studyId } : {}),
-          ...(p.packageId ? { packageId: p.packageId } : {}),
-          event: 'package.deleted' as const,
-          reason: {
-            kind: 'retention' as const,
-            legalBasis: rule.legalBasis,
-            detail: `${p.reason}: raw upload s3://${rules.buckets[p.role]}/${p.prefix} submitted ${p.submittedAt} (rule ${RAW_PACKAGE_CLASS}, ${rule.duration}); sweep ${sweepId} as of ${state.asOf}`,
-          },
-          versions: done.versions,
-          bytes: done.bytes,
-          verified: done.verified,
-          item,
-        },
-      ];
-    });
-    for (const f of summary.failed) {
-      state.totals.failed += 1;
-      note({
-        kind: 'package',
-        id: f.id,
-        outcome: 'failed',
-        reason: f.reason,
-        rule: RAW_PACKAGE_CLASS,
-        legalBasis: rule.legalBasis,
-        until: null,
-      });
-    }
-    await certify(`packages-${batch}`, units, {});
   }
 
   function recordScan(scan: RetentionScan): AuditDraft[] {
@@ -518,13 +270,14 @@ export async function retentionSweepWorkflow(raw: SweepInput): Promise<SweepRepo
                 sweepId,
                 batch,
                 asOf: state.asOf,
+                now: new Date().toISOString(),
                 after: state.cursor,
                 limit: PAGE,
               })
             ).scan!;
         await audit(recordScan(scan));
         if (!state.dryRun && scan.expired.length > 0) {
-          start(() => deleteDatasets(batch, scan.expired));
+          start(() => eraseDatasets(state, rules, batch, scan.expired));
         }
         state.cursor = scan.next;
         if (scan.next === null) state.phase = 'landing';
@@ -566,7 +319,7 @@ export async function retentionSweepWorkflow(raw: SweepInput): Promise<SweepRepo
             })),
           );
           if (scan.expired.length > 0) {
-            start(() => deletePackages(batch, scan.expired));
+            start(() => erasePackages(state, rules, batch, scan.expired));
           }
         }
         state.cursor = scan.next;

@@ -1,11 +1,13 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { datasetIdFor } from '../../contracts';
 import type { DatasetOutput, DatasetRecord } from '../../schemas/dataset';
 import type { Jurisdiction } from '../../schemas/jurisdiction';
 import { datasetRetention } from '../../lib/retention/rules';
 import { inLanes } from '../../lib/runtime/lanes';
 import { writeDatasetRecord } from '../../lib/storage/catalog';
+import { datasetObjectKey, packagePrefix } from '../../lib/storage/layout';
+import { putBytes } from '../../lib/storage/objects';
 
 export interface ExpiredDemoOptions {
   studyId: string;
@@ -52,23 +54,17 @@ export async function writeExpiredDemoDatasets(
       for (let t = 0; t < options.objectsPerDataset; t++) {
         const body = randomBytes(options.bytes ?? 256);
         const sha256 = createHash('sha256').update(body).digest();
-        const key = `datasets/${datasetId}/table-${t}.parquet`;
-        const put = await s3.send(
-          new PutObjectCommand({
-            Bucket: jurisdiction.buckets.curated,
-            Key: key,
-            Body: body,
-            ChecksumSHA256: sha256.toString('base64'),
-            ObjectLockMode: rule.objectLock,
-            ObjectLockRetainUntilDate: lockedUntil,
-          }),
-        );
+        const key = datasetObjectKey(datasetId, `table-${t}.parquet`);
+        const put = await putBytes(s3, jurisdiction.buckets.curated, key, body, {
+          contentType: 'application/vnd.apache.parquet',
+          lock: rule.objectLock ? { mode: rule.objectLock, until: lockedUntil } : null,
+        });
         outputs.push({
           table: `table-${t}`,
           source: `data/table-${t}.csv`,
           bucket: jurisdiction.buckets.curated,
           key,
-          versionId: put.VersionId ?? null,
+          versionId: put.versionId,
           sha256: sha256.toString('hex'),
           bytes: body.length,
           columns: [],
@@ -98,7 +94,7 @@ export async function writeExpiredDemoDatasets(
         inputs: [],
         outputs,
         lineage: {
-          landing: { bucket: jurisdiction.buckets.landing, prefix: `packages/${packageId}/` },
+          landing: { bucket: jurisdiction.buckets.landing, prefix: packagePrefix(packageId) },
           manifestSha256: createHash('sha256').update(packageId).digest('hex'),
           workflowId: `demo-expired-${packageId}`,
           runId: 'demo',

@@ -5,14 +5,11 @@ import type { Jurisdiction } from '../../schemas/jurisdiction';
 import { canonicalJson } from '../crypto/canonical';
 import { putBytes, readObjectText } from '../storage/objects';
 import { isNotFound } from '../storage/s3';
+import { SEGMENTS_PREFIX, segmentKey } from '../storage/layout';
 import { listVersions, type StoredVersion } from '../storage/versions';
 
-export const SEGMENTS_PREFIX = 'audit/segments/';
-
-/** Segments sort by key in sequence order. */
-export function segmentKey(seq: number): string {
-  return `${SEGMENTS_PREFIX}${String(seq).padStart(12, '0')}.json`;
-}
+/** Segments sort by key in sequence order (see `segmentKey`). */
+export { SEGMENTS_PREFIX, segmentKey };
 
 /**
  * Where each stored segment is: the version sealed first (the segment; a later version under its key is an

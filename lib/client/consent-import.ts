@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import type { Client } from '@temporalio/client';
 import { getJurisdiction } from '../../jurisdictions';
 import type { Identity } from '../pki/identity';
@@ -11,8 +11,9 @@ import type { ImportConsentResult } from '../../schemas/consent';
 import type { importConsentWorkflow } from '../../workflows';
 import { consentImportWorkflowId, ingestTaskQueue, RequestKind, SEARCH_ATTRIBUTES } from '../../contracts';
 import { startOrAttach } from './start';
-import { STUDY_METADATA, SUBMITTED_AT_METADATA } from '../retention/packages';
-import { hashFile } from '../storage/objects';
+import { STUDY_METADATA, SUBMITTED_AT_METADATA } from '../storage/packages';
+import { consentUploadKey } from '../storage/layout';
+import { hashFile, putStream } from '../storage/objects';
 import { UserError } from '../runtime/errors';
 
 /** Checks that a consent file names a readable regular file, before anything is uploaded or started. */
@@ -33,18 +34,12 @@ export async function importConsent(
   const jurisdiction = getJurisdiction(jurisdictionId);
   await assertConsentFile(file);
   const { sha256, bytes } = await hashFile(file);
-  const key = `consent/${studyId}/${sha256}.csv`;
-  await ctx.s3.send(
-    new PutObjectCommand({
-      Bucket: jurisdiction.buckets.landing,
-      Key: key,
-      Body: createReadStream(file),
-      ContentLength: bytes,
-      ChecksumAlgorithm: 'SHA256',
-      ChecksumSHA256: Buffer.from(sha256, 'hex').toString('base64'),
-      Metadata: { [SUBMITTED_AT_METADATA]: new Date().toISOString(), [STUDY_METADATA]: studyId },
-    }),
-  );
+  const key = consentUploadKey(studyId, sha256);
+  await putStream(ctx.s3, jurisdiction.buckets.landing, key, createReadStream(file), {
+    bytes,
+    sha256Hex: sha256,
+    metadata: { [SUBMITTED_AT_METADATA]: new Date().toISOString(), [STUDY_METADATA]: studyId },
+  });
   const workflowId = consentImportWorkflowId(jurisdiction.id, studyId, sha256);
   const requestId = randomUUID();
   const { handle } = await startOrAttach<typeof importConsentWorkflow>(ctx.client, 'importConsentWorkflow', {

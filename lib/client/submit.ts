@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { Transform } from 'node:stream';
-import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { datasetIdFor, ingestTaskQueue, ingestWorkflowId, RequestKind, SEARCH_ATTRIBUTES } from '../../contracts';
 import { getJurisdiction } from '../../jurisdictions';
@@ -12,13 +12,14 @@ import type { ingestPackageWorkflow } from '../../workflows';
 import { LocalPackageRejected, verifyLocalPackage, type LocalPackage } from '../package/local';
 import { inLanes } from '../runtime/lanes';
 import { startOrAttach } from './start';
-import { STUDY_METADATA, SUBMITTED_AT_METADATA } from '../retention/packages';
+import { packageFileKey, packagePrefix } from '../storage/layout';
+import { putStream } from '../storage/objects';
+import { STUDY_METADATA, SUBMITTED_AT_METADATA } from '../storage/packages';
 
 export { readLocalPackage, type LocalPackage } from '../package/local';
 
-export function landingPrefix(packageId: string): string {
-  return `packages/${packageId}/`;
-}
+/** Where a package is uploaded in its jurisdiction's landing bucket. */
+export const landingPrefix = packagePrefix;
 
 export interface SubmitContext {
   client: Client;
@@ -72,15 +73,7 @@ export async function submitPackage(
         },
       }),
     );
-    await ctx.s3.send(
-      new PutObjectCommand({
-        Bucket: bucket,
-        Key: `${prefix}${file.relative}`,
-        Body: body,
-        ContentLength: file.bytes,
-        Metadata: metadata,
-      }),
-    );
+    await putStream(ctx.s3, bucket, packageFileKey(prefix, file.relative), body, { bytes: file.bytes, metadata });
   };
   await inLanes(queue, 2, upload);
   ctx.onUpload?.(total, total);

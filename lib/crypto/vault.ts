@@ -1,18 +1,18 @@
-import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { VaultShardSchema, type VaultShard } from '../../schemas/vault';
 import { open, seal } from './aead';
 import type { KeyHandle } from './keystore';
-import { deleteOtherVersions, getObjectOrUndefined, listObjects } from '../storage/objects';
+import { getJson, putJson } from '../storage/json';
+import { vaultPrefix, vaultShardKey } from '../storage/layout';
+import { deleteOtherVersions, listObjects } from '../storage/objects';
+
+export { vaultPrefix, vaultShardKey };
 
 /**
  * The re-identification vault: token → original identifier, sealed with AES-256-GCM under the study's vault key (the
  * token is the additional data, so an entry cannot be moved to another token). One shard per dataset, in the
  * jurisdiction's catalog bucket: each ingestion writes its own, and only the study vault's single writer changes one.
  */
-
-export function vaultPrefix(studyId: string): string {
-  return `vault/${studyId}/`;
-}
 
 export function sealIdentifier(key: KeyHandle, token: string, raw: string): string {
   return seal(key.material, Buffer.from(raw, 'utf8'), token).toString('base64');
@@ -22,20 +22,8 @@ export function unsealIdentifier(key: KeyHandle, token: string, sealed: string):
   return open(key.material, Buffer.from(sealed, 'base64'), token).toString('utf8');
 }
 
-/** The shard of one dataset's vault entries. */
-export function vaultShardKey(studyId: string, datasetId: string): string {
-  return `${vaultPrefix(studyId)}${datasetId}.json`;
-}
-
 export async function writeVaultShard(s3: S3Client, bucket: string, shard: VaultShard): Promise<void> {
-  await s3.send(
-    new PutObjectCommand({
-      Bucket: bucket,
-      Key: vaultShardKey(shard.studyId, shard.datasetId),
-      Body: JSON.stringify(shard),
-      ContentType: 'application/json',
-    }),
-  );
+  await putJson(s3, bucket, vaultShardKey(shard.studyId, shard.datasetId), VaultShardSchema, shard);
 }
 
 /** Every shard of a study's vault. */
@@ -46,8 +34,8 @@ export async function readVaultShards(
 ): Promise<{ key: string; shard: VaultShard }[]> {
   const out: { key: string; shard: VaultShard }[] = [];
   for (const object of await listObjects(s3, bucket, vaultPrefix(studyId))) {
-    const raw = await getObjectOrUndefined(s3, bucket, object.key);
-    if (raw) out.push({ key: object.key, shard: VaultShardSchema.parse(JSON.parse(raw.toString('utf8'))) });
+    const shard = await getJson(s3, bucket, object.key, VaultShardSchema);
+    if (shard) out.push({ key: object.key, shard });
   }
   return out;
 }
@@ -83,10 +71,8 @@ export async function destroyVaultEntries(
     if (hit.length === 0) continue;
     for (const t of hit) delete shard.entries[t];
     destroyed += hit.length;
-    const put = await s3.send(
-      new PutObjectCommand({ Bucket: bucket, Key: key, Body: JSON.stringify(shard), ContentType: 'application/json' }),
-    );
-    await deleteOtherVersions(s3, bucket, key, put.VersionId);
+    const put = await putJson(s3, bucket, key, VaultShardSchema, shard);
+    await deleteOtherVersions(s3, bucket, key, put.versionId);
   }
   return destroyed;
 }

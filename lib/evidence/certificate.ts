@@ -1,5 +1,6 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import { z } from 'zod';
+import { certificateBundleKey, certificateKeys } from '../storage/layout';
 import { getObjectOrUndefined } from '../storage/objects';
 import { EXIT, UserError } from '../runtime/errors';
 import { AuditSegmentSchema } from '../../schemas/audit';
@@ -8,20 +9,7 @@ import type { ESignature } from '../../schemas/request';
 import { verifyDetached } from '../pki/cms';
 import { certificateInfo, chainProblem } from '../pki/x509';
 
-export const CERTIFICATES_PREFIX = 'certificates/';
-
-export function certificateKeys(certificateId: string): { json: string; p7s: string } {
-  return { json: `${CERTIFICATES_PREFIX}${certificateId}.json`, p7s: `${CERTIFICATES_PREFIX}${certificateId}.p7s` };
-}
-
-/**
- * Certificates issued together (one per dataset of a sweep batch) are stored together, write-once, in one bundle object:
- * each is still its own signed document. The first 16 hex digits of a bundled certificate's id name its bundle.
- */
-export function certificateBundleKey(certificateId: string): string | undefined {
-  const match = /^cert-([a-z]{2,8})-([0-9a-f]{16})[0-9a-f]{16}$/.exec(certificateId);
-  return match ? `${CERTIFICATES_PREFIX}bundles/${match[1]}-${match[2]}.json` : undefined;
-}
+export { CERTIFICATES_PREFIX, certificateBundleKey, certificateKeys } from '../storage/layout';
 
 export const CertificateBundleSchema = z.object({
   format: z.literal('steward-certificate-bundle/1'),

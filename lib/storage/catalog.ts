@@ -1,4 +1,5 @@
-import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { z } from 'zod';
 import {
   ConsentPartSchema,
   ConsentRegistrySchema,
@@ -9,29 +10,24 @@ import {
 import { DatasetRecordSchema, StudyRecordSchema, type DatasetRecord, type StudyRecord } from '../../schemas/dataset';
 import { RunDocumentSchema, type RunDocument } from '../../schemas/preprocess';
 import { SourceRegistrySchema, type SourceRegistry } from '../../schemas/source';
-import { runDocumentKey } from '../../contracts';
+import { Sha256HexSchema } from '../../schemas/common';
 import { newerConsent } from '../consent/rules';
 import { inLanes } from '../runtime/lanes';
-import { getObjectOrUndefined, listObjects } from './objects';
+import { getJson, putJson } from './json';
+import {
+  consentPartKey,
+  consentPartsPrefix,
+  DATASETS_PREFIX,
+  datasetRecordKey,
+  legacyConsentRegistryKey,
+  requestClaimKey,
+  runDocumentKey,
+  sourceRegistryKey,
+  studyRecordKey,
+} from './layout';
+import { listObjects } from './objects';
 
-/** Where a jurisdiction's catalog bucket keeps each kind of record. */
-export function datasetRecordKey(datasetId: string): string {
-  return `datasets/${datasetId}.json`;
-}
-
-/** The registry as one object, as Steward wrote it before registries were made of parts; still read. */
-export function legacyConsentRegistryKey(studyId: string): string {
-  return `consent/${studyId}/registry.json`;
-}
-
-export function studyRecordKey(studyId: string): string {
-  return `studies/${studyId}.json`;
-}
-
-/** A study's registered source systems (see `steward sources`). */
-export function sourceRegistryKey(studyId: string): string {
-  return `sources/${studyId}.json`;
-}
+export { consentPartsPrefix, datasetRecordKey, legacyConsentRegistryKey, sourceRegistryKey, studyRecordKey };
 
 /** A study's registered sources, or undefined when it registered none. */
 export async function readSourceRegistry(
@@ -39,20 +35,12 @@ export async function readSourceRegistry(
   bucket: string,
   studyId: string,
 ): Promise<SourceRegistry | undefined> {
-  const raw = await getObjectOrUndefined(s3, bucket, sourceRegistryKey(studyId));
-  return raw ? SourceRegistrySchema.parse(JSON.parse(raw.toString('utf8'))) : undefined;
+  return getJson(s3, bucket, sourceRegistryKey(studyId), SourceRegistrySchema);
 }
 
 /** Written only by the study's source-registry writer. */
 export async function writeSourceRegistry(s3: S3Client, bucket: string, registry: SourceRegistry): Promise<void> {
-  await s3.send(
-    new PutObjectCommand({
-      Bucket: bucket,
-      Key: sourceRegistryKey(registry.studyId),
-      Body: JSON.stringify(registry, null, 2),
-      ContentType: 'application/json',
-    }),
-  );
+  await putJson(s3, bucket, sourceRegistryKey(registry.studyId), SourceRegistrySchema, registry, { pretty: true });
 }
 
 /** A study's record (its recorded end of trial); a blank one when none was written. */
@@ -62,26 +50,20 @@ export async function readStudyRecord(
   jurisdiction: string,
   studyId: string,
 ): Promise<StudyRecord> {
-  const raw = await getObjectOrUndefined(s3, bucket, studyRecordKey(studyId));
-  return raw
-    ? StudyRecordSchema.parse(JSON.parse(raw.toString('utf8')))
-    : { format: 'steward-study/1', studyId, jurisdiction, trialEnd: null, holds: [] };
+  return (
+    (await getJson(s3, bucket, studyRecordKey(studyId), StudyRecordSchema)) ?? {
+      format: 'steward-study/1',
+      studyId,
+      jurisdiction,
+      trialEnd: null,
+      holds: [],
+    }
+  );
 }
 
 /** Written only by the jurisdiction's catalog writer. */
 export async function writeStudyRecord(s3: S3Client, bucket: string, record: StudyRecord): Promise<void> {
-  await s3.send(
-    new PutObjectCommand({
-      Bucket: bucket,
-      Key: studyRecordKey(record.studyId),
-      Body: JSON.stringify(record, null, 2),
-      ContentType: 'application/json',
-    }),
-  );
-}
-
-export function consentPartsPrefix(studyId: string): string {
-  return `consent/${studyId}/parts/`;
+  await putJson(s3, bucket, studyRecordKey(record.studyId), StudyRecordSchema, record, { pretty: true });
 }
 
 export async function readDatasetRecord(
@@ -89,8 +71,7 @@ export async function readDatasetRecord(
   bucket: string,
   datasetId: string,
 ): Promise<DatasetRecord | undefined> {
-  const raw = await getObjectOrUndefined(s3, bucket, datasetRecordKey(datasetId));
-  return raw ? DatasetRecordSchema.parse(JSON.parse(raw.toString('utf8'))) : undefined;
+  return getJson(s3, bucket, datasetRecordKey(datasetId), DatasetRecordSchema);
 }
 
 /**
@@ -98,42 +79,28 @@ export async function readDatasetRecord(
  * it, and later changes go through the catalog writer workflow of the jurisdiction.
  */
 export async function writeDatasetRecord(s3: S3Client, bucket: string, record: DatasetRecord): Promise<void> {
-  await s3.send(
-    new PutObjectCommand({
-      Bucket: bucket,
-      Key: datasetRecordKey(record.datasetId),
-      Body: JSON.stringify(record, null, 2),
-      ContentType: 'application/json',
-    }),
-  );
+  await putJson(s3, bucket, datasetRecordKey(record.datasetId), DatasetRecordSchema, record, { pretty: true });
 }
 
 /** A preprocessing job's run documentation, as the job wrote it in the curated bucket; undefined when there is none. */
 export async function readRunDocument(s3: S3Client, bucket: string, jobId: string): Promise<RunDocument | undefined> {
-  const raw = await getObjectOrUndefined(s3, bucket, runDocumentKey(jobId));
-  return raw ? RunDocumentSchema.parse(JSON.parse(raw.toString('utf8'))) : undefined;
+  return getJson(s3, bucket, runDocumentKey(jobId), RunDocumentSchema);
 }
 
 export async function listDatasetRecords(s3: S3Client, bucket: string): Promise<DatasetRecord[]> {
-  const keys = (await listObjects(s3, bucket, 'datasets/')).filter((o) => o.key.endsWith('.json')).map((o) => o.key);
+  const keys = (await listObjects(s3, bucket, DATASETS_PREFIX))
+    .filter((o) => o.key.endsWith('.json'))
+    .map((o) => o.key);
   const records = new Array<DatasetRecord | undefined>(keys.length);
   await inLanes([...keys.keys()], 8, async (i) => {
-    const raw = await getObjectOrUndefined(s3, bucket, keys[i]!);
-    records[i] = raw ? DatasetRecordSchema.parse(JSON.parse(raw.toString('utf8'))) : undefined;
+    records[i] = await getJson(s3, bucket, keys[i]!, DatasetRecordSchema);
   });
   return records.filter((r): r is DatasetRecord => r !== undefined);
 }
 
 /** Writes one registry part under its own key; the same part written again holds the same entries. */
 export async function writeConsentPart(s3: S3Client, bucket: string, part: ConsentPart): Promise<void> {
-  await s3.send(
-    new PutObjectCommand({
-      Bucket: bucket,
-      Key: `${consentPartsPrefix(part.studyId)}${part.partId}.json`,
-      Body: JSON.stringify(ConsentPartSchema.parse(part)),
-      ContentType: 'application/json',
-    }),
-  );
+  await putJson(s3, bucket, consentPartKey(part.studyId, part.partId), ConsentPartSchema, part);
 }
 
 /** Merges consent records: per subject token the later decision wins (see `newerConsent`). Order does not matter. */
@@ -157,17 +124,15 @@ export async function readConsentRegistry(
 ): Promise<ConsentRegistry> {
   const merged = new Map<string, ConsentEntry>();
   let updatedAt = '';
-  const legacy = await getObjectOrUndefined(s3, bucket, legacyConsentRegistryKey(studyId));
-  if (legacy) {
-    const registry = ConsentRegistrySchema.parse(JSON.parse(legacy.toString('utf8')));
+  const registry = await getJson(s3, bucket, legacyConsentRegistryKey(studyId), ConsentRegistrySchema);
+  if (registry) {
     mergeConsentEntries(merged, registry.entries);
     updatedAt = registry.updatedAt;
   }
   const keys = (await listObjects(s3, bucket, consentPartsPrefix(studyId))).map((o) => o.key);
   const parts = new Array<ConsentPart | undefined>(keys.length);
   await inLanes([...keys.keys()], 8, async (i) => {
-    const raw = await getObjectOrUndefined(s3, bucket, keys[i]!);
-    parts[i] = raw ? ConsentPartSchema.parse(JSON.parse(raw.toString('utf8'))) : undefined;
+    parts[i] = await getJson(s3, bucket, keys[i]!, ConsentPartSchema);
   });
   for (const part of parts) {
     if (!part) continue;
@@ -176,4 +141,23 @@ export async function readConsentRegistry(
   }
   const entries = [...merged.values()].sort((a, b) => a.token.localeCompare(b.token));
   return { format: 'steward-consent/1', jurisdiction, studyId, updatedAt: updatedAt || now, entries };
+}
+
+/** Which workflow run used a signed request: a request is used by one run only. */
+export const RequestClaimSchema = z.object({
+  kind: z.literal('request.claimed'),
+  requestId: z.string(),
+  workflowId: z.string(),
+  runId: z.string().optional(),
+  bodySha256: Sha256HexSchema,
+  claimedAt: z.string(),
+});
+export type RequestClaim = z.infer<typeof RequestClaimSchema>;
+
+export function readRequestClaim(s3: S3Client, bucket: string, requestId: string): Promise<RequestClaim | undefined> {
+  return getJson(s3, bucket, requestClaimKey(requestId), RequestClaimSchema);
+}
+
+export async function writeRequestClaim(s3: S3Client, bucket: string, claim: RequestClaim): Promise<void> {
+  await putJson(s3, bucket, requestClaimKey(claim.requestId), RequestClaimSchema, claim);
 }

@@ -193,6 +193,35 @@ export async function putFileOnce(
 }
 
 /**
+ * Uploads a stream of known length, with user metadata, and with its SHA-256 as the S3 additional checksum when the
+ * caller knows it (the server then verifies it).
+ */
+export async function putStream(
+  s3: S3Client,
+  bucket: string,
+  key: string,
+  body: Readable,
+  options: { bytes: number; metadata?: Record<string, string>; sha256Hex?: string },
+): Promise<{ versionId: string | null }> {
+  const res = await s3.send(
+    new PutObjectCommand({
+      Bucket: bucket,
+      Key: key,
+      Body: body,
+      ContentLength: options.bytes,
+      ...(options.metadata ? { Metadata: options.metadata } : {}),
+      ...(options.sha256Hex
+        ? {
+            ChecksumAlgorithm: 'SHA256' as const,
+            ChecksumSHA256: Buffer.from(options.sha256Hex, 'hex').toString('base64'),
+          }
+        : {}),
+    }),
+  );
+  return { versionId: res.VersionId ?? null };
+}
+
+/**
  * Uploads bytes with their SHA-256 as the S3 additional checksum (the server verifies it), under S3 Object Lock when
  * `lock` is given.
  */

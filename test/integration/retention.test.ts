@@ -16,7 +16,7 @@ import { getJurisdiction } from '../../jurisdictions';
 import { writeExpiredDemoDatasets } from '../../cli/demo/expired';
 import { addDuration } from '../../lib/retention/rules';
 import { describeRetentionSchedule } from '../../lib/retention/schedule';
-import { SUBMITTED_AT_METADATA } from '../../lib/retention/packages';
+import { SUBMITTED_AT_METADATA } from '../../lib/storage/packages';
 import {
   auditReferenceProblem,
   CertificateBundleSchema,
@@ -29,7 +29,7 @@ import { isAlive } from '../../lib/stack/process';
 import { listVersions, listVersionsOf } from '../../lib/storage/versions';
 import { inLanes } from '../../lib/runtime/lanes';
 import { createS3Client } from '../../lib/storage/s3';
-import { CLAIMS_PREFIX, claimExpiredDatasets, releaseClaims } from '../../lib/retention/catalog';
+import { CLAIMS_PREFIX, claimExpiredDatasets, releaseClaims } from '../../lib/storage/claims';
 import { readSegment } from '../../lib/audit/store';
 import type { Action } from '../../lib/auth/roles';
 import { DeletionCertificateSchema } from '../../schemas/certificate';
@@ -600,7 +600,7 @@ async function expectEachDeletedOnce(ids: string[], workflowId: string, objects:
   expect(deleted.map((e) => e.targets.datasetId).sort()).toEqual(ids);
   // The certificates of each batch are announced once, by bundle; together they name every deletion's certificate.
   const announced = (
-    await eventsAbout('eu', (e) => e.action === 'certificate.issued' && e.workflow?.workflowId === workflowId)
+    await eventsAbout('eu', (e) => e.action === 'certificate.issued' && e.details.sweepId === workflowId)
   ).flatMap((e) => String(e.details.certificateIds).split(' '));
   expect(announced.sort()).toEqual(deleted.map((e) => e.targets.certificateId).sort());
   for (const id of ids) {
@@ -685,7 +685,7 @@ describe('crash safety', () => {
       (
         await eventsAbout(
           'eu',
-          (e) => e.action === 'dataset.deleted' && e.outcome === 'success' && e.workflow?.workflowId === workflowId,
+          (e) => e.action === 'dataset.deleted' && e.outcome === 'success' && e.details.sweepId === workflowId,
         )
       ).map((e) => [e.targets.datasetId!, e.targets.certificateId!]),
     );
@@ -737,7 +737,14 @@ describe('crash safety', () => {
       let kept = 0;
       let after: string | null = null;
       for (let batch = 0; ; batch++) {
-        const scan = await claimExpiredDatasets(s3, catalog, 'eu', { sweepId, batch, asOf, after, limit: 2 });
+        const scan = await claimExpiredDatasets(s3, catalog, 'eu', {
+          sweepId,
+          batch,
+          asOf,
+          now: asOf,
+          after,
+          limit: 2,
+        });
         claimed.push(...scan.expired.map((d) => d.datasetId));
         kept += scan.kept;
         after = scan.next;
@@ -764,6 +771,7 @@ describe('crash safety', () => {
         sweepId: 'sweep-a',
         batch: 0,
         asOf,
+        now: asOf,
         after: null,
         limit: 2,
       });

@@ -27,7 +27,6 @@ import { listStoredSegments, readSegment, segmentKey } from '../../lib/audit/sto
 import { flushAudit } from '../../lib/client/audit';
 import { grantFingerprint, issueCodecGrant } from '../../lib/codec/grant';
 import { AesGcmPayloadCodec } from '../../lib/crypto/codec';
-import type { KeyStore } from '../../lib/crypto/keystore';
 import { sealIdentifier } from '../../lib/crypto/vault';
 import { ensureTool } from '../../lib/stack/tools';
 import { readDatasetRecord } from '../../lib/storage/catalog';
@@ -38,7 +37,14 @@ import { readVaultShards } from '../../lib/crypto/vault';
 import type { AuditEvent } from '../../schemas/audit';
 import type { rotateStudyKeyWorkflow } from '../../workflows';
 import { identity, signedBy, stackState } from '../helpers';
-import { expectDenied, failureChain, failureOf, sealedEvents, useClients } from '../harness';
+import {
+  expectDenied,
+  failureChain,
+  failureOf,
+  sealedEvents,
+  payloadKeyOnlyClient as payloadKeyOnlyAs,
+  useClients,
+} from '../harness';
 
 // The trust boundary, played as an attacker who skips the CLI: a client that holds the payload key (or an ops grant
 // on the codec server) and reaches Temporal and S3 directly, with the real `temporal` CLI and the SDK client. Each
@@ -49,16 +55,7 @@ const eu = getJurisdiction('eu');
 
 /** A Temporal client that holds the payload key and nothing else: what anyone who can decode histories has. */
 function payloadKeyOnlyClient(): Client {
-  const keys = clients().keys;
-  const payloadOnly = {
-    payloadKey: () => keys.payloadKey(),
-    payloadKeyById: (id: string) => keys.payloadKeyById(id),
-  } as unknown as KeyStore;
-  return new Client({
-    connection: clients().client.connection,
-    namespace: stackState().temporal.namespace,
-    dataConverter: { payloadCodecs: [new AesGcmPayloadCodec(payloadOnly)] },
-  });
+  return payloadKeyOnlyAs(clients());
 }
 
 /** The real `temporal` CLI, encoding and decoding through the stack's codec server with an ops grant. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { getJurisdiction, JURISDICTIONS } from '../../jurisdictions';
-import { claimProblem } from '../../lib/retention/catalog';
+import { claimProblem } from '../../lib/storage/claims';
 import { datasetFacts, decideRetention, explainDecision, type RetentionFacts } from '../../lib/retention/precedence';
 import { addDuration, datasetRetention } from '../../lib/retention/rules';
 import { calendarAsCron, cronProblem } from '../../lib/retention/schedule';

@@ -1,22 +1,25 @@
 import { createHash } from 'node:crypto';
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { isNotFound } from '../storage/s3';
+import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { isNotFound } from './s3';
 import { z } from 'zod';
 import { activeHolds, DatasetRecordSchema, type DatasetRecord, type StudyRecord } from '../../schemas/dataset';
 import { RetentionScanSchema, type ClaimedDataset, type RetentionScan } from '../../schemas/retention';
-import { datasetRecordKey, readStudyRecord } from '../storage/catalog';
-import { getObjectOrUndefined, listObjects } from '../storage/objects';
-import { deleteVersions, listVersions } from '../storage/versions';
+import { readStudyRecord } from './catalog';
+import { getJson, putJson } from './json';
+import {
+  CLAIMS_PREFIX,
+  claimsKey,
+  DATASETS_PREFIX,
+  datasetIdOfRecordKey,
+  datasetRecordKey,
+  sweepClaimsPrefix,
+} from './layout';
+import { listObjects } from './objects';
+import { deleteVersions, listVersions } from './versions';
 import { inLanes } from '../runtime/lanes';
-import { datasetFacts, decideRetention, explainDecision } from './precedence';
+import { datasetFacts, decideRetention, explainDecision } from '../retention/precedence';
 
-/** Where the catalog bucket keeps a sweep's claims (one object per batch) and its deletion journal. */
-export const CLAIMS_PREFIX = 'retention/claims/';
-export const JOURNAL_PREFIX = 'retention/journal/';
-
-export function claimsKey(sweepId: string, batch: number): string {
-  return `${CLAIMS_PREFIX}${sweepId}/${String(batch).padStart(6, '0')}.json`;
-}
+export { CLAIMS_PREFIX };
 
 /** A claim older than this belongs to a sweep that stopped without finishing; another sweep may take its datasets. */
 export const STALE_CLAIM_MS = 24 * 60 * 60 * 1000;
@@ -31,9 +34,8 @@ const ClaimsFileSchema = z.object({
 });
 export type ClaimsFile = z.infer<typeof ClaimsFileSchema>;
 
-export async function readClaims(s3: S3Client, bucket: string, key: string): Promise<ClaimsFile | undefined> {
-  const raw = await getObjectOrUndefined(s3, bucket, key);
-  return raw ? ClaimsFileSchema.parse(JSON.parse(raw.toString('utf8'))) : undefined;
+export function readClaims(s3: S3Client, bucket: string, key: string): Promise<ClaimsFile | undefined> {
+  return getJson(s3, bucket, key, ClaimsFileSchema);
 }
 
 /**
@@ -48,7 +50,7 @@ export async function claimedDatasets(
   except?: string,
 ): Promise<Map<string, string>> {
   const claimed = new Map<string, string>();
-  const own = except === undefined ? undefined : `${CLAIMS_PREFIX}${except}/`;
+  const own = except === undefined ? undefined : sweepClaimsPrefix(except);
   const files = (await listObjects(s3, bucket, CLAIMS_PREFIX)).filter((f) => !own || !f.key.startsWith(own));
   await inLanes(files, 8, async (file) => {
     const claims = await readClaims(s3, bucket, file.key);
@@ -58,19 +60,21 @@ export async function claimedDatasets(
   return claimed;
 }
 
-interface ReadRecord {
+export interface ReadRecord {
+  key: string;
   record: DatasetRecord;
   version: { versionId: string | null; sha256: string; bytes: number };
 }
 
 /** Reads records by key, 32 at a time, each with the version read and its digest; keys with no record are left out. */
-async function readDatasetRecords(s3: S3Client, bucket: string, keys: string[]): Promise<ReadRecord[]> {
+export async function readDatasetRecords(s3: S3Client, bucket: string, keys: string[]): Promise<ReadRecord[]> {
   const records = new Array<ReadRecord | undefined>(keys.length);
   await inLanes([...keys.keys()], 32, async (i) => {
     try {
       const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: keys[i]! }));
       const raw = Buffer.from(await res.Body!.transformToByteArray());
       records[i] = {
+        key: keys[i]!,
         record: DatasetRecordSchema.parse(JSON.parse(raw.toString('utf8'))),
         version: {
           versionId: res.VersionId && res.VersionId !== 'null' ? res.VersionId : null,
@@ -124,7 +128,7 @@ export async function scanDatasets(
   const page = await s3.send(
     new ListObjectsV2Command({
       Bucket: bucket,
-      Prefix: 'datasets/',
+      Prefix: DATASETS_PREFIX,
       MaxKeys: options.limit,
       ...(options.after ? { StartAfter: datasetRecordKey(options.after) } : {}),
     }),
@@ -167,7 +171,7 @@ export async function scanDatasets(
     } else scan.kept += 1;
   }
   const lastKey = keys[keys.length - 1];
-  scan.next = page.IsTruncated && lastKey ? lastKey.slice('datasets/'.length, -'.json'.length) : null;
+  scan.next = page.IsTruncated && lastKey ? (datasetIdOfRecordKey(lastKey) ?? null) : null;
   return scan;
 }
 
@@ -181,13 +185,13 @@ export async function claimExpiredDatasets(
   s3: S3Client,
   bucket: string,
   jurisdiction: string,
-  claim: { sweepId: string; batch: number; asOf: string; after: string | null; limit: number },
+  claim: { sweepId: string; batch: number; asOf: string; now: string; after: string | null; limit: number },
 ): Promise<RetentionScan> {
   const key = claimsKey(claim.sweepId, claim.batch);
   const earlier = await readClaims(s3, bucket, key);
   if (earlier) return earlier.scan;
   const scan = await scanDatasets(s3, bucket, jurisdiction, claim);
-  const others = await claimedDatasets(s3, bucket, new Date(), claim.sweepId);
+  const others = await claimedDatasets(s3, bucket, new Date(claim.now), claim.sweepId);
   const taken = scan.expired.filter((d) => others.has(d.datasetId));
   const mine = scan.expired.filter((d) => !taken.includes(d));
   const result: RetentionScan = { ...scan, expired: mine, kept: scan.kept + taken.length };
@@ -197,19 +201,17 @@ export async function claimExpiredDatasets(
       sweepId: claim.sweepId,
       batch: claim.batch,
       asOf: claim.asOf,
-      claimedAt: new Date().toISOString(),
+      claimedAt: claim.now,
       scan: result,
     };
-    await s3.send(
-      new PutObjectCommand({ Bucket: bucket, Key: key, Body: JSON.stringify(file), ContentType: 'application/json' }),
-    );
+    await putJson(s3, bucket, key, ClaimsFileSchema, file);
   }
   return result;
 }
 
 /** Ends a sweep's claims: every version of its claim files goes. */
 export async function releaseClaims(s3: S3Client, bucket: string, sweepId: string): Promise<number> {
-  const versions = await listVersions(s3, bucket, `${CLAIMS_PREFIX}${sweepId}/`);
+  const versions = await listVersions(s3, bucket, sweepClaimsPrefix(sweepId));
   const refused = await deleteVersions(s3, bucket, versions);
   if (refused.length > 0) throw new Error(`could not release ${refused.length} claim files of sweep ${sweepId}`);
   return versions.length;

@@ -9,9 +9,9 @@ import {
   readStudyRecord,
   writeDatasetRecord,
   writeStudyRecord,
-} from '../storage/catalog';
-import { claimedDatasets, claimProblem } from './catalog';
-import { datasetRetention } from './rules';
+} from './catalog';
+import { claimedDatasets, claimProblem } from './claims';
+import { datasetRetention } from '../retention/rules';
 
 /** A change the catalog writer refuses, with the reason for the person who asked. */
 export class RetentionChangeRefused extends Error {
@@ -41,9 +41,10 @@ async function scopeRecords(
   return { datasets, study };
 }
 
-async function refuseClaimed(s3: S3Client, bucket: string, datasets: DatasetRecord[]): Promise<void> {
+/** Refuses a change to datasets a running sweep has claimed, as of the change's own time (`at`). */
+async function refuseClaimed(s3: S3Client, bucket: string, datasets: DatasetRecord[], at: string): Promise<void> {
   const problem = claimProblem(
-    await claimedDatasets(s3, bucket, new Date()),
+    await claimedDatasets(s3, bucket, new Date(at)),
     datasets.map((d) => d.datasetId),
   );
   if (problem) throw new RetentionChangeRefused(`${problem}; try again when it has finished`, 'busy');
@@ -65,7 +66,7 @@ export async function setHold(
   if (target.holds.some((h) => h.holdId === hold.holdId)) {
     return { changed: false, datasets: datasets.map((d) => d.datasetId) };
   }
-  await refuseClaimed(s3, bucket, datasets);
+  await refuseClaimed(s3, bucket, datasets, hold.setAt);
   if (study) await writeStudyRecord(s3, bucket, { ...study, holds: [...study.holds, hold] });
   else await writeDatasetRecord(s3, bucket, { ...datasets[0]!, holds: [...datasets[0]!.holds, hold] });
   return { changed: true, datasets: datasets.map((d) => d.datasetId) };
@@ -150,7 +151,7 @@ export async function endTrial(
     (r) => r.studyId === trial.studyId && rules[r.dataClass]?.countsFrom === 'end-of-trial',
   );
   const same = study.trialEnd?.date === trial.date;
-  if (!same) await refuseClaimed(s3, bucket, datasets);
+  if (!same) await refuseClaimed(s3, bucket, datasets, trial.at);
   if (!same) {
     await writeStudyRecord(s3, bucket, {
       ...study,

@@ -4,11 +4,12 @@ import { activeHolds } from '../../schemas/dataset';
 import type { Jurisdiction } from '../../schemas/jurisdiction';
 import { RAW_PACKAGE_CLASS } from '../../schemas/jurisdiction';
 import type { PackageRetention, PackageScan } from '../../schemas/retention';
-import { readDatasetRecord } from '../storage/catalog';
+import { readDatasetRecord } from './catalog';
+import { CONSENT_UPLOADS_PREFIX, PACKAGES_PREFIX, packageIdOf } from './layout';
 import { inLanes } from '../runtime/lanes';
-import type { StudyRecords } from './catalog';
-import { decideRetention, explainDecision } from './precedence';
-import { addDuration } from './rules';
+import type { StudyRecords } from './claims';
+import { decideRetention, explainDecision } from '../retention/precedence';
+import { addDuration } from '../retention/rules';
 
 /** Object metadata the CLI sets on every raw upload: when it was submitted, and for which study. */
 export const SUBMITTED_AT_METADATA = 'submitted-at';
@@ -32,9 +33,14 @@ async function listUnits(
   role: 'landing' | 'quarantine',
   after: string | null,
 ): Promise<{ units: Unit[]; next: string | null }> {
-  if (role === 'landing' && (after === null || after.startsWith('consent/'))) {
+  if (role === 'landing' && (after === null || after.startsWith(CONSENT_UPLOADS_PREFIX))) {
     const page = await s3.send(
-      new ListObjectsV2Command({ Bucket: bucket, Prefix: 'consent/', MaxKeys: PAGE, StartAfter: after ?? 'consent/' }),
+      new ListObjectsV2Command({
+        Bucket: bucket,
+        Prefix: CONSENT_UPLOADS_PREFIX,
+        MaxKeys: PAGE,
+        StartAfter: after ?? CONSENT_UPLOADS_PREFIX,
+      }),
     );
     const units = (page.Contents ?? [])
       .filter((o) => o.Key)
@@ -46,15 +52,15 @@ async function listUnits(
         firstKey: o.Key!,
       }));
     // The consent files end here: packages come next.
-    return { units, next: page.IsTruncated ? units[units.length - 1]!.prefix : 'packages/' };
+    return { units, next: page.IsTruncated ? units[units.length - 1]!.prefix : PACKAGES_PREFIX };
   }
   const page = await s3.send(
     new ListObjectsV2Command({
       Bucket: bucket,
-      Prefix: 'packages/',
+      Prefix: PACKAGES_PREFIX,
       Delimiter: '/',
       MaxKeys: PAGE,
-      ...(after && after > 'packages/' ? { StartAfter: after } : {}),
+      ...(after && after > PACKAGES_PREFIX ? { StartAfter: after } : {}),
     }),
   );
   const prefixes = (page.CommonPrefixes ?? []).map((p) => p.Prefix!).filter(Boolean);
@@ -66,7 +72,7 @@ async function listUnits(
     const oldest = contents.reduce((a, b) => ((a.LastModified ?? 0) <= (b.LastModified ?? 0) ? a : b));
     units.push({
       prefix,
-      packageId: prefix.slice('packages/'.length, -1),
+      packageId: packageIdOf(prefix) ?? null,
       studyId: null,
       lastModified: (oldest.LastModified ?? new Date()).toISOString(),
       firstKey: oldest.Key!,
