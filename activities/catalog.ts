@@ -209,12 +209,7 @@ export function createCatalogActivities({
       }
       case 'retention.claim': {
         const scan = await claimExpiredDatasets(s3, bucket, jurisdiction.id, mutation);
-        // The outputs stay in the claim file, for the deletion to read: the reply travels through workflow history.
-        return {
-          changed: scan.expired.length > 0,
-          count: scan.expired.length,
-          scan: { ...scan, expired: scan.expired.map((d) => ({ ...d, outputs: [] })) },
-        };
+        return { changed: scan.expired.length > 0, count: scan.expired.length, scan };
       }
       case 'retention.released': {
         const released = await releaseClaims(s3, bucket, mutation.sweepId);

@@ -28,7 +28,8 @@ import { consentDecisionDate, newerConsent, registrySubjects } from '../lib/cons
 import type { KeyStore } from '../lib/crypto/keystore';
 import { subjectTokens, Tokenizer } from '../lib/crypto/pseudonymize';
 import { summarizeProblems } from '../lib/package/rules';
-import { consentPartsPrefix, listDatasetRecords, readConsentRegistry, writeConsentPart } from '../lib/storage/catalog';
+import { listDatasetRecords, readConsentRegistry, writeConsentPart } from '../lib/storage/catalog';
+import { consentPartKey } from '../lib/storage/layout';
 import { downloadHashed } from '../lib/storage/objects';
 import { quoteIdent, quoteLiteral } from '../lib/tabular/sql';
 import { parseInput } from '../contracts/parse';
@@ -264,7 +265,7 @@ export function createConsentActivities({ s3, keys, jurisdiction, scratchDir }: 
         withdrawn: values.filter((e) => e.status === 'withdrawn').length,
         subjectsInRegistry: registrySubjects(after.entries),
         conflicts,
-        part: { bucket: jurisdiction.buckets.catalog, key: `${consentPartsPrefix(input.studyId)}${importPart}.json` },
+        part: { bucket: jurisdiction.buckets.catalog, key: consentPartKey(input.studyId, importPart) },
         keysCreated: key.created ? [key.id] : [],
       };
     },

@@ -1,4 +1,4 @@
-import { datasetObjectPrefix } from '../contracts';
+import { datasetObjectPrefix } from '../lib/storage/layout';
 import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';

@@ -5,14 +5,14 @@ import pkg from '../package.json';
 import { ErrorType, nonRetryable } from '../contracts';
 import { evidenceRetainUntil, putEvidence } from '../lib/audit/store';
 import { buildCertificate, type CertifiedUnit } from '../lib/erasure/certificate';
-import { readJournal, writeJournal } from '../lib/erasure/journal';
+import { readJournal, readResult, writeResult } from '../lib/erasure/journal';
 import { eraseObjects } from '../lib/erasure/objects';
 import { CertificateBundleSchema, certificateBytes, type CertificateBundle } from '../lib/evidence/certificate';
 import type { SignerMaterial } from '../lib/pki/authority';
 import { signDetached } from '../lib/pki/cms';
 import { certificateInfo } from '../lib/pki/x509';
 import { getJson } from '../lib/storage/json';
-import { certificateBundleKey, certificateKeys } from '../lib/storage/layout';
+import { certificateBundleKey, certificateKeys, datasetErasureTargets } from '../lib/storage/layout';
 import { getObjectOrUndefined } from '../lib/storage/objects';
 import type { DeletionCertificate, IssuedCertificate } from '../schemas/certificate';
 import {
@@ -20,6 +20,7 @@ import {
   IssueErasureCertificatesInputSchema,
   type EraseObjectsInput,
   type EraseObjectsResult,
+  type ObjectErasure,
   type ErasureResult,
   ErasureResultSchema,
   type IssueErasureCertificatesInput,
@@ -38,6 +39,8 @@ export function toolVersions(): Record<string, string> {
     'node-forge': pkg.dependencies['node-forge'],
   };
 }
+
+type EraseObjectsUnit = ReturnType<typeof EraseObjectsInputSchema.parse>['units'][number];
 
 export interface ErasureActivityDeps {
   s3: S3Client;
@@ -67,8 +70,9 @@ export function createErasureActivities({ s3, jurisdiction, signer, caPem }: Era
     async eraseObjectsActivity(raw: EraseObjectsInput): Promise<EraseObjectsResult> {
       const input = parseInput(EraseObjectsInputSchema, raw, 'eraseObjectsActivity');
       assertOwnJurisdiction(jurisdiction, input.jurisdiction);
-      for (const unit of input.units) for (const t of unit.objects.targets) assertOwnBucket(jurisdiction, t.bucket);
-      const done = await eraseObjects(s3, journals, input.operationId, input.units, (phase) => heartbeat({ phase }));
+      const units = input.units.map((u) => ({ unitId: u.unitId, objects: objectsOf(u) }));
+      for (const unit of units) for (const t of unit.objects.targets) assertOwnBucket(jurisdiction, t.bucket);
+      const done = await eraseObjects(s3, journals, input.operationId, units, (phase) => heartbeat({ phase }));
       return {
         erased: done.outcomes.map((o) => ({
           unitId: o.unitId,
@@ -83,25 +87,13 @@ export function createErasureActivities({ s3, jurisdiction, signer, caPem }: Era
     /** What the operation certified, when an earlier run of it got that far: reads only. */
     async erasureResultActivity(raw: { jurisdiction: string; operationId: string }): Promise<ErasureResult | null> {
       assertOwnJurisdiction(jurisdiction, raw.jurisdiction);
-      return (await readJournal(s3, journals, raw.operationId))?.result ?? null;
+      return (await readResult(s3, journals, raw.operationId)) ?? null;
     },
 
     /** Records in the operation's journal what it certified. Idempotent. */
-    async recordErasureResultActivity(raw: {
-      jurisdiction: string;
-      operationId: string;
-      startedAt: string;
-      result: ErasureResult;
-    }): Promise<void> {
+    async recordErasureResultActivity(raw: { jurisdiction: string; result: ErasureResult }): Promise<void> {
       assertOwnJurisdiction(jurisdiction, raw.jurisdiction);
-      const result = ErasureResultSchema.parse(raw.result);
-      const journal = (await readJournal(s3, journals, raw.operationId)) ?? {
-        format: 'steward-erasure-journal/1' as const,
-        operationId: raw.operationId,
-        startedAt: raw.startedAt,
-        units: [],
-      };
-      await writeJournal(s3, journals, { ...journal, result });
+      await writeResult(s3, journals, ErasureResultSchema.parse(raw.result));
     },
 
     /**
@@ -198,6 +190,19 @@ export function createErasureActivities({ s3, jurisdiction, signer, caPem }: Era
       return signed.map((s) => issuedAlone(s.certificateId, s.json));
     },
   };
+
+  /** What a unit deletes from storage: a whole dataset where it names one, and the objects it names. */
+  function objectsOf(unit: EraseObjectsUnit): ObjectErasure {
+    const named = unit.objects;
+    if (!unit.dataset) return named!;
+    const dataset = datasetErasureTargets(jurisdiction.buckets, unit.dataset.datasetId);
+    return {
+      targets: [...dataset.targets, ...(named?.targets ?? [])],
+      known: [...dataset.known, ...(named?.known ?? [])],
+      records: [...dataset.records, ...(named?.records ?? [])],
+      absent: [...dataset.absent, ...(named?.absent ?? [])],
+    };
+  }
 
   function issuedAlone(certificateId: string, json: Buffer): IssuedCertificate {
     const keys = certificateKeys(certificateId);

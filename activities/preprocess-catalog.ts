@@ -1,6 +1,7 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import { z } from 'zod';
-import { ErrorType, nonRetryable, preprocessJobPrefix, runDocumentKey } from '../contracts';
+import { ErrorType, nonRetryable } from '../contracts';
+import { preprocessJobPrefix, runDocumentKey } from '../lib/storage/layout';
 import { parseInput } from '../contracts/parse';
 import { datasetRetention } from '../lib/retention/rules';
 import { readDatasetRecord, readRunDocument, writeDatasetRecord } from '../lib/storage/catalog';

@@ -56,8 +56,7 @@ export function createRetentionActivities({ s3, jurisdiction }: { s3: S3Client; 
     async scanDatasetsActivity(raw: ScanDatasetsInput): Promise<RetentionScan> {
       const input = parseInput(ScanDatasetsInputSchema, raw, 'scanDatasetsActivity');
       assertOwnJurisdiction(jurisdiction, input.jurisdiction);
-      const scan = await scanDatasets(s3, catalog, jurisdiction.id, input);
-      return { ...scan, expired: scan.expired.map((d) => ({ ...d, outputs: [] })) };
+      return scanDatasets(s3, catalog, jurisdiction.id, input);
     },
 
     /** A page of raw uploads in landing or quarantine, decided under the raw-staging rule: reads only. */

@@ -1,6 +1,6 @@
 import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { writeExpiredDemoDatasets } from '../cli/demo/expired';
-import { datasetObjectPrefix } from '../contracts';
+import { datasetObjectPrefix } from '../lib/storage/layout';
 import { signDetached } from '../lib/pki/cms';
 import { generateKeyPair, issueCertificate } from '../lib/pki/x509';
 import { inLanes } from '../lib/runtime/lanes';

@@ -36,9 +36,6 @@ export function preprocessJobWorkflowId(jurisdiction: string, requestId: string)
   return `preprocess-${jurisdiction}-${requestId}`;
 }
 
-// Bucket keys are built in lib/storage/layout; these are the ones workflows and activities name most.
-export { datasetObjectPrefix, preprocessJobPrefix, runDocumentKey } from '../lib/storage/layout';
-
 /** Same package (same manifest and metadata digest) → same workflow id → one dataset. */
 export function ingestWorkflowId(jurisdiction: string, packageId: string): string {
   return `ingest-${jurisdiction}-${packageId}`;

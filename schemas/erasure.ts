@@ -41,6 +41,8 @@ export const ObjectErasureSchema = z.object({
 });
 export type ObjectErasure = z.infer<typeof ObjectErasureSchema>;
 
+const DatasetUnitSchema = z.object({ datasetId: z.string(), studyId: z.string() });
+
 /** What one certificate covers: a dataset, a raw package, a study key version; each named by its parts. */
 export const ErasureUnitSchema = z
   .object({
@@ -57,13 +59,18 @@ export const ErasureUnitSchema = z
     note: z.string().max(1000),
     /** Rules and dates that decided it, for the audit event: never personal data. */
     details: z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()])).default({}),
+    /**
+     * A curated dataset, whole: every version of its objects (GOVERNANCE overridden) and of its catalog record (read
+     * first, for the digests it lists), the record's absence, and its vault shard.
+     */
+    dataset: DatasetUnitSchema.optional(),
     objects: ObjectErasureSchema.optional(),
     /** The study vault's entries for these datasets (identifiers kept for re-identification), through its writer. */
     vault: z.object({ studyId: z.string(), datasetIds: z.array(z.string()).min(1) }).optional(),
     /** A retired study key version, destroyed in the key store (cryptographic erase). */
     keyVersion: z.object({ studyId: z.string(), version: z.number().int().positive() }).optional(),
   })
-  .refine((u) => u.objects || u.vault || u.keyVersion, { message: 'a unit must name what it erases' });
+  .refine((u) => u.dataset || u.objects || u.vault || u.keyVersion, { message: 'a unit must name what it erases' });
 export type ErasureUnit = z.infer<typeof ErasureUnitSchema>;
 export type ErasureUnitInput = z.input<typeof ErasureUnitSchema>;
 
@@ -115,7 +122,15 @@ export type ErasureResult = z.infer<typeof ErasureResultSchema>;
 export const EraseObjectsInputSchema = z.object({
   jurisdiction: z.string(),
   operationId: ErasureOperationSchema.shape.operationId,
-  units: z.array(z.object({ unitId: z.string(), objects: ObjectErasureSchema })).min(1),
+  units: z
+    .array(
+      z.object({
+        unitId: z.string(),
+        dataset: DatasetUnitSchema.optional(),
+        objects: ObjectErasureSchema.optional(),
+      }),
+    )
+    .min(1),
 });
 export type EraseObjectsInput = z.input<typeof EraseObjectsInputSchema>;
 

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { KnownJurisdictionSchema } from '../jurisdictions';
-import { PrincipalSchema, Sha256HexSchema, StudyIdSchema } from './common';
-import { DatasetOutputSchema, DatasetRetentionSchema } from './dataset';
+import { PrincipalSchema, StudyIdSchema } from './common';
+import { DatasetRetentionSchema } from './dataset';
 import { DatasetIdSchema } from './ingest';
 import { ESignatureSchema, SignedRequestSchema } from './request';
 
@@ -174,16 +174,13 @@ export const SweepProgressSchema = z.object({
 });
 export type SweepProgress = z.infer<typeof SweepProgressSchema>;
 
-/** A dataset a sweep claimed for deletion, with what its deletion needs from its record. */
+/** A dataset a sweep claimed for deletion: what decided it (its erasure reads the rest from its record). */
 export const ClaimedDatasetSchema = z.object({
   datasetId: z.string(),
   studyId: z.string(),
   packageId: z.string(),
   dataClass: z.string(),
   retention: DatasetRetentionSchema,
-  outputs: z.array(DatasetOutputSchema.pick({ key: true, versionId: true, sha256: true, bytes: true, bucket: true })),
-  /** The catalog record's version as the claim read it, with its digest, for the certificate. */
-  record: z.object({ versionId: z.string().nullable(), sha256: Sha256HexSchema, bytes: z.number().int() }).optional(),
   reason: z.string(),
 });
 export type ClaimedDataset = z.infer<typeof ClaimedDatasetSchema>;

@@ -123,7 +123,7 @@ type UnitState = {
 
 /**
  * One erasure operation: deletes every version of each unit's objects (journaled, absence verified), removes its
- * vault entries through the study vault's writer, destroys its key versions, records each unit in the audit trail,
+ * vault entries (a dataset's shard) through the study vault's writer, destroys its key versions, records each unit in the audit trail,
  * and issues one signed certificate per unit citing its sealed audit event. A unit that fails is audited as failed
  * and gets no certificate; the others go on.
  */
@@ -149,12 +149,16 @@ export async function eraseUnitsWorkflow(raw: unknown): Promise<ErasureResult> {
   };
 
   setPhase('deleting object versions');
-  const withObjects = units.filter((u) => u.unit.objects);
+  const withObjects = units.filter((u) => u.unit.objects || u.unit.dataset);
   if (withObjects.length > 0) {
     const erased = await storage.eraseObjectsActivity({
       jurisdiction,
       operationId,
-      units: withObjects.map((u) => ({ unitId: u.unit.unitId, objects: u.unit.objects! })),
+      units: withObjects.map((u) => ({
+        unitId: u.unit.unitId,
+        ...(u.unit.dataset ? { dataset: u.unit.dataset } : {}),
+        ...(u.unit.objects ? { objects: u.unit.objects } : {}),
+      })),
     });
     const done = new Map(erased.erased.map((e) => [e.unitId, e]));
     const refused = new Map(erased.failed.map((f) => [f.unitId, f.reason]));
@@ -166,16 +170,21 @@ export async function eraseUnitsWorkflow(raw: unknown): Promise<ErasureResult> {
   }
 
   setPhase('removing vault entries');
+  // A whole dataset takes its vault shard with it.
+  const vaultOf = (u: UnitState) =>
+    u.unit.vault ??
+    (u.unit.dataset ? { studyId: u.unit.dataset.studyId, datasetIds: [u.unit.dataset.datasetId] } : undefined);
   const byStudy = new Map<string, UnitState[]>();
   for (const u of units) {
-    if (u.unit.vault && !u.failed) byStudy.set(u.unit.vault.studyId, [...(byStudy.get(u.unit.vault.studyId) ?? []), u]);
+    const vault = vaultOf(u);
+    if (vault && !u.failed) byStudy.set(vault.studyId, [...(byStudy.get(vault.studyId) ?? []), u]);
   }
   await Promise.all(
     [...byStudy].map(async ([studyId, owners]) => {
-      const datasetIds = owners.flatMap((u) => u.unit.vault!.datasetIds);
+      const datasetIds = owners.flatMap((u) => vaultOf(u)!.datasetIds);
       const removed = await changeCatalog(jurisdiction, { kind: 'vault.shards-removed', studyId, datasetIds });
       for (const u of owners) {
-        const mine = (removed.removed ?? []).filter((r) => u.unit.vault!.datasetIds.includes(r.datasetId));
+        const mine = (removed.removed ?? []).filter((r) => vaultOf(u)!.datasetIds.includes(r.datasetId));
         const versions = mine.flatMap((r) =>
           r.versions.map((v) => ({
             bucket: rules.buckets.catalog,
@@ -265,7 +274,7 @@ export async function eraseUnitsWorkflow(raw: unknown): Promise<ErasureResult> {
       reason: u.unit.reason,
       auditChain: refs[i]!,
       ...(u.unit.targets.datasetId ? { datasetId: u.unit.targets.datasetId } : {}),
-      objects: u.unit.objects !== undefined,
+      objects: u.unit.objects !== undefined || u.unit.dataset !== undefined,
       ...(u.vault ? { vault: u.vault } : {}),
       ...(u.key ? { key: u.key } : {}),
     }));
@@ -331,7 +340,7 @@ export async function eraseUnitsWorkflow(raw: unknown): Promise<ErasureResult> {
     failed: failures.map((u) => ({ unitId: u.unit.unitId, ...u.failed! })),
     stored,
   };
-  await storage.recordErasureResultActivity({ jurisdiction, operationId, startedAt, result });
+  await storage.recordErasureResultActivity({ jurisdiction, result });
   return result;
 
   function audit(drafts: AuditDraft[]) {

@@ -9,16 +9,11 @@ import {
 import type { ActivityOptions } from '@temporalio/common';
 import type { createPreprocessActivities } from '../activities/preprocess';
 import type { createPreprocessCatalogActivities } from '../activities/preprocess-catalog';
-import {
-  ErrorType,
-  jurisdictionOfDatasetId,
-  nonRetryable,
-  datasetObjectPrefix,
-  preprocessTaskQueue,
-} from '../contracts';
+import { ErrorType, jurisdictionOfDatasetId, nonRetryable, preprocessTaskQueue } from '../contracts';
 import { getJurisdiction } from '../jurisdictions';
 import { compareRuns, reproduced } from '../lib/preprocess/compare';
 import { PipelineError, resolvePipeline } from '../lib/preprocess/pipeline';
+import { datasetObjectPrefix } from '../lib/storage/layout';
 import type { Principal } from '../schemas/common';
 import {
   PreprocessParamsSchema,

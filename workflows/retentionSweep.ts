@@ -277,7 +277,7 @@ export async function retentionSweepWorkflow(raw: SweepInput): Promise<SweepRepo
             ).scan!;
         await audit(recordScan(scan));
         if (!state.dryRun && scan.expired.length > 0) {
-          start(() => eraseDatasets(state, rules, batch, scan.expired));
+          start(() => eraseDatasets(state, batch, scan.expired));
         }
         state.cursor = scan.next;
         if (scan.next === null) state.phase = 'landing';

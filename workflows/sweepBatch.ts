@@ -1,7 +1,6 @@
 import { RAW_PACKAGE_CLASS, type Jurisdiction } from '../schemas/jurisdiction';
 import type { ErasureResult, ErasureUnitInput } from '../schemas/erasure';
 import type { ClaimedDataset, PackageRetention, SweepItem, SweepState } from '../schemas/retention';
-import { datasetObjectPrefix, datasetRecordKey } from '../lib/storage/layout';
 import { recordAudit } from './audit';
 import { eraseUnits } from './eraseUnits';
 
@@ -15,9 +14,7 @@ export function noteItem(state: SweepState, item: SweepItem): void {
 }
 
 /** An expired dataset as an erasure unit: its curated objects, its catalog record and its vault shard. */
-function datasetUnit(state: SweepState, rules: Jurisdiction, d: ClaimedDataset): ErasureUnitInput {
-  const { curated, catalog } = rules.buckets;
-  const record = datasetRecordKey(d.datasetId);
+function datasetUnit(state: SweepState, d: ClaimedDataset): ErasureUnitInput {
   return {
     unitId: d.datasetId,
     event: 'dataset.deleted',
@@ -29,15 +26,7 @@ function datasetUnit(state: SweepState, rules: Jurisdiction, d: ClaimedDataset):
     },
     note: d.reason,
     details: { rule: d.dataClass, until: d.retention.until },
-    objects: {
-      targets: [
-        { bucket: curated, prefixes: [datasetObjectPrefix(d.datasetId)], bypassGovernance: true },
-        { bucket: catalog, prefixes: [record], bypassGovernance: false },
-      ],
-      records: [{ bucket: catalog, key: record }],
-      absent: [{ bucket: catalog, key: record }],
-    },
-    vault: { studyId: d.studyId, datasetIds: [d.datasetId] },
+    dataset: { datasetId: d.datasetId, studyId: d.studyId },
   };
 }
 
@@ -93,16 +82,11 @@ function recordResult(state: SweepState, result: ErasureResult, item: (unitId: s
 }
 
 /** Claimed datasets: erased (objects, record, vault shard) and certified, one certificate each. */
-export async function eraseDatasets(
-  state: SweepState,
-  rules: Jurisdiction,
-  batch: number,
-  expired: ClaimedDataset[],
-): Promise<void> {
+export async function eraseDatasets(state: SweepState, batch: number, expired: ClaimedDataset[]): Promise<void> {
   const result = await eraseBatch(
     state,
     `datasets-${batch}`,
-    expired.map((d) => datasetUnit(state, rules, d)),
+    expired.map((d) => datasetUnit(state, d)),
   );
   const byId = new Map(expired.map((d) => [d.datasetId, d]));
   state.totals.datasetsDeleted += result.erased.length;

@@ -1,8 +1,8 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import { z } from 'zod';
-import { ErasedVersionSchema, ErasureResultSchema } from '../../schemas/erasure';
+import { ErasedVersionSchema, ErasureResultSchema, type ErasureResult } from '../../schemas/erasure';
 import { getJson, putJson } from '../storage/json';
-import { erasureJournalKey } from '../storage/layout';
+import { erasureJournalKey, erasureResultKey } from '../storage/layout';
 
 /** What one unit lost, and how its absence was checked. */
 export const UnitOutcomeSchema = z.object({
@@ -16,8 +16,8 @@ export type UnitOutcome = z.infer<typeof UnitOutcomeSchema>;
 /**
  * An erasure operation's journal, in its jurisdiction's catalog bucket: written before anything is deleted (every
  * version, with its SHA-256, so a retry after a crash deletes what is left and still certifies everything), and
- * completed with the outcomes once the absence is verified (a retry finding them returns them as they are), and with
- * the operation's result once it is certified. Its certificates are built from it.
+ * completed with the outcomes once the absence is verified (a retry finding them returns them as they are). Its
+ * certificates are built from it.
  */
 export const ErasureJournalSchema = z.object({
   format: z.literal('steward-erasure-journal/1'),
@@ -31,11 +31,6 @@ export const ErasureJournalSchema = z.object({
       failed: z.array(z.object({ unitId: z.string(), reason: z.string() })),
     })
     .optional(),
-  /**
-   * What the operation certified, once it has: a run of the same operation that finds it (a reset, a parent that ran
-   * it again) returns it instead of erasing and certifying a second time.
-   */
-  result: ErasureResultSchema.optional(),
 });
 export type ErasureJournal = z.infer<typeof ErasureJournalSchema>;
 
@@ -45,4 +40,16 @@ export function readJournal(s3: S3Client, bucket: string, operationId: string): 
 
 export async function writeJournal(s3: S3Client, bucket: string, journal: ErasureJournal): Promise<void> {
   await putJson(s3, bucket, erasureJournalKey(journal.operationId), ErasureJournalSchema, journal);
+}
+
+/**
+ * What an operation certified, once it has: a run of the same operation that finds it (a reset, a parent that ran it
+ * again) returns it instead of erasing and certifying a second time.
+ */
+export function readResult(s3: S3Client, bucket: string, operationId: string): Promise<ErasureResult | undefined> {
+  return getJson(s3, bucket, erasureResultKey(operationId), ErasureResultSchema);
+}
+
+export async function writeResult(s3: S3Client, bucket: string, result: ErasureResult): Promise<void> {
+  await putJson(s3, bucket, erasureResultKey(result.operationId), ErasureResultSchema, result);
 }

@@ -137,7 +137,7 @@ export async function scanDatasets(
   const records = await readDatasetRecords(s3, bucket, keys);
   const studies = options.studies ?? new StudyRecords(s3, bucket, jurisdiction);
   const scan: RetentionScan = { next: null, scanned: records.length, kept: 0, expired: [], held: [] };
-  for (const { record, version } of records) {
+  for (const { record } of records) {
     const study = await studies.get(record.studyId);
     const facts = datasetFacts(record, study, options.asOf);
     const decision = decideRetention(facts);
@@ -149,14 +149,6 @@ export async function scanDatasets(
         packageId: record.packageId,
         dataClass: record.dataClass,
         retention: record.retention,
-        outputs: record.outputs.map((o) => ({
-          bucket: o.bucket,
-          key: o.key,
-          versionId: o.versionId,
-          sha256: o.sha256,
-          bytes: o.bytes,
-        })),
-        record: version,
         reason,
       });
     } else if (decision.reason === 'legal-hold' && facts.expiresAt !== null && facts.expiresAt <= facts.asOf) {

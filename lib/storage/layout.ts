@@ -9,7 +9,7 @@
  * | curated    | `datasets/<id>/…` dataset objects, `preprocessed/<job>/run.json` run documentation          |
  * | catalog    | `datasets/<id>.json`, `studies/<study>.json`, `sources/<study>.json`, `consent/<study>/…`, |
  * |            | `vault/<study>/<dataset>.json`, `requests/<id>.json`, `retention/claims/<sweep>/…`,        |
- * |            | `erasure/journal/<operation>.json`                                                          |
+ * |            | `erasure/journal/<operation>.json`, `erasure/results/<operation>.json`                      |
  * | evidence   | `audit/segments/<seq>.json`, `certificates/<id>.json|.p7s`, `certificates/bundles/…`        |
  */
 
@@ -147,6 +147,25 @@ export const ERASURE_JOURNAL_PREFIX = 'erasure/journal/';
 
 export function erasureJournalKey(operationId: string): string {
   return `${ERASURE_JOURNAL_PREFIX}${operationId}.json`;
+}
+
+/** What an erasure operation certified, once it has. */
+export function erasureResultKey(operationId: string): string {
+  return `erasure/results/${operationId}.json`;
+}
+
+/** A curated dataset's objects, its catalog record and its record's absence: what erasing a dataset deletes. */
+export function datasetErasureTargets(buckets: { curated: string; catalog: string }, datasetId: string) {
+  const record = { bucket: buckets.catalog, key: datasetRecordKey(datasetId) };
+  return {
+    targets: [
+      { bucket: buckets.curated, prefixes: [datasetObjectPrefix(datasetId)], bypassGovernance: true },
+      { bucket: buckets.catalog, prefixes: [record.key], bypassGovernance: false },
+    ],
+    known: [],
+    records: [record],
+    absent: [record],
+  };
 }
 
 // ---- evidence: the audit trail's segments and deletion certificates

@@ -7,14 +7,8 @@ import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { WorkflowFailedError } from '@temporalio/client';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { getJurisdiction } from '../../jurisdictions';
-import {
-  ErrorType,
-  ingestTaskQueue,
-  datasetObjectPrefix,
-  preprocessJobPrefix,
-  preprocessJobWorkflowId,
-  runDocumentKey,
-} from '../../contracts';
+import { ErrorType, ingestTaskQueue, preprocessJobWorkflowId } from '../../contracts';
+import { datasetObjectPrefix, preprocessJobPrefix, runDocumentKey } from '../../lib/storage/layout';
 import { createPreprocessActivities } from '../../activities/preprocess';
 import { FileKeyStore } from '../../lib/crypto/keystore';
 import { tokenize } from '../../lib/crypto/pseudonymize';
