@@ -10,7 +10,7 @@ import {
 import type { createAuditActivities } from '../activities/audit';
 import type { createErasureActivities } from '../activities/erasure';
 import type { createKeyActivities } from '../activities/keys';
-import { ErrorType, ingestTaskQueue, nonRetryable } from '../contracts';
+import { ErrorType, ingestTaskQueue, nonRetryable, SEARCH_ATTRIBUTES } from '../contracts';
 import { getJurisdiction } from '../jurisdictions';
 import { mintCertificateIds } from '../lib/erasure/ids';
 import {
@@ -78,6 +78,11 @@ export async function eraseUnits(
       taskQueue: ingestTaskQueue(operation.jurisdiction),
       args: [sealed],
       parentClosePolicy: ParentClosePolicy.ABANDON,
+      // Found in the Temporal UI beside the workflow that decided it: by jurisdiction, and by its signed request.
+      typedSearchAttributes: [
+        { key: SEARCH_ATTRIBUTES.jurisdiction, value: operation.jurisdiction },
+        ...(operation.requestId ? [{ key: SEARCH_ATTRIBUTES.requestId, value: operation.requestId }] : []),
+      ],
     }),
   );
 }

@@ -4,7 +4,7 @@ import { type Client } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
 import { writeExpiredDemoDatasets } from '../../cli/demo/expired';
-import { ingestTaskQueue } from '../../contracts';
+import { ingestTaskQueue, SEARCH_ATTRIBUTES } from '../../contracts';
 import { getJurisdiction } from '../../jurisdictions';
 import { AesGcmPayloadCodec } from '../../lib/crypto/codec';
 import { readJournal, readResult } from '../../lib/erasure/journal';
@@ -84,6 +84,12 @@ describe('erasure operations', () => {
     expect(events[0]!.principal).toMatchObject({ role: 'dpo' });
     expect(events[0]!.details).toMatchObject({ operationId: child, version: 1, verified: true });
     expect(events[0]!.targets.keyIds).toEqual([`study/eu/${study}/v1`]);
+    // Ops find it in the Temporal UI by jurisdiction and by the signed request, beside its parent.
+    const described = await clients().client.workflow.getHandle(child).describe();
+    expect(described.typedSearchAttributes.get(SEARCH_ATTRIBUTES.jurisdiction)).toBe('eu');
+    expect(described.typedSearchAttributes.get(SEARCH_ATTRIBUTES.requestId)).toBe(events[0]!.targets.requestId);
+    expect(events[0]!.targets.requestId).toBeTruthy();
+    expect(described.parentExecution?.workflowId).toBe(workflowId);
     // A key version has no objects: nothing is journaled, and the certified result is recorded.
     expect(await readJournal(clients().s3, eu.buckets.catalog, child)).toBeUndefined();
     const recorded = await readResult(clients().s3, eu.buckets.catalog, child);
