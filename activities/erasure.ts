@@ -30,7 +30,7 @@ import { parseInput } from '../contracts/parse';
 import { assertOwnBucket, assertOwnJurisdiction } from './guards';
 
 /** The versions of what did the sanitizing, as a certificate lists them. */
-export function toolVersions(): Record<string, string> {
+function toolVersions(): Record<string, string> {
   return {
     steward: pkg.version,
     node: process.version,

@@ -38,7 +38,7 @@ export async function getJson<S extends z.ZodType>(
 }
 
 /** Bytes of a stored JSON object, parsed with its schema (BOM-tolerant). */
-export function parseJson<S extends z.ZodType>(raw: Buffer, schema: S): z.infer<S> {
+function parseJson<S extends z.ZodType>(raw: Buffer, schema: S): z.infer<S> {
   const text = raw.toString('utf8');
   return schema.parse(JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text));
 }

@@ -137,11 +137,6 @@ export function claimsKey(sweepId: string, batch: number): string {
   return `${sweepClaimsPrefix(sweepId)}${String(batch).padStart(6, '0')}.json`;
 }
 
-/** The sweep a claims key belongs to. */
-export function sweepOfClaimsKey(key: string): string {
-  return key.slice(CLAIMS_PREFIX.length).split('/')[0]!;
-}
-
 /** Where an erasure operation journals what it is about to delete, and what it deleted. */
 export const ERASURE_JOURNAL_PREFIX = 'erasure/journal/';
 
