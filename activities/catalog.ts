@@ -26,6 +26,7 @@ import {
   writeRequestClaim,
   writeSourceRegistry,
 } from '../lib/storage/catalog';
+import { closeSubjectRequest, liftRestriction, openSubjectRequest, recordRestriction } from '../lib/storage/subjects';
 
 /** Changes to shared catalog objects, run only by each object's single writer (`catalogWriterWorkflow`). */
 export function createCatalogActivities({
@@ -215,6 +216,16 @@ export function createCatalogActivities({
         const released = await releaseClaims(s3, bucket, mutation.sweepId);
         return { changed: released > 0, count: released };
       }
+      case 'subject-request.opened': {
+        const opened = await openSubjectRequest(s3, bucket, mutation);
+        return { changed: opened.changed, count: 1, ...(opened.linkedTo ? { linkedTo: opened.linkedTo } : {}) };
+      }
+      case 'subject-request.closed':
+        return { ...(await closeSubjectRequest(s3, bucket, mutation)), count: 1 };
+      case 'subject.restricted':
+        return recordRestriction(s3, bucket, jurisdiction.id, mutation);
+      case 'subject.restriction-lifted':
+        return { ...(await liftRestriction(s3, bucket, mutation)), count: 1 };
     }
   }
 }

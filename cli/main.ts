@@ -10,6 +10,7 @@ import type { GlobalOptions } from './context';
 import { registerAuditCommands } from './commands/audit';
 import { registerCertCommands } from './commands/cert';
 import { registerConsentCommands } from './commands/consent';
+import { registerDsrCommands } from './commands/dsr';
 import { registerIdentityCommands } from './commands/identity';
 import { registerDatasetCommands } from './commands/datasets';
 import { registerDemoCommands } from './commands/demo';
@@ -110,6 +111,7 @@ export function buildProgram(): Command {
   registerStackCommands(program, globals);
   registerIngestCommand(program, globals);
   registerConsentCommands(program, globals);
+  registerDsrCommands(program, globals);
   registerDatasetCommands(program, globals);
   registerKeyCommands(program, globals);
   registerReidentifyCommand(program, globals);

@@ -9,6 +9,7 @@ import type { AuditTrailHead } from '../schemas/audit';
 import type { IngestProgress } from '../schemas/ingest';
 import type { InternalMessage } from '../schemas/message';
 import type { SweepProgress } from '../schemas/retention';
+import type { DecisionInput, SubjectRequestStatus } from '../schemas/subject-request';
 
 /** Task queue of a jurisdiction's worker. Polled only by workers started for that jurisdiction. */
 export function ingestTaskQueue(jurisdiction: string): string {
@@ -120,6 +121,11 @@ export function scheduleChangeWorkflowId(jurisdiction: string, requestId: string
   return `retention-schedule-${jurisdiction}-${requestId}`;
 }
 
+/** One workflow per subject request: its id is made from the request id the DPO's filing carries. */
+export function subjectRequestWorkflowId(jurisdiction: string, requestId: string): string {
+  return `dsr-${jurisdiction}-${requestId}`;
+}
+
 /** What any Steward workflow is doing now: a phase in words, since when, and counts where it has some. */
 export interface WorkflowProgress {
   phase: string;
@@ -152,6 +158,17 @@ export const catalogWriterStatusQuery = defineQuery<{ applied: number; queued: n
 /** From a catalog writer: the outcome of a change, a sealed `catalog.reply` message (the receiver checks the seal). */
 export const catalogMutationDoneSignal = defineSignal<[InternalMessage]>('catalogMutationDone');
 
+/** A subject request's state, steps and deadline (no personal data). */
+export const subjectRequestStatusQuery = defineQuery<SubjectRequestStatus>('subjectRequestStatus');
+/**
+ * To a subject request: a DPO's signed decision (verify identity, approve, reject, extend, lift, cancel, retry). The
+ * request's workflow verifies the signature, role and freshness, uses each decision once, and answers with the new
+ * status; a refused decision is audited and fails the update, never the request.
+ */
+export const subjectRequestDecisionUpdate = defineUpdate<SubjectRequestStatus, [DecisionInput]>(
+  'subjectRequestDecision',
+);
+
 /** Kinds of request, as the `RequestKind` search attribute shows them. */
 export const RequestKind = {
   Ingestion: 'ingestion',
@@ -169,6 +186,9 @@ export const RequestKind = {
   Preprocess: 'preprocess',
   PreprocessVerify: 'preprocess-verify',
   SourceRegistration: 'source-registration',
+  SubjectAccess: 'dsr-access',
+  SubjectErasure: 'dsr-erasure',
+  SubjectRestriction: 'dsr-restriction',
 } as const;
 export type RequestKind = (typeof RequestKind)[keyof typeof RequestKind];
 
@@ -179,11 +199,16 @@ export const SEARCH_ATTRIBUTES = {
   datasetId: defineSearchAttributeKey('DatasetId', 'KEYWORD'),
   requestId: defineSearchAttributeKey('RequestId', 'KEYWORD'),
   requestKind: defineSearchAttributeKey('RequestKind', 'KEYWORD'),
+  /** A subject request's state (received, pending-approval, …): what `steward dsr list` and the Web UI filter on. */
+  requestState: defineSearchAttributeKey('RequestState', 'KEYWORD'),
+  /** When a subject request is due; moved by each extension. */
+  requestDeadline: defineSearchAttributeKey('RequestDeadline', 'DATETIME'),
 } as const;
 
 /** `temporal server start-dev` flags registering every search attribute above (docker-compose lists the same). */
 export function searchAttributeFlags(): string[] {
-  return Object.values(SEARCH_ATTRIBUTES).flatMap((key) => ['--search-attribute', `${key.name}=Keyword`]);
+  const types = { KEYWORD: 'Keyword', DATETIME: 'Datetime' } as const;
+  return Object.values(SEARCH_ATTRIBUTES).flatMap((key) => ['--search-attribute', `${key.name}=${types[key.type]}`]);
 }
 
 /**
@@ -220,6 +245,8 @@ export const ErrorType = {
   PreprocessFailed: 'PreprocessFailed',
   /** Storage refused the worker's credentials (another jurisdiction's bucket, or a missing grant). */
   StorageDenied: 'StorageDenied',
+  /** A decision on a subject request that its state does not allow (approving an access request, lifting twice). */
+  RequestConflict: 'RequestConflict',
 } as const;
 export type ErrorType = (typeof ErrorType)[keyof typeof ErrorType];
 

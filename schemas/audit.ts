@@ -45,6 +45,22 @@ export const AuditActionSchema = z.enum([
   'preprocess.refused',
   'preprocess.verified',
   'scratch.wiped',
+  'dsr.received',
+  'dsr.linked',
+  'dsr.identity-verified',
+  'dsr.approved',
+  'dsr.rejected',
+  'dsr.extended',
+  'dsr.reminder',
+  'dsr.overdue',
+  'dsr.started',
+  'dsr.failed',
+  'dsr.retried',
+  'dsr.cancelled',
+  'dsr.restricted',
+  'dsr.lifted',
+  'dsr.completed',
+  'dsr.refused',
 ]);
 export type AuditAction = z.infer<typeof AuditActionSchema>;
 

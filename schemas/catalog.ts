@@ -4,6 +4,7 @@ import { DatasetOutputSchema, LegalHoldSchema } from './dataset';
 import { DatasetIdSchema } from './ingest';
 import { ESignatureSchema } from './request';
 import { HoldScopeSchema, RetentionChangeSchema, RetentionScanSchema } from './retention';
+import { SubjectRequestKindSchema } from './subject-request';
 import { KnownJurisdictionSchema } from '../jurisdictions';
 
 /**
@@ -76,6 +77,41 @@ export const CatalogMutationSchema = z.discriminatedUnion('kind', [
     studyId: StudyIdSchema,
     datasetIds: z.array(z.string()).min(1),
   }),
+  z.object({
+    /**
+     * Opens a subject request for a subject (by keyed digest): when one of the same kind is open, the new one is linked
+     * to it (the result's `linkedTo`) instead.
+     */
+    kind: z.literal('subject-request.opened'),
+    requestKind: SubjectRequestKindSchema,
+    subjectDigest: Sha256HexSchema,
+    requestId: z.string(),
+    workflowId: z.string(),
+    at: z.iso.datetime(),
+    /** The open request this one takes the place of: its workflow no longer runs (terminated, or reset away). */
+    supersedes: z.string().optional(),
+  }),
+  z.object({
+    /** The request is answered: a later one of its kind for the subject is a new request. */
+    kind: z.literal('subject-request.closed'),
+    requestKind: SubjectRequestKindSchema,
+    subjectDigest: Sha256HexSchema,
+    requestId: z.string(),
+  }),
+  z.object({
+    /** A restriction (Art. 18) in force from `at`: processing leaves out these tokens until it is lifted. */
+    kind: z.literal('subject.restricted'),
+    requestId: z.string(),
+    studies: z.array(z.object({ studyId: StudyIdSchema, tokens: z.array(z.string()).min(1) })),
+    at: z.iso.datetime(),
+  }),
+  z.object({
+    kind: z.literal('subject.restriction-lifted'),
+    requestId: z.string(),
+    at: z.iso.datetime(),
+    by: ESignatureSchema,
+    reason: z.string(),
+  }),
 ]);
 export type CatalogMutation = z.infer<typeof CatalogMutationSchema>;
 
@@ -95,6 +131,10 @@ export const CatalogMutationResultSchema = z.object({
   changes: z.array(RetentionChangeSchema).optional(),
   /** Retention claim: what the page held (claimed datasets without their outputs, which the claim file keeps). */
   scan: RetentionScanSchema.optional(),
+  /** Subject request opened: the open request of the same kind for the same subject it was linked to. */
+  linkedTo: z.string().optional(),
+  /** Subject request closed: the requests that were linked to it while it was open. */
+  linked: z.array(z.string()).optional(),
   /** Vault shards removed: every version deleted, and what listing them afterwards found. */
   removed: z
     .array(
@@ -119,7 +159,7 @@ export type CatalogMutationResult = z.infer<typeof CatalogMutationResultSchema>;
 export const CatalogWriterInputSchema = z.object({
   jurisdiction: KnownJurisdictionSchema,
   /** What the writer owns, e.g. `dataset/ds-eu-…` or `vault/ST-1`. */
-  target: z.string().regex(/^(datasets|vault|requests|sources)\/[A-Za-z0-9._-]{1,80}$/),
+  target: z.string().regex(/^(datasets|vault|requests|sources|subjects)\/[A-Za-z0-9._-]{1,80}$/),
   /** Carried across continue-as-new, sealed by the run that continued (see `CatalogWriterStateSchema`). */
   state: z.unknown().optional(),
 });
@@ -167,5 +207,10 @@ export function mutationTarget(mutation: CatalogMutation): string {
       return 'requests/all';
     case 'source.registered':
       return `sources/${mutation.studyId}`;
+    case 'subject-request.opened':
+    case 'subject-request.closed':
+    case 'subject.restricted':
+    case 'subject.restriction-lifted':
+      return 'subjects/all';
   }
 }

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { NameSchema, REQUEST_ID_PATTERN, StudyIdSchema } from './common';
 import { DatasetIdSchema } from './ingest';
 import { JurisdictionIdSchema } from './jurisdiction';
+import { IdentityMethodSchema, SubjectRequestStateSchema } from './subject-request';
 
 /** Options of the `steward` commands, validated before anything runs; a mismatch names the option and its rule. */
 export const RequestIdSchema = z
@@ -121,4 +122,49 @@ export const WorkerOptionsSchema = z.object({
   role: z.enum(['preprocess']),
   jurisdiction: JurisdictionIdSchema,
   gpu: z.boolean().default(false),
+});
+
+const DsrReason = z.string().trim().min(3, 'must say why (at least 3 characters)').max(2000);
+
+export const DsrFileOptionsSchema = z.object({
+  subject: Text,
+  jurisdiction: JurisdictionIdSchema,
+  received: z.union([z.iso.date(), z.iso.datetime()], {
+    message: 'must be a date (YYYY-MM-DD) or a UTC date-time such as 2026-12-01T09:30:00Z',
+  }),
+  reason: DsrReason,
+  study: StudyIdSchema.optional(),
+  requestId: RequestIdSchema.optional(),
+});
+
+export const DsrDecisionOptionsSchema = z.object({ reason: DsrReason });
+
+export const DsrVerifyIdentityOptionsSchema = DsrDecisionOptionsSchema.extend({
+  method: IdentityMethodSchema,
+  evidenceRef: z
+    .string()
+    .trim()
+    .min(3, 'must name where the evidence is kept')
+    .max(200, 'must be a reference (at most 200 characters), not the evidence'),
+});
+
+export const DsrExtendOptionsSchema = DsrDecisionOptionsSchema.extend({
+  by: z.string().regex(/^P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?$/, 'must be an ISO 8601 duration such as P1M or P30D'),
+});
+
+/** `7d`, `P7D` or `P1W`: a number of days. */
+const DaysSchema = z.string().transform((s, ctx) => {
+  const m = /^(\d+)d$/i.exec(s) ?? /^P(\d+)D$/.exec(s);
+  const w = /^P(\d+)W$/.exec(s);
+  if (m) return Number(m[1]);
+  if (w) return Number(w[1]) * 7;
+  ctx.addIssue({ code: 'custom', message: 'must be a number of days such as 7d, P7D or P1W' });
+  return z.NEVER;
+});
+
+export const DsrListOptionsSchema = z.object({
+  jurisdiction: JurisdictionIdSchema.optional(),
+  state: SubjectRequestStateSchema.optional(),
+  overdue: z.boolean().optional(),
+  dueWithin: DaysSchema.optional(),
 });

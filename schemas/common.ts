@@ -35,6 +35,17 @@ export const ActionSchema = z.enum([
   'preprocess.run',
   'sources.register',
   'preprocess.verify',
+  'dsr.access',
+  'dsr.erase',
+  'dsr.restrict',
+  'dsr.verify-identity',
+  'dsr.approve',
+  'dsr.reject',
+  'dsr.extend',
+  'dsr.lift',
+  'dsr.cancel',
+  'dsr.retry',
+  'dsr.read',
 ]);
 export type Action = z.infer<typeof ActionSchema>;
 

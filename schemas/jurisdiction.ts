@@ -43,11 +43,18 @@ export const RetentionRuleSchema = z.object({
 });
 export type RetentionRule = z.infer<typeof RetentionRuleSchema>;
 
+/**
+ * How long a subject request may take: due `deadline` after receipt, extendable by at most `extension` in all (with a
+ * recorded reason), with reminders `reminders` before the due date; `legalBasis` names the law.
+ */
 export const DsrDeadlineSchema = z.object({
   deadline: IsoDurationSchema,
   extension: IsoDurationSchema.optional(),
   legalBasis: z.string().min(1),
+  /** Lead times before the due date at which the DPO is reminded, e.g. `P7D` and `P1D`. */
+  reminders: z.array(IsoDurationSchema).max(10).default([]),
 });
+export type DsrDeadline = z.infer<typeof DsrDeadlineSchema>;
 
 /** Retention classes of Steward's own evidence (audit segments, certificates): not data classes a package may declare. */
 export const EVIDENCE_CLASSES = ['audit-trail', 'deletion-certificate'] as const;
@@ -74,9 +81,16 @@ export const JurisdictionSchema = z.object({
   buckets: z.record(BucketRoleSchema, BucketNameSchema),
   /** Retention per data class; the key is the data class a package declares. */
   retention: z.record(z.string().regex(/^[a-z][a-z0-9-]*$/), RetentionRuleSchema),
+  /**
+   * Subject requests the law gives a right to, each with its deadline; `null` where it gives none (HIPAA has no right to
+   * erasure): such a request is answered with `noRightBasis`.
+   */
   dsr: z.object({
     access: DsrDeadlineSchema,
     erasure: DsrDeadlineSchema.nullable(),
+    restriction: DsrDeadlineSchema.nullable(),
+    /** Why a request of a kind this jurisdiction gives no right to is refused. */
+    noRightBasis: z.partialRecord(z.enum(['erasure', 'restriction']), z.string().min(1)).default({}),
   }),
   /** Every package must carry a signature of its manifest by a registered source of its study (see `steward sources`). */
   requireSourceSignature: z.boolean().default(false),

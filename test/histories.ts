@@ -121,6 +121,7 @@ const SUBJECT_FIELD = /^(subject|subjectId|subjectIds|subject_id)$/;
  */
 export const SUBJECT_INPUT_WORKFLOWS: Record<string, string> = {
   withdrawConsentWorkflow: 'withdraws the consent of the subject its signed request names',
+  subjectRequestWorkflow: 'serves a request of the data subject its signed request names',
 };
 
 /**

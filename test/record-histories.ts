@@ -19,6 +19,7 @@ const FILES = [
   'test/integration/preprocess.test.ts',
   'test/integration/retention.test.ts',
   'test/integration/sources.test.ts',
+  'test/integration/subject-requests.test.ts',
   'test/integration/replay.test.ts',
 ];
 

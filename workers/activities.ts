@@ -10,6 +10,7 @@ import { createPreprocessCatalogActivities } from '../activities/preprocess-cata
 import { createRePseudonymizeActivities } from '../activities/repseudonymize';
 import { createRetentionActivities } from '../activities/retention';
 import { createScheduleActivities } from '../activities/schedule';
+import { createSubjectRightsActivities } from '../activities/subject-rights';
 import { createVaultActivities } from '../activities/vault';
 import type { Client } from '@temporalio/client';
 import type { SignerMaterial, TrustAnchor } from '../lib/pki/authority';
@@ -44,6 +45,7 @@ export function createJurisdictionActivities(deps: JurisdictionWorkerDeps) {
     ...createRetentionActivities({ s3, jurisdiction }),
     ...createScheduleActivities({ jurisdiction, temporal }),
     ...createPreprocessCatalogActivities({ s3, jurisdiction }),
+    ...createSubjectRightsActivities({ keys, jurisdiction, temporal }),
   };
 }
 

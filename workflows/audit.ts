@@ -13,6 +13,10 @@ export type AuditDraft = Omit<AuditEventInput, 'id' | 'at' | 'jurisdiction' | 'w
 
 let sequence = 0;
 
+function clip(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+
 async function ensureTrail(jurisdiction: string): Promise<void> {
   try {
     await startChild(auditTrailWorkflow, {
@@ -46,6 +50,8 @@ export async function recordAudit(
         targets: {},
         details: {},
         ...draft,
+        // A long failure message would make the event invalid, and the trail would refuse it: kept to its limit.
+        ...(draft.reason !== undefined ? { reason: clip(draft.reason, 1000) } : {}),
         principal: draft.principal === undefined ? principal : draft.principal,
         id: `${workflowId}/${runId}/${++sequence}`,
         at,

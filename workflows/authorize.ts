@@ -5,8 +5,14 @@ import { ErrorType, nonRetryable } from '../contracts';
 import type { Action } from '../lib/auth/roles';
 import type { Principal } from '../schemas/common';
 import { parseInput } from '../contracts/parse';
-import { RequestBodySchema, SignedWorkflowInputSchema, type ESignature, type RequestBody } from '../schemas/request';
-import { recordAudit } from './audit';
+import {
+  RequestBodySchema,
+  SignedWorkflowInputSchema,
+  type ESignature,
+  type RequestBody,
+  type SignedRequest,
+} from '../schemas/request';
+import { recordAudit, type AuditDraft } from './audit';
 import { changeCatalog } from './catalog';
 import { setPhase } from './progress';
 
@@ -49,8 +55,45 @@ export async function authorize<S extends z.ZodType>(
 ): Promise<Authorized<z.infer<S>>> {
   setPhase('checking the signed request');
   const { request } = parseInput(SignedWorkflowInputSchema, raw, `${action} workflow`);
-  const { workflowId, runId, startTime, attempt, cronSchedule } = workflowInfo();
-  const verdict = await verifyRequestActivity({ request, action, now: startTime.toISOString() });
+  const { startTime, attempt, cronSchedule } = workflowInfo();
+  // Temporal starts cron and retry runs with the first run's input: a signed request is not theirs to act on.
+  const replay = cronSchedule
+    ? 'a signed request starts one run: a cron schedule’s run is a replay'
+    : attempt > 1
+      ? 'a signed request starts one run: a retry run is a replay'
+      : undefined;
+  return verifyAndClaim(request, action, paramsSchema, startTime.toISOString(), {}, replay);
+}
+
+/**
+ * A person's signed decision on a running workflow (an update): verified like a start (signature, chain, validity,
+ * revocation, freshness as of the workflow's time now, role for `action`), used once (its request id is claimed for
+ * this run), and its parameters parsed. A refusal is audited against `targets`, then thrown as `AccessDenied`, which
+ * fails the update and leaves the workflow as it was.
+ */
+export async function authorizeDecision<S extends z.ZodType>(
+  request: SignedRequest,
+  action: Action,
+  paramsSchema: S,
+  targets: AuditDraft['targets'],
+): Promise<Authorized<z.infer<S>>> {
+  return verifyAndClaim(request, action, paramsSchema, new Date().toISOString(), targets ?? {}, undefined, true);
+}
+
+/** Decisions this run has taken: the catalog's claim binds a request to a run, this to one use within it. */
+const decided = new Set<string>();
+
+async function verifyAndClaim<S extends z.ZodType>(
+  request: SignedRequest,
+  action: Action,
+  paramsSchema: S,
+  now: string,
+  targets: NonNullable<AuditDraft['targets']>,
+  replay?: string,
+  once = false,
+): Promise<Authorized<z.infer<S>>> {
+  const { workflowId, runId } = workflowInfo();
+  const verdict = await verifyRequestActivity({ request, action, now });
   const body = bodyOf(request.body);
   const refuse = async (reason: string, principal: Principal | null): Promise<never> => {
     await recordAudit(verdict.jurisdiction, principal, [
@@ -58,17 +101,24 @@ export async function authorize<S extends z.ZodType>(
         action: 'request.denied',
         outcome: 'denied',
         reason,
-        targets: body ? { requestId: body.requestId } : {},
-        details: { requested: action },
+        // A decision is audited against the request it decides; a start against its own request id.
+        targets: { ...(body ? { requestId: body.requestId } : {}), ...targets },
+        details: { requested: action, ...(once && body ? { decisionId: body.requestId } : {}) },
       },
     ]);
     throw nonRetryable(ErrorType.AccessDenied, reason);
   };
   if (!verdict.ok) return refuse(verdict.reason, verdict.claimed ?? null);
-  // Temporal starts cron and retry runs with the first run's input: a signed request is not theirs to act on.
-  if (cronSchedule)
-    return refuse('a signed request starts one run: a cron schedule’s run is a replay', verdict.principal);
-  if (attempt > 1) return refuse('a signed request starts one run: a retry run is a replay', verdict.principal);
+  if (replay) return refuse(replay, verdict.principal);
+  if (once) {
+    if (decided.has(body!.requestId)) {
+      return refuse(
+        `request ${body!.requestId} was already used by this workflow: a replayed request is refused`,
+        verdict.principal,
+      );
+    }
+    decided.add(body!.requestId);
+  }
   try {
     await changeCatalog(verdict.jurisdiction, {
       kind: 'request.claimed',

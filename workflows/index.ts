@@ -17,3 +17,4 @@ export { changeRetentionScheduleWorkflow } from './retentionSchedule';
 export { preprocessJobWorkflow } from './preprocessJob';
 export { verifyPreprocessRunWorkflow } from './preprocessJob';
 export { registerSourceWorkflow } from './registerSource';
+export { subjectRequestWorkflow } from './subjectRequest';

@@ -29,6 +29,19 @@ export const PERMISSIONS = {
   'sources.register': ['steward'],
   /** Re-running a job from its documentation writes no dataset: QA and auditors validate processes. */
   'preprocess.verify': ['steward', 'auditor'],
+  /** Subject requests: the DPO files them and signs every decision on them. */
+  'dsr.access': ['dpo'],
+  'dsr.erase': ['dpo'],
+  'dsr.restrict': ['dpo'],
+  'dsr.verify-identity': ['dpo'],
+  'dsr.approve': ['dpo'],
+  'dsr.reject': ['dpo'],
+  'dsr.extend': ['dpo'],
+  'dsr.lift': ['dpo'],
+  'dsr.cancel': ['dpo'],
+  'dsr.retry': ['dpo'],
+  /** Reading a request's state and steps (no personal data): the DPO and auditors. */
+  'dsr.read': ['dpo', 'auditor'],
 } as const satisfies Record<Action, readonly Role[]>;
 
 export function allowed(principal: Pick<Principal, 'role'>, action: Action): boolean {

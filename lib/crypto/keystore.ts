@@ -22,6 +22,8 @@ export interface KeyStore {
   studyKeyVersion(jurisdiction: string, studyId: string, version: number): Promise<KeyHandle>;
   /** Every version not destroyed, oldest first: token look-ups try each. */
   liveStudyKeys(jurisdiction: string, studyId: string): Promise<KeyHandle[]>;
+  /** Every study of the jurisdiction that has keys (any state), sorted. */
+  studies(jurisdiction: string): Promise<string[]>;
   /** Versions and states of a study's keys, without material. */
   studyKeyVersions(jurisdiction: string, studyId: string): Promise<KeyInfo[]>;
   /**
@@ -141,6 +143,16 @@ export class FileKeyStore implements KeyStore {
     const live = (await this.studyKeyVersions(jurisdiction, studyId)).filter((k) => k.state !== 'destroyed');
     if (live.length === 0) return [await this.studyKey(jurisdiction, studyId)];
     return Promise.all(live.map((k) => this.studyKeyVersion(jurisdiction, studyId, k.version)));
+  }
+
+  async studies(jurisdiction: string): Promise<string[]> {
+    if (!SAFE_SEGMENT.test(jurisdiction)) throw new KeyStoreError('jurisdiction must be a short name');
+    try {
+      return (await readdir(path.join(this.dir, 'study', jurisdiction))).filter((n) => SAFE_SEGMENT.test(n)).sort();
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw error;
+    }
   }
 
   async rotateStudyKey(jurisdiction: string, studyId: string, fromVersion: number): Promise<KeyHandle> {

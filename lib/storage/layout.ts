@@ -126,6 +126,22 @@ export function requestClaimKey(requestId: string): string {
   return `requests/${requestId}.json`;
 }
 
+/** An open subject request of a kind, by the subject's keyed digest: a second one while it is open is linked to it. */
+export function openRequestsPrefix(kind: string): string {
+  return `subjects/open/${kind}/`;
+}
+
+export function openRequestKey(kind: string, subjectDigest: string): string {
+  return `${openRequestsPrefix(kind)}${subjectDigest}.json`;
+}
+
+/** Where the catalog bucket keeps subjects' restrictions (GDPR Art. 18), one object per request, by token only. */
+export const RESTRICTIONS_PREFIX = 'subjects/restrictions/';
+
+export function restrictionKey(requestId: string): string {
+  return `${RESTRICTIONS_PREFIX}${requestId}.json`;
+}
+
 /** Where the catalog bucket keeps the sweeps' claims: one object per claimed batch. */
 export const CLAIMS_PREFIX = 'retention/claims/';
 

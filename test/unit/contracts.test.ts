@@ -16,15 +16,17 @@ function sources(dir: string): string[] {
 }
 
 describe('search attributes', () => {
-  const names = ['Jurisdiction', 'StudyId', 'DatasetId', 'RequestId', 'RequestKind'];
+  const names = ['Jurisdiction', 'StudyId', 'DatasetId', 'RequestId', 'RequestKind', 'RequestState', 'RequestDeadline'];
 
-  it('the dev server registers each one as a keyword', () => {
+  it('the dev server registers each one with its type', () => {
     expect(Object.values(SEARCH_ATTRIBUTES).map((k) => [k.name, k.type])).toEqual([
       ['Jurisdiction', 'KEYWORD'],
       ['StudyId', 'KEYWORD'],
       ['DatasetId', 'KEYWORD'],
       ['RequestId', 'KEYWORD'],
       ['RequestKind', 'KEYWORD'],
+      ['RequestState', 'KEYWORD'],
+      ['RequestDeadline', 'DATETIME'],
     ]);
     expect(searchAttributeFlags()).toEqual([
       '--search-attribute',
@@ -37,12 +39,16 @@ describe('search attributes', () => {
       'RequestId=Keyword',
       '--search-attribute',
       'RequestKind=Keyword',
+      '--search-attribute',
+      'RequestState=Keyword',
+      '--search-attribute',
+      'RequestDeadline=Datetime',
     ]);
   });
 
   it('docker-compose registers exactly the same ones', () => {
     const compose = readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8');
-    const registered = [...compose.matchAll(/--search-attribute=([A-Za-z]+)=Keyword/g)].map((m) => m[1]);
+    const registered = [...compose.matchAll(/--search-attribute=([A-Za-z]+)=(Keyword|Datetime)/g)].map((m) => m[1]);
     expect(registered).toEqual(names);
   });
 });
@@ -89,6 +95,7 @@ describe('failure types', () => {
       'MessageRefused',
       'PreprocessFailed',
       'StorageDenied',
+      'RequestConflict',
     ]);
     expect(Object.keys(ErrorType).filter((t) => !raised.has(t))).toEqual([]);
   });

@@ -1,0 +1,323 @@
+import { ApplicationFailure, WorkflowUpdateFailedError } from '@temporalio/client';
+import type { Command } from 'commander';
+import { ErrorType, RequestKind, subjectRequestStatusQuery, subjectRequestWorkflowId } from '../../contracts';
+import { getJurisdiction } from '../../jurisdictions';
+import { allowed, denialMessage, type Action } from '../../lib/auth/roles';
+import {
+  decideSubjectRequest,
+  findSubjectRequest,
+  listSubjectRequests,
+  subjectRequestStatus,
+} from '../../lib/client/subject-requests';
+import { EXIT, UserError } from '../../lib/runtime/errors';
+import {
+  DsrDecisionOptionsSchema,
+  DsrExtendOptionsSchema,
+  DsrFileOptionsSchema,
+  DsrListOptionsSchema,
+  DsrVerifyIdentityOptionsSchema,
+} from '../../schemas/cli';
+import {
+  FILING_ACTIONS,
+  OPEN_STATES,
+  type DecisionKind,
+  type DecisionParams,
+  type SubjectRequestKind,
+  type SubjectRequestStatus,
+} from '../../schemas/subject-request';
+import type { subjectRequestWorkflow } from '../../workflows';
+import { CommandContext, type GlobalOptions } from '../context';
+import { parseOptions, requestIdOf } from '../options';
+import { printJson, say } from '../output';
+
+const FILING: Record<SubjectRequestKind, { command: string; what: string; kind: RequestKind }> = {
+  access: {
+    command: 'access',
+    what: 'an access request (GDPR Art. 15, HIPAA 164.524)',
+    kind: RequestKind.SubjectAccess,
+  },
+  erasure: { command: 'erase', what: 'an erasure request (GDPR Art. 17)', kind: RequestKind.SubjectErasure },
+  restriction: {
+    command: 'restrict',
+    what: 'a restriction of processing (GDPR Art. 18)',
+    kind: RequestKind.SubjectRestriction,
+  },
+};
+
+/** What each decision's signature means (21 CFR 11.50), as the e-signature records it. */
+const MEANING: Record<DecisionKind, string> = {
+  'verify-identity': 'confirm the data subject’s identity was verified',
+  approve: 'approve the request',
+  reject: 'reject the request',
+  extend: 'extend the request’s deadline',
+  lift: 'lift the restriction',
+  cancel: 'cancel the request',
+  retry: 'retry the failed step',
+};
+
+function daysLeft(dueAt: Date | string | undefined, now = Date.now()): string {
+  if (!dueAt) return '';
+  const days = Math.floor((new Date(dueAt).getTime() - now) / 86_400_000);
+  return days < 0 ? `OVERDUE by ${-days} d` : `${days} d left`;
+}
+
+function printStatus(status: SubjectRequestStatus): void {
+  say(
+    `Request ${status.requestId} — ${status.kind}, ${status.jurisdiction}${status.studyId ? `, study ${status.studyId}` : ''}`,
+  );
+  say(`  state:     ${status.state}${status.overdue ? ' (OVERDUE: escalated)' : ''}`);
+  say(`  received:  ${status.receivedAt}`);
+  const open = OPEN_STATES.includes(status.state);
+  say(`  due:       ${status.dueAt}${open ? ` (${daysLeft(status.dueAt)})` : ''} — ${status.legalBasis}`);
+  if (status.latestDueAt) say(`  latest due with every extension allowed: ${status.latestDueAt}`);
+  for (const e of status.extensions) say(`  extended by ${e.by} at ${e.at}: ${e.reason}`);
+  if (status.identity) {
+    say(
+      `  identity:  verified by ${status.identity.by.id} (${status.identity.method}, evidence ${status.identity.evidenceRef})`,
+    );
+  }
+  if (status.linkedTo) say(`  linked to: ${status.linkedTo} (an open request of the same kind for the same subject)`);
+  if (status.linked.length > 0) say(`  answers:   ${status.linked.join(', ')}`);
+  if (status.failure)
+    say(`  failed at: ${status.failure.step}: ${status.failure.message} (steward dsr retry ${status.requestId})`);
+  for (const [k, v] of Object.entries(status.outcome)) say(`  ${k}: ${v}`);
+}
+
+function printSteps(status: SubjectRequestStatus): void {
+  say('  steps:');
+  for (const s of status.steps) {
+    const who = s.by ? ` by ${s.by.id} (${s.by.role})` : '';
+    const signed = s.eSignature ? ` [e-signed: "${s.eSignature.meaning}", ${s.eSignature.signedAt}]` : '';
+    say(`    ${s.at}  ${s.step}${who}${signed}${s.reason ? ` — ${s.reason}` : ''}`);
+  }
+}
+
+/** Refuses early, before the signature is asked for, when this identity's role may not act. */
+async function checkRole(ctx: CommandContext, action: Action) {
+  const identity = await ctx.identity();
+  const principal = { id: identity.info.name, role: identity.info.role as never };
+  if (!allowed(principal, action)) throw new UserError(denialMessage(principal, action), EXIT.denied);
+  return identity;
+}
+
+/** A decision the request's workflow refused, as a clear error with its exit code. */
+function decisionRefused(error: unknown): never {
+  if (error instanceof WorkflowUpdateFailedError) {
+    let root: unknown = error.cause;
+    while (root instanceof Error && root.cause) root = root.cause;
+    const failure = root instanceof ApplicationFailure ? root : undefined;
+    const message = (failure?.message ?? (root as Error | undefined)?.message ?? error.message).replace(
+      /^catalog change failed: /,
+      '',
+    );
+    throw new UserError(`refused: ${message}`, failure?.type === ErrorType.AccessDenied ? EXIT.denied : EXIT.usage);
+  }
+  throw error;
+}
+
+export function registerDsrCommands(program: Command, globals: () => GlobalOptions): void {
+  const dsr = program
+    .command('dsr')
+    .description('data subject requests: access, erasure and restriction, with deadlines (DPO; auditors read)');
+
+  for (const kind of ['access', 'restriction', 'erasure'] as const) {
+    const filing = FILING[kind];
+    dsr
+      .command(filing.command)
+      .description(`file ${filing.what} for a data subject (dpo role)`)
+      .requiredOption('--subject <id>', "the subject's identifier as the source systems know it (kept only as tokens)")
+      .requiredOption('--jurisdiction <id>', 'the jurisdiction whose data the request covers')
+      .requiredOption(
+        '--received <date>',
+        'when the request was received (YYYY-MM-DD or a UTC date-time): the deadline counts from it',
+      )
+      .requiredOption('--reason <text>', 'what the subject asked for and how (recorded in the audit trail)')
+      .option('--study <id>', 'only this study (default: every study of the jurisdiction)')
+      .option('--request-id <id>', 'resume the filing an interrupted run started (it prints its request id)')
+      .action(async (raw: Record<string, unknown>) => {
+        const options = parseOptions(DsrFileOptionsSchema, raw);
+        getJurisdiction(options.jurisdiction);
+        const ctx = CommandContext.create(globals());
+        try {
+          await checkRole(ctx, FILING_ACTIONS[kind]);
+          const requestId = requestIdOf(options.requestId);
+          const workflowId = subjectRequestWorkflowId(options.jurisdiction, requestId);
+          await ctx.startRequest<typeof subjectRequestWorkflow>('subjectRequestWorkflow', {
+            workflowId,
+            requestId,
+            kind: filing.kind,
+            action: FILING_ACTIONS[kind],
+            jurisdiction: options.jurisdiction,
+            ...(options.study ? { studyId: options.study } : {}),
+            params: {
+              subjectId: options.subject,
+              received: options.received,
+              reason: options.reason,
+              ...(options.study ? { studyId: options.study } : {}),
+            },
+            meaning: `file ${filing.what} on the data subject’s behalf`,
+          });
+          const status = await waitForState(ctx, workflowId);
+          if (ctx.json) printJson(status);
+          else {
+            printStatus(status);
+            if (status.state === 'received') {
+              say(
+                `Next: verify the subject's identity: steward dsr verify-identity ${requestId} --method … --evidence-ref … --reason …`,
+              );
+            }
+            const url = ctx.uiUrl(workflowId);
+            if (url) say(`  Web UI: ${url}`);
+          }
+        } finally {
+          await ctx.close();
+        }
+      });
+  }
+
+  const decision = (name: DecisionKind, description: string, configure: (c: Command) => Command = (c) => c) =>
+    configure(
+      dsr
+        .command(name)
+        .description(`${description} (dpo role, e-signed)`)
+        .argument('<request-id>', 'the request, as `steward dsr list` shows it')
+        .requiredOption('--reason <text>', 'why (recorded with the e-signature)'),
+    ).action(async (requestId: string, raw: Record<string, unknown>) => {
+      const ctx = CommandContext.create(globals());
+      try {
+        const identity = await checkRole(ctx, `dsr.${name}`);
+        const client = await ctx.temporal();
+        const found = await findSubjectRequest(client, requestId);
+        const params = decisionParams(name, requestId, raw);
+        const status = await decideSubjectRequest(client, identity, {
+          requestId,
+          jurisdiction: found.jurisdiction,
+          workflowId: found.workflowId,
+          params,
+          meaning: MEANING[name],
+        }).catch(decisionRefused);
+        if (ctx.json) printJson(status);
+        else printStatus(status);
+      } finally {
+        await ctx.close();
+      }
+    });
+
+  decision('verify-identity', "record that the subject's identity was verified, and how", (c) =>
+    c
+      .requiredOption(
+        '--method <method>',
+        'in-person, id-document, account-login, knowledge-based, authorized-representative or other',
+      )
+      .requiredOption(
+        '--evidence-ref <ref>',
+        'where the evidence is kept outside Steward (a case or ticket number; never the document)',
+      ),
+  );
+  decision('approve', 'approve an erasure request, so it proceeds');
+  decision('reject', 'reject a request (e.g. identity not verified, manifestly unfounded)');
+  decision('extend', 'extend the deadline, within the legal maximum', (c) =>
+    c.requiredOption('--by <duration>', 'ISO 8601 duration, e.g. P1M or P30D'),
+  );
+  decision('lift', 'lift a restriction in force');
+  decision('cancel', 'cancel a request (withdrawn by the subject)');
+  decision('retry', 'run a failed step again, from where it stopped');
+
+  for (const name of ['status', 'show'] as const) {
+    dsr
+      .command(name)
+      .description(
+        name === 'status'
+          ? "a request's state and deadline (dpo, auditor)"
+          : 'a request with every recorded step (dpo, auditor)',
+      )
+      .argument('<request-id>', 'the request')
+      .action(async (requestId: string) => {
+        const ctx = CommandContext.create(globals());
+        try {
+          await checkRole(ctx, 'dsr.read');
+          const client = await ctx.temporal();
+          const found = await findSubjectRequest(client, requestId);
+          const status = await subjectRequestStatus(client, found.workflowId);
+          if (ctx.json) printJson(status);
+          else {
+            printStatus(status);
+            if (name === 'show') printSteps(status);
+          }
+        } finally {
+          await ctx.close();
+        }
+      });
+  }
+
+  dsr
+    .command('list')
+    .description('subject requests, soonest due first (dpo, auditor)')
+    .option('--jurisdiction <id>', 'only this jurisdiction')
+    .option('--state <state>', 'only requests in this state (e.g. pending-approval)')
+    .option('--overdue', 'only open requests past their deadline')
+    .option('--due-within <duration>', 'only open requests due within this ISO 8601 duration or Nd (e.g. 7d)')
+    .action(async (raw: Record<string, unknown>) => {
+      const options = parseOptions(DsrListOptionsSchema, raw);
+      if (options.jurisdiction) getJurisdiction(options.jurisdiction);
+      const ctx = CommandContext.create(globals());
+      try {
+        await checkRole(ctx, 'dsr.read');
+        const now = Date.now();
+        const dueBefore = options.overdue
+          ? new Date(now)
+          : options.dueWithin !== undefined
+            ? new Date(now + options.dueWithin * 86_400_000)
+            : undefined;
+        const rows = await listSubjectRequests(await ctx.temporal(), {
+          ...(options.jurisdiction ? { jurisdiction: options.jurisdiction } : {}),
+          ...(options.state ? { state: options.state } : {}),
+          ...(dueBefore ? { dueBefore } : {}),
+        });
+        if (ctx.json) printJson(rows);
+        else if (rows.length === 0) say('No subject requests match.');
+        else {
+          for (const r of rows) {
+            const open = OPEN_STATES.includes(r.state as never);
+            say(
+              `${r.requestId}  ${r.jurisdiction}  ${r.kind.padEnd(11)}  ${String(r.state).padEnd(18)}  due ${r.dueAt?.toISOString().slice(0, 10) ?? '?'}${open ? `  ${daysLeft(r.dueAt, now)}` : ''}`,
+            );
+          }
+        }
+      } finally {
+        await ctx.close();
+      }
+    });
+}
+
+/** The parameters of a decision, from its command's options. */
+function decisionParams(name: DecisionKind, requestId: string, raw: Record<string, unknown>): DecisionParams {
+  switch (name) {
+    case 'verify-identity': {
+      const o = parseOptions(DsrVerifyIdentityOptionsSchema, raw);
+      return { decision: name, requestId, method: o.method, evidenceRef: o.evidenceRef, reason: o.reason };
+    }
+    case 'extend': {
+      const o = parseOptions(DsrExtendOptionsSchema, raw);
+      return { decision: name, requestId, by: o.by, reason: o.reason };
+    }
+    default:
+      return { decision: name, requestId, reason: parseOptions(DsrDecisionOptionsSchema, raw).reason };
+  }
+}
+
+/** The request's status once its workflow has checked and recorded the filing (or its outcome, if it ended). */
+async function waitForState(ctx: CommandContext, workflowId: string): Promise<SubjectRequestStatus> {
+  const client = await ctx.temporal();
+  const handle = client.workflow.getHandle<typeof subjectRequestWorkflow>(workflowId);
+  const until = Date.now() + 120_000;
+  for (;;) {
+    if ((await handle.describe()).status.name !== 'RUNNING') return handle.result();
+    const status = await handle.query(subjectRequestStatusQuery).catch(() => undefined);
+    if (status?.steps.some((s) => s.step === 'received')) return status;
+    if (Date.now() > until) {
+      throw new UserError(`the request was filed, but its workflow has not recorded it yet: see steward dsr status`);
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}

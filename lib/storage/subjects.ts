@@ -1,0 +1,149 @@
+import { DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import {
+  OpenRequestMarkerSchema,
+  RestrictionSchema,
+  type OpenRequestMarker,
+  type Restriction,
+} from '../../schemas/subject-request';
+import { getJson, putJson } from './json';
+import { openRequestKey, RESTRICTIONS_PREFIX, restrictionKey } from './layout';
+import { listObjects } from './objects';
+import { inLanes } from '../runtime/lanes';
+
+/** The open request of a kind for a subject (by keyed digest), if one is open. */
+export function readOpenRequest(
+  s3: S3Client,
+  bucket: string,
+  kind: string,
+  subjectDigest: string,
+): Promise<OpenRequestMarker | undefined> {
+  return getJson(s3, bucket, openRequestKey(kind, subjectDigest), OpenRequestMarkerSchema);
+}
+
+export async function writeOpenRequest(s3: S3Client, bucket: string, marker: OpenRequestMarker): Promise<void> {
+  await putJson(s3, bucket, openRequestKey(marker.kind, marker.subjectDigest), OpenRequestMarkerSchema, marker);
+}
+
+/** Closes the open request's marker (the versioned catalog keeps the earlier versions as history). */
+export async function removeOpenRequest(
+  s3: S3Client,
+  bucket: string,
+  kind: string,
+  subjectDigest: string,
+): Promise<void> {
+  await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: openRequestKey(kind, subjectDigest) }));
+}
+
+export function readRestriction(s3: S3Client, bucket: string, requestId: string): Promise<Restriction | undefined> {
+  return getJson(s3, bucket, restrictionKey(requestId), RestrictionSchema);
+}
+
+export async function writeRestriction(s3: S3Client, bucket: string, restriction: Restriction): Promise<void> {
+  await putJson(s3, bucket, restrictionKey(restriction.requestId), RestrictionSchema, restriction);
+}
+
+/**
+ * The tokens of every subject whose restriction is in force, per study: what processing leaves out. Reads one small
+ * object per restriction ever recorded, not the data.
+ */
+export async function restrictedTokens(s3: S3Client, bucket: string): Promise<Map<string, Set<string>>> {
+  const keys = (await listObjects(s3, bucket, RESTRICTIONS_PREFIX)).map((o) => o.key);
+  const records: Restriction[] = [];
+  await inLanes(keys, 8, async (key) => {
+    const record = await getJson(s3, bucket, key, RestrictionSchema);
+    if (record) records.push(record);
+  });
+  const byStudy = new Map<string, Set<string>>();
+  for (const record of records) {
+    if (record.liftedAt) continue;
+    for (const { studyId, tokens } of record.studies) {
+      const set = byStudy.get(studyId) ?? new Set<string>();
+      for (const t of tokens) set.add(t);
+      byStudy.set(studyId, set);
+    }
+  }
+  return byStudy;
+}
+
+/**
+ * Opens a request for a subject: when one of its kind is open for the same subject, the new one is linked to it (and
+ * listed on its marker) instead. Idempotent: the same request opens, or links, once.
+ */
+export async function openSubjectRequest(
+  s3: S3Client,
+  bucket: string,
+  open: {
+    requestKind: OpenRequestMarker['kind'];
+    subjectDigest: string;
+    requestId: string;
+    workflowId: string;
+    at: string;
+    /** The open request this one replaces: its workflow no longer runs. */
+    supersedes?: string | undefined;
+  },
+): Promise<{ changed: boolean; linkedTo?: string }> {
+  const current = await readOpenRequest(s3, bucket, open.requestKind, open.subjectDigest);
+  if (current?.requestId === open.requestId) return { changed: false };
+  if (current && current.requestId !== open.supersedes) {
+    if (current.linked.includes(open.requestId)) return { changed: false, linkedTo: current.requestId };
+    await writeOpenRequest(s3, bucket, { ...current, linked: [...current.linked, open.requestId] });
+    return { changed: true, linkedTo: current.requestId };
+  }
+  await writeOpenRequest(s3, bucket, {
+    format: 'steward-open-request/1',
+    kind: open.requestKind,
+    subjectDigest: open.subjectDigest,
+    requestId: open.requestId,
+    workflowId: open.workflowId,
+    openedAt: open.at,
+    linked: [],
+  });
+  return { changed: true };
+}
+
+/** Closes the request's marker, if it is still the open one (a later request's is left alone). */
+export async function closeSubjectRequest(
+  s3: S3Client,
+  bucket: string,
+  close: { requestKind: OpenRequestMarker['kind']; subjectDigest: string; requestId: string },
+): Promise<{ changed: boolean; linked: string[] }> {
+  const current = await readOpenRequest(s3, bucket, close.requestKind, close.subjectDigest);
+  if (current?.requestId !== close.requestId) return { changed: false, linked: [] };
+  await removeOpenRequest(s3, bucket, close.requestKind, close.subjectDigest);
+  return { changed: true, linked: current.linked };
+}
+
+/** Records a restriction in force; recording it again changes nothing. */
+export async function recordRestriction(
+  s3: S3Client,
+  bucket: string,
+  jurisdiction: string,
+  restrict: { requestId: string; studies: Restriction['studies']; at: string },
+): Promise<{ changed: boolean; count: number }> {
+  const current = await readRestriction(s3, bucket, restrict.requestId);
+  const count = restrict.studies.reduce((n, s) => n + s.tokens.length, 0);
+  if (current) return { changed: false, count };
+  await writeRestriction(s3, bucket, {
+    format: 'steward-restriction/1',
+    requestId: restrict.requestId,
+    jurisdiction,
+    since: restrict.at,
+    studies: restrict.studies,
+    liftedAt: null,
+    liftedBy: null,
+    liftReason: null,
+  });
+  return { changed: true, count };
+}
+
+/** Lifts a restriction: kept as a record, with who lifted it, when and why. */
+export async function liftRestriction(
+  s3: S3Client,
+  bucket: string,
+  lift: { requestId: string; at: string; by: NonNullable<Restriction['liftedBy']>; reason: string },
+): Promise<{ changed: boolean }> {
+  const current = await readRestriction(s3, bucket, lift.requestId);
+  if (!current || current.liftedAt) return { changed: false };
+  await writeRestriction(s3, bucket, { ...current, liftedAt: lift.at, liftedBy: lift.by, liftReason: lift.reason });
+  return { changed: true };
+}

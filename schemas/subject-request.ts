@@ -1,0 +1,214 @@
+import { z } from 'zod';
+import { IsoDurationSchema } from './jurisdiction';
+import { PrincipalSchema, REQUEST_ID_PATTERN, Sha256HexSchema, StudyIdSchema } from './common';
+import { ESignatureSchema, SignedRequestSchema } from './request';
+
+/** What a data subject asks for: a copy of their data (GDPR Art. 15), its erasure (Art. 17), or its restriction (Art. 18). */
+export const SubjectRequestKindSchema = z.enum(['access', 'erasure', 'restriction']);
+export type SubjectRequestKind = z.infer<typeof SubjectRequestKindSchema>;
+
+/** The action of the signed request that files each kind. */
+export const FILING_ACTIONS = {
+  access: 'dsr.access',
+  erasure: 'dsr.erase',
+  restriction: 'dsr.restrict',
+} as const satisfies Record<SubjectRequestKind, string>;
+
+/**
+ * Where a request stands. `failed` waits for the DPO's retry (or a cancel); `restricted` holds the restriction in force
+ * until it is lifted; `linked` ends a request that an open one of the same kind for the same subject already answers.
+ */
+export const SubjectRequestStateSchema = z.enum([
+  'received',
+  'identity-verified',
+  'pending-approval',
+  'in-progress',
+  'restricted',
+  'failed',
+  'completed',
+  'completed-with-exemptions',
+  'rejected',
+  'cancelled',
+  'linked',
+]);
+export type SubjectRequestState = z.infer<typeof SubjectRequestStateSchema>;
+
+/** States in which the request is still owed an answer: its deadline counts, reminders and escalation apply. */
+export const OPEN_STATES: readonly SubjectRequestState[] = [
+  'received',
+  'identity-verified',
+  'pending-approval',
+  'in-progress',
+  'failed',
+];
+
+/** States a request ends in: its workflow is closed. */
+export const FINAL_STATES: readonly SubjectRequestState[] = [
+  'completed',
+  'completed-with-exemptions',
+  'rejected',
+  'cancelled',
+  'linked',
+];
+
+const ReasonSchema = z.string().trim().min(3, 'must say why (at least 3 characters)').max(2000);
+
+/** A receipt date (`2026-12-01`, read as midnight UTC) or a moment (`2026-12-01T09:30:00Z`). */
+export const ReceivedSchema = z.union([z.iso.date(), z.iso.datetime()], {
+  message: 'must be a date (YYYY-MM-DD) or a UTC date-time',
+});
+
+/** The parameters of the signed request that files a subject request. */
+export const SubjectRequestParamsSchema = z.object({
+  /** The subject's identifier as the source systems know it: only keyed digests and tokens of it are kept. */
+  subjectId: z.string().trim().min(1).max(256),
+  /** Only this study (default: every study of the jurisdiction). */
+  studyId: StudyIdSchema.optional(),
+  received: ReceivedSchema,
+  reason: ReasonSchema,
+});
+export type SubjectRequestParams = z.infer<typeof SubjectRequestParamsSchema>;
+
+/** The decisions a DPO signs on an open request, each its own action. */
+export const DecisionKindSchema = z.enum(['verify-identity', 'approve', 'reject', 'extend', 'lift', 'cancel', 'retry']);
+export type DecisionKind = z.infer<typeof DecisionKindSchema>;
+
+/** How the subject's identity was verified; the evidence stays where it was checked, Steward keeps a reference. */
+export const IdentityMethodSchema = z.enum([
+  'in-person',
+  'id-document',
+  'account-login',
+  'knowledge-based',
+  'authorized-representative',
+  'other',
+]);
+
+export const DecisionParamsSchema = z.discriminatedUnion('decision', [
+  z.object({
+    decision: z.literal('verify-identity'),
+    requestId: z.string().regex(REQUEST_ID_PATTERN),
+    method: IdentityMethodSchema,
+    /**
+     * Where the evidence is kept outside Steward (a case number, a ticket): a reference, never the document. Long
+     * text or anything that looks like file content is refused.
+     */
+    evidenceRef: z
+      .string()
+      .trim()
+      .min(3)
+      .max(200)
+      .regex(/^[^\n\r]*$/, 'must be one line: a reference to the evidence, not the evidence'),
+    reason: ReasonSchema,
+  }),
+  z.object({ decision: z.literal('approve'), requestId: z.string().regex(REQUEST_ID_PATTERN), reason: ReasonSchema }),
+  z.object({ decision: z.literal('reject'), requestId: z.string().regex(REQUEST_ID_PATTERN), reason: ReasonSchema }),
+  z.object({
+    decision: z.literal('extend'),
+    requestId: z.string().regex(REQUEST_ID_PATTERN),
+    by: IsoDurationSchema,
+    reason: ReasonSchema,
+  }),
+  z.object({ decision: z.literal('lift'), requestId: z.string().regex(REQUEST_ID_PATTERN), reason: ReasonSchema }),
+  z.object({ decision: z.literal('cancel'), requestId: z.string().regex(REQUEST_ID_PATTERN), reason: ReasonSchema }),
+  z.object({ decision: z.literal('retry'), requestId: z.string().regex(REQUEST_ID_PATTERN), reason: ReasonSchema }),
+]);
+export type DecisionParams = z.infer<typeof DecisionParamsSchema>;
+
+/** The update a DPO's decision arrives in: their signed request, checked by the request's workflow. */
+export const DecisionInputSchema = z.object({ request: SignedRequestSchema });
+export type DecisionInput = z.infer<typeof DecisionInputSchema>;
+
+/** A recorded step of a request: who signed what, when, why. */
+export const RequestStepSchema = z.object({
+  step: z.string(),
+  at: z.iso.datetime(),
+  by: PrincipalSchema.nullable(),
+  reason: z.string().optional(),
+  eSignature: ESignatureSchema.optional(),
+  details: z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()])).default({}),
+});
+export type RequestStep = z.infer<typeof RequestStepSchema>;
+
+/** Where a subject's tokens were looked for: under each live key version of a study; destroyed versions crypto-erased. */
+export const SubjectTokensSchema = z.object({
+  studies: z.array(
+    z.object({
+      studyId: StudyIdSchema,
+      tokens: z.array(z.object({ version: z.number().int().positive(), token: z.string() })),
+      /** Key versions destroyed: whatever they pseudonymized cannot be linked to anyone any more. */
+      cryptoErased: z.array(z.number().int().positive()),
+    }),
+  ),
+});
+export type SubjectTokens = z.infer<typeof SubjectTokensSchema>;
+
+/** What a request's workflow shows (query, `steward dsr status|show`): never the subject's identifier or tokens. */
+export const SubjectRequestStatusSchema = z.object({
+  requestId: z.string(),
+  jurisdiction: z.string(),
+  kind: SubjectRequestKindSchema,
+  studyId: StudyIdSchema.nullable(),
+  state: SubjectRequestStateSchema,
+  receivedAt: z.iso.datetime(),
+  dueAt: z.iso.datetime(),
+  /** The latest the due date may move to, with every extension the law allows; null where none is allowed. */
+  latestDueAt: z.iso.datetime().nullable(),
+  legalBasis: z.string(),
+  overdue: z.boolean(),
+  remindersSent: z.array(z.string()),
+  extensions: z.array(z.object({ by: IsoDurationSchema, reason: z.string(), at: z.iso.datetime() })),
+  identity: z
+    .object({ method: IdentityMethodSchema, evidenceRef: z.string(), at: z.iso.datetime(), by: PrincipalSchema })
+    .nullable(),
+  approval: ESignatureSchema.nullable(),
+  /** A request of the same kind for the same subject that was open when this one arrived: it answers this one. */
+  linkedTo: z.string().nullable(),
+  /** Requests that arrived while this one was open and are answered by it. */
+  linked: z.array(z.string()),
+  /** The step that failed and why (a retry runs it again), while `failed`. */
+  failure: z.object({ step: z.string(), message: z.string(), type: z.string().nullable() }).nullable(),
+  /** What the work found and did, per kind (counts and references: no personal data). */
+  outcome: z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()])),
+  steps: z.array(RequestStepSchema),
+  /** SHA-256 of the filing request's body, as signed. */
+  filedSha256: Sha256HexSchema,
+  filedBy: PrincipalSchema,
+});
+export type SubjectRequestStatus = z.infer<typeof SubjectRequestStatusSchema>;
+
+/** Filing a request: the subject's keyed digest (for linking duplicates) and the deadline rule in force. */
+export const OpenSubjectRequestInputSchema = z.object({
+  subjectId: z.string().min(1),
+});
+export type OpenSubjectRequestInput = z.infer<typeof OpenSubjectRequestInputSchema>;
+
+export const SubjectTokensInputSchema = z.object({
+  subjectId: z.string().min(1),
+  studyId: StudyIdSchema.optional(),
+});
+export type SubjectTokensInput = z.infer<typeof SubjectTokensInputSchema>;
+
+/** A subject's restriction as the catalog keeps it: by token under every key version, never the identifier. */
+export const RestrictionSchema = z.object({
+  format: z.literal('steward-restriction/1'),
+  requestId: z.string(),
+  jurisdiction: z.string(),
+  since: z.iso.datetime(),
+  studies: z.array(z.object({ studyId: StudyIdSchema, tokens: z.array(z.string()).min(1) })),
+  liftedAt: z.iso.datetime().nullable(),
+  liftedBy: ESignatureSchema.nullable(),
+  liftReason: z.string().nullable(),
+});
+export type Restriction = z.infer<typeof RestrictionSchema>;
+
+/** An open request of a kind for a subject (by keyed digest): a second one while it is open is linked to it. */
+export const OpenRequestMarkerSchema = z.object({
+  format: z.literal('steward-open-request/1'),
+  kind: SubjectRequestKindSchema,
+  subjectDigest: Sha256HexSchema,
+  requestId: z.string(),
+  workflowId: z.string(),
+  openedAt: z.iso.datetime(),
+  linked: z.array(z.string()),
+});
+export type OpenRequestMarker = z.infer<typeof OpenRequestMarkerSchema>;

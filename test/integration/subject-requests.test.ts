@@ -1,0 +1,566 @@
+import { randomUUID } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { beforeAll, describe, expect, it } from 'vitest';
+import {
+  ErrorType,
+  ingestTaskQueue,
+  preprocessJobWorkflowId,
+  SEARCH_ATTRIBUTES,
+  subjectRequestDecisionUpdate,
+  subjectRequestStatusQuery,
+  subjectRequestWorkflowId,
+} from '../../contracts';
+import { getJurisdiction } from '../../jurisdictions';
+import { tokenize } from '../../lib/crypto/pseudonymize';
+import { signedInput } from '../../lib/client/request';
+import { decideSubjectRequest, listSubjectRequests } from '../../lib/client/subject-requests';
+import { ensureTool } from '../../lib/stack/tools';
+import { readOpenRequest, readRestriction } from '../../lib/storage/subjects';
+import { loadPipeline } from '../../lib/preprocess/load-pipeline';
+import { shiftIso } from '../../lib/subject-rights/deadlines';
+import { listObjects, readObjectText } from '../../lib/storage/objects';
+import { openRequestsPrefix } from '../../lib/storage/layout';
+import type { AuditEvent } from '../../schemas/audit';
+import type { PreprocessJobResult } from '../../schemas/preprocess';
+import type { DecisionParams, SubjectRequestKind, SubjectRequestStatus } from '../../schemas/subject-request';
+import type { subjectRequestWorkflow } from '../../workflows';
+import {
+  containsAny,
+  identity,
+  importConsentCsv,
+  ingestDir,
+  rawHistory,
+  signedBy,
+  smallMetadata,
+  stackState,
+  stackSteward,
+  tempDir,
+  writeJsonPackage,
+  type DemoRole,
+} from '../helpers';
+import { failureOf, payloadKeyOnlyClient, rootApplicationFailure, sealedEvents, useClients } from '../harness';
+import { spawnSync } from 'node:child_process';
+
+// Subject requests as a DPO files and decides them, and as anyone who reaches Temporal directly would try them.
+
+const clients = useClients();
+const FILING = { access: 'dsr.access', erasure: 'dsr.erase', restriction: 'dsr.restrict' } as const;
+const STUDY = `ST-DSR-${randomUUID().slice(0, 6)}`;
+let dataset: string;
+let pipelineFile: string;
+
+const today = () => new Date().toISOString();
+
+async function file(
+  kind: SubjectRequestKind,
+  subjectId: string,
+  options: { jurisdiction?: string; received?: string; studyId?: string; role?: DemoRole } = {},
+): Promise<{ requestId: string; handle: WorkflowHandle<typeof subjectRequestWorkflow> }> {
+  const jurisdiction = options.jurisdiction ?? 'eu';
+  const requestId = `dsr-test-${randomUUID()}`;
+  const handle = await clients().client.workflow.start<typeof subjectRequestWorkflow>('subjectRequestWorkflow', {
+    taskQueue: ingestTaskQueue(jurisdiction),
+    workflowId: subjectRequestWorkflowId(jurisdiction, requestId),
+    args: [
+      signedBy(options.role ?? 'dpo', {
+        action: FILING[kind],
+        jurisdiction,
+        requestId,
+        params: {
+          subjectId,
+          received: options.received ?? today(),
+          reason: 'the subject wrote to the DPO',
+          ...(options.studyId ? { studyId: options.studyId } : {}),
+        },
+      }),
+    ],
+  });
+  return { requestId, handle };
+}
+
+/** The request's status once `ready` holds (the workflow's own query; polled, as the CLI does). */
+async function statusWhen(
+  handle: WorkflowHandle,
+  ready: (s: SubjectRequestStatus) => boolean,
+  timeoutMs = 60_000,
+): Promise<SubjectRequestStatus> {
+  const until = Date.now() + timeoutMs;
+  let last: SubjectRequestStatus | undefined;
+  for (;;) {
+    last = await handle.query(subjectRequestStatusQuery).catch(() => last);
+    if (last && ready(last)) return last;
+    if (Date.now() > until) throw new Error(`request never got there; last: ${JSON.stringify(last?.state)}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+const filed = (s: SubjectRequestStatus) => s.steps.some((x) => x.step === 'received' || x.step === 'linked');
+
+async function decide(
+  requestId: string,
+  params: DecisionParams,
+  options: { jurisdiction?: string; role?: DemoRole } = {},
+): Promise<SubjectRequestStatus> {
+  const jurisdiction = options.jurisdiction ?? 'eu';
+  return decideSubjectRequest(clients().client, identity(options.role ?? 'dpo'), {
+    requestId,
+    jurisdiction,
+    workflowId: subjectRequestWorkflowId(jurisdiction, requestId),
+    params,
+    meaning: `${params.decision} the request`,
+  });
+}
+
+/** The failure type and message a refused decision carries. */
+async function refusal(promise: Promise<unknown>): Promise<{ type: string | undefined; message: string }> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(WorkflowUpdateFailedError);
+  let root: unknown = (error as Error).cause;
+  while (root instanceof Error && root.cause && !(root instanceof ApplicationFailure)) root = root.cause;
+  expect(root).toBeInstanceOf(ApplicationFailure);
+  return { type: (root as ApplicationFailure).type ?? undefined, message: (root as ApplicationFailure).message };
+}
+
+async function eventsOf(requestId: string, jurisdiction = 'eu'): Promise<AuditEvent[]> {
+  return (await sealedEvents(clients(), jurisdiction))
+    .map((e) => e.event)
+    .filter((e) => e.targets.requestId === requestId);
+}
+
+const verifyIdentity = (requestId: string, jurisdiction?: string) =>
+  decide(
+    requestId,
+    {
+      decision: 'verify-identity',
+      requestId,
+      method: 'id-document',
+      evidenceRef: 'DPO-CASE-2026-117',
+      reason: 'passport checked at the clinic',
+    },
+    jurisdiction ? { jurisdiction } : {},
+  );
+
+async function runSecondaryResearchJob(): Promise<PreprocessJobResult> {
+  const requestId = `dsr-pre-${randomUUID()}`;
+  const pipeline = await loadPipeline(pipelineFile, {});
+  return (await clients().client.workflow.execute('preprocessJobWorkflow', {
+    taskQueue: ingestTaskQueue('eu'),
+    workflowId: preprocessJobWorkflowId('eu', requestId),
+    args: [
+      signedBy('steward', {
+        action: 'preprocess.run',
+        jurisdiction: 'eu',
+        requestId,
+        params: { datasetIds: [dataset], pipeline, parameters: {}, seed: 1, gpu: false },
+      }),
+    ],
+  })) as PreprocessJobResult;
+}
+
+beforeAll(async () => {
+  await importConsentCsv(
+    clients(),
+    [
+      'subject_id,scopes,status,icf_version,given_on',
+      'RX-SUBJECT-0001,primary-research;secondary-research,given,v1,2024-01-01',
+      'RX-SUBJECT-0002,primary-research;secondary-research,given,v1,2024-01-01',
+    ].join('\n'),
+    'eu',
+    STUDY,
+  );
+  const rows = [
+    'subject_id,full_name,visit_date,score,note',
+    'RX-SUBJECT-0001,Rae One,2025-01-02,10,',
+    'RX-SUBJECT-0002,Rob Two,2025-01-03,20,',
+    'RX-SUBJECT-0001,Rae One,2025-02-02,30,',
+  ].join('\n');
+  const dir = await writeJsonPackage(await tempDir(), smallMetadata({ studyId: STUDY }), { 'data/visits.csv': rows });
+  dataset = (await ingestDir(clients(), dir)).datasetId;
+  pipelineFile = path.join(await tempDir('steward-pipeline-'), 'scores.json');
+  await writeFile(
+    pipelineFile,
+    JSON.stringify({
+      name: 'scores-standardize',
+      version: '1.0.0',
+      executor: 'builtin',
+      purpose: 'secondary-research',
+      steps: [{ op: 'standardize', columns: ['score'] }],
+    }),
+  );
+});
+
+describe('a restriction of processing (GDPR Art. 18)', () => {
+  it('is filed, identity-verified by an e-signed step, kept out of preprocessing until lifted, and audited', async () => {
+    const { requestId, handle } = await file('restriction', 'RX-SUBJECT-0001', { studyId: STUDY });
+    const received = await statusWhen(handle, filed);
+    expect(received).toMatchObject({ state: 'received', kind: 'restriction', studyId: STUDY, overdue: false });
+    // GDPR: one month from receipt, two more at most.
+    expect(received.dueAt).toBe(shiftIso(received.receivedAt, 'P1M'));
+    expect(received.latestDueAt).toBe(shiftIso(received.receivedAt, 'P3M'));
+
+    const verified = await verifyIdentity(requestId);
+    expect(verified.identity).toMatchObject({ method: 'id-document', evidenceRef: 'DPO-CASE-2026-117' });
+    expect(verified.steps.at(-1)!.eSignature).toMatchObject({ role: 'dpo', meaning: 'verify-identity the request' });
+    const restricted = await statusWhen(handle, (s) => s.state === 'restricted');
+    expect(restricted.outcome).toMatchObject({ studies: 1, tokens: 1, cryptoErasedVersions: 0 });
+
+    // The catalog holds the restriction by token only; visibility shows the state, never the subject.
+    const key = await clients().keys.studyKey('eu', STUDY);
+    const token = tokenize(key.material, key.version, 'RX-SUBJECT-0001');
+    const record = await readRestriction(clients().s3, getJurisdiction('eu').buckets.catalog, requestId);
+    expect(record).toMatchObject({ requestId, studies: [{ studyId: STUDY, tokens: [token] }], liftedAt: null });
+    const attrs = (await handle.describe()).typedSearchAttributes;
+    expect(attrs.get(SEARCH_ATTRIBUTES.requestState)).toBe('restricted');
+    expect(attrs.get(SEARCH_ATTRIBUTES.requestKind)).toBe('dsr-restriction');
+    expect(attrs.get(SEARCH_ATTRIBUTES.requestDeadline)?.toISOString()).toBe(received.dueAt);
+    const raw = await rawHistory(clients().client, handle.workflowId);
+    expect(containsAny([raw], ['RX-SUBJECT-0001', 'Rae One'])).toEqual([]);
+
+    // Preprocessing leaves the subject out, counted as restricted.
+    const during = await runSecondaryResearchJob();
+    expect(during.document.consent.byReason).toEqual({ restricted: 1 });
+    expect(during.document.inputs[0]).toMatchObject({ rowsIn: 3, rowsExcluded: 2 });
+
+    const lifted = await decide(requestId, { decision: 'lift', requestId, reason: 'the accuracy dispute is settled' });
+    expect(lifted.state).toBe('completed');
+    expect((await handle.result()).state).toBe('completed');
+    const after = await runSecondaryResearchJob();
+    expect(after.document.consent.byReason).toEqual({});
+    expect(after.document.inputs[0]).toMatchObject({ rowsIn: 3, rowsExcluded: 0 });
+    expect(await readRestriction(clients().s3, getJurisdiction('eu').buckets.catalog, requestId)).toMatchObject({
+      liftedAt: expect.any(String),
+      liftReason: 'the accuracy dispute is settled',
+    });
+
+    const events = await eventsOf(requestId);
+    expect(events.map((e) => [e.action, e.principal?.role ?? null])).toEqual([
+      ['dsr.received', 'dpo'],
+      ['dsr.identity-verified', 'dpo'],
+      ['dsr.restricted', null],
+      ['dsr.lifted', 'dpo'],
+      ['dsr.completed', null],
+    ]);
+    expect(events.find((e) => e.action === 'dsr.restricted')!.targets.subjectTokens).toEqual([token]);
+    expect(events.find((e) => e.action === 'dsr.identity-verified')!.details).toMatchObject({
+      method: 'id-document',
+      evidenceRef: 'DPO-CASE-2026-117',
+    });
+  });
+});
+
+describe('decisions on a request', () => {
+  it('refuse another role, a replayed or altered decision, one for another request, and one its state does not allow', async () => {
+    const { requestId, handle } = await file('restriction', `Q-${randomUUID()}`);
+    await statusWhen(handle, filed);
+
+    // A steward's signature is not a DPO's.
+    const steward = await refusal(
+      decide(requestId, { decision: 'reject', requestId, reason: 'not mine to decide' }, { role: 'steward' }),
+    );
+    expect(steward).toMatchObject({ type: ErrorType.AccessDenied });
+    expect(steward.message).toMatch(/role steward.*may not dsr\.reject/);
+
+    // Approving is for erasure requests.
+    const approve = await refusal(decide(requestId, { decision: 'approve', requestId, reason: 'looks fine' }));
+    expect(approve).toMatchObject({ type: ErrorType.RequestConflict });
+    expect(approve.message).toContain('in state received cannot take the decision "approve"');
+
+    // A decision signed for another request.
+    const other = `dsr-test-${randomUUID()}`;
+    const misdirected = await refusal(decide(requestId, { decision: 'cancel', requestId: other, reason: 'oops' }));
+    expect(misdirected.message).toContain(`is for request ${other}`);
+
+    // One signed decision, sent twice: used once.
+    const { request } = signedInput(identity('dpo'), {
+      action: 'dsr.verify-identity',
+      jurisdiction: 'eu',
+      params: { decision: 'verify-identity', requestId, method: 'in-person', evidenceRef: 'DESK-9', reason: 'seen' },
+      meaning: 'confirm the data subject’s identity was verified',
+    });
+    await handle.executeUpdate(subjectRequestDecisionUpdate, { args: [{ request }] });
+    const replay = await refusal(handle.executeUpdate(subjectRequestDecisionUpdate, { args: [{ request }] }));
+    expect(replay).toMatchObject({ type: ErrorType.AccessDenied });
+    expect(replay.message).toMatch(/already used/);
+
+    // Altered after signing: the signature no longer verifies.
+    const altered = { ...request, body: request.body.replace('DESK-9', 'DESK-0') };
+    const tampered = await refusal(
+      handle.executeUpdate(subjectRequestDecisionUpdate, { args: [{ request: altered }] }),
+    );
+    expect(tampered.message).toMatch(/signature does not verify/);
+
+    // Anyone holding only the payload key: not a signed decision at all.
+    const intruder = payloadKeyOnlyClient(clients()).workflow.getHandle(handle.workflowId);
+    const garbage = await refusal(
+      intruder.executeUpdate(subjectRequestDecisionUpdate, { args: [{ request: { body: '{}' } } as never] }),
+    );
+    expect(garbage.message).toBe('not a signed decision');
+
+    const events = await eventsOf(requestId);
+    const denied = events.filter((e) => e.action === 'request.denied');
+    expect(denied.map((e) => e.details.requested).sort()).toEqual([
+      'dsr.reject',
+      'dsr.verify-identity',
+      'dsr.verify-identity',
+    ]);
+    expect(events.filter((e) => e.action === 'dsr.refused').map((e) => e.details.decision)).toEqual([
+      'approve',
+      'cancel',
+    ]);
+    await decide(requestId, { decision: 'lift', requestId, reason: 'x' }).catch(() => undefined);
+  });
+
+  it('a cancel or reset through Temporal does not end it: only a signed decision does', async () => {
+    const subject = `Q-${randomUUID()}`;
+    const { requestId, handle } = await file('restriction', subject);
+    await statusWhen(handle, filed);
+    const temporal = await ensureTool('temporal');
+    const address = stackState().temporal.address;
+    const cancel = spawnSync(
+      temporal,
+      ['workflow', 'cancel', '--address', address, '--workflow-id', handle.workflowId],
+      {
+        encoding: 'utf8',
+      },
+    );
+    expect(cancel.status, cancel.stderr).toBe(0);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect((await handle.describe()).status.name).toBe('RUNNING');
+    expect((await handle.query(subjectRequestStatusQuery)).state).toBe('received');
+
+    // A reset to the start replays the filing in a new run: refused as a replay, and audited.
+    const reset = spawnSync(
+      temporal,
+      [
+        'workflow',
+        'reset',
+        '--address',
+        address,
+        '--workflow-id',
+        handle.workflowId,
+        '--type',
+        'FirstWorkflowTask',
+        '--reason',
+        'attack',
+      ],
+      { encoding: 'utf8' },
+    );
+    expect(reset.status, reset.stderr).toBe(0);
+    // The reset run: its own handle (the first run's ends as terminated by the reset).
+    const latest = clients().client.workflow.getHandle(handle.workflowId);
+    expect(rootApplicationFailure(await failureOf(latest.result())).type).toBe(ErrorType.AccessDenied);
+    const denied = (await eventsOf(requestId)).filter((e) => e.action === 'request.denied');
+    expect(denied.map((e) => e.reason)).toEqual([expect.stringMatching(/already used/)]);
+
+    // The request reset away answers nobody: the next one for the subject takes its place instead of linking to it.
+    const next = await file('restriction', subject);
+    const status = await statusWhen(next.handle, filed);
+    expect(status.state).toBe('received');
+    expect(status.steps.map((s) => s.step)).toContain('superseded');
+    await decide(next.requestId, { decision: 'cancel', requestId: next.requestId, reason: 'test over' });
+  });
+});
+
+describe('deadlines', () => {
+  it('reminds within the lead time, extends within the legal maximum, refuses past it', async () => {
+    // Due in three days: the seven-day reminder is due at once.
+    const received = shiftIso(new Date(Date.now() + 3 * 86_400_000).toISOString(), 'P1M', -1);
+    const { requestId, handle } = await file('restriction', `D-${randomUUID()}`, { received });
+    const reminded = await statusWhen(handle, (s) => s.remindersSent.length > 0);
+    expect(reminded.remindersSent).toEqual([`P7D before ${reminded.dueAt}`]);
+    expect(reminded.overdue).toBe(false);
+
+    const once = await decide(requestId, { decision: 'extend', requestId, by: 'P1M', reason: 'complex request' });
+    expect(once.dueAt).toBe(shiftIso(shiftIso(reminded.receivedAt, 'P1M'), 'P1M'));
+    expect(once.extensions).toMatchObject([{ by: 'P1M', reason: 'complex request' }]);
+    expect((await handle.describe()).typedSearchAttributes.get(SEARCH_ATTRIBUTES.requestDeadline)?.toISOString()).toBe(
+      once.dueAt,
+    );
+    const twice = await decide(requestId, { decision: 'extend', requestId, by: 'P1M', reason: 'many datasets' });
+    expect(twice.dueAt).toBe(twice.latestDueAt);
+    const past = await refusal(decide(requestId, { decision: 'extend', requestId, by: 'P1D', reason: 'one more day' }));
+    expect(past).toMatchObject({ type: ErrorType.RequestConflict });
+    expect(past.message).toContain('passes the legal maximum of P2M (GDPR Art. 12(3), Art. 18)');
+
+    const events = await eventsOf(requestId);
+    expect(events.map((e) => e.action)).toEqual([
+      'dsr.received',
+      'dsr.reminder',
+      'dsr.extended',
+      'dsr.extended',
+      'dsr.refused',
+    ]);
+    await decide(requestId, { decision: 'cancel', requestId, reason: 'done testing' });
+  });
+
+  it('a reminder fires on its durable timer when its lead time comes', async () => {
+    // US: 30 days. The seven-day reminder falls four seconds from now.
+    const received = new Date(Date.now() + 7 * 86_400_000 + 4_000 - 30 * 86_400_000).toISOString();
+    const { requestId, handle } = await file('restriction', `T-${randomUUID()}`, { jurisdiction: 'us', received });
+    const start = await statusWhen(handle, filed);
+    expect(start.remindersSent).toEqual([]);
+    const reminded = await statusWhen(handle, (s) => s.remindersSent.length > 0, 30_000);
+    expect(reminded.remindersSent).toEqual([`P7D before ${start.dueAt}`]);
+    await decide(requestId, { decision: 'cancel', requestId, reason: 'done testing' }, { jurisdiction: 'us' });
+    expect((await eventsOf(requestId, 'us')).map((e) => e.action)).toEqual([
+      'dsr.received',
+      'dsr.reminder',
+      'dsr.cancelled',
+    ]);
+  });
+
+  it('escalates an overdue request, lists it as overdue, and refuses to extend it', async () => {
+    const received = shiftIso(new Date(Date.now() - 86_400_000).toISOString(), 'P1M', -1);
+    const { requestId, handle } = await file('restriction', `O-${randomUUID()}`, { received });
+    const overdue = await statusWhen(handle, (s) => s.overdue);
+    expect(overdue.state).toBe('received');
+    const late = await refusal(decide(requestId, { decision: 'extend', requestId, by: 'P1M', reason: 'late' }));
+    expect(late.message).toContain('an extension must be decided before the deadline');
+
+    await expect
+      .poll(async () =>
+        (await listSubjectRequests(clients().client, { jurisdiction: 'eu', dueBefore: new Date() })).map(
+          (r) => r.requestId,
+        ),
+      )
+      .toContain(requestId);
+    const dueLater = await listSubjectRequests(clients().client, {
+      jurisdiction: 'eu',
+      dueBefore: new Date(Date.now() - 3 * 86_400_000),
+    });
+    expect(dueLater.map((r) => r.requestId)).not.toContain(requestId);
+    const overdueEvent = (await eventsOf(requestId)).find((e) => e.action === 'dsr.overdue')!;
+    expect(overdueEvent).toMatchObject({ outcome: 'failure', details: { dueAt: overdue.dueAt } });
+    await decide(requestId, { decision: 'reject', requestId, reason: 'manifestly unfounded' });
+    expect((await handle.result()).state).toBe('rejected');
+  });
+});
+
+describe('one request per subject and kind', () => {
+  it('links a second request for the same subject while one is open, by keyed digest, not the identifier', async () => {
+    const subject = `L-${randomUUID()}`;
+    const first = await file('restriction', subject);
+    await statusWhen(first.handle, filed);
+    const second = await file('restriction', subject);
+    const linked = await second.handle.result();
+    expect(linked).toMatchObject({ state: 'linked', linkedTo: first.requestId });
+
+    const catalog = getJurisdiction('eu').buckets.catalog;
+    const markers = await listObjects(clients().s3, catalog, openRequestsPrefix('restriction'));
+    const texts = await Promise.all(
+      markers.map(async (m) => (await readObjectText(clients().s3, catalog, m.key)).toString('utf8')),
+    );
+    const mine = texts.find((t) => t.includes(first.requestId))!;
+    expect(mine).toContain(second.requestId);
+    expect(mine).not.toContain(subject);
+    const digest = JSON.parse(mine).subjectDigest as string;
+    expect(await readOpenRequest(clients().s3, catalog, 'restriction', digest)).toMatchObject({
+      requestId: first.requestId,
+      linked: [second.requestId],
+    });
+
+    await decide(first.requestId, { decision: 'cancel', requestId: first.requestId, reason: 'withdrawn by subject' });
+    expect(await first.handle.result()).toMatchObject({ state: 'cancelled', linked: [second.requestId] });
+    // Closed: the next request for the subject is a request of its own.
+    const third = await file('restriction', subject);
+    expect((await statusWhen(third.handle, filed)).state).toBe('received');
+    await decide(third.requestId, { decision: 'cancel', requestId: third.requestId, reason: 'test over' });
+  });
+
+  it('refuses a filing by another role, and one received in the future', async () => {
+    const byOps = await file('restriction', 'X-1', { role: 'steward' });
+    await expect(byOps.handle.result()).rejects.toThrow();
+    const denied = (await eventsOf(byOps.requestId)).filter((e) => e.action === 'request.denied');
+    expect(denied.map((e) => e.reason)).toEqual([expect.stringMatching(/role steward.*may not dsr\.restrict/)]);
+
+    const future = await file('restriction', 'X-2', { received: new Date(Date.now() + 86_400_000).toISOString() });
+    const failure = rootApplicationFailure(await failureOf(future.handle.result()));
+    expect(failure).toMatchObject({ type: ErrorType.InvalidInput, message: expect.stringMatching(/in the future/) });
+  });
+});
+
+describe('a failed step', () => {
+  it('waits for the DPO’s retry, then goes on from where it stopped', async () => {
+    const study = `ST-DSR-F-${randomUUID().slice(0, 6)}`;
+    await clients().keys.studyKey('eu', study);
+    const keyFile = path.join(stackState().dataDir, 'keys', 'study', 'eu', study, 'v1.json');
+    const good = await readFile(keyFile, 'utf8');
+    await writeFile(keyFile, '{ "damaged": true }');
+    try {
+      const { requestId, handle } = await file('restriction', 'F-1', { studyId: study });
+      await statusWhen(handle, filed);
+      await verifyIdentity(requestId);
+      const failed = await statusWhen(handle, (s) => s.state === 'failed', 120_000);
+      expect(failed.failure).toMatchObject({ step: 'finding the subject’s tokens' });
+      expect((await handle.describe()).typedSearchAttributes.get(SEARCH_ATTRIBUTES.requestState)).toBe('failed');
+
+      await writeFile(keyFile, good);
+      await decide(requestId, { decision: 'retry', requestId, reason: 'the key store is restored' });
+      const restricted = await statusWhen(handle, (s) => s.state === 'restricted');
+      expect(restricted.failure).toBeNull();
+      expect(restricted.outcome).toMatchObject({ tokens: 1 });
+      const actions = (await eventsOf(requestId)).map((e) => e.action);
+      expect(actions).toEqual(['dsr.received', 'dsr.identity-verified', 'dsr.failed', 'dsr.retried', 'dsr.restricted']);
+      await decide(requestId, { decision: 'lift', requestId, reason: 'test over' });
+    } finally {
+      await writeFile(keyFile, good);
+    }
+  });
+});
+
+describe('steward dsr', () => {
+  it('files, verifies, shows, lists and lifts a restriction from the command line', async () => {
+    const dpo = path.join(stackState().dataDir, 'identities', 'dpo');
+    const subject = `C-${randomUUID()}`;
+    const filedCli = stackSteward(
+      '--identity',
+      dpo,
+      '--json',
+      ...['dsr', 'restrict', '--subject', subject, '--jurisdiction', 'eu', '--received', today().slice(0, 10)],
+      ...['--reason', 'letter of 1 December'],
+    );
+    expect(filedCli.code, filedCli.stderr).toBe(0);
+    const status = JSON.parse(filedCli.stdout) as SubjectRequestStatus;
+    expect(status).toMatchObject({ state: 'received', kind: 'restriction' });
+    expect(filedCli.stdout + filedCli.stderr).not.toContain(subject);
+
+    const id = status.requestId;
+    const verified = stackSteward(
+      '--identity',
+      dpo,
+      ...['dsr', 'verify-identity', id, '--method', 'account-login', '--evidence-ref', 'PORTAL-77'],
+      ...['--reason', 'logged in to the patient portal'],
+    );
+    expect(verified.code, verified.stderr).toBe(0);
+    const handle = clients().client.workflow.getHandle(subjectRequestWorkflowId('eu', id));
+    await statusWhen(handle, (s) => s.state === 'restricted');
+
+    const shown = stackSteward('--identity', dpo, 'dsr', 'show', id);
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.stdout).toContain('state:     restricted');
+    expect(shown.stdout).toMatch(/identity-verified by .* \(dpo\) \[e-signed/);
+    const listed = stackSteward('--identity', dpo, 'dsr', 'list', '--jurisdiction', 'eu', '--state', 'restricted');
+    expect(listed.stdout).toContain(id);
+
+    // Only the DPO decides; the steward is refused before anything is signed.
+    const bySteward = stackSteward('dsr', 'lift', id, '--reason', 'not mine');
+    expect(bySteward.code).toBe(6);
+    expect(bySteward.stderr).toContain('may not dsr.lift');
+    const approve = stackSteward('--identity', dpo, 'dsr', 'approve', id, '--reason', 'fine');
+    expect(approve.code).toBe(2);
+    expect(approve.stderr).toContain('cannot take the decision "approve"');
+
+    const lifted = stackSteward('--identity', dpo, 'dsr', 'lift', id, '--reason', 'dispute settled');
+    expect(lifted.code, lifted.stderr).toBe(0);
+    expect(lifted.stdout).toContain('state:     completed');
+    const unknown = stackSteward('--identity', dpo, 'dsr', 'status', 'no-such-request');
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('no subject request no-such-request');
+  });
+});
