@@ -1,11 +1,25 @@
 import { createHmac, randomBytes } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
+import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import type { SignerMaterial } from '../lib/pki/authority';
+import { buildAccessPackage } from '../lib/subject-rights/access-package';
+import { discoverByScan } from '../lib/subject-rights/discovery';
 import type { KeyStore } from '../lib/crypto/keystore';
 import { canonicalizeIdentifier, tokenize } from '../lib/crypto/pseudonymize';
 import { parseInput } from '../contracts/parse';
 import type { Jurisdiction } from '../schemas/jurisdiction';
 import {
+  AccessPackageInputSchema,
+  DiscoveryInputSchema,
   OpenSubjectRequestInputSchema,
+  type AccessPackageInput,
+  type AccessPackageSummary,
+  type Discovery,
+  type DiscoveryInput,
   SubjectTokensInputSchema,
   type OpenSubjectRequestInput,
   type SubjectTokens,
@@ -25,17 +39,66 @@ export function subjectDigest(key: Buffer, subjectId: string): string {
 }
 
 /** What subject requests need from the keys: a keyed digest of the subject, and the subject's tokens. */
+/** One DuckDB connection (one thread) in a scratch folder of its own, closed and wiped afterwards. */
+async function withScratchDb<T>(
+  scratchDir: string,
+  name: string,
+  work: (conn: DuckDBConnection, dir: string) => Promise<T>,
+): Promise<T> {
+  const dir = path.join(scratchDir, `${name}-${process.pid}-${Date.now()}`);
+  const db = await DuckDBInstance.create(':memory:', { threads: '1', autoinstall_known_extensions: 'false' });
+  const conn = await db.connect();
+  try {
+    return await work(conn, dir);
+  } finally {
+    conn.closeSync();
+    db.closeSync();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 export function createSubjectRightsActivities({
+  s3,
   keys,
   jurisdiction,
+  scratchDir,
   temporal,
+  signer,
+  caPem,
 }: {
+  s3: S3Client;
   keys: KeyStore;
   jurisdiction: Jurisdiction;
+  scratchDir: string;
   /** A client of the worker's Temporal service, opened on first use. */
   temporal: () => Promise<Client>;
+  /** The jurisdiction's evidence signer, which signs access packages' manifests. */
+  signer: () => Promise<SignerMaterial>;
+  caPem: () => string;
 }) {
   return {
+    /**
+     * Every place of the jurisdiction that holds the subject's tokens (curated tables, consent registries, vaults),
+     * and what finding them read. Reads only; on the curation queue.
+     */
+    async discoverSubjectActivity(raw: DiscoveryInput): Promise<Discovery> {
+      const input = parseInput(DiscoveryInputSchema, raw, 'discoverSubjectActivity');
+      return withScratchDb(scratchDir, 'discover', (conn, dir) =>
+        discoverByScan(s3, jurisdiction, conn, dir, input.found, (datasets) =>
+          Context.current().heartbeat({ datasets }),
+        ),
+      );
+    },
+
+    /** Builds and signs the subject's access package in the exports bucket (see `buildAccessPackage`). Retry-safe. */
+    async buildAccessPackageActivity(raw: AccessPackageInput): Promise<AccessPackageSummary> {
+      const input = parseInput(AccessPackageInputSchema, raw, 'buildAccessPackageActivity');
+      const material = await signer();
+      return withScratchDb(scratchDir, 'access', (conn, workDir) =>
+        buildAccessPackage({ s3, keys, jurisdiction, conn, workDir, signer: material, caPem: caPem() }, input),
+      );
+    },
+
     /**
      * Whether the workflow of an open request still runs: a request whose workflow was terminated or reset away (it
      * never closed its marker) answers nobody, so a new request for the subject takes its place.

@@ -58,6 +58,7 @@ export const AuditActionSchema = z.enum([
   'dsr.retried',
   'dsr.cancelled',
   'dsr.restricted',
+  'dsr.disclosed',
   'dsr.lifted',
   'dsr.completed',
   'dsr.refused',

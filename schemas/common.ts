@@ -46,6 +46,7 @@ export const ActionSchema = z.enum([
   'dsr.cancel',
   'dsr.retry',
   'dsr.read',
+  'dsr.export',
 ]);
 export type Action = z.infer<typeof ActionSchema>;
 

@@ -10,7 +10,7 @@ export const IsoDurationSchema = z
 
 export const JurisdictionIdSchema = z.string().regex(/^[a-z]{2,8}$/, 'must be a lowercase jurisdiction id such as eu');
 
-export const BucketRoleSchema = z.enum(['landing', 'quarantine', 'curated', 'catalog', 'evidence']);
+export const BucketRoleSchema = z.enum(['landing', 'quarantine', 'curated', 'catalog', 'evidence', 'exports']);
 export type BucketRole = z.infer<typeof BucketRoleSchema>;
 
 const BucketNameSchema = z

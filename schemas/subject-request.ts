@@ -212,3 +212,91 @@ export const OpenRequestMarkerSchema = z.object({
   linked: z.array(z.string()),
 });
 export type OpenRequestMarker = z.infer<typeof OpenRequestMarkerSchema>;
+
+/** A place that holds the subject's data, as discovery found it (tokens, ids and counts: no personal data). */
+export const SubjectPlaceSchema = z.discriminatedUnion('kind', [
+  z.object({
+    kind: z.literal('dataset'),
+    datasetId: z.string(),
+    studyId: StudyIdSchema,
+    dataClass: z.string(),
+    table: z.string(),
+    bucket: z.string(),
+    key: z.string(),
+    versionId: z.string().nullable(),
+    sha256: Sha256HexSchema,
+    subjectColumn: z.string(),
+    /** The subject's rows in it. */
+    rows: z.number().int().positive(),
+  }),
+  z.object({ kind: z.literal('consent'), studyId: StudyIdSchema, records: z.number().int().positive() }),
+  z.object({ kind: z.literal('vault'), studyId: StudyIdSchema, entries: z.number().int().positive() }),
+]);
+export type SubjectPlace = z.infer<typeof SubjectPlaceSchema>;
+
+export const DiscoveryInputSchema = z.object({ found: SubjectTokensSchema });
+export type DiscoveryInput = z.infer<typeof DiscoveryInputSchema>;
+
+/** Where the subject's data is, and what finding it read. */
+export const DiscoverySchema = z.object({
+  places: z.array(SubjectPlaceSchema),
+  /** Study key versions destroyed: what they pseudonymized is crypto-erased, not searched. */
+  cryptoErased: z.array(z.object({ studyId: StudyIdSchema, versions: z.array(z.number().int().positive()) })),
+  read: z.object({ objects: z.number().int().nonnegative(), bytes: z.number().int().nonnegative() }),
+});
+export type Discovery = z.infer<typeof DiscoverySchema>;
+
+export const AccessPackageInputSchema = z.object({
+  requestId: z.string().regex(REQUEST_ID_PATTERN),
+  found: SubjectTokensSchema,
+  places: z.array(SubjectPlaceSchema),
+  /** Workflow time: the package's date and its expiry count from it. */
+  at: z.iso.datetime(),
+});
+export type AccessPackageInput = z.infer<typeof AccessPackageInputSchema>;
+
+export const PackageFileSchema = z.object({
+  path: z.string().regex(/^[A-Za-z0-9._/-]{1,300}$/),
+  sha256: Sha256HexSchema,
+  bytes: z.number().int().nonnegative(),
+});
+
+/** The manifest of an access package: every file with its SHA-256; signed (CMS, detached) beside it. */
+export const AccessManifestSchema = z.object({
+  format: z.literal('steward-access-package/1'),
+  requestId: z.string(),
+  jurisdiction: z.string(),
+  createdAt: z.iso.datetime(),
+  expiresAt: z.iso.datetime(),
+  files: z.array(PackageFileSchema),
+});
+export type AccessManifest = z.infer<typeof AccessManifestSchema>;
+
+/** Where an access package is and when it expires: the catalog's record, which sweeps and `dsr export` read. */
+export const ExportRecordSchema = z.object({
+  format: z.literal('steward-export/1'),
+  requestId: z.string(),
+  jurisdiction: z.string(),
+  bucket: z.string(),
+  prefix: z.string(),
+  createdAt: z.iso.datetime(),
+  expiresAt: z.iso.datetime(),
+  legalBasis: z.string(),
+  manifestSha256: Sha256HexSchema,
+  objects: z.array(
+    z.object({ key: z.string(), versionId: z.string().nullable(), sha256: Sha256HexSchema, bytes: z.number() }),
+  ),
+});
+export type ExportRecord = z.infer<typeof ExportRecordSchema>;
+
+export const AccessPackageSummarySchema = z.object({
+  bucket: z.string(),
+  prefix: z.string(),
+  files: z.number().int().nonnegative(),
+  datasets: z.number().int().nonnegative(),
+  rows: z.number().int().nonnegative(),
+  reidentified: z.number().int().nonnegative(),
+  manifestSha256: Sha256HexSchema,
+  expiresAt: z.iso.datetime(),
+});
+export type AccessPackageSummary = z.infer<typeof AccessPackageSummarySchema>;

@@ -45,7 +45,15 @@ export function createJurisdictionActivities(deps: JurisdictionWorkerDeps) {
     ...createRetentionActivities({ s3, jurisdiction }),
     ...createScheduleActivities({ jurisdiction, temporal }),
     ...createPreprocessCatalogActivities({ s3, jurisdiction }),
-    ...createSubjectRightsActivities({ keys, jurisdiction, temporal }),
+    ...createSubjectRightsActivities({
+      s3,
+      keys,
+      jurisdiction,
+      scratchDir,
+      temporal,
+      signer,
+      caPem: () => trust.caPem(),
+    }),
   };
 }
 

@@ -52,7 +52,7 @@ const subjects = proxyActivities<ReturnType<typeof createSubjectRightsActivities
 });
 
 /** Kinds served: the request workflow refuses a filing of any other. */
-const SERVED: readonly SubjectRequestKind[] = ['restriction'];
+const SERVED: readonly SubjectRequestKind[] = ['access', 'restriction'];
 
 const KIND_ATTRIBUTE = {
   access: RequestKind.SubjectAccess,

@@ -1,5 +1,6 @@
 import { proxyActivities } from '@temporalio/workflow';
 import type { createSubjectRightsActivities } from '../activities/subject-rights';
+import { curationTaskQueue } from '../contracts';
 import type { Principal } from '../schemas/common';
 import type {
   DecisionParams,
@@ -20,6 +21,17 @@ const subjects = proxyActivities<ReturnType<typeof createSubjectRightsActivities
   // Reads the key store only: a few quick retries, then the request waits for the DPO's retry.
   retry: { maximumAttempts: 5, initialInterval: '1s' },
 });
+
+/** Reading every place of the jurisdiction, and writing the package: long work, on the curation queue. */
+function curation(jurisdiction: string) {
+  return proxyActivities<ReturnType<typeof createSubjectRightsActivities>>({
+    startToCloseTimeout: '2 hours',
+    heartbeatTimeout: '2 minutes',
+    // Storage outages clear within a few tries; after that the request waits for the DPO's retry.
+    retry: { maximumAttempts: 5, initialInterval: '2s', maximumInterval: '30 seconds' },
+    taskQueue: curationTaskQueue(jurisdiction),
+  });
+}
 
 /** What a request's work needs from its workflow. */
 export interface WorkContext {
@@ -82,12 +94,7 @@ function restrictionWork(ctx: WorkContext): RequestWork {
     current: () => steps.current(),
     done: () => 'restricted',
     async run() {
-      const found = await steps.once('finding the subject’s tokens', () =>
-        subjects.subjectTokensActivity({
-          subjectId: auth.params.subjectId,
-          ...(auth.params.studyId ? { studyId: auth.params.studyId } : {}),
-        }),
-      );
+      const found = await findTokens(steps, auth);
       const studies = found.studies
         .filter((s) => s.tokens.length > 0)
         .map((s) => ({ studyId: s.studyId, tokens: s.tokens.map((t) => t.token) }));
@@ -129,12 +136,91 @@ function restrictionWork(ctx: WorkContext): RequestWork {
   };
 }
 
+function findTokens(steps: Steps, auth: WorkContext['auth']): Promise<SubjectTokens> {
+  return steps.once('finding the subject’s tokens', () =>
+    subjects.subjectTokensActivity({
+      subjectId: auth.params.subjectId,
+      ...(auth.params.studyId ? { studyId: auth.params.studyId } : {}),
+    }),
+  );
+}
+
+/**
+ * Access (GDPR Art. 15, HIPAA 164.524): the subject's tokens under every live key version, every place of the
+ * jurisdiction that holds them, and a signed package of their data, consent history and the Art. 15(1) facts in the
+ * jurisdiction's exports bucket (`steward dsr export` downloads and checks it).
+ */
+function accessWork(ctx: WorkContext): RequestWork {
+  const steps = new Steps();
+  const { auth, status } = ctx;
+  const heavy = curation(ctx.jurisdiction);
+  return {
+    current: () => steps.current(),
+    done: () => 'completed',
+    async run() {
+      const found = await findTokens(steps, auth);
+      const discovery = await steps.once('finding the subject’s data', () => heavy.discoverSubjectActivity({ found }));
+      const datasets = discovery.places.filter((p) => p.kind === 'dataset');
+      Object.assign(status.outcome, {
+        ...tokenCounts(found),
+        places: discovery.places.length,
+        datasets: new Set(datasets.map((p) => p.datasetId)).size,
+        objectsRead: discovery.read.objects,
+        bytesRead: discovery.read.bytes,
+      });
+      const built = await steps.once('writing the access package', () =>
+        heavy.buildAccessPackageActivity({
+          requestId: auth.requestId,
+          found,
+          places: discovery.places,
+          at: new Date().toISOString(),
+        }),
+      );
+      Object.assign(status.outcome, {
+        package: `${built.bucket}/${built.prefix}`,
+        files: built.files,
+        rows: built.rows,
+        reidentifiedDatasets: built.reidentified,
+        manifestSha256: built.manifestSha256,
+        expiresAt: built.expiresAt,
+      });
+      await steps.once('auditing the disclosure', async () => {
+        ctx.step('disclosed', null, { details: { package: `${built.bucket}/${built.prefix}`, rows: built.rows } });
+        await ctx.audit(
+          [
+            {
+              action: 'dsr.disclosed',
+              outcome: 'success',
+              reason: auth.params.reason,
+              targets: {
+                subjectTokens: found.studies.flatMap((s) => s.tokens.map((t) => t.token)),
+                objects: [{ bucket: built.bucket, key: `${built.prefix}manifest.json`, sha256: built.manifestSha256 }],
+              },
+              details: {
+                kind: 'access',
+                datasets: built.datasets,
+                rows: built.rows,
+                files: built.files,
+                expiresAt: built.expiresAt,
+                objectsRead: discovery.read.objects,
+                bytesRead: discovery.read.bytes,
+              },
+            },
+          ],
+          null,
+        );
+      });
+    },
+  };
+}
+
 /** The work of a request of this kind. */
 export function requestWork(kind: SubjectRequestKind, ctx: WorkContext): RequestWork {
   switch (kind) {
     case 'restriction':
       return restrictionWork(ctx);
     case 'access':
+      return accessWork(ctx);
     case 'erasure':
       throw new Error(`no work for ${kind} requests`);
   }

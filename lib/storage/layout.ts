@@ -142,6 +142,18 @@ export function restrictionKey(requestId: string): string {
   return `${RESTRICTIONS_PREFIX}${requestId}.json`;
 }
 
+/** Where the exports bucket keeps a subject access request's package (GDPR Art. 15). */
+export function accessPackagePrefix(requestId: string): string {
+  return `access/${requestId}/`;
+}
+
+/** The catalog's record of an export: where it is and when it expires. */
+export const EXPORT_RECORDS_PREFIX = 'exports/';
+
+export function exportRecordKey(requestId: string): string {
+  return `${EXPORT_RECORDS_PREFIX}${requestId}.json`;
+}
+
 /** Where the catalog bucket keeps the sweeps' claims: one object per claimed batch. */
 export const CLAIMS_PREFIX = 'retention/claims/';
 

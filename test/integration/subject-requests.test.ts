@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
@@ -22,7 +23,9 @@ import { readOpenRequest, readRestriction } from '../../lib/storage/subjects';
 import { loadPipeline } from '../../lib/preprocess/load-pipeline';
 import { shiftIso } from '../../lib/subject-rights/deadlines';
 import { listObjects, readObjectText } from '../../lib/storage/objects';
-import { openRequestsPrefix } from '../../lib/storage/layout';
+import { accessPackagePrefix, openRequestsPrefix } from '../../lib/storage/layout';
+import { listDatasetRecords } from '../../lib/storage/catalog';
+import { checkAccessPackage } from '../../lib/subject-rights/access-check';
 import type { AuditEvent } from '../../schemas/audit';
 import type { PreprocessJobResult } from '../../schemas/preprocess';
 import type { DecisionParams, SubjectRequestKind, SubjectRequestStatus } from '../../schemas/subject-request';
@@ -32,7 +35,9 @@ import {
   identity,
   importConsentCsv,
   ingestDir,
+  opensslCmsVerify,
   rawHistory,
+  readParquet,
   signedBy,
   smallMetadata,
   stackState,
@@ -49,7 +54,10 @@ import { spawnSync } from 'node:child_process';
 const clients = useClients();
 const FILING = { access: 'dsr.access', erasure: 'dsr.erase', restriction: 'dsr.restrict' } as const;
 const STUDY = `ST-DSR-${randomUUID().slice(0, 6)}`;
+/** A second study of the same subject, without a re-identification vault. */
+const STUDY_NO_VAULT = `ST-DSR-NV-${randomUUID().slice(0, 6)}`;
 let dataset: string;
+let datasetNoVault: string;
 let pipelineFile: string;
 
 const today = () => new Date().toISOString();
@@ -180,8 +188,20 @@ beforeAll(async () => {
     'RX-SUBJECT-0002,Rob Two,2025-01-03,20,',
     'RX-SUBJECT-0001,Rae One,2025-02-02,30,',
   ].join('\n');
-  const dir = await writeJsonPackage(await tempDir(), smallMetadata({ studyId: STUDY }), { 'data/visits.csv': rows });
+  const dir = await writeJsonPackage(await tempDir(), smallMetadata({ studyId: STUDY, reidentificationVault: true }), {
+    'data/visits.csv': rows,
+  });
   dataset = (await ingestDir(clients(), dir)).datasetId;
+  await importConsentCsv(
+    clients(),
+    'subject_id,scopes,status,icf_version,given_on\nRX-SUBJECT-0001,primary-research,given,v2,2024-03-01\n',
+    'eu',
+    STUDY_NO_VAULT,
+  );
+  const other = await writeJsonPackage(await tempDir(), smallMetadata({ studyId: STUDY_NO_VAULT }), {
+    'data/visits.csv': 'subject_id,full_name,visit_date,score,note\nRX-SUBJECT-0001,Rae One,2025-03-03,7,\n',
+  });
+  datasetNoVault = (await ingestDir(clients(), other)).datasetId;
   pipelineFile = path.join(await tempDir('steward-pipeline-'), 'scores.json');
   await writeFile(
     pipelineFile,
@@ -250,6 +270,121 @@ describe('a restriction of processing (GDPR Art. 18)', () => {
     expect(events.find((e) => e.action === 'dsr.identity-verified')!.details).toMatchObject({
       method: 'id-document',
       evidenceRef: 'DPO-CASE-2026-117',
+    });
+  });
+});
+
+/** A curated table's rows as plain values (dates as YYYY-MM-DD, integers as numbers), as a package's JSON holds them. */
+function plain(row: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(row).map(([k, v]) => [
+      k,
+      v instanceof Date ? v.toISOString().slice(0, 10) : typeof v === 'bigint' ? Number(v) : v,
+    ]),
+  );
+}
+
+describe('an access request (GDPR Art. 15)', () => {
+  it('packages exactly the subject’s rows of every study, signed; dsr export downloads and checks it; OpenSSL verifies it', async () => {
+    const subject = 'RX-SUBJECT-0001';
+    const { requestId, handle } = await file('access', subject);
+    await statusWhen(handle, filed);
+    // Nothing is disclosed before the identity is verified.
+    const exportsBucket = getJurisdiction('eu').buckets.exports;
+    expect(await listObjects(clients().s3, exportsBucket, accessPackagePrefix(requestId))).toEqual([]);
+    await verifyIdentity(requestId);
+    const done = await handle.result();
+    expect(done.state).toBe('completed');
+
+    const dpo = path.join(stackState().dataDir, 'identities', 'dpo');
+    const out = path.join(await tempDir('steward-access-'), 'package');
+    const exported = stackSteward('--identity', dpo, 'dsr', 'export', requestId, '--out', out);
+    expect(exported.code, exported.stderr).toBe(0);
+    const ca = path.join(stackState().dataDir, 'pki', 'ca.pem');
+    const openssl = opensslCmsVerify({
+      p7s: path.join(out, 'manifest.json.p7s'),
+      content: path.join(out, 'manifest.json'),
+      ca,
+    });
+    expect(openssl.status, openssl.stderr).toBe(0);
+
+    // The oracle, by reading every table of both studies (preprocessing outputs of earlier tests included): each
+    // dataset holding the subject is in the package with exactly the subject's rows, re-identified where the study
+    // keeps a vault, under the token otherwise.
+    const catalog = getJurisdiction('eu').buckets.catalog;
+    const expected = { datasets: 0, rows: 0, reidentified: 0 };
+    for (const record of await listDatasetRecords(clients().s3, catalog)) {
+      if (record.studyId !== STUDY && record.studyId !== STUDY_NO_VAULT) continue;
+      const key = await clients().keys.studyKey('eu', record.studyId);
+      const token = tokenize(key.material, key.version, subject);
+      for (const output of record.outputs) {
+        const stored = (await readParquet(clients().s3, output.bucket, output.key)).rows.filter(
+          (r) => r.subject_id === token,
+        );
+        const packagedFile = path.join(out, 'datasets', record.datasetId, `${output.table}.json`);
+        if (stored.length === 0) {
+          expect(existsSync(packagedFile)).toBe(false);
+          continue;
+        }
+        expected.datasets += 1;
+        expected.rows += stored.length;
+        const shown = record.studyId === STUDY ? subject : token;
+        if (record.studyId === STUDY) expected.reidentified += 1;
+        const packaged = JSON.parse(await readFile(packagedFile, 'utf8')) as Record<string, unknown>[];
+        expect(packaged).toEqual(stored.map((r) => plain({ ...r, subject_id: shown })));
+        const csv = await readFile(packagedFile.replace(/\.json$/, '.csv'), 'utf8');
+        expect(csv.trim().split('\n')).toHaveLength(stored.length + 1);
+      }
+    }
+    expect(expected.datasets).toBeGreaterThanOrEqual(2);
+    expect(done.outcome).toMatchObject({
+      datasets: expected.datasets,
+      rows: expected.rows,
+      reidentifiedDatasets: expected.reidentified,
+    });
+    const facts = JSON.parse(await readFile(path.join(out, 'facts.json'), 'utf8'));
+    const vaultless = facts.datasets.find((d: { datasetId: string }) => d.datasetId === datasetNoVault);
+    expect(vaultless).toMatchObject({ identified: 'tokens', purpose: 'primary-research', rows: 1 });
+    expect(vaultless.note).toContain('keeps no re-identification vault entry');
+    expect(vaultless.retention).toMatchObject({ duration: 'P25Y' });
+    expect(vaultless.source).toMatchObject({ system: 'test-edc' });
+    const consent = JSON.parse(await readFile(path.join(out, 'consent.json'), 'utf8')) as Record<string, unknown>[];
+    expect(consent.map((c) => [c.studyId, c.icfVersion])).toEqual(
+      expect.arrayContaining([
+        [STUDY, 'v1'],
+        [STUDY_NO_VAULT, 'v2'],
+      ]),
+    );
+    expect(JSON.stringify(consent)).not.toContain('v1.');
+
+    // Nothing of another subject; a file altered after signing fails the check.
+    const files = new Map<string, Buffer>();
+    const walk = async (dir: string, base = ''): Promise<void> => {
+      for (const entry of await readdir(dir, { withFileTypes: true })) {
+        const rel = base ? `${base}/${entry.name}` : entry.name;
+        if (entry.isDirectory()) await walk(path.join(dir, entry.name), rel);
+        else files.set(rel, await readFile(path.join(dir, entry.name)));
+      }
+    };
+    await walk(out);
+    expect(containsAny([...files.values()], ['RX-SUBJECT-0002', 'Rob Two'])).toEqual([]);
+    expect(checkAccessPackage(files, await readFile(ca, 'utf8')).problems).toEqual([]);
+    const csvPath = `datasets/${dataset}/visits.csv`;
+    files.set(csvPath, Buffer.concat([files.get(csvPath)!, Buffer.from('RX-SUBJECT-0002,2025-01-03,20,\n')]));
+    expect(checkAccessPackage(files, await readFile(ca, 'utf8')).problems).toEqual([
+      `${csvPath}: SHA-256 differs from the manifest (altered)`,
+    ]);
+
+    const events = await eventsOf(requestId);
+    expect(events.map((e) => e.action)).toEqual([
+      'dsr.received',
+      'dsr.identity-verified',
+      'dsr.disclosed',
+      'dsr.completed',
+    ]);
+    expect(events.find((e) => e.action === 'dsr.disclosed')!.details).toMatchObject({
+      datasets: expected.datasets,
+      rows: expected.rows,
     });
   });
 });

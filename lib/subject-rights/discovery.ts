@@ -1,0 +1,96 @@
+import { mkdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { DuckDBConnection } from '@duckdb/node-api';
+import type { Jurisdiction } from '../../schemas/jurisdiction';
+import type { Discovery, SubjectPlace, SubjectTokens } from '../../schemas/subject-request';
+import { listDatasetRecords } from '../storage/catalog';
+import { getJson } from '../storage/json';
+import { consentPartsPrefix } from '../storage/layout';
+import { downloadHashed, listObjects } from '../storage/objects';
+import { readVaultShards } from '../crypto/vault';
+import { quoteIdent, quoteLiteral } from '../tabular/sql';
+import { ConsentPartSchema } from '../../schemas/consent';
+
+/** The subject's tokens per study, as discovery searches for them. */
+export function tokensByStudy(found: SubjectTokens): Map<string, string[]> {
+  return new Map(
+    found.studies.filter((s) => s.tokens.length > 0).map((s) => [s.studyId, s.tokens.map((t) => t.token)] as const),
+  );
+}
+
+/**
+ * Every place of the jurisdiction that holds the subject's tokens, by reading it all: each curated table of the
+ * studies the subject has tokens in, the studies' consent registries and vaults. Reads only the jurisdiction's own
+ * buckets. Data under a destroyed key version is reported as crypto-erased, not searched.
+ */
+export async function discoverByScan(
+  s3: S3Client,
+  jurisdiction: Jurisdiction,
+  conn: DuckDBConnection,
+  workDir: string,
+  found: SubjectTokens,
+  onProgress: (datasets: number) => void = () => {},
+): Promise<Discovery> {
+  const byStudy = tokensByStudy(found);
+  const places: SubjectPlace[] = [];
+  const read = { objects: 0, bytes: 0 };
+  await mkdir(workDir, { recursive: true });
+  const file = path.join(workDir, 'table.parquet');
+  let seen = 0;
+  for (const record of await listDatasetRecords(s3, jurisdiction.buckets.catalog)) {
+    const tokens = byStudy.get(record.studyId);
+    onProgress(++seen);
+    if (!tokens) continue;
+    for (const output of record.outputs) {
+      const subject = output.columns.find((c) => c.role === 'subject-id');
+      if (!subject) continue;
+      const digest = await downloadHashed(s3, output.bucket, output.key, file, () => {}, output.versionId);
+      read.objects += 1;
+      read.bytes += digest.bytes;
+      const counted = await conn.runAndReadAll(
+        `SELECT count(*) FROM read_parquet(${quoteLiteral(file)}) WHERE CAST(${quoteIdent(subject.name)} AS VARCHAR) IN (${tokens.map(quoteLiteral).join(', ')})`,
+      );
+      const rows = Number(counted.getRows()[0]![0]);
+      await rm(file, { force: true });
+      if (rows === 0) continue;
+      places.push({
+        kind: 'dataset',
+        datasetId: record.datasetId,
+        studyId: record.studyId,
+        dataClass: record.dataClass,
+        table: output.table,
+        bucket: output.bucket,
+        key: output.key,
+        versionId: output.versionId,
+        sha256: output.sha256,
+        subjectColumn: subject.name,
+        rows,
+      });
+    }
+  }
+  for (const [studyId, tokens] of byStudy) {
+    const wanted = new Set(tokens);
+    let records = 0;
+    for (const part of await listObjects(s3, jurisdiction.buckets.catalog, consentPartsPrefix(studyId))) {
+      const stored = await getJson(s3, jurisdiction.buckets.catalog, part.key, ConsentPartSchema);
+      read.objects += 1;
+      read.bytes += part.size;
+      records += stored?.entries.filter((e) => wanted.has(e.token)).length ?? 0;
+    }
+    if (records > 0) places.push({ kind: 'consent', studyId, records });
+    let entries = 0;
+    for (const { shard } of await readVaultShards(s3, jurisdiction.buckets.catalog, studyId)) {
+      read.objects += 1;
+      entries += tokens.filter((t) => shard.entries[t] !== undefined).length;
+    }
+    if (entries > 0) places.push({ kind: 'vault', studyId, entries });
+  }
+  return {
+    places,
+    cryptoErased: found.studies
+      .filter((s) => s.cryptoErased.length > 0)
+      .map((s) => ({ studyId: s.studyId, versions: s.cryptoErased })),
+    read,
+  };
+}
