@@ -58,7 +58,7 @@ export default tseslint.config(
               // Pure modules that run inside workflows too: the permission check, resolving a pipeline's parameters,
               // comparing a run with its re-run, minting certificate ids, the storage layout, subject-request deadlines.
               regex:
-                '^\\.\\./(activities|lib)/(?!auth/roles$|preprocess/pipeline$|preprocess/compare$|erasure/ids$|storage/layout$|subject-rights/deadlines$)',
+                '^\\.\\./(activities|lib)/(?!auth/roles$|preprocess/pipeline$|preprocess/compare$|erasure/ids$|storage/layout$|subject-rights/deadlines$|subject-rights/places$)',
               allowTypeImports: true,
               message: 'workflows may import activities and lib only as types',
             },

@@ -26,7 +26,13 @@ import {
   writeRequestClaim,
   writeSourceRegistry,
 } from '../lib/storage/catalog';
-import { closeSubjectRequest, liftRestriction, openSubjectRequest, recordRestriction } from '../lib/storage/subjects';
+import {
+  closeSubjectRequest,
+  liftRestriction,
+  openSubjectRequest,
+  recordRestriction,
+  recordTombstone,
+} from '../lib/storage/subjects';
 
 /** Changes to shared catalog objects, run only by each object's single writer (`catalogWriterWorkflow`). */
 export function createCatalogActivities({
@@ -224,6 +230,31 @@ export function createCatalogActivities({
         return { ...(await closeSubjectRequest(s3, bucket, mutation)), count: 1 };
       case 'subject.restricted':
         return recordRestriction(s3, bucket, jurisdiction.id, mutation);
+      case 'subject.tombstoned':
+        return recordTombstone(s3, bucket, { ...mutation, jurisdiction: jurisdiction.id, since: mutation.at });
+      case 'dataset.rows-erased': {
+        const record = await readDatasetRecord(s3, bucket, mutation.datasetId);
+        if (!record) {
+          throw nonRetryable(
+            ErrorType.DatasetNotFound,
+            `dataset ${mutation.datasetId} is not in the ${jurisdiction.id} catalog`,
+          );
+        }
+        const done = record.erasures.some(
+          (e) => e.requestId === mutation.erasure.requestId && e.table === mutation.erasure.table,
+        );
+        if (done) return { changed: false, count: 0 };
+        const busy = claimProblem(await claimedDatasets(s3, bucket, new Date(mutation.erasure.at)), [
+          mutation.datasetId,
+        ]);
+        if (busy) throw new RetentionChangeRefused(busy, 'busy');
+        await writeDatasetRecord(s3, bucket, {
+          ...record,
+          outputs: record.outputs.map((o) => (o.table === mutation.output.table ? mutation.output : o)),
+          erasures: [...record.erasures, mutation.erasure],
+        });
+        return { changed: true, count: mutation.erasure.rowsRemoved };
+      }
       case 'subject.restriction-lifted':
         return { ...(await liftRestriction(s3, bucket, mutation)), count: 1 };
     }

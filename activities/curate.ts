@@ -17,6 +17,8 @@ import {
 } from '../schemas/ingest';
 import type { Jurisdiction } from '../schemas/jurisdiction';
 import { decideConsent, linkEntries } from '../lib/consent/decide';
+import { tombstonedDigests } from '../lib/storage/subjects';
+import { subjectDigest, subjectDigestKey } from '../lib/subject-rights/digest';
 import { writeConsentLinks } from '../lib/consent/links';
 import type { KeyStore } from '../lib/crypto/keystore';
 import { Tokenizer, tokenKeyVersion } from '../lib/crypto/pseudonymize';
@@ -133,7 +135,11 @@ export async function curatePackage(deps: CurateDeps, input: CuratePackageInput)
       const others = (await keys.liveStudyKeys(jurisdiction.id, metadata.studyId))
         .filter((k) => k.version !== key.version && registryVersions.has(k.version))
         .map((k) => new Tokenizer(k.material, k.version));
+      // Erased subjects stay out, whatever their consent says; by keyed digest, which no key rotation changes.
+      const erased = await tombstonedDigests(s3, jurisdiction.buckets.catalog);
+      const digestKey = erased.size > 0 ? await subjectDigestKey(keys, jurisdiction.id) : undefined;
       return (raw: string, token: string): ExclusionReason | undefined => {
+        if (digestKey && erased.has(subjectDigest(digestKey, raw))) return 'erased';
         const tokens = [token, ...others.map((t) => t.token(raw))];
         if (others.length > 0) for (const link of linkEntries(registry, tokens)) links.set(link.token, link);
         return decideConsent(registry, tokens, metadata.purpose, input.asOf).reason;

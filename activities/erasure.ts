@@ -150,6 +150,7 @@ export function createErasureActivities({ s3, jurisdiction, signer, caPem }: Era
             : {}),
           ...(c.vault ? { vault: { ...c.vault, endpoint } } : {}),
           ...(c.key ? { key: c.key } : {}),
+          ...(c.subjectRequest ? { subjectRequest: c.subjectRequest } : {}),
         };
         const certificate: DeletionCertificate = {
           ...buildCertificate(input, unit),
@@ -197,7 +198,7 @@ export function createErasureActivities({ s3, jurisdiction, signer, caPem }: Era
     if (!unit.dataset) return named!;
     const dataset = datasetErasureTargets(jurisdiction.buckets, unit.dataset.datasetId);
     return {
-      targets: [...dataset.targets, ...(named?.targets ?? [])],
+      targets: [...dataset.targets.map((t) => ({ ...t, keep: [] })), ...(named?.targets ?? [])],
       known: [...dataset.known, ...(named?.known ?? [])],
       records: [...dataset.records, ...(named?.records ?? [])],
       absent: [...dataset.absent, ...(named?.absent ?? [])],

@@ -5,7 +5,7 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import { ErrorType, nonRetryable } from '../contracts';
 import { decideConsent } from '../lib/consent/decide';
 import { readConsentRegistry } from '../lib/storage/catalog';
-import { restrictedTokens } from '../lib/storage/subjects';
+import { subjectExclusions } from '../lib/storage/subjects';
 import { downloadHashed } from '../lib/storage/objects';
 import { isAccessDenied } from '../lib/storage/s3';
 import { quoteIdent, quoteLiteral } from '../lib/tabular/sql';
@@ -61,8 +61,8 @@ export interface StagedInputs {
 
 /**
  * Stages each input version, checked against its recorded SHA-256, without the rows of subjects whose consent does
- * not cover the pipeline's purpose as of the job's day, or whose processing is restricted (GDPR Art. 18: counted as
- * `restricted`). A curated dataset holds one token per subject: the registry
+ * not cover the pipeline's purpose as of the job's day, whose processing is restricted (GDPR Art. 18: counted as
+ * `restricted`), or who were erased (Art. 17: counted as `erased`, for rows kept under a duty to keep). A curated dataset holds one token per subject: the registry
  * holds every decision under the token of every live key version (and links tokens made later), so the one token
  * gets the decision ingestion would give (`decideConsent`).
  */
@@ -71,8 +71,8 @@ export async function stageInputs(job: StageInputsJob): Promise<StagedInputs> {
   const consent: ConsentExclusion = { purpose: job.purpose, asOf: job.asOf, subjects: 0, rows: 0, byReason: {} };
   const inputs: RunDocument['inputs'] = [];
   const excludedSubjects = new Set<string>();
-  const restricted = await storage('reading restrictions', jurisdiction.buckets.catalog, () =>
-    restrictedTokens(s3, jurisdiction.buckets.catalog),
+  const excluded = await storage('reading restrictions and erasures', jurisdiction.buckets.catalog, () =>
+    subjectExclusions(s3, jurisdiction.buckets.catalog),
   );
   let staged = 0;
   for (const item of job.inputs) {
@@ -103,9 +103,8 @@ export async function stageInputs(job: StageInputsJob): Promise<StagedInputs> {
       const appender = await conn.createAppender('excluded');
       for (const row of tokens.getRows()) {
         const token = String(row[0]);
-        const reason = restricted.get(item.studyId)?.has(token)
-          ? 'restricted'
-          : decideConsent(byToken, [token], job.purpose, job.asOf).reason;
+        const reason =
+          excluded.get(item.studyId)?.get(token) ?? decideConsent(byToken, [token], job.purpose, job.asOf).reason;
         if (!reason) continue;
         appender.appendVarchar(token);
         appender.endRow();

@@ -1,4 +1,3 @@
-import { createHmac, randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
@@ -8,13 +7,24 @@ import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import type { SignerMaterial } from '../lib/pki/authority';
 import { buildAccessPackage } from '../lib/subject-rights/access-package';
 import { discoverByScan } from '../lib/subject-rights/discovery';
+import {
+  decideErasureItems,
+  rewriteWithoutSubject,
+  type ErasureItem,
+  type RewriteResult,
+} from '../lib/subject-rights/erasure';
 import type { KeyStore } from '../lib/crypto/keystore';
-import { canonicalizeIdentifier, tokenize } from '../lib/crypto/pseudonymize';
+import { tokenize } from '../lib/crypto/pseudonymize';
+import { subjectDigest, subjectDigestKey } from '../lib/subject-rights/digest';
 import { parseInput } from '../contracts/parse';
 import type { Jurisdiction } from '../schemas/jurisdiction';
 import {
   AccessPackageInputSchema,
+  DecideErasureInputSchema,
   DiscoveryInputSchema,
+  RewriteInputSchema,
+  type DecideErasureInput,
+  type RewriteInput,
   OpenSubjectRequestInputSchema,
   type AccessPackageInput,
   type AccessPackageSummary,
@@ -26,19 +36,6 @@ import {
   type SubjectTokensInput,
 } from '../schemas/subject-request';
 
-/** The key-store id of the jurisdiction's subject-digest key. */
-export function subjectDigestKeyId(jurisdiction: string): string {
-  return `subjects/${jurisdiction}`;
-}
-
-/** A subject's keyed digest in a jurisdiction: links requests for the same subject without keeping the identifier. */
-export function subjectDigest(key: Buffer, subjectId: string): string {
-  return createHmac('sha256', key)
-    .update(`steward-subject-digest/1\n${canonicalizeIdentifier(subjectId)}`)
-    .digest('hex');
-}
-
-/** What subject requests need from the keys: a keyed digest of the subject, and the subject's tokens. */
 /** One DuckDB connection (one thread) in a scratch folder of its own, closed and wiped afterwards. */
 async function withScratchDb<T>(
   scratchDir: string,
@@ -90,6 +87,22 @@ export function createSubjectRightsActivities({
       );
     },
 
+    /** Decides every place of an erasure request: erased, or kept with its legal basis (see `decideErasureItems`). */
+    async decideErasureItemsActivity(raw: DecideErasureInput): Promise<ErasureItem[]> {
+      const input = parseInput(DecideErasureInputSchema, raw, 'decideErasureItemsActivity');
+      return decideErasureItems(s3, jurisdiction, input.places, input.asOf, input.noRight);
+    },
+
+    /** Rewrites one table without the subject's rows, as a new version (see `rewriteWithoutSubject`). Retry-safe. */
+    async rewriteWithoutSubjectActivity(raw: RewriteInput): Promise<RewriteResult> {
+      const input = parseInput(RewriteInputSchema, raw, 'rewriteWithoutSubjectActivity');
+      const { place } = input.item;
+      if (place.kind !== 'dataset') throw new Error(`${input.item.itemId} is not a table`);
+      return withScratchDb(scratchDir, 'rewrite', (conn, dir) =>
+        rewriteWithoutSubject(s3, jurisdiction, conn, dir, { ...input.item, place }, input.tokens),
+      );
+    },
+
     /** Builds and signs the subject's access package in the exports bucket (see `buildAccessPackage`). Retry-safe. */
     async buildAccessPackageActivity(raw: AccessPackageInput): Promise<AccessPackageSummary> {
       const input = parseInput(AccessPackageInputSchema, raw, 'buildAccessPackageActivity');
@@ -117,8 +130,7 @@ export function createSubjectRightsActivities({
     /** The subject's keyed digest (HMAC under the jurisdiction's subject-digest key, created on first use). */
     async subjectDigestActivity(raw: OpenSubjectRequestInput): Promise<{ subjectDigest: string }> {
       const input = parseInput(OpenSubjectRequestInputSchema, raw, 'subjectDigestActivity');
-      const key = await keys.storeSecret(subjectDigestKeyId(jurisdiction.id), randomBytes(32));
-      return { subjectDigest: subjectDigest(key, input.subjectId) };
+      return { subjectDigest: subjectDigest(await subjectDigestKey(keys, jurisdiction.id), input.subjectId) };
     },
 
     /**

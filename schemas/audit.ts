@@ -59,6 +59,7 @@ export const AuditActionSchema = z.enum([
   'dsr.cancelled',
   'dsr.restricted',
   'dsr.disclosed',
+  'subject.erased',
   'dsr.lifted',
   'dsr.completed',
   'dsr.refused',

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { Sha256HexSchema, StudyIdSchema } from './common';
-import { DatasetOutputSchema, LegalHoldSchema } from './dataset';
+import { DatasetOutputSchema, DatasetRecordSchema, LegalHoldSchema } from './dataset';
 import { DatasetIdSchema } from './ingest';
 import { ESignatureSchema } from './request';
 import { HoldScopeSchema, RetentionChangeSchema, RetentionScanSchema } from './retention';
@@ -106,6 +106,21 @@ export const CatalogMutationSchema = z.discriminatedUnion('kind', [
     at: z.iso.datetime(),
   }),
   z.object({
+    /** An erased subject (Art. 17), recorded before any object is rewritten: no later ingestion brings them back. */
+    kind: z.literal('subject.tombstoned'),
+    requestId: z.string(),
+    subjectDigest: Sha256HexSchema,
+    studies: z.array(z.object({ studyId: StudyIdSchema, tokens: z.array(z.string()).min(1) })),
+    at: z.iso.datetime(),
+  }),
+  z.object({
+    /** A table rewritten without a subject's rows: its new version replaces the old in the record, with the erasure. */
+    kind: z.literal('dataset.rows-erased'),
+    datasetId: DatasetIdSchema,
+    output: DatasetOutputSchema,
+    erasure: DatasetRecordSchema.shape.erasures.unwrap().element,
+  }),
+  z.object({
     kind: z.literal('subject.restriction-lifted'),
     requestId: z.string(),
     at: z.iso.datetime(),
@@ -194,6 +209,7 @@ export function mutationTarget(mutation: CatalogMutation): string {
     // Records of datasets and studies have one writer per jurisdiction: a hold, an end of trial or a sweep's claim
     // reads and changes several at once.
     case 'dataset.outputs-replaced':
+    case 'dataset.rows-erased':
     case 'hold.set':
     case 'hold.released':
     case 'study.trial-ended':
@@ -210,6 +226,7 @@ export function mutationTarget(mutation: CatalogMutation): string {
     case 'subject-request.opened':
     case 'subject-request.closed':
     case 'subject.restricted':
+    case 'subject.tombstoned':
     case 'subject.restriction-lifted':
       return 'subjects/all';
   }

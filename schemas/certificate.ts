@@ -15,6 +15,45 @@ export const SanitizedObjectSchema = z.object({
   datasetId: z.string().optional(),
 });
 
+const ObjectStateSchema = z.object({
+  versionId: z.string().nullable(),
+  sha256: Sha256HexSchema,
+  rows: z.number().int().nonnegative(),
+});
+
+/**
+ * What a subject's erasure request covered, for its certificate: every place found (an item), what was done with it
+ * and on which legal basis (erased: rewritten without the subject's rows, with the versions before and after; kept:
+ * the exemption and until when), what remains by design (audit events, encrypted workflow histories) and until when,
+ * and how the absence of the subject's tokens was verified.
+ */
+export const SubjectErasureRecordSchema = z.object({
+  requestId: z.string(),
+  studies: z.number().int().nonnegative(),
+  tokens: z.number().int().nonnegative(),
+  tombstoned: z.boolean(),
+  items: z.array(
+    z.object({
+      itemId: z.string(),
+      place: z.string(),
+      decision: z.enum(['erased', 'kept', 'crypto-erased']),
+      legalBasis: z.string(),
+      until: z.string().nullable(),
+      object: z
+        .object({
+          bucket: z.string(),
+          key: z.string(),
+          before: ObjectStateSchema,
+          after: ObjectStateSchema.nullable(),
+        })
+        .nullable(),
+    }),
+  ),
+  residuals: z.array(z.object({ what: z.string(), legalBasis: z.string(), until: z.string().nullable() })),
+  verification: z.object({ performed: z.string(), passed: z.boolean(), details: z.array(z.string()) }),
+});
+export type SubjectErasureRecord = z.infer<typeof SubjectErasureRecordSchema>;
+
 /**
  * A certificate of sanitization (deletion), after NIST SP 800-88 (Rev. 1 App. G sample certificate, Rev. 2):
  * who asked and approved, why and on what legal basis, exactly what was sanitized, how, with which tools, how it was
@@ -54,6 +93,8 @@ export const DeletionCertificateSchema = z.object({
   auditChain: AuditChainRefSchema,
   issuedAt: z.iso.datetime(),
   issuer: z.object({ name: z.string(), certificateSerial: z.string(), certificateFingerprint: Sha256HexSchema }),
+  /** A subject's erasure request: every item found and its outcome, the residuals and the verification. */
+  subjectRequest: SubjectErasureRecordSchema.optional(),
 });
 export type DeletionCertificate = z.infer<typeof DeletionCertificateSchema>;
 

@@ -4,7 +4,8 @@ import { NameSchema, PrincipalSchema, Sha256HexSchema, StudyIdSchema } from './c
 import { RetentionEventSchema } from './jurisdiction';
 import { ESignatureSchema } from './request';
 
-export const ExclusionReasonSchema = z.enum(['no-consent', 'withdrawn', 'scope', 'expired', 'not-yet-valid']);
+/** Why rows were left out: consent (none, withdrawn, out of scope, expired, not yet valid), or the subject's erasure. */
+export const ExclusionReasonSchema = z.enum(['no-consent', 'withdrawn', 'scope', 'expired', 'not-yet-valid', 'erased']);
 export type ExclusionReason = z.infer<typeof ExclusionReasonSchema>;
 
 export const RowCountsSchema = z.object({
@@ -98,6 +99,19 @@ export const DatasetRecordSchema = z.object({
         key: z.string(),
         versionId: z.string().nullable(),
         sha256: Sha256HexSchema,
+      }),
+    )
+    .default([]),
+  /** Subjects' rows erased from it (GDPR Art. 17): which request, which table, how many rows, the versions before and after. */
+  erasures: z
+    .array(
+      z.object({
+        requestId: z.string(),
+        table: z.string(),
+        rowsRemoved: z.number().int().nonnegative(),
+        before: z.object({ versionId: z.string().nullable(), sha256: Sha256HexSchema, rows: z.number().int() }),
+        after: z.object({ versionId: z.string().nullable(), sha256: Sha256HexSchema, rows: z.number().int() }),
+        at: z.iso.datetime(),
       }),
     )
     .default([]),

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { AuditChainRefSchema } from './audit';
-import { DeletionCertificateSchema } from './certificate';
+import { DeletionCertificateSchema, SubjectErasureRecordSchema } from './certificate';
 import { PrincipalSchema, Sha256HexSchema } from './common';
 import { ESignatureSchema } from './request';
 
@@ -10,6 +10,8 @@ export const ObjectTargetSchema = z.object({
   prefixes: z.array(z.string().min(1)).min(1),
   /** Delete versions under GOVERNANCE retention (the bucket policy grants this to Steward's workers only). */
   bypassGovernance: z.boolean(),
+  /** Versions that stay: an object rewritten without a subject's rows keeps its new version, loses every older one. */
+  keep: z.array(z.object({ key: z.string(), versionId: z.string() })).default([]),
 });
 export type ObjectTarget = z.infer<typeof ObjectTargetSchema>;
 
@@ -26,7 +28,7 @@ export type ErasedVersion = z.infer<typeof ErasedVersionSchema>;
 
 /** The object versions of one unit, with the checks that must read as absent afterwards. */
 export const ObjectErasureSchema = z.object({
-  targets: z.array(ObjectTargetSchema).min(1),
+  targets: z.array(ObjectTargetSchema),
   /** SHA-256 already known for versions (from a dataset record), so they need not be read before deletion. */
   known: z
     .array(z.object({ bucket: z.string(), key: z.string(), versionId: z.string().nullable(), sha256: Sha256HexSchema }))
@@ -48,7 +50,7 @@ export const ErasureUnitSchema = z
   .object({
     unitId: z.string().min(1).max(500),
     /** The audit event that records the unit's erasure. */
-    event: z.enum(['dataset.deleted', 'package.deleted', 'key.destroyed']),
+    event: z.enum(['dataset.deleted', 'package.deleted', 'key.destroyed', 'subject.erased']),
     targets: z.object({
       datasetId: z.string().optional(),
       studyId: z.string().optional(),
@@ -69,8 +71,12 @@ export const ErasureUnitSchema = z
     vault: z.object({ studyId: z.string(), datasetIds: z.array(z.string()).min(1) }).optional(),
     /** A retired study key version, destroyed in the key store (cryptographic erase). */
     keyVersion: z.object({ studyId: z.string(), version: z.number().int().positive() }).optional(),
+    /** A subject's erasure request: what its certificate states beyond the versions deleted. */
+    subjectRequest: SubjectErasureRecordSchema.optional(),
   })
-  .refine((u) => u.dataset || u.objects || u.vault || u.keyVersion, { message: 'a unit must name what it erases' });
+  .refine((u) => u.dataset || u.objects || u.vault || u.keyVersion || u.subjectRequest, {
+    message: 'a unit must name what it erases',
+  });
 export type ErasureUnit = z.infer<typeof ErasureUnitSchema>;
 export type ErasureUnitInput = z.input<typeof ErasureUnitSchema>;
 
@@ -180,6 +186,7 @@ export const IssueErasureCertificatesInputSchema = z.object({
         objects: z.boolean(),
         vault: ErasedElsewhereSchema.optional(),
         key: DestroyedKeySchema.optional(),
+        subjectRequest: SubjectErasureRecordSchema.optional(),
       }),
     )
     .min(1),

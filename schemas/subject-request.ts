@@ -201,6 +201,17 @@ export const RestrictionSchema = z.object({
 });
 export type Restriction = z.infer<typeof RestrictionSchema>;
 
+/** An erased subject, by token under every key version and by keyed digest (which survives key rotation). */
+export const TombstoneSchema = z.object({
+  format: z.literal('steward-tombstone/1'),
+  requestId: z.string(),
+  jurisdiction: z.string(),
+  subjectDigest: Sha256HexSchema,
+  since: z.iso.datetime(),
+  studies: z.array(z.object({ studyId: StudyIdSchema, tokens: z.array(z.string()).min(1) })),
+});
+export type Tombstone = z.infer<typeof TombstoneSchema>;
+
 /** An open request of a kind for a subject (by keyed digest): a second one while it is open is linked to it. */
 export const OpenRequestMarkerSchema = z.object({
   format: z.literal('steward-open-request/1'),
@@ -300,3 +311,26 @@ export const AccessPackageSummarySchema = z.object({
   expiresAt: z.iso.datetime(),
 });
 export type AccessPackageSummary = z.infer<typeof AccessPackageSummarySchema>;
+
+export const DecideErasureInputSchema = z.object({
+  places: z.array(SubjectPlaceSchema),
+  asOf: z.iso.datetime(),
+  /** The jurisdiction gives no right to erasure: every place is kept on this basis. */
+  noRight: z.string().optional(),
+});
+export type DecideErasureInput = z.infer<typeof DecideErasureInputSchema>;
+
+export const ErasureItemSchema = z.object({
+  itemId: z.string(),
+  place: SubjectPlaceSchema,
+  decision: z.enum(['erase', 'keep']),
+  legalBasis: z.string(),
+  until: z.string().nullable(),
+  lock: z.object({ mode: z.enum(['GOVERNANCE', 'COMPLIANCE']), until: z.string() }).nullable(),
+});
+
+export const RewriteInputSchema = z.object({
+  item: ErasureItemSchema,
+  tokens: z.array(z.string()).min(1),
+});
+export type RewriteInput = z.infer<typeof RewriteInputSchema>;

@@ -282,6 +282,7 @@ export async function eraseUnitsWorkflow(raw: unknown): Promise<ErasureResult> {
       objects: u.unit.objects !== undefined || u.unit.dataset !== undefined,
       ...(u.vault ? { vault: u.vault } : {}),
       ...(u.key ? { key: u.key } : {}),
+      ...(u.unit.subjectRequest ? { subjectRequest: u.unit.subjectRequest } : {}),
     }));
     const issued = await evidence.issueErasureCertificatesActivity({
       jurisdiction,

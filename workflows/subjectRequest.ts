@@ -52,7 +52,7 @@ const subjects = proxyActivities<ReturnType<typeof createSubjectRightsActivities
 });
 
 /** Kinds served: the request workflow refuses a filing of any other. */
-const SERVED: readonly SubjectRequestKind[] = ['access', 'restriction'];
+const SERVED: readonly SubjectRequestKind[] = ['access', 'erasure', 'restriction'];
 
 const KIND_ATTRIBUTE = {
   access: RequestKind.SubjectAccess,
@@ -239,7 +239,14 @@ async function serve(raw: SignedWorkflowInput): Promise<SubjectRequestStatus> {
   // Decisions one at a time, in the order they arrive.
   let queue: Promise<unknown> = Promise.resolve();
   let deadlineVersion = 0;
-  const work: RequestWork = requestWork(kind, { jurisdiction: jurisdiction.id, auth, status, step, audit });
+  const work: RequestWork = requestWork(kind, {
+    jurisdiction: jurisdiction.id,
+    subjectDigest,
+    auth,
+    status,
+    step,
+    audit,
+  });
   const setState = (state: SubjectRequestState) => {
     status.state = state;
     publish();

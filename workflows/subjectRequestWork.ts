@@ -1,6 +1,12 @@
 import { proxyActivities } from '@temporalio/workflow';
 import type { createSubjectRightsActivities } from '../activities/subject-rights';
-import { curationTaskQueue } from '../contracts';
+import { curationTaskQueue, ErrorType, nonRetryable } from '../contracts';
+import { getJurisdiction } from '../jurisdictions';
+import type { RewriteResult } from '../lib/subject-rights/erasure';
+import { shiftIso } from '../lib/subject-rights/deadlines';
+import { describePlace, itemIdOf } from '../lib/subject-rights/places';
+import type { SubjectErasureRecord } from '../schemas/certificate';
+import { eraseUnits } from './eraseUnits';
 import type { Principal } from '../schemas/common';
 import type {
   DecisionParams,
@@ -8,6 +14,7 @@ import type {
   SubjectRequestKind,
   SubjectRequestParams,
   SubjectRequestState,
+  SubjectPlace,
   SubjectRequestStatus,
   SubjectTokens,
 } from '../schemas/subject-request';
@@ -36,6 +43,8 @@ function curation(jurisdiction: string) {
 /** What a request's work needs from its workflow. */
 export interface WorkContext {
   jurisdiction: string;
+  /** The subject's keyed digest: what a tombstone keeps ingestion from bringing them back by. */
+  subjectDigest: string;
   auth: Authorized<SubjectRequestParams>;
   status: SubjectRequestStatus;
   step: (name: string, by: Principal | null, extra?: Partial<RequestStep>) => void;
@@ -214,6 +223,231 @@ function accessWork(ctx: WorkContext): RequestWork {
   };
 }
 
+/**
+ * Erasure (GDPR Art. 17), once approved: the subject is tombstoned first (by token and keyed digest, so no ingestion
+ * running meanwhile or later brings them back), every place found is decided (erased, or kept with its legal basis),
+ * each table to erase is rewritten without the subject's rows and its dataset record updated, vault entries are
+ * destroyed, a full scan verifies no erased place still holds the subject, and one erasure operation deletes every older
+ * version of the rewritten objects and issues the request's signed certificate: every item, exemption, residual and
+ * the verification.
+ */
+function erasureWork(ctx: WorkContext): RequestWork {
+  const steps = new Steps();
+  const { auth, status } = ctx;
+  const heavy = curation(ctx.jurisdiction);
+  const rules = getJurisdiction(ctx.jurisdiction);
+  const noRight = rules.dsr.erasure
+    ? undefined
+    : (rules.dsr.noRightBasis.erasure ?? 'no right to erasure in this jurisdiction');
+  let kept = 0;
+  return {
+    current: () => steps.current(),
+    done: () => (kept > 0 ? 'completed-with-exemptions' : 'completed'),
+    async run() {
+      const found = await findTokens(steps, auth);
+      const byStudy = new Map(found.studies.map((s) => [s.studyId, s.tokens.map((t) => t.token)]));
+      const studies = found.studies
+        .filter((s) => s.tokens.length > 0)
+        .map((s) => ({ studyId: s.studyId, tokens: s.tokens.map((t) => t.token) }));
+      if (!noRight) {
+        await steps.once('tombstoning the subject', () =>
+          changeCatalog(ctx.jurisdiction, {
+            kind: 'subject.tombstoned',
+            requestId: auth.requestId,
+            subjectDigest: ctx.subjectDigest,
+            studies,
+            at: new Date().toISOString(),
+          }),
+        );
+      }
+      const discovery = await steps.once('finding the subject’s data', () => heavy.discoverSubjectActivity({ found }));
+      const items = await steps.once('deciding each place', () =>
+        heavy.decideErasureItemsActivity({
+          places: discovery.places,
+          asOf: new Date().toISOString(),
+          ...(noRight ? { noRight } : {}),
+        }),
+      );
+      kept = items.filter((i) => i.decision === 'keep').length;
+      const rewrites: RewriteResult[] = [];
+      for (const item of items.filter((i) => i.decision === 'erase' && i.place.kind === 'dataset')) {
+        const place = item.place as Extract<SubjectPlace, { kind: 'dataset' }>;
+        const rewritten = await steps.once(`rewriting ${item.itemId}`, () =>
+          heavy.rewriteWithoutSubjectActivity({ item, tokens: byStudy.get(place.studyId)! }),
+        );
+        await steps.once(`recording ${item.itemId}`, () =>
+          changeCatalog(ctx.jurisdiction, {
+            kind: 'dataset.rows-erased',
+            datasetId: place.datasetId,
+            output: rewritten.output,
+            erasure: {
+              requestId: auth.requestId,
+              table: place.table,
+              rowsRemoved: rewritten.rowsBefore - rewritten.rowsAfter,
+              before: {
+                versionId: rewritten.before.versionId,
+                sha256: rewritten.before.sha256,
+                rows: rewritten.rowsBefore,
+              },
+              after: {
+                versionId: rewritten.after.versionId,
+                sha256: rewritten.after.sha256,
+                rows: rewritten.rowsAfter,
+              },
+              at: new Date().toISOString(),
+            },
+          }),
+        );
+        rewrites.push(rewritten);
+      }
+      for (const item of items.filter((i) => i.decision === 'erase' && i.place.kind === 'vault')) {
+        await steps.once(`destroying ${item.itemId}`, () =>
+          changeCatalog(ctx.jurisdiction, {
+            kind: 'vault.entries-destroyed',
+            studyId: item.place.studyId,
+            tokens: byStudy.get(item.place.studyId)!,
+          }),
+        );
+      }
+      const after = await steps.once('verifying by a full scan', () => heavy.discoverSubjectActivity({ found }));
+      const erasedIds = new Set(items.filter((i) => i.decision === 'erase').map((i) => i.itemId));
+      const survivors = after.places.filter((p) => erasedIds.has(itemIdOf(p)));
+      const byItem = new Map(rewrites.map((r) => [r.itemId, r]));
+      const audit = rules.retention['audit-trail'];
+      const record: SubjectErasureRecord = {
+        requestId: auth.requestId,
+        studies: studies.length,
+        tokens: studies.reduce((n, s) => n + s.tokens.length, 0),
+        tombstoned: !noRight,
+        items: [
+          ...items.map((i) => {
+            const r = byItem.get(i.itemId);
+            return {
+              itemId: i.itemId,
+              place: describePlace(i.place),
+              decision: i.decision === 'erase' ? ('erased' as const) : ('kept' as const),
+              legalBasis: i.legalBasis,
+              until: i.until,
+              object:
+                i.place.kind === 'dataset'
+                  ? {
+                      bucket: i.place.bucket,
+                      key: i.place.key,
+                      before: {
+                        versionId: i.place.versionId,
+                        sha256: i.place.sha256,
+                        rows: r?.rowsBefore ?? i.place.rows,
+                      },
+                      after: r ? { versionId: r.after.versionId, sha256: r.after.sha256, rows: r.rowsAfter } : null,
+                    }
+                  : null,
+            };
+          }),
+          ...discovery.cryptoErased.map((c) => ({
+            itemId: `keys/${c.studyId}`,
+            place: `study ${c.studyId}, key versions ${c.versions.join(', ')}`,
+            decision: 'crypto-erased' as const,
+            legalBasis: 'the key versions were destroyed: what they pseudonymized can no longer be linked to anyone',
+            until: null,
+            object: null,
+          })),
+        ],
+        residuals: [
+          {
+            what: 'audit events of this request and of the erased data (subject tokens only, write-once)',
+            legalBasis: audit?.legalBasis ?? 'accountability (GDPR Art. 5(2))',
+            until: audit ? shiftIso(new Date().toISOString(), audit.duration) : null,
+          },
+          {
+            what: 'Temporal workflow histories of this request (payloads encrypted with AES-256-GCM)',
+            legalBasis: 'the Temporal namespace’s retention period, after which Temporal deletes them',
+            until: null,
+          },
+        ],
+        verification: {
+          performed: `full scan of every table of the subject's studies after the rewrite (${after.read.objects} objects, ${after.read.bytes} bytes read)`,
+          passed: survivors.length === 0,
+          details: [
+            survivors.length === 0
+              ? 'no erased place holds the subject’s tokens'
+              : `still holding the subject: ${survivors.map(itemIdOf).join(', ')}`,
+          ],
+        },
+      };
+      const result = await steps.once('deleting older versions and certifying', () =>
+        eraseUnits('subject', {
+          jurisdiction: ctx.jurisdiction,
+          label: `erasure request ${auth.requestId}`,
+          principal: auth.principal,
+          requestedBy: auth.eSignature,
+          approvedBy: status.approval ? [status.approval] : [],
+          requestId: auth.requestId,
+          bundled: false,
+          details: { items: items.length, erased: items.length - kept, kept },
+          units: [
+            {
+              unitId: `subject/${auth.requestId}`,
+              event: 'subject.erased',
+              targets: {},
+              reason: {
+                kind: 'erasure',
+                legalBasis: noRight ?? rules.dsr.erasure!.legalBasis,
+                detail: `erasure request ${auth.requestId}: ${items.length - kept} places erased, ${kept} kept`,
+              },
+              note: noRight ?? 'the subject’s erasure request, approved by the DPO',
+              details: { rowsRemoved: rewrites.reduce((n, r) => n + r.rowsBefore - r.rowsAfter, 0) },
+              objects: {
+                targets: rewrites.map((r) => {
+                  const place = items.find((i) => i.itemId === r.itemId)!.place as Extract<
+                    SubjectPlace,
+                    { kind: 'dataset' }
+                  >;
+                  return {
+                    bucket: place.bucket,
+                    prefixes: [place.key],
+                    bypassGovernance: true,
+                    keep: [{ key: place.key, versionId: r.after.versionId }],
+                  };
+                }),
+                known: rewrites.map((r) => {
+                  const place = items.find((i) => i.itemId === r.itemId)!.place as Extract<
+                    SubjectPlace,
+                    { kind: 'dataset' }
+                  >;
+                  return {
+                    bucket: place.bucket,
+                    key: place.key,
+                    versionId: r.before.versionId,
+                    sha256: r.before.sha256,
+                  };
+                }),
+              },
+              subjectRequest: record,
+            },
+          ],
+        }),
+      );
+      const certified = result.erased[0];
+      Object.assign(status.outcome, {
+        ...tokenCounts(found),
+        items: items.length,
+        erased: items.length - kept,
+        kept,
+        rowsRemoved: rewrites.reduce((n, r) => n + r.rowsBefore - r.rowsAfter, 0),
+        olderVersionsDeleted: certified?.versions ?? 0,
+        verified: (certified?.verified ?? false) && record.verification.passed,
+        certificateId: certified?.certificateId ?? null,
+      });
+      if (!certified) {
+        throw nonRetryable(
+          ErrorType.InvalidInput,
+          `the erasure was not certified: ${result.failed[0]?.reason ?? 'no outcome'}`,
+        );
+      }
+    },
+  };
+}
+
 /** The work of a request of this kind. */
 export function requestWork(kind: SubjectRequestKind, ctx: WorkContext): RequestWork {
   switch (kind) {
@@ -222,6 +456,6 @@ export function requestWork(kind: SubjectRequestKind, ctx: WorkContext): Request
     case 'access':
       return accessWork(ctx);
     case 'erasure':
-      throw new Error(`no work for ${kind} requests`);
+      return erasureWork(ctx);
   }
 }

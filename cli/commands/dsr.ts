@@ -124,7 +124,7 @@ export function registerDsrCommands(program: Command, globals: () => GlobalOptio
     .command('dsr')
     .description('data subject requests: access, erasure and restriction, with deadlines (DPO; auditors read)');
 
-  for (const kind of ['access', 'restriction'] as const) {
+  for (const kind of ['access', 'erasure', 'restriction'] as const) {
     const filing = FILING[kind];
     dsr
       .command(filing.command)

@@ -79,6 +79,7 @@ export async function writeExpiredDemoDatasets(
         studyId: options.studyId,
         protocolId: 'DEMO-EXPIRED',
         derivedFrom: [],
+        erasures: [],
         run: null,
         dataClass,
         classification: rule.classification,

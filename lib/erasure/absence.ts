@@ -23,13 +23,17 @@ export async function inventory(
   withDigests: boolean,
 ): Promise<Map<string, ErasedVersion[]>> {
   const found = new Map<string, ErasedVersion[]>(units.map((u) => [u.unitId, []]));
-  const byBucket = new Map<string, { unitId: string; known: Map<string, string>; prefix: string }[]>();
+  const byBucket = new Map<
+    string,
+    { unitId: string; known: Map<string, string>; prefix: string; keep: Set<string> }[]
+  >();
   for (const unit of units) {
     const known = new Map(unit.objects.known.map((k) => [versionRef(k.bucket, k.key, k.versionId), k.sha256]));
     for (const target of unit.objects.targets) {
+      const keep = new Set((target.keep ?? []).map((k) => versionRef(target.bucket, k.key, k.versionId)));
       for (const prefix of target.prefixes) {
         const list = byBucket.get(target.bucket) ?? [];
-        list.push({ unitId: unit.unitId, known, prefix });
+        list.push({ unitId: unit.unitId, known, prefix, keep });
         byBucket.set(target.bucket, list);
       }
     }
@@ -41,8 +45,10 @@ export async function inventory(
       bucket,
       entries.map((e) => e.prefix),
     );
-    for (const { unitId, known, prefix } of entries) {
+    for (const { unitId, known, prefix, keep } of entries) {
       for (const version of listed.get(prefix) ?? []) {
+        // A version the unit keeps (an object's rewritten version) is neither deleted nor counted as remaining.
+        if (keep.has(versionRef(bucket, version.key, version.versionId))) continue;
         const digest = known.get(versionRef(bucket, version.key, version.versionId));
         pending.push({ bucket, version, into: found.get(unitId)!, ...(digest ? { known: digest } : {}) });
       }
@@ -87,7 +93,7 @@ export async function verifyAbsence(
   return {
     verified: left.length === 0 && present.length === 0,
     verification: [
-      `ListObjectVersions under ${listed}: ${left.length} versions or delete markers remain`,
+      `ListObjectVersions under ${listed || '(no object)'}: ${left.length} versions or delete markers remain${objects.targets.some((t) => (t.keep ?? []).length > 0) ? ' besides the rewritten versions kept' : ''}`,
       objects.absent.length > 0
         ? `HEAD ${objects.absent.map((h) => `s3://${h.bucket}/${h.key}`).join(', ')}: ${present.length === 0 ? 'not found' : `still found: ${present.join(', ')}`}`
         : 'no key to HEAD',

@@ -1,6 +1,6 @@
 import type { z } from 'zod';
 import type { AuditChainRef } from '../../schemas/audit';
-import type { DeletionCertificate } from '../../schemas/certificate';
+import type { DeletionCertificate, SubjectErasureRecord } from '../../schemas/certificate';
 import type { DestroyedKeySchema, ErasedElsewhereSchema, ErasedVersion } from '../../schemas/erasure';
 import type { ESignature } from '../../schemas/request';
 
@@ -32,6 +32,8 @@ export interface CertifiedUnit {
   };
   vault?: z.infer<typeof ErasedElsewhereSchema> & { endpoint: string };
   key?: z.infer<typeof DestroyedKeySchema>;
+  /** A subject's erasure request: items, exemptions, residuals and the check that no object holds the subject. */
+  subjectRequest?: SubjectErasureRecord;
 }
 
 export type UnsignedCertificate = Omit<DeletionCertificate, 'issuedAt' | 'issuer' | 'tools'>;
@@ -59,7 +61,26 @@ export function buildCertificate(operation: CertifiedOperation, unit: CertifiedU
     techniques.push('cryptographic erase: the sealed key material is discarded from the key store');
     performed.push('key store state read back', 'load of the destroyed version attempted', 'live versions listed');
   }
-  const verified = (unit.objects?.verified ?? true) && (unit.vault?.verified ?? true) && (unit.key?.verified ?? true);
+  const request = unit.subjectRequest;
+  if (request) {
+    if (request.items.some((i) => i.decision === 'erased' && i.object)) {
+      techniques.unshift(
+        "rewrite of each object without the subject's rows as a new version (row counts and SHA-256 before and after recorded), then deletion of every older version",
+      );
+    }
+    if (request.tombstoned) {
+      techniques.push(
+        "tombstone of the subject's tokens and keyed digest: later ingestion and processing exclude them",
+      );
+    }
+    if (techniques.length === 0) techniques.push('none needed: no object of the jurisdiction held the subject');
+    performed.push(request.verification.performed);
+  }
+  const verified =
+    (unit.objects?.verified ?? true) &&
+    (unit.vault?.verified ?? true) &&
+    (unit.key?.verified ?? true) &&
+    (request?.verification.passed ?? true);
   return {
     format: 'steward-deletion-certificate/1',
     certificateId: unit.certificateId,
@@ -91,11 +112,13 @@ export function buildCertificate(operation: CertifiedOperation, unit: CertifiedU
         ...(unit.objects?.verification ?? []),
         ...(unit.vault ? [unit.vault.verification] : []),
         ...(unit.key?.verification ?? []),
+        ...(request?.verification.details ?? []),
       ],
     },
     startedAt: unit.objects?.startedAt ?? operation.startedAt,
     completedAt: unit.objects?.completedAt ?? operation.completedAt,
     workflow: operation.workflow,
     auditChain: unit.auditChain,
+    ...(request ? { subjectRequest: request } : {}),
   };
 }

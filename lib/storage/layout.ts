@@ -142,6 +142,13 @@ export function restrictionKey(requestId: string): string {
   return `${RESTRICTIONS_PREFIX}${requestId}.json`;
 }
 
+/** Where the catalog bucket keeps erased subjects' tombstones, one object per erasure request, by token and digest. */
+export const TOMBSTONES_PREFIX = 'subjects/tombstones/';
+
+export function tombstoneKey(requestId: string): string {
+  return `${TOMBSTONES_PREFIX}${requestId}.json`;
+}
+
 /** Where the exports bucket keeps a subject access request's package (GDPR Art. 15). */
 export function accessPackagePrefix(requestId: string): string {
   return `access/${requestId}/`;

@@ -1,12 +1,15 @@
 import { DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { z } from 'zod';
 import {
   OpenRequestMarkerSchema,
   RestrictionSchema,
+  TombstoneSchema,
   type OpenRequestMarker,
   type Restriction,
+  type Tombstone,
 } from '../../schemas/subject-request';
 import { getJson, putJson } from './json';
-import { openRequestKey, RESTRICTIONS_PREFIX, restrictionKey } from './layout';
+import { openRequestKey, RESTRICTIONS_PREFIX, restrictionKey, TOMBSTONES_PREFIX, tombstoneKey } from './layout';
 import { listObjects } from './objects';
 import { inLanes } from '../runtime/lanes';
 
@@ -42,27 +45,59 @@ export async function writeRestriction(s3: S3Client, bucket: string, restriction
   await putJson(s3, bucket, restrictionKey(restriction.requestId), RestrictionSchema, restriction);
 }
 
-/**
- * The tokens of every subject whose restriction is in force, per study: what processing leaves out. Reads one small
- * object per restriction ever recorded, not the data.
- */
-export async function restrictedTokens(s3: S3Client, bucket: string): Promise<Map<string, Set<string>>> {
-  const keys = (await listObjects(s3, bucket, RESTRICTIONS_PREFIX)).map((o) => o.key);
-  const records: Restriction[] = [];
+async function readAll<T>(s3: S3Client, bucket: string, prefix: string, schema: z.ZodType<T>): Promise<T[]> {
+  const keys = (await listObjects(s3, bucket, prefix)).map((o) => o.key);
+  const records: T[] = [];
   await inLanes(keys, 8, async (key) => {
-    const record = await getJson(s3, bucket, key, RestrictionSchema);
-    if (record) records.push(record);
+    const record = await getJson(s3, bucket, key, schema);
+    if (record) records.push(record as T);
   });
-  const byStudy = new Map<string, Set<string>>();
-  for (const record of records) {
-    if (record.liftedAt) continue;
-    for (const { studyId, tokens } of record.studies) {
-      const set = byStudy.get(studyId) ?? new Set<string>();
-      for (const t of tokens) set.add(t);
-      byStudy.set(studyId, set);
-    }
+  return records;
+}
+
+/** Why processing leaves a subject's rows out: their restriction is in force, or they were erased. */
+export type SubjectExclusion = 'restricted' | 'erased';
+
+/**
+ * The subjects processing leaves out, per study and token: those whose restriction is in force, and those erased
+ * (rows kept under a duty to keep are still not processed). Reads one small object per restriction and erasure ever
+ * recorded, not the data.
+ */
+export async function subjectExclusions(
+  s3: S3Client,
+  bucket: string,
+): Promise<Map<string, Map<string, SubjectExclusion>>> {
+  const byStudy = new Map<string, Map<string, SubjectExclusion>>();
+  const add = (studyId: string, tokens: string[], why: SubjectExclusion) => {
+    const map = byStudy.get(studyId) ?? new Map<string, SubjectExclusion>();
+    for (const t of tokens) if (map.get(t) !== 'erased') map.set(t, why);
+    byStudy.set(studyId, map);
+  };
+  for (const r of await readAll(s3, bucket, RESTRICTIONS_PREFIX, RestrictionSchema)) {
+    if (!r.liftedAt) for (const s of r.studies) add(s.studyId, s.tokens, 'restricted');
+  }
+  for (const t of await readAll(s3, bucket, TOMBSTONES_PREFIX, TombstoneSchema)) {
+    for (const s of t.studies) add(s.studyId, s.tokens, 'erased');
   }
   return byStudy;
+}
+
+/** The keyed digests of every erased subject of the jurisdiction: what ingestion refuses to bring back. */
+export async function tombstonedDigests(s3: S3Client, bucket: string): Promise<Set<string>> {
+  return new Set((await readAll(s3, bucket, TOMBSTONES_PREFIX, TombstoneSchema)).map((t) => t.subjectDigest));
+}
+
+/** Records an erased subject's tombstone; recording it again changes nothing. */
+export async function recordTombstone(
+  s3: S3Client,
+  bucket: string,
+  tombstone: Omit<Tombstone, 'format'>,
+): Promise<{ changed: boolean; count: number }> {
+  const key = tombstoneKey(tombstone.requestId);
+  const count = tombstone.studies.reduce((n, s) => n + s.tokens.length, 0);
+  if (await getJson(s3, bucket, key, TombstoneSchema)) return { changed: false, count };
+  await putJson(s3, bucket, key, TombstoneSchema, { format: 'steward-tombstone/1', ...tombstone });
+  return { changed: true, count };
 }
 
 /**

@@ -107,7 +107,7 @@ export async function buildAccessPackage(
     const identifier = await identifierIn(place.studyId);
     const column = quoteIdent(place.subjectColumn);
     const select = `SELECT * ${identifier ? `REPLACE (${quoteLiteral(identifier)} AS ${column})` : ''} FROM read_parquet(${quoteLiteral(source)}) WHERE CAST(${column} AS VARCHAR) IN (${tokens.map(quoteLiteral).join(', ')})`;
-    const base = `datasets/${place.datasetId}/${place.table}`;
+    const base = `data/${place.datasetId}/${place.table}`;
     const csv = path.join(deps.workDir, 'rows.csv');
     const json = path.join(deps.workDir, 'rows.json');
     await conn.run(`COPY (${select}) TO ${quoteLiteral(csv)} (FORMAT csv, HEADER true)`);
@@ -249,7 +249,7 @@ function readme(input: AccessPackageInput, jurisdiction: Jurisdiction, facts: Fa
     '',
     '## Contents',
     '',
-    '- `datasets/<dataset>/<table>.csv` and `.json`: your rows of each dataset, exactly as stored.',
+    '- `data/<dataset>/<table>.csv` and `.json`: your rows of each dataset, exactly as stored.',
     '- `consent.json`: every consent decision recorded for you, oldest first.',
     '- `facts.json`: for each dataset, the purposes, categories of data, recipients, retention period and its legal',
     '  basis, and the source of the data (GDPR Art. 15(1)).',

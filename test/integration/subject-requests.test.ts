@@ -23,8 +23,8 @@ import { readOpenRequest, readRestriction } from '../../lib/storage/subjects';
 import { loadPipeline } from '../../lib/preprocess/load-pipeline';
 import { shiftIso } from '../../lib/subject-rights/deadlines';
 import { listObjects, readObjectText } from '../../lib/storage/objects';
-import { accessPackagePrefix, openRequestsPrefix } from '../../lib/storage/layout';
-import { listDatasetRecords } from '../../lib/storage/catalog';
+import { accessPackagePrefix, certificateKeys, openRequestsPrefix } from '../../lib/storage/layout';
+import { listDatasetRecords, readDatasetRecord } from '../../lib/storage/catalog';
 import { checkAccessPackage } from '../../lib/subject-rights/access-check';
 import type { AuditEvent } from '../../schemas/audit';
 import type { PreprocessJobResult } from '../../schemas/preprocess';
@@ -35,6 +35,7 @@ import {
   identity,
   importConsentCsv,
   ingestDir,
+  objectVersions,
   opensslCmsVerify,
   rawHistory,
   readParquet,
@@ -321,7 +322,7 @@ describe('an access request (GDPR Art. 15)', () => {
         const stored = (await readParquet(clients().s3, output.bucket, output.key)).rows.filter(
           (r) => r.subject_id === token,
         );
-        const packagedFile = path.join(out, 'datasets', record.datasetId, `${output.table}.json`);
+        const packagedFile = path.join(out, 'data', record.datasetId, `${output.table}.json`);
         if (stored.length === 0) {
           expect(existsSync(packagedFile)).toBe(false);
           continue;
@@ -369,7 +370,7 @@ describe('an access request (GDPR Art. 15)', () => {
     await walk(out);
     expect(containsAny([...files.values()], ['RX-SUBJECT-0002', 'Rob Two'])).toEqual([]);
     expect(checkAccessPackage(files, await readFile(ca, 'utf8')).problems).toEqual([]);
-    const csvPath = `datasets/${dataset}/visits.csv`;
+    const csvPath = `data/${dataset}/visits.csv`;
     files.set(csvPath, Buffer.concat([files.get(csvPath)!, Buffer.from('RX-SUBJECT-0002,2025-01-03,20,\n')]));
     expect(checkAccessPackage(files, await readFile(ca, 'utf8')).problems).toEqual([
       `${csvPath}: SHA-256 differs from the manifest (altered)`,
@@ -386,6 +387,145 @@ describe('an access request (GDPR Art. 15)', () => {
       datasets: expected.datasets,
       rows: expected.rows,
     });
+  });
+});
+
+describe('an erasure request (GDPR Art. 17)', () => {
+  it('rewrites every table without the subject, deletes older versions, keeps trial records with their basis, tombstones, certifies', async () => {
+    const study = `ST-DSR-E-${randomUUID().slice(0, 6)}`;
+    const subject = 'EX-SUBJECT-0001';
+    await importConsentCsv(
+      clients(),
+      [
+        'subject_id,scopes,status,icf_version,given_on',
+        `${subject},primary-research,given,v1,2024-01-01`,
+        'EX-OTHER-0002,primary-research,given,v1,2024-01-01',
+        'EX-OTHER-0003,primary-research,given,v1,2024-01-01',
+      ].join('\n'),
+      'eu',
+      study,
+    );
+    const rows = [
+      'subject_id,full_name,visit_date,score,note',
+      `${subject},Eve One,2025-01-02,1,`,
+      'EX-OTHER-0002,Oz Two,2025-01-03,2,',
+      `${subject},Eve One,2025-02-02,3,`,
+      'EX-OTHER-0003,Tim Three,2025-01-04,4,',
+    ].join('\n');
+    const ingest = async (dataClass: string, table = rows) =>
+      (
+        await ingestDir(
+          clients(),
+          await writeJsonPackage(
+            await tempDir(),
+            smallMetadata({ studyId: study, dataClass, reidentificationVault: true }),
+            { 'data/visits.csv': table },
+          ),
+        )
+      ).datasetId;
+    const realWorld = await ingest('real-world');
+    const trial = await ingest('clinical-trial');
+
+    const { requestId, handle } = await file('erasure', subject, { studyId: study });
+    await statusWhen(handle, filed);
+    await verifyIdentity(requestId);
+    expect((await handle.query(subjectRequestStatusQuery)).state).toBe('pending-approval');
+    const approved = await decide(requestId, { decision: 'approve', requestId, reason: 'no ground to refuse' });
+    expect(approved.approval).toMatchObject({ role: 'dpo' });
+    const done = await handle.result();
+    expect(done.state).toBe('completed-with-exemptions');
+    // Erased: the real-world table. Kept: the trial table, the consent records, the vault (the trial records stay attributable).
+    expect(done.outcome).toMatchObject({ erased: 1, kept: 3, rowsRemoved: 2, verified: true });
+
+    // The real-world table: a new version without the subject's two rows, every other row intact, no older version.
+    const catalog = getJurisdiction('eu').buckets.catalog;
+    const key = await clients().keys.studyKey('eu', study);
+    const token = tokenize(key.material, key.version, subject);
+    const erasedRecord = (await readDatasetRecord(clients().s3, catalog, realWorld))!;
+    const out = erasedRecord.outputs[0]!;
+    const now = (await readParquet(clients().s3, out.bucket, out.key)).rows;
+    expect(now.map((r) => Number(r.score))).toEqual([2, 4]);
+    expect(now.some((r) => r.subject_id === token)).toBe(false);
+    expect(erasedRecord.erasures).toMatchObject([{ requestId, table: 'visits', rowsRemoved: 2 }]);
+    expect(erasedRecord.erasures[0]!.after).toMatchObject({ versionId: out.versionId, sha256: out.sha256, rows: 2 });
+    expect(await objectVersions(clients().s3, out.bucket, out.key)).toBe(1);
+    // The trial table is kept, untouched, under its duty to keep.
+    const trialOut = (await readDatasetRecord(clients().s3, catalog, trial))!.outputs[0]!;
+    expect(
+      (await readParquet(clients().s3, trialOut.bucket, trialOut.key)).rows.filter((r) => r.subject_id === token),
+    ).toHaveLength(2);
+
+    // One certificate for the request: OpenSSL and `steward cert verify` accept it, and it lists every item.
+    const evidence = getJurisdiction('eu').buckets.evidence;
+    const certificateId = String(done.outcome.certificateId);
+    const keys = certificateKeys(certificateId);
+    const dir = await tempDir('steward-cert-');
+    const json = (await readObjectText(clients().s3, evidence, keys.json)) as Buffer;
+    await writeFile(path.join(dir, 'c.json'), json);
+    await writeFile(path.join(dir, 'c.p7s'), (await readObjectText(clients().s3, evidence, keys.p7s)) as Buffer);
+    const ca = path.join(stackState().dataDir, 'pki', 'ca.pem');
+    const openssl = opensslCmsVerify({ p7s: path.join(dir, 'c.p7s'), content: path.join(dir, 'c.json'), ca });
+    expect(openssl.status, openssl.stderr).toBe(0);
+    expect(stackSteward('cert', 'verify', certificateId).code).toBe(0);
+    const certificate = JSON.parse(json.toString('utf8'));
+    expect(certificate.reason).toMatchObject({ kind: 'erasure' });
+    expect(certificate.approvedBy).toMatchObject([{ role: 'dpo', meaning: 'approve the request' }]);
+    const items = certificate.subjectRequest.items as {
+      itemId: string;
+      decision: string;
+      legalBasis: string;
+      object: { before: { rows: number }; after: { rows: number } | null } | null;
+    }[];
+    expect(items.find((i) => i.itemId === `${realWorld}/visits`)).toMatchObject({
+      decision: 'erased',
+      object: { before: { rows: 4 }, after: { rows: 2 } },
+    });
+    expect(items.find((i) => i.itemId === `${trial}/visits`)!.legalBasis).toContain('EU CTR 536/2014 Art. 58');
+    expect(items.find((i) => i.itemId === `consent/${study}`)).toMatchObject({ decision: 'kept' });
+    expect(items.find((i) => i.itemId === `vault/${study}`)).toMatchObject({ decision: 'kept' });
+    expect(certificate.subjectRequest.verification).toMatchObject({ passed: true });
+    expect(certificate.subjectRequest.residuals.map((r: { what: string }) => r.what)).toEqual([
+      expect.stringContaining('audit events'),
+      expect.stringContaining('Temporal workflow histories'),
+    ]);
+    // The version that held the subject is among those sanitized.
+    expect(certificate.sanitized.objects.map((o: { versionId: string }) => o.versionId)).toContain(
+      erasedRecord.erasures[0]!.before.versionId,
+    );
+    expect(json.toString('utf8')).not.toContain(subject);
+
+    // The tombstone: the subject comes back in no later ingestion.
+    const again = await ingest('real-world', `${rows}\n`);
+    const later = (await readDatasetRecord(clients().s3, catalog, again))!;
+    expect(later.rows.excludedByReason).toMatchObject({ erased: 2 });
+    const laterOut = later.outputs[0]!;
+    expect((await readParquet(clients().s3, laterOut.bucket, laterOut.key)).rows.map((r) => Number(r.score))).toEqual([
+      2, 4,
+    ]);
+
+    const actions = (await eventsOf(requestId)).map((e) => e.action);
+    expect(actions).toEqual(
+      expect.arrayContaining([
+        'dsr.received',
+        'dsr.identity-verified',
+        'dsr.approved',
+        'subject.erased',
+        'certificate.issued',
+        'dsr.completed',
+      ]),
+    );
+  });
+
+  it('in the US, where HIPAA grants no right to erasure, answers with that basis and erases nothing', async () => {
+    const { requestId, handle } = await file('erasure', `US-${randomUUID()}`, { jurisdiction: 'us' });
+    await statusWhen(handle, filed);
+    await verifyIdentity(requestId, 'us');
+    await decide(requestId, { decision: 'approve', requestId, reason: 'answer the request' }, { jurisdiction: 'us' });
+    const done = await handle.result();
+    expect(done.state).toBe('completed');
+    expect(done.outcome).toMatchObject({ erased: 0, rowsRemoved: 0 });
+    const certified = (await eventsOf(requestId, 'us')).find((e) => e.action === 'subject.erased')!;
+    expect(certified.reason).toContain('HIPAA grants no right to erasure');
   });
 });
 

@@ -25,7 +25,7 @@ describe('jurisdictions', () => {
       expect(Object.keys(j.retention)).toEqual(
         expect.arrayContaining(['clinical-trial', 'raw-staging', 'access-export']),
       );
-      expect(new Set(Object.values(j.buckets)).size).toBe(5);
+      expect(new Set(Object.values(j.buckets)).size).toBe(6);
     }
     expect(getJurisdiction('us').dsr.erasure).toBeNull();
     expect(getJurisdiction('eu').retention['clinical-trial']!.duration).toBe('P25Y');

@@ -1,0 +1,18 @@
+import type { SubjectPlace } from '../../schemas/subject-request';
+
+/** An item's id in an erasure request: a table of a dataset, or a study's consent registry or vault. Pure. */
+export function itemIdOf(place: SubjectPlace): string {
+  return place.kind === 'dataset' ? `${place.datasetId}/${place.table}` : `${place.kind}/${place.studyId}`;
+}
+
+/** A place in words, for certificates and the DPO. Pure. */
+export function describePlace(place: SubjectPlace): string {
+  switch (place.kind) {
+    case 'dataset':
+      return `dataset ${place.datasetId} table ${place.table} (s3://${place.bucket}/${place.key}): ${place.rows} rows`;
+    case 'consent':
+      return `consent registry of study ${place.studyId}: ${place.records} records`;
+    case 'vault':
+      return `re-identification vault of study ${place.studyId}: ${place.entries} entries`;
+  }
+}
