@@ -71,9 +71,8 @@ export async function stageInputs(job: StageInputsJob): Promise<StagedInputs> {
   const consent: ConsentExclusion = { purpose: job.purpose, asOf: job.asOf, subjects: 0, rows: 0, byReason: {} };
   const inputs: RunDocument['inputs'] = [];
   const excludedSubjects = new Set<string>();
-  const excluded = await storage('reading restrictions and erasures', jurisdiction.buckets.catalog, () =>
-    subjectExclusions(s3, jurisdiction.buckets.catalog),
-  );
+  // Restricted and erased subjects, read once, when the first input with subjects is staged.
+  let exclusions: Awaited<ReturnType<typeof subjectExclusions>> | undefined;
   let staged = 0;
   for (const item of job.inputs) {
     if (job.signal.aborted) throw job.signal.reason;
@@ -95,6 +94,10 @@ export async function stageInputs(job: StageInputsJob): Promise<StagedInputs> {
         readConsentRegistry(s3, jurisdiction.buckets.catalog, jurisdiction.id, item.studyId, job.registryAt),
       );
       const byToken = new Map(registry.entries.map((e) => [e.token, e]));
+      exclusions ??= await storage('reading restrictions and erasures', jurisdiction.buckets.catalog, () =>
+        subjectExclusions(s3, jurisdiction.buckets.catalog),
+      );
+      const excluded = exclusions;
       const subject = quoteIdent(item.subjectColumn);
       const tokens = await conn.runAndReadAll(
         `SELECT DISTINCT CAST(${subject} AS VARCHAR) AS t FROM read_parquet(${quoteLiteral(raw)}) WHERE ${subject} IS NOT NULL`,
