@@ -12,7 +12,14 @@ import type { SignerMaterial } from '../lib/pki/authority';
 import { signDetached } from '../lib/pki/cms';
 import { certificateInfo } from '../lib/pki/x509';
 import { getJson } from '../lib/storage/json';
-import { certificateBundleKey, certificateKeys, datasetErasureTargets } from '../lib/storage/layout';
+import {
+  accessPackageRequestId,
+  certificateBundleKey,
+  certificateKeys,
+  datasetErasureTargets,
+  datasetIdOfRecordKey,
+} from '../lib/storage/layout';
+import { dropDatasets, dropExport } from '../lib/subject-rights/subject-index';
 import { getObjectOrUndefined } from '../lib/storage/objects';
 import type { DeletionCertificate, IssuedCertificate } from '../schemas/certificate';
 import {
@@ -73,6 +80,19 @@ export function createErasureActivities({ s3, jurisdiction, signer, caPem }: Era
       const units = input.units.map((u) => ({ unitId: u.unitId, objects: objectsOf(u) }));
       for (const unit of units) for (const t of unit.objects.targets) assertOwnBucket(jurisdiction, t.bucket);
       const done = await eraseObjects(s3, journals, input.operationId, units, (phase) => heartbeat({ phase }));
+      // Datasets whose records are gone, and access packages deleted, leave the subject index.
+      const targets = units.flatMap((u) => u.objects.targets);
+      const datasets = targets
+        .filter((t) => t.bucket === jurisdiction.buckets.catalog)
+        .flatMap((t) => t.prefixes.map(datasetIdOfRecordKey))
+        .filter((id): id is string => id !== undefined && !id.includes('/'));
+      if (datasets.length > 0) await dropDatasets({ s3, jurisdiction }, datasets);
+      for (const t of targets.filter((t) => t.bucket === jurisdiction.buckets.exports)) {
+        for (const prefix of t.prefixes) {
+          const requestId = accessPackageRequestId(prefix);
+          if (requestId) await dropExport({ s3, jurisdiction }, requestId);
+        }
+      }
       return {
         erased: done.outcomes.map((o) => ({
           unitId: o.unitId,

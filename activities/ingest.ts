@@ -32,6 +32,8 @@ import { TokenPool } from '../lib/crypto/token-pool';
 import { vaultShardKey } from '../lib/storage/layout';
 import { rejectionMessage } from '../lib/package/rules';
 import { readDatasetRecord, writeDatasetRecord } from '../lib/storage/catalog';
+import { indexDatasets } from '../lib/subject-rights/subject-index';
+import { withScratchDb } from '../lib/tabular/scratch';
 import { copyObject, deleteAllVersions, listObjects } from '../lib/storage/objects';
 import { curatePackage } from './curate';
 import { assertOwnBucket, assertOwnJurisdiction } from './guards';
@@ -151,9 +153,18 @@ export function createIngestActivities(deps: IngestActivityDeps) {
         () => progress,
         async () => {
           const existing = await readDatasetRecord(s3, jurisdiction.buckets.catalog, input.datasetId);
-          if (existing) return { record: existing, created: false };
-          progress.phase = 'writing the record';
-          return { record: await writeRecord(input), created: true };
+          let result: RecordDatasetResult = { record: existing!, created: false };
+          if (!existing) {
+            progress.phase = 'writing the record';
+            result = { record: await writeRecord(input), created: true };
+          }
+          // Into the subject index, so discovery finds the new dataset without reading it again (a retry after the
+          // record was written indexes it here too; indexing twice changes nothing).
+          progress.phase = 'indexing the subjects';
+          await withScratchDb(deps.scratchDir, 'index', (conn, dir) =>
+            indexDatasets({ s3, jurisdiction }, conn, dir, [input.datasetId]),
+          );
+          return result;
         },
       );
     },

@@ -5,6 +5,8 @@ import { preprocessJobPrefix, runDocumentKey } from '../lib/storage/layout';
 import { parseInput } from '../contracts/parse';
 import { datasetRetention } from '../lib/retention/rules';
 import { readDatasetRecord, readRunDocument, writeDatasetRecord } from '../lib/storage/catalog';
+import { indexDatasets } from '../lib/subject-rights/subject-index';
+import { withScratchDb } from '../lib/tabular/scratch';
 import { DatasetRecordSchema, type DatasetRecord } from '../schemas/dataset';
 import { DatasetIdSchema } from '../schemas/ingest';
 import type { Jurisdiction } from '../schemas/jurisdiction';
@@ -111,7 +113,15 @@ function outputRecord(
 }
 
 /** The short activities of a job, on the jurisdiction's main worker: reading the catalog and recording outputs. */
-export function createPreprocessCatalogActivities({ s3, jurisdiction }: { s3: S3Client; jurisdiction: Jurisdiction }) {
+export function createPreprocessCatalogActivities({
+  s3,
+  jurisdiction,
+  scratchDir,
+}: {
+  s3: S3Client;
+  jurisdiction: Jurisdiction;
+  scratchDir: string;
+}) {
   return {
     /** The exact object versions a job reads, and the retention its outputs get. */
     async preparePreprocessActivity(raw: PreparePreprocessInput): Promise<PreparePreprocessResult> {
@@ -188,6 +198,8 @@ export function createPreprocessCatalogActivities({ s3, jurisdiction }: { s3: S3
         );
         created.push(datasetId);
       }
+      // Into the subject index (outputs with a subject column), so discovery finds them without reading them again.
+      await withScratchDb(scratchDir, 'index', (conn, dir) => indexDatasets({ s3, jurisdiction }, conn, dir, ids));
       return { created };
     },
 

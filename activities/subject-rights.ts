@@ -1,12 +1,18 @@
-import { rm } from 'node:fs/promises';
-import path from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
-import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { withScratchDb } from '../lib/tabular/scratch';
 import type { SignerMaterial } from '../lib/pki/authority';
 import { buildAccessPackage } from '../lib/subject-rights/access-package';
-import { discoverByScan } from '../lib/subject-rights/discovery';
+import { discoverByIndex, discoverByScan } from '../lib/subject-rights/discovery';
+import {
+  eraseFromIndex,
+  indexExport,
+  rebuildIndex,
+  verifyIndex,
+  type IndexChange,
+  type IndexVerification,
+} from '../lib/subject-rights/subject-index';
 import {
   decideErasureItems,
   rewriteWithoutSubject,
@@ -22,6 +28,8 @@ import {
   AccessPackageInputSchema,
   DecideErasureInputSchema,
   DiscoveryInputSchema,
+  EraseFromIndexInputSchema,
+  type EraseFromIndexInput,
   RewriteInputSchema,
   type DecideErasureInput,
   type RewriteInput,
@@ -35,24 +43,6 @@ import {
   type SubjectTokens,
   type SubjectTokensInput,
 } from '../schemas/subject-request';
-
-/** One DuckDB connection (one thread) in a scratch folder of its own, closed and wiped afterwards. */
-async function withScratchDb<T>(
-  scratchDir: string,
-  name: string,
-  work: (conn: DuckDBConnection, dir: string) => Promise<T>,
-): Promise<T> {
-  const dir = path.join(scratchDir, `${name}-${process.pid}-${Date.now()}`);
-  const db = await DuckDBInstance.create(':memory:', { threads: '1', autoinstall_known_extensions: 'false' });
-  const conn = await db.connect();
-  try {
-    return await work(conn, dir);
-  } finally {
-    conn.closeSync();
-    db.closeSync();
-    await rm(dir, { recursive: true, force: true });
-  }
-}
 
 export function createSubjectRightsActivities({
   s3,
@@ -80,10 +70,44 @@ export function createSubjectRightsActivities({
      */
     async discoverSubjectActivity(raw: DiscoveryInput): Promise<Discovery> {
       const input = parseInput(DiscoveryInputSchema, raw, 'discoverSubjectActivity');
-      return withScratchDb(scratchDir, 'discover', (conn, dir) =>
-        discoverByScan(s3, jurisdiction, conn, dir, input.found, (datasets) =>
-          Context.current().heartbeat({ datasets }),
-        ),
+      return withScratchDb(scratchDir, 'discover', async (conn, dir) => {
+        if (input.by === 'scan') {
+          return discoverByScan(s3, jurisdiction, conn, dir, input.found, (datasets) =>
+            Context.current().heartbeat({ datasets }),
+          );
+        }
+        const { sync, ...found } = await discoverByIndex(s3, jurisdiction, conn, dir, input.found, (phase) =>
+          Context.current().heartbeat({ phase }),
+        );
+        Context.current().log.info('subject discovery by index', {
+          objectsRead: found.read.objects,
+          bytesRead: found.read.bytes,
+          datasetsIndexedFirst: sync.indexed,
+        });
+        return found;
+      });
+    },
+
+    /**
+     * After an erasure: the rewritten tables keep their index places under their new versions, and the subject's
+     * tokens leave every index shard (see `eraseFromIndex`). Retry-safe.
+     */
+    async eraseFromIndexActivity(raw: EraseFromIndexInput): Promise<{ shardsRewritten: number }> {
+      const input = parseInput(EraseFromIndexInputSchema, raw, 'eraseFromIndexActivity');
+      return eraseFromIndex({ s3, jurisdiction }, input.tokens, input.rewritten, input.kept);
+    },
+
+    /** `steward dsr index verify`: the index against a full scan of every table. Reads only. */
+    async verifySubjectIndexActivity(): Promise<IndexVerification> {
+      return withScratchDb(scratchDir, 'index-verify', (conn, dir) =>
+        verifyIndex({ s3, jurisdiction }, conn, dir, (done, of) => Context.current().heartbeat({ done, of })),
+      );
+    },
+
+    /** `steward dsr index rebuild`: the index deleted and built again from every table. */
+    async rebuildSubjectIndexActivity(): Promise<IndexChange> {
+      return withScratchDb(scratchDir, 'index-rebuild', (conn, dir) =>
+        rebuildIndex({ s3, jurisdiction }, conn, dir, (done, of) => Context.current().heartbeat({ done, of })),
       );
     },
 
@@ -107,9 +131,16 @@ export function createSubjectRightsActivities({
     async buildAccessPackageActivity(raw: AccessPackageInput): Promise<AccessPackageSummary> {
       const input = parseInput(AccessPackageInputSchema, raw, 'buildAccessPackageActivity');
       const material = await signer();
-      return withScratchDb(scratchDir, 'access', (conn, workDir) =>
+      const built = await withScratchDb(scratchDir, 'access', (conn, workDir) =>
         buildAccessPackage({ s3, keys, jurisdiction, conn, workDir, signer: material, caPem: caPem() }, input),
       );
+      // The package holds the subject's data: a later erasure finds it through the index.
+      await indexExport(
+        { s3, jurisdiction },
+        { kind: 'export', requestId: input.requestId, bucket: built.bucket, prefix: built.prefix },
+        input.found.studies.flatMap((s) => s.tokens.map((t) => t.token)),
+      );
+      return built;
     },
 
     /**

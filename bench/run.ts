@@ -17,7 +17,13 @@
  *   with the consent check, built-in executor, upload, run documentation, output dataset, audit), against the bare
  *   DuckDB query of the same transform on the same file. Target ≥ 0.5.
  *
- * BENCH_ONLY=pseudonymize, ingest, audit, sweep or preprocess runs one part; BENCH_ROWS and BENCH_RUNS size the
+ * - Subject rights: discovery of a subject held by 10 of 1,000 datasets (10M rows) through the subject index, beside a
+ *   full scan of the same catalog (same places found): objects, bytes and time of both. Targets: ≤ 1 % of the bytes,
+ *   ≤ 5 % of the time. The erasure data path (discovery, 10 rewrites, older versions deleted, index updated, lookup
+ *   verified) for the same 10 datasets among 100 and among 1,000: target ≤ 1.5×.
+ *
+ * BENCH_ONLY=pseudonymize, ingest, audit, sweep, preprocess or dsr runs one part; BENCH_DSR_DATASETS and
+ * BENCH_DSR_ROWS size the subject-rights part; BENCH_ROWS and BENCH_RUNS size the
  * ingestion part, BENCH_SWEEP_DATASETS and BENCH_SWEEP_OBJECTS the sweep, BENCH_PREPROCESS_ROWS the preprocessing.
  */
 import { execFileSync } from 'node:child_process';
@@ -28,6 +34,7 @@ import { hashFile } from '../lib/storage/objects';
 import { auditBench } from './audit';
 import { sweepBench } from './sweep';
 import { preprocessBench } from './preprocess';
+import { subjectRightsBench } from './subject-rights';
 import { auditOff, duckdbReference, ingestOnce, startBenchStack, type BenchStack } from './ingest';
 import { pseudonymizationBench } from './pseudonymize';
 import { line, median } from './report';
@@ -98,7 +105,7 @@ async function main(): Promise<void> {
   line('rows per package', String(ROWS));
   const on = await startBenchStack(path.join(work, 'stack-on'));
   const off =
-    ONLY === 'audit' || ONLY === 'sweep' || ONLY === 'preprocess'
+    ONLY === 'audit' || ONLY === 'sweep' || ONLY === 'preprocess' || ONLY === 'dsr'
       ? undefined
       : await startBenchStack(path.join(work, 'stack-off'), { webpackConfigHook: auditOff });
   try {
@@ -106,6 +113,7 @@ async function main(): Promise<void> {
     if (!ONLY || ONLY === 'audit') await auditBench(on, work);
     if (!ONLY || ONLY === 'sweep') await sweepBench(on);
     if (!ONLY || ONLY === 'preprocess') await preprocessBench(on, work);
+    if (!ONLY || ONLY === 'dsr') await subjectRightsBench(on, work);
   } finally {
     await off?.close();
     await on.close();

@@ -121,6 +121,11 @@ export function scheduleChangeWorkflowId(jurisdiction: string, requestId: string
   return `retention-schedule-${jurisdiction}-${requestId}`;
 }
 
+/** A verification or rebuild of a jurisdiction's subject index. */
+export function subjectIndexWorkflowId(jurisdiction: string, requestId: string): string {
+  return `dsr-index-${jurisdiction}-${requestId}`;
+}
+
 /** One workflow per subject request: its id is made from the request id the DPO's filing carries. */
 export function subjectRequestWorkflowId(jurisdiction: string, requestId: string): string {
   return `dsr-${jurisdiction}-${requestId}`;
@@ -189,6 +194,7 @@ export const RequestKind = {
   SubjectAccess: 'dsr-access',
   SubjectErasure: 'dsr-erasure',
   SubjectRestriction: 'dsr-restriction',
+  SubjectIndex: 'dsr-index',
 } as const;
 export type RequestKind = (typeof RequestKind)[keyof typeof RequestKind];
 

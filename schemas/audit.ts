@@ -63,6 +63,8 @@ export const AuditActionSchema = z.enum([
   'dsr.lifted',
   'dsr.completed',
   'dsr.refused',
+  'dsr.index-verified',
+  'dsr.index-rebuilt',
 ]);
 export type AuditAction = z.infer<typeof AuditActionSchema>;
 

@@ -47,6 +47,8 @@ export const ActionSchema = z.enum([
   'dsr.retry',
   'dsr.read',
   'dsr.export',
+  'dsr.index-verify',
+  'dsr.index-rebuild',
 ]);
 export type Action = z.infer<typeof ActionSchema>;
 

@@ -242,11 +242,90 @@ export const SubjectPlaceSchema = z.discriminatedUnion('kind', [
   }),
   z.object({ kind: z.literal('consent'), studyId: StudyIdSchema, records: z.number().int().positive() }),
   z.object({ kind: z.literal('vault'), studyId: StudyIdSchema, entries: z.number().int().positive() }),
+  /** An access package made for the subject earlier, in the exports bucket. */
+  z.object({
+    kind: z.literal('export'),
+    requestId: z.string().regex(REQUEST_ID_PATTERN),
+    bucket: z.string(),
+    prefix: z.string(),
+  }),
 ]);
 export type SubjectPlace = z.infer<typeof SubjectPlaceSchema>;
 
-export const DiscoveryInputSchema = z.object({ found: SubjectTokensSchema });
+/** A place the subject index knows: a table of a dataset (one object version), or an access package. */
+export const IndexPlaceSchema = z.discriminatedUnion('kind', [
+  z.object({
+    kind: z.literal('dataset'),
+    datasetId: z.string(),
+    table: z.string(),
+    bucket: z.string(),
+    key: z.string(),
+    versionId: z.string().nullable(),
+    sha256: Sha256HexSchema,
+    subjectColumn: z.string(),
+  }),
+  z.object({
+    kind: z.literal('export'),
+    requestId: z.string().regex(REQUEST_ID_PATTERN),
+    bucket: z.string(),
+    prefix: z.string(),
+  }),
+]);
+export type IndexPlace = z.infer<typeof IndexPlaceSchema>;
+
+/** One shard of a segment: a run of tokens in sorted order; the fence is its first and last token. */
+export const IndexShardSchema = z.object({
+  key: z.string(),
+  first: z.string(),
+  last: z.string(),
+  tokens: z.number().int().positive(),
+  bytes: z.number().int().nonnegative(),
+});
+
+/** An immutable token-sorted run of postings (token → places), in shards. */
+export const IndexSegmentSchema = z.object({
+  id: z.string(),
+  /** The places its postings name, by position. */
+  places: z.array(z.string()),
+  postings: z.number().int().nonnegative(),
+  shards: z.array(IndexShardSchema),
+});
+export type IndexSegment = z.infer<typeof IndexSegmentSchema>;
+
+/**
+ * The jurisdiction's subject index (`subject-index/manifest.json` in its catalog bucket): which places it covers, the
+ * dataset records (by ETag) it has read, and its segments with their fences. Holds tokens only, never identifiers.
+ */
+export const SubjectIndexManifestSchema = z.object({
+  format: z.literal('steward-subject-index/1'),
+  jurisdiction: z.string(),
+  updatedAt: z.iso.datetime(),
+  /** Live places by id: a posting naming a place not here is stale (its object was rewritten or deleted). */
+  places: z.record(z.string(), IndexPlaceSchema),
+  /** The ETag of each dataset record whose places are indexed. */
+  datasets: z.record(z.string(), z.string()),
+  segments: z.array(IndexSegmentSchema),
+  /** The next place id's number. */
+  next: z.number().int().nonnegative(),
+});
+export type SubjectIndexManifest = z.infer<typeof SubjectIndexManifestSchema>;
+
+export const DiscoveryInputSchema = z.object({
+  found: SubjectTokensSchema,
+  /** Through the subject index (the default), or by reading every table of the subject's studies. */
+  by: z.enum(['index', 'scan']).optional(),
+});
 export type DiscoveryInput = z.infer<typeof DiscoveryInputSchema>;
+
+export const EraseFromIndexInputSchema = z.object({
+  tokens: z.array(z.string()),
+  rewritten: z.array(
+    z.object({ datasetId: z.string(), table: z.string(), versionId: z.string().nullable(), sha256: Sha256HexSchema }),
+  ),
+  /** Tables kept (a hold, a duty to keep): their postings of the subject stay, so later requests still find them. */
+  kept: z.array(z.object({ datasetId: z.string(), table: z.string() })).default([]),
+});
+export type EraseFromIndexInput = z.infer<typeof EraseFromIndexInputSchema>;
 
 /** Where the subject's data is, and what finding it read. */
 export const DiscoverySchema = z.object({
@@ -334,3 +413,20 @@ export const RewriteInputSchema = z.object({
   tokens: z.array(z.string()).min(1),
 });
 export type RewriteInput = z.infer<typeof RewriteInputSchema>;
+
+/** What `steward dsr index verify|rebuild` asks for. */
+export const SubjectIndexParamsSchema = z.object({ jurisdiction: z.string(), reason: z.string().min(1) });
+export type SubjectIndexParams = z.infer<typeof SubjectIndexParamsSchema>;
+
+export const SubjectIndexResultSchema = z.object({
+  operation: z.enum(['verify', 'rebuild']),
+  /** Datasets indexed (rebuild). */
+  datasets: z.number().int().nonnegative(),
+  /** Postings compared (verify) or distinct tokens indexed (rebuild). */
+  tokens: z.number().int().nonnegative(),
+  /** Objects read. */
+  objects: z.number().int().nonnegative(),
+  /** Where the index and the tables disagree (verify): empty when they agree. */
+  problems: z.array(z.string()),
+});
+export type SubjectIndexResult = z.infer<typeof SubjectIndexResultSchema>;

@@ -44,7 +44,7 @@ export function createJurisdictionActivities(deps: JurisdictionWorkerDeps) {
     ...createErasureActivities({ s3, jurisdiction, signer, caPem: () => trust.caPem() }),
     ...createRetentionActivities({ s3, jurisdiction }),
     ...createScheduleActivities({ jurisdiction, temporal }),
-    ...createPreprocessCatalogActivities({ s3, jurisdiction }),
+    ...createPreprocessCatalogActivities({ s3, jurisdiction, scratchDir }),
     ...createSubjectRightsActivities({
       s3,
       keys,

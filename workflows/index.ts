@@ -18,3 +18,4 @@ export { preprocessJobWorkflow } from './preprocessJob';
 export { verifyPreprocessRunWorkflow } from './preprocessJob';
 export { registerSourceWorkflow } from './registerSource';
 export { subjectRequestWorkflow } from './subjectRequest';
+export { rebuildSubjectIndexWorkflow, verifySubjectIndexWorkflow } from './subjectIndex';

@@ -2,6 +2,7 @@ import { proxyActivities } from '@temporalio/workflow';
 import type { createSubjectRightsActivities } from '../activities/subject-rights';
 import { curationTaskQueue, ErrorType, nonRetryable } from '../contracts';
 import { getJurisdiction } from '../jurisdictions';
+import { exportRecordKey } from '../lib/storage/layout';
 import type { RewriteResult } from '../lib/subject-rights/erasure';
 import { shiftIso } from '../lib/subject-rights/deadlines';
 import { describePlace, itemIdOf } from '../lib/subject-rights/places';
@@ -300,18 +301,46 @@ function erasureWork(ctx: WorkContext): RequestWork {
         );
         rewrites.push(rewritten);
       }
-      for (const item of items.filter((i) => i.decision === 'erase' && i.place.kind === 'vault')) {
+      for (const item of items) {
+        const place = item.place;
+        if (item.decision !== 'erase' || place.kind !== 'vault') continue;
         await steps.once(`destroying ${item.itemId}`, () =>
           changeCatalog(ctx.jurisdiction, {
             kind: 'vault.entries-destroyed',
-            studyId: item.place.studyId,
-            tokens: byStudy.get(item.place.studyId)!,
+            studyId: place.studyId,
+            tokens: byStudy.get(place.studyId)!,
           }),
         );
       }
-      const after = await steps.once('verifying by a full scan', () => heavy.discoverSubjectActivity({ found }));
+      await steps.once('removing the subject from the index', () =>
+        heavy.eraseFromIndexActivity({
+          tokens: studies.flatMap((s) => s.tokens),
+          rewritten: rewrites.map((r) => {
+            const place = items.find((i) => i.itemId === r.itemId)!.place as Extract<SubjectPlace, { kind: 'dataset' }>;
+            return {
+              datasetId: place.datasetId,
+              table: place.table,
+              versionId: r.after.versionId,
+              sha256: r.after.sha256,
+            };
+          }),
+          kept: items
+            .filter((i) => i.decision === 'keep' && i.place.kind === 'dataset')
+            .map((i) => {
+              const place = i.place as Extract<SubjectPlace, { kind: 'dataset' }>;
+              return { datasetId: place.datasetId, table: place.table };
+            }),
+        }),
+      );
+      const after = await steps.once('verifying by a full scan', () =>
+        heavy.discoverSubjectActivity({ found, by: 'scan' }),
+      );
+      const indexed = await steps.once('verifying through the index', () => heavy.discoverSubjectActivity({ found }));
       const erasedIds = new Set(items.filter((i) => i.decision === 'erase').map((i) => i.itemId));
-      const survivors = after.places.filter((p) => erasedIds.has(itemIdOf(p)));
+      const survivors = [...after.places, ...indexed.places].filter((p) => erasedIds.has(itemIdOf(p)));
+      const exportsErased = items.flatMap((i) =>
+        i.decision === 'erase' && i.place.kind === 'export' ? [i.place] : [],
+      );
       const byItem = new Map(rewrites.map((r) => [r.itemId, r]));
       const audit = rules.retention['audit-trail'];
       const record: SubjectErasureRecord = {
@@ -365,12 +394,12 @@ function erasureWork(ctx: WorkContext): RequestWork {
           },
         ],
         verification: {
-          performed: `full scan of every table of the subject's studies after the rewrite (${after.read.objects} objects, ${after.read.bytes} bytes read)`,
+          performed: `full scan of every table of the subject's studies after the rewrite (${after.read.objects} objects, ${after.read.bytes} bytes read), and a lookup in the subject index`,
           passed: survivors.length === 0,
           details: [
             survivors.length === 0
-              ? 'no erased place holds the subject’s tokens'
-              : `still holding the subject: ${survivors.map(itemIdOf).join(', ')}`,
+              ? 'no erased place holds the subject’s tokens, and the index names none'
+              : `still holding the subject: ${[...new Set(survivors.map(itemIdOf))].join(', ')}`,
           ],
         },
       };
@@ -397,18 +426,28 @@ function erasureWork(ctx: WorkContext): RequestWork {
               note: noRight ?? 'the subject’s erasure request, approved by the DPO',
               details: { rowsRemoved: rewrites.reduce((n, r) => n + r.rowsBefore - r.rowsAfter, 0) },
               objects: {
-                targets: rewrites.map((r) => {
-                  const place = items.find((i) => i.itemId === r.itemId)!.place as Extract<
-                    SubjectPlace,
-                    { kind: 'dataset' }
-                  >;
-                  return {
-                    bucket: place.bucket,
-                    prefixes: [place.key],
-                    bypassGovernance: true,
-                    keep: [{ key: place.key, versionId: r.after.versionId }],
-                  };
-                }),
+                targets: [
+                  ...exportsErased.flatMap((x) => [
+                    { bucket: x.bucket, prefixes: [x.prefix], bypassGovernance: true },
+                    {
+                      bucket: rules.buckets.catalog,
+                      prefixes: [exportRecordKey(x.requestId)],
+                      bypassGovernance: false,
+                    },
+                  ]),
+                  ...rewrites.map((r) => {
+                    const place = items.find((i) => i.itemId === r.itemId)!.place as Extract<
+                      SubjectPlace,
+                      { kind: 'dataset' }
+                    >;
+                    return {
+                      bucket: place.bucket,
+                      prefixes: [place.key],
+                      bypassGovernance: true,
+                      keep: [{ key: place.key, versionId: r.after.versionId }],
+                    };
+                  }),
+                ],
                 known: rewrites.map((r) => {
                   const place = items.find((i) => i.itemId === r.itemId)!.place as Extract<
                     SubjectPlace,

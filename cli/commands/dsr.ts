@@ -4,7 +4,13 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { downloadAccessPackage } from '../../lib/client/access-package';
-import { ErrorType, RequestKind, subjectRequestStatusQuery, subjectRequestWorkflowId } from '../../contracts';
+import {
+  ErrorType,
+  RequestKind,
+  subjectIndexWorkflowId,
+  subjectRequestStatusQuery,
+  subjectRequestWorkflowId,
+} from '../../contracts';
 import { getJurisdiction } from '../../jurisdictions';
 import { allowed, denialMessage, type Action } from '../../lib/auth/roles';
 import {
@@ -29,7 +35,7 @@ import {
   type SubjectRequestKind,
   type SubjectRequestStatus,
 } from '../../schemas/subject-request';
-import type { subjectRequestWorkflow } from '../../workflows';
+import type { subjectRequestWorkflow, verifySubjectIndexWorkflow } from '../../workflows';
 import { CommandContext, type GlobalOptions } from '../context';
 import { parseOptions, requestIdOf } from '../options';
 import { printJson, say } from '../output';
@@ -287,6 +293,8 @@ export function registerDsrCommands(program: Command, globals: () => GlobalOptio
       }
     });
 
+  registerIndexCommands(dsr, globals);
+
   dsr
     .command('list')
     .description('subject requests, soonest due first (dpo, auditor)')
@@ -325,6 +333,68 @@ export function registerDsrCommands(program: Command, globals: () => GlobalOptio
         await ctx.close();
       }
     });
+}
+
+function registerIndexCommands(dsr: Command, globals: () => GlobalOptions): void {
+  const index = dsr
+    .command('index')
+    .description("the jurisdiction's subject index, which discovery finds a subject's data through");
+  const operations = {
+    verify: {
+      workflow: 'verifySubjectIndexWorkflow',
+      action: 'dsr.index-verify',
+      description: 'compare the index with a full scan of every table (dpo, auditor; exit 7 on any difference)',
+      meaning: 'verify the subject index against the stored tables',
+    },
+    rebuild: {
+      workflow: 'rebuildSubjectIndexWorkflow',
+      action: 'dsr.index-rebuild',
+      description: 'delete the index and build it again from every table (dpo, ops)',
+      meaning: 'rebuild the subject index',
+    },
+  } as const;
+  for (const [name, op] of Object.entries(operations)) {
+    index
+      .command(name)
+      .description(op.description)
+      .requiredOption('--jurisdiction <id>', 'the jurisdiction')
+      .option('--reason <text>', 'why (recorded in the audit trail)', `steward dsr index ${name}`)
+      .option('--request-id <id>', 'resume the run an interrupted command started (it prints its request id)')
+      .action(async (raw: { jurisdiction: string; reason: string; requestId?: string }) => {
+        getJurisdiction(raw.jurisdiction);
+        const ctx = CommandContext.create(globals());
+        try {
+          await checkRole(ctx, op.action);
+          const requestId = requestIdOf(raw.requestId);
+          if (!ctx.json) say(`Request ${requestId}: ${op.meaning} in ${raw.jurisdiction} (reads every table)…`);
+          const handle = await ctx.startRequest<typeof verifySubjectIndexWorkflow>(op.workflow, {
+            workflowId: subjectIndexWorkflowId(raw.jurisdiction, requestId),
+            requestId,
+            kind: RequestKind.SubjectIndex,
+            action: op.action,
+            jurisdiction: raw.jurisdiction,
+            params: { jurisdiction: raw.jurisdiction, reason: raw.reason },
+            meaning: op.meaning,
+          });
+          const result = await handle.result();
+          if (ctx.json) printJson(result);
+          else if (result.operation === 'rebuild') {
+            say(`Subject index of ${raw.jurisdiction} rebuilt: ${result.datasets} datasets, ${result.tokens} tokens.`);
+          } else if (result.problems.length === 0) {
+            say(
+              `Subject index of ${raw.jurisdiction} agrees with a full scan: ${result.objects} tables, ${result.tokens} postings.`,
+            );
+          } else {
+            say(`Subject index of ${raw.jurisdiction}: ${result.problems.length} differences from a full scan:`);
+            for (const p of result.problems) say(`  ${p}`);
+            say(`Rebuild it: steward dsr index rebuild --jurisdiction ${raw.jurisdiction}`);
+          }
+          if (result.problems.length > 0) process.exitCode = EXIT.verificationFailed;
+        } finally {
+          await ctx.close();
+        }
+      });
+  }
 }
 
 /** The parameters of a decision, from its command's options. */

@@ -44,6 +44,10 @@ export const PERMISSIONS = {
   'dsr.read': ['dpo', 'auditor'],
   /** Downloading an access package: it holds the subject's data, for the DPO to hand over. */
   'dsr.export': ['dpo'],
+  /** Comparing the subject index with a full scan reads no personal data out: the DPO and auditors. */
+  'dsr.index-verify': ['dpo', 'auditor'],
+  /** Rebuilding the subject index from every table: the DPO, and ops who run the stack. */
+  'dsr.index-rebuild': ['dpo', 'ops'],
 } as const satisfies Record<Action, readonly Role[]>;
 
 export function allowed(principal: Pick<Principal, 'role'>, action: Action): boolean {

@@ -154,6 +154,12 @@ export function accessPackagePrefix(requestId: string): string {
   return `access/${requestId}/`;
 }
 
+/** The access request of an access package's prefix, or undefined. */
+export function accessPackageRequestId(prefix: string): string | undefined {
+  const match = /^access\/([^/]+)\/$/.exec(prefix);
+  return match?.[1];
+}
+
 /** The catalog's record of an export: where it is and when it expires. */
 export const EXPORT_RECORDS_PREFIX = 'exports/';
 

@@ -19,6 +19,7 @@ import { deleteVersions, listVersions, type StoredVersion } from './versions';
 export interface ObjectSummary {
   key: string;
   size: number;
+  etag: string;
 }
 
 export async function listObjects(s3: S3Client, bucket: string, prefix: string): Promise<ObjectSummary[]> {
@@ -28,7 +29,7 @@ export async function listObjects(s3: S3Client, bucket: string, prefix: string):
     const page = await s3.send(
       new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ...(token ? { ContinuationToken: token } : {}) }),
     );
-    for (const o of page.Contents ?? []) if (o.Key) out.push({ key: o.Key, size: o.Size ?? 0 });
+    for (const o of page.Contents ?? []) if (o.Key) out.push({ key: o.Key, size: o.Size ?? 0, etag: o.ETag ?? '' });
     token = page.IsTruncated ? page.NextContinuationToken : undefined;
   } while (token);
   return out;

@@ -4,7 +4,9 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { Jurisdiction } from '../../schemas/jurisdiction';
 import type { Discovery, SubjectPlace, SubjectTokens } from '../../schemas/subject-request';
-import { listDatasetRecords } from '../storage/catalog';
+import { listDatasetRecords, readDatasetRecord } from '../storage/catalog';
+import type { DatasetOutput, DatasetRecord } from '../../schemas/dataset';
+import { lookupTokens, syncIndex, type IndexChange } from './subject-index';
 import { getJson } from '../storage/json';
 import { consentPartsPrefix } from '../storage/layout';
 import { downloadHashed, listObjects } from '../storage/objects';
@@ -43,32 +45,68 @@ export async function discoverByScan(
     onProgress(++seen);
     if (!tokens) continue;
     for (const output of record.outputs) {
-      const subject = output.columns.find((c) => c.role === 'subject-id');
-      if (!subject) continue;
-      const digest = await downloadHashed(s3, output.bucket, output.key, file, () => {}, output.versionId);
-      read.objects += 1;
-      read.bytes += digest.bytes;
-      const counted = await conn.runAndReadAll(
-        `SELECT count(*) FROM read_parquet(${quoteLiteral(file)}) WHERE CAST(${quoteIdent(subject.name)} AS VARCHAR) IN (${tokens.map(quoteLiteral).join(', ')})`,
-      );
-      const rows = Number(counted.getRows()[0]![0]);
-      await rm(file, { force: true });
-      if (rows === 0) continue;
-      places.push({
-        kind: 'dataset',
-        datasetId: record.datasetId,
-        studyId: record.studyId,
-        dataClass: record.dataClass,
-        table: output.table,
-        bucket: output.bucket,
-        key: output.key,
-        versionId: output.versionId,
-        sha256: output.sha256,
-        subjectColumn: subject.name,
-        rows,
-      });
+      const place = await countInTable(s3, conn, file, record, output, tokens, read);
+      if (place) places.push(place);
     }
   }
+  places.push(...(await discoverInRegistries(s3, jurisdiction, byStudy, read)));
+  return {
+    places,
+    cryptoErased: cryptoErasedOf(found),
+    read,
+  };
+}
+
+function cryptoErasedOf(found: SubjectTokens): Discovery['cryptoErased'] {
+  return found.studies
+    .filter((s) => s.cryptoErased.length > 0)
+    .map((s) => ({ studyId: s.studyId, versions: s.cryptoErased }));
+}
+
+/** The subject's rows in one table version, as a place; undefined when it holds none (or no subject column). */
+async function countInTable(
+  s3: S3Client,
+  conn: DuckDBConnection,
+  file: string,
+  record: DatasetRecord,
+  output: DatasetOutput,
+  tokens: readonly string[],
+  read: Discovery['read'],
+): Promise<SubjectPlace | undefined> {
+  const subject = output.columns.find((c) => c.role === 'subject-id');
+  if (!subject) return undefined;
+  const digest = await downloadHashed(s3, output.bucket, output.key, file, () => {}, output.versionId);
+  read.objects += 1;
+  read.bytes += digest.bytes;
+  const counted = await conn.runAndReadAll(
+    `SELECT count(*) FROM read_parquet(${quoteLiteral(file)}) WHERE CAST(${quoteIdent(subject.name)} AS VARCHAR) IN (${tokens.map(quoteLiteral).join(', ')})`,
+  );
+  const rows = Number(counted.getRows()[0]![0]);
+  await rm(file, { force: true });
+  if (rows === 0) return undefined;
+  return {
+    kind: 'dataset',
+    datasetId: record.datasetId,
+    studyId: record.studyId,
+    dataClass: record.dataClass,
+    table: output.table,
+    bucket: output.bucket,
+    key: output.key,
+    versionId: output.versionId,
+    sha256: output.sha256,
+    subjectColumn: subject.name,
+    rows,
+  };
+}
+
+/** The subject in the consent registries and vaults of the studies they have tokens in. */
+async function discoverInRegistries(
+  s3: S3Client,
+  jurisdiction: Jurisdiction,
+  byStudy: ReadonlyMap<string, string[]>,
+  read: Discovery['read'],
+): Promise<SubjectPlace[]> {
+  const places: SubjectPlace[] = [];
   for (const [studyId, tokens] of byStudy) {
     const wanted = new Set(tokens);
     let records = 0;
@@ -86,11 +124,49 @@ export async function discoverByScan(
     }
     if (entries > 0) places.push({ kind: 'vault', studyId, entries });
   }
-  return {
-    places,
-    cryptoErased: found.studies
-      .filter((s) => s.cryptoErased.length > 0)
-      .map((s) => ({ studyId: s.studyId, versions: s.cryptoErased })),
-    read,
-  };
+  return places;
+}
+
+/**
+ * Every place of the jurisdiction that holds the subject's tokens, found through the subject index: the index is
+ * brought up to date first (only what changed since is read), then it names the tables and access packages holding
+ * the tokens; only those tables are read (to count the subject's rows), with the studies' consent registries and
+ * vaults. Its cost grows with the data that holds the subject. Reads only the jurisdiction's own buckets.
+ */
+export async function discoverByIndex(
+  s3: S3Client,
+  jurisdiction: Jurisdiction,
+  conn: DuckDBConnection,
+  workDir: string,
+  found: SubjectTokens,
+  onProgress: (phase: string) => void = () => {},
+): Promise<Discovery & { sync: IndexChange }> {
+  const deps = { s3, jurisdiction };
+  const byStudy = tokensByStudy(found);
+  onProgress('bringing the subject index up to date');
+  const sync = await syncIndex(deps, conn, workDir);
+  onProgress('looking the subject up');
+  const hits = await lookupTokens(deps, [...byStudy.values()].flat());
+  const read = { objects: hits.cost.objects, bytes: hits.cost.bytes };
+  await mkdir(workDir, { recursive: true });
+  const file = path.join(workDir, 'table.parquet');
+  const places: SubjectPlace[] = [];
+  for (const { place } of [...hits.places.values()].sort((a, b) =>
+    JSON.stringify(a.place).localeCompare(JSON.stringify(b.place)),
+  )) {
+    if (place.kind === 'export') {
+      places.push({ kind: 'export', requestId: place.requestId, bucket: place.bucket, prefix: place.prefix });
+      continue;
+    }
+    const record = await readDatasetRecord(s3, jurisdiction.buckets.catalog, place.datasetId);
+    read.objects += 1;
+    const tokens = record ? byStudy.get(record.studyId) : undefined;
+    const output = record?.outputs.find((o) => o.table === place.table && o.versionId === place.versionId);
+    if (!record || !tokens || !output) continue;
+    onProgress(`counting the subject’s rows in ${place.datasetId}`);
+    const counted = await countInTable(s3, conn, file, record, output, tokens, read);
+    if (counted) places.push(counted);
+  }
+  places.push(...(await discoverInRegistries(s3, jurisdiction, byStudy, read)));
+  return { places, cryptoErased: cryptoErasedOf(found), read, sync };
 }

@@ -92,6 +92,17 @@ export async function decideErasureItems(
     });
   }
   for (const place of places) {
+    if (place.kind !== 'export' || noRight) continue;
+    items.push({
+      itemId: itemIdOf(place),
+      place,
+      decision: 'erase',
+      legalBasis: 'GDPR Art. 17(1): a copy made for the subject’s own access request; nothing requires keeping it',
+      until: null,
+      lock: null,
+    });
+  }
+  for (const place of places) {
     if (place.kind !== 'vault' || noRight) continue;
     const kept = keptStudies.has(place.studyId);
     items.push({

@@ -2,7 +2,14 @@ import type { SubjectPlace } from '../../schemas/subject-request';
 
 /** An item's id in an erasure request: a table of a dataset, or a study's consent registry or vault. Pure. */
 export function itemIdOf(place: SubjectPlace): string {
-  return place.kind === 'dataset' ? `${place.datasetId}/${place.table}` : `${place.kind}/${place.studyId}`;
+  switch (place.kind) {
+    case 'dataset':
+      return `${place.datasetId}/${place.table}`;
+    case 'export':
+      return `export/${place.requestId}`;
+    default:
+      return `${place.kind}/${place.studyId}`;
+  }
 }
 
 /** A place in words, for certificates and the DPO. Pure. */
@@ -14,5 +21,7 @@ export function describePlace(place: SubjectPlace): string {
       return `consent registry of study ${place.studyId}: ${place.records} records`;
     case 'vault':
       return `re-identification vault of study ${place.studyId}: ${place.entries} entries`;
+    case 'export':
+      return `access package of request ${place.requestId} (s3://${place.bucket}/${place.prefix})`;
   }
 }

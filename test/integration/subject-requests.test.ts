@@ -26,6 +26,9 @@ import { listObjects, readObjectText } from '../../lib/storage/objects';
 import { accessPackagePrefix, certificateKeys, openRequestsPrefix } from '../../lib/storage/layout';
 import { listDatasetRecords, readDatasetRecord } from '../../lib/storage/catalog';
 import { checkAccessPackage } from '../../lib/subject-rights/access-check';
+import { lookupTokens, readManifest, SUBJECT_INDEX_PREFIX } from '../../lib/subject-rights/subject-index';
+import { putJson } from '../../lib/storage/json';
+import { SubjectIndexManifestSchema } from '../../schemas/subject-request';
 import type { AuditEvent } from '../../schemas/audit';
 import type { PreprocessJobResult } from '../../schemas/preprocess';
 import type { DecisionParams, SubjectRequestKind, SubjectRequestStatus } from '../../schemas/subject-request';
@@ -514,6 +517,123 @@ describe('an erasure request (GDPR Art. 17)', () => {
         'dsr.completed',
       ]),
     );
+  });
+
+  it('finds the subject through the index, deletes their earlier access package, and leaves the index agreeing with a full scan', async () => {
+    const study = `ST-DSR-X-${randomUUID().slice(0, 6)}`;
+    const subject = `XS-${randomUUID()}`;
+    const others = ['XO-0002', 'XO-0003'];
+    await importConsentCsv(
+      clients(),
+      [
+        'subject_id,scopes,status,icf_version,given_on',
+        ...[subject, ...others].map((s) => `${s},primary-research,given,v1,2024-01-01`),
+      ].join('\n'),
+      'eu',
+      study,
+    );
+    const ingest = async (ids: string[]) =>
+      (
+        await ingestDir(
+          clients(),
+          await writeJsonPackage(await tempDir(), smallMetadata({ studyId: study, dataClass: 'real-world' }), {
+            'data/visits.csv': [
+              'subject_id,full_name,visit_date,score,note',
+              ...ids.map((id, i) => `${id},N N,2025-01-0${i + 1},${i},`),
+            ].join('\n'),
+          }),
+        )
+      ).datasetId;
+    const holding = await ingest([subject, others[0]!, subject]);
+    const without = await ingest(others);
+    const deps = { s3: clients().s3, jurisdiction: getJurisdiction('eu') };
+    const key = await clients().keys.studyKey('eu', study);
+    const token = tokenize(key.material, key.version, subject);
+    // Ingestion indexed both datasets: the lookup names the one holding the subject, and only it.
+    const before = await lookupTokens(deps, [token]);
+    expect([...before.places.values()].map((p) => p.place)).toEqual([
+      expect.objectContaining({ kind: 'dataset', datasetId: holding, table: 'visits' }),
+    ]);
+    const otherToken = tokenize(key.material, key.version, others[1]!);
+    expect(
+      [...(await lookupTokens(deps, [otherToken])).places.values()].map(
+        (p) => (p.place as { datasetId: string }).datasetId,
+      ),
+    ).toEqual([without]);
+
+    // An access package first: it holds the subject's data, and the index knows it.
+    const access = await file('access', subject, { studyId: study });
+    await statusWhen(access.handle, filed);
+    await verifyIdentity(access.requestId);
+    expect((await access.handle.result()).state).toBe('completed');
+    const exportsBucket = getJurisdiction('eu').buckets.exports;
+    expect(
+      (await listObjects(clients().s3, exportsBucket, accessPackagePrefix(access.requestId))).length,
+    ).toBeGreaterThan(0);
+    expect([...(await lookupTokens(deps, [token])).places.values()].map((p) => p.place.kind).sort()).toEqual([
+      'dataset',
+      'export',
+    ]);
+
+    const { requestId, handle } = await file('erasure', subject, { studyId: study });
+    await statusWhen(handle, filed);
+    await verifyIdentity(requestId);
+    await decide(requestId, { decision: 'approve', requestId, reason: 'no ground to refuse' });
+    const done = await handle.result();
+    expect(done.outcome).toMatchObject({ rowsRemoved: 2, verified: true });
+    // The access package is gone, every version, with its record; the certificate lists it.
+    expect(await listObjects(clients().s3, exportsBucket, accessPackagePrefix(access.requestId))).toEqual([]);
+    const certificate = JSON.parse(
+      (
+        (await readObjectText(
+          clients().s3,
+          getJurisdiction('eu').buckets.evidence,
+          certificateKeys(String(done.outcome.certificateId)).json,
+        )) as Buffer
+      ).toString('utf8'),
+    );
+    expect(certificate.subjectRequest.items).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ itemId: `export/${access.requestId}`, decision: 'erased' }),
+        expect.objectContaining({ itemId: `${holding}/visits`, decision: 'erased' }),
+      ]),
+    );
+    // The index names the subject nowhere, and no index object holds their token; the other subjects are still found.
+    expect((await lookupTokens(deps, [token])).places.size).toBe(0);
+    const catalog = getJurisdiction('eu').buckets.catalog;
+    const indexObjects = await listObjects(clients().s3, catalog, SUBJECT_INDEX_PREFIX);
+    const bodies = await Promise.all(
+      indexObjects.map(async (o) => (await readObjectText(clients().s3, catalog, o.key)) as Buffer),
+    );
+    expect(containsAny(bodies, [token])).toEqual([]);
+    const stillThere = await lookupTokens(deps, [tokenize(key.material, key.version, others[0]!)]);
+    expect([...stillThere.places.values()].map((p) => (p.place as { datasetId: string }).datasetId).sort()).toEqual(
+      [holding, without].sort(),
+    );
+
+    // `dsr index verify` (an auditor) agrees with a full scan; an index that lost a table is caught, and rebuilt (ops).
+    const as = (role: DemoRole) => path.join(stackState().dataDir, 'identities', role);
+    const verified = stackSteward('--identity', as('auditor'), 'dsr', 'index', 'verify', '--jurisdiction', 'eu');
+    expect(verified.code, verified.stderr + verified.stdout).toBe(0);
+    expect(verified.stdout).toContain('agrees with a full scan');
+    const { manifest } = await readManifest(deps);
+    const lost = Object.entries(manifest.places).find(([, p]) => p.kind === 'dataset' && p.datasetId === without)![0];
+    delete manifest.places[lost];
+    await putJson(clients().s3, catalog, `${SUBJECT_INDEX_PREFIX}manifest.json`, SubjectIndexManifestSchema, manifest);
+    const caught = stackSteward('--identity', as('auditor'), 'dsr', 'index', 'verify', '--jurisdiction', 'eu');
+    expect(caught.code).toBe(7);
+    expect(caught.stdout).toContain(`dataset ${without} table visits`);
+    expect(stackSteward('--identity', as('steward'), 'dsr', 'index', 'rebuild', '--jurisdiction', 'eu').code).toBe(6);
+    const rebuilt = stackSteward('--identity', as('ops'), 'dsr', 'index', 'rebuild', '--jurisdiction', 'eu');
+    expect(rebuilt.code, rebuilt.stderr).toBe(0);
+    expect(stackSteward('--identity', as('auditor'), 'dsr', 'index', 'verify', '--jurisdiction', 'eu').code).toBe(0);
+    expect(
+      [...(await lookupTokens(deps, [otherToken])).places.values()].map(
+        (p) => (p.place as { datasetId: string }).datasetId,
+      ),
+    ).toEqual([without]);
+    const audited = (await sealedEvents(clients(), 'eu')).map((e) => e.event.action);
+    expect(audited).toEqual(expect.arrayContaining(['dsr.index-verified', 'dsr.index-rebuilt']));
   });
 
   it('in the US, where HIPAA grants no right to erasure, answers with that basis and erases nothing', async () => {
