@@ -18,4 +18,5 @@ export { preprocessJobWorkflow } from './preprocessJob';
 export { verifyPreprocessRunWorkflow } from './preprocessJob';
 export { registerSourceWorkflow } from './registerSource';
 export { subjectRequestWorkflow } from './subjectRequest';
-export { rebuildSubjectIndexWorkflow, verifySubjectIndexWorkflow } from './subjectIndex';
+export { verifySubjectIndexWorkflow } from './subjectIndex';
+export { rebuildSubjectIndexWorkflow } from './subjectIndex';

@@ -12,6 +12,7 @@ import { defaultDataDir } from '../../lib/runtime/config';
 import { generateDemoPackage } from '../demo/generate';
 import { writeExpiredDemoDatasets } from '../demo/expired';
 import { ensureDemoSource, type DemoSource } from '../demo/source';
+import { subjectRightsDemo } from '../demo/subject-rights';
 import { importConsent } from '../../lib/client/consent-import';
 import { CommandContext, type GlobalOptions } from '../context';
 import { byteBar, formatDataset, note, printJson, say } from '../output';
@@ -118,7 +119,9 @@ export function registerDemoCommands(program: Command, globals: () => GlobalOpti
 
   demo
     .command('run')
-    .description('start the embedded stack, ingest synthetic packages into EU and US, and keep running (npm start)')
+    .description(
+      'start the embedded stack, ingest synthetic packages into EU and US, serve an access and an erasure request, and keep running (npm start)',
+    )
     .option('--rows <n>', 'lab result rows per package', positiveInt, 5000)
     .action(async (options: { rows: number }) => {
       const g = globals();
@@ -127,6 +130,7 @@ export function registerDemoCommands(program: Command, globals: () => GlobalOpti
       say(`Steward stack running\n${describeStack(stack.state)}\n`);
       const ctx = CommandContext.create({ ...g, dataDir });
       const source = await ensureDemoSource(dataDir);
+      let euConsent = '';
       try {
         for (const [i, jurisdiction] of (['eu', 'us'] as const).entries()) {
           const study = `DEMO-${jurisdiction.toUpperCase()}-01`;
@@ -148,12 +152,19 @@ export function registerDemoCommands(program: Command, globals: () => GlobalOpti
             study,
           );
           say(`Consent registry ${jurisdiction}/${study}: ${consent.given} given, ${consent.withdrawn} withdrawn`);
+          if (jurisdiction === 'eu') euConsent = generated.consentFile;
           const result = await ingestPath(ctx, generated.packageDir);
           say(`${formatDataset(result.record, result.resubmitted ? 'already ingested' : result.outcome)}\n`);
           const url = ctx.uiUrl(result.record.lineage.workflowId);
           if (url) say(`  Temporal UI: ${url}\n`);
         }
         await ingestRejectedDemo(ctx, path.join(dataDir, 'demo', 'eu-rejected'));
+        const dpo = CommandContext.create({ ...g, dataDir, identity: path.join(dataDir, 'identities', 'dpo') });
+        try {
+          await subjectRightsDemo(dpo, euConsent, 'DEMO-EU-01');
+        } finally {
+          await dpo.close();
+        }
       } catch (error) {
         await ctx.close();
         await stack.stop();
