@@ -2,11 +2,14 @@ import {
   PutObjectLegalHoldCommand,
   PutObjectRetentionCommand,
   GetObjectRetentionCommand,
+  ListObjectsV2Command,
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { Context } from '@temporalio/activity';
 import { scanDatasets, StudyRecords } from '../lib/storage/claims';
-import { datasetObjectPrefix } from '../lib/storage/layout';
+import { datasetObjectPrefix, EXPORT_RECORDS_PREFIX } from '../lib/storage/layout';
+import { getJson } from '../lib/storage/json';
+import { ExportRecordSchema } from '../schemas/subject-request';
 import { scanPackages } from '../lib/storage/packages';
 import { inLanes } from '../lib/runtime/lanes';
 import { listVersionsOf } from '../lib/storage/versions';
@@ -18,6 +21,9 @@ import {
   ObjectLockProgressSchema,
   ScanDatasetsInputSchema,
   ScanPackagesInputSchema,
+  ScanExportsInputSchema,
+  type ExportScan,
+  type ScanExportsInput,
   type LegalHoldChangeInput,
   type ObjectLockChangeInput,
   type ObjectLockProgress,
@@ -57,6 +63,38 @@ export function createRetentionActivities({ s3, jurisdiction }: { s3: S3Client; 
       const input = parseInput(ScanDatasetsInputSchema, raw, 'scanDatasetsActivity');
       assertOwnJurisdiction(jurisdiction, input.jurisdiction);
       return scanDatasets(s3, catalog, jurisdiction.id, input);
+    },
+
+    /**
+     * A page of access packages' records (200, in request order after `after`), with those whose expiry has come by
+     * `asOf`: reads only.
+     */
+    async scanExportsActivity(raw: ScanExportsInput): Promise<ExportScan> {
+      const input = parseInput(ScanExportsInputSchema, raw, 'scanExportsActivity');
+      assertOwnJurisdiction(jurisdiction, input.jurisdiction);
+      const page = await s3.send(
+        new ListObjectsV2Command({
+          Bucket: catalog,
+          Prefix: EXPORT_RECORDS_PREFIX,
+          MaxKeys: 200,
+          ...(input.after ? { StartAfter: input.after } : {}),
+        }),
+      );
+      const keys = (page.Contents ?? []).map((o) => o.Key!).filter(Boolean);
+      const expired: ExportScan['expired'] = [];
+      for (const key of keys) {
+        const record = await getJson(s3, catalog, key, ExportRecordSchema);
+        if (record && record.expiresAt <= input.asOf) {
+          expired.push({
+            requestId: record.requestId,
+            bucket: record.bucket,
+            prefix: record.prefix,
+            expiresAt: record.expiresAt,
+            legalBasis: record.legalBasis,
+          });
+        }
+      }
+      return { next: page.IsTruncated ? (keys.at(-1) ?? null) : null, scanned: keys.length, expired };
     },
 
     /** A page of raw uploads in landing or quarantine, decided under the raw-staging rule: reads only. */

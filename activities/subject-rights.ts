@@ -5,6 +5,7 @@ import { withScratchDb } from '../lib/tabular/scratch';
 import type { SignerMaterial } from '../lib/pki/authority';
 import { buildAccessPackage } from '../lib/subject-rights/access-package';
 import { discoverByIndex, discoverByScan } from '../lib/subject-rights/discovery';
+import { discoverUploads } from '../lib/subject-rights/uploads';
 import {
   eraseFromIndex,
   indexExport,
@@ -28,6 +29,9 @@ import {
   AccessPackageInputSchema,
   DecideErasureInputSchema,
   DiscoveryInputSchema,
+  DiscoverUploadsInputSchema,
+  type DiscoverUploadsInput,
+  type SubjectPlace,
   EraseFromIndexInputSchema,
   type EraseFromIndexInput,
   RewriteInputSchema,
@@ -111,6 +115,15 @@ export function createSubjectRightsActivities({
       );
     },
 
+    /** The raw uploads naming the subject by identifier (see `discoverUploads`). Reads only; on the curation queue. */
+    async discoverUploadsActivity(raw: DiscoverUploadsInput): Promise<{ places: SubjectPlace[] }> {
+      const input = parseInput(DiscoverUploadsInputSchema, raw, 'discoverUploadsActivity');
+      const found = await discoverUploads(s3, jurisdiction, input.subjectId, input.studyId, (units) =>
+        Context.current().heartbeat({ units }),
+      );
+      return { places: found.places };
+    },
+
     /** Decides every place of an erasure request: erased, or kept with its legal basis (see `decideErasureItems`). */
     async decideErasureItemsActivity(raw: DecideErasureInput): Promise<ErasureItem[]> {
       const input = parseInput(DecideErasureInputSchema, raw, 'decideErasureItemsActivity');
@@ -156,6 +169,22 @@ export function createSubjectRightsActivities({
         if ((error as Error).name === 'WorkflowNotFoundError') return { running: false };
         throw error;
       }
+    },
+
+    /**
+     * The ingestion and preprocessing workflows of the jurisdiction still running that started before `startedBefore`
+     * (visibility: their Jurisdiction search attribute and start time). Reads only.
+     */
+    async inFlightJobsActivity(raw: { startedBefore: string }): Promise<{ running: string[] }> {
+      const before = new Date(String(raw.startedBefore));
+      if (Number.isNaN(before.getTime())) throw new Error('startedBefore is not a date-time');
+      const client = await temporal();
+      const running: string[] = [];
+      const query =
+        `WorkflowType IN ('ingestPackageWorkflow', 'preprocessJobWorkflow') AND ExecutionStatus = 'Running' ` +
+        `AND Jurisdiction = '${jurisdiction.id}' AND StartTime < '${before.toISOString()}'`;
+      for await (const w of client.workflow.list({ query })) running.push(w.workflowId);
+      return { running };
     },
 
     /** The subject's keyed digest (HMAC under the jurisdiction's subject-digest key, created on first use). */

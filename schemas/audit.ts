@@ -65,6 +65,7 @@ export const AuditActionSchema = z.enum([
   'dsr.refused',
   'dsr.index-verified',
   'dsr.index-rebuilt',
+  'export.deleted',
 ]);
 export type AuditAction = z.infer<typeof AuditActionSchema>;
 

@@ -50,11 +50,13 @@ export const ErasureUnitSchema = z
   .object({
     unitId: z.string().min(1).max(500),
     /** The audit event that records the unit's erasure. */
-    event: z.enum(['dataset.deleted', 'package.deleted', 'key.destroyed', 'subject.erased']),
+    event: z.enum(['dataset.deleted', 'package.deleted', 'export.deleted', 'key.destroyed', 'subject.erased']),
     targets: z.object({
       datasetId: z.string().optional(),
       studyId: z.string().optional(),
       packageId: z.string().optional(),
+      /** An access package's request. */
+      requestId: z.string().optional(),
     }),
     reason: DeletionCertificateSchema.shape.reason,
     /** Why, in the words of the audit event (the rule's decision, the signed request's meaning). */

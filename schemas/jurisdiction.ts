@@ -61,6 +61,8 @@ export const EVIDENCE_CLASSES = ['audit-trail', 'deletion-certificate'] as const
 
 /** The retention class of raw packages in landing and quarantine: identified data, kept only briefly. */
 export const RAW_PACKAGE_CLASS = 'raw-staging';
+/** The retention class of access packages in the exports bucket (swept like everything else). */
+export const ACCESS_EXPORT_CLASS = 'access-export';
 
 /**
  * Retention classes of what Steward itself stages or produces (raw uploads, access exports, preprocessing outputs,

@@ -94,6 +94,9 @@ export const SweepTotalsSchema = z.object({
   packagesScanned: z.number().int().nonnegative(),
   packagesDeleted: z.number().int().nonnegative(),
   packagesHeld: z.number().int().nonnegative(),
+  /** Access packages past their expiry (the jurisdiction's `access-export` rule). */
+  exportsExpired: z.number().int().nonnegative().default(0),
+  exportsDeleted: z.number().int().nonnegative().default(0),
   versionsDeleted: z.number().int().nonnegative(),
   bytesDeleted: z.number().int().nonnegative(),
   certificates: z.number().int().nonnegative(),
@@ -103,7 +106,7 @@ export type SweepTotals = z.infer<typeof SweepTotalsSchema>;
 
 /** One dataset or raw package a sweep decided about (deleted, held or found expired in a dry run). */
 export const SweepItemSchema = z.object({
-  kind: z.enum(['dataset', 'package']),
+  kind: z.enum(['dataset', 'package', 'export']),
   id: z.string(),
   bucket: z.string().optional(),
   outcome: z.enum(['deleted', 'held', 'would-delete', 'failed']),
@@ -131,7 +134,7 @@ export const SweepStateSchema = z.object({
   requestId: z.string().nullable(),
   scheduleId: z.string().nullable(),
   startedAt: z.iso.datetime(),
-  phase: z.enum(['datasets', 'landing', 'quarantine', 'done']),
+  phase: z.enum(['datasets', 'landing', 'quarantine', 'exports', 'done']),
   cursor: z.string().nullable(),
   batch: z.number().int().nonnegative(),
   totals: SweepTotalsSchema,
@@ -232,6 +235,30 @@ export const ScanPackagesInputSchema = z.object({
   after: z.string().nullable(),
 });
 export type ScanPackagesInput = z.infer<typeof ScanPackagesInputSchema>;
+
+export const ScanExportsInputSchema = z.object({
+  jurisdiction: KnownJurisdictionSchema,
+  asOf: z.iso.datetime(),
+  after: z.string().nullable(),
+});
+export type ScanExportsInput = z.infer<typeof ScanExportsInputSchema>;
+
+/** An access package whose expiry has come. */
+export const ExpiredExportSchema = z.object({
+  requestId: z.string(),
+  bucket: z.string(),
+  prefix: z.string(),
+  expiresAt: z.iso.datetime(),
+  legalBasis: z.string(),
+});
+export type ExpiredExport = z.infer<typeof ExpiredExportSchema>;
+
+export const ExportScanSchema = z.object({
+  next: z.string().nullable(),
+  scanned: z.number().int().nonnegative(),
+  expired: z.array(ExpiredExportSchema),
+});
+export type ExportScan = z.infer<typeof ExportScanSchema>;
 
 export const PackageScanSchema = z.object({
   next: z.string().nullable(),

@@ -242,6 +242,17 @@ export const SubjectPlaceSchema = z.discriminatedUnion('kind', [
   }),
   z.object({ kind: z.literal('consent'), studyId: StudyIdSchema, records: z.number().int().positive() }),
   z.object({ kind: z.literal('vault'), studyId: StudyIdSchema, entries: z.number().int().positive() }),
+  /** A raw upload naming the subject by identifier: a package in landing or quarantine, or a consent file. */
+  z.object({
+    kind: z.literal('upload'),
+    role: z.enum(['landing', 'quarantine']),
+    bucket: z.string(),
+    prefix: z.string(),
+    packageId: z.string().nullable(),
+    studyId: z.string().nullable(),
+    /** Its files that name the subject. */
+    files: z.number().int().positive(),
+  }),
   /** An access package made for the subject earlier, in the exports bucket. */
   z.object({
     kind: z.literal('export'),
@@ -430,3 +441,9 @@ export const SubjectIndexResultSchema = z.object({
   problems: z.array(z.string()),
 });
 export type SubjectIndexResult = z.infer<typeof SubjectIndexResultSchema>;
+
+export const DiscoverUploadsInputSchema = z.object({
+  subjectId: z.string().min(1),
+  studyId: StudyIdSchema.optional(),
+});
+export type DiscoverUploadsInput = z.infer<typeof DiscoverUploadsInputSchema>;

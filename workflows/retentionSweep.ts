@@ -2,6 +2,7 @@ import {
   CancellationScope,
   continueAsNew,
   isCancellation,
+  patched,
   proxyActivities,
   setHandler,
   workflowInfo,
@@ -10,7 +11,7 @@ import type { createRetentionActivities } from '../activities/retention';
 import type { createScheduleActivities } from '../activities/schedule';
 import { ErrorType, nonRetryable, retentionScheduleId, retentionSweepProgressQuery } from '../contracts';
 import { getJurisdiction } from '../jurisdictions';
-import { RAW_PACKAGE_CLASS } from '../schemas/jurisdiction';
+import { ACCESS_EXPORT_CLASS, RAW_PACKAGE_CLASS } from '../schemas/jurisdiction';
 import { parseInput } from '../contracts/parse';
 import { SignedRequestSchema } from '../schemas/request';
 import {
@@ -29,7 +30,7 @@ import { authorize } from './authorize';
 import { progressFrom } from './progress';
 import { changeCatalog } from './catalog';
 import { openState, sealState, workerJurisdiction } from './messages';
-import { eraseDatasets, erasePackages, noteItem, sweepAudit } from './sweepBatch';
+import { eraseDatasets, eraseExports, erasePackages, noteItem, sweepAudit } from './sweepBatch';
 
 type Retention = ReturnType<typeof createRetentionActivities>;
 
@@ -67,6 +68,8 @@ function zeroTotals(): SweepTotals {
     packagesScanned: 0,
     packagesDeleted: 0,
     packagesHeld: 0,
+    exportsExpired: 0,
+    exportsDeleted: 0,
     versionsDeleted: 0,
     bytesDeleted: 0,
     certificates: 0,
@@ -261,7 +264,26 @@ export async function retentionSweepWorkflow(raw: SweepInput): Promise<SweepRepo
         return continueAsNew<typeof retentionSweepWorkflow>({ state: await sealState(jurisdiction, state) });
       }
       const batch = state.batch++;
-      if (state.phase === 'datasets') {
+      if (state.phase === 'exports') {
+        const scan = await scans.scanExportsActivity({ jurisdiction, asOf: state.asOf, after: state.cursor });
+        state.totals.exportsExpired += scan.expired.length;
+        const rule = rules.retention[ACCESS_EXPORT_CLASS];
+        for (const x of state.dryRun ? scan.expired : []) {
+          note({
+            kind: 'export',
+            id: x.requestId,
+            bucket: x.bucket,
+            outcome: 'would-delete',
+            reason: `expired on ${x.expiresAt}`,
+            rule: ACCESS_EXPORT_CLASS,
+            legalBasis: rule?.legalBasis ?? x.legalBasis,
+            until: x.expiresAt,
+          });
+        }
+        if (!state.dryRun && scan.expired.length > 0) start(() => eraseExports(state, rules, batch, scan.expired));
+        state.cursor = scan.next;
+        if (scan.next === null) state.phase = 'done';
+      } else if (state.phase === 'datasets') {
         const scan = state.dryRun
           ? await scans.scanDatasetsActivity({ jurisdiction, asOf: state.asOf, after: state.cursor, limit: PAGE })
           : (
@@ -324,7 +346,8 @@ export async function retentionSweepWorkflow(raw: SweepInput): Promise<SweepRepo
         }
         state.cursor = scan.next;
         if (scan.next === null) {
-          state.phase = role === 'landing' ? 'quarantine' : 'done';
+          // Sweeps recorded before access packages expired end after quarantine, as they did.
+          state.phase = role === 'landing' ? 'quarantine' : patched('sweep-access-exports') ? 'exports' : 'done';
         }
       }
       while (inFlight.length >= PARALLEL) await inFlight.shift();

@@ -1,4 +1,4 @@
-import { proxyActivities } from '@temporalio/workflow';
+import { proxyActivities, sleep } from '@temporalio/workflow';
 import type { createSubjectRightsActivities } from '../activities/subject-rights';
 import { curationTaskQueue, ErrorType, nonRetryable } from '../contracts';
 import { getJurisdiction } from '../jurisdictions';
@@ -40,6 +40,12 @@ function curation(jurisdiction: string) {
     taskQueue: curationTaskQueue(jurisdiction),
   });
 }
+
+/**
+ * How long an erasure waits for jobs that started before its tombstone. A job still running after that is caught by the
+ * verification through the index, which then fails the request for the DPO's retry.
+ */
+const IN_FLIGHT_WAIT_MS = 30 * 60_000;
 
 /** What a request's work needs from its workflow. */
 export interface WorkContext {
@@ -251,20 +257,41 @@ function erasureWork(ctx: WorkContext): RequestWork {
         .filter((s) => s.tokens.length > 0)
         .map((s) => ({ studyId: s.studyId, tokens: s.tokens.map((t) => t.token) }));
       if (!noRight) {
-        await steps.once('tombstoning the subject', () =>
-          changeCatalog(ctx.jurisdiction, {
+        const { at } = await steps.once('tombstoning the subject', async () => {
+          const tombstonedAt = new Date().toISOString();
+          await changeCatalog(ctx.jurisdiction, {
             kind: 'subject.tombstoned',
             requestId: auth.requestId,
             subjectDigest: ctx.subjectDigest,
             studies,
-            at: new Date().toISOString(),
-          }),
-        );
+            at: tombstonedAt,
+          });
+          return { at: tombstonedAt };
+        });
+        // An ingestion or preprocessing job that started before the tombstone may not have seen it: the places are
+        // looked for once those have finished, so what they write is found and erased too.
+        await steps.once('waiting for jobs started before the tombstone', async () => {
+          const until = Date.now() + IN_FLIGHT_WAIT_MS;
+          for (;;) {
+            const { running } = await subjects.inFlightJobsActivity({ startedBefore: at });
+            if (running.length === 0 || Date.now() >= until) return { waitedFor: running.length };
+            setPhase(
+              `waiting for ${running.length} jobs started before the tombstone (${running.slice(0, 3).join(', ')})`,
+            );
+            await sleep('5 seconds');
+          }
+        });
       }
       const discovery = await steps.once('finding the subject’s data', () => heavy.discoverSubjectActivity({ found }));
+      const findUploads = () =>
+        heavy.discoverUploadsActivity({
+          subjectId: auth.params.subjectId,
+          ...(auth.params.studyId ? { studyId: auth.params.studyId } : {}),
+        });
+      const uploads = await steps.once('finding the subject’s raw uploads', findUploads);
       const items = await steps.once('deciding each place', () =>
         heavy.decideErasureItemsActivity({
-          places: discovery.places,
+          places: [...discovery.places, ...uploads.places],
           asOf: new Date().toISOString(),
           ...(noRight ? { noRight } : {}),
         }),
@@ -338,6 +365,9 @@ function erasureWork(ctx: WorkContext): RequestWork {
       const indexed = await steps.once('verifying through the index', () => heavy.discoverSubjectActivity({ found }));
       const erasedIds = new Set(items.filter((i) => i.decision === 'erase').map((i) => i.itemId));
       const survivors = [...after.places, ...indexed.places].filter((p) => erasedIds.has(itemIdOf(p)));
+      const uploadsErased = items.flatMap((i) =>
+        i.decision === 'erase' && i.place.kind === 'upload' ? [i.place] : [],
+      );
       const exportsErased = items.flatMap((i) =>
         i.decision === 'erase' && i.place.kind === 'export' ? [i.place] : [],
       );
@@ -427,6 +457,7 @@ function erasureWork(ctx: WorkContext): RequestWork {
               details: { rowsRemoved: rewrites.reduce((n, r) => n + r.rowsBefore - r.rowsAfter, 0) },
               objects: {
                 targets: [
+                  ...uploadsErased.map((u) => ({ bucket: u.bucket, prefixes: [u.prefix], bypassGovernance: false })),
                   ...exportsErased.flatMap((x) => [
                     { bucket: x.bucket, prefixes: [x.prefix], bypassGovernance: true },
                     {

@@ -1,6 +1,7 @@
-import { RAW_PACKAGE_CLASS, type Jurisdiction } from '../schemas/jurisdiction';
+import { ACCESS_EXPORT_CLASS, RAW_PACKAGE_CLASS, type Jurisdiction } from '../schemas/jurisdiction';
+import { exportRecordKey } from '../lib/storage/layout';
 import type { ErasureResult, ErasureUnitInput } from '../schemas/erasure';
-import type { ClaimedDataset, PackageRetention, SweepItem, SweepState } from '../schemas/retention';
+import type { ClaimedDataset, ExpiredExport, PackageRetention, SweepItem, SweepState } from '../schemas/retention';
 import { recordAudit } from './audit';
 import { eraseUnits } from './eraseUnits';
 
@@ -130,6 +131,59 @@ export async function erasePackages(
       rule: RAW_PACKAGE_CLASS,
       legalBasis: rule.legalBasis,
       until: p.until,
+    };
+  });
+}
+
+/** An expired access package as an erasure unit: every version of its files, and its record in the catalog. */
+function exportUnit(state: SweepState, rules: Jurisdiction, x: ExpiredExport): ErasureUnitInput {
+  const record = { bucket: rules.buckets.catalog, key: exportRecordKey(x.requestId) };
+  return {
+    unitId: `export:${x.requestId}`,
+    event: 'export.deleted',
+    targets: { requestId: x.requestId },
+    reason: {
+      kind: 'retention',
+      legalBasis: rules.retention[ACCESS_EXPORT_CLASS]?.legalBasis ?? x.legalBasis,
+      detail: `access package of request ${x.requestId} (s3://${x.bucket}/${x.prefix}) expired on ${x.expiresAt} (rule ${ACCESS_EXPORT_CLASS}); sweep ${state.sweepId} as of ${state.asOf}`,
+    },
+    note: `expired on ${x.expiresAt}`,
+    details: { rule: ACCESS_EXPORT_CLASS, until: x.expiresAt },
+    objects: {
+      targets: [
+        { bucket: x.bucket, prefixes: [x.prefix], bypassGovernance: true },
+        { bucket: record.bucket, prefixes: [record.key], bypassGovernance: false },
+      ],
+      absent: [record],
+    },
+  };
+}
+
+/** Expired access packages of one page: erased and certified, one certificate each. */
+export async function eraseExports(
+  state: SweepState,
+  rules: Jurisdiction,
+  batch: number,
+  expired: ExpiredExport[],
+): Promise<void> {
+  const result = await eraseBatch(
+    state,
+    `exports-${batch}`,
+    expired.map((x) => exportUnit(state, rules, x)),
+  );
+  const byId = new Map(expired.map((x) => [`export:${x.requestId}`, x]));
+  state.totals.exportsDeleted += result.erased.length;
+  recordResult(state, result, (id) => {
+    const x = byId.get(id)!;
+    return {
+      kind: 'export',
+      id: x.requestId,
+      bucket: x.bucket,
+      outcome: 'deleted',
+      reason: `expired on ${x.expiresAt}`,
+      rule: ACCESS_EXPORT_CLASS,
+      legalBasis: rules.retention[ACCESS_EXPORT_CLASS]?.legalBasis ?? x.legalBasis,
+      until: x.expiresAt,
     };
   });
 }

@@ -93,6 +93,9 @@ function printSweep(report: SweepReport): void {
   say(
     `  raw uploads (landing, quarantine): ${t.packagesScanned} scanned, ${report.dryRun ? `${t.packagesExpired} would be deleted` : `${t.packagesDeleted} deleted`}, ${t.packagesHeld} held`,
   );
+  say(
+    `  access packages (exports): ${report.dryRun ? `${t.exportsExpired} expired, would be deleted` : `${t.exportsDeleted} expired and deleted`}`,
+  );
   if (!report.dryRun) {
     say(
       `  object versions deleted: ${t.versionsDeleted} (${t.bytesDeleted} bytes); certificates issued: ${t.certificates}`,

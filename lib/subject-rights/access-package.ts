@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { ConsentPartSchema } from '../../schemas/consent';
-import type { Jurisdiction } from '../../schemas/jurisdiction';
+import { ACCESS_EXPORT_CLASS, type Jurisdiction } from '../../schemas/jurisdiction';
 import {
   AccessManifestSchema,
   ExportRecordSchema,
@@ -25,7 +25,6 @@ import { quoteIdent, quoteLiteral } from '../tabular/sql';
 import { tokensByStudy } from './discovery';
 
 /** The retention class of access packages in the jurisdiction file. */
-export const ACCESS_EXPORT_CLASS = 'access-export';
 
 export const MANIFEST_FILE = 'manifest.json';
 export const SIGNATURE_FILE = 'manifest.json.p7s';

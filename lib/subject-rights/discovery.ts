@@ -130,8 +130,8 @@ async function discoverInRegistries(
 /**
  * Every place of the jurisdiction that holds the subject's tokens, found through the subject index: the index is
  * brought up to date first (only what changed since is read), then it names the tables and access packages holding
- * the tokens; only those tables are read (to count the subject's rows), with the studies' consent registries and
- * vaults. Its cost grows with the data that holds the subject. Reads only the jurisdiction's own buckets.
+ * the tokens with the subject's rows in each; only those tables' records are read, with the studies' consent registries
+ * and vaults. Its cost grows with the data that holds the subject. Reads only the jurisdiction's own buckets.
  */
 export async function discoverByIndex(
   s3: S3Client,
@@ -148,24 +148,33 @@ export async function discoverByIndex(
   onProgress('looking the subject up');
   const hits = await lookupTokens(deps, [...byStudy.values()].flat());
   const read = { objects: hits.cost.objects, bytes: hits.cost.bytes };
-  await mkdir(workDir, { recursive: true });
-  const file = path.join(workDir, 'table.parquet');
   const places: SubjectPlace[] = [];
-  for (const { place } of [...hits.places.values()].sort((a, b) =>
+  const hitsInOrder = [...hits.places.values()].sort((a, b) =>
     JSON.stringify(a.place).localeCompare(JSON.stringify(b.place)),
-  )) {
+  );
+  for (const { place, rows } of hitsInOrder) {
     if (place.kind === 'export') {
       places.push({ kind: 'export', requestId: place.requestId, bucket: place.bucket, prefix: place.prefix });
       continue;
     }
+    // The record says which study and class the table is of, and that the indexed version is the current one.
     const record = await readDatasetRecord(s3, jurisdiction.buckets.catalog, place.datasetId);
     read.objects += 1;
-    const tokens = record ? byStudy.get(record.studyId) : undefined;
     const output = record?.outputs.find((o) => o.table === place.table && o.versionId === place.versionId);
-    if (!record || !tokens || !output) continue;
-    onProgress(`counting the subject’s rows in ${place.datasetId}`);
-    const counted = await countInTable(s3, conn, file, record, output, tokens, read);
-    if (counted) places.push(counted);
+    if (!record || !output || !byStudy.has(record.studyId) || rows === 0) continue;
+    places.push({
+      kind: 'dataset',
+      datasetId: record.datasetId,
+      studyId: record.studyId,
+      dataClass: record.dataClass,
+      table: output.table,
+      bucket: output.bucket,
+      key: output.key,
+      versionId: output.versionId,
+      sha256: output.sha256,
+      subjectColumn: place.subjectColumn,
+      rows,
+    });
   }
   places.push(...(await discoverInRegistries(s3, jurisdiction, byStudy, read)));
   return { places, cryptoErased: cryptoErasedOf(found), read, sync };

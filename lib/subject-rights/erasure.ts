@@ -10,6 +10,7 @@ import { readDatasetRecord, readStudyRecord } from '../storage/catalog';
 import { downloadHashed, hashFile, putFileOnce } from '../storage/objects';
 import { quoteIdent, quoteLiteral } from '../tabular/sql';
 import { itemIdOf } from './places';
+import { datasetIdFor } from '../../contracts';
 
 /** Why consent records stay after an erasure: the controller must be able to show the consent it relied on. */
 export const CONSENT_KEPT_BASIS =
@@ -89,6 +90,36 @@ export async function decideErasureItems(
       legalBasis: 'GDPR Art. 17(1): the data subject’s request, approved by the DPO, and no duty to keep outweighs it',
       until: null,
       lock: locked ? { mode: record.retention.objectLock, until: lockedUntil } : null,
+    });
+  }
+  for (const place of places) {
+    if (place.kind !== 'upload' || noRight) continue;
+    // A package's raw upload goes with its dataset: kept where a table of it is kept, on the same basis.
+    if (!place.packageId) {
+      // A consent file: it shows the consent the registry holds, as the registry's records do.
+      items.push({
+        itemId: itemIdOf(place),
+        place,
+        decision: 'keep',
+        legalBasis: `${CONSENT_KEPT_BASIS}; the uploaded consent file, until its raw-staging retention ends`,
+        until: null,
+        lock: null,
+      });
+      continue;
+    }
+    const dataset = datasetIdFor(jurisdiction.id, place.packageId);
+    const keptWith = items.find(
+      (i) => i.decision === 'keep' && i.place.kind === 'dataset' && i.place.datasetId === dataset,
+    );
+    items.push({
+      itemId: itemIdOf(place),
+      place,
+      decision: keptWith ? 'keep' : 'erase',
+      legalBasis: keptWith
+        ? `kept with dataset ${dataset}, curated from it: ${keptWith.legalBasis}`
+        : 'GDPR Art. 17(1): a raw upload kept only for staging (its retention is a limit, not a duty to keep): deleted whole',
+      until: keptWith?.until ?? null,
+      lock: null,
     });
   }
   for (const place of places) {

@@ -7,6 +7,8 @@ export function itemIdOf(place: SubjectPlace): string {
       return `${place.datasetId}/${place.table}`;
     case 'export':
       return `export/${place.requestId}`;
+    case 'upload':
+      return `upload/${place.role}/${place.packageId ?? place.prefix}`;
     default:
       return `${place.kind}/${place.studyId}`;
   }
@@ -23,5 +25,7 @@ export function describePlace(place: SubjectPlace): string {
       return `re-identification vault of study ${place.studyId}: ${place.entries} entries`;
     case 'export':
       return `access package of request ${place.requestId} (s3://${place.bucket}/${place.prefix})`;
+    case 'upload':
+      return `raw upload in ${place.role} (s3://${place.bucket}/${place.prefix}): ${place.files} files name the subject`;
   }
 }

@@ -41,6 +41,9 @@ const TIER_BASE = 4096;
 /** Manifest writes tried before giving up on a change (each loss means another writer's change went in). */
 const COMMIT_TRIES = 20;
 
+/** Token → place id → the token's rows in that place. */
+type Postings = Map<string, Map<string, number>>;
+
 export interface IndexDeps {
   s3: S3Client;
   jurisdiction: Jurisdiction;
@@ -137,10 +140,10 @@ async function commit(
 }
 
 /** Writes postings (token → place ids) as a new segment: sorted, in shards. */
-async function writeSegment(deps: IndexDeps, postings: Map<string, Set<string>>): Promise<IndexSegment | null> {
+async function writeSegment(deps: IndexDeps, postings: Postings): Promise<IndexSegment | null> {
   if (postings.size === 0) return null;
   const id = randomUUID();
-  const places = [...new Set([...postings.values()].flatMap((s) => [...s]))].sort();
+  const places = [...new Set([...postings.values()].flatMap((m) => [...m.keys()]))].sort();
   const position = new Map(places.map((p, i) => [p, i]));
   const tokens = [...postings.keys()].sort();
   const runs: string[][] = [];
@@ -152,9 +155,9 @@ async function writeSegment(deps: IndexDeps, postings: Map<string, Set<string>>)
     const run = runs[n]!;
     const text = run
       .map((t) => {
-        const refs = [...postings.get(t)!].map((p) => position.get(p)!);
+        const refs = [...postings.get(t)!];
         count += refs.length;
-        return `${t}\t${refs.join(',')}\n`;
+        return `${t}\t${refs.map(([p, rows]) => `${position.get(p)!}:${rows}`).join(',')}\n`;
       })
       .join('');
     const key = `${segmentPrefix(id)}${String(n).padStart(6, '0')}.tsv`;
@@ -165,20 +168,20 @@ async function writeSegment(deps: IndexDeps, postings: Map<string, Set<string>>)
   return { id, places, postings: count, shards };
 }
 
-/** A shard's postings: token → place ids. */
+/** A shard's postings: token → the places holding it, each with the token's rows there. */
 async function readShard(
   deps: IndexDeps,
   segment: IndexSegment,
   key: string,
   cost?: IndexCost,
-): Promise<Map<string, string[]>> {
+): Promise<Map<string, [string, number][]>> {
   const raw = await getObjectOrUndefined(deps.s3, deps.jurisdiction.buckets.catalog, key);
   if (raw === undefined) throw new Error(`subject index shard ${key} is missing: run steward dsr index rebuild`);
   if (cost) {
     cost.objects += 1;
     cost.bytes += raw.length;
   }
-  const out = new Map<string, string[]>();
+  const out = new Map<string, [string, number][]>();
   for (const line of raw.toString('utf8').split('\n')) {
     if (!line) continue;
     const tab = line.indexOf('\t');
@@ -187,7 +190,10 @@ async function readShard(
       line
         .slice(tab + 1)
         .split(',')
-        .map((i) => segment.places[Number(i)]!),
+        .map((ref) => {
+          const [i, rows] = ref.split(':');
+          return [segment.places[Number(i)]!, Number(rows)];
+        }),
     );
   }
   return out;
@@ -195,14 +201,14 @@ async function readShard(
 
 /** Every posting of a segment whose place is still live. */
 async function readSegment(deps: IndexDeps, manifest: SubjectIndexManifest, segment: IndexSegment, cost?: IndexCost) {
-  const out = new Map<string, Set<string>>();
+  const out: Postings = new Map();
   for (const shard of segment.shards) {
     for (const [token, places] of await readShard(deps, segment, shard.key, cost)) {
-      const live = places.filter((p) => manifest.places[p]);
+      const live = places.filter(([p]) => manifest.places[p]);
       if (live.length === 0) continue;
-      const set = out.get(token) ?? new Set<string>();
-      for (const p of live) set.add(p);
-      out.set(token, set);
+      const held = out.get(token) ?? new Map<string, number>();
+      for (const [p, rows] of live) held.set(p, rows);
+      out.set(token, held);
     }
   }
   return out;
@@ -221,12 +227,12 @@ async function compact(deps: IndexDeps, manifest: SubjectIndexManifest): Promise
     const full = [...tiers.entries()].sort((a, b) => a[0] - b[0]).find(([, group]) => group.length >= MERGE_FAN_IN);
     if (!full) return garbage;
     const group = full[1];
-    const merged = new Map<string, Set<string>>();
+    const merged: Postings = new Map();
     for (const segment of group) {
       for (const [token, places] of await readSegment(deps, manifest, segment)) {
-        const set = merged.get(token) ?? new Set<string>();
-        for (const p of places) set.add(p);
-        merged.set(token, set);
+        const held = merged.get(token) ?? new Map<string, number>();
+        for (const [p, rows] of places) held.set(p, rows);
+        merged.set(token, held);
       }
     }
     const written = await writeSegment(deps, merged);
@@ -241,14 +247,14 @@ function subjectColumnOf(output: DatasetRecord['outputs'][number]): string | und
   return output.columns.find((c) => c.role === 'subject-id')?.name;
 }
 
-/** The distinct subject tokens of one stored table version. */
+/** The subject tokens of one stored table version, each with its rows there. */
 export async function tokensOfTable(
   deps: IndexDeps,
   conn: DuckDBConnection,
   workDir: string,
   place: Extract<IndexPlace, { kind: 'dataset' }>,
   cost?: IndexCost,
-): Promise<string[]> {
+): Promise<Map<string, number>> {
   await mkdir(workDir, { recursive: true });
   const file = path.join(workDir, `${randomUUID()}.parquet`);
   try {
@@ -258,9 +264,9 @@ export async function tokensOfTable(
       cost.bytes += digest.bytes;
     }
     const result = await conn.runAndReadAll(
-      `SELECT DISTINCT CAST(${quoteIdent(place.subjectColumn)} AS VARCHAR) FROM read_parquet(${quoteLiteral(file)}) WHERE ${quoteIdent(place.subjectColumn)} IS NOT NULL`,
+      `SELECT CAST(${quoteIdent(place.subjectColumn)} AS VARCHAR), count(*) FROM read_parquet(${quoteLiteral(file)}) WHERE ${quoteIdent(place.subjectColumn)} IS NOT NULL GROUP BY 1`,
     );
-    return result.getRows().map((r) => String(r[0]));
+    return new Map(result.getRows().map((r) => [String(r[0]), Number(r[1])]));
   } finally {
     await rm(file, { force: true });
   }
@@ -319,7 +325,7 @@ export async function indexDatasets(
   const { manifest } = await readManifest(deps);
   const records = new Map<string, DatasetRecord | undefined>();
   // Tokens read from each table version not indexed yet, by a key that does not depend on place ids.
-  const read = new Map<string, { place: IndexPlace; tokens: string[] }>();
+  const read = new Map<string, { place: IndexPlace; tokens: Map<string, number> }>();
   let done = 0;
   for (const id of datasetIds) {
     const record = await readDatasetRecord(deps.s3, deps.jurisdiction.buckets.catalog, id);
@@ -334,7 +340,7 @@ export async function indexDatasets(
   let tokens = 0;
   let removed = 0;
   await commit(deps, async (m) => {
-    const postings = new Map<string, Set<string>>();
+    const postings: Postings = new Map();
     const dropped: string[] = [];
     let changed = false;
     removed = 0;
@@ -354,7 +360,7 @@ export async function indexDatasets(
         if (!found) continue;
         const placeId = `p${m.next++}`;
         m.places[placeId] = place;
-        for (const t of found.tokens) postings.set(t, (postings.get(t) ?? new Set()).add(placeId));
+        for (const [t, rows] of found.tokens) postings.set(t, (postings.get(t) ?? new Map()).set(placeId, rows));
         changed = true;
       }
       if (!record) {
@@ -452,7 +458,7 @@ export async function indexExport(
     if (Object.values(m.places).some((p) => samePlace(p, place))) return null;
     const placeId = `p${m.next++}`;
     m.places[placeId] = place;
-    const segment = await writeSegment(deps, new Map(tokens.map((t) => [t, new Set([placeId])])));
+    const segment = await writeSegment(deps, new Map(tokens.map((t) => [t, new Map([[placeId, 0]])])));
     if (segment) m.segments.push(segment);
     return { manifest: m, garbage: await compact(deps, m) };
   });
@@ -473,10 +479,10 @@ export async function dropExport(deps: IndexDeps, requestId: string): Promise<vo
 export async function lookupTokens(
   deps: IndexDeps,
   tokens: readonly string[],
-): Promise<{ places: Map<string, { place: IndexPlace; tokens: Set<string> }>; cost: IndexCost }> {
+): Promise<{ places: Map<string, { place: IndexPlace; tokens: Set<string>; rows: number }>; cost: IndexCost }> {
   const cost: IndexCost = { objects: 0, bytes: 0, lists: 0 };
   const { manifest } = await readManifest(deps, cost);
-  const out = new Map<string, { place: IndexPlace; tokens: Set<string> }>();
+  const out = new Map<string, { place: IndexPlace; tokens: Set<string>; rows: number }>();
   for (const segment of manifest.segments) {
     const wanted = new Map<string, string[]>();
     for (const token of tokens) {
@@ -486,11 +492,12 @@ export async function lookupTokens(
     for (const [key, inShard] of wanted) {
       const postings = await readShard(deps, segment, key, cost);
       for (const token of inShard) {
-        for (const placeId of postings.get(token) ?? []) {
+        for (const [placeId, rows] of postings.get(token) ?? []) {
           const place = manifest.places[placeId];
           if (!place) continue;
-          const entry = out.get(placeId) ?? { place, tokens: new Set<string>() };
+          const entry = out.get(placeId) ?? { place, tokens: new Set<string>(), rows: 0 };
           entry.tokens.add(token);
+          entry.rows += rows;
           out.set(placeId, entry);
         }
       }
@@ -540,16 +547,16 @@ export async function eraseFromIndex(
             )
             .map(([id]) => id),
         );
-        const kept: [string, string[]][] = [];
+        const kept: [string, [string, number][]][] = [];
         for (const [t, ps] of postings) {
-          const left = wanted.has(t) ? ps.filter((p) => keptPlaces.has(p)) : ps;
+          const left = wanted.has(t) ? ps.filter(([p]) => keptPlaces.has(p)) : ps;
           segment.postings -= ps.length - left.length;
           if (left.length > 0) kept.push([t, left]);
         }
         if (kept.length === 0) continue;
         const position = new Map(segment.places.map((p, n) => [p, n]));
         const body = Buffer.from(
-          kept.map(([t, ps]) => `${t}\t${ps.map((p) => position.get(p)!).join(',')}\n`).join(''),
+          kept.map(([t, ps]) => `${t}\t${ps.map(([p, rows]) => `${position.get(p)!}:${rows}`).join(',')}\n`).join(''),
         );
         const key = `${segmentPrefix(segment.id)}${String(i).padStart(6, '0')}.${randomUUID().slice(0, 8)}.tsv`;
         await putBytes(deps.s3, deps.jurisdiction.buckets.catalog, key, body, {
@@ -582,12 +589,12 @@ export async function verifyIndex(
   onProgress: (done: number, of: number) => void = () => {},
 ): Promise<IndexVerification> {
   const { manifest } = await readManifest(deps);
-  const indexed = new Map<string, Set<string>>();
+  const indexed = new Map<string, Map<string, number>>();
   let postings = 0;
   for (const segment of manifest.segments) {
     for (const [token, places] of await readSegment(deps, manifest, segment)) {
-      for (const p of places) {
-        indexed.set(p, (indexed.get(p) ?? new Set()).add(token));
+      for (const [p, rows] of places) {
+        indexed.set(p, (indexed.get(p) ?? new Map()).set(token, rows));
         postings += 1;
       }
     }
@@ -610,12 +617,14 @@ export async function verifyIndex(
         continue;
       }
       seen.add(entry[0]);
-      const actual = new Set(await tokensOfTable(deps, conn, workDir, place));
-      const held = indexed.get(entry[0]) ?? new Set<string>();
-      const missing = [...actual].filter((t) => !held.has(t)).length;
-      const extra = [...held].filter((t) => !actual.has(t)).length;
+      const actual = await tokensOfTable(deps, conn, workDir, place);
+      const held = indexed.get(entry[0]) ?? new Map<string, number>();
+      const missing = [...actual.keys()].filter((t) => !held.has(t)).length;
+      const extra = [...held.keys()].filter((t) => !actual.has(t)).length;
+      const miscounted = [...actual].filter(([t, rows]) => held.has(t) && held.get(t) !== rows).length;
       if (missing > 0) problems.push(`${label}: ${missing} of its ${actual.size} subjects are missing from the index`);
       if (extra > 0) problems.push(`${label}: the index names ${extra} subjects it does not hold`);
+      if (miscounted > 0) problems.push(`${label}: the index counts the rows of ${miscounted} subjects wrong`);
     }
   }
   for (const [placeId, place] of Object.entries(manifest.places)) {

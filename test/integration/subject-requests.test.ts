@@ -18,6 +18,7 @@ import { getJurisdiction } from '../../jurisdictions';
 import { tokenize } from '../../lib/crypto/pseudonymize';
 import { signedInput } from '../../lib/client/request';
 import { decideSubjectRequest, listSubjectRequests } from '../../lib/client/subject-requests';
+import { readLocalPackage, submitPackage } from '../../lib/client/submit';
 import { ensureTool } from '../../lib/stack/tools';
 import { readOpenRequest, readRestriction } from '../../lib/storage/subjects';
 import { loadPipeline } from '../../lib/preprocess/load-pipeline';
@@ -437,8 +438,14 @@ describe('an erasure request (GDPR Art. 17)', () => {
     expect(approved.approval).toMatchObject({ role: 'dpo' });
     const done = await handle.result();
     expect(done.state).toBe('completed-with-exemptions');
-    // Erased: the real-world table. Kept: the trial table, the consent records, the vault (the trial records stay attributable).
-    expect(done.outcome).toMatchObject({ erased: 1, kept: 3, rowsRemoved: 2, verified: true });
+    // Erased: the real-world table and its raw upload. Kept: the trial table and its raw upload, the consent records
+    // and the consent file they were imported from, the vault (the trial records stay attributable).
+    expect(done.outcome).toMatchObject({ erased: 2, kept: 5, rowsRemoved: 2, verified: true });
+    const landing = getJurisdiction('eu').buckets.landing;
+    const uploadOf = async (datasetId: string) =>
+      (await readDatasetRecord(clients().s3, getJurisdiction('eu').buckets.catalog, datasetId))!.lineage.landing.prefix;
+    expect(await listObjects(clients().s3, landing, await uploadOf(realWorld))).toEqual([]);
+    expect((await listObjects(clients().s3, landing, await uploadOf(trial))).length).toBeGreaterThan(0);
 
     // The real-world table: a new version without the subject's two rows, every other row intact, no older version.
     const catalog = getJurisdiction('eu').buckets.catalog;
@@ -486,6 +493,9 @@ describe('an erasure request (GDPR Art. 17)', () => {
     expect(items.find((i) => i.itemId === `${trial}/visits`)!.legalBasis).toContain('EU CTR 536/2014 Art. 58');
     expect(items.find((i) => i.itemId === `consent/${study}`)).toMatchObject({ decision: 'kept' });
     expect(items.find((i) => i.itemId === `vault/${study}`)).toMatchObject({ decision: 'kept' });
+    const uploads = items.filter((i) => i.itemId.startsWith('upload/landing/') && !i.itemId.includes('/consent/'));
+    expect(uploads.map((i) => i.decision).sort()).toEqual(['erased', 'kept']);
+    expect(uploads.find((i) => i.decision === 'kept')!.legalBasis).toContain(`kept with dataset ${trial}`);
     expect(certificate.subjectRequest.verification).toMatchObject({ passed: true });
     expect(certificate.subjectRequest.residuals.map((r: { what: string }) => r.what)).toEqual([
       expect.stringContaining('audit events'),
@@ -634,6 +644,51 @@ describe('an erasure request (GDPR Art. 17)', () => {
     ).toEqual([without]);
     const audited = (await sealedEvents(clients(), 'eu')).map((e) => e.event.action);
     expect(audited).toEqual(expect.arrayContaining(['dsr.index-verified', 'dsr.index-rebuilt']));
+  });
+
+  it('an ingestion of the study running while the subject is erased does not bring them back', async () => {
+    const study = `ST-DSR-C-${randomUUID().slice(0, 6)}`;
+    const subject = `CS-${randomUUID()}`;
+    const others = Array.from({ length: 500 }, (_, i) => `CO-${String(i).padStart(4, '0')}`);
+    await importConsentCsv(
+      clients(),
+      [
+        'subject_id,scopes,status,icf_version,given_on',
+        ...[subject, ...others].map((id) => `${id},primary-research,given,v1,2024-01-01`),
+      ].join('\n'),
+      'eu',
+      study,
+    );
+    // Large enough that its curation is still running when the erasure tombstones the subject.
+    const rows = Array.from({ length: 60_000 }, (_, i) =>
+      i % 100 === 0 ? `${subject},N N,2025-01-01,${i},` : `${others[i % others.length]},N N,2025-01-01,${i},`,
+    );
+    const subjectRows = rows.filter((r) => r.startsWith(subject)).length;
+    const dir = await writeJsonPackage(await tempDir(), smallMetadata({ studyId: study, dataClass: 'real-world' }), {
+      'data/visits.csv': ['subject_id,full_name,visit_date,score,note', ...rows].join('\n'),
+    });
+    const { handle: ingestion } = await submitPackage(
+      { client: clients().client, s3: clients().s3, identity: identity('steward', clients().state) },
+      await readLocalPackage(dir),
+    );
+    const { requestId, handle } = await file('erasure', subject, { studyId: study });
+    await statusWhen(handle, filed);
+    await verifyIdentity(requestId);
+    await decide(requestId, { decision: 'approve', requestId, reason: 'no ground to refuse' });
+    const [ingested, done] = await Promise.all([ingestion.result(), handle.result()]);
+    expect(done.outcome).toMatchObject({ verified: true });
+    // Either the ingestion saw the tombstone (the rows are excluded as erased), or the erasure waited for it and
+    // rewrote what it curated: the table holds every other subject's row and none of the subject's.
+    const record = (await readDatasetRecord(clients().s3, getJurisdiction('eu').buckets.catalog, ingested.datasetId))!;
+    const out = record.outputs[0]!;
+    const stored = (await readParquet(clients().s3, out.bucket, out.key)).rows;
+    const key = await clients().keys.studyKey('eu', study);
+    expect(stored.some((r) => r.subject_id === tokenize(key.material, key.version, subject))).toBe(false);
+    expect(stored).toHaveLength(rows.length - subjectRows);
+    const excluded = record.rows.excludedByReason.erased ?? 0;
+    const rewritten = record.erasures.find((e) => e.requestId === requestId)?.rowsRemoved ?? 0;
+    expect(excluded + rewritten).toBe(subjectRows);
+    expect(await objectVersions(clients().s3, out.bucket, out.key)).toBe(1);
   });
 
   it('in the US, where HIPAA grants no right to erasure, answers with that basis and erases nothing', async () => {
