@@ -2,6 +2,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import { withScratchDb } from '../lib/tabular/scratch';
+import { heartbeating } from './heartbeat';
 import type { SignerMaterial } from '../lib/pki/authority';
 import { buildAccessPackage } from '../lib/subject-rights/access-package';
 import { discoverByIndex, discoverByScan } from '../lib/subject-rights/discovery';
@@ -24,6 +25,7 @@ import type { KeyStore } from '../lib/crypto/keystore';
 import { tokenize } from '../lib/crypto/pseudonymize';
 import { subjectDigest, subjectDigestKey } from '../lib/subject-rights/digest';
 import { parseInput } from '../contracts/parse';
+import { StudyIdSchema } from '../schemas/common';
 import type { Jurisdiction } from '../schemas/jurisdiction';
 import {
   AccessPackageInputSchema,
@@ -74,22 +76,28 @@ export function createSubjectRightsActivities({
      */
     async discoverSubjectActivity(raw: DiscoveryInput): Promise<Discovery> {
       const input = parseInput(DiscoveryInputSchema, raw, 'discoverSubjectActivity');
-      return withScratchDb(scratchDir, 'discover', async (conn, dir) => {
-        if (input.by === 'scan') {
-          return discoverByScan(s3, jurisdiction, conn, dir, input.found, (datasets) =>
-            Context.current().heartbeat({ datasets }),
-          );
-        }
-        const { sync, ...found } = await discoverByIndex(s3, jurisdiction, conn, dir, input.found, (phase) =>
-          Context.current().heartbeat({ phase }),
-        );
-        Context.current().log.info('subject discovery by index', {
-          objectsRead: found.read.objects,
-          bytesRead: found.read.bytes,
-          datasetsIndexedFirst: sync.indexed,
-        });
-        return found;
-      });
+      const progress = { phase: 'starting', datasets: 0 };
+      return heartbeating(
+        () => progress,
+        () =>
+          withScratchDb(scratchDir, 'discover', async (conn, dir) => {
+            if (input.by === 'scan') {
+              progress.phase = 'reading every table of the subject’s studies';
+              return discoverByScan(s3, jurisdiction, conn, dir, input.found, (datasets) => {
+                progress.datasets = datasets;
+              });
+            }
+            const { sync, ...found } = await discoverByIndex(s3, jurisdiction, conn, dir, input.found, (phase) => {
+              progress.phase = phase;
+            });
+            Context.current().log.info('subject discovery by index', {
+              objectsRead: found.read.objects,
+              bytesRead: found.read.bytes,
+              datasetsIndexedFirst: sync.indexed,
+            });
+            return found;
+          }),
+      );
     },
 
     /**
@@ -98,7 +106,10 @@ export function createSubjectRightsActivities({
      */
     async eraseFromIndexActivity(raw: EraseFromIndexInput): Promise<{ shardsRewritten: number }> {
       const input = parseInput(EraseFromIndexInputSchema, raw, 'eraseFromIndexActivity');
-      return eraseFromIndex({ s3, jurisdiction }, input.tokens, input.rewritten, input.kept);
+      return heartbeating(
+        () => ({ phase: 'removing the subject from the index' }),
+        () => eraseFromIndex({ s3, jurisdiction }, input.tokens, input.rewritten, input.kept),
+      );
     },
 
     /** `steward dsr index verify`: the index against a full scan of every table. Reads only. */
@@ -118,8 +129,13 @@ export function createSubjectRightsActivities({
     /** The raw uploads naming the subject by identifier (see `discoverUploads`). Reads only; on the curation queue. */
     async discoverUploadsActivity(raw: DiscoverUploadsInput): Promise<{ places: SubjectPlace[] }> {
       const input = parseInput(DiscoverUploadsInputSchema, raw, 'discoverUploadsActivity');
-      const found = await discoverUploads(s3, jurisdiction, input.subjectId, input.studyId, (units) =>
-        Context.current().heartbeat({ units }),
+      const progress = { units: 0 };
+      const found = await heartbeating(
+        () => progress,
+        () =>
+          discoverUploads(s3, jurisdiction, input.subjectId, input.studyId, (units) => {
+            progress.units = units;
+          }),
       );
       return { places: found.places };
     },
@@ -127,7 +143,10 @@ export function createSubjectRightsActivities({
     /** Decides every place of an erasure request: erased, or kept with its legal basis (see `decideErasureItems`). */
     async decideErasureItemsActivity(raw: DecideErasureInput): Promise<ErasureItem[]> {
       const input = parseInput(DecideErasureInputSchema, raw, 'decideErasureItemsActivity');
-      return decideErasureItems(s3, jurisdiction, input.places, input.asOf, input.noRight);
+      return heartbeating(
+        () => ({ phase: 'deciding each place' }),
+        () => decideErasureItems(s3, jurisdiction, input.places, input.asOf, input.noRight),
+      );
     },
 
     /** Rewrites one table without the subject's rows, as a new version (see `rewriteWithoutSubject`). Retry-safe. */
@@ -135,8 +154,12 @@ export function createSubjectRightsActivities({
       const input = parseInput(RewriteInputSchema, raw, 'rewriteWithoutSubjectActivity');
       const { place } = input.item;
       if (place.kind !== 'dataset') throw new Error(`${input.item.itemId} is not a table`);
-      return withScratchDb(scratchDir, 'rewrite', (conn, dir) =>
-        rewriteWithoutSubject(s3, jurisdiction, conn, dir, { ...input.item, place }, input.tokens),
+      return heartbeating(
+        () => ({ phase: `rewriting ${input.item.itemId}` }),
+        () =>
+          withScratchDb(scratchDir, 'rewrite', (conn, dir) =>
+            rewriteWithoutSubject(s3, jurisdiction, conn, dir, { ...input.item, place }, input.tokens),
+          ),
       );
     },
 
@@ -144,8 +167,12 @@ export function createSubjectRightsActivities({
     async buildAccessPackageActivity(raw: AccessPackageInput): Promise<AccessPackageSummary> {
       const input = parseInput(AccessPackageInputSchema, raw, 'buildAccessPackageActivity');
       const material = await signer();
-      const built = await withScratchDb(scratchDir, 'access', (conn, workDir) =>
-        buildAccessPackage({ s3, keys, jurisdiction, conn, workDir, signer: material, caPem: caPem() }, input),
+      const built = await heartbeating(
+        () => ({ phase: 'writing the access package' }),
+        () =>
+          withScratchDb(scratchDir, 'access', (conn, workDir) =>
+            buildAccessPackage({ s3, keys, jurisdiction, conn, workDir, signer: material, caPem: caPem() }, input),
+          ),
       );
       // The package holds the subject's data: a later erasure finds it through the index.
       await indexExport(
@@ -175,13 +202,20 @@ export function createSubjectRightsActivities({
      * The ingestion and preprocessing workflows of the jurisdiction still running that started before `startedBefore`
      * (visibility: their Jurisdiction search attribute and start time). Reads only.
      */
-    async inFlightJobsActivity(raw: { startedBefore: string }): Promise<{ running: string[] }> {
+    async inFlightJobsActivity(raw: { startedBefore: string; studyIds: string[] }): Promise<{ running: string[] }> {
       const before = new Date(String(raw.startedBefore));
       if (Number.isNaN(before.getTime())) throw new Error('startedBefore is not a date-time');
+      const studies = (raw.studyIds ?? []).map((s) => StudyIdSchema.parse(s));
       const client = await temporal();
       const running: string[] = [];
+      // Ingestions of the subject's studies (all of them when the subject is in none yet), and every preprocessing
+      // job, which names datasets rather than a study.
+      const ingestions =
+        studies.length > 0
+          ? `(WorkflowType = 'ingestPackageWorkflow' AND StudyId IN (${studies.map((s) => `'${s}'`).join(', ')}))`
+          : `WorkflowType = 'ingestPackageWorkflow'`;
       const query =
-        `WorkflowType IN ('ingestPackageWorkflow', 'preprocessJobWorkflow') AND ExecutionStatus = 'Running' ` +
+        `(${ingestions} OR WorkflowType = 'preprocessJobWorkflow') AND ExecutionStatus = 'Running' ` +
         `AND Jurisdiction = '${jurisdiction.id}' AND StartTime < '${before.toISOString()}'`;
       for await (const w of client.workflow.list({ query })) running.push(w.workflowId);
       return { running };

@@ -34,7 +34,8 @@ const subjects = proxyActivities<ReturnType<typeof createSubjectRightsActivities
 function curation(jurisdiction: string) {
   return proxyActivities<ReturnType<typeof createSubjectRightsActivities>>({
     startToCloseTimeout: '2 hours',
-    heartbeatTimeout: '2 minutes',
+    // Each of these heartbeats every two seconds: one whose worker died is tried again on another within half a minute.
+    heartbeatTimeout: '30 seconds',
     // Storage outages clear within a few tries; after that the request waits for the DPO's retry.
     retry: { maximumAttempts: 5, initialInterval: '2s', maximumInterval: '30 seconds' },
     taskQueue: curationTaskQueue(jurisdiction),
@@ -45,7 +46,7 @@ function curation(jurisdiction: string) {
  * How long an erasure waits for jobs that started before its tombstone. A job still running after that is caught by the
  * verification through the index, which then fails the request for the DPO's retry.
  */
-const IN_FLIGHT_WAIT_MS = 30 * 60_000;
+const IN_FLIGHT_WAIT_MS = 10 * 60_000;
 
 /** What a request's work needs from its workflow. */
 export interface WorkContext {
@@ -273,7 +274,10 @@ function erasureWork(ctx: WorkContext): RequestWork {
         await steps.once('waiting for jobs started before the tombstone', async () => {
           const until = Date.now() + IN_FLIGHT_WAIT_MS;
           for (;;) {
-            const { running } = await subjects.inFlightJobsActivity({ startedBefore: at });
+            const { running } = await subjects.inFlightJobsActivity({
+              startedBefore: at,
+              studyIds: studies.map((st) => st.studyId),
+            });
             if (running.length === 0 || Date.now() >= until) return { waitedFor: running.length };
             setPhase(
               `waiting for ${running.length} jobs started before the tombstone (${running.slice(0, 3).join(', ')})`,

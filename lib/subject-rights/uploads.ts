@@ -11,7 +11,7 @@ import { listObjects } from '../storage/objects';
 type UploadPlace = Extract<SubjectPlace, { kind: 'upload' }>;
 
 /** A line holding the identifier as a whole field (CSV, TSV, JSON): delimiters or quotes on both sides. */
-function fieldPattern(identifier: string): RegExp {
+export function fieldPattern(identifier: string): RegExp {
   const escaped = canonicalizeIdentifier(identifier).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   return new RegExp(`(?:^|[,;\\t|"\\s])${escaped}(?:[,;\\t|"\\r\\s]|$)`);
 }

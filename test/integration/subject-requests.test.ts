@@ -24,12 +24,13 @@ import { readOpenRequest, readRestriction } from '../../lib/storage/subjects';
 import { loadPipeline } from '../../lib/preprocess/load-pipeline';
 import { shiftIso } from '../../lib/subject-rights/deadlines';
 import { listObjects, readObjectText } from '../../lib/storage/objects';
-import { accessPackagePrefix, certificateKeys, openRequestsPrefix } from '../../lib/storage/layout';
+import { accessPackagePrefix, certificateKeys, exportRecordKey, openRequestsPrefix } from '../../lib/storage/layout';
 import { listDatasetRecords, readDatasetRecord } from '../../lib/storage/catalog';
 import { checkAccessPackage } from '../../lib/subject-rights/access-check';
 import { lookupTokens, readManifest, SUBJECT_INDEX_PREFIX } from '../../lib/subject-rights/subject-index';
-import { putJson } from '../../lib/storage/json';
-import { SubjectIndexManifestSchema } from '../../schemas/subject-request';
+import { getJson, putJson } from '../../lib/storage/json';
+import { ExportRecordSchema, SubjectIndexManifestSchema } from '../../schemas/subject-request';
+import type { SweepReport } from '../../schemas/retention';
 import type { AuditEvent } from '../../schemas/audit';
 import type { PreprocessJobResult } from '../../schemas/preprocess';
 import type { DecisionParams, SubjectRequestKind, SubjectRequestStatus } from '../../schemas/subject-request';
@@ -391,6 +392,61 @@ describe('an access request (GDPR Art. 15)', () => {
       datasets: expected.datasets,
       rows: expected.rows,
     });
+  });
+});
+
+describe('an access package past its expiry', () => {
+  const sweep = (params: { dryRun: boolean; asOf?: string }) =>
+    clients().client.workflow.execute('retentionSweepWorkflow', {
+      taskQueue: ingestTaskQueue('eu'),
+      workflowId: `dsr-sweep-${randomUUID()}`,
+      args: [
+        signedBy('steward', {
+          action: params.dryRun ? 'retention.preview' : 'retention.sweep',
+          jurisdiction: 'eu',
+          params: { jurisdiction: 'eu', ...params },
+        }),
+      ],
+    }) as Promise<SweepReport>;
+
+  it('is swept like everything else: every version deleted with its record, certified, and gone from the index', async () => {
+    const subject = 'RX-SUBJECT-0002';
+    const { requestId, handle } = await file('access', subject, { studyId: STUDY });
+    await statusWhen(handle, filed);
+    await verifyIdentity(requestId);
+    expect((await handle.result()).state).toBe('completed');
+    const eu = getJurisdiction('eu');
+    const prefix = accessPackagePrefix(requestId);
+    expect((await listObjects(clients().s3, eu.buckets.exports, prefix)).length).toBeGreaterThan(0);
+
+    // A dry run as of a month later lists it; nothing is deleted.
+    const later = new Date(Date.now() + 31 * 86_400_000).toISOString();
+    const preview = await sweep({ dryRun: true, asOf: later });
+    expect(preview.items).toEqual(
+      expect.arrayContaining([expect.objectContaining({ kind: 'export', id: requestId, outcome: 'would-delete' })]),
+    );
+    expect((await listObjects(clients().s3, eu.buckets.exports, prefix)).length).toBeGreaterThan(0);
+
+    // Thirty days on (its record's expiry moved to the past), the sweep deletes it and certifies the deletion.
+    const recordKey = exportRecordKey(requestId);
+    const record = (await getJson(clients().s3, eu.buckets.catalog, recordKey, ExportRecordSchema))!;
+    await putJson(clients().s3, eu.buckets.catalog, recordKey, ExportRecordSchema, {
+      ...record,
+      expiresAt: new Date(Date.now() - 60_000).toISOString(),
+    });
+    const report = await sweep({ dryRun: false });
+    const item = report.items.find((i) => i.kind === 'export' && i.id === requestId);
+    expect(item).toMatchObject({ outcome: 'deleted', rule: 'access-export' });
+    expect(report.totals.exportsDeleted).toBeGreaterThanOrEqual(1);
+    expect(await listObjects(clients().s3, eu.buckets.exports, prefix)).toEqual([]);
+    expect(await objectVersions(clients().s3, eu.buckets.exports, prefix)).toBe(0);
+    expect(await getJson(clients().s3, eu.buckets.catalog, recordKey, ExportRecordSchema)).toBeUndefined();
+    expect(stackSteward('cert', 'verify', item!.certificateId!).code).toBe(0);
+    const key = await clients().keys.studyKey('eu', STUDY);
+    const places = await lookupTokens({ s3: clients().s3, jurisdiction: eu }, [
+      tokenize(key.material, key.version, subject),
+    ]);
+    expect([...places.places.values()].filter((p) => p.place.kind === 'export')).toEqual([]);
   });
 });
 

@@ -1,15 +1,22 @@
 import { randomUUID } from 'node:crypto';
 import type { Payload } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { expect, it } from 'vitest';
 import { createRetentionActivities } from '../../activities/retention';
-import { ingestTaskQueue } from '../../contracts';
+import { ingestTaskQueue, subjectRequestStatusQuery, subjectRequestWorkflowId } from '../../contracts';
+import { tokenize } from '../../lib/crypto/pseudonymize';
+import { decideSubjectRequest } from '../../lib/client/subject-requests';
+import { readDatasetRecord } from '../../lib/storage/catalog';
+import type { DecisionParams } from '../../schemas/subject-request';
 import { getJurisdiction } from '../../jurisdictions';
 import { listObjects } from '../../lib/storage/objects';
 import { isAlive } from '../../lib/stack/process';
-import type { endTrialWorkflow } from '../../workflows';
+import type { endTrialWorkflow, subjectRequestWorkflow } from '../../workflows';
 import {
   expectedCurated,
+  identity,
+  readParquet,
   importConsentCsv,
   ingestDir,
   objectVersions,
@@ -150,4 +157,89 @@ it('recording a dataset and moving its Object Lock dates heartbeat, so a killed 
   );
   expect(relocked.result).toEqual({ versions: 0 });
   expect(relocked.beats.at(-1)).toEqual({ changesDone: 1, versions: 0 });
+});
+
+it('a worker killed with SIGKILL mid-erasure is restarted and the request finishes: no half-written table, no other subject’s row lost', async () => {
+  const study = `ST-KILL-DSR-${randomUUID().slice(0, 6)}`;
+  const subject = `KS-${randomUUID()}`;
+  const others = Array.from({ length: 2000 }, (_, i) => `KO-${String(i).padStart(5, '0')}`);
+  await importConsentCsv(
+    clients(),
+    [
+      'subject_id,scopes,status,icf_version,given_on',
+      ...[subject, ...others].map((id) => `${id},primary-research,given,v1,2024-01-01`),
+    ].join('\n'),
+    'eu',
+    study,
+  );
+  const rows = Array.from({ length: 300_000 }, (_, i) =>
+    i % 1000 === 0 ? `${subject},N N,2025-01-01,${i},` : `${others[i % others.length]},N N,2025-01-01,${i},`,
+  );
+  const subjectRows = rows.filter((r) => r.startsWith(subject)).length;
+  const ingested = await ingestDir(
+    clients(),
+    await writeJsonPackage(await tempDir(), smallMetadata({ studyId: study, dataClass: 'real-world' }), {
+      'data/visits.csv': ['subject_id,full_name,visit_date,score,note', ...rows].join('\n'),
+    }),
+  );
+
+  const requestId = `dsr-kill-${randomUUID()}`;
+  const workflowId = subjectRequestWorkflowId('eu', requestId);
+  const handle = await clients().client.workflow.start<typeof subjectRequestWorkflow>('subjectRequestWorkflow', {
+    taskQueue: ingestTaskQueue('eu'),
+    workflowId,
+    args: [
+      signedBy('dpo', {
+        action: 'dsr.erase',
+        jurisdiction: 'eu',
+        requestId,
+        params: { subjectId: subject, studyId: study, received: new Date().toISOString(), reason: 'letter' },
+      }),
+    ],
+  });
+  const decide = async (params: DecisionParams) => {
+    for (let tries = 0; ; tries++) {
+      try {
+        return await decideSubjectRequest(clients().client, identity('dpo'), {
+          requestId,
+          jurisdiction: 'eu',
+          workflowId,
+          params,
+          meaning: `${params.decision} the request`,
+        });
+      } catch (error) {
+        if (tries > 40) throw error;
+        await sleep(250);
+      }
+    }
+  };
+  await decide({
+    decision: 'verify-identity',
+    requestId,
+    method: 'id-document',
+    evidenceRef: 'CASE-9',
+    reason: 'checked',
+  });
+  await decide({ decision: 'approve', requestId, reason: 'no ground to refuse' });
+  // Killed while the erasure works (finding, rewriting, deleting, certifying: wherever it is by then).
+  const until = Date.now() + 60_000;
+  while ((await handle.query(subjectRequestStatusQuery)).state !== 'in-progress') {
+    if (Date.now() > until) throw new Error('the erasure never started');
+    await sleep(50);
+  }
+  const victim = await workerPid('eu');
+  process.kill(victim!, 'SIGKILL');
+
+  const done = await handle.result();
+  expect(await workerPid('eu')).not.toBe(victim);
+  expect(done.state).toBe('completed');
+  expect(done.outcome).toMatchObject({ rowsRemoved: subjectRows, verified: true });
+  const record = (await readDatasetRecord(clients().s3, getJurisdiction('eu').buckets.catalog, ingested.datasetId))!;
+  const out = record.outputs[0]!;
+  const stored = (await readParquet(clients().s3, out.bucket, out.key)).rows;
+  expect(stored).toHaveLength(rows.length - subjectRows);
+  const key = await clients().keys.studyKey('eu', study);
+  expect(stored.some((r) => r.subject_id === tokenize(key.material, key.version, subject))).toBe(false);
+  expect(await objectVersions(clients().s3, out.bucket, out.key)).toBe(1);
+  expect(record.erasures).toMatchObject([{ requestId, rowsRemoved: subjectRows }]);
 });
