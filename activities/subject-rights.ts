@@ -145,7 +145,7 @@ export function createSubjectRightsActivities({
       const input = parseInput(DecideErasureInputSchema, raw, 'decideErasureItemsActivity');
       return heartbeating(
         () => ({ phase: 'deciding each place' }),
-        () => decideErasureItems(s3, jurisdiction, input.places, input.asOf, input.noRight),
+        () => decideErasureItems(s3, jurisdiction, input.places, input.asOf, input.noRight, input.overrides),
       );
     },
 

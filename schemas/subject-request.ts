@@ -100,7 +100,19 @@ export const DecisionParamsSchema = z.discriminatedUnion('decision', [
       .regex(/^[^\n\r]*$/, 'must be one line: a reference to the evidence, not the evidence'),
     reason: ReasonSchema,
   }),
-  z.object({ decision: z.literal('approve'), requestId: z.string().regex(REQUEST_ID_PATTERN), reason: ReasonSchema }),
+  z.object({
+    decision: z.literal('approve'),
+    requestId: z.string().regex(REQUEST_ID_PATTERN),
+    reason: ReasonSchema,
+    /**
+     * Datasets the DPO erases although a duty to keep them would exempt them, each with its reason (signed with the
+     * approval). A legal hold or a COMPLIANCE lock is never overridden.
+     */
+    overrides: z
+      .array(z.object({ datasetId: z.string().min(1).max(200), reason: ReasonSchema }))
+      .max(100)
+      .optional(),
+  }),
   z.object({ decision: z.literal('reject'), requestId: z.string().regex(REQUEST_ID_PATTERN), reason: ReasonSchema }),
   z.object({
     decision: z.literal('extend'),
@@ -402,8 +414,18 @@ export const AccessPackageSummarySchema = z.object({
 });
 export type AccessPackageSummary = z.infer<typeof AccessPackageSummarySchema>;
 
+export const ErasureOverrideSchema = z.object({
+  datasetId: z.string(),
+  reason: z.string(),
+  /** Who signed it, and when: the approval's e-signature. */
+  by: z.string(),
+  at: z.iso.datetime(),
+});
+export type ErasureOverride = z.infer<typeof ErasureOverrideSchema>;
+
 export const DecideErasureInputSchema = z.object({
   places: z.array(SubjectPlaceSchema),
+  overrides: z.array(ErasureOverrideSchema).optional(),
   asOf: z.iso.datetime(),
   /** The jurisdiction gives no right to erasure: every place is kept on this basis. */
   noRight: z.string().optional(),
@@ -414,6 +436,10 @@ export const ErasureItemSchema = z.object({
   itemId: z.string(),
   place: SubjectPlaceSchema,
   decision: z.enum(['erase', 'keep']),
+  /** How a table is erased: rewritten without the subject, or (a derived output) deleted whole. */
+  action: z.enum(['rewrite', 'delete']).optional(),
+  /** A DPO's override of the exemption that would have kept it. */
+  override: ErasureOverrideSchema.optional(),
   legalBasis: z.string(),
   until: z.string().nullable(),
   lock: z.object({ mode: z.enum(['GOVERNANCE', 'COMPLIANCE']), until: z.string() }).nullable(),

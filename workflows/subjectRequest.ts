@@ -34,6 +34,7 @@ import {
   SubjectRequestParamsSchema,
   type DecisionKind,
   type DecisionParams,
+  type ErasureOverride,
   type RequestStep,
   type SubjectRequestKind,
   type SubjectRequestState,
@@ -239,6 +240,7 @@ async function serve(raw: SignedWorkflowInput): Promise<SubjectRequestStatus> {
   // Decisions one at a time, in the order they arrive.
   let queue: Promise<unknown> = Promise.resolve();
   let deadlineVersion = 0;
+  let overrides: ErasureOverride[] = [];
   const work: RequestWork = requestWork(kind, {
     jurisdiction: jurisdiction.id,
     subjectDigest,
@@ -246,6 +248,7 @@ async function serve(raw: SignedWorkflowInput): Promise<SubjectRequestStatus> {
     status,
     step,
     audit,
+    overrides: () => overrides,
   });
   const setState = (state: SubjectRequestState) => {
     status.state = state;
@@ -295,9 +298,33 @@ async function serve(raw: SignedWorkflowInput): Promise<SubjectRequestStatus> {
       }
       case 'approve': {
         status.approval = d.eSignature;
-        step('approved', d.principal, signed);
+        overrides = (p.overrides ?? []).map((o) => ({
+          datasetId: o.datasetId,
+          reason: o.reason,
+          by: `${d.eSignature.printedName} (${d.eSignature.role})`,
+          at: d.eSignature.signedAt,
+        }));
+        step('approved', d.principal, {
+          ...signed,
+          ...(overrides.length > 0 ? { details: { overrides: overrides.map((o) => o.datasetId).join(', ') } } : {}),
+        });
         setState('in-progress');
-        await audit([{ action: 'dsr.approved', outcome: 'success', reason: p.reason, details: { kind } }], d.principal);
+        await audit(
+          [
+            {
+              action: 'dsr.approved',
+              outcome: 'success',
+              reason: p.reason,
+              details: {
+                kind,
+                ...(overrides.length > 0
+                  ? { overrides: overrides.map((o) => `${o.datasetId}: ${o.reason}`).join('; ') }
+                  : {}),
+              },
+            },
+          ],
+          d.principal,
+        );
         return;
       }
       case 'extend': {

@@ -2,7 +2,8 @@ import { proxyActivities, sleep } from '@temporalio/workflow';
 import type { createSubjectRightsActivities } from '../activities/subject-rights';
 import { curationTaskQueue, ErrorType, nonRetryable } from '../contracts';
 import { getJurisdiction } from '../jurisdictions';
-import { exportRecordKey } from '../lib/storage/layout';
+import { datasetErasureTargets, exportRecordKey } from '../lib/storage/layout';
+import type { ErasureItem } from '../lib/subject-rights/erasure';
 import type { RewriteResult } from '../lib/subject-rights/erasure';
 import { shiftIso } from '../lib/subject-rights/deadlines';
 import { describePlace, itemIdOf } from '../lib/subject-rights/places';
@@ -11,6 +12,7 @@ import { eraseUnits } from './eraseUnits';
 import type { Principal } from '../schemas/common';
 import type {
   DecisionParams,
+  ErasureOverride,
   RequestStep,
   SubjectRequestKind,
   SubjectRequestParams,
@@ -57,6 +59,8 @@ export interface WorkContext {
   status: SubjectRequestStatus;
   step: (name: string, by: Principal | null, extra?: Partial<RequestStep>) => void;
   audit: (drafts: AuditDraft[], principal?: Principal | null) => Promise<unknown>;
+  /** Exemptions the DPO's approval overrides (dataset ids with the signed reason). */
+  overrides: () => ErasureOverride[];
 }
 
 /**
@@ -298,11 +302,15 @@ function erasureWork(ctx: WorkContext): RequestWork {
           places: [...discovery.places, ...uploads.places],
           asOf: new Date().toISOString(),
           ...(noRight ? { noRight } : {}),
+          overrides: ctx.overrides(),
         }),
       );
       kept = items.filter((i) => i.decision === 'keep').length;
       const rewrites: RewriteResult[] = [];
-      for (const item of items.filter((i) => i.decision === 'erase' && i.place.kind === 'dataset')) {
+      const rewritten = items.filter(
+        (i) => i.decision === 'erase' && i.place.kind === 'dataset' && i.action !== 'delete',
+      );
+      for (const item of rewritten) {
         const place = item.place as Extract<SubjectPlace, { kind: 'dataset' }>;
         const rewritten = await steps.once(`rewriting ${item.itemId}`, () =>
           heavy.rewriteWithoutSubjectActivity({ item, tokens: byStudy.get(place.studyId)! }),
@@ -367,7 +375,14 @@ function erasureWork(ctx: WorkContext): RequestWork {
         heavy.discoverSubjectActivity({ found, by: 'scan' }),
       );
       const indexed = await steps.once('verifying through the index', () => heavy.discoverSubjectActivity({ found }));
-      const erasedIds = new Set(items.filter((i) => i.decision === 'erase').map((i) => i.itemId));
+      // What is deleted whole (derived outputs, raw uploads, access packages) goes in the erasure operation below,
+      // which verifies its absence itself; the rest must no longer hold the subject now.
+      const deletedWhole = (i: ErasureItem) =>
+        i.action === 'delete' || i.place.kind === 'upload' || i.place.kind === 'export';
+      const erasedIds = new Set(items.filter((i) => i.decision === 'erase' && !deletedWhole(i)).map((i) => i.itemId));
+      const derivedDeleted = items.flatMap((i) =>
+        i.decision === 'erase' && i.action === 'delete' && i.place.kind === 'dataset' ? [i.place] : [],
+      );
       const survivors = [...after.places, ...indexed.places].filter((p) => erasedIds.has(itemIdOf(p)));
       const uploadsErased = items.flatMap((i) =>
         i.decision === 'erase' && i.place.kind === 'upload' ? [i.place] : [],
@@ -462,6 +477,7 @@ function erasureWork(ctx: WorkContext): RequestWork {
               objects: {
                 targets: [
                   ...uploadsErased.map((u) => ({ bucket: u.bucket, prefixes: [u.prefix], bypassGovernance: false })),
+                  ...derivedDeleted.flatMap((d) => datasetErasureTargets(rules.buckets, d.datasetId).targets),
                   ...exportsErased.flatMap((x) => [
                     { bucket: x.bucket, prefixes: [x.prefix], bypassGovernance: true },
                     {

@@ -224,7 +224,13 @@ export function registerDsrCommands(program: Command, globals: () => GlobalOptio
         'where the evidence is kept outside Steward (a case or ticket number; never the document)',
       ),
   );
-  decision('approve', 'approve an erasure request, so it proceeds');
+  decision('approve', 'approve an erasure request, so it proceeds', (c) =>
+    c.option(
+      '--override <dataset=reason>',
+      'erase this dataset although a duty to keep it would exempt it, for this reason (repeatable; never a legal hold)',
+      (value: string, all: string[] = []) => [...all, value],
+    ),
+  );
   decision('reject', 'reject a request (e.g. identity not verified, manifestly unfounded)');
   decision('extend', 'extend the deadline, within the legal maximum', (c) =>
     c.requiredOption('--by <duration>', 'ISO 8601 duration, e.g. P1M or P30D'),
@@ -407,6 +413,17 @@ function decisionParams(name: DecisionKind, requestId: string, raw: Record<strin
     case 'extend': {
       const o = parseOptions(DsrExtendOptionsSchema, raw);
       return { decision: name, requestId, by: o.by, reason: o.reason };
+    }
+    case 'approve': {
+      const { reason } = parseOptions(DsrDecisionOptionsSchema, raw);
+      const overrides = ((raw.override as string[] | undefined) ?? []).map((value) => {
+        const at = value.indexOf('=');
+        if (at <= 0 || at === value.length - 1) {
+          throw new UserError(`--override ${value}: expected <dataset-id>=<reason>`);
+        }
+        return { datasetId: value.slice(0, at).trim(), reason: value.slice(at + 1).trim() };
+      });
+      return { decision: name, requestId, reason, ...(overrides.length > 0 ? { overrides } : {}) };
     }
     default:
       return { decision: name, requestId, reason: parseOptions(DsrDecisionOptionsSchema, raw).reason };

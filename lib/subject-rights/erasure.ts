@@ -3,7 +3,7 @@ import path from 'node:path';
 import { GetObjectTaggingCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { Jurisdiction } from '../../schemas/jurisdiction';
-import type { SubjectPlace } from '../../schemas/subject-request';
+import type { ErasureOverride, SubjectPlace } from '../../schemas/subject-request';
 import type { DatasetOutput } from '../../schemas/dataset';
 import { datasetFacts, decideRetention, explainDecision } from '../retention/precedence';
 import { readDatasetRecord, readStudyRecord } from '../storage/catalog';
@@ -21,6 +21,10 @@ export interface ErasureItem {
   itemId: string;
   place: SubjectPlace;
   decision: 'erase' | 'keep';
+  /** How a table is erased: rewritten without the subject (the default), or, a derived output, deleted whole. */
+  action?: 'rewrite' | 'delete';
+  /** The DPO's signed override of the exemption that would have kept it. */
+  override?: ErasureOverride;
   legalBasis: string;
   until: string | null;
   /** For a table to rewrite: the S3 Object Lock its new version gets. */
@@ -40,6 +44,7 @@ export async function decideErasureItems(
   places: readonly SubjectPlace[],
   asOf: string,
   noRight: string | undefined,
+  overrides: readonly ErasureOverride[] = [],
 ): Promise<ErasureItem[]> {
   const items: ErasureItem[] = [];
   const keptStudies = new Set<string>();
@@ -61,7 +66,13 @@ export async function decideErasureItems(
     const decision = decideRetention(facts);
     const lockedUntil = record.retention.lockedUntil ?? null;
     const locked = lockedUntil !== null && lockedUntil > asOf;
-    if (decision.action === 'keep') {
+    const override = overrides.find((o) => o.datasetId === place.datasetId);
+    // A duty to keep may be overridden by the DPO's signed decision; a legal hold and a COMPLIANCE lock never are.
+    const overridden =
+      decision.action === 'keep' && decision.reason !== 'legal-hold' && override !== undefined
+        ? `${record.retention.legalBasis}: ${explainDecision(decision, facts)}`
+        : undefined;
+    if (decision.action === 'keep' && !overridden) {
       keptStudies.add(place.studyId);
       const holds = [...record.holds, ...(study?.holds ?? [])].filter((h) => !h.releasedAt);
       const legalBasis =
@@ -83,11 +94,21 @@ export async function decideErasureItems(
       });
       continue;
     }
+    // A preprocessing output was computed with the subject's rows (means, models): removing their rows would not
+    // remove them, so it is deleted whole; its run documentation lets the steward run the job again without them.
+    const derived = record.derivedFrom.length > 0;
+    const basis = overridden
+      ? `erased by the DPO's override (${override!.by}, ${override!.at}): ${override!.reason}; the exemption overridden: ${overridden}`
+      : 'GDPR Art. 17(1): the data subject’s request, approved by the DPO, and no duty to keep outweighs it';
     items.push({
       itemId,
       place,
       decision: 'erase',
-      legalBasis: 'GDPR Art. 17(1): the data subject’s request, approved by the DPO, and no duty to keep outweighs it',
+      action: derived ? 'delete' : 'rewrite',
+      ...(override && overridden ? { override } : {}),
+      legalBasis: derived
+        ? `${basis}; a derived output computed with the subject's data, deleted whole${record.run ? ` (re-run job ${record.run.jobId} from its run documentation, s3://${record.run.bucket}/${record.run.key}, to make it again without them)` : ''}`
+        : basis,
       until: null,
       lock: locked ? { mode: record.retention.objectLock, until: lockedUntil } : null,
     });

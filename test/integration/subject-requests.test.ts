@@ -441,7 +441,8 @@ describe('an access package past its expiry', () => {
     expect(await listObjects(clients().s3, eu.buckets.exports, prefix)).toEqual([]);
     expect(await objectVersions(clients().s3, eu.buckets.exports, prefix)).toBe(0);
     expect(await getJson(clients().s3, eu.buckets.catalog, recordKey, ExportRecordSchema)).toBeUndefined();
-    expect(stackSteward('cert', 'verify', item!.certificateId!).code).toBe(0);
+    const verified = stackSteward('cert', 'verify', item!.certificateId!);
+    expect(verified.code, verified.stdout + verified.stderr).toBe(0);
     const key = await clients().keys.studyKey('eu', STUDY);
     const places = await lookupTokens({ s3: clients().s3, jurisdiction: eu }, [
       tokenize(key.material, key.version, subject),
@@ -532,7 +533,8 @@ describe('an erasure request (GDPR Art. 17)', () => {
     const ca = path.join(stackState().dataDir, 'pki', 'ca.pem');
     const openssl = opensslCmsVerify({ p7s: path.join(dir, 'c.p7s'), content: path.join(dir, 'c.json'), ca });
     expect(openssl.status, openssl.stderr).toBe(0);
-    expect(stackSteward('cert', 'verify', certificateId).code).toBe(0);
+    const verified = stackSteward('cert', 'verify', certificateId);
+    expect(verified.code, verified.stdout + verified.stderr).toBe(0);
     const certificate = JSON.parse(json.toString('utf8'));
     expect(certificate.reason).toMatchObject({ kind: 'erasure' });
     expect(certificate.approvedBy).toMatchObject([{ role: 'dpo', meaning: 'approve the request' }]);
@@ -700,6 +702,122 @@ describe('an erasure request (GDPR Art. 17)', () => {
     ).toEqual([without]);
     const audited = (await sealedEvents(clients(), 'eu')).map((e) => e.event.action);
     expect(audited).toEqual(expect.arrayContaining(['dsr.index-verified', 'dsr.index-rebuilt']));
+  });
+
+  it('deletes a derived output whole; erases a table kept by a duty to keep on the DPO’s signed override, never one under a legal hold', async () => {
+    const study = `ST-DSR-O-${randomUUID().slice(0, 6)}`;
+    const subject = `OS-${randomUUID()}`;
+    await importConsentCsv(
+      clients(),
+      [
+        'subject_id,scopes,status,icf_version,given_on',
+        ...[subject, 'OO-0002', 'OO-0003'].map((id) => `${id},primary-research;secondary-research,given,v1,2024-01-01`),
+      ].join('\n'),
+      'eu',
+      study,
+    );
+    const table = [
+      'subject_id,full_name,visit_date,score,note',
+      `${subject},A,2025-01-01,1,`,
+      'OO-0002,B,2025-01-02,2,',
+      'OO-0003,C,2025-01-03,3,',
+    ].join('\n');
+    const ingest = async (dataClass: string, extra = '') =>
+      (
+        await ingestDir(
+          clients(),
+          await writeJsonPackage(await tempDir(), smallMetadata({ studyId: study, dataClass }), {
+            'data/visits.csv': `${table}${extra}`,
+          }),
+        )
+      ).datasetId;
+    const realWorld = await ingest('real-world');
+    const trial = await ingest('clinical-trial');
+    // Another package (its own content), under a legal hold.
+    const held = await ingest('real-world', '\nOO-0002,B,2025-02-02,5,');
+    expect(new Set([realWorld, trial, held]).size).toBe(3);
+    const holdId = `hold-${randomUUID()}`;
+    await clients().client.workflow.execute('setLegalHoldWorkflow', {
+      taskQueue: ingestTaskQueue('eu'),
+      workflowId: `dsr-hold-${holdId}`,
+      args: [
+        signedBy('dpo', {
+          action: 'hold.set',
+          jurisdiction: 'eu',
+          params: { jurisdiction: 'eu', scope: { datasetId: held }, reason: 'litigation hold, matter 12' },
+        }),
+      ],
+    });
+    const jobId = `dsr-pre-${randomUUID()}`;
+    const job = (await clients().client.workflow.execute('preprocessJobWorkflow', {
+      taskQueue: ingestTaskQueue('eu'),
+      workflowId: preprocessJobWorkflowId('eu', jobId),
+      args: [
+        signedBy('steward', {
+          action: 'preprocess.run',
+          jurisdiction: 'eu',
+          requestId: jobId,
+          params: {
+            datasetIds: [realWorld],
+            pipeline: await loadPipeline(pipelineFile, {}),
+            parameters: {},
+            seed: 1,
+            gpu: false,
+          },
+        }),
+      ],
+    })) as PreprocessJobResult;
+    const derived = job.outputDatasets[0]!;
+
+    const { requestId, handle } = await file('erasure', subject, { studyId: study });
+    await statusWhen(handle, filed);
+    await verifyIdentity(requestId);
+    const override = 'the subject withdrew from the trial before any trial record relied on this visit';
+    await decide(requestId, {
+      decision: 'approve',
+      requestId,
+      reason: 'no ground to refuse',
+      overrides: [
+        { datasetId: trial, reason: override },
+        { datasetId: held, reason: 'a hold cannot be overridden' },
+      ],
+    });
+    const done = await handle.result();
+    expect(done.outcome).toMatchObject({ verified: true });
+    const catalog = getJurisdiction('eu').buckets.catalog;
+    const key = await clients().keys.studyKey('eu', study);
+    const token = tokenize(key.material, key.version, subject);
+    const subjectRowsOf = async (datasetId: string) => {
+      const out = (await readDatasetRecord(clients().s3, catalog, datasetId))!.outputs[0]!;
+      return (await readParquet(clients().s3, out.bucket, out.key)).rows.filter((r) => r.subject_id === token).length;
+    };
+    // The overridden trial table and the real-world table lose the subject; the held one keeps them.
+    expect(await subjectRowsOf(trial)).toBe(0);
+    expect(await subjectRowsOf(realWorld)).toBe(0);
+    expect(await subjectRowsOf(held)).toBe(1);
+    // The derived output is gone whole: record and objects.
+    expect(await readDatasetRecord(clients().s3, catalog, derived)).toBeUndefined();
+    expect(await objectVersions(clients().s3, getJurisdiction('eu').buckets.curated, `datasets/${derived}/`)).toBe(0);
+    const certificate = JSON.parse(
+      (
+        (await readObjectText(
+          clients().s3,
+          getJurisdiction('eu').buckets.evidence,
+          certificateKeys(String(done.outcome.certificateId)).json,
+        )) as Buffer
+      ).toString('utf8'),
+    );
+    const items = certificate.subjectRequest.items as { itemId: string; decision: string; legalBasis: string }[];
+    const item = (dataset: string) => items.find((i) => i.itemId.startsWith(`${dataset}/`))!;
+    expect(item(trial)).toMatchObject({ decision: 'erased' });
+    expect(item(trial).legalBasis).toContain(`erased by the DPO's override (`);
+    expect(item(trial).legalBasis).toContain(override);
+    expect(item(held)).toMatchObject({ decision: 'kept' });
+    expect(item(held).legalBasis).toContain('legal hold');
+    expect(item(derived)).toMatchObject({ decision: 'erased' });
+    expect(item(derived).legalBasis).toContain('derived output');
+    const approved = (await eventsOf(requestId)).find((e) => e.action === 'dsr.approved')!;
+    expect(String(approved.details.overrides)).toContain(trial);
   });
 
   it('an ingestion of the study running while the subject is erased does not bring them back', async () => {
