@@ -12,15 +12,25 @@ export async function putJson<S extends z.ZodType>(
   key: string,
   schema: S,
   value: z.input<S>,
-  options: { pretty?: boolean } = {},
+  options: {
+    pretty?: boolean;
+    /**
+     * A conditional write: stored only while the object still has this ETag (`ifMatch`), or only when there is no
+     * such object yet (`ifNoneMatch: '*'`); otherwise S3 answers 412 and nothing is written.
+     */
+    condition?: { ifMatch: string } | { ifNoneMatch: '*' };
+  } = {},
 ): Promise<{ versionId: string | null }> {
   const checked = schema.parse(value);
+  const condition = options.condition;
   const res = await s3.send(
     new PutObjectCommand({
       Bucket: bucket,
       Key: key,
       Body: options.pretty ? JSON.stringify(checked, null, 2) : JSON.stringify(checked),
       ContentType: 'application/json',
+      ...(condition && 'ifMatch' in condition ? { IfMatch: condition.ifMatch } : {}),
+      ...(condition && 'ifNoneMatch' in condition ? { IfNoneMatch: condition.ifNoneMatch } : {}),
     }),
   );
   return { versionId: res.VersionId ?? null };

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { DatasetRecord } from '../../schemas/dataset';
 import type { Jurisdiction } from '../../schemas/jurisdiction';
@@ -14,6 +14,7 @@ import {
 import { readDatasetRecord } from '../storage/catalog';
 import { datasetIdOfRecordKey, DATASETS_PREFIX } from '../storage/layout';
 import { deleteAllVersions, downloadHashed, getObjectOrUndefined, listObjects, putBytes } from '../storage/objects';
+import { putJson } from '../storage/json';
 import { isNotFound } from '../storage/s3';
 import { inLanes } from '../runtime/lanes';
 import { quoteIdent, quoteLiteral } from '../tabular/sql';
@@ -112,18 +113,14 @@ async function commit(
     const { manifest, etag } = await readManifest(deps);
     const next = await change(structuredClone(manifest));
     if (!next) return manifest;
-    const body = JSON.stringify(
-      SubjectIndexManifestSchema.parse({ ...next.manifest, updatedAt: new Date().toISOString() }),
-    );
     try {
-      await deps.s3.send(
-        new PutObjectCommand({
-          Bucket: bucket,
-          Key: MANIFEST_KEY,
-          Body: body,
-          ContentType: 'application/json',
-          ...(etag ? { IfMatch: etag } : { IfNoneMatch: '*' }),
-        }),
+      await putJson(
+        deps.s3,
+        bucket,
+        MANIFEST_KEY,
+        SubjectIndexManifestSchema,
+        { ...next.manifest, updatedAt: new Date().toISOString() },
+        { condition: etag ? { ifMatch: etag } : { ifNoneMatch: '*' } },
       );
     } catch (error) {
       if (!preconditionFailed(error) || attempt >= COMMIT_TRIES) throw error;
