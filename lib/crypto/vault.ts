@@ -31,11 +31,11 @@ export async function readVaultShards(
   s3: S3Client,
   bucket: string,
   studyId: string,
-): Promise<{ key: string; shard: VaultShard }[]> {
-  const out: { key: string; shard: VaultShard }[] = [];
+): Promise<{ key: string; size: number; shard: VaultShard }[]> {
+  const out: { key: string; size: number; shard: VaultShard }[] = [];
   for (const object of await listObjects(s3, bucket, vaultPrefix(studyId))) {
     const shard = await getJson(s3, bucket, object.key, VaultShardSchema);
-    if (shard) out.push({ key: object.key, shard });
+    if (shard) out.push({ key: object.key, size: object.size, shard });
   }
   return out;
 }

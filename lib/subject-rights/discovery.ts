@@ -4,12 +4,12 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { Jurisdiction } from '../../schemas/jurisdiction';
 import type { Discovery, SubjectPlace, SubjectTokens } from '../../schemas/subject-request';
-import { listDatasetRecords, readDatasetRecord } from '../storage/catalog';
-import type { DatasetOutput, DatasetRecord } from '../../schemas/dataset';
+import { listDatasetRecords } from '../storage/catalog';
+import { DatasetRecordSchema, type DatasetOutput, type DatasetRecord } from '../../schemas/dataset';
 import { lookupTokens, syncIndex, type IndexChange } from './subject-index';
 import { getJson } from '../storage/json';
-import { consentPartsPrefix } from '../storage/layout';
-import { downloadHashed, listObjects } from '../storage/objects';
+import { consentPartsPrefix, datasetRecordKey } from '../storage/layout';
+import { downloadHashed, getObjectOrUndefined, listObjects } from '../storage/objects';
 import { readVaultShards } from '../crypto/vault';
 import { quoteIdent, quoteLiteral } from '../tabular/sql';
 import { ConsentPartSchema } from '../../schemas/consent';
@@ -118,8 +118,9 @@ async function discoverInRegistries(
     }
     if (records > 0) places.push({ kind: 'consent', studyId, records });
     let entries = 0;
-    for (const { shard } of await readVaultShards(s3, jurisdiction.buckets.catalog, studyId)) {
+    for (const { shard, size } of await readVaultShards(s3, jurisdiction.buckets.catalog, studyId)) {
       read.objects += 1;
+      read.bytes += size;
       entries += tokens.filter((t) => shard.entries[t] !== undefined).length;
     }
     if (entries > 0) places.push({ kind: 'vault', studyId, entries });
@@ -158,8 +159,10 @@ export async function discoverByIndex(
       continue;
     }
     // The record says which study and class the table is of, and that the indexed version is the current one.
-    const record = await readDatasetRecord(s3, jurisdiction.buckets.catalog, place.datasetId);
+    const raw = await getObjectOrUndefined(s3, jurisdiction.buckets.catalog, datasetRecordKey(place.datasetId));
+    const record = raw === undefined ? undefined : DatasetRecordSchema.parse(JSON.parse(raw.toString('utf8')));
     read.objects += 1;
+    read.bytes += raw?.length ?? 0;
     const output = record?.outputs.find((o) => o.table === place.table && o.versionId === place.versionId);
     if (!record || !output || !byStudy.has(record.studyId) || rows === 0) continue;
     places.push({
