@@ -20,6 +20,7 @@ import { registerStackCommands } from './commands/stack';
 import { registerRetentionCommands } from './commands/retention';
 import { registerCodecCommands } from './commands/codec';
 import { registerSourceCommands } from './commands/sources';
+import { registerQualifyCommands } from './commands/qualify';
 import { registerPreprocessCommands, registerWorkerCommand } from './commands/preprocess';
 
 function rootFailure(error: WorkflowFailedError): TemporalFailure | undefined {
@@ -122,6 +123,7 @@ export function buildProgram(): Command {
   registerCodecCommands(program, globals);
   registerPreprocessCommands(program, globals);
   registerSourceCommands(program, globals);
+  registerQualifyCommands(program, globals);
   registerWorkerCommand(program, globals);
   registerDemoCommands(program, globals);
   const override = (command: Command): void => {

@@ -8,6 +8,7 @@ import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { AuditTrailHead } from '../schemas/audit';
 import type { IngestProgress } from '../schemas/ingest';
 import type { InternalMessage } from '../schemas/message';
+import type { QaSignInput, QualificationStatus } from '../schemas/qualification';
 import type { SweepProgress } from '../schemas/retention';
 import type { DecisionInput, SubjectRequestStatus } from '../schemas/subject-request';
 
@@ -30,6 +31,14 @@ export function curationTaskQueue(jurisdiction: string): string {
  */
 export function preprocessTaskQueue(jurisdiction: string, gpu = false): string {
   return `${gpu ? 'preprocess-gpu' : 'preprocess'}.${jurisdiction}`;
+}
+
+/**
+ * Task queue of a jurisdiction's storage inspector: the process holding its storage administrator's credentials, which
+ * answers one activity, reading the buckets' versioning, Object Lock and policies for the installation qualification.
+ */
+export function inspectTaskQueue(jurisdiction: string): string {
+  return `inspect.${jurisdiction}`;
 }
 
 /** A preprocessing job (a run, or the re-run that verifies one) per request. */
@@ -103,6 +112,16 @@ export function trialEndWorkflowId(jurisdiction: string, studyId: string, reques
   return `trial-end-${jurisdiction}-${studyId}-${requestId}`;
 }
 
+/** One qualification run (`steward qualify`) per request. */
+export function qualificationWorkflowId(jurisdiction: string, requestId: string): string {
+  return `qualify-${jurisdiction}-${requestId}`;
+}
+
+/** One baseline recording (`steward baseline record`) per request. */
+export function baselineWorkflowId(jurisdiction: string, requestId: string): string {
+  return `baseline-${jurisdiction}-${requestId}`;
+}
+
 /** The Temporal Schedule that starts a jurisdiction's retention sweeps (its runs get the time appended to this id). */
 export function retentionScheduleId(jurisdiction: string): string {
   return `retention-sweep-${jurisdiction}`;
@@ -163,6 +182,11 @@ export const catalogWriterStatusQuery = defineQuery<{ applied: number; queued: n
 /** From a catalog writer: the outcome of a change, a sealed `catalog.reply` message (the receiver checks the seal). */
 export const catalogMutationDoneSignal = defineSignal<[InternalMessage]>('catalogMutationDone');
 
+/** A qualification run's or baseline recording's stage, and the document it holds for QA to sign. */
+export const qualificationStatusQuery = defineQuery<QualificationStatus>('qualificationStatus');
+/** To a qualification run or baseline recording: QA's signed approval of its document (their CMS signature in it). */
+export const qaSignUpdate = defineUpdate<QualificationStatus, [QaSignInput]>('qaSign');
+
 /** A subject request's state, steps and deadline (no personal data). */
 export const subjectRequestStatusQuery = defineQuery<SubjectRequestStatus>('subjectRequestStatus');
 /**
@@ -195,6 +219,8 @@ export const RequestKind = {
   SubjectErasure: 'dsr-erasure',
   SubjectRestriction: 'dsr-restriction',
   SubjectIndex: 'dsr-index',
+  Qualification: 'qualification',
+  Baseline: 'baseline',
 } as const;
 export type RequestKind = (typeof RequestKind)[keyof typeof RequestKind];
 

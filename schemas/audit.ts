@@ -66,6 +66,10 @@ export const AuditActionSchema = z.enum([
   'dsr.index-verified',
   'dsr.index-rebuilt',
   'export.deleted',
+  'qualification.completed',
+  'qualification.unsigned',
+  'baseline.approved',
+  'qa-signature.refused',
 ]);
 export type AuditAction = z.infer<typeof AuditActionSchema>;
 

@@ -12,7 +12,7 @@ export const NameSchema = z.string().regex(/^[a-z][a-z0-9-]{0,62}$/, 'must be lo
 /** A request id: what a person passes with `--request-id` to resume a command, or what the CLI makes up and prints. */
 export const REQUEST_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{5,63}$/;
 
-export const RoleSchema = z.enum(['steward', 'dpo', 'ops', 'auditor', 'worker']);
+export const RoleSchema = z.enum(['steward', 'dpo', 'ops', 'auditor', 'qa', 'worker']);
 export type Role = z.infer<typeof RoleSchema>;
 
 /** What a signed request may ask Steward to do; lib/auth/roles.ts says which roles may do each. */
@@ -49,6 +49,9 @@ export const ActionSchema = z.enum([
   'dsr.export',
   'dsr.index-verify',
   'dsr.index-rebuild',
+  'qualify.run',
+  'qualify.sign',
+  'baseline.record',
 ]);
 export type Action = z.infer<typeof ActionSchema>;
 

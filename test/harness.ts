@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { Client, WorkflowFailedError } from '@temporalio/client';
+import { Client, WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure, TemporalFailure } from '@temporalio/common';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, expect } from 'vitest';
@@ -171,6 +171,19 @@ export async function expectDenied(promise: Promise<unknown>): Promise<string> {
   const root = rootApplicationFailure(error);
   expect(root.nonRetryable).toBe(true);
   return root.message;
+}
+
+/** The failure type and message a refused workflow update carries. */
+export async function refusal(promise: Promise<unknown>): Promise<{ type: string | undefined; message: string }> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(WorkflowUpdateFailedError);
+  let root: unknown = (error as Error).cause;
+  while (root instanceof Error && root.cause && !(root instanceof ApplicationFailure)) root = root.cause;
+  expect(root).toBeInstanceOf(ApplicationFailure);
+  return { type: (root as ApplicationFailure).type ?? undefined, message: (root as ApplicationFailure).message };
 }
 
 export { ActivityFailure };

@@ -25,7 +25,7 @@ import { importConsent } from '../lib/client/consent-import';
 import { listObjects, readObjectText } from '../lib/storage/objects';
 import { readLocalPackage, submitPackage } from '../lib/client/submit';
 
-export type DemoRole = 'steward' | 'dpo' | 'ops' | 'auditor';
+export type DemoRole = 'steward' | 'dpo' | 'ops' | 'auditor' | 'qa';
 
 /** A demo identity of the suite's stack (issued by `steward up`, passphrase beside the key). */
 export function identity(role: DemoRole | `worker-${string}`, state = stackState()): Identity {

@@ -28,7 +28,10 @@ export function historyFromObject(object: unknown): temporal.api.history.v1.Hist
 /** Every workflow type `workflows/index.ts` exports, as workers register them. */
 export function exportedWorkflowTypes(): string[] {
   const index = readFileSync(path.join(__dirname, '..', 'workflows', 'index.ts'), 'utf8');
-  return [...index.matchAll(/export \{ (\w+) \}/g)].map((m) => m[1]!).sort();
+  return [...index.matchAll(/export \{([^}]*)\}/g)]
+    .flatMap((m) => m[1]!.split(',').map((name) => name.trim()))
+    .filter(Boolean)
+    .sort();
 }
 
 export interface HistoryFixture {

@@ -16,6 +16,7 @@ const FILES = [
   'test/integration/erasure.test.ts',
   'test/integration/evidence.test.ts',
   'test/integration/pseudonymization.test.ts',
+  'test/integration/qualification.test.ts',
   'test/integration/preprocess.test.ts',
   'test/integration/retention.test.ts',
   'test/integration/sources.test.ts',

@@ -8,6 +8,7 @@ import { createKeyActivities } from '../activities/keys';
 import { createMessageActivities } from '../activities/messages';
 import { createPreprocessCatalogActivities } from '../activities/preprocess-catalog';
 import { createRePseudonymizeActivities } from '../activities/repseudonymize';
+import { createQualificationActivities } from '../activities/qualification';
 import { createRetentionActivities } from '../activities/retention';
 import { createScheduleActivities } from '../activities/schedule';
 import { createSubjectRightsActivities } from '../activities/subject-rights';
@@ -45,6 +46,7 @@ export function createJurisdictionActivities(deps: JurisdictionWorkerDeps) {
     ...createRetentionActivities({ s3, jurisdiction }),
     ...createScheduleActivities({ jurisdiction, temporal }),
     ...createPreprocessCatalogActivities({ s3, jurisdiction, scratchDir }),
+    ...createQualificationActivities({ s3, jurisdiction, temporal, signer, caPem: () => trust.caPem() }),
     ...createSubjectRightsActivities({
       s3,
       keys,

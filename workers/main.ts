@@ -13,8 +13,10 @@ import { isAlive } from '../lib/stack/process';
 import { createS3Client } from '../lib/storage/s3';
 import { connectClient, connectionOptions, stewardDataConverter } from '../lib/client/temporal';
 import type { Client } from '@temporalio/client';
-import { curationTaskQueue, ingestTaskQueue, preprocessTaskQueue } from '../contracts';
+import { curationTaskQueue, ingestTaskQueue, inspectTaskQueue, preprocessTaskQueue } from '../contracts';
 import { createPreprocessActivities } from '../activities/preprocess';
+import { createStorageInspectorActivities } from '../activities/storage-inspector';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { COMMAND_PID_FILE } from '../lib/preprocess/executor';
 import { gpusToPoll } from '../lib/preprocess/gpu';
 import type { GpuInventory } from '../schemas/preprocess';
@@ -61,6 +63,61 @@ async function removeStaleScratch(root: string, workDir: string): Promise<void> 
   }
 }
 
+/** Temporal's core logs through Steward's logger. */
+function installRuntimeLogger(): void {
+  Runtime.install({
+    logger: {
+      log: (level, message, meta) =>
+        logger[level === 'TRACE' ? 'trace' : (level.toLowerCase() as 'info')]({ ...meta }, message),
+      trace: (m, meta) => logger.trace(meta ?? {}, m),
+      debug: (m, meta) => logger.debug(meta ?? {}, m),
+      info: (m, meta) => logger.info(meta ?? {}, m),
+      warn: (m, meta) => logger.warn(meta ?? {}, m),
+      error: (m, meta) => logger.error(meta ?? {}, m),
+    },
+  });
+}
+
+/**
+ * The storage inspector (STEWARD_WORKER_ROLE `inspector`): with the storage administrator's credentials, answers the
+ * inspection activity on each named jurisdiction's inspect queue (STEWARD_INSPECT_JURISDICTIONS, comma-separated) and
+ * nothing else: no workflows, no other activity.
+ */
+async function inspectorMain(): Promise<void> {
+  const ids = (process.env.STEWARD_INSPECT_JURISDICTIONS ?? '').split(',').filter(Boolean);
+  if (ids.length === 0) throw new Error('STEWARD_INSPECT_JURISDICTIONS must name the jurisdictions to inspect');
+  const config = loadConfig();
+  const keys = await FileKeyStore.open(path.join(config.dataDir, 'keys'), config.masterKey);
+  installRuntimeLogger();
+  const connection = await NativeConnection.connect(connectionOptions(config.temporal));
+  const clients: S3Client[] = [];
+  const workers = await Promise.all(
+    ids.map(async (id) => {
+      const jurisdiction = getJurisdiction(id);
+      const s3 = createS3Client(config.s3For(jurisdiction.id));
+      clients.push(s3);
+      return Worker.create({
+        connection,
+        namespace: config.temporal.namespace,
+        identity: `steward-storage-inspector-${id}@${os.hostname()}:${process.pid}`,
+        dataConverter: stewardDataConverter(keys, { worker: true }),
+        activities: createStorageInspectorActivities({ s3, jurisdiction }),
+        taskQueue: inspectTaskQueue(id),
+        maxConcurrentActivityTaskExecutions: 2,
+        shutdownGraceTime: '10s',
+      });
+    }),
+  );
+  process.on('disconnect', () => workers.forEach((w) => w.shutdown()));
+  const running = Promise.all(workers.map((w) => w.run()));
+  logger.info({ role: 'inspector', taskQueues: workers.map((w) => w.options.taskQueue) }, 'worker running');
+  process.send?.({ type: 'ready' });
+  await running;
+  await connection.close();
+  clients.forEach((c) => c.destroy());
+  if (process.connected) process.disconnect();
+}
+
 /** Opens on first use; later calls share the first. */
 function once(open: () => Promise<Client>): () => Promise<Client> {
   let opened: Promise<Client> | undefined;
@@ -70,15 +127,17 @@ function once(open: () => Promise<Client>): () => Promise<Client> {
 /**
  * A worker for one jurisdiction: polls only that jurisdiction's task queues, with its S3 credentials.
  * STEWARD_WORKER_ROLE `all` (the default): workflows, short activities, curation and CPU preprocessing;
- * `preprocess`: preprocessing only, on CPU, or with STEWARD_GPU=1 on the GPU queue (refusing to start without a GPU).
+ * `preprocess`: preprocessing only, on CPU, or with STEWARD_GPU=1 on the GPU queue (refusing to start without a GPU);
+ * `inspector`: the storage inspector (`inspectorMain`).
  */
 async function main(): Promise<void> {
+  if (process.env.STEWARD_WORKER_ROLE === 'inspector') return inspectorMain();
   const jurisdictionId = process.env.STEWARD_JURISDICTION;
   if (!jurisdictionId) throw new Error('STEWARD_JURISDICTION must name the jurisdiction this worker serves');
   const jurisdiction = getJurisdiction(jurisdictionId);
   const role = process.env.STEWARD_WORKER_ROLE ?? 'all';
   if (role !== 'all' && role !== 'preprocess')
-    throw new Error(`STEWARD_WORKER_ROLE must be all or preprocess, not ${role}`);
+    throw new Error(`STEWARD_WORKER_ROLE must be all, preprocess or inspector, not ${role}`);
   const wantsGpu = process.env.STEWARD_GPU === '1';
   if (wantsGpu && role !== 'preprocess') throw new Error('STEWARD_GPU=1 needs STEWARD_WORKER_ROLE=preprocess');
   const gpu: GpuInventory | null = wantsGpu ? await gpusToPoll(preprocessTaskQueue(jurisdiction.id, true)) : null;
@@ -95,17 +154,7 @@ async function main(): Promise<void> {
   await removeStaleScratch(scratchRoot, workDir);
   const scratchDir = path.join(scratchRoot, String(process.pid));
 
-  Runtime.install({
-    logger: {
-      log: (level, message, meta) =>
-        logger[level === 'TRACE' ? 'trace' : (level.toLowerCase() as 'info')]({ ...meta }, message),
-      trace: (m, meta) => logger.trace(meta ?? {}, m),
-      debug: (m, meta) => logger.debug(meta ?? {}, m),
-      info: (m, meta) => logger.info(meta ?? {}, m),
-      warn: (m, meta) => logger.warn(meta ?? {}, m),
-      error: (m, meta) => logger.error(meta ?? {}, m),
-    },
-  });
+  installRuntimeLogger();
   const connection = await NativeConnection.connect(connectionOptions(config.temporal));
   const bundle = process.env.STEWARD_WORKFLOW_BUNDLE;
   const identity = `steward-${role === 'all' ? 'worker' : wantsGpu ? 'gpu-worker' : 'preprocess-worker'}-${jurisdiction.id}@${os.hostname()}:${process.pid}`;

@@ -20,3 +20,5 @@ export { registerSourceWorkflow } from './registerSource';
 export { subjectRequestWorkflow } from './subjectRequest';
 export { verifySubjectIndexWorkflow } from './subjectIndex';
 export { rebuildSubjectIndexWorkflow } from './subjectIndex';
+export { qualifyWorkflow } from './qualify';
+export { baselineWorkflow } from './qualify';

@@ -48,6 +48,10 @@ export const PERMISSIONS = {
   'dsr.index-verify': ['dpo', 'auditor'],
   /** Rebuilding the subject index from every table: the DPO, and ops who run the stack. */
   'dsr.index-rebuild': ['dpo', 'ops'],
+  /** Qualification (IQ/OQ/PQ) and the configuration baseline: quality assurance runs, approves and signs them. */
+  'qualify.run': ['qa'],
+  'qualify.sign': ['qa'],
+  'baseline.record': ['qa'],
 } as const satisfies Record<Action, readonly Role[]>;
 
 export function allowed(principal: Pick<Principal, 'role'>, action: Action): boolean {

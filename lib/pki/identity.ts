@@ -71,7 +71,7 @@ export function openIdentity(dir: string, passphrase: string): Identity {
   return { dir, certificatePem, key, info: certificateInfo(certificatePem) };
 }
 
-export const DEMO_ROLES = ['steward', 'dpo', 'ops', 'auditor'] as const;
+export const DEMO_ROLES = ['steward', 'dpo', 'ops', 'auditor', 'qa'] as const;
 
 /**
  * Issues, once, a demo identity per role under `<dir>/<role>` (passphrase kept beside the key, for demos only), and a
@@ -84,7 +84,7 @@ export async function ensureDemoIdentities(
 ): Promise<void> {
   const wanted = [
     ...DEMO_ROLES.map((role) => ({
-      name: `Demo ${role === 'dpo' ? 'DPO' : role[0]!.toUpperCase() + role.slice(1)}`,
+      name: `Demo ${role === 'dpo' || role === 'qa' ? role.toUpperCase() : role[0]!.toUpperCase() + role.slice(1)}`,
       role,
       dir: role,
     })),

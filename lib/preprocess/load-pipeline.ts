@@ -8,9 +8,7 @@ import { UserError } from '../runtime/errors';
 import { PipelineParametersSchema, type PipelineParameters, type PipelineSource } from '../../schemas/preprocess';
 import { hashFile } from '../storage/objects';
 import { PipelineError, resolvePipeline } from './pipeline';
-
-/** Steward's install: the repository root, whether this runs from source or from the build in `dist/`. */
-const INSTALL_ROOT = ((up) => (path.basename(up) === 'dist' ? path.dirname(up) : up))(path.join(__dirname, '..', '..'));
+import { INSTALL_ROOT } from '../runtime/install';
 
 /** Pipelines that come with Steward: `pipelines/<name>/<version>.json`. */
 export const BUNDLED_PIPELINES_DIR = path.join(INSTALL_ROOT, 'pipelines');

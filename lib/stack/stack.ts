@@ -306,11 +306,38 @@ export class Stack {
               STEWARD_S3_SECRET_ACCESS_KEY: accounts.get(jurisdiction.id)!.secretAccessKey,
               // Recorded in preprocessing run documentation.
               ...(versitygwVersion ? { STEWARD_VERSITYGW_VERSION: versitygwVersion } : {}),
+              // Hashed by the installation qualification (IQ).
+              STEWARD_TEMPORAL_BIN: temporalBin,
+              STEWARD_VERSITYGW_BIN: versitygwBin,
             },
           }),
         (child) => workerReady(child, name),
       );
     }
+    // The storage inspector: the only process given storage's administrator credentials besides this one; it reads
+    // bucket settings for the installation qualification and does nothing else.
+    step('starting the storage inspector');
+    this.supervisor.add(
+      'storage-inspector',
+      () =>
+        spawn(command, [...memoryFlags(this.options.workerEnv), ...args], {
+          stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+          env: {
+            ...process.env,
+            ...this.options.workerEnv,
+            STEWARD_WORKER_ROLE: 'inspector',
+            STEWARD_INSPECT_JURISDICTIONS: jurisdictions.map((j) => j.id).join(','),
+            STEWARD_DATA_DIR: dataDir,
+            STEWARD_TEMPORAL_ADDRESS: temporalAddress,
+            STEWARD_TEMPORAL_NAMESPACE: 'default',
+            STEWARD_S3_ENDPOINT: s3Endpoint,
+            STEWARD_S3_REGION: 'us-east-1',
+            STEWARD_S3_ACCESS_KEY_ID: credentials.accessKeyId,
+            STEWARD_S3_SECRET_ACCESS_KEY: credentials.secretAccessKey,
+          },
+        }),
+      (child) => workerReady(child, 'storage-inspector'),
+    );
     await this.supervisor.ready();
 
     step('scheduling retention sweeps');

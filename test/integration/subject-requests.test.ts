@@ -2,8 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import type { WorkflowHandle } from '@temporalio/client';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   ErrorType,
@@ -52,7 +51,7 @@ import {
   writeJsonPackage,
   type DemoRole,
 } from '../helpers';
-import { failureOf, payloadKeyOnlyClient, rootApplicationFailure, sealedEvents, useClients } from '../harness';
+import { failureOf, payloadKeyOnlyClient, refusal, rootApplicationFailure, sealedEvents, useClients } from '../harness';
 import { spawnSync } from 'node:child_process';
 
 // Subject requests as a DPO files and decides them, and as anyone who reaches Temporal directly would try them.
@@ -126,19 +125,6 @@ async function decide(
     params,
     meaning: `${params.decision} the request`,
   });
-}
-
-/** The failure type and message a refused decision carries. */
-async function refusal(promise: Promise<unknown>): Promise<{ type: string | undefined; message: string }> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(WorkflowUpdateFailedError);
-  let root: unknown = (error as Error).cause;
-  while (root instanceof Error && root.cause && !(root instanceof ApplicationFailure)) root = root.cause;
-  expect(root).toBeInstanceOf(ApplicationFailure);
-  return { type: (root as ApplicationFailure).type ?? undefined, message: (root as ApplicationFailure).message };
 }
 
 async function eventsOf(requestId: string, jurisdiction = 'eu'): Promise<AuditEvent[]> {

@@ -1,0 +1,243 @@
+import { spawnSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { readFile, writeFile, appendFile } from 'node:fs/promises';
+import path from 'node:path';
+import {
+  DeleteBucketPolicyCommand,
+  GetBucketPolicyCommand,
+  PutBucketPolicyCommand,
+  PutBucketVersioningCommand,
+} from '@aws-sdk/client-s3';
+import { describe, expect, it } from 'vitest';
+import { ingestTaskQueue, qaSignUpdate, qualificationStatusQuery, qualificationWorkflowId } from '../../contracts';
+import { getJurisdiction } from '../../jurisdictions';
+import { signDetached } from '../../lib/pki/cms';
+import { createS3Client } from '../../lib/storage/s3';
+import { INSTALL_ROOT } from '../../lib/runtime/install';
+import { ReportContentSchema } from '../../schemas/qualification';
+import { identity, opensslCmsVerify, signedBy, stackState, stackSteward, tempDir, type DemoRole } from '../helpers';
+import { expectDenied, refusal, sealedEvents, useClients } from '../harness';
+
+// Installation qualification (IQ) against the suite's live stack: a baseline recorded and approved by QA, a signed
+// report that OpenSSL and `qualify verify` accept, and each kind of drift from the baseline making it NOT QUALIFIED
+// with its cause named.
+
+const clients = useClients();
+const eu = getJurisdiction('eu');
+const as = (role: DemoRole) => path.join(stackState().dataDir, 'identities', role);
+
+/** What a clean stack is judged: QUALIFIED from a clean checkout, PROVISIONAL from a tree with uncommitted changes. */
+function cleanVerdict(): string {
+  const status = spawnSync('git', ['-C', INSTALL_ROOT, 'status', '--porcelain'], { encoding: 'utf8' });
+  if (status.status !== 0) return 'QUALIFIED';
+  return status.stdout.trim() === '' ? 'QUALIFIED' : 'PROVISIONAL';
+}
+
+function qualify(...extra: string[]) {
+  const run = stackSteward('--identity', as('qa'), '--json', 'qualify', '--jurisdiction', 'eu', ...extra);
+  if (run.code !== 0 && run.code !== 1) throw new Error(`steward qualify failed (${run.code}): ${run.stderr}`);
+  return { code: run.code, result: JSON.parse(run.stdout) as { document: string; verdict: string; signed: boolean } };
+}
+
+async function storedReport(reportId: string) {
+  const dir = await tempDir('steward-qr-');
+  const verified = stackSteward('qualify', 'verify', reportId, '--jurisdiction', 'eu', '--out', dir);
+  if (verified.code !== 0 && verified.code !== 1 && verified.code !== 7) {
+    throw new Error(`steward qualify verify failed (${verified.code}): ${verified.stderr}`);
+  }
+  return {
+    dir,
+    verified,
+    report: ReportContentSchema.parse(JSON.parse(await readFile(path.join(dir, 'report.json'), 'utf8'))),
+  };
+}
+
+function root() {
+  const state = stackState();
+  return createS3Client(state.s3);
+}
+
+describe('steward qualify --phase iq', () => {
+  it('records a baseline, then qualifies the live stack with a report signed by QA that OpenSSL verifies', async () => {
+    const before = stackSteward(
+      '--identity',
+      as('qa'),
+      'baseline',
+      'record',
+      '--jurisdiction',
+      'eu',
+      '--reason',
+      'suite installation',
+    );
+    expect(before.code, before.stderr).toBe(0);
+    expect(before.stdout).toMatch(/baseline \d+ of eu approved and in force/);
+    const shown = stackSteward('baseline', 'show', '--jurisdiction', 'eu');
+    expect(shown.stdout).toContain('approved by Demo QA (qa)');
+    expect(shown.stdout).toContain('meaning: approve configuration baseline');
+
+    const { code, result } = qualify();
+    expect(result.verdict).toBe(cleanVerdict());
+    expect(code).toBe(0);
+    expect(result.signed).toBe(true);
+    const { dir, verified, report } = await storedReport(result.document);
+    expect(verified.code, verified.stdout).toBe(0);
+    expect(verified.stdout).toContain('signature: valid, by QA');
+    // Every IQ requirement of the file is traced to a check that passed, with evidence.
+    expect(report.requirements.map((r) => r.id)).toEqual(
+      expect.arrayContaining(['IQ-01', 'IQ-02', 'IQ-03', 'IQ-04', 'IQ-05', 'IQ-06', 'IQ-07', 'IQ-08', 'IQ-09']),
+    );
+    expect(report.requirements.every((r) => r.outcome === 'passed')).toBe(true);
+    expect(report.checks.every((c) => c.evidence !== null && c.findings.length === 0)).toBe(true);
+    expect(report.checks.find((c) => c.id === 'iq.buckets')!.items).toBeGreaterThanOrEqual(12);
+    // The 11.50 manifestation: printed name, time, meaning.
+    const approval = JSON.parse(await readFile(path.join(dir, 'approval.json'), 'utf8'));
+    expect(approval.eSignature).toMatchObject({ printedName: 'Demo QA', role: 'qa' });
+    expect(approval.eSignature.meaning).toMatch(/^approve qualification/);
+    const html = await readFile(path.join(dir, 'report.html'), 'utf8');
+    expect(html).toContain(result.verdict);
+    expect(html).toContain('Demo QA');
+    const openssl = opensslCmsVerify({
+      p7s: path.join(dir, 'report.p7s'),
+      content: path.join(dir, 'report.json'),
+      ca: path.join(dir, 'ca.pem'),
+    });
+    expect(openssl.status, openssl.stderr).toBe(0);
+    const events = await sealedEvents(clients(), 'eu');
+    expect(
+      events.some((e) => e.event.action === 'qualification.completed' && e.event.details.reportId === result.document),
+    ).toBe(true);
+    expect(events.some((e) => e.event.action === 'baseline.approved')).toBe(true);
+
+    // A tampered report or evidence item is NOT QUALIFIED.
+    const reportFile = path.join(dir, 'report.json');
+    const original = await readFile(reportFile, 'utf8');
+    await writeFile(
+      reportFile,
+      original.replace(/"verdict": "[A-Z ]+"/, '"verdict": "QUALIFIED"').replace('"passed"', '"passed" '),
+    );
+    const tampered = stackSteward('qualify', 'verify', '--dir', dir);
+    expect(tampered.code).toBe(7);
+    expect(tampered.stdout).toMatch(/^NOT QUALIFIED/);
+    await writeFile(reportFile, original);
+    const evidence = path.join(dir, 'evidence', 'iq.buckets.json');
+    await appendFile(evidence, ' ');
+    const forged = stackSteward('qualify', 'verify', '--dir', dir);
+    expect(forged.code).toBe(7);
+    expect(forged.stdout).toContain('evidence qualification/reports/');
+    expect(forged.stdout).toContain('iq.buckets.json has SHA-256');
+  });
+
+  it('is NOT QUALIFIED, naming the cause, for a bucket with versioning off, a removed policy, an edited jurisdiction file', async () => {
+    const s3 = root();
+    const bucket = eu.buckets.landing;
+    await s3.send(new PutBucketVersioningCommand({ Bucket: bucket, VersioningConfiguration: { Status: 'Suspended' } }));
+    try {
+      const { code, result } = qualify();
+      expect(code).toBe(1);
+      expect(result.verdict).toBe('NOT QUALIFIED');
+      const { report } = await storedReport(result.document);
+      expect(report.causes).toContain(`iq.buckets: bucket ${bucket} has versioning enabled: found Suspended`);
+      expect(report.requirements.find((r) => r.id === 'IQ-05')!.outcome).toBe('failed');
+    } finally {
+      await s3.send(new PutBucketVersioningCommand({ Bucket: bucket, VersioningConfiguration: { Status: 'Enabled' } }));
+    }
+
+    const policy = (await s3.send(new GetBucketPolicyCommand({ Bucket: bucket }))).Policy!;
+    await s3.send(new DeleteBucketPolicyCommand({ Bucket: bucket }));
+    try {
+      const { result } = qualify();
+      expect(result.verdict).toBe('NOT QUALIFIED');
+      const { report } = await storedReport(result.document);
+      expect(report.causes).toContain(`iq.policies: bucket ${bucket} has a bucket policy: none found`);
+      expect(
+        report.causes.some((c) => c.startsWith(`iq.policies: ${bucket} policy SHA-256 (policy.${bucket}) of baseline`)),
+      ).toBe(true);
+    } finally {
+      await s3.send(new PutBucketPolicyCommand({ Bucket: bucket, Policy: policy }));
+    }
+
+    const file = path.join(INSTALL_ROOT, 'jurisdictions', 'eu.json');
+    const text = await readFile(file, 'utf8');
+    await writeFile(file, `${text}\n`);
+    try {
+      const { result } = qualify();
+      expect(result.verdict).toBe('NOT QUALIFIED');
+      const { report } = await storedReport(result.document);
+      expect(
+        report.causes.some((c) =>
+          c.startsWith(
+            'iq.controlled-files: jurisdictions/eu.json SHA-256 (file.jurisdictions/eu.json) differs from baseline',
+          ),
+        ),
+      ).toBe(true);
+    } finally {
+      await writeFile(file, text);
+    }
+
+    // Restored, the stack qualifies again.
+    expect(qualify().result.verdict).toBe(cleanVerdict());
+  });
+
+  it('refuses, as Temporal is called directly, a start by another role and a signature by anyone but QA', async () => {
+    const { client } = clients();
+    const start = (role: DemoRole, requestId = randomUUID()) =>
+      client.workflow.start('qualifyWorkflow', {
+        args: [signedBy(role, { action: 'qualify.run', jurisdiction: 'eu', params: { phase: 'iq' }, requestId })],
+        taskQueue: ingestTaskQueue('eu'),
+        workflowId: qualificationWorkflowId('eu', requestId),
+      });
+    const denied = await expectDenied((await start('steward')).result());
+    expect(denied).toContain('may not qualify.run');
+
+    // A run QA started, holding its report for signature.
+    const handle = await start('qa');
+    let status = await handle.query(qualificationStatusQuery).catch(() => undefined);
+    for (let i = 0; i < 120 && status?.stage !== 'awaiting-signature'; i++) {
+      await new Promise((r) => setTimeout(r, 500));
+      status = await handle.query(qualificationStatusQuery).catch(() => undefined);
+    }
+    expect(status?.stage).toBe('awaiting-signature');
+    const content = Buffer.from(status!.content!, 'base64');
+    const signFor = (role: DemoRole, signer: DemoRole) => {
+      const who = identity(signer);
+      const p7s = signDetached(
+        content,
+        {
+          certificatePem: who.certificatePem,
+          privateKeyPem: who.key.export({ type: 'pkcs8', format: 'pem' }).toString(),
+        },
+        [],
+      );
+      return signedBy(role, {
+        action: 'qualify.sign',
+        jurisdiction: 'eu',
+        params: { document: status!.document, sha256: status!.sha256, p7s: p7s.toString('base64') },
+        meaning: 'approve qualification',
+      });
+    };
+    // The DPO may not sign; QA's approval carrying another person's CMS signature is refused and audited.
+    const byDpo = await refusal(handle.executeUpdate(qaSignUpdate, { args: [signFor('dpo', 'dpo')] }));
+    expect(byDpo.message).toMatch(/may not qualify.sign/);
+    const notQa = await refusal(handle.executeUpdate(qaSignUpdate, { args: [signFor('qa', 'steward')] }));
+    expect(notQa).toMatchObject({
+      type: 'AccessDenied',
+      message: expect.stringMatching(/QA signature refused: .*not by QA/),
+    });
+    // A signed approval used twice is a replay.
+    const good = signFor('qa', 'qa');
+    const signed = await handle.executeUpdate(qaSignUpdate, { args: [good] });
+    expect(signed.stage).toBe('signed');
+    // A signed approval used again is refused: the run it signed is over.
+    await expect(handle.executeUpdate(qaSignUpdate, { args: [good] })).rejects.toThrow(/already completed/);
+    const result = await handle.result();
+    expect(result.signed).toBe(true);
+    const events = await sealedEvents(clients(), 'eu');
+    expect(events.some((e) => e.event.action === 'request.denied' && e.event.details.requested === 'qualify.run')).toBe(
+      true,
+    );
+    expect(
+      events.some((e) => e.event.action === 'request.denied' && e.event.details.requested === 'qualify.sign'),
+    ).toBe(true);
+    expect(events.some((e) => e.event.action === 'qa-signature.refused')).toBe(true);
+  });
+});

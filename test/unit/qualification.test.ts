@@ -1,0 +1,123 @@
+import { describe, expect, it } from 'vitest';
+import { CHECKS, evaluate } from '../../lib/qualification/checks';
+import { loadRequirements, parseRequirements } from '../../lib/qualification/requirements';
+import type { Baseline, CheckResult, Inventory } from '../../schemas/qualification';
+
+const requirements = loadRequirements();
+
+function inventory(overrides: Partial<Record<string, string>> = {}, clean: boolean | null = true): Inventory {
+  const items = Object.keys(CHECKS).map((check) => ({
+    check,
+    id: `${check.replace('iq.', 'item.')}.one`,
+    label: `${check} item`,
+    value: overrides[check] ?? 'v1',
+  }));
+  return {
+    takenAt: '2026-12-05T10:00:00.000Z',
+    jurisdiction: 'eu',
+    worker: { identity: 'w', hostname: 'h' },
+    source: { commit: 'abc', clean },
+    items,
+    rules: [{ check: 'iq.buckets', rule: 'bucket b has versioning enabled', ok: true }],
+  };
+}
+
+const baseline: Baseline = {
+  format: 'steward-baseline/1',
+  jurisdiction: 'eu',
+  version: 3,
+  recordedAt: '2026-12-01T10:00:00.000Z',
+  source: { commit: 'abc', clean: true },
+  items: inventory().items,
+};
+
+const evidence = new Map<string, CheckResult['evidence']>(
+  Object.keys(CHECKS).map((c) => [c, { check: c, key: `e/${c}.json`, sha256: 'a'.repeat(64), bytes: 1 }]),
+);
+
+describe('qualification requirements and verdicts', () => {
+  it('ships a requirement for every IQ check, each check covering one', () => {
+    const judged = evaluate(requirements, ['IQ'], inventory(), baseline, [], evidence);
+    expect(judged.verdict).toBe('QUALIFIED');
+    expect(judged.checks.every((c) => c.covers.length > 0)).toBe(true);
+  });
+
+  it('names a changed binary hash as the cause of NOT QUALIFIED', () => {
+    const judged = evaluate(requirements, ['IQ'], inventory({ 'iq.tools': 'v2' }), baseline, [], evidence);
+    expect(judged.verdict).toBe('NOT QUALIFIED');
+    expect(judged.causes).toEqual(['iq.tools: iq.tools item (item.tools.one) differs from baseline 3: v1 → v2']);
+    expect(judged.requirements.find((r) => r.id === 'IQ-01')!.outcome).toBe('failed');
+    expect(judged.deviations).toHaveLength(1);
+  });
+
+  it('is NOT QUALIFIED with no baseline, a broken rule, a requirement without a check, or missing evidence', () => {
+    expect(evaluate(requirements, ['IQ'], inventory(), null, [], evidence).causes).toContain(
+      'no approved baseline: run `steward baseline record` and approve it as QA',
+    );
+    const broken = inventory();
+    broken.rules[0]!.ok = false;
+    expect(evaluate(requirements, ['IQ'], broken, baseline, [], evidence).causes).toContain(
+      'iq.buckets: bucket b has versioning enabled',
+    );
+    const extra = {
+      ...requirements,
+      requirements: [
+        ...requirements.requirements,
+        {
+          id: 'IQ-99',
+          text: 'a requirement nothing proves',
+          risk: 'low' as const,
+          phase: 'IQ' as const,
+          check: 'iq.nothing',
+        },
+      ],
+    };
+    expect(evaluate(extra, ['IQ'], inventory(), baseline, [], evidence).causes).toContain(
+      'IQ-99: its check iq.nothing does not exist, so nothing proves it',
+    );
+    const noEvidence = new Map(evidence);
+    noEvidence.delete('iq.buckets');
+    expect(evaluate(requirements, ['IQ'], inventory(), baseline, [], noEvidence).causes).toContain(
+      'IQ-05 (high risk): iq.buckets produced no evidence',
+    );
+  });
+
+  it('is PROVISIONAL with a waived low-risk check or an unclean tree, NOT QUALIFIED with a waived high-risk one', () => {
+    const waivedLow = evaluate(
+      requirements,
+      ['IQ'],
+      inventory({ 'iq.gpu': 'other' }),
+      baseline,
+      [{ check: 'iq.gpu', reason: 'GPU node being replaced' }],
+      evidence,
+    );
+    expect(waivedLow.verdict).toBe('PROVISIONAL');
+    expect(evaluate(requirements, ['IQ'], inventory({}, false), baseline, [], evidence).verdict).toBe('PROVISIONAL');
+    const waivedHigh = evaluate(
+      requirements,
+      ['IQ'],
+      inventory(),
+      baseline,
+      [{ check: 'iq.tools', reason: 'x y z' }],
+      evidence,
+    );
+    expect(waivedHigh.verdict).toBe('NOT QUALIFIED');
+    expect(waivedHigh.causes).toContain('IQ-01 (high risk): its check iq.tools may not be waived');
+  });
+
+  it('rejects a requirements file with the file, requirement and field named', () => {
+    const base = 'format: steward-requirements/1\nrequirements:\n';
+    const r = (id: string, phase: string, check: string) =>
+      `  - {id: ${id}, phase: ${phase}, risk: high, check: ${check}, text: "some requirement text"}\n`;
+    expect(() =>
+      parseRequirements(base + r('IQ-01', 'IQ', 'iq.tools') + r('IQ-01', 'IQ', 'iq.gpu'), 'req.yaml'),
+    ).toThrow('req.yaml: requirements[1] (IQ-01): id: IQ-01 appears twice');
+    expect(() => parseRequirements(base + r('OQ-01', 'OQ', 'iq.tools'), 'req.yaml')).toThrow(
+      'req.yaml: requirements[0] (OQ-01): check: iq.tools is a IQ check, the requirement is OQ',
+    );
+    expect(() => parseRequirements(base + r('IQ-1', 'IQ', 'iq.tools'), 'req.yaml')).toThrow(
+      /req\.yaml: invalid requirements file[\s\S]*id/,
+    );
+    expect(() => parseRequirements('format: [', 'req.yaml')).toThrow(/^req\.yaml: not valid YAML/);
+  });
+});

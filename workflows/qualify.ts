@@ -1,0 +1,238 @@
+import {
+  allHandlersFinished,
+  condition,
+  proxyActivities,
+  setHandler,
+  TemporalFailure,
+  uuid4,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { createQualificationActivities, DraftDocument } from '../activities/qualification';
+import type { createStorageInspectorActivities } from '../activities/storage-inspector';
+import { ErrorType, inspectTaskQueue, nonRetryable, qaSignUpdate, qualificationStatusQuery } from '../contracts';
+import {
+  BaselineParamsSchema,
+  QaSignInputSchema,
+  QaSignParamsSchema,
+  QualifyParamsSchema,
+  type Inventory,
+  type QualificationPhase,
+  type QualificationStatus,
+} from '../schemas/qualification';
+import type { SignedWorkflowInput } from '../schemas/request';
+import { recordAudit } from './audit';
+import { authorize, authorizeDecision, type Authorized } from './authorize';
+import { setPhase } from './progress';
+
+const qualification = proxyActivities<ReturnType<typeof createQualificationActivities>>({
+  startToCloseTimeout: '5 minutes',
+  // Reads settings and hashes files; writes write-once evidence under fixed keys: retried through short outages.
+  retry: { maximumAttempts: 10, initialInterval: '2s', maximumInterval: '30s' },
+});
+
+/** Bucket settings, read by the jurisdiction's storage inspector (storage shows them to its administrator only). */
+function inspector(jurisdiction: string) {
+  return proxyActivities<ReturnType<typeof createStorageInspectorActivities>>({
+    taskQueue: inspectTaskQueue(jurisdiction),
+    startToCloseTimeout: '2 minutes',
+    // An inspector that is down is reported by the CLI from the pending activity; the run waits for it a while.
+    scheduleToStartTimeout: '10 minutes',
+    retry: { maximumAttempts: 10, initialInterval: '2s', maximumInterval: '30s' },
+  });
+}
+
+/** The installation inventory: the worker's part and the storage inspector's, taken side by side. */
+async function takeInventory(jurisdiction: string): Promise<Inventory> {
+  const [inventory, storage] = await Promise.all([
+    qualification.takeInventoryActivity(),
+    inspector(jurisdiction).inspectStorageActivity(),
+  ]);
+  return { ...inventory, items: [...inventory.items, ...storage.items], rules: [...inventory.rules, ...storage.rules] };
+}
+
+/** How long a document waits for QA's signature before the run ends unsigned. */
+const SIGNATURE_WAIT = '24 hours';
+
+export interface QualificationResult {
+  jurisdiction: string;
+  document: string;
+  sha256: string;
+  verdict: QualificationStatus['verdict'];
+  version: number | null;
+  signed: boolean;
+  keys: string[];
+}
+
+/**
+ * Holds a document for QA's signature: shows it through the status query, takes QA's signed approval (an e-signed
+ * update carrying their CMS signature over the document's bytes), has it checked and the document stored write-once,
+ * and audits the outcome. Ends unsigned, audited, when no signature comes in time.
+ */
+async function awaitQaSignature(
+  auth: Authorized<unknown>,
+  draft: DraftDocument,
+  targets: { requestId: string },
+): Promise<QualificationResult> {
+  const status: QualificationStatus = {
+    stage: 'awaiting-signature',
+    document: draft.document,
+    sha256: draft.sha256,
+    content: draft.content,
+    verdict: draft.verdict,
+    keys: [],
+  };
+  setHandler(qualificationStatusQuery, () => status);
+  let signing = false;
+  setHandler(
+    qaSignUpdate,
+    async (input) => {
+      if (status.stage !== 'awaiting-signature' || signing) {
+        throw nonRetryable(ErrorType.InvalidInput, `${draft.document} is ${status.stage}: nothing to sign`);
+      }
+      signing = true;
+      try {
+        const { request } = QaSignInputSchema.parse(input);
+        const d = await authorizeDecision(request, 'qualify.sign', QaSignParamsSchema, targets);
+        if (d.params.sha256 !== draft.sha256 || d.params.document !== draft.document) {
+          throw nonRetryable(
+            ErrorType.InvalidInput,
+            `the signature is for ${d.params.document} (SHA-256 ${d.params.sha256}), not ${draft.document} (${draft.sha256})`,
+          );
+        }
+        try {
+          const stored = await qualification.storeQaSignedActivity({
+            draft,
+            p7s: d.params.p7s,
+            approval: { eSignature: d.eSignature, request },
+          });
+          status.keys = stored.keys;
+        } catch (error) {
+          await recordAudit(auth.jurisdiction, d.principal, [
+            {
+              action: 'qa-signature.refused',
+              outcome: 'denied',
+              targets,
+              details: { document: draft.document, reason: (error as Error).message.slice(0, 500) },
+            },
+          ]);
+          throw error;
+        }
+        status.stage = 'signed';
+        status.content = null;
+        await recordAudit(auth.jurisdiction, d.principal, [
+          draft.version === null
+            ? {
+                action: 'qualification.completed',
+                outcome: 'success',
+                targets,
+                reason: d.eSignature.meaning,
+                details: { reportId: draft.document, verdict: draft.verdict, sha256: draft.sha256 },
+              }
+            : {
+                action: 'baseline.approved',
+                outcome: 'success',
+                targets,
+                reason: d.eSignature.meaning,
+                details: { version: draft.version, sha256: draft.sha256 },
+              },
+        ]);
+        return status;
+      } catch (error) {
+        if (error instanceof TemporalFailure) throw error;
+        throw nonRetryable(ErrorType.InvalidInput, error instanceof Error ? error.message : String(error));
+      } finally {
+        signing = false;
+      }
+    },
+    {
+      validator: (input) => {
+        if (!QaSignInputSchema.safeParse(input).success) throw new Error('not a signed QA approval');
+      },
+    },
+  );
+  setPhase(`awaiting QA's signature of ${draft.document}`);
+  const signed = await condition(() => status.stage === 'signed', SIGNATURE_WAIT);
+  if (!signed) {
+    status.stage = 'unsigned';
+    status.content = null;
+    await recordAudit(auth.jurisdiction, auth.principal, [
+      {
+        action: 'qualification.unsigned',
+        outcome: 'failure',
+        targets,
+        details: { document: draft.document, sha256: draft.sha256, waited: SIGNATURE_WAIT },
+      },
+    ]);
+  }
+  // The signing update audits after the document is stored: it answers before the run ends.
+  await condition(allHandlersFinished);
+  return {
+    jurisdiction: auth.jurisdiction,
+    document: draft.document,
+    sha256: draft.sha256,
+    verdict: draft.verdict,
+    version: draft.version,
+    signed,
+    keys: status.keys,
+  };
+}
+
+/** Answers the status query before there is a document: the run is still taking and judging the inventory. */
+function showRunning(): void {
+  const status: QualificationStatus = {
+    stage: 'running',
+    document: null,
+    sha256: null,
+    content: null,
+    verdict: null,
+    keys: [],
+  };
+  setHandler(qualificationStatusQuery, () => status);
+}
+
+/** `qr-<jurisdiction>-<UTC start, to the second>-<8 hex>`. */
+function reportIdOf(jurisdiction: string): string {
+  const at = workflowInfo()
+    .startTime.toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}/, '');
+  return `qr-${jurisdiction}-${at}-${uuid4().slice(0, 8)}`;
+}
+
+/**
+ * A qualification run (QA, e-signed): the installation inventory taken by the jurisdiction's worker, judged against
+ * the requirements and the approved baseline, each check's evidence stored write-once; the report waits for QA's
+ * signature, then is stored write-once with its HTML page in the jurisdiction's evidence bucket.
+ */
+export async function qualifyWorkflow(raw: SignedWorkflowInput): Promise<QualificationResult> {
+  showRunning();
+  const auth = await authorize(raw, 'qualify.run', QualifyParamsSchema);
+  const startedAt = new Date().toISOString();
+  const phases: QualificationPhase[] = ['IQ'];
+  const reportId = reportIdOf(auth.jurisdiction);
+  setPhase('taking the installation inventory');
+  const inventory = await takeInventory(auth.jurisdiction);
+  setPhase('judging the installation against the requirements and the baseline');
+  const draft = await qualification.prepareReportActivity({
+    reportId,
+    phases,
+    runBy: auth.eSignature,
+    startedAt,
+    waive: auth.params.waive,
+    inventory,
+  });
+  return awaitQaSignature(auth, draft, { requestId: auth.requestId });
+}
+
+/**
+ * Records the installation as the next configuration baseline (QA, e-signed): refused while the installation breaks a
+ * rule; in force once QA signs it.
+ */
+export async function baselineWorkflow(raw: SignedWorkflowInput): Promise<QualificationResult> {
+  showRunning();
+  const auth = await authorize(raw, 'baseline.record', BaselineParamsSchema);
+  setPhase('taking the installation inventory');
+  const inventory = await takeInventory(auth.jurisdiction);
+  const draft = await qualification.prepareBaselineActivity({ inventory, recordedAt: new Date().toISOString() });
+  return awaitQaSignature(auth, draft, { requestId: auth.requestId });
+}
