@@ -40,6 +40,8 @@ export const StackStateSchema = z.object({
     }),
   ),
   workers: z.array(z.object({ jurisdiction: z.string(), pid: z.number().int().nullable(), restarts: z.number() })),
+  /** The storage inspector (reads bucket settings for the installation qualification). */
+  inspector: z.object({ pid: z.number().int().nullable(), restarts: z.number() }).optional(),
   /** The codec server the Web UI decodes through: its base URL, and the grant path the UI was given. */
   codec: z.object({ url: z.string(), uiEndpoint: z.string(), auditJurisdiction: z.string() }).optional(),
 });

@@ -228,7 +228,8 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
       }
       const health = await probe(state);
       const workers = state.workers.map((w) => ({ ...w, alive: isAlive(w.pid) }));
-      const healthy = health.s3Ok && health.temporalOk && workers.every((w) => w.alive);
+      const inspectorAlive = state.inspector ? isAlive(state.inspector.pid) : true;
+      const healthy = health.s3Ok && health.temporalOk && workers.every((w) => w.alive) && inspectorAlive;
       if (globals().json) {
         printJson({
           running: true,
@@ -246,6 +247,11 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
           say(
             `worker ${w.jurisdiction}: ${w.alive ? `pid ${w.pid}` : 'NOT RUNNING'}${w.restarts ? `, ${w.restarts} restarts` : ''}`,
           );
+        if (state.inspector) {
+          say(
+            `storage inspector: ${inspectorAlive ? `pid ${state.inspector.pid}` : 'NOT RUNNING'}${state.inspector.restarts ? `, ${state.inspector.restarts} restarts` : ''}`,
+          );
+        }
       }
       if (!healthy) process.exitCode = 5;
       if (!existsSync(dataDir)) process.exitCode = 4;

@@ -370,6 +370,8 @@ export class Stack {
     if (!this.state) return;
     this.state.temporal.pid = this.supervisor.pidOf('temporal');
     this.state.s3.pid = this.supervisor.pidOf('versitygw');
+    const inspector = this.supervisor.children('storage-inspector')[0];
+    if (inspector) this.state.inspector = { pid: inspector.pid, restarts: inspector.restarts };
     this.state.workers = this.supervisor.children('worker-').map((w) => ({
       jurisdiction: w.name.slice('worker-'.length),
       pid: w.pid,
