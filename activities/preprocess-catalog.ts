@@ -2,6 +2,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { z } from 'zod';
 import { ErrorType, nonRetryable } from '../contracts';
 import { preprocessJobPrefix, runDocumentKey } from '../lib/storage/layout';
+import { openHighRiskDeviations } from '../lib/qualification/deviations';
 import { parseInput } from '../contracts/parse';
 import { datasetRetention } from '../lib/retention/rules';
 import { readDatasetRecord, readRunDocument, writeDatasetRecord } from '../lib/storage/catalog';
@@ -127,6 +128,15 @@ export function createPreprocessCatalogActivities({
     async preparePreprocessActivity(raw: PreparePreprocessInput): Promise<PreparePreprocessResult> {
       const input = parseInput(PreparePreprocessInputSchema, raw, 'preparePreprocessActivity');
       assertOwnJurisdiction(jurisdiction, input.jurisdiction);
+      const deviations = await openHighRiskDeviations(s3, jurisdiction.buckets.catalog);
+      if (deviations.length > 0) {
+        throw nonRetryable(
+          ErrorType.DeviationOpen,
+          `preprocessing in ${jurisdiction.id} is refused while a high-risk deviation from the configuration baseline is open: ${deviations
+            .map((d) => `${d.deviationId} (${d.state}; ${d.finding.check}: ${d.finding.text})`)
+            .join('; ')}; QA closes it with steward deviations close`,
+        );
+      }
       const inputs: PreprocessInput[] = [];
       for (const datasetId of input.datasetIds) {
         const record = await readDatasetRecord(s3, jurisdiction.buckets.catalog, datasetId);

@@ -14,6 +14,7 @@ import {
   reportKeys,
   sha256Hex,
 } from '../lib/qualification/documents';
+import { driftFindings, findingKey, writeDeviationRecord } from '../lib/qualification/deviations';
 import { takeInventory } from '../lib/qualification/inventory';
 import { loadRequirements } from '../lib/qualification/requirements';
 import { listObjects } from '../lib/storage/objects';
@@ -22,6 +23,8 @@ import {
   ReportContentSchema,
   type Baseline,
   type CheckResult,
+  type DeviationRecord,
+  type DriftFinding,
   type Inventory,
   type QaApproval,
   type QualificationPhase,
@@ -133,6 +136,29 @@ export function createQualificationActivities(deps: QualificationActivityDeps) {
         verdict: report.verdict,
         version: null,
       };
+    },
+
+    /** What a drift check finds: each difference from the baseline in force and each broken rule, with its risk. */
+    async driftFindingsActivity(input: {
+      inventory: Inventory;
+    }): Promise<{ baseline: number | null; findings: (DriftFinding & { key: string })[] }> {
+      const current = await readCurrentBaseline(s3, bucket, deps.caPem());
+      const findings = driftFindings(loadRequirements(), input.inventory, current?.baseline ?? null);
+      return {
+        baseline: current?.baseline.version ?? null,
+        findings: findings.map((f) => ({ ...f, key: findingKey(jurisdiction.id, f) })),
+      };
+    },
+
+    /** A deviation's record as it now stands, in the catalog bucket (what preprocessing checks and QA lists). */
+    async writeDeviationRecordActivity(record: DeviationRecord): Promise<void> {
+      if (record.jurisdiction !== jurisdiction.id) {
+        throw nonRetryable(
+          ErrorType.JurisdictionViolation,
+          `a deviation of ${record.jurisdiction} sent to ${jurisdiction.id}`,
+        );
+      }
+      await writeDeviationRecord(s3, jurisdiction.buckets.catalog, record);
     },
 
     /** The inventory as the next baseline version, for QA to approve; refused when a rule of the installation fails. */

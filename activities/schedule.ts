@@ -1,6 +1,6 @@
 import { Context } from '@temporalio/activity';
 import { ScheduleNotFoundError, type Client } from '@temporalio/client';
-import { ErrorType, nonRetryable, retentionScheduleId } from '../contracts';
+import { driftScheduleId, ErrorType, nonRetryable, retentionScheduleId } from '../contracts';
 import { changeRetentionSchedule, cronProblem } from '../lib/retention/schedule';
 import type { Jurisdiction } from '../schemas/jurisdiction';
 import { parseInput } from '../contracts/parse';
@@ -24,26 +24,33 @@ export function createScheduleActivities({
 }) {
   return {
     /**
-     * Whether the calling workflow run was started by this jurisdiction's retention schedule, as Temporal's record of
+     * Whether the calling workflow run was started by this jurisdiction's retention schedule (or, with `schedule:
+     * 'drift'`, its drift-check schedule), as Temporal's record of
      * the schedule's actions says (not as the run's input or id says). The schedule records a start just after making
      * it, so a run not yet listed is looked for again for a few seconds. A refusal is a verdict, naming the worker's
      * own jurisdiction for the audit trail. Reads only.
      */
-    async verifyScheduledRunActivity(raw: { jurisdiction: string }): Promise<ScheduledRunVerdict> {
+    async verifyScheduledRunActivity(raw: {
+      jurisdiction: string;
+      schedule?: 'retention' | 'drift';
+    }): Promise<ScheduledRunVerdict> {
       const deny = (reason: string): ScheduledRunVerdict => ({ ok: false, reason, jurisdiction: jurisdiction.id });
+      const drift = raw.schedule === 'drift';
       if (raw.jurisdiction !== jurisdiction.id) {
-        return deny(`a scheduled sweep of ${raw.jurisdiction} sent to a worker of ${jurisdiction.id}`);
+        return deny(
+          `a scheduled ${drift ? 'drift check' : 'sweep'} of ${raw.jurisdiction} sent to a worker of ${jurisdiction.id}`,
+        );
       }
       const execution = Context.current().info.workflowExecution;
       if (!execution) return deny('not a workflow run');
-      const handle = (await temporal()).schedule.getHandle(retentionScheduleId(jurisdiction.id));
+      const scheduleId = drift ? driftScheduleId(jurisdiction.id) : retentionScheduleId(jurisdiction.id);
+      const handle = (await temporal()).schedule.getHandle(scheduleId);
       for (let look = 0; look < SCHEDULE_LOOKS; look++) {
         let info;
         try {
           info = (await handle.describe()).info;
         } catch (error) {
-          if (error instanceof ScheduleNotFoundError)
-            return deny(`no schedule ${retentionScheduleId(jurisdiction.id)}`);
+          if (error instanceof ScheduleNotFoundError) return deny(`no schedule ${scheduleId}`);
           throw error;
         }
         const started = [...info.runningActions, ...info.recentActions.map((r) => r.action)].some(
@@ -53,7 +60,7 @@ export function createScheduleActivities({
         Context.current().heartbeat(look);
         await Context.current().sleep(1000);
       }
-      return deny(`this run was not started by the schedule ${retentionScheduleId(jurisdiction.id)}`);
+      return deny(`this run was not started by the schedule ${scheduleId}`);
     },
 
     /** Idempotent but for `trigger`, which the workflow asks for once. */

@@ -21,6 +21,7 @@ import { registerRetentionCommands } from './commands/retention';
 import { registerCodecCommands } from './commands/codec';
 import { registerSourceCommands } from './commands/sources';
 import { registerQualifyCommands } from './commands/qualify';
+import { registerDeviationCommands } from './commands/deviations';
 import { registerPreprocessCommands, registerWorkerCommand } from './commands/preprocess';
 
 function rootFailure(error: WorkflowFailedError): TemporalFailure | undefined {
@@ -124,6 +125,7 @@ export function buildProgram(): Command {
   registerPreprocessCommands(program, globals);
   registerSourceCommands(program, globals);
   registerQualifyCommands(program, globals);
+  registerDeviationCommands(program, globals);
   registerWorkerCommand(program, globals);
   registerDemoCommands(program, globals);
   const override = (command: Command): void => {

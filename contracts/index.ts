@@ -8,7 +8,7 @@ import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { AuditTrailHead } from '../schemas/audit';
 import type { IngestProgress } from '../schemas/ingest';
 import type { InternalMessage } from '../schemas/message';
-import type { QaSignInput, QualificationStatus } from '../schemas/qualification';
+import type { DeviationRecord, QaSignInput, QualificationStatus } from '../schemas/qualification';
 import type { SweepProgress } from '../schemas/retention';
 import type { DecisionInput, SubjectRequestStatus } from '../schemas/subject-request';
 
@@ -122,6 +122,21 @@ export function baselineWorkflowId(jurisdiction: string, requestId: string): str
   return `baseline-${jurisdiction}-${requestId}`;
 }
 
+/** The schedule of a jurisdiction's drift checks, and the id of the runs it starts. */
+export function driftScheduleId(jurisdiction: string): string {
+  return `drift-${jurisdiction}`;
+}
+
+/** A drift check asked for by a signed request. */
+export function driftCheckWorkflowId(jurisdiction: string, requestId: string): string {
+  return `drift-${jurisdiction}-${requestId}`;
+}
+
+/** A deviation: one per finding while it is open (`<key>` is a digest of the finding). */
+export function deviationWorkflowId(jurisdiction: string, key: string): string {
+  return `deviation-${jurisdiction}-${key}`;
+}
+
 /** The Temporal Schedule that starts a jurisdiction's retention sweeps (its runs get the time appended to this id). */
 export function retentionScheduleId(jurisdiction: string): string {
   return `retention-sweep-${jurisdiction}`;
@@ -186,6 +201,10 @@ export const catalogMutationDoneSignal = defineSignal<[InternalMessage]>('catalo
 export const qualificationStatusQuery = defineQuery<QualificationStatus>('qualificationStatus');
 /** To a qualification run or baseline recording: QA's signed approval of its document (their CMS signature in it). */
 export const qaSignUpdate = defineUpdate<QualificationStatus, [QaSignInput]>('qaSign');
+/** A deviation's record as it stands. */
+export const deviationStatusQuery = defineQuery<DeviationRecord>('deviationStatus');
+/** To a deviation: QA's signed decision (investigated, or closed with a disposition). */
+export const deviationDecisionUpdate = defineUpdate<DeviationRecord, [QaSignInput]>('deviationDecision');
 
 /** A subject request's state, steps and deadline (no personal data). */
 export const subjectRequestStatusQuery = defineQuery<SubjectRequestStatus>('subjectRequestStatus');
@@ -221,6 +240,8 @@ export const RequestKind = {
   SubjectIndex: 'dsr-index',
   Qualification: 'qualification',
   Baseline: 'baseline',
+  DriftCheck: 'drift-check',
+  Deviation: 'deviation',
 } as const;
 export type RequestKind = (typeof RequestKind)[keyof typeof RequestKind];
 
@@ -279,6 +300,8 @@ export const ErrorType = {
   StorageDenied: 'StorageDenied',
   /** A decision on a subject request that its state does not allow (approving an access request, lifting twice). */
   RequestConflict: 'RequestConflict',
+  /** A high-risk deviation from the configuration baseline is open in the jurisdiction: preprocessing waits for QA. */
+  DeviationOpen: 'DeviationOpen',
 } as const;
 export type ErrorType = (typeof ErrorType)[keyof typeof ErrorType];
 

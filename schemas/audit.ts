@@ -70,6 +70,10 @@ export const AuditActionSchema = z.enum([
   'qualification.unsigned',
   'baseline.approved',
   'qa-signature.refused',
+  'drift.checked',
+  'deviation.opened',
+  'deviation.investigated',
+  'deviation.closed',
 ]);
 export type AuditAction = z.infer<typeof AuditActionSchema>;
 

@@ -52,6 +52,8 @@ export const ActionSchema = z.enum([
   'qualify.run',
   'qualify.sign',
   'baseline.record',
+  'drift.check',
+  'deviation.decide',
 ]);
 export type Action = z.infer<typeof ActionSchema>;
 

@@ -13,6 +13,7 @@ export const MessageKindSchema = z.enum([
   'catalog.reply',
   'state',
   'erasure.operation',
+  'deviation.open',
 ]);
 export type MessageKind = z.infer<typeof MessageKindSchema>;
 

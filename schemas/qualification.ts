@@ -155,3 +155,61 @@ export type QualificationStatus = z.infer<typeof QualificationStatusSchema>;
 
 export const QaSignInputSchema = z.object({ request: SignedRequestSchema });
 export type QaSignInput = z.infer<typeof QaSignInputSchema>;
+
+/** A difference between the live installation and the baseline in force (or a broken rule), as a drift check found it. */
+export const DriftFindingSchema = z.object({
+  check: z.string(),
+  /** The requirements the check proves, and the highest risk among them. */
+  requirements: z.array(z.string()),
+  risk: z.enum(['high', 'medium', 'low']),
+  text: z.string().max(2000),
+});
+export type DriftFinding = z.infer<typeof DriftFindingSchema>;
+
+export const DeviationStateSchema = z.enum(['open', 'investigated', 'closed']);
+export type DeviationState = z.infer<typeof DeviationStateSchema>;
+
+/** A deviation's record: kept in the catalog bucket while it is handled, each step with its e-signature. */
+export const DeviationRecordSchema = z.object({
+  format: z.literal('steward-deviation/1'),
+  deviationId: z.string(),
+  jurisdiction: z.string(),
+  state: DeviationStateSchema,
+  finding: DriftFindingSchema,
+  detectedAt: z.string(),
+  /** The drift check that found it (its workflow id) and the baseline version it compared with. */
+  detectedBy: z.string(),
+  baseline: z.number().int().nullable(),
+  investigation: z.object({ notes: z.string(), eSignature: ESignatureSchema }).nullable(),
+  closure: z
+    .object({
+      disposition: z.enum(['corrected', 'accepted', 'rebaselined']),
+      notes: z.string(),
+      eSignature: ESignatureSchema,
+    })
+    .nullable(),
+});
+export type DeviationRecord = z.infer<typeof DeviationRecordSchema>;
+
+/** A deviation's decision by QA: investigated with notes, or closed with a disposition. */
+export const DeviationDecisionParamsSchema = z.discriminatedUnion('step', [
+  z.object({ step: z.literal('investigate'), notes: z.string().min(3).max(4000) }),
+  z.object({
+    step: z.literal('close'),
+    disposition: z.enum(['corrected', 'accepted', 'rebaselined']),
+    notes: z.string().min(3).max(4000),
+  }),
+]);
+export type DeviationDecisionParams = z.infer<typeof DeviationDecisionParamsSchema>;
+
+export const DriftCheckParamsSchema = z.object({});
+
+/** What a drift check returns: the findings, and the deviations it opened (or found open already). */
+export const DriftResultSchema = z.object({
+  jurisdiction: z.string(),
+  baseline: z.number().int().nullable(),
+  findings: z.array(DriftFindingSchema),
+  opened: z.array(z.string()),
+  alreadyOpen: z.array(z.string()),
+});
+export type DriftResult = z.infer<typeof DriftResultSchema>;

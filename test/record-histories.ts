@@ -13,6 +13,7 @@ import path from 'node:path';
 
 const FILES = [
   'test/integration/cli.test.ts',
+  'test/integration/drift.test.ts',
   'test/integration/erasure.test.ts',
   'test/integration/evidence.test.ts',
   'test/integration/pseudonymization.test.ts',

@@ -22,3 +22,5 @@ export { verifySubjectIndexWorkflow } from './subjectIndex';
 export { rebuildSubjectIndexWorkflow } from './subjectIndex';
 export { qualifyWorkflow } from './qualify';
 export { baselineWorkflow } from './qualify';
+export { driftCheckWorkflow } from './drift';
+export { deviationWorkflow } from './drift';

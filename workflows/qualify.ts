@@ -42,7 +42,7 @@ function inspector(jurisdiction: string) {
 }
 
 /** The installation inventory: the worker's part and the storage inspector's, taken side by side. */
-async function takeInventory(jurisdiction: string): Promise<Inventory> {
+export async function takeInventory(jurisdiction: string): Promise<Inventory> {
   const [inventory, storage] = await Promise.all([
     qualification.takeInventoryActivity(),
     inspector(jurisdiction).inspectStorageActivity(),

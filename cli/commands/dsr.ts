@@ -1,18 +1,16 @@
-import { ApplicationFailure, WorkflowUpdateFailedError } from '@temporalio/client';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { downloadAccessPackage } from '../../lib/client/access-package';
 import {
-  ErrorType,
   RequestKind,
   subjectIndexWorkflowId,
   subjectRequestStatusQuery,
   subjectRequestWorkflowId,
 } from '../../contracts';
 import { getJurisdiction } from '../../jurisdictions';
-import { allowed, denialMessage, type Action } from '../../lib/auth/roles';
+import { checkRole, decisionRefused } from '../decisions';
 import {
   decideSubjectRequest,
   findSubjectRequest,
@@ -103,28 +101,6 @@ function printSteps(status: SubjectRequestStatus): void {
 }
 
 /** Refuses early, before the signature is asked for, when this identity's role may not act. */
-async function checkRole(ctx: CommandContext, action: Action) {
-  const identity = await ctx.identity();
-  const principal = { id: identity.info.name, role: identity.info.role as never };
-  if (!allowed(principal, action)) throw new UserError(denialMessage(principal, action), EXIT.denied);
-  return identity;
-}
-
-/** A decision the request's workflow refused, as a clear error with its exit code. */
-function decisionRefused(error: unknown): never {
-  if (error instanceof WorkflowUpdateFailedError) {
-    let root: unknown = error.cause;
-    while (root instanceof Error && root.cause) root = root.cause;
-    const failure = root instanceof ApplicationFailure ? root : undefined;
-    const message = (failure?.message ?? (root as Error | undefined)?.message ?? error.message).replace(
-      /^catalog change failed: /,
-      '',
-    );
-    throw new UserError(`refused: ${message}`, failure?.type === ErrorType.AccessDenied ? EXIT.denied : EXIT.usage);
-  }
-  throw error;
-}
-
 export function registerDsrCommands(program: Command, globals: () => GlobalOptions): void {
   const dsr = program
     .command('dsr')

@@ -245,6 +245,12 @@ export function registerQualifyCommands(program: Command, globals: () => GlobalO
       }
     });
 
+  /** The jurisdiction a subcommand was given with `--jurisdiction` (which it requires). */
+  const jurisdictionOption = (command: string, raw: Record<string, unknown>) => {
+    if (!raw.jurisdiction) throw new UserError(`steward ${command}: --jurisdiction <id> is required`);
+    return getJurisdiction(parseOptions(z.object({ jurisdiction: JurisdictionIdSchema }), raw).jurisdiction);
+  };
+
   /**
    * A subcommand's options with those `qualify` itself takes (`--jurisdiction`, `--out`): the parser gives those to
    * `qualify` wherever they appear on the line.
@@ -300,10 +306,7 @@ export function registerQualifyCommands(program: Command, globals: () => GlobalO
     .description("qualification reports in a jurisdiction's evidence bucket, newest first")
     .option('--jurisdiction <id>', 'jurisdiction (required)')
     .action(async (raw: Record<string, unknown>) => {
-      const given = withQualifyOptions(raw, ['jurisdiction']);
-      if (!given.jurisdiction) throw new UserError('steward qualify list: --jurisdiction <id> is required');
-      const { jurisdiction } = parseOptions(z.object({ jurisdiction: JurisdictionIdSchema }), given);
-      const j = getJurisdiction(jurisdiction);
+      const j = jurisdictionOption('qualify list', withQualifyOptions(raw, ['jurisdiction']));
       const ctx = CommandContext.create(globals());
       try {
         const s3 = ctx.s3(j.id);
@@ -368,10 +371,7 @@ export function registerQualifyCommands(program: Command, globals: () => GlobalO
     .description('the baseline in force: version, who approved it, and what it records')
     .option('--jurisdiction <id>', 'jurisdiction (required)')
     .action(async (raw: Record<string, unknown>) => {
-      const given = withQualifyOptions(raw, ['jurisdiction']);
-      if (!given.jurisdiction) throw new UserError('steward qualify list: --jurisdiction <id> is required');
-      const { jurisdiction } = parseOptions(z.object({ jurisdiction: JurisdictionIdSchema }), given);
-      const j = getJurisdiction(jurisdiction);
+      const j = jurisdictionOption('baseline show', raw);
       const ctx = CommandContext.create(globals());
       try {
         const caPem = readFileSync(path.join(ctx.config.pkiDir, 'ca.pem'), 'utf8');

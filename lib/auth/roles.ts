@@ -52,6 +52,9 @@ export const PERMISSIONS = {
   'qualify.run': ['qa'],
   'qualify.sign': ['qa'],
   'baseline.record': ['qa'],
+  /** A drift check on demand (the schedule runs one hourly); deviations are investigated and closed by QA. */
+  'drift.check': ['qa', 'ops'],
+  'deviation.decide': ['qa'],
 } as const satisfies Record<Action, readonly Role[]>;
 
 export function allowed(principal: Pick<Principal, 'role'>, action: Action): boolean {

@@ -12,7 +12,8 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import type { Client } from '@temporalio/client';
-import { retentionScheduleId, SEARCH_ATTRIBUTES } from '../../contracts';
+import { driftScheduleId, retentionScheduleId, SEARCH_ATTRIBUTES } from '../../contracts';
+import { JURISDICTIONS } from '../../jurisdictions';
 import type { BucketRole, Jurisdiction } from '../../schemas/jurisdiction';
 import type { Inventory, InventoryItem } from '../../schemas/qualification';
 import { canonicalJson } from '../crypto/canonical';
@@ -150,6 +151,17 @@ export async function takeInventory(deps: InventoryDeps): Promise<Inventory> {
     );
   }
 
+  // The jurisdiction rules as this worker loaded them when it started (an edit on disk shows in the file's hash at
+  // once, and here only after a restart).
+  for (const [id, rules] of Object.entries(JURISDICTIONS).sort(([a], [b]) => a.localeCompare(b))) {
+    add(
+      'iq.controlled-files',
+      `loaded.jurisdictions/${id}.json`,
+      `jurisdictions/${id}.json as this worker loaded it (SHA-256 of its rules)`,
+      sha256(canonicalJson(rules)),
+    );
+  }
+
   // Temporal: search attributes and the jurisdiction's schedules.
   const namespace = client.options.namespace;
   const registered = await client.connection.operatorService.listSearchAttributes({ namespace });
@@ -166,19 +178,20 @@ export async function takeInventory(deps: InventoryDeps): Promise<Inventory> {
       .sort()
       .join(', '),
   );
-  const scheduleId = retentionScheduleId(deps.jurisdiction.id);
-  const schedule = await client.schedule
-    .getHandle(scheduleId)
-    .describe()
-    .catch(() => undefined);
-  add(
-    'iq.temporal',
-    `schedule.${scheduleId}`,
-    `schedule ${scheduleId}`,
-    schedule
-      ? `spec SHA-256 ${sha256(canonicalJson(JSON.parse(JSON.stringify(schedule.spec))))}, ${schedule.state.paused ? 'paused' : 'running'}`
-      : 'absent',
-  );
+  for (const scheduleId of [retentionScheduleId(deps.jurisdiction.id), driftScheduleId(deps.jurisdiction.id)]) {
+    const schedule = await client.schedule
+      .getHandle(scheduleId)
+      .describe()
+      .catch(() => undefined);
+    add(
+      'iq.temporal',
+      `schedule.${scheduleId}`,
+      `schedule ${scheduleId}`,
+      schedule
+        ? `spec SHA-256 ${sha256(canonicalJson(JSON.parse(JSON.stringify(schedule.spec))))}, ${schedule.state.paused ? 'paused' : 'running'}`
+        : 'absent',
+    );
+  }
 
   // The evidence signer.
   const signerPem = await deps.signerCertificatePem();

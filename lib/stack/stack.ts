@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ListBucketsCommand } from '@aws-sdk/client-s3';
 import { Connection } from '@temporalio/client';
 import { bundleWorkflowCode, type BundleOptions } from '@temporalio/worker';
-import { retentionScheduleId, searchAttributeFlags } from '../../contracts';
+import { driftScheduleId, retentionScheduleId, searchAttributeFlags } from '../../contracts';
 import { getJurisdiction } from '../../jurisdictions';
 import type { StackState } from '../../schemas/config';
 import { connectClient, FAILURE_CONVERTER_PATH } from '../client/temporal';
@@ -20,6 +20,7 @@ import { StewardAuthority } from '../pki/authority';
 import { ensureDemoIdentities } from '../pki/identity';
 import { stackFile } from '../runtime/config';
 import { confineBuckets, ensureJurisdictionBuckets } from '../storage/buckets';
+import { ensureDriftSchedule } from '../qualification/drift-schedule';
 import { ensureS3Account, jurisdictionAccount, rootCredentials } from '../storage/accounts';
 import { createS3Client } from '../storage/s3';
 import { freePort } from './ports';
@@ -284,9 +285,8 @@ export class Stack {
     };
 
     const { command, args } = workerEntry();
-    for (const jurisdiction of jurisdictions) {
-      step(`starting ${jurisdiction.id} worker`);
-      const name = `worker-${jurisdiction.id}`;
+    /** A worker process with its storage account: it serves one jurisdiction, or (the inspector) reads settings. */
+    const startWorker = (name: string, account: { accessKeyId: string; secretAccessKey: string }, env: object) =>
       this.supervisor.add(
         name,
         () =>
@@ -295,49 +295,37 @@ export class Stack {
             env: {
               ...process.env,
               ...this.options.workerEnv,
-              STEWARD_JURISDICTION: jurisdiction.id,
               STEWARD_DATA_DIR: dataDir,
-              STEWARD_WORKFLOW_BUNDLE: bundlePath,
               STEWARD_TEMPORAL_ADDRESS: temporalAddress,
               STEWARD_TEMPORAL_NAMESPACE: 'default',
               STEWARD_S3_ENDPOINT: s3Endpoint,
               STEWARD_S3_REGION: 'us-east-1',
-              STEWARD_S3_ACCESS_KEY_ID: accounts.get(jurisdiction.id)!.accessKeyId,
-              STEWARD_S3_SECRET_ACCESS_KEY: accounts.get(jurisdiction.id)!.secretAccessKey,
-              // Recorded in preprocessing run documentation.
-              ...(versitygwVersion ? { STEWARD_VERSITYGW_VERSION: versitygwVersion } : {}),
-              // Hashed by the installation qualification (IQ).
-              STEWARD_TEMPORAL_BIN: temporalBin,
-              STEWARD_VERSITYGW_BIN: versitygwBin,
+              STEWARD_S3_ACCESS_KEY_ID: account.accessKeyId,
+              STEWARD_S3_SECRET_ACCESS_KEY: account.secretAccessKey,
+              ...env,
             },
           }),
         (child) => workerReady(child, name),
       );
+    for (const jurisdiction of jurisdictions) {
+      step(`starting ${jurisdiction.id} worker`);
+      startWorker(`worker-${jurisdiction.id}`, accounts.get(jurisdiction.id)!, {
+        STEWARD_JURISDICTION: jurisdiction.id,
+        STEWARD_WORKFLOW_BUNDLE: bundlePath,
+        // Recorded in preprocessing run documentation.
+        ...(versitygwVersion ? { STEWARD_VERSITYGW_VERSION: versitygwVersion } : {}),
+        // Hashed by the installation qualification (IQ).
+        STEWARD_TEMPORAL_BIN: temporalBin,
+        STEWARD_VERSITYGW_BIN: versitygwBin,
+      });
     }
     // The storage inspector: the only process given storage's administrator credentials besides this one; it reads
     // bucket settings for the installation qualification and does nothing else.
     step('starting the storage inspector');
-    this.supervisor.add(
-      'storage-inspector',
-      () =>
-        spawn(command, [...memoryFlags(this.options.workerEnv), ...args], {
-          stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-          env: {
-            ...process.env,
-            ...this.options.workerEnv,
-            STEWARD_WORKER_ROLE: 'inspector',
-            STEWARD_INSPECT_JURISDICTIONS: jurisdictions.map((j) => j.id).join(','),
-            STEWARD_DATA_DIR: dataDir,
-            STEWARD_TEMPORAL_ADDRESS: temporalAddress,
-            STEWARD_TEMPORAL_NAMESPACE: 'default',
-            STEWARD_S3_ENDPOINT: s3Endpoint,
-            STEWARD_S3_REGION: 'us-east-1',
-            STEWARD_S3_ACCESS_KEY_ID: credentials.accessKeyId,
-            STEWARD_S3_SECRET_ACCESS_KEY: credentials.secretAccessKey,
-          },
-        }),
-      (child) => workerReady(child, 'storage-inspector'),
-    );
+    startWorker('storage-inspector', credentials, {
+      STEWARD_WORKER_ROLE: 'inspector',
+      STEWARD_INSPECT_JURISDICTIONS: jurisdictions.map((j) => j.id).join(','),
+    });
     await this.supervisor.ready();
 
     step('scheduling retention sweeps');
@@ -346,6 +334,8 @@ export class Stack {
       for (const jurisdiction of jurisdictions) {
         const created = await ensureRetentionSchedule(client, jurisdiction.id);
         step(`${created ? 'created' : 'kept'} schedule ${retentionScheduleId(jurisdiction.id)}`);
+        const drift = await ensureDriftSchedule(client, jurisdiction.id);
+        step(`${drift ? 'created' : 'kept'} schedule ${driftScheduleId(jurisdiction.id)}`);
       }
       await appendAudit(
         client,

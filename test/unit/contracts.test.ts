@@ -96,6 +96,7 @@ describe('failure types', () => {
       'PreprocessFailed',
       'StorageDenied',
       'RequestConflict',
+      'DeviationOpen',
     ]);
     expect(Object.keys(ErrorType).filter((t) => !raised.has(t))).toEqual([]);
   });

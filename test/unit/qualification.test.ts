@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CHECKS, evaluate } from '../../lib/qualification/checks';
+import { driftFindings, findingKey } from '../../lib/qualification/deviations';
 import { loadRequirements, parseRequirements } from '../../lib/qualification/requirements';
 import type { Baseline, CheckResult, Inventory } from '../../schemas/qualification';
 
@@ -119,5 +120,30 @@ describe('qualification requirements and verdicts', () => {
       /req\.yaml: invalid requirements file[\s\S]*id/,
     );
     expect(() => parseRequirements('format: [', 'req.yaml')).toThrow(/^req\.yaml: not valid YAML/);
+  });
+
+  it('finds drift as each difference from the baseline with its requirements and highest risk, none without one', () => {
+    expect(driftFindings(requirements, inventory(), baseline)).toEqual([]);
+    const drifted = driftFindings(requirements, inventory({ 'iq.policies': 'v2', 'iq.temporal': 'v9' }), baseline);
+    expect(drifted).toEqual([
+      {
+        check: 'iq.policies',
+        requirements: ['IQ-06'],
+        risk: 'high',
+        text: 'iq.policies item (item.policies.one) differs from baseline 3: v1 → v2',
+      },
+      {
+        check: 'iq.temporal',
+        requirements: ['IQ-07'],
+        risk: 'medium',
+        text: 'iq.temporal item (item.temporal.one) differs from baseline 3: v1 → v9',
+      },
+    ]);
+    expect(driftFindings(requirements, inventory({ 'iq.policies': 'v2' }), null)).toEqual([]);
+    // The same finding maps to the same deviation; another value or jurisdiction to another.
+    expect(findingKey('eu', drifted[0]!)).toBe(findingKey('eu', { ...drifted[0]! }));
+    expect(findingKey('eu', drifted[0]!)).not.toBe(findingKey('us', drifted[0]!));
+    expect(findingKey('eu', drifted[0]!)).not.toBe(findingKey('eu', drifted[1]!));
+    expect(findingKey('eu', drifted[0]!)).toMatch(/^[0-9a-f]{16}$/);
   });
 });

@@ -1,0 +1,217 @@
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { DeleteBucketPolicyCommand, GetBucketPolicyCommand, PutBucketPolicyCommand } from '@aws-sdk/client-s3';
+import { describe, expect, it } from 'vitest';
+import {
+  deviationDecisionUpdate,
+  deviationWorkflowId,
+  driftScheduleId,
+  ErrorType,
+  ingestTaskQueue,
+  preprocessJobWorkflowId,
+} from '../../contracts';
+import { getJurisdiction } from '../../jurisdictions';
+import { loadPipeline } from '../../lib/preprocess/load-pipeline';
+import { createS3Client } from '../../lib/storage/s3';
+import type { DeviationRecord, DriftResult } from '../../schemas/qualification';
+import { signedBy, stackState, stackSteward, type DemoRole } from '../helpers';
+import { failureOf, refusal, rootApplicationFailure, sealedEvents, useClients } from '../harness';
+
+// Drift detection against the live stack: a baseline of us approved by QA, a removed bucket policy found by a drift
+// check and opened as deviations, preprocessing refused while they are open, QA's investigation and closure, and the
+// ways a caller talking to Temporal directly might open, decide or fake them.
+
+const clients = useClients();
+const us = getJurisdiction('us');
+const as = (role: DemoRole) => path.join(stackState().dataDir, 'identities', role);
+
+function driftCheck(role: DemoRole = 'qa') {
+  const run = stackSteward('--identity', as(role), '--json', 'drift', 'check', '--jurisdiction', 'us');
+  if (run.code !== 0 && run.code !== 1) throw new Error(`steward drift check failed (${run.code}): ${run.stderr}`);
+  return { code: run.code, result: JSON.parse(run.stdout) as DriftResult };
+}
+
+function openDeviations(): DeviationRecord[] {
+  const run = stackSteward('--json', 'deviations', 'list', '--jurisdiction', 'us');
+  expect(run.code, run.stderr).toBe(0);
+  return JSON.parse(run.stdout) as DeviationRecord[];
+}
+
+/** A preprocessing job in us of a dataset that does not exist: how far it gets says which guard stopped it. */
+async function preprocessFailure() {
+  const requestId = `drift-pre-${randomUUID()}`;
+  const pipeline = await loadPipeline('vitals-standardize@1.0.0', {});
+  const handle = await clients().client.workflow.start('preprocessJobWorkflow', {
+    taskQueue: ingestTaskQueue('us'),
+    workflowId: preprocessJobWorkflowId('us', requestId),
+    args: [
+      signedBy('steward', {
+        action: 'preprocess.run',
+        jurisdiction: 'us',
+        requestId,
+        params: { datasetIds: ['ds-us-000000000000000000000000'], pipeline, parameters: {}, seed: 1, gpu: false },
+      }),
+    ],
+  });
+  return rootApplicationFailure(await failureOf(handle.result()));
+}
+
+describe('drift detection and deviations', () => {
+  it('opens a deviation for a removed bucket policy, refuses preprocessing while it is open, and QA closes it', async () => {
+    const recorded = stackSteward(
+      '--identity',
+      as('qa'),
+      'baseline',
+      'record',
+      '--jurisdiction',
+      'us',
+      '--reason',
+      'suite installation',
+    );
+    expect(recorded.code, recorded.stderr).toBe(0);
+    const clean = driftCheck();
+    expect(clean.code).toBe(0);
+    expect(clean.result.findings).toEqual([]);
+    expect(clean.result.baseline).toBeGreaterThanOrEqual(1);
+
+    const s3 = createS3Client(stackState().s3);
+    const bucket = us.buckets.landing;
+    const policy = (await s3.send(new GetBucketPolicyCommand({ Bucket: bucket }))).Policy!;
+    await s3.send(new DeleteBucketPolicyCommand({ Bucket: bucket }));
+    let found: DriftResult;
+    try {
+      const drifted = driftCheck('ops');
+      expect(drifted.code).toBe(1);
+      found = drifted.result;
+      expect(found.findings.map((f) => `${f.check}: ${f.text}`)).toContain(
+        `iq.policies: bucket ${bucket} has a bucket policy: none found`,
+      );
+      expect(found.findings.every((f) => f.risk === 'high' && f.requirements.includes('IQ-06'))).toBe(true);
+      expect(found.opened).toHaveLength(found.findings.length);
+      // The same drift found again is the deviation already open, not a second one.
+      const again = driftCheck();
+      expect(again.result.opened).toEqual([]);
+      expect([...again.result.alreadyOpen].sort()).toEqual([...found.opened].sort());
+    } finally {
+      await s3.send(new PutBucketPolicyCommand({ Bucket: bucket, Policy: policy }));
+    }
+    const open = openDeviations();
+    expect(open.map((d) => d.deviationId).sort()).toEqual([...found.opened].sort());
+    expect(open.every((d) => d.state === 'open' && d.baseline === clean.result.baseline)).toBe(true);
+
+    // Preprocessing in us waits for QA, naming the deviation.
+    const refused = await preprocessFailure();
+    expect(refused.type).toBe(ErrorType.DeviationOpen);
+    expect(refused.message).toContain(found.opened[0]!);
+
+    // Decisions: only QA, in order, each e-signed.
+    const id = found.opened[0]!;
+    const handle = clients().client.workflow.getHandle(id);
+    const decision = (role: DemoRole, params: unknown) =>
+      handle.executeUpdate(deviationDecisionUpdate, {
+        args: [{ request: signedBy(role, { action: 'deviation.decide', jurisdiction: 'us', params }).request }],
+      });
+    expect((await refusal(decision('ops', { step: 'investigate', notes: 'looked at it' }))).message).toMatch(
+      /may not deviation.decide/,
+    );
+    const early = await refusal(decision('qa', { step: 'close', disposition: 'corrected', notes: 'put back' }));
+    expect(early).toMatchObject({
+      type: ErrorType.RequestConflict,
+      message: expect.stringMatching(/once investigated/),
+    });
+
+    for (const deviation of found.opened) {
+      const investigated = stackSteward(
+        '--identity',
+        as('qa'),
+        'deviations',
+        'investigate',
+        deviation,
+        '--notes',
+        'the landing bucket policy was deleted by hand on the storage server',
+      );
+      expect(investigated.code, investigated.stderr).toBe(0);
+      expect(investigated.stdout).toContain('INVESTIGATED');
+      const closed = stackSteward(
+        '--identity',
+        as('qa'),
+        'deviations',
+        'close',
+        deviation,
+        '--disposition',
+        'corrected',
+        '--notes',
+        'policy restored from the baseline; drift check clean',
+      );
+      expect(closed.code, closed.stderr).toBe(0);
+      expect(closed.stdout).toContain('closed corrected by Demo QA (qa)');
+    }
+    expect(openDeviations()).toEqual([]);
+    const shown = stackSteward('deviations', 'show', id);
+    expect(shown.stdout).toContain('investigated by Demo QA (qa)');
+    // Closed, it no longer holds preprocessing: the job goes on to find that its dataset does not exist.
+    expect((await preprocessFailure()).type).toBe(ErrorType.DatasetNotFound);
+    expect(driftCheck().result.findings).toEqual([]);
+
+    const events = await sealedEvents(clients(), 'us');
+    const actions = (a: string) => events.filter((e) => e.event.action === a && e.event.targets.requestId === id);
+    expect(actions('deviation.opened')).toHaveLength(1);
+    expect(actions('deviation.investigated')).toHaveLength(1);
+    expect(actions('deviation.closed')).toHaveLength(1);
+    expect(actions('deviation.closed')[0]!.event.principal?.role).toBe('qa');
+    expect(events.filter((e) => e.event.action === 'drift.checked').length).toBeGreaterThanOrEqual(4);
+  });
+
+  it('runs from its schedule, and refuses a forged deviation or a scheduled-looking check started directly', async () => {
+    const { client } = clients();
+    // The schedule's own run is accepted.
+    const before = new Date();
+    // (The suite pauses drift schedules; unpaused, the schedule starts a check now, and is paused again.)
+    const schedule = client.schedule.getHandle(driftScheduleId('us'));
+    await schedule.unpause();
+    await schedule.trigger().finally(() => schedule.pause('paused for the test suite'));
+    let scheduled;
+    for (let i = 0; i < 60 && !scheduled; i++) {
+      for await (const w of client.workflow.list({
+        query: `WorkflowType = 'driftCheckWorkflow' AND WorkflowId STARTS_WITH '${driftScheduleId('us')}-' AND ExecutionStatus = 'Completed'`,
+      })) {
+        if (w.startTime >= before) scheduled = w;
+      }
+      if (!scheduled) await new Promise((r) => setTimeout(r, 500));
+    }
+    expect(scheduled, 'a scheduled drift check completed').toBeDefined();
+
+    // Started directly, a "scheduled" check is refused; so is a deviation without a drift check's sealed opening.
+    const fake = await client.workflow.start('driftCheckWorkflow', {
+      taskQueue: ingestTaskQueue('us'),
+      workflowId: `${driftScheduleId('us')}-forged-${randomUUID()}`,
+      args: [{ scheduled: { jurisdiction: 'us' } }],
+    });
+    const denied = rootApplicationFailure(await failureOf(fake.result()));
+    expect(denied.type).toBe(ErrorType.AccessDenied);
+    expect(denied.message).toContain(`not started by the schedule ${driftScheduleId('us')}`);
+    const forged = await client.workflow.start('deviationWorkflow', {
+      taskQueue: ingestTaskQueue('us'),
+      workflowId: deviationWorkflowId('us', 'feedfacefeedface'),
+      args: [
+        {
+          format: 'steward-message/1',
+          kind: 'deviation.open',
+          jurisdiction: 'us',
+          from: { workflowId: 'x', runId: 'y' },
+          to: deviationWorkflowId('us', 'feedfacefeedface'),
+          id: 'forged',
+          issuedAt: new Date().toISOString(),
+          body: {
+            finding: { check: 'iq.tools', requirements: ['IQ-01'], risk: 'high', text: 'x' },
+            detectedBy: 'x',
+            baseline: 1,
+          },
+          mac: 'A'.repeat(43),
+        },
+      ],
+    });
+    expect(rootApplicationFailure(await failureOf(forged.result())).type).toBe(ErrorType.MessageRefused);
+    expect(openDeviations()).toEqual([]);
+  });
+});
