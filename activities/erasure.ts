@@ -35,6 +35,7 @@ import {
 import type { Jurisdiction } from '../schemas/jurisdiction';
 import { parseInput } from '../contracts/parse';
 import { assertOwnBucket, assertOwnJurisdiction } from './guards';
+import { baselineInForce } from '../lib/qualification/documents';
 
 /** The versions of what did the sanitizing, as a certificate lists them. */
 function toolVersions(): Record<string, string> {
@@ -145,6 +146,7 @@ export function createErasureActivities({ s3, jurisdiction, signer, caPem }: Era
       const material = await signer();
       const info = certificateInfo(material.certificatePem);
       const tools = toolVersions();
+      const baseline = await baselineInForce(s3, evidence, caPem());
       const signed: { certificateId: string; json: Buffer; p7s: Buffer }[] = [];
       for (const c of input.certificates) {
         const outcome = outcomes.get(c.unitId);
@@ -177,6 +179,7 @@ export function createErasureActivities({ s3, jurisdiction, signer, caPem }: Era
           tools,
           issuedAt: input.now,
           issuer: { name: info.name, certificateSerial: info.serial, certificateFingerprint: info.fingerprint },
+          baseline,
         };
         const json = certificateBytes(certificate);
         signed.push({ certificateId: c.certificateId, json, p7s: signDetached(json, material, [caPem()]) });

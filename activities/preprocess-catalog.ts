@@ -3,6 +3,8 @@ import { z } from 'zod';
 import { ErrorType, nonRetryable } from '../contracts';
 import { preprocessJobPrefix, runDocumentKey } from '../lib/storage/layout';
 import { openHighRiskDeviations } from '../lib/qualification/deviations';
+import { baselineInForce } from '../lib/qualification/documents';
+import type { BaselineRef } from '../schemas/common';
 import { parseInput } from '../contracts/parse';
 import { datasetRetention } from '../lib/retention/rules';
 import { readDatasetRecord, readRunDocument, writeDatasetRecord } from '../lib/storage/catalog';
@@ -32,6 +34,8 @@ export interface PreparePreprocessResult {
   inputs: PreprocessInput[];
   /** The Object Lock of outputs (retention class `preprocessing-output`), null when it is not set. */
   lock: { mode: 'GOVERNANCE' | 'COMPLIANCE'; until: string } | null;
+  /** The configuration baseline in force, which the run documentation names (null: none approved). */
+  baseline: BaselineRef | null;
 }
 
 export const RecordPreprocessOutputsInputSchema = z.object({
@@ -118,10 +122,13 @@ export function createPreprocessCatalogActivities({
   s3,
   jurisdiction,
   scratchDir,
+  caPem,
 }: {
   s3: S3Client;
   jurisdiction: Jurisdiction;
   scratchDir: string;
+  /** The Steward CA, to know the baseline in force by QA's signature. */
+  caPem?: () => string;
 }) {
   return {
     /** The exact object versions a job reads, and the retention its outputs get. */
@@ -184,6 +191,7 @@ export function createPreprocessCatalogActivities({
       return {
         inputs,
         lock: retention.lockedUntil ? { mode: retention.objectLock, until: retention.lockedUntil } : null,
+        baseline: caPem ? await baselineInForce(s3, jurisdiction.buckets.evidence, caPem()) : null,
       };
     },
 

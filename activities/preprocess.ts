@@ -235,11 +235,10 @@ export function createPreprocessActivities(deps: PreprocessActivityDeps) {
         consent,
         outputs,
         scratch: { wiped: true, verifiedAt: new Date().toISOString(), files: scratchFiles },
-        infrastructure: await infrastructure(
-          deps,
-          ctx.info.taskQueue,
-          spec.executor === 'external' ? spec.image : undefined,
-        ),
+        infrastructure: {
+          ...(await infrastructure(deps, ctx.info.taskQueue, spec.executor === 'external' ? spec.image : undefined)),
+          baseline: input.baseline ?? null,
+        },
       });
       if (input.verify) return { document, documentRef: null, copies: [] };
       const body = Buffer.from(JSON.stringify(document, null, 2));

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { AuditChainRefSchema } from './audit';
-import { Sha256HexSchema } from './common';
+import { BaselineRefSchema, Sha256HexSchema } from './common';
 import { ESignatureSchema } from './request';
 
 /** One sanitized object version: where it was and what it held (after NIST SP 800-88 App. G "media" fields). */
@@ -95,6 +95,8 @@ export const DeletionCertificateSchema = z.object({
   issuer: z.object({ name: z.string(), certificateSerial: z.string(), certificateFingerprint: Sha256HexSchema }),
   /** A subject's erasure request: every item found and its outcome, the residuals and the verification. */
   subjectRequest: SubjectErasureRecordSchema.optional(),
+  /** The configuration baseline in force when it was issued (absent in certificates issued before baselines). */
+  baseline: BaselineRefSchema.nullable().optional(),
 });
 export type DeletionCertificate = z.infer<typeof DeletionCertificateSchema>;
 

@@ -61,6 +61,10 @@ export type Action = z.infer<typeof ActionSchema>;
  * Who acts: the printed name and role of a verified identity (its X.509 certificate's subject), with the certificate's
  * serial number when the identity was verified from a signed request.
  */
+/** The configuration baseline in force when something ran: its version and the SHA-256 of its document. */
+export const BaselineRefSchema = z.object({ version: z.number().int().positive(), sha256: Sha256HexSchema });
+export type BaselineRef = z.infer<typeof BaselineRefSchema>;
+
 export const PrincipalSchema = z.object({
   id: z
     .string()

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { NameSchema, PrincipalSchema, Sha256HexSchema } from './common';
+import { BaselineRefSchema, NameSchema, PrincipalSchema, Sha256HexSchema } from './common';
 import { DatasetIdSchema } from './ingest';
 
 /** One GPU as run documentation records it. */
@@ -207,6 +207,8 @@ export const InfrastructureSchema = z.object({
   gpu: GpuInventorySchema.nullable(),
   cudaVisibleDevices: z.string().nullable(),
   containerImage: z.string().nullable(),
+  /** The configuration baseline in force when the job started (absent in documentation written before baselines). */
+  baseline: BaselineRefSchema.nullable().optional(),
 });
 export type Infrastructure = z.infer<typeof InfrastructureSchema>;
 
@@ -269,6 +271,8 @@ export const RunPreprocessInputSchema = z.object({
   jurisdiction: z.string(),
   /** Verify mode: run and hash, but upload and record nothing. */
   verify: z.boolean().default(false),
+  /** The configuration baseline in force when the job started, for its run documentation. */
+  baseline: BaselineRefSchema.nullable().optional(),
   pipeline: PipelineSourceSchema,
   parameters: PipelineParametersSchema,
   seed: z.number().int().nonnegative(),

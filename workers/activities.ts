@@ -45,7 +45,7 @@ export function createJurisdictionActivities(deps: JurisdictionWorkerDeps) {
     ...createErasureActivities({ s3, jurisdiction, signer, caPem: () => trust.caPem() }),
     ...createRetentionActivities({ s3, jurisdiction }),
     ...createScheduleActivities({ jurisdiction, temporal }),
-    ...createPreprocessCatalogActivities({ s3, jurisdiction, scratchDir }),
+    ...createPreprocessCatalogActivities({ s3, jurisdiction, scratchDir, caPem: () => trust.caPem() }),
     ...createQualificationActivities({ s3, jurisdiction, temporal, signer, caPem: () => trust.caPem() }),
     ...createSubjectRightsActivities({
       s3,

@@ -181,6 +181,7 @@ export async function preprocessJobWorkflow(raw: SignedWorkflowInput): Promise<P
     jobId,
     jurisdiction,
     verify: false,
+    baseline: prepared.baseline ?? null,
     pipeline: params.pipeline,
     parameters: params.parameters,
     seed: params.seed,

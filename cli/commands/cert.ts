@@ -80,6 +80,12 @@ export function registerCertCommands(program: Command, globals: () => GlobalOpti
           say(`certificate ${certificate!.certificateId} verifies (${source})`);
           say(`  signature: valid, by ${certificate!.issuer.name}, chained to the Steward CA`);
           say(`  audit trail: ${audit}`);
+          const baseline = certificate!.baseline;
+          if (baseline !== undefined) {
+            say(
+              `  configuration baseline: ${baseline ? `version ${baseline.version} (${baseline.sha256})` : 'none approved'}`,
+            );
+          }
         } else {
           say(`certificate does not verify (${source}):`);
           for (const p of problems) say(`  ${p}`);

@@ -75,6 +75,11 @@ function describeRun(doc: RunDocument): string {
     ),
     `  scratch wiped and verified at ${doc.scratch.verifiedAt} (${doc.scratch.files} files removed)`,
     `  worker ${doc.infrastructure.worker.identity} on ${doc.infrastructure.worker.taskQueue}`,
+    ...(doc.infrastructure.baseline !== undefined
+      ? [
+          `  configuration baseline: ${doc.infrastructure.baseline ? `version ${doc.infrastructure.baseline.version} (${doc.infrastructure.baseline.sha256})` : 'none approved'}`,
+        ]
+      : []),
     `  Node ${doc.infrastructure.node}, Temporal SDK ${doc.infrastructure.temporalSdk}, server ${doc.infrastructure.temporalServer ?? 'unknown'}, versitygw ${doc.infrastructure.versitygw ?? 'unknown'}, DuckDB ${doc.infrastructure.duckdb}`,
   ];
   const gpu = doc.infrastructure.gpu;

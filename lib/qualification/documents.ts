@@ -116,6 +116,16 @@ export async function readCurrentBaseline(
   return null;
 }
 
+/** The baseline in force (its version and SHA-256), as run documentation and deletion certificates name it. */
+export async function baselineInForce(
+  s3: S3Client,
+  bucket: string,
+  caPem: string,
+): Promise<{ version: number; sha256: string } | null> {
+  const current = await readCurrentBaseline(s3, bucket, caPem);
+  return current ? { version: current.baseline.version, sha256: current.sha256 } : null;
+}
+
 /** The highest baseline version stored (approved or not), 0 when none. */
 export async function lastBaselineVersion(s3: S3Client, bucket: string): Promise<number> {
   const versions = (await listObjects(s3, bucket, BASELINES_PREFIX))

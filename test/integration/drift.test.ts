@@ -1,3 +1,4 @@
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { DeleteBucketPolicyCommand, GetBucketPolicyCommand, PutBucketPolicyCommand } from '@aws-sdk/client-s3';
@@ -14,7 +15,7 @@ import { getJurisdiction } from '../../jurisdictions';
 import { loadPipeline } from '../../lib/preprocess/load-pipeline';
 import { createS3Client } from '../../lib/storage/s3';
 import type { DeviationRecord, DriftResult } from '../../schemas/qualification';
-import { signedBy, stackState, stackSteward, type DemoRole } from '../helpers';
+import { signedBy, stackState, stackSteward, tempDir, type DemoRole } from '../helpers';
 import { failureOf, refusal, rootApplicationFailure, sealedEvents, useClients } from '../harness';
 
 // Drift detection against the live stack: a baseline of us approved by QA, a removed bucket policy found by a drift
@@ -213,5 +214,62 @@ describe('drift detection and deviations', () => {
     });
     expect(rootApplicationFailure(await failureOf(forged.result())).type).toBe(ErrorType.MessageRefused);
     expect(openDeviations()).toEqual([]);
+  });
+
+  it('names the baseline in force in run documentation and deletion certificates', async () => {
+    const shown = stackSteward('--json', 'baseline', 'show', '--jurisdiction', 'us');
+    expect(shown.code, shown.stderr).toBe(0);
+    const inForce = JSON.parse(shown.stdout) as { baseline: { version: number }; sha256: string };
+    const named = `configuration baseline: version ${inForce.baseline.version} (${inForce.sha256})`;
+
+    // A preprocessing job's run documentation.
+    const out = await tempDir('steward-drift-demo-');
+    const study = `US-DRIFT-${randomUUID().slice(0, 6).toUpperCase()}`;
+    const where = ['--jurisdiction', 'us', '--study', study];
+    expect(stackSteward('demo', 'generate', '--out', out, ...where, '--rows', '200', '--subjects', '20').code).toBe(0);
+    expect(stackSteward('consent', 'import', path.join(out, 'consent.csv'), ...where).code).toBe(0);
+    const ingest = stackSteward('--json', 'ingest', path.join(out, 'package'));
+    expect(ingest.code, ingest.stderr).toBe(0);
+    const datasetId = (JSON.parse(ingest.stdout) as { record: { datasetId: string } }).record.datasetId;
+    const params = path.join(out, 'params.json');
+    await writeFile(params, JSON.stringify({ missing_value: 0 }));
+    const requestId = `drift-run-${randomUUID()}`;
+    const run = stackSteward(
+      ...['preprocess', 'run', '--jurisdiction', 'us', '--dataset', datasetId, '--pipeline', 'labs-encode@1.0.0'],
+      ...['--params', params, '--seed', '1', '--request-id', requestId],
+    );
+    expect(run.code, run.stderr).toBe(0);
+    const documentation = stackSteward('preprocess', 'show', preprocessJobWorkflowId('us', requestId));
+    expect(documentation.stdout).toContain(named);
+
+    // A deletion certificate: a retired study key destroyed on the DPO's request.
+    const { client } = clients();
+    await clients().keys.studyKey('us', study);
+    await client.workflow.execute('rotateStudyKeyWorkflow', {
+      args: [
+        signedBy('steward', {
+          action: 'keys.rotate',
+          jurisdiction: 'us',
+          params: { jurisdiction: 'us', studyId: study },
+        }),
+      ],
+      taskQueue: ingestTaskQueue('us'),
+      workflowId: `drift-rotate-${randomUUID()}`,
+    });
+    const destroyed = (await client.workflow.execute('destroyStudyKeyWorkflow', {
+      args: [
+        signedBy('dpo', {
+          action: 'keys.destroy',
+          jurisdiction: 'us',
+          params: { jurisdiction: 'us', studyId: study, version: 1 },
+          meaning: `approve cryptographic erase of study/us/${study}/v1`,
+        }),
+      ],
+      taskQueue: ingestTaskQueue('us'),
+      workflowId: `drift-destroy-${randomUUID()}`,
+    })) as { certificateId: string };
+    const verified = stackSteward('cert', 'verify', destroyed.certificateId);
+    expect(verified.code, verified.stdout).toBe(0);
+    expect(verified.stdout).toContain(named);
   });
 });
