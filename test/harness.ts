@@ -18,7 +18,9 @@ import { StewardAuthority, TrustAnchor } from '../lib/pki/authority';
 import { jurisdictionMessageKey } from '../lib/auth/messages';
 import { activityInterceptors, createJurisdictionActivities } from '../workers/activities';
 import { createIngestActivities } from '../activities/ingest';
-import { stackState, tempDir } from './helpers';
+import { signedBy, stackState, tempDir } from './helpers';
+import { ingestTaskQueue } from '../contracts';
+import type { destroyStudyKeyWorkflow, rotateStudyKeyWorkflow } from '../workflows';
 
 export interface TestClients {
   client: Client;
@@ -184,6 +186,40 @@ export async function refusal(promise: Promise<unknown>): Promise<{ type: string
   while (root instanceof Error && root.cause && !(root instanceof ApplicationFailure)) root = root.cause;
   expect(root).toBeInstanceOf(ApplicationFailure);
   return { type: (root as ApplicationFailure).type ?? undefined, message: (root as ApplicationFailure).message };
+}
+
+/** A study key version destroyed on the DPO's signed request: an erasure of one unit, run as the workflow's child. */
+export async function destroyRetiredKey(
+  clients: TestClients,
+  jurisdiction: string,
+  study: string,
+): Promise<{ workflowId: string; certificateId: string }> {
+  await clients.keys.studyKey(jurisdiction, study);
+  await clients.client.workflow.execute<typeof rotateStudyKeyWorkflow>('rotateStudyKeyWorkflow', {
+    args: [
+      signedBy('steward', {
+        action: 'keys.rotate',
+        jurisdiction,
+        params: { jurisdiction, studyId: study },
+      }),
+    ],
+    taskQueue: ingestTaskQueue(jurisdiction),
+    workflowId: `test-erasure-rotate-${randomUUID()}`,
+  });
+  const workflowId = `test-erasure-destroy-${randomUUID()}`;
+  const result = await clients.client.workflow.execute<typeof destroyStudyKeyWorkflow>('destroyStudyKeyWorkflow', {
+    args: [
+      signedBy('dpo', {
+        action: 'keys.destroy',
+        jurisdiction,
+        params: { jurisdiction, studyId: study, version: 1 },
+        meaning: `approve cryptographic erase of study/${jurisdiction}/${study}/v1`,
+      }),
+    ],
+    taskQueue: ingestTaskQueue(jurisdiction),
+    workflowId,
+  });
+  return { workflowId, certificateId: result.certificateId };
 }
 
 export { ActivityFailure };

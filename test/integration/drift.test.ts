@@ -16,7 +16,7 @@ import { loadPipeline } from '../../lib/preprocess/load-pipeline';
 import { createS3Client } from '../../lib/storage/s3';
 import type { DeviationRecord, DriftResult } from '../../schemas/qualification';
 import { signedBy, stackState, stackSteward, tempDir, type DemoRole } from '../helpers';
-import { failureOf, refusal, rootApplicationFailure, sealedEvents, useClients } from '../harness';
+import { destroyRetiredKey, failureOf, refusal, rootApplicationFailure, sealedEvents, useClients } from '../harness';
 
 // Drift detection against the live stack: a baseline of us approved by QA, a removed bucket policy found by a drift
 // check and opened as deviations, preprocessing refused while they are open, QA's investigation and closure, and the
@@ -243,31 +243,7 @@ describe('drift detection and deviations', () => {
     expect(documentation.stdout).toContain(named);
 
     // A deletion certificate: a retired study key destroyed on the DPO's request.
-    const { client } = clients();
-    await clients().keys.studyKey('us', study);
-    await client.workflow.execute('rotateStudyKeyWorkflow', {
-      args: [
-        signedBy('steward', {
-          action: 'keys.rotate',
-          jurisdiction: 'us',
-          params: { jurisdiction: 'us', studyId: study },
-        }),
-      ],
-      taskQueue: ingestTaskQueue('us'),
-      workflowId: `drift-rotate-${randomUUID()}`,
-    });
-    const destroyed = (await client.workflow.execute('destroyStudyKeyWorkflow', {
-      args: [
-        signedBy('dpo', {
-          action: 'keys.destroy',
-          jurisdiction: 'us',
-          params: { jurisdiction: 'us', studyId: study, version: 1 },
-          meaning: `approve cryptographic erase of study/us/${study}/v1`,
-        }),
-      ],
-      taskQueue: ingestTaskQueue('us'),
-      workflowId: `drift-destroy-${randomUUID()}`,
-    })) as { certificateId: string };
+    const destroyed = await destroyRetiredKey(clients(), 'us', study);
     const verified = stackSteward('cert', 'verify', destroyed.certificateId);
     expect(verified.code, verified.stdout).toBe(0);
     expect(verified.stdout).toContain(named);

@@ -14,9 +14,14 @@ import { datasetObjectPrefix } from '../../lib/storage/layout';
 import { listVersions } from '../../lib/storage/versions';
 import type { AuditEvent } from '../../schemas/audit';
 import type { ErasureOperationInput } from '../../schemas/erasure';
-import type { destroyStudyKeyWorkflow, rotateStudyKeyWorkflow } from '../../workflows';
-import { signedBy, stackState } from '../helpers';
-import { expectDenied, sealedEvents, payloadKeyOnlyClient as payloadKeyOnlyAs, useClients } from '../harness';
+import { stackState } from '../helpers';
+import {
+  destroyRetiredKey,
+  expectDenied,
+  sealedEvents,
+  payloadKeyOnlyClient as payloadKeyOnlyAs,
+  useClients,
+} from '../harness';
 
 // The erasure workflow deletes whatever its operation names, so it is the prize for anyone who reaches Temporal
 // directly: it must run only for the Steward workflow that decided the erasure, with that workflow's sealed operation.
@@ -41,40 +46,10 @@ async function startInput(workflowId: string): Promise<unknown> {
   return defaultPayloadConverter.fromPayload(decoded!);
 }
 
-/** A study key version destroyed on the DPO's signed request: an erasure of one unit, run as the workflow's child. */
-async function destroyRetiredKey(study: string): Promise<{ workflowId: string; certificateId: string }> {
-  await clients().keys.studyKey('eu', study);
-  await clients().client.workflow.execute<typeof rotateStudyKeyWorkflow>('rotateStudyKeyWorkflow', {
-    args: [
-      signedBy('steward', {
-        action: 'keys.rotate',
-        jurisdiction: 'eu',
-        params: { jurisdiction: 'eu', studyId: study },
-      }),
-    ],
-    taskQueue: ingestTaskQueue('eu'),
-    workflowId: `test-erasure-rotate-${randomUUID()}`,
-  });
-  const workflowId = `test-erasure-destroy-${randomUUID()}`;
-  const result = await clients().client.workflow.execute<typeof destroyStudyKeyWorkflow>('destroyStudyKeyWorkflow', {
-    args: [
-      signedBy('dpo', {
-        action: 'keys.destroy',
-        jurisdiction: 'eu',
-        params: { jurisdiction: 'eu', studyId: study, version: 1 },
-        meaning: `approve cryptographic erase of study/eu/${study}/v1`,
-      }),
-    ],
-    taskQueue: ingestTaskQueue('eu'),
-    workflowId,
-  });
-  return { workflowId, certificateId: result.certificateId };
-}
-
 describe('erasure operations', () => {
   it('a key destruction is an erasure child: its events name the operation, its certificate the operation and child', async () => {
     const study = `ST-ERASE-KEY-${randomUUID().slice(0, 8)}`;
-    const { workflowId, certificateId } = await destroyRetiredKey(study);
+    const { workflowId, certificateId } = await destroyRetiredKey(clients(), 'eu', study);
     const child = `${workflowId}/erase/key`;
     const events = await eventsOf((e) => e.workflow?.workflowId === child);
     expect(events.map((e) => [e.action, e.outcome, e.targets.certificateId])).toEqual([
@@ -166,7 +141,11 @@ describe('erasure operations', () => {
     ];
     // A real sealed operation, taken from a finished erasure's history and started again: under its own id (the
     // erasure is closed, so Temporal allows it) and under another.
-    const { workflowId: destroyId } = await destroyRetiredKey(`ST-ERASE-REPLAY-${randomUUID().slice(0, 8)}`);
+    const { workflowId: destroyId } = await destroyRetiredKey(
+      clients(),
+      'eu',
+      `ST-ERASE-REPLAY-${randomUUID().slice(0, 8)}`,
+    );
     const sealed = await startInput(`${destroyId}/erase/key`);
     const other = `attack-replayed-${randomUUID()}`;
     for (const workflowId of [`${destroyId}/erase/key`, other]) {
