@@ -77,14 +77,21 @@ async function runRequest(
 }
 
 /**
- * The DPO's part of the demo: an access request and an erasure request for one subject of the EU demo study, each
+ * The DPO's part of the demo: an access request and an erasure request for one consenting subject of the EU demo
+ * study (one whose rows the study holds), each
  * filed, identity-verified and (the erasure) approved with the demo DPO's e-signatures; the erasure's certificate is
  * then checked as `steward cert verify` checks it (signature, chain, schema).
  */
 export async function subjectRightsDemo(dpo: CommandContext, consentFile: string, studyId: string): Promise<void> {
   const jurisdiction = 'eu';
-  const [, first] = (await readFile(consentFile, 'utf8')).split('\n');
-  const subjectId = first!.split(',')[0]!;
+  // A subject whose consent is in force for the study's purposes, so the study holds their rows.
+  const consenting = (await readFile(consentFile, 'utf8'))
+    .split('\n')
+    .slice(1)
+    .map((line) => line.split(','))
+    .find(([, scopes, status]) => status === 'given' && scopes?.split(';').includes('primary-research'));
+  if (!consenting) throw new Error(`${consentFile}: no subject whose consent is in force`);
+  const subjectId = consenting[0]!;
   say(`\nSubject requests, as the DPO files and signs them (subject ${subjectId} of ${studyId}):`);
   const access = await runRequest(dpo, 'access', jurisdiction, studyId, subjectId);
   say(`  steward --identity ${dpo.config.dataDir}/identities/dpo dsr export ${access.requestId} --out ./access`);
