@@ -19,11 +19,9 @@ import type { Inventory, InventoryItem } from '../../schemas/qualification';
 import { canonicalJson } from '../crypto/canonical';
 import { certificateInfo, chainProblem } from '../pki/x509';
 import { INSTALL_ROOT } from '../runtime/install';
+import { LOCKED } from '../storage/buckets';
 import { hashFile } from '../storage/objects';
 import { REQUIREMENTS_FILE } from './requirements';
-
-/** Buckets whose objects Object Lock protects (as `ensureJurisdictionBuckets` creates them). */
-const LOCKED: readonly BucketRole[] = ['curated', 'evidence'];
 
 export type InventoryPart = Pick<Inventory, 'items' | 'rules'>;
 

@@ -16,7 +16,7 @@ function alreadyThere(error: unknown): boolean {
 }
 
 /** Buckets whose objects S3 Object Lock protects: curated data (retention, legal holds) and evidence (write-once). */
-const LOCKED: readonly BucketRole[] = ['curated', 'evidence'];
+export const LOCKED: readonly BucketRole[] = ['curated', 'evidence'];
 
 async function ensureObjectLock(s3: S3Client, bucket: string): Promise<void> {
   const config = await s3.send(new GetObjectLockConfigurationCommand({ Bucket: bucket })).catch(() => undefined);
