@@ -15,7 +15,13 @@ import type { Jurisdiction } from '../schemas/jurisdiction';
 import { parseInput } from '../contracts/parse';
 import { destroyVaultEntries, vaultShardKey } from '../lib/crypto/vault';
 import { claimedDatasets, claimExpiredDatasets, claimProblem, releaseClaims } from '../lib/storage/claims';
-import { endTrial, releaseHold, RetentionChangeRefused, setHold } from '../lib/storage/retention-changes';
+import {
+  applyRetentionRules,
+  endTrial,
+  releaseHold,
+  RetentionChangeRefused,
+  setHold,
+} from '../lib/storage/retention-changes';
 import { deleteVersions, listVersionsOf, versionSha256, type StoredVersion } from '../lib/storage/versions';
 import { inLanes } from '../lib/runtime/lanes';
 import {
@@ -213,6 +219,10 @@ export function createCatalogActivities({
       case 'study.trial-ended': {
         const ended = await endTrial(s3, bucket, jurisdiction.id, mutation);
         return { changed: ended.changed, count: ended.changes.length, changes: ended.changes };
+      }
+      case 'retention.rules-changed': {
+        const applied = await applyRetentionRules(s3, bucket, jurisdiction.id, mutation);
+        return { changed: applied.changed, count: applied.changes.length, changes: applied.changes };
       }
       case 'retention.claim': {
         const scan = await claimExpiredDatasets(s3, bucket, jurisdiction.id, mutation);

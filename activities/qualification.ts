@@ -17,11 +17,29 @@ import {
 import { driftFindings, findingKey, writeDeviationRecord } from '../lib/qualification/deviations';
 import { takeInventory } from '../lib/qualification/inventory';
 import { loadRequirements } from '../lib/qualification/requirements';
-import { listObjects } from '../lib/storage/objects';
+import { getObjectOrUndefined, listObjects } from '../lib/storage/objects';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { ApplicationFailure } from '@temporalio/activity';
+import { JURISDICTIONS } from '../jurisdictions';
+import {
+  assessChange,
+  changeContentKey,
+  controlledKind,
+  loadedRulesSha256,
+  writeChangeRecord,
+} from '../lib/qualification/change';
+import { INSTALL_ROOT } from '../lib/runtime/install';
+import { listDatasetRecords, readRunDocument, readStudyRecord } from '../lib/storage/catalog';
+import type { RunDocument } from '../schemas/preprocess';
+import type { StudyRecord } from '../schemas/dataset';
 import type { Jurisdiction } from '../schemas/jurisdiction';
 import {
   ReportContentSchema,
   type Baseline,
+  type ChangeImpact,
+  type ChangeRecord,
   type CheckResult,
   type DeviationRecord,
   type DriftFinding,
@@ -54,10 +72,32 @@ export interface DraftDocument {
 /** Qualification evidence is kept as long as the audit trail it belongs with. */
 const RETENTION_CLASS = 'audit-trail';
 
+/** Refuses a path that is not a controlled file of this jurisdiction's installation. */
+function refuseUncontrolled(file: string, jurisdiction: string): void {
+  const kind = controlledKind(file);
+  if (!kind) {
+    throw nonRetryable(
+      ErrorType.InvalidInput,
+      `${file} is not a controlled file: jurisdictions/<id>.json, pipelines/<name>/… or qualification/requirements.yaml`,
+    );
+  }
+  if (kind === 'jurisdiction' && file !== `jurisdictions/${jurisdiction}.json`) {
+    throw nonRetryable(
+      ErrorType.JurisdictionViolation,
+      `${file} is changed in its own jurisdiction, not ${jurisdiction}`,
+    );
+  }
+}
+
 export function createQualificationActivities(deps: QualificationActivityDeps) {
   const { s3, jurisdiction } = deps;
   const bucket = jurisdiction.buckets.evidence;
   const retainUntil = () => evidenceRetainUntil(jurisdiction, RETENTION_CLASS, new Date().toISOString());
+  const getEvidenceBytes = async (key: string) => {
+    const body = await getObjectOrUndefined(s3, bucket, key);
+    if (!body) throw nonRetryable(ErrorType.InvalidInput, `${key}: not in ${bucket}`);
+    return body;
+  };
 
   return {
     /** The installation as this worker finds it (IQ). */
@@ -159,6 +199,121 @@ export function createQualificationActivities(deps: QualificationActivityDeps) {
         );
       }
       await writeDeviationRecord(s3, jurisdiction.buckets.catalog, record);
+    },
+
+    /**
+     * A proposed change to a controlled file of this installation: its dry run and impact, from the file as it is now,
+     * the proposed content and the jurisdiction's catalog.
+     */
+    async assessChangeActivity(input: {
+      file: string;
+      content: string | null;
+      sha256: string | null;
+    }): Promise<ChangeImpact> {
+      const proposed = input.content === null ? null : Buffer.from(input.content, 'base64');
+      refuseUncontrolled(input.file, jurisdiction.id);
+      if (proposed && sha256Hex(proposed) !== input.sha256) {
+        throw nonRetryable(
+          ErrorType.InvalidInput,
+          `${input.file}: the proposed content does not have the SHA-256 the request names`,
+        );
+      }
+      const full = path.join(INSTALL_ROOT, input.file);
+      const current = existsSync(full) ? await readFile(full) : undefined;
+      const catalog = jurisdiction.buckets.catalog;
+      const datasets = await listDatasetRecords(s3, catalog);
+      const studies = new Map<string, StudyRecord>();
+      const runs = new Map<string, RunDocument>();
+      for (const d of datasets) {
+        if (!studies.has(d.studyId))
+          studies.set(d.studyId, await readStudyRecord(s3, catalog, jurisdiction.id, d.studyId));
+        if (d.run && !runs.has(d.run.jobId)) {
+          const run = await readRunDocument(s3, catalog, d.run.jobId);
+          if (run) runs.set(d.run.jobId, run);
+        }
+      }
+      return assessChange({
+        jurisdiction,
+        file: input.file,
+        current,
+        proposed,
+        datasets,
+        studies,
+        runs,
+        requirements: loadRequirements(),
+        now: new Date().toISOString(),
+      });
+    },
+
+    /** The proposed content, write-once in the evidence bucket: what QA approved, kept with the change's audit. */
+    async storeChangeContentActivity(input: { changeId: string; file: string; content: string }) {
+      const body = Buffer.from(input.content, 'base64');
+      const key = changeContentKey(input.changeId, input.file);
+      await putEvidence(s3, bucket, key, body, 'application/octet-stream', retainUntil());
+      return { key, sha256: sha256Hex(body), bytes: body.length };
+    },
+
+    /** A change's record as it now stands, in the catalog bucket (what `steward change list` shows). */
+    async writeChangeRecordActivity(record: ChangeRecord): Promise<void> {
+      if (record.jurisdiction !== jurisdiction.id) {
+        throw nonRetryable(
+          ErrorType.JurisdictionViolation,
+          `a change of ${record.jurisdiction} sent to ${jurisdiction.id}`,
+        );
+      }
+      await writeChangeRecord(s3, jurisdiction.buckets.catalog, record);
+    },
+
+    /**
+     * Applies an approved change to the installation: the file is replaced atomically (written beside it, then renamed)
+     * or removed, refused when it is no longer the file the impact was computed from.
+     */
+    async applyChangeActivity(input: {
+      file: string;
+      contentKey: string | null;
+      sha256: string | null;
+      before: string | null;
+    }) {
+      refuseUncontrolled(input.file, jurisdiction.id);
+      const full = path.join(INSTALL_ROOT, input.file);
+      const now = existsSync(full) ? sha256Hex(await readFile(full)) : null;
+      if (now === input.sha256) return { applied: true, already: true };
+      if (now !== input.before) {
+        throw nonRetryable(
+          ErrorType.RequestConflict,
+          `${input.file} changed since the change was proposed (SHA-256 ${now ?? 'none'}, the impact was computed from ${input.before ?? 'no file'}): propose it again`,
+        );
+      }
+      if (input.contentKey === null) {
+        await rm(full);
+        return { applied: true, already: false };
+      }
+      const body = await getEvidenceBytes(input.contentKey);
+      if (sha256Hex(body) !== input.sha256) {
+        throw nonRetryable(
+          ErrorType.InvalidInput,
+          `${input.contentKey}: does not have the approved SHA-256 ${input.sha256}`,
+        );
+      }
+      await mkdir(path.dirname(full), { recursive: true });
+      const temporary = `${full}.steward-change-${process.pid}`;
+      await writeFile(temporary, body);
+      await rename(temporary, full);
+      return { applied: true, already: false };
+    },
+
+    /**
+     * Waits (by its retries) until this worker runs the jurisdiction rules an approved change wrote: the rules are read
+     * when a worker starts, so this holds until the workers were restarted.
+     */
+    async awaitLoadedRulesActivity(input: { sha256: string }): Promise<void> {
+      const loaded = loadedRulesSha256(JURISDICTIONS[jurisdiction.id]!);
+      if (loaded !== input.sha256) {
+        throw ApplicationFailure.retryable(
+          `the ${jurisdiction.id} worker still runs the rules it loaded when it started (SHA-256 ${loaded}): restart the workers to load the approved ones (${input.sha256})`,
+          'AwaitingRestart',
+        );
+      }
     },
 
     /** The inventory as the next baseline version, for QA to approve; refused when a rule of the installation fails. */

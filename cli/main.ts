@@ -21,6 +21,7 @@ import { registerRetentionCommands } from './commands/retention';
 import { registerCodecCommands } from './commands/codec';
 import { registerSourceCommands } from './commands/sources';
 import { registerQualifyCommands } from './commands/qualify';
+import { registerChangeCommands } from './commands/change';
 import { registerDeviationCommands } from './commands/deviations';
 import { registerPreprocessCommands, registerWorkerCommand } from './commands/preprocess';
 
@@ -126,6 +127,7 @@ export function buildProgram(): Command {
   registerSourceCommands(program, globals);
   registerQualifyCommands(program, globals);
   registerDeviationCommands(program, globals);
+  registerChangeCommands(program, globals);
   registerWorkerCommand(program, globals);
   registerDemoCommands(program, globals);
   const override = (command: Command): void => {

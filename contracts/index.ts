@@ -8,7 +8,7 @@ import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { AuditTrailHead } from '../schemas/audit';
 import type { IngestProgress } from '../schemas/ingest';
 import type { InternalMessage } from '../schemas/message';
-import type { DeviationRecord, QaSignInput, QualificationStatus } from '../schemas/qualification';
+import type { ChangeRecord, DeviationRecord, QaSignInput, QualificationStatus } from '../schemas/qualification';
 import type { SweepProgress } from '../schemas/retention';
 import type { DecisionInput, SubjectRequestStatus } from '../schemas/subject-request';
 
@@ -137,6 +137,11 @@ export function deviationWorkflowId(jurisdiction: string, key: string): string {
   return `deviation-${jurisdiction}-${key}`;
 }
 
+/** A change to a controlled file, one per proposal. */
+export function changeWorkflowId(jurisdiction: string, requestId: string): string {
+  return `change-${jurisdiction}-${requestId}`;
+}
+
 /** The Temporal Schedule that starts a jurisdiction's retention sweeps (its runs get the time appended to this id). */
 export function retentionScheduleId(jurisdiction: string): string {
   return `retention-sweep-${jurisdiction}`;
@@ -205,6 +210,10 @@ export const qaSignUpdate = defineUpdate<QualificationStatus, [QaSignInput]>('qa
 export const deviationStatusQuery = defineQuery<DeviationRecord>('deviationStatus');
 /** To a deviation: QA's signed decision (investigated, or closed with a disposition). */
 export const deviationDecisionUpdate = defineUpdate<DeviationRecord, [QaSignInput]>('deviationDecision');
+/** A change's record as it stands. */
+export const changeStatusQuery = defineQuery<ChangeRecord>('changeStatus');
+/** To a change: QA's signed decision (approve or reject), by a person other than the proposer. */
+export const changeDecisionUpdate = defineUpdate<ChangeRecord, [QaSignInput]>('changeDecision');
 
 /** A subject request's state, steps and deadline (no personal data). */
 export const subjectRequestStatusQuery = defineQuery<SubjectRequestStatus>('subjectRequestStatus');
@@ -242,6 +251,7 @@ export const RequestKind = {
   Baseline: 'baseline',
   DriftCheck: 'drift-check',
   Deviation: 'deviation',
+  Change: 'change',
 } as const;
 export type RequestKind = (typeof RequestKind)[keyof typeof RequestKind];
 

@@ -5,7 +5,8 @@ import eu from './eu.json';
 import uk from './uk.json';
 import us from './us.json';
 
-function load(file: string, data: unknown): Jurisdiction {
+/** A jurisdiction file's rules, checked against the schema and its file name (`eu.json` holds `eu`). */
+export function parseJurisdiction(file: string, data: unknown): Jurisdiction {
   const parsed = JurisdictionSchema.safeParse(data);
   if (!parsed.success) {
     throw new Error(`jurisdictions/${file}: invalid jurisdiction file\n${z.prettifyError(parsed.error)}`);
@@ -18,10 +19,10 @@ function load(file: string, data: unknown): Jurisdiction {
 
 /** Every jurisdiction Steward knows, validated when this module loads. Pure: safe inside workflows. */
 export const JURISDICTIONS: Readonly<Record<string, Jurisdiction>> = Object.freeze({
-  ch: load('ch.json', ch),
-  eu: load('eu.json', eu),
-  uk: load('uk.json', uk),
-  us: load('us.json', us),
+  ch: parseJurisdiction('ch.json', ch),
+  eu: parseJurisdiction('eu.json', eu),
+  uk: parseJurisdiction('uk.json', uk),
+  us: parseJurisdiction('us.json', us),
 });
 
 export const JURISDICTION_IDS = Object.keys(JURISDICTIONS).sort();

@@ -74,6 +74,12 @@ export const AuditActionSchema = z.enum([
   'deviation.opened',
   'deviation.investigated',
   'deviation.closed',
+  'change.proposed',
+  'change.refused',
+  'change.approved',
+  'change.rejected',
+  'change.applied',
+  'change.expired',
 ]);
 export type AuditAction = z.infer<typeof AuditActionSchema>;
 

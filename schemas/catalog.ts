@@ -50,6 +50,12 @@ export const CatalogMutationSchema = z.discriminatedUnion('kind', [
     by: ESignatureSchema,
   }),
   z.object({
+    /** Recomputes every dataset's retention under the rules the worker loaded, after an approved change to them. */
+    kind: z.literal('retention.rules-changed'),
+    changeId: z.string(),
+    at: z.iso.datetime(),
+  }),
+  z.object({
     /** Claims the expired datasets of the next page of the catalog for a sweep (see `claimExpiredDatasets`). */
     kind: z.literal('retention.claim'),
     sweepId: z.string(),
@@ -213,6 +219,7 @@ export function mutationTarget(mutation: CatalogMutation): string {
     case 'hold.set':
     case 'hold.released':
     case 'study.trial-ended':
+    case 'retention.rules-changed':
     case 'retention.claim':
     case 'retention.released':
       return 'datasets/all';

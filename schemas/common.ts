@@ -54,6 +54,8 @@ export const ActionSchema = z.enum([
   'baseline.record',
   'drift.check',
   'deviation.decide',
+  'change.propose',
+  'change.decide',
 ]);
 export type Action = z.infer<typeof ActionSchema>;
 

@@ -213,3 +213,100 @@ export const DriftResultSchema = z.object({
   alreadyOpen: z.array(z.string()),
 });
 export type DriftResult = z.infer<typeof DriftResultSchema>;
+
+/** The kinds of controlled file, by where they live: `jurisdictions/<id>.json`, `pipelines/…`, the requirements. */
+export const ControlledKindSchema = z.enum(['jurisdiction', 'pipeline', 'requirements']);
+export type ControlledKind = z.infer<typeof ControlledKindSchema>;
+
+/** A proposed change to one controlled file: its new content (base64), or its removal, and why. */
+export const ChangeParamsSchema = z.object({
+  /** The controlled file's path in the installation, e.g. `jurisdictions/eu.json`. */
+  file: z.string().regex(/^[a-z0-9][A-Za-z0-9._/-]{0,199}$/, 'must be a path inside the installation'),
+  /** The proposed content, base64 (at most 256 KiB); null to remove the file. */
+  content: z
+    .string()
+    .regex(/^[A-Za-z0-9+/]*=*$/)
+    .max(350_000)
+    .nullable(),
+  sha256: Sha256HexSchema.nullable(),
+  reason: z.string().min(3).max(2000),
+});
+export type ChangeParams = z.infer<typeof ChangeParamsSchema>;
+
+/** QA's decision on a change: approved (to be applied) or rejected, with why. */
+export const ChangeDecisionParamsSchema = z.object({
+  decision: z.enum(['approve', 'reject']),
+  /** The SHA-256 of the proposed content QA read: an approval names exactly what it approves. */
+  sha256: Sha256HexSchema.nullable(),
+  notes: z.string().min(3).max(4000),
+});
+export type ChangeDecisionParams = z.infer<typeof ChangeDecisionParamsSchema>;
+
+/** A dataset whose retain-until the change would move. */
+export const RetentionMoveSchema = z.object({
+  datasetId: z.string(),
+  rule: z.string(),
+  from: z.string().nullable(),
+  to: z.string().nullable(),
+  /** Days later (positive) or earlier (negative); null where one of the dates is open. */
+  days: z.number().nullable(),
+});
+export type RetentionMove = z.infer<typeof RetentionMoveSchema>;
+
+/** What a change would do, computed from the proposed content and the live catalog, before anyone approves it. */
+export const ChangeImpactSchema = z.object({
+  file: z.string(),
+  kind: ControlledKindSchema,
+  before: Sha256HexSchema.nullable(),
+  after: Sha256HexSchema.nullable(),
+  /** The top-level fields whose values differ (`retention.real-world.duration`, …). */
+  changedFields: z.array(z.string()),
+  retention: z.array(RetentionMoveSchema),
+  /** Pipelines the change touches, and the datasets they made (the outputs a re-run would replace). */
+  pipelines: z.array(z.object({ pipeline: z.string(), outputs: z.array(z.string()) })),
+  /** Requirements whose checks must be re-run once it is applied (by the new baseline's qualification). */
+  retest: z.array(z.string()),
+  /** The dry run: each check made on the proposed content, as it would be loaded. */
+  dryRun: z.array(z.object({ check: z.string(), ok: z.boolean(), detail: z.string() })),
+  /** Where the workers must restart to load it (jurisdiction rules are read when a worker starts). */
+  restartNeeded: z.boolean(),
+  /** The rules a worker will have loaded once it has: what the next baseline records as loaded. */
+  loadedSha256: Sha256HexSchema.nullable(),
+});
+export type ChangeImpact = z.infer<typeof ChangeImpactSchema>;
+
+export const ChangeStateSchema = z.enum([
+  'refused',
+  'awaiting-approval',
+  'rejected',
+  'applying',
+  'awaiting-restart',
+  'awaiting-baseline',
+  'applied',
+  'expired',
+]);
+export type ChangeState = z.infer<typeof ChangeStateSchema>;
+
+/** A change's record: kept in the catalog bucket while it is handled; the proposed content is in the evidence bucket. */
+export const ChangeRecordSchema = z.object({
+  format: z.literal('steward-change/1'),
+  changeId: z.string(),
+  jurisdiction: z.string(),
+  state: ChangeStateSchema,
+  file: z.string(),
+  reason: z.string(),
+  proposedAt: z.string(),
+  proposedBy: ESignatureSchema,
+  /** The proposed content, write-once in the evidence bucket (key and SHA-256); null for a removal. */
+  content: z.object({ key: z.string(), sha256: Sha256HexSchema, bytes: z.number().int() }).nullable(),
+  impact: ChangeImpactSchema,
+  decision: z
+    .object({ decision: z.enum(['approve', 'reject']), notes: z.string(), eSignature: ESignatureSchema })
+    .nullable(),
+  appliedAt: z.string().nullable(),
+  /** The baseline recorded once it was applied. */
+  baseline: z.number().int().nullable(),
+  /** Why it ended where it did (refused by the dry run, a file changed meanwhile …). */
+  problems: z.array(z.string()),
+});
+export type ChangeRecord = z.infer<typeof ChangeRecordSchema>;

@@ -174,6 +174,35 @@ export async function ingestDir(
   return { ...(await handle.result()), started, workflowId: handle.workflowId };
 }
 
+const consented = new Set<string>();
+
+/**
+ * Ingests a one-table package of the study (two consenting subjects) through the real pipeline; returns its catalog
+ * record. The study's consent is imported the first time.
+ */
+export async function ingestSmallPackage(
+  clients: TestClients,
+  jurisdiction: string,
+  studyId: string,
+  dataClass: string,
+  seed: number,
+  extra: { reidentificationVault?: boolean } = {},
+) {
+  if (!consented.has(`${jurisdiction}/${studyId}`)) {
+    await importConsentCsv(
+      clients,
+      `subject_id,scopes,status,icf_version,given_on\nR-1,primary-research,given,v1,2024-01-01\nR-2,primary-research,given,v1,2024-01-01\n`,
+      jurisdiction,
+      studyId,
+    );
+    consented.add(`${jurisdiction}/${studyId}`);
+  }
+  const dir = await writeJsonPackage(await tempDir(), smallMetadata({ studyId, jurisdiction, dataClass, ...extra }), {
+    'data/visits.csv': `subject_id,full_name,visit_date,score,note\nR-1,Ann Example,2025-01-02,${seed},\nR-2,Bo Example,2025-01-03,${seed + 1},\n`,
+  });
+  return (await ingestDir(clients, dir)).record;
+}
+
 export async function importConsentCsv(clients: TestClients, csv: string, jurisdiction: string, study: string) {
   const dir = await tempDir('steward-consent-');
   const file = path.join(dir, 'consent.csv');

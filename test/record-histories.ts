@@ -12,6 +12,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 
 const FILES = [
+  'test/integration/change-control.test.ts',
   'test/integration/cli.test.ts',
   'test/integration/drift.test.ts',
   'test/integration/erasure.test.ts',

@@ -3,6 +3,10 @@ import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { getJurisdiction } from '../jurisdictions';
+import { pendingApprovedChanges, readChangeRecords, uncontrolledFiles } from '../lib/qualification/change';
+import { readCurrentBaseline } from '../lib/qualification/documents';
+import { INSTALL_ROOT } from '../lib/runtime/install';
+import type { Jurisdiction } from '../schemas/jurisdiction';
 import { confineBuckets, ensureJurisdictionBuckets } from '../lib/storage/buckets';
 import { loadConfig } from '../lib/runtime/config';
 import { FileKeyStore } from '../lib/crypto/keystore';
@@ -118,6 +122,23 @@ async function inspectorMain(): Promise<void> {
   if (process.connected) process.disconnect();
 }
 
+/**
+ * Refuses to start on controlled files (the jurisdiction's rules, pipelines, the requirements) whose SHA-256 is not the
+ * one the approved baseline in force records, or an approved change being applied wrote: they change through
+ * `steward change propose`, not by hand. Before the first baseline there is nothing to hold them to.
+ */
+async function refuseUncontrolledFiles(s3: S3Client, jurisdiction: Jurisdiction, caPem: string): Promise<void> {
+  const current = await readCurrentBaseline(s3, jurisdiction.buckets.evidence, caPem);
+  if (!current) return;
+  const pending = pendingApprovedChanges(await readChangeRecords(s3, jurisdiction.buckets.catalog));
+  const problems = await uncontrolledFiles(current.baseline, INSTALL_ROOT, pending);
+  if (problems.length > 0) {
+    throw new Error(
+      `the ${jurisdiction.id} worker does not load controlled files the approved baseline ${current.baseline.version} does not record: ${problems.join('; ')}. Put them back as they were, or change them through steward change propose`,
+    );
+  }
+}
+
 /** Opens on first use; later calls share the first. */
 function once(open: () => Promise<Client>): () => Promise<Client> {
   let opened: Promise<Client> | undefined;
@@ -191,6 +212,8 @@ async function main(): Promise<void> {
   // curating for hours never holds up request checks, audit sealing or catalog writes. Only these sign evidence: a
   // preprocess-only worker (a GPU node, say) starts without the Steward CA.
   const jurisdictionWorkers = async () => {
+    const trust = new TrustAnchor(config.pkiDir);
+    await refuseUncontrolledFiles(s3, jurisdiction, trust.caPem());
     // The evidence signer of this jurisdiction, issued by the Steward CA on first use.
     const signer = await (await StewardAuthority.open(config.pkiDir, keys)).signer(jurisdiction.id);
     const activities = createJurisdictionActivities({
@@ -201,7 +224,7 @@ async function main(): Promise<void> {
       workDir,
       duckdbMemoryLimit: duckdbMemoryLimit(),
       duckdbThreads: duckdbThreads(),
-      trust: new TrustAnchor(config.pkiDir),
+      trust,
       signer: async () => signer,
       temporal,
       messageKey: await jurisdictionMessageKey(keys, jurisdiction.id),

@@ -24,3 +24,4 @@ export { qualifyWorkflow } from './qualify';
 export { baselineWorkflow } from './qualify';
 export { driftCheckWorkflow } from './drift';
 export { deviationWorkflow } from './drift';
+export { changeWorkflow } from './change';

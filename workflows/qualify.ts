@@ -68,7 +68,7 @@ export interface QualificationResult {
  * update carrying their CMS signature over the document's bytes), has it checked and the document stored write-once,
  * and audits the outcome. Ends unsigned, audited, when no signature comes in time.
  */
-async function awaitQaSignature(
+export async function awaitQaSignature(
   auth: Authorized<unknown>,
   draft: DraftDocument,
   targets: { requestId: string },
@@ -178,7 +178,7 @@ async function awaitQaSignature(
 }
 
 /** Answers the status query before there is a document: the run is still taking and judging the inventory. */
-function showRunning(): void {
+export function showRunning(): void {
   const status: QualificationStatus = {
     stage: 'running',
     document: null,

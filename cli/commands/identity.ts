@@ -77,7 +77,7 @@ export function registerIdentityCommands(program: Command, globals: () => Global
     .command('issue')
     .description('issue an identity: certificate (role in it) and a private key encrypted with a passphrase')
     .requiredOption('--name <name>', 'printed name, as shown on e-signatures')
-    .requiredOption('--role <role>', 'steward, dpo, ops or auditor')
+    .requiredOption('--role <role>', 'steward, dpo, ops, auditor or qa')
     .requiredOption('--out <dir>', 'directory to write certificate.pem, private-key.pem and ca.pem to')
     .option('--days <n>', 'validity in days', '365')
     .addHelpText(

@@ -27,7 +27,7 @@ import { getObjectOrUndefined, listObjects } from '../../lib/storage/objects';
 import { RequestIdSchema } from '../../schemas/cli';
 import { JurisdictionIdSchema } from '../../schemas/jurisdiction';
 import { ReportContentSchema, type QualificationStatus } from '../../schemas/qualification';
-import type { baselineWorkflow, qualifyWorkflow } from '../../workflows';
+import type { baselineWorkflow, changeWorkflow, qualifyWorkflow } from '../../workflows';
 import type { QualificationResult } from '../../workflows/qualify';
 import { CommandContext, type GlobalOptions } from '../context';
 import { parseOptions, requestIdOf } from '../options';
@@ -63,8 +63,8 @@ const VerifyOptionsSchema = z
  * Waits until the workflow holds its document for QA's signature (or has ended, whose error then surfaces), printing
  * its progress.
  */
-async function awaitDraft(
-  handle: WorkflowHandle<typeof qualifyWorkflow | typeof baselineWorkflow>,
+export async function awaitDraft(
+  handle: WorkflowHandle<typeof qualifyWorkflow | typeof baselineWorkflow | typeof changeWorkflow>,
 ): Promise<QualificationStatus> {
   let last = '';
   const retried = new Set<string>();
@@ -95,9 +95,9 @@ async function awaitDraft(
  * Signs the document a qualification or baseline workflow holds, as the QA identity of this command: a CMS signature
  * over its exact bytes (`openssl cms -verify` checks it) inside a signed approval with the meaning of the signature.
  */
-async function signDraft(
+export async function signDraft(
   ctx: CommandContext,
-  handle: WorkflowHandle<typeof qualifyWorkflow | typeof baselineWorkflow>,
+  handle: WorkflowHandle<typeof qualifyWorkflow | typeof baselineWorkflow | typeof changeWorkflow>,
   jurisdiction: string,
   status: QualificationStatus,
   meaning: string,

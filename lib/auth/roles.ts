@@ -55,6 +55,9 @@ export const PERMISSIONS = {
   /** A drift check on demand (the schedule runs one hourly); deviations are investigated and closed by QA. */
   'drift.check': ['qa', 'ops'],
   'deviation.decide': ['qa'],
+  /** A change to a controlled file: those who run the installation propose it; QA, another person, approves it. */
+  'change.propose': ['qa', 'ops', 'steward'],
+  'change.decide': ['qa'],
 } as const satisfies Record<Action, readonly Role[]>;
 
 export function allowed(principal: Pick<Principal, 'role'>, action: Action): boolean {

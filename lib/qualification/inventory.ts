@@ -21,7 +21,7 @@ import { certificateInfo, chainProblem } from '../pki/x509';
 import { INSTALL_ROOT } from '../runtime/install';
 import { LOCKED } from '../storage/buckets';
 import { hashFile } from '../storage/objects';
-import { REQUIREMENTS_FILE } from './requirements';
+import { controlledFiles, controlledItemId, loadedItemId, loadedRulesSha256 } from './change';
 
 export type InventoryPart = Pick<Inventory, 'items' | 'rules'>;
 
@@ -130,20 +130,11 @@ export async function takeInventory(deps: InventoryDeps): Promise<Inventory> {
     );
   }
 
-  // Controlled files.
-  const controlled = [
-    ...(await readdir(path.join(INSTALL_ROOT, 'jurisdictions')))
-      .filter((f) => f.endsWith('.json'))
-      .map((f) => path.join('jurisdictions', f)),
-    ...(await readdir(path.join(INSTALL_ROOT, 'pipelines'), { recursive: true }))
-      .filter((f) => f.endsWith('.json'))
-      .map((f) => path.join('pipelines', f)),
-    path.relative(INSTALL_ROOT, REQUIREMENTS_FILE),
-  ].sort();
-  for (const file of controlled) {
+  // Controlled files: the jurisdiction's own rules, every pipeline file, the requirements.
+  for (const file of await controlledFiles(deps.jurisdiction.id, INSTALL_ROOT)) {
     add(
       'iq.controlled-files',
-      `file.${file}`,
+      controlledItemId(file),
       `${file} SHA-256`,
       (await hashFile(path.join(INSTALL_ROOT, file))).sha256,
     );
@@ -151,14 +142,13 @@ export async function takeInventory(deps: InventoryDeps): Promise<Inventory> {
 
   // The jurisdiction rules as this worker loaded them when it started (an edit on disk shows in the file's hash at
   // once, and here only after a restart).
-  for (const [id, rules] of Object.entries(JURISDICTIONS).sort(([a], [b]) => a.localeCompare(b))) {
-    add(
-      'iq.controlled-files',
-      `loaded.jurisdictions/${id}.json`,
-      `jurisdictions/${id}.json as this worker loaded it (SHA-256 of its rules)`,
-      sha256(canonicalJson(rules)),
-    );
-  }
+  const id = deps.jurisdiction.id;
+  add(
+    'iq.controlled-files',
+    loadedItemId(id),
+    `jurisdictions/${id}.json as this worker loaded it (SHA-256 of its rules)`,
+    loadedRulesSha256(JURISDICTIONS[id]!),
+  );
 
   // Temporal: search attributes and the jurisdiction's schedules.
   const namespace = client.options.namespace;

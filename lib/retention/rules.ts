@@ -31,3 +31,37 @@ export function datasetRetention(dataClass: string, rule: RetentionRule, events:
     lockedUntil: until ?? (curation ? addDuration(curation, rule.duration) : null),
   };
 }
+
+/**
+ * A dataset's retention recomputed under a rule (its own, or a changed one), from the events its record holds and the
+ * recorded end of its study's trial.
+ */
+export function retentionUnder(
+  record: { dataClass: string; createdAt: string; retention: DatasetRetention },
+  rule: RetentionRule,
+  trialEnd: string | null | undefined,
+): DatasetRetention {
+  return datasetRetention(record.dataClass, rule, {
+    curation: record.createdAt,
+    'last-effective-date': record.createdAt,
+    submission:
+      record.retention.countsFrom === 'submission'
+        ? (record.retention.basisDate ?? record.createdAt)
+        : record.createdAt,
+    ...(trialEnd ? { 'end-of-trial': `${trialEnd}T00:00:00.000Z` } : {}),
+  });
+}
+
+/**
+ * The Object Lock date once retain-until moves: it follows a retain-until still ahead, never shortens a COMPLIANCE
+ * lock, and stays as it was when retain-until is already past (a past date cannot be set).
+ */
+export function nextLockedUntil(
+  computed: DatasetRetention,
+  rule: RetentionRule,
+  previous: string | null,
+  at: string,
+): string | null {
+  if (!computed.until || computed.until <= at) return previous;
+  return rule.objectLock === 'COMPLIANCE' && previous && previous > computed.until ? previous : computed.until;
+}

@@ -11,7 +11,7 @@ import {
   writeStudyRecord,
 } from './catalog';
 import { claimedDatasets, claimProblem } from './claims';
-import { datasetRetention } from '../retention/rules';
+import { retentionUnder, nextLockedUntil } from '../retention/rules';
 
 /** A change the catalog writer refuses, with the reason for the person who asked. */
 export class RetentionChangeRefused extends Error {
@@ -161,17 +161,9 @@ export async function endTrial(
   const changes: RetentionChange[] = [];
   for (const record of datasets) {
     const rule = rules[record.dataClass]!;
-    const computed = datasetRetention(record.dataClass, rule, {
-      curation: record.createdAt,
-      'last-effective-date': record.createdAt,
-      'end-of-trial': `${trial.date}T00:00:00.000Z`,
-    });
+    const computed = retentionUnder(record, rule, trial.date);
     const previous = record.retention.lockedUntil ?? null;
-    let lockedUntil: string | null = previous;
-    if (computed.until && computed.until > trial.at) {
-      lockedUntil =
-        rule.objectLock === 'COMPLIANCE' && previous && previous > computed.until ? previous : computed.until;
-    }
+    const lockedUntil = nextLockedUntil(computed, rule, previous, trial.at);
     const retention = { ...computed, lockedUntil };
     if (JSON.stringify(retention) !== JSON.stringify(record.retention)) {
       await writeDatasetRecord(s3, bucket, { ...record, retention });
@@ -185,4 +177,53 @@ export async function endTrial(
     });
   }
   return { changed: !same, changes };
+}
+
+/**
+ * Recomputes every dataset's retention under the rules this worker loaded (after an approved change to the
+ * jurisdiction file): each whose retain-until moves gets its record rewritten, refused while a sweep has it claimed.
+ */
+export async function applyRetentionRules(
+  s3: S3Client,
+  bucket: string,
+  jurisdiction: string,
+  change: { changeId: string; at: string },
+): Promise<{ changed: boolean; changes: RetentionChange[] }> {
+  const rules = getJurisdiction(jurisdiction).retention;
+  const records = await listDatasetRecords(s3, bucket);
+  const studies = new Map<string, string | null>();
+  const moved: { record: DatasetRecord; retention: DatasetRecord['retention'] }[] = [];
+  for (const record of records) {
+    const rule = rules[record.dataClass];
+    if (!rule) continue;
+    if (!studies.has(record.studyId)) {
+      studies.set(
+        record.studyId,
+        (await readStudyRecord(s3, bucket, jurisdiction, record.studyId)).trialEnd?.date ?? null,
+      );
+    }
+    const computed = retentionUnder(record, rule, studies.get(record.studyId));
+    const retention = {
+      ...computed,
+      lockedUntil: nextLockedUntil(computed, rule, record.retention.lockedUntil ?? null, change.at),
+    };
+    if (JSON.stringify(retention) !== JSON.stringify(record.retention)) moved.push({ record, retention });
+  }
+  await refuseClaimed(
+    s3,
+    bucket,
+    moved.map((m) => m.record),
+    change.at,
+  );
+  for (const { record, retention } of moved) await writeDatasetRecord(s3, bucket, { ...record, retention });
+  return {
+    changed: moved.length > 0,
+    changes: moved.map(({ record, retention }) => ({
+      datasetId: record.datasetId,
+      rule: record.dataClass,
+      until: retention.until,
+      lockedUntil: retention.lockedUntil ?? null,
+      objectLock: retention.objectLock,
+    })),
+  };
 }

@@ -42,17 +42,7 @@ import {
   type SweepState,
   type TrialEndResult,
 } from '../../schemas/retention';
-import {
-  ingestDir,
-  importConsentCsv,
-  opensslCmsVerify,
-  signedBy,
-  smallMetadata,
-  workerPid,
-  tempDir,
-  writeJsonPackage,
-  type DemoRole,
-} from '../helpers';
+import { ingestSmallPackage, opensslCmsVerify, signedBy, workerPid, tempDir, type DemoRole } from '../helpers';
 import { expectDenied, failureChain, failureOf, rootApplicationFailure, sealedEvents, useClients } from '../harness';
 
 const clients = useClients();
@@ -107,30 +97,14 @@ function releaseHold(scope: { datasetId: string } | { studyId: string }, reason:
   });
 }
 
-const consented = new Set<string>();
-
 /** Ingests a one-table package of the study through the real pipeline; returns its catalog record. */
-async function ingestSmall(
+const ingestSmall = (
   jurisdiction: string,
   studyId: string,
   dataClass: string,
   seed: number,
   extra: { reidentificationVault?: boolean } = {},
-) {
-  if (!consented.has(`${jurisdiction}/${studyId}`)) {
-    await importConsentCsv(
-      clients(),
-      `subject_id,scopes,status,icf_version,given_on\nR-1,primary-research,given,v1,2024-01-01\nR-2,primary-research,given,v1,2024-01-01\n`,
-      jurisdiction,
-      studyId,
-    );
-    consented.add(`${jurisdiction}/${studyId}`);
-  }
-  const dir = await writeJsonPackage(await tempDir(), smallMetadata({ studyId, jurisdiction, dataClass, ...extra }), {
-    'data/visits.csv': `subject_id,full_name,visit_date,score,note\nR-1,Ann Example,2025-01-02,${seed},\nR-2,Bo Example,2025-01-03,${seed + 1},\n`,
-  });
-  return (await ingestDir(clients(), dir)).record;
-}
+) => ingestSmallPackage(clients(), jurisdiction, studyId, dataClass, seed, extra);
 
 async function lockOf(bucket: string, key: string, versionId: string | null) {
   const res = await clients().s3.send(

@@ -1,4 +1,20 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { getJurisdiction } from '../../jurisdictions';
+import {
+  assessChange,
+  controlledFiles,
+  controlledKind,
+  loadedRulesSha256,
+  uncontrolledFiles,
+  type ChangeInputs,
+} from '../../lib/qualification/change';
+import { datasetRetention } from '../../lib/retention/rules';
+import { INSTALL_ROOT } from '../../lib/runtime/install';
+import type { DatasetRecord } from '../../schemas/dataset';
+import type { RunDocument } from '../../schemas/preprocess';
+import { sha256 } from '../helpers';
 import { CHECKS, evaluate } from '../../lib/qualification/checks';
 import { driftFindings, findingKey } from '../../lib/qualification/deviations';
 import { loadRequirements, parseRequirements } from '../../lib/qualification/requirements';
@@ -145,5 +161,117 @@ describe('qualification requirements and verdicts', () => {
     expect(findingKey('eu', drifted[0]!)).not.toBe(findingKey('us', drifted[0]!));
     expect(findingKey('eu', drifted[0]!)).not.toBe(findingKey('eu', drifted[1]!));
     expect(findingKey('eu', drifted[0]!)).toMatch(/^[0-9a-f]{16}$/);
+  });
+});
+
+describe('change impact', () => {
+  const eu = getJurisdiction('eu');
+  const file = (name: string) => readFileSync(path.join(INSTALL_ROOT, name));
+  const dataset = (datasetId: string, dataClass: string, runJob?: string) =>
+    ({
+      datasetId,
+      studyId: 'ST-1',
+      dataClass,
+      createdAt: '2026-01-10T09:00:00.000Z',
+      retention: datasetRetention(dataClass, eu.retention[dataClass]!, { curation: '2026-01-10T09:00:00.000Z' }),
+      run: runJob ? { jobId: runJob, bucket: 'b', key: 'k', versionId: null, sha256: 'a'.repeat(64) } : null,
+    }) as unknown as DatasetRecord;
+  const inputs = (over: Partial<ChangeInputs>): ChangeInputs => ({
+    jurisdiction: eu,
+    file: 'jurisdictions/eu.json',
+    current: file('jurisdictions/eu.json'),
+    proposed: null,
+    datasets: [],
+    studies: new Map(),
+    runs: new Map(),
+    requirements,
+    now: '2026-12-05T10:00:00.000Z',
+    ...over,
+  });
+
+  it('names each dataset whose retain-until moves, by how many days, and only those', () => {
+    const rules = JSON.parse(file('jurisdictions/eu.json').toString('utf8'));
+    rules.retention['real-world'].duration = 'P11Y';
+    const impact = assessChange(
+      inputs({
+        proposed: Buffer.from(JSON.stringify(rules)),
+        datasets: [dataset('DS-RW', 'real-world'), dataset('DS-CT', 'clinical-trial')],
+      }),
+    );
+    expect(impact.dryRun.every((c) => c.ok)).toBe(true);
+    expect(impact.changedFields).toEqual(['retention.real-world.duration']);
+    expect(impact.retention).toEqual([
+      {
+        datasetId: 'DS-RW',
+        rule: 'real-world',
+        from: '2036-01-10T09:00:00.000Z',
+        to: '2037-01-10T09:00:00.000Z',
+        days: 366,
+      },
+    ]);
+    expect(impact.loadedSha256).not.toBe(loadedRulesSha256(eu));
+  });
+
+  it('refuses by its dry run a removed rule in use, a rewritten pipeline version with outputs, an unchanged file', () => {
+    const rules = JSON.parse(file('jurisdictions/eu.json').toString('utf8'));
+    delete rules.retention['real-world'];
+    const removed = assessChange(
+      inputs({ proposed: Buffer.from(JSON.stringify(rules)), datasets: [dataset('DS-RW', 'real-world')] }),
+    );
+    expect(removed.dryRun.find((c) => !c.ok)?.detail).toBe(
+      'retention: real-world removed, but datasets of that class exist',
+    );
+    const pipeline = 'pipelines/vitals-standardize/1.0.0.json';
+    const doc = JSON.parse(file(pipeline).toString('utf8'));
+    const run = { pipeline: { ref: 'vitals-standardize@1.0.0', name: 'vitals-standardize' } } as unknown as RunDocument;
+    const rewritten = assessChange(
+      inputs({
+        file: pipeline,
+        current: file(pipeline),
+        proposed: Buffer.from(JSON.stringify({ ...doc, steps: doc.steps.slice(0, 1) })),
+        datasets: [dataset('DS-OUT', 'preprocessing-output', 'job-1')],
+        runs: new Map([['job-1', run]]),
+      }),
+    );
+    expect(rewritten.pipelines).toEqual([{ pipeline: 'vitals-standardize@1.0.0', outputs: ['DS-OUT'] }]);
+    expect(rewritten.dryRun.find((c) => !c.ok)?.check).toBe('no outputs made by what it replaces');
+    const misnamed = assessChange(
+      inputs({ file: 'pipelines/vitals-standardize/2.0.0.json', current: undefined, proposed: file(pipeline) }),
+    );
+    expect(misnamed.dryRun.find((c) => !c.ok)?.detail).toContain(
+      'names itself vitals-standardize@1.0.0, not vitals-standardize@2.0.0',
+    );
+    const same = assessChange(inputs({ proposed: file('jurisdictions/eu.json') }));
+    expect(same.dryRun.map((c) => c.ok)).toEqual([false]);
+  });
+
+  it('knows controlled files by their place, and allows an approved change being applied', async () => {
+    expect(controlledKind('jurisdictions/eu.json')).toBe('jurisdiction');
+    expect(controlledKind('pipelines/gpu-reference/run.py')).toBe('pipeline');
+    expect(controlledKind('qualification/requirements.yaml')).toBe('requirements');
+    expect(controlledKind('lib/auth/roles.ts')).toBeNull();
+    expect(controlledKind('pipelines/../lib/x.json')).toBeNull();
+    const files = await controlledFiles('eu', INSTALL_ROOT);
+    expect(files).toContain('jurisdictions/eu.json');
+    expect(files).not.toContain('jurisdictions/us.json');
+    const items = await Promise.all(
+      files.map(async (f) => ({ check: 'iq.controlled-files', id: `file.${f}`, label: f, value: sha256(file(f)) })),
+    );
+    const approved: Baseline = { ...baseline, items };
+    expect(await uncontrolledFiles(approved, INSTALL_ROOT)).toEqual([]);
+    const other: Baseline = {
+      ...approved,
+      items: items.map((i) => (i.id === 'file.jurisdictions/eu.json' ? { ...i, value: 'b'.repeat(64) } : i)),
+    };
+    expect(await uncontrolledFiles(other, INSTALL_ROOT)).toEqual([
+      `jurisdictions/eu.json has SHA-256 ${sha256(file('jurisdictions/eu.json'))}, baseline 3 records ${'b'.repeat(64)}`,
+    ]);
+    expect(
+      await uncontrolledFiles(
+        other,
+        INSTALL_ROOT,
+        new Map([['jurisdictions/eu.json', sha256(file('jurisdictions/eu.json'))]]),
+      ),
+    ).toEqual([]);
   });
 });
