@@ -15,7 +15,9 @@ import {
   sha256Hex,
 } from '../lib/qualification/documents';
 import { driftFindings, findingKey, writeDeviationRecord } from '../lib/qualification/deviations';
-import { takeInventory } from '../lib/qualification/inventory';
+import { takeInventory, type InventoryPart } from '../lib/qualification/inventory';
+import { auditTrailRules, certificateRules, replayRules, residencyProbes } from '../lib/qualification/operational';
+import { performanceRules } from '../lib/qualification/performance';
 import { loadRequirements } from '../lib/qualification/requirements';
 import { getObjectOrUndefined, listObjects } from '../lib/storage/objects';
 import { existsSync } from 'node:fs';
@@ -176,6 +178,36 @@ export function createQualificationActivities(deps: QualificationActivityDeps) {
         verdict: report.verdict,
         version: null,
       };
+    },
+
+    /**
+     * The operational checks a worker makes itself (OQ): another jurisdiction's buckets refused by storage, the audit
+     * trail recomputed, deletion certificates verified by Steward and OpenSSL, the recorded histories replayed.
+     */
+    async operationalChecksActivity(): Promise<InventoryPart['rules']> {
+      const caPem = deps.caPem();
+      return [
+        ...(await residencyProbes(s3, jurisdiction)),
+        ...(await auditTrailRules(s3, jurisdiction, caPem)),
+        ...(await certificateRules(s3, jurisdiction, caPem)),
+        ...(await replayRules(process.env.STEWARD_WORKFLOW_BUNDLE)),
+      ];
+    },
+
+    /** The performance checks (PQ) against the acceptance criteria in the requirements file. */
+    async performanceChecksActivity(): Promise<InventoryPart['rules']> {
+      const { performance } = loadRequirements();
+      if (!performance) {
+        return [
+          {
+            check: 'pq.pipelines',
+            rule: 'the requirements file records the performance acceptance criteria',
+            ok: false,
+            detail: 'qualification/requirements.yaml has no performance section',
+          },
+        ];
+      }
+      return performanceRules(performance);
     },
 
     /** What a drift check finds: each difference from the baseline in force and each broken rule, with its risk. */

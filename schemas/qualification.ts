@@ -16,9 +16,33 @@ export const RequirementSchema = z.object({
 });
 export type Requirement = z.infer<typeof RequirementSchema>;
 
+/**
+ * The performance qualification's acceptance criteria: the reference datasets' size, each shipped pipeline's recorded
+ * output digest (and the parameters it runs with), the speed range, and the seeded randomized step's stated variation.
+ */
+export const PqAcceptanceSchema = z.object({
+  rows: z.number().int().min(100).max(10_000_000),
+  pipelines: z.record(
+    z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}@\d+\.\d+\.\d+$/, 'must be NAME@VERSION'),
+    z.object({
+      parameters: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).default({}),
+      outputSha256: Sha256HexSchema,
+    }),
+  ),
+  throughput: z.object({ minRowsPerSecond: z.number().positive(), maxSeconds: z.number().positive() }),
+  variation: z.object({
+    fraction: z.number().gt(0).lt(1),
+    seeds: z.array(z.number().int().nonnegative()).min(2),
+    maxRelativeDeviation: z.number().gt(0).lt(1),
+  }),
+});
+export type PqAcceptance = z.infer<typeof PqAcceptanceSchema>;
+
 export const RequirementsFileSchema = z.object({
   format: z.literal('steward-requirements/1'),
   requirements: z.array(RequirementSchema).min(1),
+  /** What the performance qualification (PQ) measures against. */
+  performance: PqAcceptanceSchema.optional(),
 });
 export type RequirementsFile = z.infer<typeof RequirementsFileSchema>;
 
@@ -132,8 +156,17 @@ export const QaSignParamsSchema = z.object({
 });
 export type QaSignParams = z.infer<typeof QaSignParamsSchema>;
 
+export const QualifyPhaseOptionSchema = z.enum(['iq', 'oq', 'pq', 'all']);
+export type QualifyPhaseOption = z.infer<typeof QualifyPhaseOptionSchema>;
+
 export const QualifyParamsSchema = z.object({
-  phase: z.enum(['iq']),
+  phase: QualifyPhaseOptionSchema,
+  /**
+   * For the operational qualification: a request signed by the same QA person for an action their role may not take
+   * (a retention preview). The run sends it as is (it must be refused for the role) and altered (it must be refused
+   * for its signature).
+   */
+  probe: SignedRequestSchema.optional(),
   /** Checks to waive (each with why): the verdict is then PROVISIONAL at best. */
   waive: z.array(z.object({ check: z.string(), reason: z.string().min(3).max(500) })).default([]),
 });

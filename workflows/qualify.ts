@@ -1,6 +1,8 @@
 import {
   allHandlersFinished,
+  ApplicationFailure,
   condition,
+  executeChild,
   proxyActivities,
   setHandler,
   TemporalFailure,
@@ -9,7 +11,14 @@ import {
 } from '@temporalio/workflow';
 import type { createQualificationActivities, DraftDocument } from '../activities/qualification';
 import type { createStorageInspectorActivities } from '../activities/storage-inspector';
-import { ErrorType, inspectTaskQueue, nonRetryable, qaSignUpdate, qualificationStatusQuery } from '../contracts';
+import {
+  ErrorType,
+  ingestTaskQueue,
+  inspectTaskQueue,
+  nonRetryable,
+  qaSignUpdate,
+  qualificationStatusQuery,
+} from '../contracts';
 import {
   BaselineParamsSchema,
   QaSignInputSchema,
@@ -18,6 +27,7 @@ import {
   type Inventory,
   type QualificationPhase,
   type QualificationStatus,
+  type QualifyParams,
 } from '../schemas/qualification';
 import type { SignedWorkflowInput } from '../schemas/request';
 import { recordAudit } from './audit';
@@ -190,6 +200,95 @@ export function showRunning(): void {
   setHandler(qualificationStatusQuery, () => status);
 }
 
+const PHASES: Record<QualifyParams['phase'], QualificationPhase[]> = {
+  iq: ['IQ'],
+  oq: ['OQ'],
+  pq: ['PQ'],
+  all: ['IQ', 'OQ', 'PQ'],
+};
+
+/** The operational and performance checks run longer than an inventory: replaying histories, running pipelines. */
+const probes = proxyActivities<ReturnType<typeof createQualificationActivities>>({
+  startToCloseTimeout: '15 minutes',
+  retry: { maximumAttempts: 3, initialInterval: '5s' },
+});
+
+/** How a child run that should have been refused ended: refused (with the failure's message) or not. */
+async function refusedChild(
+  workflowType: string,
+  workflowId: string,
+  input: SignedWorkflowInput,
+  jurisdiction: string,
+): Promise<{ refused: boolean; detail: string }> {
+  try {
+    await executeChild(workflowType, {
+      workflowId,
+      args: [input],
+      taskQueue: ingestTaskQueue(jurisdiction),
+      // A refusal comes at the first step; a run that was let in is not waited for.
+      workflowExecutionTimeout: '2 minutes',
+    });
+    return { refused: false, detail: `${workflowId} was accepted and ran` };
+  } catch (error) {
+    let root: unknown = error;
+    while (root instanceof Error && root.cause && !(root instanceof ApplicationFailure)) root = root.cause;
+    const failure = root instanceof ApplicationFailure ? root : undefined;
+    return {
+      refused: failure?.type === ErrorType.AccessDenied,
+      detail: `${workflowId}: ${failure?.type ?? 'failed'}: ${(failure?.message ?? String(error)).slice(0, 300)}`,
+    };
+  }
+}
+
+/**
+ * The trust boundary, tried as a caller who skips the CLI would (OQ): the QA person's probe request (a retention
+ * preview, which their role may not ask for) sent as is and with its body altered, and this run's own request replayed
+ * into a second qualification. Each must be refused with AccessDenied, and is audited by the workflow that refuses it.
+ */
+async function trustProbes(raw: SignedWorkflowInput, auth: Authorized<QualifyParams>): Promise<Inventory['rules']> {
+  const { workflowId } = workflowInfo();
+  const { jurisdiction } = auth;
+  const rules: Inventory['rules'] = [];
+  const rule = (name: string, outcome: { refused: boolean; detail: string }) =>
+    rules.push({ check: 'oq.trust', rule: name, ok: outcome.refused, detail: outcome.detail });
+  const probe = auth.params.probe;
+  if (!probe) {
+    rules.push({
+      check: 'oq.trust',
+      rule: 'a probe request for a role that may not act was given',
+      ok: false,
+      detail: 'the run was started without a probe request (steward qualify signs one)',
+    });
+  } else {
+    const wrongRole = await refusedChild(
+      'retentionSweepWorkflow',
+      `${workflowId}-oq-wrong-role`,
+      { request: probe },
+      jurisdiction,
+    );
+    rule('a request signed by a role the action does not allow is refused', {
+      ...wrongRole,
+      refused: wrongRole.refused && wrongRole.detail.includes('may not retention.preview'),
+    });
+    const altered = { ...probe, body: probe.body.replace('"dryRun":true', '"dryRun":false') };
+    const forged = await refusedChild(
+      'retentionSweepWorkflow',
+      `${workflowId}-oq-altered`,
+      { request: altered },
+      jurisdiction,
+    );
+    rule('a signed request whose body was altered is refused', {
+      ...forged,
+      refused: forged.refused && altered.body !== probe.body,
+    });
+  }
+  rule(
+    "a signed request replayed into another workflow is refused (this run's own request)",
+    await refusedChild('qualifyWorkflow', `${workflowId}-oq-replayed`, raw, jurisdiction),
+  );
+  return rules;
+}
+
 /** `qr-<jurisdiction>-<UTC start, to the second>-<8 hex>`. */
 function reportIdOf(jurisdiction: string): string {
   const at = workflowInfo()
@@ -208,10 +307,22 @@ export async function qualifyWorkflow(raw: SignedWorkflowInput): Promise<Qualifi
   showRunning();
   const auth = await authorize(raw, 'qualify.run', QualifyParamsSchema);
   const startedAt = new Date().toISOString();
-  const phases: QualificationPhase[] = ['IQ'];
+  const phases = PHASES[auth.params.phase];
   const reportId = reportIdOf(auth.jurisdiction);
   setPhase('taking the installation inventory');
-  const inventory = await takeInventory(auth.jurisdiction);
+  const taken = await takeInventory(auth.jurisdiction);
+  const rules = [...taken.rules];
+  if (phases.includes('OQ')) {
+    setPhase('operational qualification: refused requests');
+    rules.push(...(await trustProbes(raw, auth)));
+    setPhase('operational qualification: storage, audit trail, certificates, replay');
+    rules.push(...(await probes.operationalChecksActivity()));
+  }
+  if (phases.includes('PQ')) {
+    setPhase('performance qualification: the shipped pipelines on the reference datasets');
+    rules.push(...(await probes.performanceChecksActivity()));
+  }
+  const inventory: Inventory = { ...taken, rules };
   setPhase('judging the installation against the requirements and the baseline');
   const draft = await qualification.prepareReportActivity({
     reportId,

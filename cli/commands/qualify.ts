@@ -40,7 +40,11 @@ const WaiverSchema = z
 
 const QualifyOptionsSchema = z.object({
   jurisdiction: JurisdictionIdSchema,
-  phase: z.enum(['iq'], { message: 'only the installation qualification (iq) runs in this version' }).default('iq'),
+  phase: z
+    .enum(['iq', 'oq', 'pq', 'all'], {
+      message: 'must be iq (installation), oq (operational), pq (performance) or all',
+    })
+    .default('iq'),
   waive: z.array(WaiverSchema).default([]),
   out: z.string().optional(),
   requestId: RequestIdSchema.optional(),
@@ -175,11 +179,13 @@ function printResult(ctx: CommandContext, result: QualificationResult, status: Q
 export function registerQualifyCommands(program: Command, globals: () => GlobalOptions): void {
   const qualify = program
     .command('qualify')
-    .description(
-      'qualify the running stack (QA, e-signed): IQ checks against the approved baseline, a signed report with evidence',
-    )
+    .description('qualify the running stack (QA, e-signed): IQ, OQ and PQ checks, a signed report with evidence')
     .option('--jurisdiction <id>', 'jurisdiction whose installation to qualify')
-    .option('--phase <phase>', 'iq (installation qualification)', 'iq')
+    .option(
+      '--phase <phase>',
+      'iq (installation), oq (operational: refused requests, residency, audit trail, certificates, replay), pq (performance: pipelines on reference data) or all',
+      'iq',
+    )
     .option(
       '--waive <check=reason>',
       'waive a low- or medium-risk check with the reason (repeatable); the verdict is then PROVISIONAL at best',
@@ -199,13 +205,25 @@ export function registerQualifyCommands(program: Command, globals: () => GlobalO
       const ctx = CommandContext.create(globals());
       try {
         const requestId = requestIdOf(options.requestId);
+        // The operational qualification tries the trust boundary with a request of yours that your role may not make.
+        const probe =
+          options.phase === 'oq' || options.phase === 'all'
+            ? (
+                await ctx.sign({
+                  action: 'retention.preview',
+                  jurisdiction: options.jurisdiction,
+                  params: { jurisdiction: options.jurisdiction, dryRun: true },
+                  meaning: 'operational qualification probe: to be refused',
+                })
+              ).request
+            : undefined;
         const handle = await ctx.startRequest<typeof qualifyWorkflow>('qualifyWorkflow', {
           workflowId: qualificationWorkflowId(options.jurisdiction, requestId),
           requestId,
           kind: RequestKind.Qualification,
           action: 'qualify.run',
           jurisdiction: options.jurisdiction,
-          params: { phase: options.phase, waive: options.waive },
+          params: { phase: options.phase, waive: options.waive, ...(probe ? { probe } : {}) },
           meaning: 'run the qualification of the installation',
         });
         note(`qualification ${requestId} (workflow ${handle.workflowId})`);

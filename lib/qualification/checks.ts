@@ -20,6 +20,14 @@ export const CHECKS: Readonly<Record<string, { phase: QualificationPhase; title:
   'iq.temporal': { phase: 'IQ', title: 'Temporal search attributes and schedules' },
   'iq.identity': { phase: 'IQ', title: 'Evidence signer certificate' },
   'iq.gpu': { phase: 'IQ', title: 'GPUs and driver' },
+  'oq.trust': { phase: 'OQ', title: 'Forged, replayed and wrong-role requests refused' },
+  'oq.residency': { phase: 'OQ', title: "Another jurisdiction's buckets refused by storage" },
+  'oq.audit': { phase: 'OQ', title: 'Audit trail verified' },
+  'oq.certificate': { phase: 'OQ', title: 'Deletion certificates verified by Steward and OpenSSL' },
+  'oq.replay': { phase: 'OQ', title: 'Recorded workflow histories replay' },
+  'pq.pipelines': { phase: 'PQ', title: 'Shipped pipelines give the recorded outputs' },
+  'pq.throughput': { phase: 'PQ', title: 'Pipeline speed within the acceptance range' },
+  'pq.variation': { phase: 'PQ', title: 'Seeded randomized step within its stated variation' },
 };
 
 export type Evaluated = Pick<ReportContent, 'requirements' | 'checks' | 'deviations' | 'verdict' | 'causes'>;

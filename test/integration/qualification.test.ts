@@ -16,7 +16,7 @@ import { createS3Client } from '../../lib/storage/s3';
 import { INSTALL_ROOT } from '../../lib/runtime/install';
 import { ReportContentSchema } from '../../schemas/qualification';
 import { identity, opensslCmsVerify, signedBy, stackState, stackSteward, tempDir, type DemoRole } from '../helpers';
-import { expectDenied, refusal, sealedEvents, useClients } from '../harness';
+import { destroyRetiredKey, expectDenied, refusal, sealedEvents, useClients } from '../harness';
 
 // Installation qualification (IQ) against the suite's live stack: a baseline recorded and approved by QA, a signed
 // report that OpenSSL and `qualify verify` accept, and each kind of drift from the baseline making it NOT QUALIFIED
@@ -239,5 +239,99 @@ describe('steward qualify --phase iq', () => {
       events.some((e) => e.event.action === 'request.denied' && e.event.details.requested === 'qualify.sign'),
     ).toBe(true);
     expect(events.some((e) => e.event.action === 'qa-signature.refused')).toBe(true);
+  });
+});
+
+describe('steward qualify --phase oq|pq|all', () => {
+  it('qualifies the live stack in every phase: refused requests, residency, audit trail, certificates, replay, pipelines', async () => {
+    const baseline = stackSteward(
+      '--identity',
+      as('qa'),
+      'baseline',
+      'record',
+      '--jurisdiction',
+      'eu',
+      '--reason',
+      'before the operational qualification',
+    );
+    expect(baseline.code, baseline.stderr).toBe(0);
+    // A deletion certificate for the operational check to verify.
+    await destroyRetiredKey(clients(), 'eu', `ST-OQ-${randomUUID().slice(0, 8)}`);
+    const { code, result } = qualify('--phase', 'all');
+    const { report } = await storedReport(result.document);
+    expect(report.causes).toEqual(cleanVerdict() === 'QUALIFIED' ? [] : [expect.stringMatching(/uncommitted changes/)]);
+    expect(result.verdict).toBe(cleanVerdict());
+    expect(code).toBe(0);
+    expect(report.phases).toEqual(['IQ', 'OQ', 'PQ']);
+    const ids = report.requirements.map((r) => r.id);
+    expect(ids).toEqual(
+      expect.arrayContaining(['OQ-01', 'OQ-02', 'OQ-03', 'OQ-04', 'OQ-05', 'PQ-01', 'PQ-02', 'PQ-03']),
+    );
+    expect(report.checks.filter((c) => c.id.startsWith('oq.') || c.id.startsWith('pq.')).length).toBe(8);
+    expect(report.checks.every((c) => c.outcome === 'passed' && c.evidence !== null)).toBe(true);
+    // The evidence of the trust check holds each refusal, as the refusing workflow gave it.
+    const dir = (await storedReport(result.document)).dir;
+    const trust = JSON.parse(await readFile(path.join(dir, 'evidence', 'oq.trust.json'), 'utf8'));
+    expect(trust.rules.map((r: { detail: string }) => r.detail).join('\n')).toMatch(
+      /AccessDenied: .*may not retention\.preview[\s\S]*AccessDenied: .*signature[\s\S]*AccessDenied/,
+    );
+    const certificate = JSON.parse(await readFile(path.join(dir, 'evidence', 'oq.certificate.json'), 'utf8'));
+    expect(certificate.rules[0].detail).toContain('OpenSSL: verification successful');
+    const events = await sealedEvents(clients(), 'eu');
+    // Refused and audited by the workflows the probes were sent to (the altered one asks for a real sweep).
+    const denied = events.filter((e) => e.event.action === 'request.denied').map((e) => e.event.details.requested);
+    expect(denied).toEqual(expect.arrayContaining(['retention.preview', 'retention.sweep', 'qualify.run']));
+  });
+
+  it('is NOT QUALIFIED when a pipeline output differs from the recorded one or its speed is outside the range', async () => {
+    const file = path.join(INSTALL_ROOT, 'qualification', 'requirements.yaml');
+    const text = await readFile(file, 'utf8');
+    const recorded = /labs-encode@1\.0\.0:\n\s+parameters: .*\n\s+outputSha256: ([0-9a-f]{64})/.exec(text)![1]!;
+    await writeFile(
+      file,
+      text.replace(recorded, 'f'.repeat(64)).replace('minRowsPerSecond: 10000', 'minRowsPerSecond: 1000000000'),
+    );
+    try {
+      const { code, result } = qualify('--phase', 'pq');
+      expect(code).toBe(1);
+      expect(result.verdict).toBe('NOT QUALIFIED');
+      const { report } = await storedReport(result.document);
+      expect(report.causes).toContain(
+        `pq.pipelines: labs-encode@1.0.0 on its reference dataset (20000 rows) gives the recorded output: output SHA-256 ${recorded}, recorded ${'f'.repeat(64)}`,
+      );
+      expect(
+        report.causes.some((c) =>
+          /^pq\.throughput: vitals-standardize@1\.0\.0 runs within its acceptance range \(at least 1000000000 rows\/s, at most 20 s\): \d+ rows\/s/.test(
+            c,
+          ),
+        ),
+      ).toBe(true);
+      expect(report.requirements.find((r) => r.id === 'PQ-01')!.outcome).toBe('failed');
+      expect(report.requirements.find((r) => r.id === 'PQ-03')!.outcome).toBe('passed');
+    } finally {
+      await writeFile(file, text);
+    }
+  });
+
+  it('fails the trust check of a run started straight through Temporal without the probe request', async () => {
+    const requestId = randomUUID();
+    const handle = await clients().client.workflow.start('qualifyWorkflow', {
+      args: [signedBy('qa', { action: 'qualify.run', jurisdiction: 'eu', params: { phase: 'oq' }, requestId })],
+      taskQueue: ingestTaskQueue('eu'),
+      workflowId: qualificationWorkflowId('eu', requestId),
+    });
+    let status = await handle.query(qualificationStatusQuery).catch(() => undefined);
+    for (let i = 0; i < 240 && status?.stage !== 'awaiting-signature'; i++) {
+      await new Promise((r) => setTimeout(r, 500));
+      status = await handle.query(qualificationStatusQuery).catch(() => undefined);
+    }
+    const report = ReportContentSchema.parse(JSON.parse(Buffer.from(status!.content!, 'base64').toString('utf8')));
+    expect(report.verdict).toBe('NOT QUALIFIED');
+    expect(report.causes).toContain(
+      'oq.trust: a probe request for a role that may not act was given: the run was started without a probe request (steward qualify signs one)',
+    );
+    // The replayed request is refused all the same.
+    expect(report.checks.find((c) => c.id === 'oq.trust')!.findings).toHaveLength(1);
+    await handle.terminate('test done');
   });
 });

@@ -1,0 +1,197 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { temporal } from '@temporalio/proto';
+import type { HistoryAndWorkflowId } from '@temporalio/client';
+import { Worker } from '@temporalio/worker';
+import { JURISDICTIONS } from '../../jurisdictions';
+import type { Jurisdiction } from '../../schemas/jurisdiction';
+import type { InventoryPart } from './inventory';
+import { listStoredSegments, readSegment, storageProblems } from '../audit/store';
+import { verifyTrail } from '../audit/segment';
+import { FAILURE_CONVERTER_PATH } from '../client/temporal';
+import { checkCertificate, parseCertificateBundle } from '../evidence/certificate';
+import { INSTALL_ROOT } from '../runtime/install';
+import { CERTIFICATE_BUNDLES_PREFIX, CERTIFICATES_PREFIX } from '../storage/layout';
+import { getObjectOrUndefined, listObjects } from '../storage/objects';
+
+type Rules = InventoryPart['rules'];
+
+/** The workflow histories recorded from the release (`<type>.json`, `<type>.failed.json`), each with its workflow id. */
+export const RECORDED_HISTORIES = path.join(INSTALL_ROOT, 'test', 'fixtures', 'histories');
+
+/**
+ * Storage denies this worker every other jurisdiction's buckets: a listing and a read of each, with the worker's own
+ * credentials, must come back refused (or find no such bucket), never with data.
+ */
+export async function residencyProbes(s3: S3Client, jurisdiction: Jurisdiction): Promise<Rules> {
+  const rules: Rules = [];
+  for (const other of Object.values(JURISDICTIONS)) {
+    if (other.id === jurisdiction.id) continue;
+    for (const bucket of [other.buckets.curated, other.buckets.landing]) {
+      for (const [how, probe] of [
+        ['list', () => s3.send(new ListObjectsV2Command({ Bucket: bucket, MaxKeys: 1 }))],
+        ['read', () => s3.send(new GetObjectCommand({ Bucket: bucket, Key: 'qualification-probe' }))],
+      ] as const) {
+        const outcome = await probe().then(
+          () => 'allowed',
+          (error: Error & { $metadata?: { httpStatusCode?: number } }) =>
+            error.$metadata?.httpStatusCode === 403
+              ? 'denied'
+              : error.name === 'NoSuchBucket'
+                ? 'no such bucket'
+                : `${error.name}`,
+        );
+        rules.push({
+          check: 'oq.residency',
+          rule: `storage refuses the ${jurisdiction.id} worker a ${how} of ${other.id}'s ${bucket}`,
+          ok: outcome === 'denied' || outcome === 'no such bucket',
+          detail: `storage answered: ${outcome}`,
+        });
+      }
+    }
+  }
+  return rules;
+}
+
+/** The jurisdiction's audit trail recomputed from storage: chain, Merkle roots, links, signatures, no gaps. */
+export async function auditTrailRules(s3: S3Client, jurisdiction: Jurisdiction, caPem: string): Promise<Rules> {
+  const bucket = jurisdiction.buckets.evidence;
+  const stored = await listStoredSegments(s3, bucket);
+  const segments = new Map<number, unknown>();
+  for (const { seq, versionId } of stored) segments.set(seq, await readSegment(s3, bucket, seq, versionId));
+  const verified = verifyTrail(segments, caPem);
+  const problems = [...storageProblems(stored), ...verified.problems];
+  return [
+    {
+      check: 'oq.audit',
+      rule: `the ${jurisdiction.id} audit trail verifies: chain, Merkle roots, links and signatures`,
+      ok: problems.length === 0 && verified.segments > 0,
+      detail:
+        problems.length > 0
+          ? problems
+              .slice(0, 5)
+              .map((p) => `segment ${p.segment}: ${p.problem}`)
+              .join('; ')
+          : `${verified.segments} segments, ${verified.events} events`,
+    },
+  ];
+}
+
+/** How many deletion certificates the check verifies at most. */
+const CERTIFICATES_CHECKED = 5;
+
+/**
+ * Deletion certificates from the evidence bucket, each checked by Steward (schema, signer, chain) and by OpenSSL alone
+ * (`openssl cms -verify` against the Steward CA): there must be one, and every one checked must hold.
+ */
+export async function certificateRules(s3: S3Client, jurisdiction: Jurisdiction, caPem: string): Promise<Rules> {
+  const bucket = jurisdiction.buckets.evidence;
+  const found: { id: string; json: Buffer; p7s: Buffer }[] = [];
+  for (const o of await listObjects(s3, bucket, CERTIFICATES_PREFIX)) {
+    if (found.length >= CERTIFICATES_CHECKED) break;
+    if (o.key.startsWith(CERTIFICATE_BUNDLES_PREFIX)) {
+      const raw = await getObjectOrUndefined(s3, bucket, o.key);
+      const entry = raw ? parseCertificateBundle(raw, o.key).certificates[0] : undefined;
+      if (entry) {
+        found.push({
+          id: entry.certificateId,
+          json: Buffer.from(entry.json, 'base64'),
+          p7s: Buffer.from(entry.p7s, 'base64'),
+        });
+      }
+    } else if (o.key.endsWith('.json')) {
+      const json = await getObjectOrUndefined(s3, bucket, o.key);
+      const p7s = await getObjectOrUndefined(s3, bucket, o.key.replace(/\.json$/, '.p7s'));
+      if (json && p7s) found.push({ id: path.basename(o.key, '.json'), json, p7s });
+    }
+  }
+  if (found.length === 0) {
+    return [
+      {
+        check: 'oq.certificate',
+        rule: `a deletion certificate of ${jurisdiction.id} verifies`,
+        ok: false,
+        detail: `no deletion certificate in ${bucket} to verify (a sweep or an erasure issues one)`,
+      },
+    ];
+  }
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'steward-oq-cert-'));
+  try {
+    await writeFile(path.join(dir, 'ca.pem'), caPem);
+    const rules: Rules = [];
+    for (const c of found) {
+      const own = checkCertificate(c.json, c.p7s, caPem);
+      await writeFile(path.join(dir, 'c.json'), c.json);
+      await writeFile(path.join(dir, 'c.p7s'), c.p7s);
+      const openssl = spawnSync(
+        'openssl',
+        [
+          ...['cms', '-verify', '-binary', '-inform', 'DER', '-in', path.join(dir, 'c.p7s')],
+          ...['-content', path.join(dir, 'c.json'), '-CAfile', path.join(dir, 'ca.pem'), '-purpose', 'any'],
+          ...['-out', os.devNull],
+        ],
+        { encoding: 'utf8', timeout: 30_000 },
+      );
+      const opensslOk = openssl.status === 0;
+      rules.push({
+        check: 'oq.certificate',
+        rule: `deletion certificate ${c.id} verifies (Steward's check and openssl cms -verify)`,
+        ok: own.problems.length === 0 && opensslOk,
+        detail: [
+          own.problems.length === 0 ? 'Steward: valid' : `Steward: ${own.problems.join('; ')}`,
+          opensslOk
+            ? 'OpenSSL: verification successful'
+            : `OpenSSL: ${(openssl.stderr || openssl.error?.message || 'failed').trim().split('\n')[0]}`,
+        ].join('; '),
+      });
+    }
+    return rules;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The release's recorded workflow histories replayed against the workflow code this worker runs: each must replay
+ * without a non-determinism error, so workflows started before an upgrade finish after it.
+ */
+export async function replayRules(bundlePath: string | undefined, dir = RECORDED_HISTORIES): Promise<Rules> {
+  const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.json')) : [];
+  if (files.length === 0) {
+    return [{ check: 'oq.replay', rule: 'recorded workflow histories replay', ok: false, detail: `none in ${dir}` }];
+  }
+  const histories: (HistoryAndWorkflowId & { file: string })[] = files.sort().map((file) => {
+    const { workflowId, history } = JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as {
+      workflowId: string;
+      history: Record<string, unknown>;
+    };
+    return { file, workflowId, history: temporal.api.history.v1.History.fromObject(history) };
+  });
+  const workflows =
+    bundlePath && existsSync(bundlePath)
+      ? { workflowBundle: { codePath: bundlePath } }
+      : { workflowsPath: path.join(INSTALL_ROOT, 'workflows', 'index.ts') };
+  const failed: string[] = [];
+  const byId = new Map(histories.map((h) => [h.workflowId, h.file]));
+  for await (const result of Worker.runReplayHistories(
+    { ...workflows, dataConverter: { failureConverterPath: FAILURE_CONVERTER_PATH }, replayName: 'qualification' },
+    histories,
+  )) {
+    if (result.error) {
+      failed.push(`${byId.get(result.workflowId) ?? result.workflowId}: ${result.error.message.split('\n')[0]}`);
+    }
+  }
+  return [
+    {
+      check: 'oq.replay',
+      rule: 'every recorded workflow history replays against the workflow code the worker runs',
+      ok: failed.length === 0,
+      detail:
+        failed.length === 0 ? `${histories.length} histories replayed` : failed.slice(0, 5).join('; ').slice(0, 1500),
+    },
+  ];
+}

@@ -1,0 +1,165 @@
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { DuckDBInstance } from '@duckdb/node-api';
+import type { PqAcceptance } from '../../schemas/qualification';
+import type { InventoryPart } from './inventory';
+import { bundledPipelines, loadPipeline } from '../preprocess/load-pipeline';
+import { resolvePipeline } from '../preprocess/pipeline';
+import { runBuiltin } from '../preprocess/builtin';
+import { quoteLiteral } from '../tabular/sql';
+
+type Rules = InventoryPart['rules'];
+
+/**
+ * The reference datasets of the performance qualification, by table: deterministic, generated in DuckDB (the same
+ * rows on every machine), with missing values where the shipped pipelines impute.
+ */
+const REFERENCE_TABLES: Record<string, (rows: number) => string> = {
+  visits: (rows) => `
+    SELECT printf('S%06d', i) AS subject_id,
+           DATE '2024-01-01' + CAST(i % 365 AS INTEGER) AS visit_date,
+           CASE WHEN i % 17 = 0 THEN NULL ELSE 50 + (i * 37 % 61) + (i % 7) / 10 END::DOUBLE AS weight_kg,
+           CASE WHEN i % 13 = 0 THEN NULL ELSE 100 + (i * 41 % 70) END::DOUBLE AS systolic_bp,
+           CASE WHEN i % 11 = 0 THEN NULL ELSE 60 + (i * 29 % 40) END::DOUBLE AS diastolic_bp
+    FROM range(${rows}) t(i)`,
+  labs: (rows) => `
+    SELECT printf('S%06d', i // 3) AS subject_id,
+           ['GLU', 'LDL', 'HBA1C', 'CRP'][1 + i * 7 % 4] AS test_code,
+           CASE WHEN i % 19 = 0 THEN NULL ELSE 1 + (i * 53 % 997) / 10 END::DOUBLE AS value
+    FROM range(${rows}) t(i)`,
+};
+
+export interface PipelineMeasurement {
+  pipeline: string;
+  rows: number;
+  seconds: number;
+  rowsPerSecond: number;
+  /** SHA-256 of the output as CSV (header, rows in output order): the values, whatever the file format's bytes. */
+  outputSha256: string;
+}
+
+/** Runs one shipped built-in pipeline over its reference table in a scratch folder: its output digest and its speed. */
+async function measurePipeline(
+  ref: string,
+  parameters: Record<string, string | number | boolean>,
+  rows: number,
+  work: string,
+): Promise<PipelineMeasurement> {
+  const source = await loadPipeline(ref, parameters);
+  const spec = resolvePipeline(ref, source.document, parameters);
+  if (spec.executor !== 'builtin') throw new Error(`${ref} is not a built-in pipeline`);
+  const table = spec.table ?? 'visits';
+  const generate = REFERENCE_TABLES[table];
+  if (!generate) throw new Error(`${ref}: no reference dataset for its table ${table}`);
+  const input = path.join(work, `${spec.name}-input.parquet`);
+  const output = path.join(work, `${spec.name}-output.parquet`);
+  const csv = path.join(work, `${spec.name}-output.csv`);
+  const db = await DuckDBInstance.create(':memory:', { threads: '1' });
+  const conn = await db.connect();
+  try {
+    await conn.run(`COPY (${generate(rows)}) TO ${quoteLiteral(input)} (FORMAT parquet)`);
+    const started = performance.now();
+    const result = await runBuiltin({ input, output, steps: spec.steps, seed: 1 });
+    const seconds = (performance.now() - started) / 1000;
+    await conn.run(
+      `COPY (SELECT * FROM read_parquet(${quoteLiteral(output)})) TO ${quoteLiteral(csv)} (HEADER, DELIMITER ',')`,
+    );
+    return {
+      pipeline: ref,
+      rows: result.rows,
+      seconds,
+      rowsPerSecond: result.rows / Math.max(seconds, 1e-6),
+      outputSha256: createHash('sha256')
+        .update(await readFile(csv))
+        .digest('hex'),
+    };
+  } finally {
+    conn.closeSync();
+    db.closeSync();
+  }
+}
+
+/**
+ * A seeded randomized step: the mean of a reference column over a Bernoulli sample of its rows. The same seed gives
+ * the same result; each seed's result lies within the stated variation of the full table's mean.
+ */
+async function sampledMeans(rows: number, fraction: number, seeds: readonly number[]) {
+  const db = await DuckDBInstance.create(':memory:', { threads: '1' });
+  const conn = await db.connect();
+  try {
+    await conn.run(`CREATE TABLE ref AS ${REFERENCE_TABLES.visits!(rows)}`);
+    const value = async (sql: string) => Number((await conn.runAndReadAll(sql)).getRows()[0]![0]);
+    const full = await value('SELECT avg(systolic_bp) FROM ref');
+    const sample = (seed: number) =>
+      value(`SELECT avg(systolic_bp) FROM ref USING SAMPLE ${Math.round(fraction * 100)} PERCENT (bernoulli, ${seed})`);
+    const runs: { seed: number; mean: number; again: number }[] = [];
+    for (const seed of seeds) runs.push({ seed, mean: await sample(seed), again: await sample(seed) });
+    return { full, runs };
+  } finally {
+    conn.closeSync();
+    db.closeSync();
+  }
+}
+
+/**
+ * The performance qualification (PQ): each shipped built-in pipeline over its reference dataset, its output digest
+ * against the one recorded in the requirements (deterministic steps), its speed against the acceptance range, and a
+ * seeded randomized step within its stated variation across several runs.
+ */
+export async function performanceRules(acceptance: PqAcceptance): Promise<Rules> {
+  const rules: Rules = [];
+  const work = await mkdtemp(path.join(os.tmpdir(), 'steward-pq-'));
+  try {
+    const shipped = await bundledPipelines();
+    for (const ref of shipped) {
+      const recorded = acceptance.pipelines[ref];
+      const source = await loadPipeline(ref, recorded?.parameters ?? {}).catch(() => undefined);
+      const executor = (source?.document as { executor?: string } | undefined)?.executor;
+      if (executor !== 'builtin') continue;
+      if (!recorded) {
+        rules.push({
+          check: 'pq.pipelines',
+          rule: `${ref} has a recorded output digest`,
+          ok: false,
+          detail: `the requirements record none for ${ref}: a shipped pipeline without acceptance criteria`,
+        });
+        continue;
+      }
+      const m = await measurePipeline(ref, recorded.parameters, acceptance.rows, work);
+      rules.push({
+        check: 'pq.pipelines',
+        rule: `${ref} on its reference dataset (${acceptance.rows} rows) gives the recorded output`,
+        ok: m.outputSha256 === recorded.outputSha256,
+        detail:
+          m.outputSha256 === recorded.outputSha256
+            ? `output SHA-256 ${m.outputSha256}`
+            : `output SHA-256 ${m.outputSha256}, recorded ${recorded.outputSha256}`,
+      });
+      const { minRowsPerSecond, maxSeconds } = acceptance.throughput;
+      const within = m.rowsPerSecond >= minRowsPerSecond && m.seconds <= maxSeconds;
+      rules.push({
+        check: 'pq.throughput',
+        rule: `${ref} runs within its acceptance range (at least ${minRowsPerSecond} rows/s, at most ${maxSeconds} s)`,
+        ok: within,
+        detail: `${Math.round(m.rowsPerSecond)} rows/s, ${m.seconds.toFixed(3)} s for ${m.rows} rows`,
+      });
+    }
+    const { fraction, seeds, maxRelativeDeviation } = acceptance.variation;
+    const sampled = await sampledMeans(acceptance.rows, fraction, seeds);
+    for (const run of sampled.runs) {
+      const deviation = Math.abs(run.mean - sampled.full) / Math.abs(sampled.full);
+      rules.push({
+        check: 'pq.variation',
+        rule: `a ${Math.round(fraction * 100)}% sample with seed ${run.seed} repeats exactly and its mean lies within ${maxRelativeDeviation * 100}% of the full mean`,
+        ok: run.mean === run.again && deviation <= maxRelativeDeviation,
+        detail: `mean ${run.mean.toFixed(4)} (again ${run.again.toFixed(4)}), full ${sampled.full.toFixed(4)}, deviation ${(deviation * 100).toFixed(3)}%`,
+      });
+    }
+    return rules;
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
