@@ -16,7 +16,14 @@ import {
 } from '../lib/qualification/documents';
 import { driftFindings, findingKey, writeDeviationRecord } from '../lib/qualification/deviations';
 import { takeInventory, type InventoryPart } from '../lib/qualification/inventory';
-import { auditTrailRules, certificateRules, replayRules, residencyProbes } from '../lib/qualification/operational';
+import {
+  auditTrailRules,
+  certificateRules,
+  replayRules,
+  residencyProbes,
+  scratchPrefix,
+  writeScratchData,
+} from '../lib/qualification/operational';
 import { performanceRules } from '../lib/qualification/performance';
 import { loadRequirements } from '../lib/qualification/requirements';
 import { getObjectOrUndefined, listObjects } from '../lib/storage/objects';
@@ -184,14 +191,22 @@ export function createQualificationActivities(deps: QualificationActivityDeps) {
      * The operational checks a worker makes itself (OQ): another jurisdiction's buckets refused by storage, the audit
      * trail recomputed, deletion certificates verified by Steward and OpenSSL, the recorded histories replayed.
      */
-    async operationalChecksActivity(): Promise<InventoryPart['rules']> {
+    async operationalChecksActivity(input: { certificates: string[] }): Promise<InventoryPart['rules']> {
       const caPem = deps.caPem();
       return [
         ...(await residencyProbes(s3, jurisdiction)),
         ...(await auditTrailRules(s3, jurisdiction, caPem)),
-        ...(await certificateRules(s3, jurisdiction, caPem)),
+        ...(await certificateRules(s3, jurisdiction, caPem, input.certificates)),
         ...(await replayRules(process.env.STEWARD_WORKFLOW_BUNDLE)),
       ];
+    },
+
+    /** The operational qualification's scratch data (synthetic, no personal data), for it to delete with a certificate. */
+    async writeScratchDataActivity(input: {
+      reportId: string;
+    }): Promise<{ bucket: string; prefix: string; keys: string[] }> {
+      const keys = await writeScratchData(s3, jurisdiction, input.reportId);
+      return { bucket: jurisdiction.buckets.landing, prefix: scratchPrefix(input.reportId), keys };
     },
 
     /** The performance checks (PQ) against the acceptance criteria in the requirements file. */

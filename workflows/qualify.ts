@@ -31,6 +31,7 @@ import {
 } from '../schemas/qualification';
 import type { SignedWorkflowInput } from '../schemas/request';
 import { recordAudit } from './audit';
+import { eraseUnits } from './eraseUnits';
 import { authorize, authorizeDecision, type Authorized } from './authorize';
 import { setPhase } from './progress';
 
@@ -289,6 +290,59 @@ async function trustProbes(raw: SignedWorkflowInput, auth: Authorized<QualifyPar
   return rules;
 }
 
+/**
+ * The deletion path, on the run's own scratch data (synthetic rows, no personal data, in the landing bucket): deleted
+ * through the erasure operation every deletion uses, which verifies the objects are gone and issues a signed
+ * certificate; the certificate is then checked with the others (OQ-04).
+ */
+async function scratchDeletion(
+  auth: Authorized<QualifyParams>,
+  reportId: string,
+): Promise<{ rules: Inventory['rules']; certificates: string[] }> {
+  const scratch = await probes.writeScratchDataActivity({ reportId });
+  const result = await eraseUnits('oq-scratch', {
+    jurisdiction: auth.jurisdiction,
+    label: `operational qualification ${reportId}: scratch data`,
+    bundled: false,
+    principal: auth.principal,
+    requestedBy: auth.eSignature,
+    approvedBy: [auth.eSignature],
+    requestId: auth.requestId,
+    details: { reportId },
+    units: [
+      {
+        unitId: `${reportId}/scratch`,
+        event: 'package.deleted',
+        targets: { packageId: `${reportId}-scratch` },
+        reason: {
+          kind: 'retention',
+          legalBasis: 'operational qualification: scratch data is kept only for the run that wrote it',
+          detail: `the scratch data of qualification ${reportId} (synthetic, no personal data), removed when the run ends`,
+        },
+        note: 'scratch data of an operational qualification',
+        objects: {
+          targets: [{ bucket: scratch.bucket, prefixes: [scratch.prefix], bypassGovernance: false }],
+          absent: scratch.keys.map((key) => ({ bucket: scratch.bucket, key })),
+        },
+      },
+    ],
+  });
+  const erased = result.erased[0];
+  return {
+    rules: [
+      {
+        check: 'oq.certificate',
+        rule: `the run's scratch data (${scratch.keys.length} objects) is deleted, every version, with a signed certificate`,
+        ok: !!erased && erased.verified && erased.versions >= scratch.keys.length,
+        detail: erased
+          ? `${erased.versions} versions, ${erased.bytes} bytes; certificate ${erased.certificateId}; absence verified: ${erased.verified}`
+          : `not deleted: ${result.failed.map((f) => f.reason).join('; ')}`,
+      },
+    ],
+    certificates: erased ? [erased.certificateId] : [],
+  };
+}
+
 /** `qr-<jurisdiction>-<UTC start, to the second>-<8 hex>`. */
 function reportIdOf(jurisdiction: string): string {
   const at = workflowInfo()
@@ -315,8 +369,11 @@ export async function qualifyWorkflow(raw: SignedWorkflowInput): Promise<Qualifi
   if (phases.includes('OQ')) {
     setPhase('operational qualification: refused requests');
     rules.push(...(await trustProbes(raw, auth)));
+    setPhase('operational qualification: scratch data deleted with a certificate');
+    const scratch = await scratchDeletion(auth, reportId);
+    rules.push(...scratch.rules);
     setPhase('operational qualification: storage, audit trail, certificates, replay');
-    rules.push(...(await probes.operationalChecksActivity()));
+    rules.push(...(await probes.operationalChecksActivity({ certificates: scratch.certificates })));
   }
   if (phases.includes('PQ')) {
     setPhase('performance qualification: the shipped pipelines on the reference datasets');

@@ -3,7 +3,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { temporal } from '@temporalio/proto';
 import type { HistoryAndWorkflowId } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
@@ -13,7 +13,7 @@ import type { InventoryPart } from './inventory';
 import { listStoredSegments, readSegment, storageProblems } from '../audit/store';
 import { verifyTrail } from '../audit/segment';
 import { FAILURE_CONVERTER_PATH } from '../client/temporal';
-import { checkCertificate, parseCertificateBundle } from '../evidence/certificate';
+import { checkCertificate, parseCertificateBundle, readCertificateFiles } from '../evidence/certificate';
 import { INSTALL_ROOT } from '../runtime/install';
 import { CERTIFICATE_BUNDLES_PREFIX, CERTIFICATES_PREFIX } from '../storage/layout';
 import { getObjectOrUndefined, listObjects } from '../storage/objects';
@@ -81,6 +81,31 @@ export async function auditTrailRules(s3: S3Client, jurisdiction: Jurisdiction, 
   ];
 }
 
+/** Where an operational qualification writes its scratch data in the landing bucket, one prefix per report. */
+export const scratchPrefix = (reportId: string) => `qualification/oq/${reportId}/`;
+
+/**
+ * Scratch data of an operational qualification: synthetic rows with no personal data, written where packages land,
+ * so the run can delete them through the erasure path and verify the certificate it issues.
+ */
+export async function writeScratchData(s3: S3Client, jurisdiction: Jurisdiction, reportId: string): Promise<string[]> {
+  const keys: string[] = [];
+  for (const name of ['visits.csv', 'labs.csv']) {
+    const key = `${scratchPrefix(reportId)}${name}`;
+    const rows = Array.from({ length: 50 }, (_, i) => `OQ-${String(i).padStart(3, '0')},${(i * 37) % 61}`);
+    await s3.send(
+      new PutObjectCommand({
+        Bucket: jurisdiction.buckets.landing,
+        Key: key,
+        Body: `subject_id,value\n${rows.join('\n')}\n`,
+        ContentType: 'text/csv',
+      }),
+    );
+    keys.push(key);
+  }
+  return keys;
+}
+
 /** How many deletion certificates the check verifies at most. */
 const CERTIFICATES_CHECKED = 5;
 
@@ -88,11 +113,24 @@ const CERTIFICATES_CHECKED = 5;
  * Deletion certificates from the evidence bucket, each checked by Steward (schema, signer, chain) and by OpenSSL alone
  * (`openssl cms -verify` against the Steward CA): there must be one, and every one checked must hold.
  */
-export async function certificateRules(s3: S3Client, jurisdiction: Jurisdiction, caPem: string): Promise<Rules> {
+export async function certificateRules(
+  s3: S3Client,
+  jurisdiction: Jurisdiction,
+  caPem: string,
+  issued: readonly string[] = [],
+): Promise<Rules> {
   const bucket = jurisdiction.buckets.evidence;
   const found: { id: string; json: Buffer; p7s: Buffer }[] = [];
+  // The certificates the run's own deletion issued first, then others the bucket holds.
+  for (const id of issued) {
+    const files = await readCertificateFiles(s3, bucket, id);
+    if (files) found.push({ id, json: files.json, p7s: files.p7s });
+    else {
+      found.push({ id, json: Buffer.from('missing'), p7s: Buffer.alloc(0) });
+    }
+  }
   for (const o of await listObjects(s3, bucket, CERTIFICATES_PREFIX)) {
-    if (found.length >= CERTIFICATES_CHECKED) break;
+    if (found.length >= CERTIFICATES_CHECKED + issued.length) break;
     if (o.key.startsWith(CERTIFICATE_BUNDLES_PREFIX)) {
       const raw = await getObjectOrUndefined(s3, bucket, o.key);
       const entry = raw ? parseCertificateBundle(raw, o.key).certificates[0] : undefined;
@@ -103,7 +141,7 @@ export async function certificateRules(s3: S3Client, jurisdiction: Jurisdiction,
           p7s: Buffer.from(entry.p7s, 'base64'),
         });
       }
-    } else if (o.key.endsWith('.json')) {
+    } else if (o.key.endsWith('.json') && !issued.includes(path.basename(o.key, '.json'))) {
       const json = await getObjectOrUndefined(s3, bucket, o.key);
       const p7s = await getObjectOrUndefined(s3, bucket, o.key.replace(/\.json$/, '.p7s'));
       if (json && p7s) found.push({ id: path.basename(o.key, '.json'), json, p7s });

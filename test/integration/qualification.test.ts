@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readFile, writeFile, appendFile } from 'node:fs/promises';
+import { appendFile, chmod, copyFile, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
   DeleteBucketPolicyCommand,
@@ -15,8 +15,19 @@ import { signDetached } from '../../lib/pki/cms';
 import { createS3Client } from '../../lib/storage/s3';
 import { INSTALL_ROOT } from '../../lib/runtime/install';
 import { ReportContentSchema } from '../../schemas/qualification';
-import { identity, opensslCmsVerify, signedBy, stackState, stackSteward, tempDir, type DemoRole } from '../helpers';
-import { destroyRetiredKey, expectDenied, refusal, sealedEvents, useClients } from '../harness';
+import { ensureTool } from '../../lib/stack/tools';
+import {
+  identity,
+  opensslCmsVerify,
+  sha256,
+  signedBy,
+  stackState,
+  stackSteward,
+  tempDir,
+  type DemoRole,
+} from '../helpers';
+import { expectDenied, refusal, sealedEvents, useClients } from '../harness';
+import { listObjects } from '../../lib/storage/objects';
 
 // Installation qualification (IQ) against the suite's live stack: a baseline recorded and approved by QA, a signed
 // report that OpenSSL and `qualify verify` accept, and each kind of drift from the baseline making it NOT QUALIFIED
@@ -178,6 +189,48 @@ describe('steward qualify --phase iq', () => {
     expect(qualify().result.verdict).toBe(cleanVerdict());
   });
 
+  it('is NOT QUALIFIED, naming the cause, when the versitygw binary at its path is not the one the baseline records', async () => {
+    const recorded = stackSteward(
+      '--identity',
+      as('qa'),
+      'baseline',
+      'record',
+      '--jurisdiction',
+      'eu',
+      '--reason',
+      'before binary swap',
+    );
+    expect(recorded.code, recorded.stderr).toBe(0);
+    const bin = await ensureTool('versitygw');
+    const kept = `${bin}.qualification-test`;
+    const before = sha256(await readFile(bin));
+    // The running server keeps its file; the path now holds another build (one more byte).
+    await rename(bin, kept);
+    try {
+      await copyFile(kept, bin);
+      await appendFile(bin, Buffer.from([0]));
+      await chmod(bin, 0o755);
+      const after = sha256(await readFile(bin));
+      const { code, result } = qualify();
+      expect(code).toBe(1);
+      const { report } = await storedReport(result.document);
+      expect(report.causes).toEqual(
+        expect.arrayContaining([
+          expect.stringMatching(
+            new RegExp(
+              `^iq\\.tools: versitygw binary SHA-256 \\(tool\\.versitygw\\.sha256\\) differs from baseline \\d+: ${before} → ${after}$`,
+            ),
+          ),
+        ]),
+      );
+      expect(report.requirements.find((r) => r.id === 'IQ-01')!.outcome).toBe('failed');
+    } finally {
+      await rm(bin, { force: true });
+      await rename(kept, bin);
+    }
+    expect(sha256(await readFile(bin))).toBe(before);
+  });
+
   it('refuses, as Temporal is called directly, a start by another role and a signature by anyone but QA', async () => {
     const { client } = clients();
     const start = (role: DemoRole, requestId = randomUUID()) =>
@@ -255,8 +308,6 @@ describe('steward qualify --phase oq|pq|all', () => {
       'before the operational qualification',
     );
     expect(baseline.code, baseline.stderr).toBe(0);
-    // A deletion certificate for the operational check to verify.
-    await destroyRetiredKey(clients(), 'eu', `ST-OQ-${randomUUID().slice(0, 8)}`);
     const { code, result } = qualify('--phase', 'all');
     const { report } = await storedReport(result.document);
     expect(report.causes).toEqual(cleanVerdict() === 'QUALIFIED' ? [] : [expect.stringMatching(/uncommitted changes/)]);
@@ -275,8 +326,14 @@ describe('steward qualify --phase oq|pq|all', () => {
     expect(trust.rules.map((r: { detail: string }) => r.detail).join('\n')).toMatch(
       /AccessDenied: .*may not retention\.preview[\s\S]*AccessDenied: .*signature[\s\S]*AccessDenied/,
     );
+    // The run's own scratch data, deleted with a certificate that Steward and OpenSSL verify.
     const certificate = JSON.parse(await readFile(path.join(dir, 'evidence', 'oq.certificate.json'), 'utf8'));
-    expect(certificate.rules[0].detail).toContain('OpenSSL: verification successful');
+    const deleted = certificate.rules[0];
+    expect(deleted.rule).toMatch(/scratch data \(2 objects\) is deleted, every version, with a signed certificate/);
+    const certificateId = /certificate (cert-eu-[0-9a-f]{32})/.exec(deleted.detail)![1]!;
+    expect(certificate.rules[1].rule).toContain(certificateId);
+    expect(certificate.rules[1].detail).toContain('OpenSSL: verification successful');
+    expect(await listObjects(clients().s3, eu.buckets.landing, `qualification/oq/${result.document}/`)).toEqual([]);
     const events = await sealedEvents(clients(), 'eu');
     // Refused and audited by the workflows the probes were sent to (the altered one asks for a real sweep).
     const denied = events.filter((e) => e.event.action === 'request.denied').map((e) => e.event.details.requested);
