@@ -1,6 +1,6 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Client } from '@temporalio/client';
-import { ErrorType, nonRetryable } from '../contracts';
+import { ErrorType, ingestWorkflowId, nonRetryable } from '../contracts';
 import { evidenceRetainUntil, putEvidence } from '../lib/audit/store';
 import { canonicalJson } from '../lib/crypto/canonical';
 import type { SignerMaterial } from '../lib/pki/authority';
@@ -40,7 +40,10 @@ import {
   writeChangeRecord,
 } from '../lib/qualification/change';
 import { INSTALL_ROOT } from '../lib/runtime/install';
-import { listDatasetRecords, readRunDocument, readStudyRecord } from '../lib/storage/catalog';
+import { listDatasetRecords, readDatasetRecord, readRunDocument, readStudyRecord } from '../lib/storage/catalog';
+import { packagePrefix } from '../lib/storage/layout';
+import type { IngestPackageResult } from '../schemas/ingest';
+import type { SubjectRequestStatus } from '../schemas/subject-request';
 import type { RunDocument } from '../schemas/preprocess';
 import type { StudyRecord } from '../schemas/dataset';
 import type { Jurisdiction } from '../schemas/jurisdiction';
@@ -50,6 +53,7 @@ import {
   type ChangeImpact,
   type ChangeRecord,
   type CheckResult,
+  type FunctionalReport,
   type DeviationRecord,
   type DriftFinding,
   type Inventory,
@@ -207,6 +211,106 @@ export function createQualificationActivities(deps: QualificationActivityDeps) {
     }): Promise<{ bucket: string; prefix: string; keys: string[] }> {
       const keys = await writeScratchData(s3, jurisdiction, input.reportId);
       return { bucket: jurisdiction.buckets.landing, prefix: scratchPrefix(input.reportId), keys };
+    },
+
+    /**
+     * Checks what the testers' script reports it did in the scratch study, from Temporal and storage (OQ): the good
+     * package curated into the catalog, the damaged one rejected and quarantined, the subject's erasure completed with
+     * a certificate. Returns the scratch study's datasets and raw uploads, for the run to delete with certificates.
+     */
+    async verifyFunctionalActivity(input: { studyId: string; since: string; report: FunctionalReport }) {
+      const client = await deps.temporal();
+      const { report, studyId } = input;
+      const rules: InventoryPart['rules'] = [];
+      const rule = (name: string, ok: boolean, detail: string) =>
+        rules.push({ check: 'oq.functions', rule: name, ok, detail: detail.slice(0, 1500) });
+      for (const problem of report.problems) rule('the testers’ script ran every step', false, problem);
+      const fresh = async (workflowId: string) => {
+        const d = await client.workflow.getHandle(workflowId).describe();
+        if (d.startTime.toISOString() < input.since) throw new Error(`${workflowId} started before this run`);
+        return d;
+      };
+      const packages: { bucket: string; prefix: string }[] = [];
+      const curatedRule = 'a good package of the scratch study is curated into the catalog';
+      if (!report.curated) rule(curatedRule, false, 'the script reported no ingestion of a good package');
+      else {
+        const { workflowId, packageId } = report.curated;
+        try {
+          if (workflowId !== ingestWorkflowId(jurisdiction.id, packageId))
+            throw new Error(`${workflowId} is not the ingestion of ${packageId}`);
+          const d = await fresh(workflowId);
+          const result = (await client.workflow.getHandle(workflowId).result()) as IngestPackageResult;
+          const record = await readDatasetRecord(s3, jurisdiction.buckets.catalog, result.datasetId);
+          const ok =
+            d.status.name === 'COMPLETED' &&
+            result.outcome === 'curated' &&
+            record?.studyId === studyId &&
+            record.rows.curated > 0;
+          rule(
+            curatedRule,
+            ok,
+            `${workflowId}: ${d.status.name}, ${result.outcome}; dataset ${result.datasetId} of ${record?.studyId ?? 'no record'}, ${record?.rows.curated ?? 0} rows curated`,
+          );
+          packages.push({ bucket: jurisdiction.buckets.landing, prefix: packagePrefix(packageId) });
+        } catch (error) {
+          rule(curatedRule, false, `${workflowId}: ${(error as Error).message}`);
+        }
+      }
+      const rejectedRule = 'a damaged package of the scratch study is rejected and kept in quarantine';
+      if (!report.rejected) rule(rejectedRule, false, 'the script reported no ingestion of a damaged package');
+      else {
+        const { workflowId, packageId } = report.rejected;
+        try {
+          if (workflowId !== ingestWorkflowId(jurisdiction.id, packageId))
+            throw new Error(`${workflowId} is not the ingestion of ${packageId}`);
+          const d = await fresh(workflowId);
+          const failure = await client.workflow
+            .getHandle(workflowId)
+            .result()
+            .then(
+              () => undefined,
+              (error: unknown) => {
+                let root: unknown = error;
+                while (root instanceof Error && root.cause && !(root instanceof ApplicationFailure)) root = root.cause;
+                return root instanceof ApplicationFailure ? root : undefined;
+              },
+            );
+          const quarantined = await listObjects(s3, jurisdiction.buckets.quarantine, packagePrefix(packageId));
+          const ok =
+            d.status.name === 'FAILED' && failure?.type === ErrorType.PackageRejected && quarantined.length > 0;
+          rule(
+            rejectedRule,
+            ok,
+            `${workflowId}: ${d.status.name}, ${failure?.type ?? 'no failure'}: ${failure?.message.slice(0, 300) ?? ''}; ${quarantined.length} objects in quarantine`,
+          );
+          packages.push({ bucket: jurisdiction.buckets.quarantine, prefix: packagePrefix(packageId) });
+        } catch (error) {
+          rule(rejectedRule, false, `${workflowId}: ${(error as Error).message}`);
+        }
+      }
+      const erasureRule = "a subject's erasure request in the scratch study completes with a certificate";
+      const certificates: string[] = [];
+      if (!report.erasure) rule(erasureRule, false, 'the script reported no erasure request');
+      else {
+        const { workflowId } = report.erasure;
+        try {
+          if (!workflowId.startsWith(`dsr-${jurisdiction.id}-`))
+            throw new Error('not a subject request of this jurisdiction');
+          await fresh(workflowId);
+          const done = (await client.workflow.getHandle(workflowId).result()) as SubjectRequestStatus;
+          const certificateId = typeof done.outcome.certificateId === 'string' ? done.outcome.certificateId : null;
+          const completed = done.state === 'completed' || done.state === 'completed-with-exemptions';
+          const ok = done.kind === 'erasure' && done.studyId === studyId && completed && !!certificateId;
+          rule(erasureRule, ok, `${workflowId}: ${done.kind} ${done.state}, certificate ${certificateId ?? 'none'}`);
+          if (certificateId) certificates.push(certificateId);
+        } catch (error) {
+          rule(erasureRule, false, `${workflowId}: ${(error as Error).message}`);
+        }
+      }
+      const datasets = (await listDatasetRecords(s3, jurisdiction.buckets.catalog))
+        .filter((d) => d.studyId === studyId && d.createdAt >= input.since)
+        .map((d) => ({ datasetId: d.datasetId, studyId: d.studyId }));
+      return { rules, datasets, packages, certificates };
     },
 
     /** The performance checks (PQ) against the acceptance criteria in the requirements file. */

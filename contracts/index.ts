@@ -137,6 +137,11 @@ export function deviationWorkflowId(jurisdiction: string, key: string): string {
   return `deviation-${jurisdiction}-${key}`;
 }
 
+/** The scratch study of an operational qualification: named by the run's request id, deleted when the run ends. */
+export function scratchStudyId(requestId: string): string {
+  return `OQ-${requestId.replace(/[^A-Za-z0-9]/g, '').slice(0, 16).toUpperCase()}`;
+}
+
 /** A change to a controlled file, one per proposal. */
 export function changeWorkflowId(jurisdiction: string, requestId: string): string {
   return `change-${jurisdiction}-${requestId}`;
@@ -210,6 +215,8 @@ export const qaSignUpdate = defineUpdate<QualificationStatus, [QaSignInput]>('qa
 export const deviationStatusQuery = defineQuery<DeviationRecord>('deviationStatus');
 /** To a deviation: QA's signed decision (investigated, or closed with a disposition). */
 export const deviationDecisionUpdate = defineUpdate<DeviationRecord, [QaSignInput]>('deviationDecision');
+/** To an operational qualification: QA's signed report of what the testers' script did in the scratch study. */
+export const functionalTestsUpdate = defineUpdate<QualificationStatus, [QaSignInput]>('functionalTests');
 /** A change's record as it stands. */
 export const changeStatusQuery = defineQuery<ChangeRecord>('changeStatus');
 /** To a change: QA's signed decision (approve or reject), by a person other than the proposer. */

@@ -176,7 +176,8 @@ export const BaselineParamsSchema = z.object({ reason: z.string().min(3).max(100
 
 /** What a qualification or baseline workflow shows while it runs and once it is done. */
 export const QualificationStatusSchema = z.object({
-  stage: z.enum(['running', 'awaiting-signature', 'signed', 'unsigned']),
+  /** `awaiting-tests`: the operational run waits for the testers' script in its scratch study (`document` names it). */
+  stage: z.enum(['running', 'awaiting-tests', 'awaiting-signature', 'signed', 'unsigned']),
   document: z.string().nullable(),
   sha256: Sha256HexSchema.nullable(),
   /** The document's bytes (base64) while it awaits QA's signature: what QA reads and signs. */
@@ -343,3 +344,19 @@ export const ChangeRecordSchema = z.object({
   problems: z.array(z.string()),
 });
 export type ChangeRecord = z.infer<typeof ChangeRecordSchema>;
+
+/**
+ * What the testers' script did in the operational qualification's scratch study, as QA reports it (signed): the run
+ * checks each against Temporal and storage itself, then deletes the scratch study with certificates.
+ */
+export const FunctionalReportSchema = z.object({
+  studyId: z.string(),
+  /** A good package's ingestion (to be curated) and a damaged one's (to be rejected and quarantined). */
+  curated: z.object({ packageId: z.string(), workflowId: z.string() }).nullable(),
+  rejected: z.object({ packageId: z.string(), workflowId: z.string() }).nullable(),
+  /** A subject's erasure request in the scratch study (to complete with a certificate). */
+  erasure: z.object({ workflowId: z.string() }).nullable(),
+  /** Steps of the script that failed before they produced anything to check. */
+  problems: z.array(z.string().max(1000)).max(20),
+});
+export type FunctionalReport = z.infer<typeof FunctionalReportSchema>;

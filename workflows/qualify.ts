@@ -16,11 +16,16 @@ import {
   ingestTaskQueue,
   inspectTaskQueue,
   nonRetryable,
+  functionalTestsUpdate,
   qaSignUpdate,
   qualificationStatusQuery,
+  scratchStudyId,
 } from '../contracts';
+import type { ErasureUnitInput } from '../schemas/erasure';
 import {
   BaselineParamsSchema,
+  FunctionalReportSchema,
+  type FunctionalReport,
   QaSignInputSchema,
   QaSignParamsSchema,
   QualifyParamsSchema,
@@ -189,7 +194,7 @@ export async function awaitQaSignature(
 }
 
 /** Answers the status query before there is a document: the run is still taking and judging the inventory. */
-export function showRunning(): void {
+export function showRunning(): QualificationStatus {
   const status: QualificationStatus = {
     stage: 'running',
     document: null,
@@ -199,6 +204,7 @@ export function showRunning(): void {
     keys: [],
   };
   setHandler(qualificationStatusQuery, () => status);
+  return status;
 }
 
 const PHASES: Record<QualifyParams['phase'], QualificationPhase[]> = {
@@ -343,6 +349,122 @@ async function scratchDeletion(
   };
 }
 
+/** How long the run waits for the testers' script to report. */
+const TESTS_WAIT = '30 minutes';
+
+/**
+ * The functions, run by the testers in the run's scratch study (OQ): the run waits for QA's signed report of what the
+ * script did, checks each outcome from Temporal and storage itself (a good package curated, a damaged one rejected
+ * and quarantined, a subject's erasure completed with a certificate), then deletes the scratch study's datasets and
+ * raw uploads through the erasure path, with a certificate each.
+ */
+async function functionalTests(
+  auth: Authorized<QualifyParams>,
+  status: QualificationStatus,
+  startedAt: string,
+): Promise<{ rules: Inventory['rules']; certificates: string[] }> {
+  const studyId = scratchStudyId(auth.requestId);
+  const targets = { requestId: auth.requestId, studyId };
+  let report: FunctionalReport | null = null;
+  setHandler(
+    functionalTestsUpdate,
+    async (input) => {
+      if (status.stage !== 'awaiting-tests' || report) {
+        throw nonRetryable(ErrorType.RequestConflict, `the run is ${status.stage}: it takes one report of the tests`);
+      }
+      const { request } = QaSignInputSchema.parse(input);
+      const d = await authorizeDecision(request, 'qualify.run', FunctionalReportSchema, targets);
+      if (d.params.studyId !== studyId) {
+        throw nonRetryable(ErrorType.InvalidInput, `the run's scratch study is ${studyId}, not ${d.params.studyId}`);
+      }
+      report = d.params;
+      status.stage = 'running';
+      status.document = null;
+      return status;
+    },
+    {
+      validator: (input) => {
+        if (!QaSignInputSchema.safeParse(input).success) throw new Error('not a signed report of the tests');
+      },
+    },
+  );
+  status.stage = 'awaiting-tests';
+  status.document = studyId;
+  setPhase(`operational qualification: waiting for the testers' script in scratch study ${studyId}`);
+  const reported = await condition(() => report !== null, TESTS_WAIT);
+  await condition(allHandlersFinished);
+  status.stage = 'running';
+  status.document = null;
+  if (!reported) {
+    return {
+      rules: [
+        {
+          check: 'oq.functions',
+          rule: 'the testers’ script reported what it did in the scratch study',
+          ok: false,
+          detail: `no report within ${TESTS_WAIT} (steward qualify runs the script with the testers' identities)`,
+        },
+      ],
+      certificates: [],
+    };
+  }
+  setPhase('operational qualification: checking what the testers did');
+  const verified = await probes.verifyFunctionalActivity({ studyId, since: startedAt, report: report! });
+  const units: ErasureUnitInput[] = [
+    ...verified.datasets.map((d): ErasureUnitInput => ({
+      unitId: d.datasetId,
+      event: 'dataset.deleted',
+      targets: d,
+      reason: {
+        kind: 'retention',
+        legalBasis: 'operational qualification: the scratch study is kept only for the run that made it',
+        detail: `dataset ${d.datasetId} of scratch study ${studyId} (synthetic data), removed when the run ends`,
+      },
+      note: 'scratch study of an operational qualification',
+      dataset: d,
+    })),
+    ...verified.packages.map((p): ErasureUnitInput => ({
+      unitId: `${p.bucket}/${p.prefix}`,
+      event: 'package.deleted',
+      targets: { studyId },
+      reason: {
+        kind: 'retention',
+        legalBasis: 'operational qualification: the scratch study is kept only for the run that made it',
+        detail: `raw upload s3://${p.bucket}/${p.prefix} of scratch study ${studyId}, removed when the run ends`,
+      },
+      note: 'scratch study of an operational qualification',
+      objects: { targets: [{ bucket: p.bucket, prefixes: [p.prefix], bypassGovernance: false }] },
+    })),
+  ];
+  const rules = [...verified.rules];
+  const certificates = [...verified.certificates];
+  if (units.length > 0) {
+    setPhase(`operational qualification: deleting scratch study ${studyId}`);
+    const result = await eraseUnits('oq-scratch-study', {
+      jurisdiction: auth.jurisdiction,
+      label: `operational qualification ${auth.requestId}: scratch study ${studyId}`,
+      bundled: false,
+      principal: auth.principal,
+      requestedBy: auth.eSignature,
+      approvedBy: [auth.eSignature],
+      requestId: auth.requestId,
+      details: { studyId },
+      units,
+    });
+    rules.push({
+      check: 'oq.functions',
+      rule: `the scratch study ${studyId} is deleted (datasets and raw uploads), each with a certificate`,
+      ok: result.failed.length === 0 && result.erased.length === units.length,
+      detail:
+        result.failed.length === 0
+          ? `${result.erased.length} units, ${result.erased.reduce((n, e) => n + e.versions, 0)} versions`
+          : result.failed.map((f) => `${f.unitId}: ${f.reason}`).join('; '),
+    });
+    certificates.push(...result.erased.slice(0, 2).map((e) => e.certificateId));
+  }
+  return { rules, certificates };
+}
+
 /** `qr-<jurisdiction>-<UTC start, to the second>-<8 hex>`. */
 function reportIdOf(jurisdiction: string): string {
   const at = workflowInfo()
@@ -358,7 +480,7 @@ function reportIdOf(jurisdiction: string): string {
  * signature, then is stored write-once with its HTML page in the jurisdiction's evidence bucket.
  */
 export async function qualifyWorkflow(raw: SignedWorkflowInput): Promise<QualificationResult> {
-  showRunning();
+  const status = showRunning();
   const auth = await authorize(raw, 'qualify.run', QualifyParamsSchema);
   const startedAt = new Date().toISOString();
   const phases = PHASES[auth.params.phase];
@@ -372,8 +494,14 @@ export async function qualifyWorkflow(raw: SignedWorkflowInput): Promise<Qualifi
     setPhase('operational qualification: scratch data deleted with a certificate');
     const scratch = await scratchDeletion(auth, reportId);
     rules.push(...scratch.rules);
+    const functional = await functionalTests(auth, status, startedAt);
+    rules.push(...functional.rules);
     setPhase('operational qualification: storage, audit trail, certificates, replay');
-    rules.push(...(await probes.operationalChecksActivity({ certificates: scratch.certificates })));
+    rules.push(
+      ...(await probes.operationalChecksActivity({
+        certificates: [...scratch.certificates, ...functional.certificates],
+      })),
+    );
   }
   if (phases.includes('PQ')) {
     setPhase('performance qualification: the shipped pipelines on the reference datasets');

@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { z } from 'zod';
 import {
   baselineWorkflowId,
+  functionalTestsUpdate,
   progressQuery,
   qaSignUpdate,
   qualificationStatusQuery,
@@ -30,6 +31,8 @@ import { ReportContentSchema, type QualificationStatus } from '../../schemas/qua
 import type { baselineWorkflow, changeWorkflow, qualifyWorkflow } from '../../workflows';
 import type { QualificationResult } from '../../workflows/qualify';
 import { CommandContext, type GlobalOptions } from '../context';
+import { runFunctionalTests } from '../qualification/functional';
+import { defaultDataDir } from '../../lib/runtime/config';
 import { parseOptions, requestIdOf } from '../options';
 import { note, printJson, say } from '../output';
 
@@ -47,8 +50,38 @@ const QualifyOptionsSchema = z.object({
     .default('iq'),
   waive: z.array(WaiverSchema).default([]),
   out: z.string().optional(),
+  tester: z
+    .array(
+      z
+        .string()
+        .regex(/^(steward|dpo)=.+$/, 'must be steward=<identity dir> or dpo=<identity dir>')
+        .transform((s) => ({
+          role: s.slice(0, s.indexOf('=')) as 'steward' | 'dpo',
+          dir: s.slice(s.indexOf('=') + 1),
+        })),
+    )
+    .default([]),
   requestId: RequestIdSchema.optional(),
 });
+
+/** The testers' command contexts, each signing with its own identity: given with --tester, else the demo ones. */
+function testerContexts(given: { role: 'steward' | 'dpo'; dir: string }[], g: GlobalOptions) {
+  const dataDir = g.dataDir ? path.resolve(g.dataDir) : defaultDataDir();
+  const dirOf = (role: 'steward' | 'dpo') => {
+    const dir = given.find((t) => t.role === role)?.dir ?? path.join(dataDir, 'identities', role);
+    if (!existsSync(dir)) {
+      throw new UserError(
+        `no ${role} identity at ${dir} for the operational tests: give --tester ${role}=<identity dir>`,
+      );
+    }
+    return path.resolve(dir);
+  };
+  return {
+    steward: CommandContext.create({ ...g, identity: dirOf('steward') }),
+    dpo: CommandContext.create({ ...g, identity: dirOf('dpo') }),
+  };
+}
+
 const BaselineOptionsSchema = z.object({
   jurisdiction: JurisdictionIdSchema,
   reason: z.string().trim().min(3).max(1000),
@@ -192,6 +225,11 @@ export function registerQualifyCommands(program: Command, globals: () => GlobalO
       (value: string, all: string[] = []) => [...all, value],
     )
     .option('--out <dir>', 'also download the signed report, its HTML page and evidence into this folder')
+    .option(
+      '--tester <role=dir>',
+      "oq: the identity a tester of the role (steward, dpo) runs the scratch study's tests with (repeatable; default: the data dir's demo identities)",
+      (value: string, all: string[] = []) => [...all, value],
+    )
     .option('--request-id <id>', 'resume the run an interrupted command started (it prints its request id)')
     .addHelpText(
       'after',
@@ -205,18 +243,19 @@ export function registerQualifyCommands(program: Command, globals: () => GlobalO
       const ctx = CommandContext.create(globals());
       try {
         const requestId = requestIdOf(options.requestId);
+        const operational = options.phase === 'oq' || options.phase === 'all';
+        const testers = operational ? testerContexts(options.tester, globals()) : undefined;
         // The operational qualification tries the trust boundary with a request of yours that your role may not make.
-        const probe =
-          options.phase === 'oq' || options.phase === 'all'
-            ? (
-                await ctx.sign({
-                  action: 'retention.preview',
-                  jurisdiction: options.jurisdiction,
-                  params: { jurisdiction: options.jurisdiction, dryRun: true },
-                  meaning: 'operational qualification probe: to be refused',
-                })
-              ).request
-            : undefined;
+        const probe = operational
+          ? (
+              await ctx.sign({
+                action: 'retention.preview',
+                jurisdiction: options.jurisdiction,
+                params: { jurisdiction: options.jurisdiction, dryRun: true },
+                meaning: 'operational qualification probe: to be refused',
+              })
+            ).request
+          : undefined;
         const handle = await ctx.startRequest<typeof qualifyWorkflow>('qualifyWorkflow', {
           workflowId: qualificationWorkflowId(options.jurisdiction, requestId),
           requestId,
@@ -227,7 +266,22 @@ export function registerQualifyCommands(program: Command, globals: () => GlobalO
           meaning: 'run the qualification of the installation',
         });
         note(`qualification ${requestId} (workflow ${handle.workflowId})`);
-        const draft = await awaitDraft(handle);
+        let draft = await awaitDraft(handle);
+        if (draft.stage === 'awaiting-tests' && testers) {
+          try {
+            const report = await runFunctionalTests(testers, options.jurisdiction, draft.document!);
+            const { request } = await ctx.sign({
+              action: 'qualify.run',
+              jurisdiction: options.jurisdiction,
+              params: report,
+              meaning: 'report the operational tests run in the scratch study',
+            });
+            await handle.executeUpdate(functionalTestsUpdate, { args: [{ request }] });
+          } finally {
+            await Promise.all([testers.steward.close(), testers.dpo.close()]);
+          }
+          draft = await awaitDraft(handle);
+        }
         if (draft.stage === 'awaiting-signature') {
           const report = ReportContentSchema.parse(JSON.parse(Buffer.from(draft.content!, 'base64').toString('utf8')));
           const meaning =

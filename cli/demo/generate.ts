@@ -18,6 +18,8 @@ export interface DemoOptions {
   subjects: number;
   seed: number;
   purpose?: string;
+  /** The data class whose retention rule its dataset gets (default clinical-trial). */
+  dataClass?: string;
   /** Keep a re-identification vault for the study's tokens (metadata `reidentificationVault`). */
   vault?: boolean;
   /** Write one lab row with an impossible date, so the package is rejected (the demo's failed ingestion). */
@@ -297,6 +299,7 @@ export async function generateDemoPackage(options: DemoOptions): Promise<DemoRes
 
   const metadata = {
     ...demoMetadata(options.jurisdiction, options.studyId, purpose),
+    ...(options.dataClass ? { dataClass: options.dataClass } : {}),
     ...(options.vault ? { reidentificationVault: true } : {}),
   };
   await writeFile(path.join(packageDir, PACKAGE_METADATA_FILE), `${JSON.stringify(metadata, null, 2)}\n`);

@@ -13,13 +13,17 @@ import { say } from '../output';
 
 const ACTIONS = { access: 'dsr.access', erasure: 'dsr.erase' } as const;
 
-/** Files a request as the demo DPO, verifies the subject's identity (and approves an erasure), and waits for its end. */
-async function runRequest(
+/**
+ * Files a request as the DPO of `dpo`, verifies the subject's identity (and approves an erasure), and waits for its
+ * end; each step's outcome goes to `log`.
+ */
+export async function runRequest(
   dpo: CommandContext,
   kind: Extract<SubjectRequestKind, 'access' | 'erasure'>,
   jurisdiction: string,
   studyId: string,
   subjectId: string,
+  log: (line: string) => void = say,
 ): Promise<SubjectRequestStatus> {
   const requestId = randomUUID();
   const workflowId = subjectRequestWorkflowId(jurisdiction, requestId);
@@ -70,10 +74,21 @@ async function runRequest(
   if (kind === 'erasure') await decide('approve', 'approve the request');
   const done = await handle.result();
   const url = dpo.uiUrl(workflowId);
-  say(`${kind === 'access' ? 'Access' : 'Erasure'} request ${requestId} (${jurisdiction}/${studyId}): ${done.state}`);
-  for (const [k, v] of Object.entries(done.outcome)) say(`  ${k}: ${v}`);
-  if (url) say(`  Temporal UI: ${url}`);
+  log(`${kind === 'access' ? 'Access' : 'Erasure'} request ${requestId} (${jurisdiction}/${studyId}): ${done.state}`);
+  for (const [k, v] of Object.entries(done.outcome)) log(`  ${k}: ${v}`);
+  if (url) log(`  Temporal UI: ${url}`);
   return done;
+}
+
+/** A subject of a generated consent file whose consent is in force for primary research: the study holds their rows. */
+export async function consentingSubject(consentFile: string): Promise<string> {
+  const consenting = (await readFile(consentFile, 'utf8'))
+    .split('\n')
+    .slice(1)
+    .map((line) => line.split(','))
+    .find(([, scopes, status]) => status === 'given' && scopes?.split(';').includes('primary-research'));
+  if (!consenting) throw new Error(`${consentFile}: no subject whose consent is in force`);
+  return consenting[0]!;
 }
 
 /**
@@ -84,14 +99,7 @@ async function runRequest(
  */
 export async function subjectRightsDemo(dpo: CommandContext, consentFile: string, studyId: string): Promise<void> {
   const jurisdiction = 'eu';
-  // A subject whose consent is in force for the study's purposes, so the study holds their rows.
-  const consenting = (await readFile(consentFile, 'utf8'))
-    .split('\n')
-    .slice(1)
-    .map((line) => line.split(','))
-    .find(([, scopes, status]) => status === 'given' && scopes?.split(';').includes('primary-research'));
-  if (!consenting) throw new Error(`${consentFile}: no subject whose consent is in force`);
-  const subjectId = consenting[0]!;
+  const subjectId = await consentingSubject(consentFile);
   say(`\nSubject requests, as the DPO files and signs them (subject ${subjectId} of ${studyId}):`);
   const access = await runRequest(dpo, 'access', jurisdiction, studyId, subjectId);
   say(`  steward --identity ${dpo.config.dataDir}/identities/dpo dsr export ${access.requestId} --out ./access`);

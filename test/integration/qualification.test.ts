@@ -9,7 +9,13 @@ import {
   PutBucketVersioningCommand,
 } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
-import { ingestTaskQueue, qaSignUpdate, qualificationStatusQuery, qualificationWorkflowId } from '../../contracts';
+import {
+  functionalTestsUpdate,
+  ingestTaskQueue,
+  qaSignUpdate,
+  qualificationStatusQuery,
+  qualificationWorkflowId,
+} from '../../contracts';
 import { getJurisdiction } from '../../jurisdictions';
 import { signDetached } from '../../lib/pki/cms';
 import { createS3Client } from '../../lib/storage/s3';
@@ -28,6 +34,7 @@ import {
 } from '../helpers';
 import { expectDenied, refusal, sealedEvents, useClients } from '../harness';
 import { listObjects } from '../../lib/storage/objects';
+import { listDatasetRecords } from '../../lib/storage/catalog';
 
 // Installation qualification (IQ) against the suite's live stack: a baseline recorded and approved by QA, a signed
 // report that OpenSSL and `qualify verify` accept, and each kind of drift from the baseline making it NOT QUALIFIED
@@ -316,9 +323,9 @@ describe('steward qualify --phase oq|pq|all', () => {
     expect(report.phases).toEqual(['IQ', 'OQ', 'PQ']);
     const ids = report.requirements.map((r) => r.id);
     expect(ids).toEqual(
-      expect.arrayContaining(['OQ-01', 'OQ-02', 'OQ-03', 'OQ-04', 'OQ-05', 'PQ-01', 'PQ-02', 'PQ-03']),
+      expect.arrayContaining(['OQ-01', 'OQ-02', 'OQ-03', 'OQ-04', 'OQ-05', 'OQ-06', 'PQ-01', 'PQ-02', 'PQ-03']),
     );
-    expect(report.checks.filter((c) => c.id.startsWith('oq.') || c.id.startsWith('pq.')).length).toBe(8);
+    expect(report.checks.filter((c) => c.id.startsWith('oq.') || c.id.startsWith('pq.')).length).toBe(9);
     expect(report.checks.every((c) => c.outcome === 'passed' && c.evidence !== null)).toBe(true);
     // The evidence of the trust check holds each refusal, as the refusing workflow gave it.
     const dir = (await storedReport(result.document)).dir;
@@ -334,6 +341,19 @@ describe('steward qualify --phase oq|pq|all', () => {
     expect(certificate.rules[1].rule).toContain(certificateId);
     expect(certificate.rules[1].detail).toContain('OpenSSL: verification successful');
     expect(await listObjects(clients().s3, eu.buckets.landing, `qualification/oq/${result.document}/`)).toEqual([]);
+    // The testers' scratch study: curated, rejected, erased, then deleted with certificates.
+    const functions = JSON.parse(await readFile(path.join(dir, 'evidence', 'oq.functions.json'), 'utf8'));
+    expect(
+      functions.rules.map((r: { rule: string; ok: boolean }) => [r.rule.replace(/OQ-[0-9A-F]+/, 'OQ-…'), r.ok]),
+    ).toEqual([
+      ['a good package of the scratch study is curated into the catalog', true],
+      ['a damaged package of the scratch study is rejected and kept in quarantine', true],
+      ["a subject's erasure request in the scratch study completes with a certificate", true],
+      ['the scratch study OQ-… is deleted (datasets and raw uploads), each with a certificate', true],
+    ]);
+    const scratchStudy = /scratch study (OQ-[0-9A-F]+)/.exec(functions.rules[3].rule)![1]!;
+    const left = await listDatasetRecords(clients().s3, eu.buckets.catalog);
+    expect(left.filter((d) => d.studyId === scratchStudy)).toEqual([]);
     const events = await sealedEvents(clients(), 'eu');
     // Refused and audited by the workflows the probes were sent to (the altered one asks for a real sweep).
     const denied = events.filter((e) => e.event.action === 'request.denied').map((e) => e.event.details.requested);
@@ -370,25 +390,57 @@ describe('steward qualify --phase oq|pq|all', () => {
     }
   });
 
-  it('fails the trust check of a run started straight through Temporal without the probe request', async () => {
+  it('fails the trust and function checks of a run started straight through Temporal without probe or tests', async () => {
     const requestId = randomUUID();
     const handle = await clients().client.workflow.start('qualifyWorkflow', {
       args: [signedBy('qa', { action: 'qualify.run', jurisdiction: 'eu', params: { phase: 'oq' }, requestId })],
       taskQueue: ingestTaskQueue('eu'),
       workflowId: qualificationWorkflowId('eu', requestId),
     });
-    let status = await handle.query(qualificationStatusQuery).catch(() => undefined);
-    for (let i = 0; i < 240 && status?.stage !== 'awaiting-signature'; i++) {
-      await new Promise((r) => setTimeout(r, 500));
-      status = await handle.query(qualificationStatusQuery).catch(() => undefined);
-    }
-    const report = ReportContentSchema.parse(JSON.parse(Buffer.from(status!.content!, 'base64').toString('utf8')));
-    expect(report.verdict).toBe('NOT QUALIFIED');
-    expect(report.causes).toContain(
+    const stage = async (wanted: string) => {
+      let status = await handle.query(qualificationStatusQuery).catch(() => undefined);
+      for (let i = 0; i < 240 && status?.stage !== wanted; i++) {
+        await new Promise((r) => setTimeout(r, 500));
+        status = await handle.query(qualificationStatusQuery).catch(() => undefined);
+      }
+      expect(status?.stage).toBe(wanted);
+      return status!;
+    };
+    const waiting = await stage('awaiting-tests');
+    const studyId = waiting.document!;
+    const report = (params: unknown, signer: DemoRole = 'qa') =>
+      signedBy(signer, { action: 'qualify.run', jurisdiction: 'eu', params, meaning: 'report the operational tests' });
+    const nothing = { studyId, curated: null, rejected: null, erasure: null, problems: ['not run'] };
+    // Only QA reports the tests, and only for the run's own scratch study.
+    expect(
+      (await refusal(handle.executeUpdate(functionalTestsUpdate, { args: [report(nothing, 'steward')] }))).type,
+    ).toBe('AccessDenied');
+    expect(
+      (
+        await refusal(
+          handle.executeUpdate(functionalTestsUpdate, { args: [report({ ...nothing, studyId: 'ST-REAL' })] }),
+        )
+      ).message,
+    ).toContain(`the run's scratch study is ${studyId}, not ST-REAL`);
+    // Outcomes of workflows that are not the run's own tests do not count.
+    const foreign = { ...nothing, problems: [], curated: { packageId: 'pkg-1', workflowId: 'ingest-eu-pkg-1' } };
+    await handle.executeUpdate(functionalTestsUpdate, { args: [report(foreign)] });
+    const status = await stage('awaiting-signature');
+    const content = ReportContentSchema.parse(JSON.parse(Buffer.from(status.content!, 'base64').toString('utf8')));
+    expect(content.verdict).toBe('NOT QUALIFIED');
+    expect(content.causes).toContain(
       'oq.trust: a probe request for a role that may not act was given: the run was started without a probe request (steward qualify signs one)',
     );
+    expect(content.causes).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(
+          /^oq\.functions: a good package of the scratch study is curated into the catalog: ingest-eu-pkg-1: /,
+        ),
+        'oq.functions: a damaged package of the scratch study is rejected and kept in quarantine: the script reported no ingestion of a damaged package',
+      ]),
+    );
     // The replayed request is refused all the same.
-    expect(report.checks.find((c) => c.id === 'oq.trust')!.findings).toHaveLength(1);
+    expect(content.checks.find((c) => c.id === 'oq.trust')!.findings).toHaveLength(1);
     await handle.terminate('test done');
   });
 });
