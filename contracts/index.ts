@@ -139,7 +139,10 @@ export function deviationWorkflowId(jurisdiction: string, key: string): string {
 
 /** The scratch study of an operational qualification: named by the run's request id, deleted when the run ends. */
 export function scratchStudyId(requestId: string): string {
-  return `OQ-${requestId.replace(/[^A-Za-z0-9]/g, '').slice(0, 16).toUpperCase()}`;
+  return `OQ-${requestId
+    .replace(/[^A-Za-z0-9]/g, '')
+    .slice(0, 16)
+    .toUpperCase()}`;
 }
 
 /** A change to a controlled file, one per proposal. */
