@@ -67,6 +67,14 @@ export function stackSteward(...args: string[]) {
   return runSteward(stackState().dataDir, args);
 }
 
+/** Records and approves the next configuration baseline of a jurisdiction as the demo QA; fails the test if refused. */
+export function recordBaseline(jurisdiction: string, reason: string) {
+  const qa = path.join(stackState().dataDir, 'identities', 'qa');
+  const run = stackSteward('--identity', qa, 'baseline', 'record', '--jurisdiction', jurisdiction, '--reason', reason);
+  if (run.code !== 0) throw new Error(`steward baseline record failed (${run.code}): ${run.stderr}`);
+  return run;
+}
+
 /** The pid of the stack's worker process of `jurisdiction` now (the stack restarts a killed worker under a new pid). */
 export async function workerPid(jurisdiction: string): Promise<number | null> {
   const state = StackStateSchema.parse(

@@ -18,7 +18,7 @@ import {
 import type { RunDocument } from '../../schemas/preprocess';
 import { canonicalJson } from '../crypto/canonical';
 import { PipelineError, resolvePipeline } from '../preprocess/pipeline';
-import { datasetRetention } from '../retention/rules';
+import { retentionUnder } from '../retention/rules';
 import { getJson, putJson } from '../storage/json';
 import { hashFile, listObjects } from '../storage/objects';
 import { parseRequirements, REQUIREMENTS_FILE } from './requirements';
@@ -213,15 +213,7 @@ function jurisdictionImpact(input: ChangeInputs, impact: ChangeImpact): void {
     const rule = rules.retention[record.dataClass];
     if (!rule) continue;
     const trialEnd = input.studies.get(record.studyId)?.trialEnd?.date;
-    const next = datasetRetention(record.dataClass, rule, {
-      curation: record.createdAt,
-      'last-effective-date': record.createdAt,
-      submission:
-        record.retention.countsFrom === 'submission'
-          ? (record.retention.basisDate ?? record.createdAt)
-          : record.createdAt,
-      ...(trialEnd ? { 'end-of-trial': `${trialEnd}T00:00:00.000Z` } : {}),
-    });
+    const next = retentionUnder(record, rule, trialEnd);
     if (next.until === record.retention.until) continue;
     impact.retention.push({
       datasetId: record.datasetId,

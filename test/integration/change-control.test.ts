@@ -11,6 +11,7 @@ import { getJurisdiction } from '../../jurisdictions';
 import { readDatasetRecord } from '../../lib/storage/catalog';
 import {
   ingestSmallPackage,
+  recordBaseline,
   runSteward,
   sha256,
   signedBy,
@@ -74,17 +75,7 @@ afterAll(async () => {
 
 describe('steward change', () => {
   it('records a baseline and a second QA person for the decisions', async () => {
-    const baseline = stackSteward(
-      '--identity',
-      as('qa'),
-      'baseline',
-      'record',
-      '--jurisdiction',
-      'eu',
-      '--reason',
-      'before changes',
-    );
-    expect(baseline.code, baseline.stderr).toBe(0);
+    recordBaseline('eu', 'before changes');
     secondQa = path.join(await tempDir('steward-qa2-'), 'identity');
     const issued = runSteward(
       stackState().dataDir,

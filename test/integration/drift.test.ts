@@ -15,7 +15,7 @@ import { getJurisdiction } from '../../jurisdictions';
 import { loadPipeline } from '../../lib/preprocess/load-pipeline';
 import { createS3Client } from '../../lib/storage/s3';
 import type { DeviationRecord, DriftResult } from '../../schemas/qualification';
-import { signedBy, stackState, stackSteward, tempDir, type DemoRole } from '../helpers';
+import { recordBaseline, signedBy, stackState, stackSteward, tempDir, type DemoRole } from '../helpers';
 import { destroyRetiredKey, failureOf, refusal, rootApplicationFailure, sealedEvents, useClients } from '../harness';
 
 // Drift detection against the live stack: a baseline of us approved by QA, a removed bucket policy found by a drift
@@ -59,17 +59,7 @@ async function preprocessFailure() {
 
 describe('drift detection and deviations', () => {
   it('opens a deviation for a removed bucket policy, refuses preprocessing while it is open, and QA closes it', async () => {
-    const recorded = stackSteward(
-      '--identity',
-      as('qa'),
-      'baseline',
-      'record',
-      '--jurisdiction',
-      'us',
-      '--reason',
-      'suite installation',
-    );
-    expect(recorded.code, recorded.stderr).toBe(0);
+    recordBaseline('us', 'suite installation');
     const clean = driftCheck();
     expect(clean.code).toBe(0);
     expect(clean.result.findings).toEqual([]);

@@ -25,6 +25,7 @@ import { ensureTool } from '../../lib/stack/tools';
 import {
   identity,
   opensslCmsVerify,
+  recordBaseline,
   sha256,
   signedBy,
   stackState,
@@ -77,17 +78,7 @@ function root() {
 
 describe('steward qualify --phase iq', () => {
   it('records a baseline, then qualifies the live stack with a report signed by QA that OpenSSL verifies', async () => {
-    const before = stackSteward(
-      '--identity',
-      as('qa'),
-      'baseline',
-      'record',
-      '--jurisdiction',
-      'eu',
-      '--reason',
-      'suite installation',
-    );
-    expect(before.code, before.stderr).toBe(0);
+    const before = recordBaseline('eu', 'suite installation');
     expect(before.stdout).toMatch(/baseline \d+ of eu approved and in force/);
     const shown = stackSteward('baseline', 'show', '--jurisdiction', 'eu');
     expect(shown.stdout).toContain('approved by Demo QA (qa)');
@@ -197,17 +188,7 @@ describe('steward qualify --phase iq', () => {
   });
 
   it('is NOT QUALIFIED, naming the cause, when the versitygw binary at its path is not the one the baseline records', async () => {
-    const recorded = stackSteward(
-      '--identity',
-      as('qa'),
-      'baseline',
-      'record',
-      '--jurisdiction',
-      'eu',
-      '--reason',
-      'before binary swap',
-    );
-    expect(recorded.code, recorded.stderr).toBe(0);
+    recordBaseline('eu', 'before binary swap');
     const bin = await ensureTool('versitygw');
     const kept = `${bin}.qualification-test`;
     const before = sha256(await readFile(bin));
@@ -304,17 +285,7 @@ describe('steward qualify --phase iq', () => {
 
 describe('steward qualify --phase oq|pq|all', () => {
   it('qualifies the live stack in every phase: refused requests, residency, audit trail, certificates, replay, pipelines', async () => {
-    const baseline = stackSteward(
-      '--identity',
-      as('qa'),
-      'baseline',
-      'record',
-      '--jurisdiction',
-      'eu',
-      '--reason',
-      'before the operational qualification',
-    );
-    expect(baseline.code, baseline.stderr).toBe(0);
+    recordBaseline('eu', 'before the operational qualification');
     const { code, result } = qualify('--phase', 'all');
     const { report } = await storedReport(result.document);
     expect(report.causes).toEqual(cleanVerdict() === 'QUALIFIED' ? [] : [expect.stringMatching(/uncommitted changes/)]);
