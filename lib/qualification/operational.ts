@@ -3,7 +3,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { temporal } from '@temporalio/proto';
 import type { HistoryAndWorkflowId } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
@@ -16,9 +16,12 @@ import { FAILURE_CONVERTER_PATH } from '../client/temporal';
 import { checkCertificate, parseCertificateBundle, readCertificateFiles } from '../evidence/certificate';
 import { INSTALL_ROOT } from '../runtime/install';
 import { CERTIFICATE_BUNDLES_PREFIX, CERTIFICATES_PREFIX } from '../storage/layout';
-import { getObjectOrUndefined, listObjects } from '../storage/objects';
+import { getObjectOrUndefined, listObjects, putBytes } from '../storage/objects';
 
 type Rules = InventoryPart['rules'];
+
+/** The key the residency probe tries to read in another jurisdiction's buckets (it need not exist there). */
+const PROBE_KEY = 'qualification-probe';
 
 /** The workflow histories recorded from the release (`<type>.json`, `<type>.failed.json`), each with its workflow id. */
 export const RECORDED_HISTORIES = path.join(INSTALL_ROOT, 'test', 'fixtures', 'histories');
@@ -34,7 +37,7 @@ export async function residencyProbes(s3: S3Client, jurisdiction: Jurisdiction):
     for (const bucket of [other.buckets.curated, other.buckets.landing]) {
       for (const [how, probe] of [
         ['list', () => s3.send(new ListObjectsV2Command({ Bucket: bucket, MaxKeys: 1 }))],
-        ['read', () => s3.send(new GetObjectCommand({ Bucket: bucket, Key: 'qualification-probe' }))],
+        ['read', () => s3.send(new GetObjectCommand({ Bucket: bucket, Key: PROBE_KEY }))],
       ] as const) {
         const outcome = await probe().then(
           () => 'allowed',
@@ -93,14 +96,9 @@ export async function writeScratchData(s3: S3Client, jurisdiction: Jurisdiction,
   for (const name of ['visits.csv', 'labs.csv']) {
     const key = `${scratchPrefix(reportId)}${name}`;
     const rows = Array.from({ length: 50 }, (_, i) => `OQ-${String(i).padStart(3, '0')},${(i * 37) % 61}`);
-    await s3.send(
-      new PutObjectCommand({
-        Bucket: jurisdiction.buckets.landing,
-        Key: key,
-        Body: `subject_id,value\n${rows.join('\n')}\n`,
-        ContentType: 'text/csv',
-      }),
-    );
+    await putBytes(s3, jurisdiction.buckets.landing, key, Buffer.from(`subject_id,value\n${rows.join('\n')}\n`), {
+      contentType: 'text/csv',
+    });
     keys.push(key);
   }
   return keys;
