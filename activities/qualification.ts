@@ -1,6 +1,7 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Client } from '@temporalio/client';
 import { ErrorType, ingestWorkflowId, nonRetryable } from '../contracts';
+import { assertOwnJurisdiction } from './guards';
 import { evidenceRetainUntil, putEvidence } from '../lib/audit/store';
 import { canonicalJson } from '../lib/crypto/canonical';
 import type { SignerMaterial } from '../lib/pki/authority';
@@ -343,12 +344,7 @@ export function createQualificationActivities(deps: QualificationActivityDeps) {
 
     /** A deviation's record as it now stands, in the catalog bucket (what preprocessing checks and QA lists). */
     async writeDeviationRecordActivity(record: DeviationRecord): Promise<void> {
-      if (record.jurisdiction !== jurisdiction.id) {
-        throw nonRetryable(
-          ErrorType.JurisdictionViolation,
-          `a deviation of ${record.jurisdiction} sent to ${jurisdiction.id}`,
-        );
-      }
+      assertOwnJurisdiction(jurisdiction, record.jurisdiction);
       await writeDeviationRecord(s3, jurisdiction.buckets.catalog, record);
     },
 
@@ -406,12 +402,7 @@ export function createQualificationActivities(deps: QualificationActivityDeps) {
 
     /** A change's record as it now stands, in the catalog bucket (what `steward change list` shows). */
     async writeChangeRecordActivity(record: ChangeRecord): Promise<void> {
-      if (record.jurisdiction !== jurisdiction.id) {
-        throw nonRetryable(
-          ErrorType.JurisdictionViolation,
-          `a change of ${record.jurisdiction} sent to ${jurisdiction.id}`,
-        );
-      }
+      assertOwnJurisdiction(jurisdiction, record.jurisdiction);
       await writeChangeRecord(s3, jurisdiction.buckets.catalog, record);
     },
 
