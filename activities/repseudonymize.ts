@@ -18,6 +18,7 @@ import type { KeyStore } from '../lib/crypto/keystore';
 import { linkEntries } from '../lib/consent/decide';
 import { writeConsentLinks } from '../lib/consent/links';
 import { readConsentRegistry, readDatasetRecord } from '../lib/storage/catalog';
+import { subjectExclusions, writeCarriedTokens } from '../lib/storage/subjects';
 import { deleteOtherVersions, downloadHashed, hashFile, headObject, putFileOnce } from '../lib/storage/objects';
 import { dateShiftDays, tokenize } from '../lib/crypto/pseudonymize';
 import { quoteIdent, quoteLiteral } from '../lib/tabular/sql';
@@ -40,7 +41,9 @@ export function createRePseudonymizeActivities(deps: {
      * version and checksum are read back), and each new object version replaces the old ones only after it is stored.
      * Before a table's new version is stored, each of its subjects' tokens under every live key version (the new one
      * among them) is linked to the subject's newest consent decision, so preprocessing of the re-keyed dataset decides
-     * as ingestion does; links are named by their content, so a retry rewrites the same ones.
+     * as ingestion does; links are named by their content, so a retry rewrites the same ones. Likewise each restricted
+     * or erased subject's new token is recorded as carried from the token their restriction or tombstone names, so
+     * processing of the re-keyed rows still leaves them out.
      * The dataset record is left to its single writer: the outputs come back for the workflow to record.
      */
     async rePseudonymizeDatasetActivity(raw: RePseudonymizeActivityInput): Promise<RePseudonymizeActivityResult> {
@@ -58,6 +61,7 @@ export function createRePseudonymizeActivities(deps: {
         fromVersions: record.keyVersions,
         toVersion: current.version,
         tablesMigrated: 0,
+        tokensCarried: 0,
       };
       if (record.keyVersions.length === 1 && record.keyVersions[0] === current.version)
         return { ...result, migrated: false, outputs: record.outputs, deletedVersions: [] };
@@ -68,6 +72,9 @@ export function createRePseudonymizeActivities(deps: {
           await readConsentRegistry(s3, jurisdiction.buckets.catalog, jurisdiction.id, record.studyId, input.at)
         ).entries.map((e) => [e.token, e]),
       );
+      // Restricted and erased subjects (rows kept under a duty to keep) must stay out of processing under the new key.
+      const excluded = (await subjectExclusions(s3, jurisdiction.buckets.catalog)).get(record.studyId) ?? new Map();
+      const carried = new Map<string, string>();
       const vaultKey = await keys.vaultKey(jurisdiction.id, record.studyId);
       const sealed = new Map<string, string>();
       for (const { shard } of await readVaultShards(s3, jurisdiction.buckets.catalog, record.studyId)) {
@@ -135,6 +142,7 @@ export function createRePseudonymizeActivities(deps: {
                   k.version === current.version ? next : tokenize(k.material, k.version, raw),
                 );
                 links.push(...linkEntries(consent, tokens));
+                if (excluded.has(old)) carried.set(old, next);
               }
               const oldVersion = Number(/^v(\d+)\./.exec(old)?.[1]);
               const oldKey = (await keys.studyKeyVersion(jurisdiction.id, record.studyId, oldVersion)).material;
@@ -184,6 +192,14 @@ export function createRePseudonymizeActivities(deps: {
             createdAt: input.at,
             entries: links,
           });
+          await writeCarriedTokens(s3, jurisdiction.buckets.catalog, {
+            jurisdiction: jurisdiction.id,
+            studyId: record.studyId,
+            datasetId: record.datasetId,
+            toVersion: current.version,
+            createdAt: input.at,
+            entries: [...carried].map(([from, to]) => ({ from, to })),
+          });
           const digest = await hashFile(outFile);
           const put = await putFileOnce(s3, output.bucket, output.key, outFile, digest.sha256, {
             contentType: 'application/vnd.apache.parquet',
@@ -205,7 +221,7 @@ export function createRePseudonymizeActivities(deps: {
           result.tablesMigrated += 1;
         }
         await writeVaultShard(s3, jurisdiction.buckets.catalog, shard);
-        return { ...result, migrated: true, outputs, deletedVersions };
+        return { ...result, tokensCarried: carried.size, migrated: true, outputs, deletedVersions };
       } finally {
         conn.closeSync();
         db.closeSync();

@@ -224,6 +224,21 @@ export const TombstoneSchema = z.object({
 });
 export type Tombstone = z.infer<typeof TombstoneSchema>;
 
+/**
+ * Tokens a key migration carried for restricted or erased subjects: `from` is a token a restriction or tombstone (or an
+ * earlier carry) names, `to` the same subject's token under the study's new key version.
+ */
+export const CarriedTokensSchema = z.object({
+  format: z.literal('steward-carried-tokens/1'),
+  jurisdiction: z.string(),
+  studyId: StudyIdSchema,
+  datasetId: z.string(),
+  toVersion: z.number().int().positive(),
+  createdAt: z.iso.datetime(),
+  entries: z.array(z.object({ from: z.string(), to: z.string() })).min(1),
+});
+export type CarriedTokens = z.infer<typeof CarriedTokensSchema>;
+
 /** An open request of a kind for a subject (by keyed digest): a second one while it is open is linked to it. */
 export const OpenRequestMarkerSchema = z.object({
   format: z.literal('steward-open-request/1'),

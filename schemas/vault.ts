@@ -69,6 +69,8 @@ export const RePseudonymizeResultSchema = z.object({
   toVersion: z.number().int().positive(),
   tablesMigrated: z.number().int().nonnegative(),
   migrated: z.boolean(),
+  /** Restricted or erased subjects' tokens carried to the new key version, so processing still leaves them out. */
+  tokensCarried: z.number().int().nonnegative().default(0),
 });
 export type RePseudonymizeResult = z.infer<typeof RePseudonymizeResultSchema>;
 

@@ -470,7 +470,10 @@ function erasureWork(ctx: WorkContext): RequestWork {
               reason: {
                 kind: 'erasure',
                 legalBasis: noRight ?? rules.dsr.erasure!.legalBasis,
-                detail: `erasure request ${auth.requestId}: ${items.length - kept} places erased, ${kept} kept`,
+                detail:
+                  items.length === 0
+                    ? `erasure request ${auth.requestId}: no data of the subject was found in ${ctx.jurisdiction}`
+                    : `erasure request ${auth.requestId}: ${items.length - kept} places erased, ${kept} kept`,
               },
               note: noRight ?? 'the subject’s erasure request, approved by the DPO',
               details: { rowsRemoved: rewrites.reduce((n, r) => n + r.rowsBefore - r.rowsAfter, 0) },

@@ -149,6 +149,16 @@ export function tombstoneKey(requestId: string): string {
   return `${TOMBSTONES_PREFIX}${requestId}.json`;
 }
 
+/**
+ * Where the catalog bucket keeps the tokens a key migration gave restricted or erased subjects: each maps a token the
+ * study's restrictions or tombstones name to the same subject's token under the new key version, by token only.
+ */
+export const CARRIED_TOKENS_PREFIX = 'subjects/carried/';
+
+export function carriedTokensKey(partId: string): string {
+  return `${CARRIED_TOKENS_PREFIX}${partId}.json`;
+}
+
 /** Where the exports bucket keeps a subject access request's package (GDPR Art. 15). */
 export function accessPackagePrefix(requestId: string): string {
   return `access/${requestId}/`;

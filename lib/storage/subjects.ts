@@ -1,15 +1,26 @@
+import { createHash } from 'node:crypto';
 import { DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { z } from 'zod';
 import {
+  CarriedTokensSchema,
   OpenRequestMarkerSchema,
   RestrictionSchema,
   TombstoneSchema,
+  type CarriedTokens,
   type OpenRequestMarker,
   type Restriction,
   type Tombstone,
 } from '../../schemas/subject-request';
 import { getJson, putJson } from './json';
-import { openRequestKey, RESTRICTIONS_PREFIX, restrictionKey, TOMBSTONES_PREFIX, tombstoneKey } from './layout';
+import {
+  CARRIED_TOKENS_PREFIX,
+  carriedTokensKey,
+  openRequestKey,
+  RESTRICTIONS_PREFIX,
+  restrictionKey,
+  TOMBSTONES_PREFIX,
+  tombstoneKey,
+} from './layout';
 import { listObjects } from './objects';
 import { inLanes } from '../runtime/lanes';
 
@@ -79,7 +90,39 @@ export async function subjectExclusions(
   for (const t of await readAll(s3, bucket, TOMBSTONES_PREFIX, TombstoneSchema)) {
     for (const s of t.studies) add(s.studyId, s.tokens, 'erased');
   }
+  // A key migration's carried tokens exclude as the token they were carried from does, through every later migration.
+  const carried = (await readAll(s3, bucket, CARRIED_TOKENS_PREFIX, CarriedTokensSchema)).sort(
+    (a, b) => a.toVersion - b.toVersion,
+  );
+  for (const part of carried) {
+    const map = byStudy.get(part.studyId);
+    if (!map) continue;
+    for (const { from, to } of part.entries) {
+      const why = map.get(from);
+      if (why && map.get(to) !== 'erased') map.set(to, why);
+    }
+  }
   return byStudy;
+}
+
+/**
+ * Records the tokens a key migration gave restricted or erased subjects, before the re-keyed data is stored. Named by
+ * its content, so a retry rewrites the same record and another migration never replaces it.
+ */
+export async function writeCarriedTokens(
+  s3: S3Client,
+  bucket: string,
+  part: Omit<CarriedTokens, 'format' | 'entries'> & { entries: readonly CarriedTokens['entries'][number][] },
+): Promise<void> {
+  if (part.entries.length === 0) return;
+  const entries = [...part.entries].sort((a, b) => a.from.localeCompare(b.from));
+  const ref = JSON.stringify([part.studyId, part.toVersion, entries]);
+  const partId = createHash('sha256').update(ref).digest('hex').slice(0, 32);
+  await putJson(s3, bucket, carriedTokensKey(partId), CarriedTokensSchema, {
+    format: 'steward-carried-tokens/1',
+    ...part,
+    entries,
+  });
 }
 
 /** The keyed digests of every erased subject of the jurisdiction: what ingestion refuses to bring back. */

@@ -48,11 +48,13 @@ import {
   stackState,
   stackSteward,
   tempDir,
+  workerPid,
   writeJsonPackage,
   type DemoRole,
 } from '../helpers';
 import { failureOf, payloadKeyOnlyClient, refusal, rootApplicationFailure, sealedEvents, useClients } from '../harness';
 import { spawnSync } from 'node:child_process';
+import { isAlive } from '../../lib/stack/process';
 
 // Subject requests as a DPO files and decides them, and as anyone who reaches Temporal directly would try them.
 
@@ -146,7 +148,7 @@ const verifyIdentity = (requestId: string, jurisdiction?: string) =>
     jurisdiction ? { jurisdiction } : {},
   );
 
-async function runSecondaryResearchJob(): Promise<PreprocessJobResult> {
+async function runSecondaryResearchJob(datasetId = dataset): Promise<PreprocessJobResult> {
   const requestId = `dsr-pre-${randomUUID()}`;
   const pipeline = await loadPipeline(pipelineFile, {});
   return (await clients().client.workflow.execute('preprocessJobWorkflow', {
@@ -157,7 +159,7 @@ async function runSecondaryResearchJob(): Promise<PreprocessJobResult> {
         action: 'preprocess.run',
         jurisdiction: 'eu',
         requestId,
-        params: { datasetIds: [dataset], pipeline, parameters: {}, seed: 1, gpu: false },
+        params: { datasetIds: [datasetId], pipeline, parameters: {}, seed: 1, gpu: false },
       }),
     ],
   })) as PreprocessJobResult;
@@ -851,6 +853,113 @@ describe('an erasure request (GDPR Art. 17)', () => {
     expect(await objectVersions(clients().s3, out.bucket, out.key)).toBe(1);
   });
 
+  it('keeps an erased subject’s trial rows out of processing after the study key is rotated and the table re-keyed', async () => {
+    const study = `ST-DSR-K-${randomUUID().slice(0, 6)}`;
+    const subject = `KR-${randomUUID()}`;
+    await importConsentCsv(
+      clients(),
+      [
+        'subject_id,scopes,status,icf_version,given_on',
+        `${subject},primary-research;secondary-research,given,v1,2024-01-01`,
+        'KR-OTHER-0002,primary-research;secondary-research,given,v1,2024-01-01',
+      ].join('\n'),
+      'eu',
+      study,
+    );
+    const table = [
+      'subject_id,full_name,visit_date,score,note',
+      `${subject},Kay One,2025-01-02,1,`,
+      'KR-OTHER-0002,Kim Two,2025-01-03,2,',
+      `${subject},Kay One,2025-02-02,3,`,
+    ].join('\n');
+    const ingest = async (csv = table) =>
+      (
+        await ingestDir(
+          clients(),
+          await writeJsonPackage(
+            await tempDir(),
+            smallMetadata({ studyId: study, dataClass: 'clinical-trial', reidentificationVault: true }),
+            { 'data/visits.csv': csv },
+          ),
+        )
+      ).datasetId;
+    const trial = await ingest();
+    const { requestId, handle } = await file('erasure', subject, { studyId: study });
+    await statusWhen(handle, filed);
+    await verifyIdentity(requestId);
+    await decide(requestId, { decision: 'approve', requestId, reason: 'no ground to refuse' });
+    // The trial table is kept under the duty to keep; processing leaves the subject's rows out.
+    expect((await handle.result()).state).toBe('completed-with-exemptions');
+    const before = await runSecondaryResearchJob(trial);
+    expect(before.document.consent.byReason).toEqual({ erased: 1 });
+    expect(before.document.inputs[0]).toMatchObject({ rowsIn: 3, rowsExcluded: 2 });
+
+    const steward = { taskQueue: ingestTaskQueue('eu') };
+    const rotated = await clients().client.workflow.execute('rotateStudyKeyWorkflow', {
+      ...steward,
+      workflowId: `test-rotate-${randomUUID()}`,
+      args: [
+        signedBy('steward', {
+          action: 'keys.rotate',
+          jurisdiction: 'eu',
+          params: { jurisdiction: 'eu', studyId: study },
+        }),
+      ],
+    });
+    expect(rotated).toMatchObject({ currentVersion: 2 });
+    const migrated = await clients().client.workflow.execute('rePseudonymizeDatasetWorkflow', {
+      ...steward,
+      workflowId: `test-repseudo-${randomUUID()}`,
+      args: [
+        signedBy('steward', { action: 'datasets.repseudonymize', jurisdiction: 'eu', params: { datasetId: trial } }),
+      ],
+    });
+    expect(migrated).toMatchObject({ toVersion: 2, migrated: true, tokensCarried: 1 });
+    // The rows now carry the subject's v2 token, which the tombstone (written under v1) did not name.
+    const out = (await readDatasetRecord(clients().s3, getJurisdiction('eu').buckets.catalog, trial))!.outputs[0]!;
+    const v2 = await clients().keys.studyKey('eu', study);
+    expect(
+      (await readParquet(clients().s3, out.bucket, out.key)).rows.filter(
+        (r) => r.subject_id === tokenize(v2.material, v2.version, subject),
+      ),
+    ).toHaveLength(2);
+    const after = await runSecondaryResearchJob(trial);
+    expect(after.document.consent.byReason).toEqual({ erased: 1 });
+    expect(after.document.inputs[0]).toMatchObject({ rowsIn: 3, rowsExcluded: 2 });
+    // And a new package ingested under the new key does not bring the subject back.
+    const again = (await readDatasetRecord(
+      clients().s3,
+      getJurisdiction('eu').buckets.catalog,
+      await ingest(`${table}\n`),
+    ))!;
+    expect(again.keyVersions).toEqual([2]);
+    expect(again.rows.excludedByReason).toMatchObject({ erased: 2 });
+  });
+
+  it('of a subject Steward holds nothing of completes with a signed "no data found" certificate', async () => {
+    const { requestId, handle } = await file('erasure', `NONE-${randomUUID()}`);
+    await statusWhen(handle, filed);
+    await verifyIdentity(requestId);
+    await decide(requestId, { decision: 'approve', requestId, reason: 'no ground to refuse' });
+    const done = await handle.result();
+    expect(done.state).toBe('completed');
+    expect(done.outcome).toMatchObject({ erased: 0, kept: 0, rowsRemoved: 0, verified: true });
+    const certificateId = String(done.outcome.certificateId);
+    const verified = stackSteward('cert', 'verify', certificateId);
+    expect(verified.code, verified.stdout + verified.stderr).toBe(0);
+    const json = (await readObjectText(
+      clients().s3,
+      getJurisdiction('eu').buckets.evidence,
+      certificateKeys(certificateId).json,
+    )) as Buffer;
+    const certificate = JSON.parse(json.toString('utf8'));
+    expect(certificate.reason.detail).toBe(`erasure request ${requestId}: no data of the subject was found in eu`);
+    expect(certificate.subjectRequest).toMatchObject({ items: [], verification: { passed: true } });
+    expect(certificate.method.techniques).toContain(
+      "tombstone of the subject's tokens and keyed digest: later ingestion and processing exclude them",
+    );
+  });
+
   it('in the US, where HIPAA grants no right to erasure, answers with that basis and erases nothing', async () => {
     const { requestId, handle } = await file('erasure', `US-${randomUUID()}`, { jurisdiction: 'us' });
     await statusWhen(handle, filed);
@@ -862,6 +971,79 @@ describe('an erasure request (GDPR Art. 17)', () => {
     const certified = (await eventsOf(requestId, 'us')).find((e) => e.action === 'subject.erased')!;
     expect(certified.reason).toContain('HIPAA grants no right to erasure');
   });
+});
+
+describe('an erasure whose worker is killed', () => {
+  // Work lost with the worker comes back when Temporal times it out (30 s heartbeats): a longer limit than the suite's.
+  it('with SIGKILL mid-rewrite finishes on the restarted worker: no half-written object, no other subject’s row lost', async () => {
+    const study = `ST-DSR-KILL-${randomUUID().slice(0, 6)}`;
+    const subject = `KS-${randomUUID()}`;
+    const others = Array.from({ length: 200 }, (_, i) => `KO-${String(i).padStart(4, '0')}`);
+    await importConsentCsv(
+      clients(),
+      [
+        'subject_id,scopes,status,icf_version,given_on',
+        ...[subject, ...others].map((id) => `${id},primary-research,given,v1,2024-01-01`),
+      ].join('\n'),
+      'eu',
+      study,
+    );
+    const rows = Array.from({ length: 100_000 }, (_, i) =>
+      i % 50 === 0 ? `${subject},N N,2025-01-01,${i},` : `${others[i % others.length]},N N,2025-01-01,${i},`,
+    );
+    const subjectRows = rows.filter((r) => r.startsWith(subject)).length;
+    const datasetId = (
+      await ingestDir(
+        clients(),
+        await writeJsonPackage(await tempDir(), smallMetadata({ studyId: study, dataClass: 'real-world' }), {
+          'data/visits.csv': ['subject_id,full_name,visit_date,score,note', ...rows].join('\n'),
+        }),
+      )
+    ).datasetId;
+    const { requestId, handle } = await file('erasure', subject, { studyId: study });
+    await statusWhen(handle, filed);
+    await verifyIdentity(requestId);
+    await decide(requestId, { decision: 'approve', requestId, reason: 'no ground to refuse' });
+    // Kill the EU worker while it rewrites the table.
+    const until = Date.now() + 120_000;
+    for (;;) {
+      const pending = (await handle.describe()).raw.pendingActivities ?? [];
+      if (pending.some((a) => a.activityType?.name === 'rewriteWithoutSubjectActivity')) break;
+      if (Date.now() > until) throw new Error('the rewrite never started');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const victim = await workerPid('eu');
+    expect(isAlive(victim)).toBe(true);
+    process.kill(victim!, 'SIGKILL');
+    const done = await handle.result();
+    expect(await workerPid('eu')).not.toBe(victim);
+
+    // Kept: the consent records, with their basis.
+    expect(done.state).toBe('completed-with-exemptions');
+    expect(done.outcome).toMatchObject({ rowsRemoved: subjectRows, verified: true });
+    const record = (await readDatasetRecord(clients().s3, getJurisdiction('eu').buckets.catalog, datasetId))!;
+    expect(record.erasures).toMatchObject([
+      {
+        requestId,
+        rowsRemoved: subjectRows,
+        before: { rows: rows.length },
+        after: { rows: rows.length - subjectRows },
+      },
+    ]);
+    const out = record.outputs[0]!;
+    const stored = (await readParquet(clients().s3, out.bucket, out.key)).rows;
+    expect(stored).toHaveLength(rows.length - subjectRows);
+    const key = await clients().keys.studyKey('eu', study);
+    expect(stored.some((r) => r.subject_id === tokenize(key.material, key.version, subject))).toBe(false);
+    // Every other subject's rows, exactly: the scores of the rows that were not the subject's.
+    const expected = rows.flatMap((r, i) => (r.startsWith(subject) ? [] : [i]));
+    expect(stored.map((r) => Number(r.score)).sort((a, b) => a - b)).toEqual(expected);
+    expect(await objectVersions(clients().s3, out.bucket, out.key)).toBe(1);
+    const erased = (await eventsOf(requestId)).filter((e) => e.action === 'subject.erased');
+    expect(erased).toHaveLength(1);
+    const verified = stackSteward('cert', 'verify', String(done.outcome.certificateId));
+    expect(verified.code, verified.stdout + verified.stderr).toBe(0);
+  }, 300_000);
 });
 
 describe('decisions on a request', () => {
