@@ -7,6 +7,7 @@ import type { SignerMaterial } from '../lib/pki/authority';
 import { buildAccessPackage } from '../lib/subject-rights/access-package';
 import { discoverByIndex, discoverByScan } from '../lib/subject-rights/discovery';
 import { discoverUploads } from '../lib/subject-rights/uploads';
+import { rewriteUploadWithoutSubject, type RewrittenUpload } from '../lib/subject-rights/upload-rewrite';
 import {
   eraseFromIndex,
   indexExport,
@@ -37,8 +38,10 @@ import {
   EraseFromIndexInputSchema,
   type EraseFromIndexInput,
   RewriteInputSchema,
+  RewriteUploadInputSchema,
   type DecideErasureInput,
   type RewriteInput,
+  type RewriteUploadInput,
   OpenSubjectRequestInputSchema,
   type AccessPackageInput,
   type AccessPackageSummary,
@@ -160,6 +163,20 @@ export function createSubjectRightsActivities({
           withScratchDb(scratchDir, 'rewrite', (conn, dir) =>
             rewriteWithoutSubject(s3, jurisdiction, conn, dir, { ...input.item, place }, input.tokens),
           ),
+      );
+    },
+
+    /**
+     * Rewrites one raw upload without the subject's rows, as new versions, with a new manifest recording the original
+     * package digest and the request (see `rewriteUploadWithoutSubject`). Retry-safe: it rewrites from the originals.
+     */
+    async rewriteUploadWithoutSubjectActivity(raw: RewriteUploadInput): Promise<RewrittenUpload> {
+      const input = parseInput(RewriteUploadInputSchema, raw, 'rewriteUploadWithoutSubjectActivity');
+      const { place } = input.item;
+      if (place.kind !== 'upload') throw new Error(`${input.item.itemId} is not a raw upload`);
+      return heartbeating(
+        () => ({ phase: `rewriting ${input.item.itemId}` }),
+        () => rewriteUploadWithoutSubject(s3, place, input),
       );
     },
 

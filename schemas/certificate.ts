@@ -39,6 +39,8 @@ export const SubjectErasureRecordSchema = z.object({
       decision: z.enum(['erased', 'kept', 'crypto-erased']),
       legalBasis: z.string(),
       until: z.string().nullable(),
+      /** A raw upload rewritten without the subject: each file rewritten, its manifest files last. */
+      files: z.array(z.object({ key: z.string(), before: ObjectStateSchema, after: ObjectStateSchema })).optional(),
       object: z
         .object({
           bucket: z.string(),

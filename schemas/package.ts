@@ -145,10 +145,25 @@ export const ManifestEntrySchema = z.object({
 });
 export type ManifestEntry = z.infer<typeof ManifestEntrySchema>;
 
+/**
+ * A subject's erasure from a raw upload: the package was rewritten without their rows (GDPR Art. 17) and its manifest
+ * with it. It names the request and the package digest the upload had before, which its package id was made from.
+ */
+export const UploadErasureSchema = z.object({
+  requestId: z.string(),
+  at: z.iso.datetime(),
+  originalManifestSha256: z.string().regex(/^[0-9a-f]{64}$/),
+  rowsRemoved: z.number().int().nonnegative(),
+  sourceSignature: z.string().nullable(),
+});
+export type UploadErasure = z.infer<typeof UploadErasureSchema>;
+
 /** `manifest.json` of a plain-directory package: the metadata plus every payload file with its digest. */
 export const JsonManifestSchema = PackageMetadataSchema.safeExtend({
   format: z.literal('steward-package/1'),
   files: z.array(ManifestEntrySchema).min(1),
+  /** Set by Steward only: the erasures that rewrote this upload, oldest first. */
+  erasures: z.array(UploadErasureSchema).optional(),
 });
 
 export const PACKAGE_METADATA_FILE = 'steward.json';

@@ -460,6 +460,15 @@ export const ErasureItemSchema = z.object({
   lock: z.object({ mode: z.enum(['GOVERNANCE', 'COMPLIANCE']), until: z.string() }).nullable(),
 });
 
+/** A raw upload to rewrite without the subject's rows: the identifier is what a raw upload holds. */
+export const RewriteUploadInputSchema = z.object({
+  item: ErasureItemSchema,
+  subjectId: z.string().min(1),
+  requestId: z.string(),
+  at: z.iso.datetime(),
+});
+export type RewriteUploadInput = z.infer<typeof RewriteUploadInputSchema>;
+
 export const RewriteInputSchema = z.object({
   item: ErasureItemSchema,
   tokens: z.array(z.string()).min(1),

@@ -7,6 +7,7 @@ import type { ErasureItem } from '../lib/subject-rights/erasure';
 import type { RewriteResult } from '../lib/subject-rights/erasure';
 import { shiftIso } from '../lib/subject-rights/deadlines';
 import { describePlace, itemIdOf } from '../lib/subject-rights/places';
+import type { RewrittenUpload } from '../lib/subject-rights/upload-rewrite';
 import type { SubjectErasureRecord } from '../schemas/certificate';
 import { eraseUnits } from './eraseUnits';
 import type { Principal } from '../schemas/common';
@@ -351,6 +352,20 @@ function erasureWork(ctx: WorkContext): RequestWork {
           }),
         );
       }
+      // A raw upload kept under its dataset's duty to keep, whose dataset the DPO's override erased: rewritten too.
+      const uploadRewrites = new Map<string, RewrittenUpload>();
+      for (const item of items) {
+        if (item.decision !== 'erase' || item.place.kind !== 'upload' || item.action !== 'rewrite') continue;
+        const rewritten = await steps.once(`rewriting ${item.itemId}`, () =>
+          heavy.rewriteUploadWithoutSubjectActivity({
+            item,
+            subjectId: auth.params.subjectId,
+            requestId: auth.requestId,
+            at: new Date().toISOString(),
+          }),
+        );
+        uploadRewrites.set(item.itemId, rewritten);
+      }
       await steps.once('removing the subject from the index', () =>
         heavy.eraseFromIndexActivity({
           tokens: studies.flatMap((s) => s.tokens),
@@ -375,18 +390,26 @@ function erasureWork(ctx: WorkContext): RequestWork {
         heavy.discoverSubjectActivity({ found, by: 'scan' }),
       );
       const indexed = await steps.once('verifying through the index', () => heavy.discoverSubjectActivity({ found }));
+      const uploadsAfter =
+        uploadRewrites.size > 0 ? await steps.once('verifying the rewritten raw uploads', findUploads) : undefined;
       // What is deleted whole (derived outputs, raw uploads, access packages) goes in the erasure operation below,
       // which verifies its absence itself; the rest must no longer hold the subject now.
       const deletedWhole = (i: ErasureItem) =>
-        i.action === 'delete' || i.place.kind === 'upload' || i.place.kind === 'export';
+        i.action === 'delete' || (i.place.kind === 'upload' && i.action !== 'rewrite') || i.place.kind === 'export';
       const erasedIds = new Set(items.filter((i) => i.decision === 'erase' && !deletedWhole(i)).map((i) => i.itemId));
       const derivedDeleted = items.flatMap((i) =>
         i.decision === 'erase' && i.action === 'delete' && i.place.kind === 'dataset' ? [i.place] : [],
       );
-      const survivors = [...after.places, ...indexed.places].filter((p) => erasedIds.has(itemIdOf(p)));
-      const uploadsErased = items.flatMap((i) =>
-        i.decision === 'erase' && i.place.kind === 'upload' ? [i.place] : [],
+      const survivors = [...after.places, ...indexed.places, ...(uploadsAfter?.places ?? [])].filter((p) =>
+        erasedIds.has(itemIdOf(p)),
       );
+      const uploadsErased = items.flatMap((i) =>
+        i.decision === 'erase' && i.place.kind === 'upload' && !uploadRewrites.has(i.itemId) ? [i.place] : [],
+      );
+      const uploadsRewritten = items.flatMap((i) => {
+        const r = uploadRewrites.get(i.itemId);
+        return r && i.place.kind === 'upload' ? [{ place: i.place, rewritten: r }] : [];
+      });
       const exportsErased = items.flatMap((i) =>
         i.decision === 'erase' && i.place.kind === 'export' ? [i.place] : [],
       );
@@ -406,6 +429,7 @@ function erasureWork(ctx: WorkContext): RequestWork {
               decision: i.decision === 'erase' ? ('erased' as const) : ('kept' as const),
               legalBasis: i.legalBasis,
               until: i.until,
+              ...(uploadRewrites.has(i.itemId) ? { files: uploadRewrites.get(i.itemId)!.files } : {}),
               object:
                 i.place.kind === 'dataset'
                   ? {
@@ -476,10 +500,24 @@ function erasureWork(ctx: WorkContext): RequestWork {
                     : `erasure request ${auth.requestId}: ${items.length - kept} places erased, ${kept} kept`,
               },
               note: noRight ?? 'the subject’s erasure request, approved by the DPO',
-              details: { rowsRemoved: rewrites.reduce((n, r) => n + r.rowsBefore - r.rowsAfter, 0) },
+              details: {
+                rowsRemoved: rewrites.reduce((n, r) => n + r.rowsBefore - r.rowsAfter, 0),
+                ...(uploadsRewritten.length > 0
+                  ? {
+                      uploadsRewritten: uploadsRewritten.length,
+                      uploadRowsRemoved: uploadsRewritten.reduce((n, u) => n + u.rewritten.rowsRemoved, 0),
+                    }
+                  : {}),
+              },
               objects: {
                 targets: [
                   ...uploadsErased.map((u) => ({ bucket: u.bucket, prefixes: [u.prefix], bypassGovernance: false })),
+                  ...uploadsRewritten.map(({ place, rewritten }) => ({
+                    bucket: place.bucket,
+                    prefixes: [place.prefix],
+                    bypassGovernance: false,
+                    keep: rewritten.keep,
+                  })),
                   ...derivedDeleted.flatMap((d) => datasetErasureTargets(rules.buckets, d.datasetId).targets),
                   ...exportsErased.flatMap((x) => [
                     { bucket: x.bucket, prefixes: [x.prefix], bypassGovernance: true },
@@ -502,18 +540,28 @@ function erasureWork(ctx: WorkContext): RequestWork {
                     };
                   }),
                 ],
-                known: rewrites.map((r) => {
-                  const place = items.find((i) => i.itemId === r.itemId)!.place as Extract<
-                    SubjectPlace,
-                    { kind: 'dataset' }
-                  >;
-                  return {
-                    bucket: place.bucket,
-                    key: place.key,
-                    versionId: r.before.versionId,
-                    sha256: r.before.sha256,
-                  };
-                }),
+                known: [
+                  ...uploadsRewritten.flatMap(({ place, rewritten }) =>
+                    rewritten.files.map((f) => ({
+                      bucket: place.bucket,
+                      key: f.key,
+                      versionId: f.before.versionId,
+                      sha256: f.before.sha256,
+                    })),
+                  ),
+                  ...rewrites.map((r) => {
+                    const place = items.find((i) => i.itemId === r.itemId)!.place as Extract<
+                      SubjectPlace,
+                      { kind: 'dataset' }
+                    >;
+                    return {
+                      bucket: place.bucket,
+                      key: place.key,
+                      versionId: r.before.versionId,
+                      sha256: r.before.sha256,
+                    };
+                  }),
+                ],
               },
               subjectRequest: record,
             },
@@ -527,6 +575,7 @@ function erasureWork(ctx: WorkContext): RequestWork {
         erased: items.length - kept,
         kept,
         rowsRemoved: rewrites.reduce((n, r) => n + r.rowsBefore - r.rowsAfter, 0),
+        uploadRowsRemoved: uploadsRewritten.reduce((n, u) => n + u.rewritten.rowsRemoved, 0),
         olderVersionsDeleted: certified?.versions ?? 0,
         verified: (certified?.verified ?? false) && record.verification.passed,
         certificateId: certified?.certificateId ?? null,

@@ -63,6 +63,11 @@ export function buildCertificate(operation: CertifiedOperation, unit: CertifiedU
   }
   const request = unit.subjectRequest;
   if (request) {
+    if (request.items.some((i) => i.decision === 'erased' && i.files)) {
+      techniques.unshift(
+        "rewrite of each raw upload kept under a duty to keep without the subject's rows, with a new manifest recording the original package digest and the request (SHA-256 of every file before and after recorded), then deletion of every older version",
+      );
+    }
     if (request.items.some((i) => i.decision === 'erased' && i.object)) {
       techniques.unshift(
         "rewrite of each object without the subject's rows as a new version (row counts and SHA-256 before and after recorded), then deletion of every older version",

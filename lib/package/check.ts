@@ -129,6 +129,7 @@ export async function inspectPackage(
       if (layout === 'json') {
         delete raw.files;
         delete raw.format;
+        delete raw.erasures;
       }
       const parsed = PackageMetadataSchema.safeParse(raw);
       if (parsed.success) metadata = parsed.data;

@@ -132,6 +132,24 @@ export async function decideErasureItems(
     const keptWith = items.find(
       (i) => i.decision === 'keep' && i.place.kind === 'dataset' && i.place.datasetId === dataset,
     );
+    // Its dataset erased by the DPO's override of a duty to keep: that duty still holds for the other subjects' rows,
+    // so the upload is rewritten without the subject's, not deleted.
+    const overriddenWith = items.find(
+      (i) => i.decision === 'erase' && i.override && i.place.kind === 'dataset' && i.place.datasetId === dataset,
+    );
+    if (!keptWith && overriddenWith) {
+      items.push({
+        itemId: itemIdOf(place),
+        place,
+        decision: 'erase',
+        action: 'rewrite',
+        override: overriddenWith.override!,
+        legalBasis: `${overriddenWith.legalBasis}; the raw upload of dataset ${dataset}, kept under that duty for the other subjects: rewritten without the subject's rows, with a new manifest recording the original package digest and this request`,
+        until: null,
+        lock: null,
+      });
+      continue;
+    }
     items.push({
       itemId: itemIdOf(place),
       place,

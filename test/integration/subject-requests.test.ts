@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { existsSync } from 'node:fs';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -18,11 +20,13 @@ import { tokenize } from '../../lib/crypto/pseudonymize';
 import { signedInput } from '../../lib/client/request';
 import { decideSubjectRequest, listSubjectRequests } from '../../lib/client/subject-requests';
 import { readLocalPackage, submitPackage } from '../../lib/client/submit';
+import { verifyLocalPackage } from '../../lib/package/local';
 import { ensureTool } from '../../lib/stack/tools';
 import { readOpenRequest, readRestriction } from '../../lib/storage/subjects';
 import { loadPipeline } from '../../lib/preprocess/load-pipeline';
 import { shiftIso } from '../../lib/subject-rights/deadlines';
-import { listObjects, readObjectText } from '../../lib/storage/objects';
+import { deleteAllVersions, listObjects, putStream, readObjectText } from '../../lib/storage/objects';
+import { rewriteUploadWithoutSubject } from '../../lib/subject-rights/upload-rewrite';
 import { accessPackagePrefix, certificateKeys, exportRecordKey, openRequestsPrefix } from '../../lib/storage/layout';
 import { listDatasetRecords, readDatasetRecord } from '../../lib/storage/catalog';
 import { checkAccessPackage } from '../../lib/subject-rights/access-check';
@@ -43,12 +47,14 @@ import {
   opensslCmsVerify,
   rawHistory,
   readParquet,
+  sha256,
   signedBy,
   smallMetadata,
   stackState,
   stackSteward,
   tempDir,
   workerPid,
+  writeBag,
   writeJsonPackage,
   type DemoRole,
 } from '../helpers';
@@ -806,6 +812,62 @@ describe('an erasure request (GDPR Art. 17)', () => {
     expect(item(derived).legalBasis).toContain('derived output');
     const approved = (await eventsOf(requestId)).find((e) => e.action === 'dsr.approved')!;
     expect(String(approved.details.overrides)).toContain(trial);
+
+    // The trial's raw upload stays under the duty to keep for the other subjects: rewritten without the subject's row,
+    // every other byte as it was, with a manifest that records the original package digest and the request.
+    const landing = getJurisdiction('eu').buckets.landing;
+    const prefix = (await readDatasetRecord(clients().s3, catalog, trial))!.lineage.landing.prefix;
+    const stored = await listObjects(clients().s3, landing, prefix);
+    expect(stored.map((o) => o.key.slice(prefix.length)).sort()).toEqual(['data/visits.csv', 'manifest.json']);
+    expect(await objectVersions(clients().s3, landing, prefix)).toBe(2);
+    const csv = (await readObjectText(clients().s3, landing, `${prefix}data/visits.csv`)) as Buffer;
+    expect(csv.toString('utf8')).toBe(
+      table
+        .split('\n')
+        .filter((l) => !l.startsWith(subject))
+        .join('\n'),
+    );
+    const manifest = JSON.parse(
+      ((await readObjectText(clients().s3, landing, `${prefix}manifest.json`)) as Buffer).toString('utf8'),
+    );
+    expect(manifest.erasures).toEqual([
+      {
+        requestId,
+        at: expect.any(String),
+        originalManifestSha256: expect.any(String),
+        rowsRemoved: 1,
+        sourceSignature: null,
+      },
+    ]);
+    expect(`packages/${manifest.erasures[0].originalManifestSha256.slice(0, 24)}/`).toBe(prefix);
+    // A valid package still: every file matches its new manifest.
+    const copy = await tempDir('steward-rewritten-');
+    await mkdir(path.join(copy, 'data'));
+    await writeFile(path.join(copy, 'data', 'visits.csv'), csv);
+    await writeFile(path.join(copy, 'manifest.json'), JSON.stringify(manifest));
+    expect(await verifyLocalPackage(await readLocalPackage(copy))).toEqual([]);
+    const uploadItem = certificate.subjectRequest.items.find(
+      (i: { itemId: string }) => i.itemId === `upload/landing/${prefix.slice('packages/'.length, -1)}`,
+    );
+    expect(uploadItem).toMatchObject({ decision: 'erased' });
+    expect(uploadItem.legalBasis).toContain("rewritten without the subject's rows");
+    expect(uploadItem.files).toEqual([
+      {
+        key: `${prefix}data/visits.csv`,
+        before: { versionId: expect.any(String), sha256: sha256(table), rows: 3 },
+        after: { versionId: expect.any(String), sha256: sha256(csv), rows: 2 },
+      },
+      {
+        key: `${prefix}manifest.json`,
+        before: { versionId: expect.any(String), sha256: expect.any(String), rows: 0 },
+        after: { versionId: expect.any(String), sha256: expect.any(String), rows: 0 },
+      },
+    ]);
+    // The versions that held the subject are among those sanitized.
+    expect(certificate.sanitized.objects.map((o: { versionId: string }) => o.versionId)).toEqual(
+      expect.arrayContaining(uploadItem.files.map((f: { before: { versionId: string } }) => f.before.versionId)),
+    );
+    expect(done.outcome).toMatchObject({ uploadRowsRemoved: 1 });
   });
 
   it('an ingestion of the study running while the subject is erased does not bring them back', async () => {
@@ -970,6 +1032,87 @@ describe('an erasure request (GDPR Art. 17)', () => {
     expect(done.outcome).toMatchObject({ erased: 0, rowsRemoved: 0 });
     const certified = (await eventsOf(requestId, 'us')).find((e) => e.action === 'subject.erased')!;
     expect(certified.reason).toContain('HIPAA grants no right to erasure');
+  });
+});
+
+describe('a raw upload in BagIt layout rewritten without a subject', () => {
+  it('gets a new payload manifest, Payload-Oxum, erasure tag and tag manifest; a retry writes the same bytes', async () => {
+    const study = `ST-DSR-BAG-${randomUUID().slice(0, 6)}`;
+    const subject = `BG-${randomUUID()}`;
+    const csv = [
+      'subject_id,full_name,visit_date,score,note',
+      `${subject},A,2025-01-01,1,`,
+      'BG-OTHER,B,2025-01-02,2,',
+      `${subject},A,2025-01-03,3,`,
+    ].join('\n');
+    const dir = await writeBag(await tempDir(), smallMetadata({ studyId: study }), { 'data/visits.csv': csv });
+    const tagged = ['bagit.txt', 'bag-info.txt', 'manifest-sha256.txt', 'steward.json'];
+    const tagLines = async () =>
+      (await Promise.all(tagged.map(async (f) => `${sha256(await readFile(path.join(dir, f)))}  ${f}`))).join('\n');
+    await writeFile(path.join(dir, 'tagmanifest-sha256.txt'), `${await tagLines()}\n`);
+    await writeFile(path.join(dir, 'tagmanifest-sha256.txt.p7s'), 'a source signature over the original tag manifest');
+    const landing = getJurisdiction('eu').buckets.landing;
+    const prefix = `packages/test-${randomUUID().slice(0, 12)}/`;
+    const names = [...tagged, 'data/visits.csv', 'tagmanifest-sha256.txt', 'tagmanifest-sha256.txt.p7s'];
+    const metadata = { 'study-id': study, 'submitted-at': '2026-01-01T00:00:00.000Z' };
+    for (const name of names) {
+      const bytes = await readFile(path.join(dir, name));
+      await putStream(clients().s3, landing, `${prefix}${name}`, Readable.from([bytes]), {
+        bytes: bytes.length,
+        metadata,
+      });
+    }
+    const place = {
+      kind: 'upload' as const,
+      role: 'landing' as const,
+      bucket: landing,
+      prefix,
+      packageId: null,
+      studyId: study,
+      files: 1,
+    };
+    const request = { requestId: `dsr-test-${randomUUID()}`, subjectId: subject, at: new Date().toISOString() };
+    try {
+      const first = await rewriteUploadWithoutSubject(clients().s3, place, request);
+      // A retry (after a crash, say) rewrites from the originals: the same bytes again.
+      const again = await rewriteUploadWithoutSubject(clients().s3, place, request);
+      expect(again.files.map((f) => [f.key, f.before.sha256, f.after.sha256])).toEqual(
+        first.files.map((f) => [f.key, f.before.sha256, f.after.sha256]),
+      );
+      expect(first).toMatchObject({ layout: 'bagit', rowsRemoved: 2, signatureRemoved: true });
+      expect(first.files.map((f) => f.key.slice(prefix.length))).toEqual([
+        'data/visits.csv',
+        'manifest-sha256.txt',
+        'bag-info.txt',
+        'tagmanifest-sha256.txt',
+      ]);
+      expect(again.keep.map((k) => k.key.slice(prefix.length)).sort()).toEqual([...names.slice(0, -1)].sort());
+
+      // The stored bag is valid as it is now, and says what was done.
+      const copy = await tempDir('steward-bag-');
+      await mkdir(path.join(copy, 'data'));
+      for (const name of names.slice(0, -1)) {
+        await writeFile(
+          path.join(copy, name),
+          (await readObjectText(clients().s3, landing, `${prefix}${name}`)) as Buffer,
+        );
+      }
+      expect(await verifyLocalPackage(await readLocalPackage(copy))).toEqual([]);
+      const rewritten = await readFile(path.join(copy, 'data', 'visits.csv'), 'utf8');
+      expect(rewritten).toBe(['subject_id,full_name,visit_date,score,note', 'BG-OTHER,B,2025-01-02,2,\n'].join('\n'));
+      const info = await readFile(path.join(copy, 'bag-info.txt'), 'utf8');
+      expect(info).toContain(`Payload-Oxum: ${Buffer.byteLength(rewritten)}.1\n`);
+      expect(info).toContain(
+        `Steward-Erasure: request ${request.requestId} at ${request.at}, 2 rows removed, original package digest ${first.originalManifestSha256}, source signature removed`,
+      );
+      const tags = await readFile(path.join(copy, 'tagmanifest-sha256.txt'), 'utf8');
+      for (const f of tagged) expect(tags).toContain(`${sha256(await readFile(path.join(copy, f)))}  ${f}`);
+      // Submission time and study stay on the rewritten versions: retention and discovery read them.
+      const head = await clients().s3.send(new HeadObjectCommand({ Bucket: landing, Key: `${prefix}data/visits.csv` }));
+      expect(head.Metadata).toMatchObject(metadata);
+    } finally {
+      await deleteAllVersions(clients().s3, landing, prefix, { bypassGovernance: true });
+    }
   });
 });
 
