@@ -453,6 +453,8 @@ export const ErasureItemSchema = z.object({
   decision: z.enum(['erase', 'keep']),
   /** How a table is erased: rewritten without the subject, or (a derived output) deleted whole. */
   action: z.enum(['rewrite', 'delete']).optional(),
+  /** A derived output's job, to make it again from its run documentation without the subject. */
+  rerun: z.object({ jobId: z.string(), fromDatasetId: z.string() }).optional(),
   /** A DPO's override of the exemption that would have kept it. */
   override: ErasureOverrideSchema.optional(),
   legalBasis: z.string(),

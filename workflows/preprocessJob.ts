@@ -1,5 +1,6 @@
 import {
   ActivityCancellationType,
+  ApplicationFailure,
   CancellationScope,
   isCancellation,
   proxyActivities,
@@ -93,6 +94,69 @@ async function runAudited(
     );
     throw error;
   }
+}
+
+/**
+ * Records a finished run's output datasets (catalog and subject index) and audits what it wrote: each output object,
+ * the run documentation, each dataset recorded, the scratch wiped, and the run's completion.
+ */
+export async function recordJobOutputs(
+  jurisdiction: string,
+  principal: Principal,
+  targets: AuditDraft['targets'],
+  result: RunPreprocessResult,
+  pipeline: string,
+  details: Record<string, string> = {},
+): Promise<string[]> {
+  const { document } = result;
+  const documentRef = result.documentRef!;
+  setPhase('recording the output datasets');
+  const { created } = await catalog.recordPreprocessOutputsActivity({ jurisdiction, document, documentRef });
+  await recordAudit(jurisdiction, principal, [
+    ...document.outputs.map((o): AuditDraft => ({
+      action: 'object.written',
+      outcome: 'success',
+      targets: {
+        ...targets,
+        datasetId: o.datasetId,
+        objects: [{ bucket: o.bucket, key: o.key, versionId: o.versionId, sha256: o.sha256, bytes: o.bytes }],
+      },
+    })),
+    {
+      action: 'object.written',
+      outcome: 'success',
+      targets: { ...targets, objects: [documentRef, ...result.copies] },
+      details: { document: 'run documentation' },
+    },
+    ...created.map((datasetId): AuditDraft => ({
+      action: 'dataset.recorded',
+      outcome: 'success',
+      targets: { ...targets, datasetId },
+      details: {
+        dataClass: 'preprocessing-output',
+        derivedFrom: document.outputs.find((o) => o.datasetId === datasetId)!.fromDatasetId,
+      },
+    })),
+    {
+      action: 'scratch.wiped',
+      outcome: 'success',
+      targets,
+      details: { files: document.scratch.files, worker: document.infrastructure.worker.identity },
+    },
+    {
+      action: 'preprocess.completed',
+      outcome: 'success',
+      targets: { ...targets, objects: [documentRef] },
+      details: {
+        pipeline,
+        outputs: document.outputs.map((o) => o.datasetId).join(','),
+        subjectsExcluded: document.consent.subjects,
+        rowsExcluded: document.consent.rows,
+        ...details,
+      },
+    },
+  ]);
+  return created;
 }
 
 /**
@@ -195,51 +259,7 @@ export async function preprocessJobWorkflow(raw: SignedWorkflowInput): Promise<P
   const { document } = result;
   const documentRef = result.documentRef!;
 
-  setPhase('recording the output datasets');
-  const { created } = await catalog.recordPreprocessOutputsActivity({ jurisdiction, document, documentRef });
-  await recordAudit(jurisdiction, principal, [
-    ...document.outputs.map((o): AuditDraft => ({
-      action: 'object.written',
-      outcome: 'success',
-      targets: {
-        ...targets,
-        datasetId: o.datasetId,
-        objects: [{ bucket: o.bucket, key: o.key, versionId: o.versionId, sha256: o.sha256, bytes: o.bytes }],
-      },
-    })),
-    {
-      action: 'object.written',
-      outcome: 'success',
-      targets: { ...targets, objects: [documentRef, ...result.copies] },
-      details: { document: 'run documentation' },
-    },
-    ...created.map((datasetId): AuditDraft => ({
-      action: 'dataset.recorded',
-      outcome: 'success',
-      targets: { ...targets, datasetId },
-      details: {
-        dataClass: 'preprocessing-output',
-        derivedFrom: document.outputs.find((o) => o.datasetId === datasetId)!.fromDatasetId,
-      },
-    })),
-    {
-      action: 'scratch.wiped',
-      outcome: 'success',
-      targets,
-      details: { files: document.scratch.files, worker: document.infrastructure.worker.identity },
-    },
-    {
-      action: 'preprocess.completed',
-      outcome: 'success',
-      targets: { ...targets, objects: [documentRef] },
-      details: {
-        pipeline: `${spec.name}@${spec.version}`,
-        outputs: document.outputs.map((o) => o.datasetId).join(','),
-        subjectsExcluded: document.consent.subjects,
-        rowsExcluded: document.consent.rows,
-      },
-    },
-  ]);
+  await recordJobOutputs(jurisdiction, principal, targets, result, `${spec.name}@${spec.version}`);
   return {
     jobId,
     outputDatasets: [...new Set(document.outputs.map((o) => o.datasetId))],
@@ -321,4 +341,111 @@ export async function verifyPreprocessRunWorkflow(raw: SignedWorkflowInput): Pro
     document: result.document,
     verification: { of: params.runWorkflowId, reproduced: ok, differences },
   };
+}
+
+/** What re-running a derived output for an erasure came to: a new dataset, or why it was not re-run. */
+export type DerivedRerun =
+  | { rerun: true; jobId: string; datasetId: string; documentRef: { bucket: string; key: string } }
+  | { rerun: false; reason: string };
+
+/**
+ * Makes a derived output again from its run documentation (the same pipeline code, parameters and seed) on the input
+ * dataset as it is now, for an erasure: staging leaves the erased subject out (tombstoned, counted as `erased`), so
+ * the new dataset holds nothing of them; the old one is then deleted by the erasure. A GPU run is not re-run (the
+ * erasure does not wait for a GPU worker), nor is one whose input is gone or refused (an open high-risk deviation):
+ * the reason is returned, for the certificate, and the output is deleted only.
+ */
+export async function rerunDerivedOutput(
+  jurisdiction: string,
+  principal: Principal,
+  requestId: string,
+  derived: { datasetId: string; jobId: string; fromDatasetId: string },
+): Promise<DerivedRerun> {
+  const refused = (error: unknown): string | undefined => {
+    let cause = error;
+    while (cause instanceof Error && cause.cause instanceof Error) cause = cause.cause;
+    return cause instanceof ApplicationFailure && cause.nonRetryable ? cause.message : undefined;
+  };
+  try {
+    const recorded = await catalog.readRunDocumentActivity({ jurisdiction, jobId: derived.jobId });
+    const input = recorded.inputs.find((i) => i.datasetId === derived.fromDatasetId);
+    if (recorded.pipeline.gpu) {
+      return { rerun: false, reason: `job ${derived.jobId} ran on a GPU; run it again with steward preprocess run` };
+    }
+    if (!input) return { rerun: false, reason: `job ${derived.jobId} did not read ${derived.fromDatasetId}` };
+    const { workflowId, runId } = workflowInfo();
+    const startedAt = new Date().toISOString();
+    const prepared = await catalog.preparePreprocessActivity({
+      jurisdiction,
+      datasetIds: [derived.fromDatasetId],
+      table: input.table,
+      at: startedAt,
+    });
+    const datasetId = `ds-${jurisdiction}-${uuid4().replace(/-/g, '').slice(0, 24)}`;
+    const jobId = `rerun-${derived.datasetId}`;
+    const pipeline = `${recorded.pipeline.name}@${recorded.pipeline.version}`;
+    const targets = { requestId, datasetId: derived.datasetId };
+    const { pipeline: p } = recorded;
+    await recordAudit(jurisdiction, principal, [
+      {
+        action: 'preprocess.started',
+        outcome: 'success',
+        targets: {
+          ...targets,
+          objects: prepared.inputs.map((i) => ({
+            bucket: i.bucket,
+            key: i.key,
+            versionId: i.versionId,
+            sha256: i.sha256,
+          })),
+        },
+        details: {
+          pipeline,
+          executor: p.executor,
+          codeSha256: p.codeSha256,
+          seed: recorded.seed,
+          rerunOf: derived.datasetId,
+          erasureRequest: requestId,
+        },
+      },
+    ]);
+    const result = await runAudited(jurisdiction, principal, targets, false, {
+      jobId,
+      jurisdiction,
+      verify: false,
+      baseline: prepared.baseline ?? null,
+      pipeline: {
+        ref: p.ref,
+        document: p.document,
+        dir: p.dir,
+        bundled: p.bundled,
+        codeSha256: p.codeSha256,
+        files: p.files,
+      },
+      parameters: recorded.parameters,
+      seed: recorded.seed,
+      inputs: prepared.inputs,
+      outputs: [
+        {
+          fromDatasetId: derived.fromDatasetId,
+          datasetId,
+          bucket: getJurisdiction(jurisdiction).buckets.curated,
+          prefix: datasetObjectPrefix(datasetId),
+        },
+      ],
+      asOf: startedAt.slice(0, 10),
+      lock: prepared.lock,
+      tags: { jurisdiction, 'data-class': 'preprocessing-output', pipeline },
+      job: { workflowId, runId, requestId, requestedBy: principal, startedAt },
+    });
+    await recordJobOutputs(jurisdiction, principal, targets, result, pipeline, {
+      rerunOf: derived.datasetId,
+      erasureRequest: requestId,
+    });
+    return { rerun: true, jobId, datasetId, documentRef: result.documentRef! };
+  } catch (error) {
+    const reason = refused(error);
+    if (reason === undefined) throw error;
+    return { rerun: false, reason };
+  }
 }

@@ -1,4 +1,4 @@
-import { proxyActivities, sleep } from '@temporalio/workflow';
+import { patched, proxyActivities, sleep } from '@temporalio/workflow';
 import type { createSubjectRightsActivities } from '../activities/subject-rights';
 import { curationTaskQueue, ErrorType, nonRetryable } from '../contracts';
 import { getJurisdiction } from '../jurisdictions';
@@ -25,6 +25,7 @@ import type {
 import type { AuditDraft } from './audit';
 import type { Authorized } from './authorize';
 import { changeCatalog } from './catalog';
+import { rerunDerivedOutput, type DerivedRerun } from './preprocessJob';
 import { setPhase } from './progress';
 
 const subjects = proxyActivities<ReturnType<typeof createSubjectRightsActivities>>({
@@ -366,6 +367,29 @@ function erasureWork(ctx: WorkContext): RequestWork {
         );
         uploadRewrites.set(item.itemId, rewritten);
       }
+      // Derived outputs made again from their run documentation without the subject, before the old ones are deleted.
+      const reruns = new Map<string, DerivedRerun>();
+      if (patched('erasure-reruns-derived-outputs')) {
+        const deleted = new Set(
+          items.flatMap((i) =>
+            i.decision === 'erase' && i.action === 'delete' && i.place.kind === 'dataset' ? [i.place.datasetId] : [],
+          ),
+        );
+        for (const item of items) {
+          const { place, rerun } = item;
+          if (item.decision !== 'erase' || place.kind !== 'dataset' || !rerun || reruns.has(place.datasetId)) continue;
+          const outcome: DerivedRerun = deleted.has(rerun.fromDatasetId)
+            ? { rerun: false, reason: `its input ${rerun.fromDatasetId} is deleted by this erasure too` }
+            : await steps.once(`making ${place.datasetId} again without the subject`, () =>
+                rerunDerivedOutput(ctx.jurisdiction, auth.principal, auth.requestId, {
+                  datasetId: place.datasetId,
+                  ...rerun,
+                }),
+              );
+          reruns.set(place.datasetId, outcome);
+        }
+      }
+      const rerunOutputs = new Set([...reruns.values()].flatMap((r) => (r.rerun ? [r.datasetId] : [])));
       await steps.once('removing the subject from the index', () =>
         heavy.eraseFromIndexActivity({
           tokens: studies.flatMap((s) => s.tokens),
@@ -400,8 +424,8 @@ function erasureWork(ctx: WorkContext): RequestWork {
       const derivedDeleted = items.flatMap((i) =>
         i.decision === 'erase' && i.action === 'delete' && i.place.kind === 'dataset' ? [i.place] : [],
       );
-      const survivors = [...after.places, ...indexed.places, ...(uploadsAfter?.places ?? [])].filter((p) =>
-        erasedIds.has(itemIdOf(p)),
+      const survivors = [...after.places, ...indexed.places, ...(uploadsAfter?.places ?? [])].filter(
+        (p) => erasedIds.has(itemIdOf(p)) || (p.kind === 'dataset' && rerunOutputs.has(p.datasetId)),
       );
       const uploadsErased = items.flatMap((i) =>
         i.decision === 'erase' && i.place.kind === 'upload' && !uploadRewrites.has(i.itemId) ? [i.place] : [],
@@ -427,7 +451,8 @@ function erasureWork(ctx: WorkContext): RequestWork {
               itemId: i.itemId,
               place: describePlace(i.place),
               decision: i.decision === 'erase' ? ('erased' as const) : ('kept' as const),
-              legalBasis: i.legalBasis,
+              legalBasis:
+                i.place.kind === 'dataset' ? withRerun(i.legalBasis, reruns.get(i.place.datasetId)) : i.legalBasis,
               until: i.until,
               ...(uploadRewrites.has(i.itemId) ? { files: uploadRewrites.get(i.itemId)!.files } : {}),
               object:
@@ -508,6 +533,7 @@ function erasureWork(ctx: WorkContext): RequestWork {
                       uploadRowsRemoved: uploadsRewritten.reduce((n, u) => n + u.rewritten.rowsRemoved, 0),
                     }
                   : {}),
+                ...(rerunOutputs.size > 0 ? { derivedMadeAgain: rerunOutputs.size } : {}),
               },
               objects: {
                 targets: [
@@ -576,6 +602,7 @@ function erasureWork(ctx: WorkContext): RequestWork {
         kept,
         rowsRemoved: rewrites.reduce((n, r) => n + r.rowsBefore - r.rowsAfter, 0),
         uploadRowsRemoved: uploadsRewritten.reduce((n, u) => n + u.rewritten.rowsRemoved, 0),
+        derivedMadeAgain: rerunOutputs.size,
         olderVersionsDeleted: certified?.versions ?? 0,
         verified: (certified?.verified ?? false) && record.verification.passed,
         certificateId: certified?.certificateId ?? null,
@@ -588,6 +615,14 @@ function erasureWork(ctx: WorkContext): RequestWork {
       }
     },
   };
+}
+
+/** A derived output's basis, with what re-running it came to. */
+function withRerun(basis: string, rerun: DerivedRerun | undefined): string {
+  if (!rerun) return basis;
+  return rerun.rerun
+    ? `${basis}; made again without the subject from its run documentation as dataset ${rerun.datasetId} (job ${rerun.jobId}, run documentation s3://${rerun.documentRef.bucket}/${rerun.documentRef.key})`
+    : `${basis}; not made again: ${rerun.reason}`;
 }
 
 /** The work of a request of this kind. */

@@ -23,6 +23,8 @@ export interface ErasureItem {
   decision: 'erase' | 'keep';
   /** How a table is erased: rewritten without the subject (the default), or, a derived output, deleted whole. */
   action?: 'rewrite' | 'delete';
+  /** A derived output's job and input, to make it again from its run documentation without the subject. */
+  rerun?: { jobId: string; fromDatasetId: string };
   /** The DPO's signed override of the exemption that would have kept it. */
   override?: ErasureOverride;
   legalBasis: string;
@@ -95,7 +97,7 @@ export async function decideErasureItems(
       continue;
     }
     // A preprocessing output was computed with the subject's rows (means, models): removing their rows would not
-    // remove them, so it is deleted whole; its run documentation lets the steward run the job again without them.
+    // remove them, so it is deleted whole, and made again from its run documentation without them where it can be.
     const derived = record.derivedFrom.length > 0;
     const basis = overridden
       ? `erased by the DPO's override (${override!.by}, ${override!.at}): ${override!.reason}; the exemption overridden: ${overridden}`
@@ -105,9 +107,12 @@ export async function decideErasureItems(
       place,
       decision: 'erase',
       action: derived ? 'delete' : 'rewrite',
+      ...(derived && record.run && record.derivedFrom.length === 1
+        ? { rerun: { jobId: record.run.jobId, fromDatasetId: record.derivedFrom[0]!.datasetId } }
+        : {}),
       ...(override && overridden ? { override } : {}),
       legalBasis: derived
-        ? `${basis}; a derived output computed with the subject's data, deleted whole${record.run ? ` (re-run job ${record.run.jobId} from its run documentation, s3://${record.run.bucket}/${record.run.key}, to make it again without them)` : ''}`
+        ? `${basis}; a derived output computed with the subject's data, deleted whole${record.run ? ` (job ${record.run.jobId}, run documentation s3://${record.run.bucket}/${record.run.key})` : ''}`
         : basis,
       until: null,
       lock: locked ? { mode: record.retention.objectLock, until: lockedUntil } : null,

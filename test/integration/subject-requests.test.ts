@@ -698,7 +698,7 @@ describe('an erasure request (GDPR Art. 17)', () => {
     expect(audited).toEqual(expect.arrayContaining(['dsr.index-verified', 'dsr.index-rebuilt']));
   });
 
-  it('deletes a derived output whole; erases a table kept by a duty to keep on the DPO’s signed override, never one under a legal hold', async () => {
+  it('makes a derived output again without the subject, deletes the old one whole; erases a table kept by a duty to keep on the DPO’s signed override, and rewrites its raw upload; never one under a legal hold', async () => {
     const study = `ST-DSR-O-${randomUUID().slice(0, 6)}`;
     const subject = `OS-${randomUUID()}`;
     await importConsentCsv(
@@ -810,6 +810,22 @@ describe('an erasure request (GDPR Art. 17)', () => {
     expect(item(held).legalBasis).toContain('legal hold');
     expect(item(derived)).toMatchObject({ decision: 'erased' });
     expect(item(derived).legalBasis).toContain('derived output');
+    // Made again from its run documentation, on the rewritten real-world table, without the subject.
+    const again = /made again without the subject from its run documentation as dataset (ds-eu-[0-9a-f]{24})/.exec(
+      item(derived).legalBasis,
+    )?.[1];
+    expect(again).toBeDefined();
+    expect(done.outcome).toMatchObject({ derivedMadeAgain: 1 });
+    const remade = (await readDatasetRecord(clients().s3, catalog, again!))!;
+    const rewrittenInput = (await readDatasetRecord(clients().s3, catalog, realWorld))!.outputs[0]!;
+    expect(remade.derivedFrom).toMatchObject([{ datasetId: realWorld, versionId: rewrittenInput.versionId }]);
+    expect(remade.run).toMatchObject({ jobId: `rerun-${derived}` });
+    const remadeRows = (await readParquet(clients().s3, remade.outputs[0]!.bucket, remade.outputs[0]!.key)).rows;
+    expect(remadeRows).toHaveLength(2);
+    expect(remadeRows.some((r) => r.subject_id === token)).toBe(false);
+    const completed = (await eventsOf(requestId)).find((e) => e.action === 'preprocess.completed')!;
+    expect(completed.details).toMatchObject({ rerunOf: derived, erasureRequest: requestId });
+    expect(completed.principal).toMatchObject({ role: 'dpo' });
     const approved = (await eventsOf(requestId)).find((e) => e.action === 'dsr.approved')!;
     expect(String(approved.details.overrides)).toContain(trial);
 
