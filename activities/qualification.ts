@@ -26,6 +26,7 @@ import {
   writeScratchData,
 } from '../lib/qualification/operational';
 import { performanceRules } from '../lib/qualification/performance';
+import { curateTable } from './curate-table';
 import { loadRequirements } from '../lib/qualification/requirements';
 import { getObjectOrUndefined, listObjects } from '../lib/storage/objects';
 import { existsSync } from 'node:fs';
@@ -327,7 +328,7 @@ export function createQualificationActivities(deps: QualificationActivityDeps) {
           },
         ];
       }
-      return performanceRules(performance);
+      return performanceRules(performance, curateTable);
     },
 
     /** What a drift check finds: each difference from the baseline in force and each broken rule, with its risk. */

@@ -29,6 +29,8 @@ export const PqAcceptanceSchema = z.object({
       outputSha256: Sha256HexSchema,
     }),
   ),
+  /** Ingestion's curation of the reference package: the digest of its output's values. */
+  ingestion: z.object({ outputSha256: Sha256HexSchema }).optional(),
   throughput: z.object({ minRowsPerSecond: z.number().positive(), maxSeconds: z.number().positive() }),
   variation: z.object({
     fraction: z.number().gt(0).lt(1),

@@ -67,6 +67,11 @@ function heavy(jurisdiction: string, gpu: boolean) {
   });
 }
 
+/** The object version a job reads, as the audit trail names it. */
+function objectRef(i: { bucket: string; key: string; versionId: string | null; sha256: string }) {
+  return { bucket: i.bucket, key: i.key, versionId: i.versionId, sha256: i.sha256 };
+}
+
 /** The innermost message of a failure's cause chain (the activity's own failure, not "Activity task failed"). */
 function messageOf(error: unknown): string {
   let current = error;
@@ -222,12 +227,7 @@ export async function preprocessJobWorkflow(raw: SignedWorkflowInput): Promise<P
       outcome: 'success',
       targets: {
         ...targets,
-        objects: prepared.inputs.map((i) => ({
-          bucket: i.bucket,
-          key: i.key,
-          versionId: i.versionId,
-          sha256: i.sha256,
-        })),
+        objects: prepared.inputs.map(objectRef),
       },
       details: {
         pipeline: `${spec.name}@${spec.version}`,
@@ -317,12 +317,7 @@ export async function verifyPreprocessRunWorkflow(raw: SignedWorkflowInput): Pro
       outcome: ok ? 'success' : 'failure',
       targets: {
         ...targets,
-        objects: recorded.outputs.map((o) => ({
-          bucket: o.bucket,
-          key: o.key,
-          versionId: o.versionId,
-          sha256: o.sha256,
-        })),
+        objects: recorded.outputs.map(objectRef),
       },
       details: {
         run: params.runWorkflowId,
@@ -392,12 +387,7 @@ export async function rerunDerivedOutput(
         outcome: 'success',
         targets: {
           ...targets,
-          objects: prepared.inputs.map((i) => ({
-            bucket: i.bucket,
-            key: i.key,
-            versionId: i.versionId,
-            sha256: i.sha256,
-          })),
+          objects: prepared.inputs.map(objectRef),
         },
         details: {
           pipeline,

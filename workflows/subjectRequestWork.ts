@@ -309,6 +309,8 @@ function erasureWork(ctx: WorkContext): RequestWork {
       );
       kept = items.filter((i) => i.decision === 'keep').length;
       const rewrites: RewriteResult[] = [];
+      const tableOf = (r: RewriteResult) =>
+        items.find((i) => i.itemId === r.itemId)!.place as Extract<SubjectPlace, { kind: 'dataset' }>;
       const rewritten = items.filter(
         (i) => i.decision === 'erase' && i.place.kind === 'dataset' && i.action !== 'delete',
       );
@@ -394,7 +396,7 @@ function erasureWork(ctx: WorkContext): RequestWork {
         heavy.eraseFromIndexActivity({
           tokens: studies.flatMap((s) => s.tokens),
           rewritten: rewrites.map((r) => {
-            const place = items.find((i) => i.itemId === r.itemId)!.place as Extract<SubjectPlace, { kind: 'dataset' }>;
+            const place = tableOf(r);
             return {
               datasetId: place.datasetId,
               table: place.table,
@@ -554,10 +556,7 @@ function erasureWork(ctx: WorkContext): RequestWork {
                     },
                   ]),
                   ...rewrites.map((r) => {
-                    const place = items.find((i) => i.itemId === r.itemId)!.place as Extract<
-                      SubjectPlace,
-                      { kind: 'dataset' }
-                    >;
+                    const place = tableOf(r);
                     return {
                       bucket: place.bucket,
                       prefixes: [place.key],
@@ -576,10 +575,7 @@ function erasureWork(ctx: WorkContext): RequestWork {
                     })),
                   ),
                   ...rewrites.map((r) => {
-                    const place = items.find((i) => i.itemId === r.itemId)!.place as Extract<
-                      SubjectPlace,
-                      { kind: 'dataset' }
-                    >;
+                    const place = tableOf(r);
                     return {
                       bucket: place.bucket,
                       key: place.key,

@@ -26,8 +26,9 @@ export const CHECKS: Readonly<Record<string, { phase: QualificationPhase; title:
   'oq.certificate': { phase: 'OQ', title: 'Deletion certificates verified by Steward and OpenSSL' },
   'oq.replay': { phase: 'OQ', title: 'Recorded workflow histories replay' },
   'oq.functions': { phase: 'OQ', title: 'Scratch study: curated, rejected, erased, deleted with certificates' },
+  'pq.ingestion': { phase: 'PQ', title: "Ingestion's curation of the reference package gives the recorded output" },
   'pq.pipelines': { phase: 'PQ', title: 'Shipped pipelines give the recorded outputs' },
-  'pq.throughput': { phase: 'PQ', title: 'Pipeline speed within the acceptance range' },
+  'pq.throughput': { phase: 'PQ', title: 'Ingestion and pipeline speed within the acceptance range' },
   'pq.variation': { phase: 'PQ', title: 'Seeded randomized step within its stated variation' },
 };
 

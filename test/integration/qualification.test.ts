@@ -294,9 +294,20 @@ describe('steward qualify --phase oq|pq|all', () => {
     expect(report.phases).toEqual(['IQ', 'OQ', 'PQ']);
     const ids = report.requirements.map((r) => r.id);
     expect(ids).toEqual(
-      expect.arrayContaining(['OQ-01', 'OQ-02', 'OQ-03', 'OQ-04', 'OQ-05', 'OQ-06', 'PQ-01', 'PQ-02', 'PQ-03']),
+      expect.arrayContaining([
+        'OQ-01',
+        'OQ-02',
+        'OQ-03',
+        'OQ-04',
+        'OQ-05',
+        'OQ-06',
+        'PQ-01',
+        'PQ-02',
+        'PQ-03',
+        'PQ-04',
+      ]),
     );
-    expect(report.checks.filter((c) => c.id.startsWith('oq.') || c.id.startsWith('pq.')).length).toBe(9);
+    expect(report.checks.filter((c) => c.id.startsWith('oq.') || c.id.startsWith('pq.')).length).toBe(10);
     expect(report.checks.every((c) => c.outcome === 'passed' && c.evidence !== null)).toBe(true);
     // The evidence of the trust check holds each refusal, as the refusing workflow gave it.
     const dir = (await storedReport(result.document)).dir;
@@ -331,13 +342,17 @@ describe('steward qualify --phase oq|pq|all', () => {
     expect(denied).toEqual(expect.arrayContaining(['retention.preview', 'retention.sweep', 'qualify.run']));
   });
 
-  it('is NOT QUALIFIED when a pipeline output differs from the recorded one or its speed is outside the range', async () => {
+  it('is NOT QUALIFIED when a pipeline or curation output differs from the recorded one or its speed is outside the range', async () => {
     const file = path.join(INSTALL_ROOT, 'qualification', 'requirements.yaml');
     const text = await readFile(file, 'utf8');
     const recorded = /labs-encode@1\.0\.0:\n\s+parameters: .*\n\s+outputSha256: ([0-9a-f]{64})/.exec(text)![1]!;
+    const curated = /ingestion:\n\s+outputSha256: ([0-9a-f]{64})/.exec(text)![1]!;
     await writeFile(
       file,
-      text.replace(recorded, 'f'.repeat(64)).replace('minRowsPerSecond: 10000', 'minRowsPerSecond: 1000000000'),
+      text
+        .replace(recorded, 'f'.repeat(64))
+        .replace(curated, 'e'.repeat(64))
+        .replace('minRowsPerSecond: 10000', 'minRowsPerSecond: 1000000000'),
     );
     try {
       const { code, result } = qualify('--phase', 'pq');
@@ -354,7 +369,12 @@ describe('steward qualify --phase oq|pq|all', () => {
           ),
         ),
       ).toBe(true);
+      expect(report.causes).toContain(
+        `pq.ingestion: ingestion's curation of the reference package (20000 rows) gives the recorded output: output SHA-256 ${curated}, recorded ${'e'.repeat(64)}`,
+      );
+      expect(report.causes.some((c) => c.startsWith("pq.throughput: ingestion's curation runs within"))).toBe(true);
       expect(report.requirements.find((r) => r.id === 'PQ-01')!.outcome).toBe('failed');
+      expect(report.requirements.find((r) => r.id === 'PQ-04')!.outcome).toBe('failed');
       expect(report.requirements.find((r) => r.id === 'PQ-03')!.outcome).toBe('passed');
     } finally {
       await writeFile(file, text);
