@@ -3,6 +3,7 @@ import {
   ApplicationFailure,
   CancellationScope,
   isCancellation,
+  patched,
   proxyActivities,
   uuid4,
   workflowInfo,
@@ -70,6 +71,13 @@ function heavy(jurisdiction: string, gpu: boolean) {
 /** The object version a job reads, as the audit trail names it. */
 function objectRef(i: { bucket: string; key: string; versionId: string | null; sha256: string }) {
   return { bucket: i.bucket, key: i.key, versionId: i.versionId, sha256: i.sha256 };
+}
+
+/** The message of a non-retryable failure at the root of an activity's failure (a refusal), else undefined. */
+function refusalOf(error: unknown): string | undefined {
+  let cause = error;
+  while (cause instanceof Error && cause.cause instanceof Error) cause = cause.cause;
+  return cause instanceof ApplicationFailure && cause.nonRetryable ? cause.message : undefined;
 }
 
 /** The innermost message of a failure's cause chain (the activity's own failure, not "Activity task failed"). */
@@ -198,12 +206,23 @@ export async function preprocessJobWorkflow(raw: SignedWorkflowInput): Promise<P
   const gpu = params.gpu || spec.gpu;
 
   setPhase('reading the input datasets');
-  const prepared = await catalog.preparePreprocessActivity({
-    jurisdiction,
-    datasetIds: params.datasetIds,
-    ...(spec.table ? { table: spec.table } : {}),
-    at: startTime.toISOString(),
-  });
+  const prepared = await catalog
+    .preparePreprocessActivity({
+      jurisdiction,
+      datasetIds: params.datasetIds,
+      ...(spec.table ? { table: spec.table } : {}),
+      at: startTime.toISOString(),
+    })
+    .catch(async (error: unknown) => {
+      // Refused before dispatch (an open high-risk deviation, an unknown dataset or table): audited as such.
+      const reason = refusalOf(error);
+      if (reason !== undefined && patched('audit-refused-preparation')) {
+        await recordAudit(jurisdiction, principal, [
+          { action: 'preprocess.refused', outcome: 'denied', targets, reason },
+        ]);
+      }
+      throw error;
+    });
   const buckets = getJurisdiction(jurisdiction).buckets;
   const outputs = prepared.inputs.map((i) => {
     const datasetId = `ds-${jurisdiction}-${uuid4().replace(/-/g, '').slice(0, 24)}`;
@@ -356,11 +375,6 @@ export async function rerunDerivedOutput(
   requestId: string,
   derived: { datasetId: string; jobId: string; fromDatasetId: string },
 ): Promise<DerivedRerun> {
-  const refused = (error: unknown): string | undefined => {
-    let cause = error;
-    while (cause instanceof Error && cause.cause instanceof Error) cause = cause.cause;
-    return cause instanceof ApplicationFailure && cause.nonRetryable ? cause.message : undefined;
-  };
   try {
     const recorded = await catalog.readRunDocumentActivity({ jurisdiction, jobId: derived.jobId });
     const input = recorded.inputs.find((i) => i.datasetId === derived.fromDatasetId);
@@ -434,7 +448,7 @@ export async function rerunDerivedOutput(
     });
     return { rerun: true, jobId, datasetId, documentRef: result.documentRef! };
   } catch (error) {
-    const reason = refused(error);
+    const reason = refusalOf(error);
     if (reason === undefined) throw error;
     return { rerun: false, reason };
   }

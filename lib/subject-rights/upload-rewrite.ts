@@ -183,6 +183,18 @@ export async function rewriteUploadWithoutSubject(
     });
   }
   const rowsRemoved = files.reduce((n, f) => n + f.before.rows - f.after.rows, 0);
+  const current = async () => {
+    const keep: { key: string; versionId: string }[] = [];
+    for (const key of original.keys()) {
+      const versionId = (await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))).VersionId;
+      if (versionId) keep.push({ key, versionId });
+    }
+    return keep;
+  };
+  // No table names the subject (rewritten already, by a run whose older versions are gone): nothing to record.
+  if (files.length === 0) {
+    return { layout, originalManifestSha256, rowsRemoved: 0, files, keep: await current(), signatureRemoved: false };
+  }
   const signature = `${prefix}${signatureFileOf(layout)}`;
   const signatureRemoved = original.has(signature);
   const erasure: UploadErasure = {

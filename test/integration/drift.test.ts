@@ -151,6 +151,9 @@ describe('drift detection and deviations', () => {
     expect(actions('deviation.closed')).toHaveLength(1);
     expect(actions('deviation.closed')[0]!.event.principal?.role).toBe('qa');
     expect(events.filter((e) => e.event.action === 'drift.checked').length).toBeGreaterThanOrEqual(4);
+    // The refused job is in the trail, naming the deviation.
+    const refusedJob = events.find((e) => e.event.action === 'preprocess.refused' && e.event.reason?.includes(id));
+    expect(refusedJob?.event).toMatchObject({ outcome: 'denied', principal: { role: 'steward' } });
   });
 
   it('runs from its schedule, and refuses a forged deviation or a scheduled-looking check started directly', async () => {

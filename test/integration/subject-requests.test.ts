@@ -25,7 +25,13 @@ import { ensureTool } from '../../lib/stack/tools';
 import { readOpenRequest, readRestriction } from '../../lib/storage/subjects';
 import { loadPipeline } from '../../lib/preprocess/load-pipeline';
 import { shiftIso } from '../../lib/subject-rights/deadlines';
-import { deleteAllVersions, listObjects, putStream, readObjectText } from '../../lib/storage/objects';
+import {
+  deleteAllVersions,
+  deleteOtherVersions,
+  listObjects,
+  putStream,
+  readObjectText,
+} from '../../lib/storage/objects';
 import { rewriteUploadWithoutSubject } from '../../lib/subject-rights/upload-rewrite';
 import { accessPackagePrefix, certificateKeys, exportRecordKey, openRequestsPrefix } from '../../lib/storage/layout';
 import { listDatasetRecords, readDatasetRecord } from '../../lib/storage/catalog';
@@ -1126,6 +1132,17 @@ describe('a raw upload in BagIt layout rewritten without a subject', () => {
       // Submission time and study stay on the rewritten versions: retention and discovery read them.
       const head = await clients().s3.send(new HeadObjectCommand({ Bucket: landing, Key: `${prefix}data/visits.csv` }));
       expect(head.Metadata).toMatchObject(metadata);
+
+      // Once the erasure has deleted the older versions (and the signature), running it again finds nothing to do.
+      for (const name of names) {
+        const kept = again.keep.find((k) => k.key === `${prefix}${name}`);
+        await deleteOtherVersions(clients().s3, landing, `${prefix}${name}`, kept?.versionId ?? null);
+      }
+      const late = await rewriteUploadWithoutSubject(clients().s3, place, request);
+      expect(late).toMatchObject({ rowsRemoved: 0, files: [], signatureRemoved: false });
+      expect(late.keep.sort((a, b) => a.key.localeCompare(b.key))).toEqual(
+        again.keep.sort((a, b) => a.key.localeCompare(b.key)),
+      );
     } finally {
       await deleteAllVersions(clients().s3, landing, prefix, { bypassGovernance: true });
     }
