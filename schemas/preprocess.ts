@@ -49,6 +49,11 @@ export const TransformStepSchema = z.discriminatedUnion('op', [
   /** Categories replaced by their position (0, 1, …) in `order` (sorted distinct values unless given). */
   z.object({ op: z.literal('ordinal'), column: Column, order: z.array(z.string()).min(1).optional() }).strict(),
   /**
+   * A seeded Bernoulli sample: each row kept with probability `fraction`, decided by a hash of its position and the
+   * job's seed, so the same seed and input keep the same rows and another seed another sample.
+   */
+  z.object({ op: z.literal('sample'), fraction: z.number().gt(0).lt(1) }).strict(),
+  /**
    * Per-subject time series aggregated over fixed windows of `days`, counted from each subject's first observation:
    * one row per subject and window with the window's start, the row count and the aggregate of each value column.
    */

@@ -64,8 +64,14 @@ async function stepSql(
   columns: Columns,
   step: TransformStep,
   index: number,
+  seed: number,
 ): Promise<string> {
   switch (step.op) {
+    case 'sample': {
+      // hash() is DuckDB's own 64-bit hash: the same on every machine for the same position and seed.
+      const scale = 1_000_000;
+      return `SELECT * FROM ${from} WHERE hash(${ROW}, ${Math.trunc(seed)}) % ${scale} < ${Math.round(step.fraction * scale)}`;
+    }
     case 'standardize':
     case 'min-max':
     case 'impute': {
@@ -176,14 +182,14 @@ export async function runBuiltin(options: {
   });
   const conn = await db.connect();
   try {
-    // Recorded in the run documentation; no built-in step draws random numbers, but a future one would use it.
+    // Recorded in the run documentation; the sample step keys its choice on it (and on each row's position).
     await conn.run(`SELECT setseed(${(options.seed % 2 ** 31) / 2 ** 31})`);
     await conn.run(
       `CREATE VIEW t0 AS SELECT file_row_number AS ${ROW}, * EXCLUDE (file_row_number) FROM read_parquet(${quoteLiteral(options.input)}, file_row_number = true)`,
     );
     for (const [i, step] of options.steps.entries()) {
       const columns = await columnsOf(conn, `t${i}`);
-      await conn.run(`CREATE VIEW t${i + 1} AS ${await stepSql(conn, `t${i}`, columns, step, i)}`);
+      await conn.run(`CREATE VIEW t${i + 1} AS ${await stepSql(conn, `t${i}`, columns, step, i, options.seed)}`);
     }
     const last = `t${options.steps.length}`;
     // DuckDB reports a running query's progress only with its progress bar on (not printed).

@@ -103,6 +103,25 @@ describe('built-in transforms (DuckDB), against hand-computed values', () => {
     ]);
   });
 
+  it('sample: a Bernoulli sample keyed on the seed: the same seed keeps the same rows, another seed others', async () => {
+    const many = path.join(dir, 'many.parquet');
+    await query(`COPY (SELECT i AS id, i % 97 AS v FROM range(20000) t(i)) TO '${many}' (FORMAT parquet)`);
+    const sampled = async (seed: number) => {
+      const file = path.join(dir, `sample-${seed}-${runs++}.parquet`);
+      await runBuiltin({ input: many, output: file, steps: [{ op: 'sample', fraction: 0.25 }], seed });
+      return (await query(`SELECT id FROM read_parquet('${file}')`)).map((r) => Number(r.id));
+    };
+    const [a, again, b] = [await sampled(3), await sampled(3), await sampled(4)];
+    expect(again).toEqual(a);
+    expect(b).not.toEqual(a);
+    // About a quarter each, in the input's order.
+    for (const ids of [a, b]) {
+      expect(ids.length).toBeGreaterThan(4500);
+      expect(ids.length).toBeLessThan(5500);
+      expect(ids).toEqual([...ids].sort((x, y) => x - y));
+    }
+  });
+
   it('is deterministic: the same input, steps and seed give the same bytes', async () => {
     const steps: TransformStep[] = [
       { op: 'impute', columns: ['weight'], method: 'median' },
