@@ -73,6 +73,24 @@ function objectRef(i: { bucket: string; key: string; versionId: string | null; s
   return { bucket: i.bucket, key: i.key, versionId: i.versionId, sha256: i.sha256 };
 }
 
+/** Audits a run's start: the object versions it reads, and how it runs them. */
+async function auditStarted(
+  jurisdiction: string,
+  principal: Principal,
+  targets: AuditDraft['targets'],
+  inputs: readonly { bucket: string; key: string; versionId: string | null; sha256: string }[],
+  details: Record<string, string | number | boolean>,
+): Promise<void> {
+  await recordAudit(jurisdiction, principal, [
+    {
+      action: 'preprocess.started',
+      outcome: 'success',
+      targets: { ...targets, objects: inputs.map(objectRef) },
+      details,
+    },
+  ]);
+}
+
 /** The message of a non-retryable failure at the root of an activity's failure (a refusal), else undefined. */
 function refusalOf(error: unknown): string | undefined {
   let cause = error;
@@ -240,24 +258,14 @@ export async function preprocessJobWorkflow(raw: SignedWorkflowInput): Promise<P
     throw nonRetryable(ErrorType.JurisdictionViolation, reason);
   }
   const queue = preprocessTaskQueue(jurisdiction, gpu);
-  await recordAudit(jurisdiction, principal, [
-    {
-      action: 'preprocess.started',
-      outcome: 'success',
-      targets: {
-        ...targets,
-        objects: prepared.inputs.map(objectRef),
-      },
-      details: {
-        pipeline: `${spec.name}@${spec.version}`,
-        executor: spec.executor,
-        codeSha256: params.pipeline.codeSha256,
-        seed: params.seed,
-        taskQueue: queue,
-        inputs: params.datasetIds.join(','),
-      },
-    },
-  ]);
+  await auditStarted(jurisdiction, principal, targets, prepared.inputs, {
+    pipeline: `${spec.name}@${spec.version}`,
+    executor: spec.executor,
+    codeSha256: params.pipeline.codeSha256,
+    seed: params.seed,
+    taskQueue: queue,
+    inputs: params.datasetIds.join(','),
+  });
 
   setPhase(`running on ${queue}`, { inputs: prepared.inputs.length });
   const result = await runAudited(jurisdiction, principal, targets, gpu, {
@@ -395,24 +403,14 @@ export async function rerunDerivedOutput(
     const pipeline = `${recorded.pipeline.name}@${recorded.pipeline.version}`;
     const targets = { requestId, datasetId: derived.datasetId };
     const { pipeline: p } = recorded;
-    await recordAudit(jurisdiction, principal, [
-      {
-        action: 'preprocess.started',
-        outcome: 'success',
-        targets: {
-          ...targets,
-          objects: prepared.inputs.map(objectRef),
-        },
-        details: {
-          pipeline,
-          executor: p.executor,
-          codeSha256: p.codeSha256,
-          seed: recorded.seed,
-          rerunOf: derived.datasetId,
-          erasureRequest: requestId,
-        },
-      },
-    ]);
+    await auditStarted(jurisdiction, principal, targets, prepared.inputs, {
+      pipeline,
+      executor: p.executor,
+      codeSha256: p.codeSha256,
+      seed: recorded.seed,
+      rerunOf: derived.datasetId,
+      erasureRequest: requestId,
+    });
     const result = await runAudited(jurisdiction, principal, targets, false, {
       jobId,
       jurisdiction,

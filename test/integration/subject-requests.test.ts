@@ -59,14 +59,12 @@ import {
   stackState,
   stackSteward,
   tempDir,
-  workerPid,
   writeBag,
   writeJsonPackage,
   type DemoRole,
 } from '../helpers';
 import { failureOf, payloadKeyOnlyClient, refusal, rootApplicationFailure, sealedEvents, useClients } from '../harness';
 import { spawnSync } from 'node:child_process';
-import { isAlive } from '../../lib/stack/process';
 
 // Subject requests as a DPO files and decides them, and as anyone who reaches Temporal directly would try them.
 
@@ -1147,79 +1145,6 @@ describe('a raw upload in BagIt layout rewritten without a subject', () => {
       await deleteAllVersions(clients().s3, landing, prefix, { bypassGovernance: true });
     }
   });
-});
-
-describe('an erasure whose worker is killed', () => {
-  // Work lost with the worker comes back when Temporal times it out (30 s heartbeats): a longer limit than the suite's.
-  it('with SIGKILL mid-rewrite finishes on the restarted worker: no half-written object, no other subject’s row lost', async () => {
-    const study = `ST-DSR-KILL-${randomUUID().slice(0, 6)}`;
-    const subject = `KS-${randomUUID()}`;
-    const others = Array.from({ length: 200 }, (_, i) => `KO-${String(i).padStart(4, '0')}`);
-    await importConsentCsv(
-      clients(),
-      [
-        'subject_id,scopes,status,icf_version,given_on',
-        ...[subject, ...others].map((id) => `${id},primary-research,given,v1,2024-01-01`),
-      ].join('\n'),
-      'eu',
-      study,
-    );
-    const rows = Array.from({ length: 100_000 }, (_, i) =>
-      i % 50 === 0 ? `${subject},N N,2025-01-01,${i},` : `${others[i % others.length]},N N,2025-01-01,${i},`,
-    );
-    const subjectRows = rows.filter((r) => r.startsWith(subject)).length;
-    const datasetId = (
-      await ingestDir(
-        clients(),
-        await writeJsonPackage(await tempDir(), smallMetadata({ studyId: study, dataClass: 'real-world' }), {
-          'data/visits.csv': ['subject_id,full_name,visit_date,score,note', ...rows].join('\n'),
-        }),
-      )
-    ).datasetId;
-    const { requestId, handle } = await file('erasure', subject, { studyId: study });
-    await statusWhen(handle, filed);
-    await verifyIdentity(requestId);
-    await decide(requestId, { decision: 'approve', requestId, reason: 'no ground to refuse' });
-    // Kill the EU worker while it rewrites the table.
-    const until = Date.now() + 120_000;
-    for (;;) {
-      const pending = (await handle.describe()).raw.pendingActivities ?? [];
-      if (pending.some((a) => a.activityType?.name === 'rewriteWithoutSubjectActivity')) break;
-      if (Date.now() > until) throw new Error('the rewrite never started');
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    const victim = await workerPid('eu');
-    expect(isAlive(victim)).toBe(true);
-    process.kill(victim!, 'SIGKILL');
-    const done = await handle.result();
-    expect(await workerPid('eu')).not.toBe(victim);
-
-    // Kept: the consent records, with their basis.
-    expect(done.state).toBe('completed-with-exemptions');
-    expect(done.outcome).toMatchObject({ rowsRemoved: subjectRows, verified: true });
-    const record = (await readDatasetRecord(clients().s3, getJurisdiction('eu').buckets.catalog, datasetId))!;
-    expect(record.erasures).toMatchObject([
-      {
-        requestId,
-        rowsRemoved: subjectRows,
-        before: { rows: rows.length },
-        after: { rows: rows.length - subjectRows },
-      },
-    ]);
-    const out = record.outputs[0]!;
-    const stored = (await readParquet(clients().s3, out.bucket, out.key)).rows;
-    expect(stored).toHaveLength(rows.length - subjectRows);
-    const key = await clients().keys.studyKey('eu', study);
-    expect(stored.some((r) => r.subject_id === tokenize(key.material, key.version, subject))).toBe(false);
-    // Every other subject's rows, exactly: the scores of the rows that were not the subject's.
-    const expected = rows.flatMap((r, i) => (r.startsWith(subject) ? [] : [i]));
-    expect(stored.map((r) => Number(r.score)).sort((a, b) => a - b)).toEqual(expected);
-    expect(await objectVersions(clients().s3, out.bucket, out.key)).toBe(1);
-    const erased = (await eventsOf(requestId)).filter((e) => e.action === 'subject.erased');
-    expect(erased).toHaveLength(1);
-    const verified = stackSteward('cert', 'verify', String(done.outcome.certificateId));
-    expect(verified.code, verified.stdout + verified.stderr).toBe(0);
-  }, 300_000);
 });
 
 describe('decisions on a request', () => {
