@@ -17,7 +17,7 @@ import {
 } from '../schemas/ingest';
 import type { Jurisdiction } from '../schemas/jurisdiction';
 import { decideConsent, linkEntries } from '../lib/consent/decide';
-import { tombstonedDigests } from '../lib/storage/subjects';
+import { restrictedDigests, tombstonedDigests, writeCarriedTokens } from '../lib/storage/subjects';
 import { subjectDigest, subjectDigestKey } from '../lib/subject-rights/digest';
 import { writeConsentLinks } from '../lib/consent/links';
 import type { KeyStore } from '../lib/crypto/keystore';
@@ -119,6 +119,7 @@ export async function curatePackage(deps: CurateDeps, input: CuratePackageInput)
     // does not hold the newest decision is linked to it, so preprocessing, which has only a dataset's tokens, decides
     // alike.
     const links = new Map<string, ConsentEntry>();
+    const carried = new Map<string, string>();
     const consent = (async () => {
       const registry = new Map(
         (
@@ -137,18 +138,35 @@ export async function curatePackage(deps: CurateDeps, input: CuratePackageInput)
         .map((k) => new Tokenizer(k.material, k.version));
       // Erased subjects stay out, whatever their consent says; by keyed digest, which no key rotation changes.
       const erased = await tombstonedDigests(s3, jurisdiction.buckets.catalog);
-      const digestKey = erased.size > 0 ? await subjectDigestKey(keys, jurisdiction.id) : undefined;
+      // A restricted subject keyed under a version their restriction does not name: the new token is carried from
+      // one it names, so processing still leaves them out.
+      const restricted = await restrictedDigests(s3, jurisdiction.buckets.catalog);
+      const digestKey =
+        erased.size > 0 || restricted.size > 0 ? await subjectDigestKey(keys, jurisdiction.id) : undefined;
       return (raw: string, token: string): ExclusionReason | undefined => {
-        if (digestKey && erased.has(subjectDigest(digestKey, raw))) return 'erased';
+        const digest = digestKey ? subjectDigest(digestKey, raw) : undefined;
+        if (digest && erased.has(digest)) return 'erased';
+        const restriction = digest ? restricted.get(digest)?.get(metadata.studyId) : undefined;
+        if (restriction && !restriction.tokens.has(token)) carried.set(restriction.from, token);
         const tokens = [token, ...others.map((t) => t.token(raw))];
         if (others.length > 0) for (const link of linkEntries(registry, tokens)) links.set(link.token, link);
         return decideConsent(registry, tokens, metadata.purpose, input.asOf).reason;
       };
     })();
-    /** Links found so far, written before the tables they were found for are reported finished. */
+    /** Links and carried tokens found so far, written before the tables they were found for are reported finished. */
     const writeLinks = async () => {
       const entries = [...links.values()];
       links.clear();
+      const carries = [...carried].map(([from, to]) => ({ from, to }));
+      carried.clear();
+      await writeCarriedTokens(s3, jurisdiction.buckets.catalog, {
+        jurisdiction: jurisdiction.id,
+        studyId: metadata.studyId,
+        datasetId: input.datasetId,
+        toVersion: key.version,
+        createdAt: input.curatedAt,
+        entries: carries,
+      });
       await writeConsentLinks(s3, jurisdiction.buckets.catalog, {
         jurisdiction: jurisdiction.id,
         studyId: metadata.studyId,

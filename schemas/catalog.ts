@@ -108,6 +108,8 @@ export const CatalogMutationSchema = z.discriminatedUnion('kind', [
     /** A restriction (Art. 18) in force from `at`: processing leaves out these tokens until it is lifted. */
     kind: z.literal('subject.restricted'),
     requestId: z.string(),
+    /** The subject's keyed digest: ingestion under a later key version carries the restriction to the new token. */
+    subjectDigest: Sha256HexSchema.optional(),
     studies: z.array(z.object({ studyId: StudyIdSchema, tokens: z.array(z.string()).min(1) })),
     at: z.iso.datetime(),
   }),

@@ -205,6 +205,8 @@ export const RestrictionSchema = z.object({
   format: z.literal('steward-restriction/1'),
   requestId: z.string(),
   jurisdiction: z.string(),
+  /** The subject's keyed digest (which no key rotation changes): absent in restrictions recorded before it was kept. */
+  subjectDigest: Sha256HexSchema.optional(),
   since: z.iso.datetime(),
   studies: z.array(z.object({ studyId: StudyIdSchema, tokens: z.array(z.string()).min(1) })),
   liftedAt: z.iso.datetime().nullable(),

@@ -125,6 +125,7 @@ function restrictionWork(ctx: WorkContext): RequestWork {
         changeCatalog(ctx.jurisdiction, {
           kind: 'subject.restricted',
           requestId: auth.requestId,
+          subjectDigest: ctx.subjectDigest,
           studies,
           at: new Date().toISOString(),
         }),

@@ -125,6 +125,24 @@ export async function writeCarriedTokens(
   });
 }
 
+/**
+ * The restrictions in force that name their subject's keyed digest, by digest: for each study, a token the
+ * restriction names, which a token of the subject under a later key version is carried from.
+ */
+export async function restrictedDigests(
+  s3: S3Client,
+  bucket: string,
+): Promise<Map<string, Map<string, { from: string; tokens: ReadonlySet<string> }>>> {
+  const byDigest = new Map<string, Map<string, { from: string; tokens: ReadonlySet<string> }>>();
+  for (const r of await readAll(s3, bucket, RESTRICTIONS_PREFIX, RestrictionSchema)) {
+    if (r.liftedAt || !r.subjectDigest) continue;
+    const studies = byDigest.get(r.subjectDigest) ?? new Map();
+    for (const s of r.studies) studies.set(s.studyId, { from: s.tokens[0]!, tokens: new Set(s.tokens) });
+    byDigest.set(r.subjectDigest, studies);
+  }
+  return byDigest;
+}
+
 /** The keyed digests of every erased subject of the jurisdiction: what ingestion refuses to bring back. */
 export async function tombstonedDigests(s3: S3Client, bucket: string): Promise<Set<string>> {
   return new Set((await readAll(s3, bucket, TOMBSTONES_PREFIX, TombstoneSchema)).map((t) => t.subjectDigest));
@@ -196,7 +214,7 @@ export async function recordRestriction(
   s3: S3Client,
   bucket: string,
   jurisdiction: string,
-  restrict: { requestId: string; studies: Restriction['studies']; at: string },
+  restrict: { requestId: string; studies: Restriction['studies']; at: string; subjectDigest?: string | undefined },
 ): Promise<{ changed: boolean; count: number }> {
   const current = await readRestriction(s3, bucket, restrict.requestId);
   const count = restrict.studies.reduce((n, s) => n + s.tokens.length, 0);
@@ -205,6 +223,7 @@ export async function recordRestriction(
     format: 'steward-restriction/1',
     requestId: restrict.requestId,
     jurisdiction,
+    ...(restrict.subjectDigest ? { subjectDigest: restrict.subjectDigest } : {}),
     since: restrict.at,
     studies: restrict.studies,
     liftedAt: null,

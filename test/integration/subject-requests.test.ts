@@ -288,6 +288,61 @@ function plain(row: Record<string, unknown>): Record<string, unknown> {
   );
 }
 
+describe('a restriction and a key rotation', () => {
+  it('keeps the subject out of processing in a package ingested under the new key version', async () => {
+    const study = `ST-DSR-RK-${randomUUID().slice(0, 6)}`;
+    const subject = `RK-${randomUUID()}`;
+    await importConsentCsv(
+      clients(),
+      [
+        'subject_id,scopes,status,icf_version,given_on',
+        `${subject},primary-research;secondary-research,given,v1,2024-01-01`,
+        'RK-OTHER-0002,primary-research;secondary-research,given,v1,2024-01-01',
+      ].join('\n'),
+      'eu',
+      study,
+    );
+    const ingest = async (score: number) =>
+      (
+        await ingestDir(
+          clients(),
+          await writeJsonPackage(await tempDir(), smallMetadata({ studyId: study }), {
+            'data/visits.csv': [
+              'subject_id,full_name,visit_date,score,note',
+              `${subject},Ria One,2025-01-02,${score},`,
+              `RK-OTHER-0002,Rob Two,2025-01-03,${score + 1},`,
+            ].join('\n'),
+          }),
+        )
+      ).datasetId;
+    await ingest(1);
+    const { requestId, handle } = await file('restriction', subject, { studyId: study });
+    await statusWhen(handle, filed);
+    await verifyIdentity(requestId);
+    await statusWhen(handle, (s) => s.state === 'restricted');
+    const rotated = await clients().client.workflow.execute('rotateStudyKeyWorkflow', {
+      taskQueue: ingestTaskQueue('eu'),
+      workflowId: `test-rotate-${randomUUID()}`,
+      args: [
+        signedBy('steward', {
+          action: 'keys.rotate',
+          jurisdiction: 'eu',
+          params: { jurisdiction: 'eu', studyId: study },
+        }),
+      ],
+    });
+    expect(rotated).toMatchObject({ currentVersion: 2 });
+    // The restriction names the subject's v1 token; this package keys them under v2.
+    const later = await ingest(10);
+    expect((await readDatasetRecord(clients().s3, getJurisdiction('eu').buckets.catalog, later))!.keyVersions).toEqual([
+      2,
+    ]);
+    const job = await runSecondaryResearchJob(later);
+    expect(job.document.consent.byReason).toEqual({ restricted: 1 });
+    expect(job.document.inputs[0]).toMatchObject({ rowsIn: 2, rowsExcluded: 1 });
+  });
+});
+
 describe('an access request (GDPR Art. 15)', () => {
   it('packages exactly the subject’s rows of every study, signed; dsr export downloads and checks it; OpenSSL verifies it', async () => {
     const subject = 'RX-SUBJECT-0001';
