@@ -13,6 +13,8 @@ class ReplayLast extends BaseSequencer {
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // The production profile's tests start clusters of their own: `npm run test:production`.
+    exclude: ['test/production/**', 'node_modules/**'],
     globalSetup: ['test/global-setup.ts'],
     // Two cores: integration files share one real stack and run one after another.
     fileParallelism: false,

@@ -29,6 +29,8 @@ export const StackStateSchema = z.object({
   pid: z.number().int(),
   startedAt: z.string(),
   dataDir: z.string(),
+  /** `embedded` (Temporal dev server on SQLite) or `production` (a Temporal cluster on PostgreSQL, mutual TLS). */
+  profile: z.enum(['embedded', 'production']).default('embedded'),
   temporal: TemporalEndpointSchema.extend({ uiUrl: z.string(), pid: z.number().int().nullable() }),
   s3: S3EndpointSchema.extend({ endpoint: z.string(), pid: z.number().int().nullable() }),
   jurisdictions: z.record(

@@ -46,7 +46,7 @@ export function payloadKeyOnlyClient(clients: TestClients): Client {
 
 export async function connect(state: StackState = stackState()): Promise<TestClients> {
   const keys = await FileKeyStore.open(path.join(state.dataDir, 'keys'));
-  const client = await connectClient({ address: state.temporal.address, namespace: state.temporal.namespace }, keys);
+  const client = await connectClient(state.temporal, keys);
   const s3 = createS3Client(state.s3);
   return {
     client,

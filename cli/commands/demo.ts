@@ -8,7 +8,8 @@ import { readLocalPackage } from '../../lib/client/submit';
 import { InvalidArgumentError } from 'commander';
 import { getJurisdiction, JURISDICTION_IDS } from '../../jurisdictions';
 import { StudyIdSchema } from '../../schemas/common';
-import { defaultDataDir } from '../../lib/runtime/config';
+import { defaultDataDir, readStackState } from '../../lib/runtime/config';
+import { isAlive } from '../../lib/stack/process';
 import { generateDemoPackage } from '../demo/generate';
 import { writeExpiredDemoDatasets } from '../demo/expired';
 import { ensureDemoSource, type DemoSource } from '../demo/source';
@@ -120,14 +121,17 @@ export function registerDemoCommands(program: Command, globals: () => GlobalOpti
   demo
     .command('run')
     .description(
-      'start the embedded stack, ingest synthetic packages into EU and US, serve an access and an erasure request, and keep running (npm start)',
+      'ingest synthetic packages into EU and US and serve an access and an erasure request: on the stack running for ' +
+        'the data dir (any profile), else on an embedded stack it starts and keeps running (npm start)',
     )
     .option('--rows <n>', 'lab result rows per package', positiveInt, 5000)
     .action(async (options: { rows: number }) => {
       const g = globals();
       const dataDir = g.dataDir ? path.resolve(g.dataDir) : defaultDataDir();
-      const stack = await startForeground(dataDir, JURISDICTION_IDS);
-      say(`Steward stack running\n${describeStack(stack.state)}\n`);
+      const running = readStackState(dataDir);
+      const stack = running && isAlive(running.pid) ? undefined : await startForeground(dataDir, JURISDICTION_IDS);
+      const state = stack?.state ?? running!;
+      say(`Steward stack running\n${describeStack(state)}\n`);
       const ctx = CommandContext.create({ ...g, dataDir });
       const source = await ensureDemoSource(dataDir);
       let euConsent = '';
@@ -167,10 +171,11 @@ export function registerDemoCommands(program: Command, globals: () => GlobalOpti
         }
       } catch (error) {
         await ctx.close();
-        await stack.stop();
+        await stack?.stop();
         throw error;
       }
       await ctx.close();
+      if (!stack) return;
       say(`Temporal UI: ${stack.state.temporal.uiUrl}\nThe stack keeps running; Ctrl-C stops it.`);
       await waitForShutdown(stack);
     });

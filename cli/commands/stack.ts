@@ -5,15 +5,17 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ListBucketsCommand } from '@aws-sdk/client-s3';
 import { Connection } from '@temporalio/client';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { getJurisdiction, JURISDICTION_IDS } from '../../jurisdictions';
 import type { StackState } from '../../schemas/config';
 import { defaultDataDir, readStackState } from '../../lib/runtime/config';
 import { UserError } from '../../lib/runtime/errors';
 import { logger } from '../../lib/runtime/logger';
 import { createS3Client } from '../../lib/storage/s3';
-import { isAlive, Stack, tailOfLog, type StackEvent } from '../../lib/stack/stack';
-import { ensureTool } from '../../lib/stack/tools';
+import { isAlive, Stack, tailOfLog, type StackEvent, type StackProfile } from '../../lib/stack/stack';
+import { connectionOptions } from '../../lib/client/temporal';
+import { productionSettingsFile } from '../../lib/stack/cluster';
+import { EMBEDDED_TOOLS, ensureTool, PRODUCTION_TOOLS } from '../../lib/stack/tools';
 import type { GlobalOptions } from '../context';
 import { note, printJson, say } from '../output';
 
@@ -31,9 +33,11 @@ function parseJurisdictions(value: string): string[] {
 }
 
 export function describeStack(state: StackState): string {
+  const production = state.profile === 'production';
   const lines = [
-    `Temporal   ${state.temporal.address} (namespace ${state.temporal.namespace})`,
-    `Web UI     ${state.temporal.uiUrl}`,
+    `Profile    ${state.profile}${production ? ' (Temporal cluster on PostgreSQL, mutual TLS)' : ' (Temporal dev server)'}`,
+    `Temporal   ${state.temporal.address} (namespace ${state.temporal.namespace}${state.temporal.tls ? `, mutual TLS as ${state.temporal.tls.serverName ?? 'its address'}` : ''})`,
+    `Web UI     ${state.temporal.uiUrl || 'none in this profile'}`,
     ...(state.codec
       ? [
           `Codec      ${state.codec.url} (the Web UI decodes as the demo ops identity; grants of ${state.codec.auditJurisdiction}, accesses audited in every jurisdiction's trail)`,
@@ -66,7 +70,27 @@ export function reportStackEvent(event: StackEvent): void {
   } else logger.warn({ process: event.process, pid: event.pid }, `${event.process} restarted`);
 }
 
-export async function startForeground(dataDir: string, jurisdictions: string[]): Promise<Stack> {
+/** What `up` was asked for: the profile, and the production profile's PostgreSQL on first start. */
+export interface UpOptions {
+  profile: StackProfile;
+  postgres?: string | undefined;
+  databasePrefix?: string | undefined;
+}
+
+function upArgs(options: UpOptions): string[] {
+  return [
+    '--profile',
+    options.profile,
+    ...(options.postgres ? ['--postgres', options.postgres] : []),
+    ...(options.databasePrefix ? ['--database-prefix', options.databasePrefix] : []),
+  ];
+}
+
+export async function startForeground(
+  dataDir: string,
+  jurisdictions: string[],
+  up: UpOptions = { profile: 'embedded' },
+): Promise<Stack> {
   const running = readStackState(dataDir);
   if (running && isAlive(running.pid)) {
     throw new UserError(
@@ -74,7 +98,14 @@ export async function startForeground(dataDir: string, jurisdictions: string[]):
     );
   }
   await mkdir(dataDir, { recursive: true });
-  return Stack.start({ dataDir, jurisdictions, onEvent: reportStackEvent });
+  return Stack.start({
+    dataDir,
+    jurisdictions,
+    onEvent: reportStackEvent,
+    ...(up.profile === 'production'
+      ? { production: { postgres: up.postgres ?? process.env.STEWARD_POSTGRES_URL, databasePrefix: up.databasePrefix } }
+      : {}),
+  });
 }
 
 export async function waitForShutdown(stack: Stack): Promise<void> {
@@ -105,7 +136,7 @@ function stepRelay(log: string): () => void {
   };
 }
 
-async function upDetached(dataDir: string, jurisdictions: string[], json: boolean): Promise<void> {
+async function upDetached(dataDir: string, jurisdictions: string[], json: boolean, up: UpOptions): Promise<void> {
   const running = readStackState(dataDir);
   if (running && isAlive(running.pid))
     throw new UserError(`a Steward stack is already running for ${dataDir} (pid ${running.pid})`);
@@ -115,7 +146,16 @@ async function upDetached(dataDir: string, jurisdictions: string[], json: boolea
   const fd = openSync(log, 'a');
   const child = spawn(
     process.execPath,
-    [...process.execArgv, process.argv[1]!, 'up', '--data-dir', dataDir, '--jurisdictions', jurisdictions.join(',')],
+    [
+      ...process.execArgv,
+      process.argv[1]!,
+      'up',
+      '--data-dir',
+      dataDir,
+      '--jurisdictions',
+      jurisdictions.join(','),
+      ...upArgs(up),
+    ],
     {
       detached: true,
       stdio: ['ignore', fd, fd],
@@ -150,7 +190,7 @@ async function probe(state: StackState) {
     () => false,
   );
   s3.destroy();
-  const temporalOk = await Connection.connect({ address: state.temporal.address, connectTimeout: '2s' }).then(
+  const temporalOk = await Connection.connect({ ...connectionOptions(state.temporal), connectTimeout: '2s' }).then(
     async (c) => {
       try {
         await c.workflowService.getSystemInfo({});
@@ -167,31 +207,75 @@ async function probe(state: StackState) {
 export function registerStackCommands(program: Command, globals: () => GlobalOptions): void {
   program
     .command('tools')
-    .description('find or build (with Go) the Temporal CLI and versitygw the embedded stack runs; prints their paths')
-    .action(async () => {
-      const paths = { temporal: await ensureTool('temporal', note), versitygw: await ensureTool('versitygw', note) };
+    .description(
+      'find or build (with Go) the Temporal CLI and versitygw the embedded stack runs (with --production, also the ' +
+        'Temporal server and temporal-sql-tool); prints their paths',
+    )
+    .option('--production', "also the production profile's Temporal server and temporal-sql-tool")
+    .action(async (options: { production?: boolean }) => {
+      const paths: Record<string, string> = {};
+      for (const tool of [...EMBEDDED_TOOLS, ...(options.production ? PRODUCTION_TOOLS : [])])
+        paths[tool] = await ensureTool(tool, note);
       if (globals().json) printJson(paths);
-      else say(`temporal   ${paths.temporal}\nversitygw  ${paths.versitygw}`);
+      else
+        say(
+          Object.entries(paths)
+            .map(([tool, file]) => `${tool.padEnd(18)} ${file}`)
+            .join('\n'),
+        );
     });
 
   program
     .command('up')
-    .description('start the embedded stack: Temporal dev server, versitygw and one worker per jurisdiction')
+    .description(
+      'start the stack: Temporal (dev server, or with --profile production a cluster on PostgreSQL with mutual TLS), ' +
+        'versitygw and one worker per jurisdiction',
+    )
     .option('--detach', 'start in the background and return once everything is healthy')
+    .addOption(
+      new Option(
+        '--profile <profile>',
+        'embedded: Temporal dev server on SQLite; production: Temporal cluster on PostgreSQL ' +
+          '(default: the profile the data dir was started with, else embedded)',
+      ).choices(['embedded', 'production']),
+    )
+    .option(
+      '--postgres <url>',
+      'production profile, first start: PostgreSQL for Temporal, postgres://USER[:PASSWORD]@HOST[:PORT] ' +
+        '(add ?sslmode=disable for a server without TLS; default $STEWARD_POSTGRES_URL)',
+    )
+    .option(
+      '--database-prefix <name>',
+      "production profile, first start: prefix of Temporal's two databases",
+      'steward',
+    )
     .option(
       '--jurisdictions <ids>',
       `jurisdictions to serve, comma-separated (${JURISDICTION_IDS.join(', ')})`,
       JURISDICTION_IDS.join(','),
     )
-    .action(async (options: { detach?: boolean; jurisdictions: string }) => {
-      const dataDir = dataDirOf(globals());
-      const jurisdictions = parseJurisdictions(options.jurisdictions);
-      if (options.detach) return upDetached(dataDir, jurisdictions, globals().json ?? false);
-      const stack = await startForeground(dataDir, jurisdictions);
-      if (globals().json) printJson(stack.state);
-      else say(`Steward stack running (pid ${process.pid}); Ctrl-C stops it\n${describeStack(stack.state)}`);
-      await waitForShutdown(stack);
-    });
+    .action(
+      async (options: {
+        detach?: boolean;
+        jurisdictions: string;
+        profile?: StackProfile;
+        postgres?: string;
+        databasePrefix: string;
+      }) => {
+        const dataDir = dataDirOf(globals());
+        const jurisdictions = parseJurisdictions(options.jurisdictions);
+        const up: UpOptions = {
+          profile: options.profile ?? (existsSync(productionSettingsFile(dataDir)) ? 'production' : 'embedded'),
+          postgres: options.postgres ?? process.env.STEWARD_POSTGRES_URL,
+          databasePrefix: options.databasePrefix,
+        };
+        if (options.detach) return upDetached(dataDir, jurisdictions, globals().json ?? false, up);
+        const stack = await startForeground(dataDir, jurisdictions, up);
+        if (globals().json) printJson(stack.state);
+        else say(`Steward stack running (pid ${process.pid}); Ctrl-C stops it\n${describeStack(stack.state)}`);
+        await waitForShutdown(stack);
+      },
+    );
 
   program
     .command('down')

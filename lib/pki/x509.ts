@@ -67,6 +67,8 @@ export interface CertificateRequest {
   issuer?: { certificatePem: string; privateKeyPem: string };
   /** Signs the certificate when no issuer is given (self-signed). */
   selfPrivateKeyPem?: string;
+  /** A TLS endpoint's certificate: its uses, and the names and addresses it answers for. */
+  tls?: { server?: boolean; client?: boolean; dnsNames?: string[]; ips?: string[] };
 }
 
 /** Issues an X.509 v3 certificate: by the given CA, or self-signed for a CA of its own. */
@@ -93,9 +95,23 @@ export function issueCertificate(request: CertificateRequest): string {
     { name: 'basicConstraints', cA: request.ca === true, critical: true },
     request.ca
       ? { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true }
-      : { name: 'keyUsage', digitalSignature: true, nonRepudiation: true, critical: true },
+      : request.tls
+        ? { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true }
+        : { name: 'keyUsage', digitalSignature: true, nonRepudiation: true, critical: true },
     { name: 'subjectKeyIdentifier' },
   ];
+  if (request.tls) {
+    extensions.push({
+      name: 'extKeyUsage',
+      serverAuth: request.tls.server === true,
+      clientAuth: request.tls.client === true,
+    });
+    const altNames = [
+      ...(request.tls.dnsNames ?? []).map((value) => ({ type: 2, value })),
+      ...(request.tls.ips ?? []).map((ip) => ({ type: 7, ip })),
+    ];
+    if (altNames.length > 0) extensions.push({ name: 'subjectAltName', altNames });
+  }
   if (issuerCert) {
     extensions.push({
       name: 'authorityKeyIdentifier',

@@ -63,9 +63,29 @@ export function loadConfig(options: { dataDir?: string; identity?: string } = {}
   const file: ConfigFile = existsSync(configPath) ? readJson(configPath, ConfigFileSchema) : {};
   const stack = readStackState(dataDir);
 
+  const envTls =
+    env.STEWARD_TEMPORAL_TLS_CERT && env.STEWARD_TEMPORAL_TLS_KEY
+      ? {
+          certFile: env.STEWARD_TEMPORAL_TLS_CERT,
+          keyFile: env.STEWARD_TEMPORAL_TLS_KEY,
+          ...(env.STEWARD_TEMPORAL_TLS_CA ? { caFile: env.STEWARD_TEMPORAL_TLS_CA } : {}),
+          ...(env.STEWARD_TEMPORAL_TLS_SERVER_NAME ? { serverName: env.STEWARD_TEMPORAL_TLS_SERVER_NAME } : {}),
+        }
+      : undefined;
   const temporal: TemporalEndpoint | undefined = env.STEWARD_TEMPORAL_ADDRESS
-    ? { address: env.STEWARD_TEMPORAL_ADDRESS, namespace: env.STEWARD_TEMPORAL_NAMESPACE ?? 'default' }
-    : (file.temporal ?? (stack ? { address: stack.temporal.address, namespace: stack.temporal.namespace } : undefined));
+    ? {
+        address: env.STEWARD_TEMPORAL_ADDRESS,
+        namespace: env.STEWARD_TEMPORAL_NAMESPACE ?? 'default',
+        ...(envTls ? { tls: envTls } : {}),
+      }
+    : (file.temporal ??
+      (stack
+        ? {
+            address: stack.temporal.address,
+            namespace: stack.temporal.namespace,
+            ...(stack.temporal.tls ? { tls: stack.temporal.tls } : {}),
+          }
+        : undefined));
 
   const envS3: S3Endpoint | undefined =
     env.STEWARD_S3_ENDPOINT && env.STEWARD_S3_ACCESS_KEY_ID && env.STEWARD_S3_SECRET_ACCESS_KEY

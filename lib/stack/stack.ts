@@ -7,7 +7,7 @@ import { Connection } from '@temporalio/client';
 import { bundleWorkflowCode, type BundleOptions } from '@temporalio/worker';
 import { driftScheduleId, retentionScheduleId, searchAttributeFlags } from '../../contracts';
 import { getJurisdiction } from '../../jurisdictions';
-import type { StackState } from '../../schemas/config';
+import type { StackState, TemporalEndpoint } from '../../schemas/config';
 import { connectClient, FAILURE_CONVERTER_PATH } from '../client/temporal';
 import { ensureRetentionSchedule } from '../retention/schedule';
 import { grantEvent, issueCodecGrant, newGrantId } from '../codec/grant';
@@ -23,6 +23,17 @@ import { confineBuckets, ensureJurisdictionBuckets } from '../storage/buckets';
 import { ensureDriftSchedule } from '../qualification/drift-schedule';
 import { ensureS3Account, jurisdictionAccount, rootCredentials } from '../storage/accounts';
 import { createS3Client } from '../storage/s3';
+import {
+  clusterConfig,
+  dynamicConfig,
+  ensureNamespace,
+  parsePostgresUrl,
+  prepareTemporalDatabases,
+  productionSettings,
+  spawnTemporalService,
+  TEMPORAL_SERVICES,
+} from './cluster';
+import { ensureDeploymentPki, TLS_NAMES } from './deploy-pki';
 import { freePort } from './ports';
 import { Supervisor, tailOfLog, type StackEvent } from './supervisor';
 import { ensureTool, toolVersion } from './tools';
@@ -40,7 +51,15 @@ export interface StackOptions {
   webpackConfigHook?: BundleOptions['webpackConfigHook'];
   /** Temporal dynamic configuration values (JSON), e.g. a lower history length at which to suggest continue-as-new. */
   temporalDynamicConfig?: Record<string, string | number | boolean>;
+  /**
+   * The production profile: a Temporal cluster (frontend, history, matching and worker as separate processes) on
+   * PostgreSQL with SQL visibility, mutual TLS on every Temporal connection. `postgres` is needed on first start only;
+   * the data dir records it.
+   */
+  production?: { postgres?: string | undefined; databasePrefix?: string | undefined };
 }
+
+export type StackProfile = 'embedded' | 'production';
 
 function isWorkerSource(): boolean {
   return __filename.endsWith('.ts');
@@ -122,11 +141,12 @@ export class Stack {
       await mkdir(path.join(dataDir, dir), { recursive: true });
     }
     const step = (message: string) => this.emit({ kind: 'step', message });
-    const temporalBin = await ensureTool('temporal', step);
+    const production = this.options.production ? await productionSettings(dataDir, this.options.production) : undefined;
+    const temporalBin = await ensureTool(production ? 'temporal-server' : 'temporal', step);
     const versitygwBin = await ensureTool('versitygw', step);
     const versitygwVersion = toolVersion(versitygwBin);
     const credentials = await rootCredentials(dataDir);
-    const [grpcPort, uiPort, httpPort, metricsPort, s3Port, codecPort] = [
+    const [devGrpcPort, uiPort, httpPort, metricsPort, s3Port, codecPort] = [
       await freePort(),
       await freePort(),
       await freePort(),
@@ -134,7 +154,23 @@ export class Stack {
       await freePort(),
       await freePort(),
     ];
+    const grpcPort = production ? production.ports.frontend.grpc : devGrpcPort;
     const temporalAddress = `127.0.0.1:${grpcPort}`;
+    const deployPki = production ? await ensureDeploymentPki(path.join(dataDir, 'deploy-pki')) : undefined;
+    const temporalEndpoint: TemporalEndpoint = {
+      address: temporalAddress,
+      namespace: 'default',
+      ...(deployPki
+        ? {
+            tls: {
+              serverName: TLS_NAMES.frontend,
+              caFile: deployPki.caFile,
+              certFile: deployPki.client.certFile,
+              keyFile: deployPki.client.keyFile,
+            },
+          }
+        : {}),
+    };
     const s3Endpoint = `http://127.0.0.1:${s3Port}`;
     const keys = await FileKeyStore.open(path.join(dataDir, 'keys'), process.env.STEWARD_MASTER_KEY);
     const pkiDir = process.env.STEWARD_PKI_DIR ?? path.join(dataDir, 'pki');
@@ -153,41 +189,45 @@ export class Stack {
       jurisdiction: auditJurisdiction,
       auditJurisdictions: jurisdictions.map((j) => j.id),
       uiOrigins: [`http://127.0.0.1:${uiPort}`, `http://localhost:${uiPort}`],
-      temporal: { address: temporalAddress, namespace: 'default' },
+      temporal: temporalEndpoint,
     });
 
-    step(`starting Temporal dev server on ${temporalAddress}`);
-    this.supervisor.add('temporal', () =>
-      spawn(
-        temporalBin,
-        [
-          'server',
-          'start-dev',
-          '--ip',
-          '127.0.0.1',
-          '--port',
-          String(grpcPort),
-          '--ui-port',
-          String(uiPort),
-          '--http-port',
-          String(httpPort),
-          '--metrics-port',
-          String(metricsPort),
-          '--db-filename',
-          path.join(dataDir, 'temporal', 'temporal.db'),
-          '--log-level',
-          'warn',
-          '--ui-codec-endpoint',
-          `${codecUrl}/grant/${uiGrant}`,
-          ...searchAttributeFlags(),
-          ...Object.entries(this.options.temporalDynamicConfig ?? {}).flatMap(([key, value]) => [
-            '--dynamic-config-value',
-            `${key}=${JSON.stringify(value)}`,
-          ]),
-        ],
-        { stdio: ['ignore', 'pipe', 'pipe'] },
-      ),
-    );
+    if (production) {
+      await this.startCluster(production, temporalEndpoint, step);
+    } else {
+      step(`starting Temporal dev server on ${temporalAddress}`);
+      this.supervisor.add('temporal', () =>
+        spawn(
+          temporalBin,
+          [
+            'server',
+            'start-dev',
+            '--ip',
+            '127.0.0.1',
+            '--port',
+            String(grpcPort),
+            '--ui-port',
+            String(uiPort),
+            '--http-port',
+            String(httpPort),
+            '--metrics-port',
+            String(metricsPort),
+            '--db-filename',
+            path.join(dataDir, 'temporal', 'temporal.db'),
+            '--log-level',
+            'warn',
+            '--ui-codec-endpoint',
+            `${codecUrl}/grant/${uiGrant}`,
+            ...searchAttributeFlags(),
+            ...Object.entries(this.options.temporalDynamicConfig ?? {}).flatMap(([key, value]) => [
+              '--dynamic-config-value',
+              `${key}=${JSON.stringify(value)}`,
+            ]),
+          ],
+          { stdio: ['ignore', 'pipe', 'pipe'] },
+        ),
+      );
+    }
 
     step(`starting versitygw on ${s3Endpoint}`);
     this.supervisor.add('versitygw', () =>
@@ -228,12 +268,20 @@ export class Stack {
       () => s3.send(new ListBucketsCommand({})),
       this.supervisor.logOf('versitygw'),
     );
-    await retryUntil(
-      'Temporal dev server',
-      90_000,
-      () => temporalReady(temporalAddress),
-      this.supervisor.logOf('temporal'),
-    );
+    if (production) {
+      await ensureNamespace(temporalEndpoint, 120_000).catch((error: Error) => {
+        throw new Error(
+          `${error.message}\nlast lines of ${this.supervisor.logOf('temporal-frontend')}:\n${tailOfLog(this.supervisor.logOf('temporal-frontend'))}`,
+        );
+      });
+    } else {
+      await retryUntil(
+        'Temporal dev server',
+        90_000,
+        () => temporalReady(temporalAddress),
+        this.supervisor.logOf('temporal'),
+      );
+    }
 
     step('creating jurisdiction buckets and storage accounts');
     const accounts = new Map<string, { accessKeyId: string; secretAccessKey: string }>();
@@ -275,7 +323,8 @@ export class Stack {
       pid: process.pid,
       startedAt: new Date().toISOString(),
       dataDir,
-      temporal: { address: temporalAddress, namespace: 'default', uiUrl: `http://127.0.0.1:${uiPort}`, pid: null },
+      profile: production ? 'production' : 'embedded',
+      temporal: { ...temporalEndpoint, uiUrl: production ? '' : `http://127.0.0.1:${uiPort}`, pid: null },
       s3: { ...s3Config, pid: null },
       jurisdictions: Object.fromEntries(
         jurisdictions.map((j) => [j.id, { buckets: { ...j.buckets }, account: accounts.get(j.id)! }]),
@@ -298,6 +347,14 @@ export class Stack {
               STEWARD_DATA_DIR: dataDir,
               STEWARD_TEMPORAL_ADDRESS: temporalAddress,
               STEWARD_TEMPORAL_NAMESPACE: 'default',
+              ...(temporalEndpoint.tls
+                ? {
+                    STEWARD_TEMPORAL_TLS_CERT: temporalEndpoint.tls.certFile,
+                    STEWARD_TEMPORAL_TLS_KEY: temporalEndpoint.tls.keyFile,
+                    STEWARD_TEMPORAL_TLS_CA: temporalEndpoint.tls.caFile!,
+                    STEWARD_TEMPORAL_TLS_SERVER_NAME: temporalEndpoint.tls.serverName!,
+                  }
+                : {}),
               STEWARD_S3_ENDPOINT: s3Endpoint,
               STEWARD_S3_REGION: 'us-east-1',
               STEWARD_S3_ACCESS_KEY_ID: account.accessKeyId,
@@ -329,7 +386,7 @@ export class Stack {
     await this.supervisor.ready();
 
     step('scheduling retention sweeps');
-    const client = await connectClient({ address: temporalAddress, namespace: 'default' }, keys);
+    const client = await connectClient(temporalEndpoint, keys);
     try {
       for (const jurisdiction of jurisdictions) {
         const created = await ensureRetentionSchedule(client, jurisdiction.id);
@@ -351,6 +408,36 @@ export class Stack {
     await this.writeState();
   }
 
+  /**
+   * Temporal's databases brought to this release's schema, the server's configuration written under the data dir, and
+   * each of its services started as a supervised process of its own.
+   */
+  private async startCluster(
+    settings: Awaited<ReturnType<typeof productionSettings>>,
+    endpoint: TemporalEndpoint,
+    step: (message: string) => void,
+  ): Promise<void> {
+    const { dataDir } = this.options;
+    const serverBin = await ensureTool('temporal-server', step);
+    const sqlTool = await ensureTool('temporal-sql-tool', step);
+    const pg = parsePostgresUrl(settings.postgres);
+    step(`preparing Temporal's databases on PostgreSQL ${pg.host}:${pg.port}${pg.tls ? ' (TLS)' : ''}`);
+    prepareTemporalDatabases(sqlTool, pg, settings.databasePrefix, step);
+    const pki = await ensureDeploymentPki(path.join(dataDir, 'deploy-pki'));
+    const dir = path.join(dataDir, 'temporal');
+    const dynamicConfigFile = path.join(dir, 'dynamicconfig.yaml');
+    const configFile = path.join(dir, 'cluster.yaml');
+    await writeFile(dynamicConfigFile, dynamicConfig(this.options.temporalDynamicConfig ?? {}), { mode: 0o600 });
+    await writeFile(configFile, clusterConfig(settings, pki, dynamicConfigFile, { frontendIp: '127.0.0.1' }), {
+      mode: 0o600,
+    });
+    for (const service of TEMPORAL_SERVICES) {
+      step(`starting Temporal ${service} on 127.0.0.1:${settings.ports[service].grpc} (mutual TLS)`);
+      this.supervisor.add(`temporal-${service}`, () => spawnTemporalService(serverBin, configFile, service));
+    }
+    step(`waiting for the Temporal cluster at ${endpoint.address}`);
+  }
+
   /** Resolves never; rejects when a child crashes more often than it may be restarted. */
   failed(): Promise<never> {
     return this.supervisor.failed();
@@ -358,7 +445,7 @@ export class Stack {
 
   private async writeState(): Promise<void> {
     if (!this.state) return;
-    this.state.temporal.pid = this.supervisor.pidOf('temporal');
+    this.state.temporal.pid = this.supervisor.pidOf(this.options.production ? 'temporal-frontend' : 'temporal');
     this.state.s3.pid = this.supervisor.pidOf('versitygw');
     const inspector = this.supervisor.children('storage-inspector')[0];
     if (inspector) this.state.inspector = { pid: inspector.pid, restarts: inspector.restarts };

@@ -1,0 +1,272 @@
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { readdir, readFile, rm } from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import tls from 'node:tls';
+import { Connection } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ingestTaskQueue } from '../../contracts';
+import type { StackState } from '../../schemas/config';
+import {
+  databaseNames,
+  dropTemporalDatabases,
+  parsePostgresUrl,
+  readProductionSettings,
+  TEMPORAL_SERVICES,
+  type ProductionSettings,
+} from '../../lib/stack/cluster';
+import { TLS_NAMES } from '../../lib/stack/deploy-pki';
+import { readStackState } from '../../lib/runtime/config';
+import { ensureTool } from '../../lib/stack/tools';
+import { connect, type TestClients } from '../harness';
+import { ingestSmallPackage, runSteward, submitUntilCurating, tempDir } from '../helpers';
+
+/** This machine's PostgreSQL (trust auth on loopback); another with STEWARD_TEST_POSTGRES_URL. */
+const POSTGRES = process.env.STEWARD_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432';
+
+let dataDir: string;
+let prefix: string;
+let state: StackState;
+let settings: ProductionSettings;
+
+function steward(...args: string[]) {
+  return runSteward(dataDir, args, { timeoutMs: 600_000 });
+}
+
+function psql(database: string, sql: string): string {
+  const pg = parsePostgresUrl(POSTGRES);
+  const result = spawnSync('psql', ['-h', pg.host, '-p', String(pg.port), '-U', pg.user, '-d', database, '-Atc', sql], {
+    encoding: 'utf8',
+    env: { ...process.env, PGPASSWORD: pg.password },
+  });
+  if (result.status !== 0) throw new Error(`psql: ${result.stderr}`);
+  return result.stdout.trim();
+}
+
+/** The first bytes a server sends back to a client that speaks plain HTTP/2 (what a plain-text gRPC client sends). */
+function plainTextReply(port: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    socket.setTimeout(5000, () => socket.destroy());
+    socket.on('connect', () => socket.write('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00'));
+    socket.on('data', (chunk) => chunks.push(chunk));
+    socket.on('error', (error: NodeJS.ErrnoException) =>
+      error.code === 'ECONNRESET' ? resolve(Buffer.concat(chunks)) : reject(error),
+    );
+    socket.on('close', () => resolve(Buffer.concat(chunks)));
+  });
+}
+
+/** A TLS handshake with the deployment CA; resolves with the server certificate's names, or the error. */
+function handshake(
+  port: number,
+  serverName: string,
+  client?: { certFile: string; keyFile: string },
+): Promise<{ ok: true; altNames: string; authorized: boolean } | { ok: false; error: string }> {
+  const pki = path.join(dataDir, 'deploy-pki');
+  return new Promise((resolve) => {
+    const socket = tls.connect({
+      host: '127.0.0.1',
+      port,
+      servername: serverName,
+      ca: readFileSync(path.join(pki, 'ca.pem')),
+      ALPNProtocols: ['h2'],
+      ...(client ? { cert: readFileSync(client.certFile), key: readFileSync(client.keyFile) } : {}),
+    });
+    socket.setTimeout(5000, () => socket.destroy(new Error('timed out')));
+    socket.once('secureConnect', () => {
+      const altNames = socket.getPeerCertificate().subjectaltname ?? '';
+      const authorized = socket.authorized;
+      // A server that wants a client certificate and got none says so after the handshake: wait for its alert.
+      socket.once('data', () => {});
+      setTimeout(() => {
+        const alive = !socket.destroyed;
+        socket.destroy();
+        resolve(alive ? { ok: true, altNames, authorized } : { ok: false, error: 'closed by the server' });
+      }, 500);
+    });
+    socket.once('error', (error) => resolve({ ok: false, error: error.message }));
+  });
+}
+
+beforeAll(async () => {
+  dataDir = await tempDir('steward-production-');
+  prefix = `stw_test_${randomBytes(4).toString('hex')}`;
+  const up = steward(
+    'up',
+    '--detach',
+    '--profile',
+    'production',
+    '--postgres',
+    POSTGRES,
+    '--database-prefix',
+    prefix,
+    '--jurisdictions',
+    'eu,us',
+  );
+  expect(up.code, `${up.stdout}\n${up.stderr}`).toBe(0);
+  expect(up.stdout).toContain('Profile    production (Temporal cluster on PostgreSQL, mutual TLS)');
+  state = readStackState(dataDir)!;
+  settings = (await readProductionSettings(dataDir))!;
+}, 900_000);
+
+afterAll(async () => {
+  if (dataDir) {
+    const down = steward('down');
+    expect(down.code, down.stderr).toBe(0);
+    dropTemporalDatabases(await ensureTool('temporal-sql-tool'), parsePostgresUrl(POSTGRES), prefix);
+    expect(psql('postgres', `select count(*) from pg_database where datname like '${prefix}%'`)).toBe('0');
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}, 300_000);
+
+describe('the production profile', () => {
+  it("runs Temporal's four services as processes of their own, on PostgreSQL", async () => {
+    expect(state.profile).toBe('production');
+    const commands: string[] = [];
+    for (const pid of await readdir('/proc')) {
+      if (!/^\d+$/.test(pid)) continue;
+      const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+      if (cmdline.includes(path.join(dataDir, 'temporal', 'cluster.yaml')))
+        commands.push(cmdline.split('\0').join(' '));
+    }
+    for (const service of TEMPORAL_SERVICES) {
+      expect(
+        commands.filter((c) => c.endsWith(`--service ${service} `) || c.endsWith(`--service ${service}`)),
+      ).toHaveLength(1);
+    }
+    const names = databaseNames(prefix);
+    expect(psql(names.temporal, 'select name from namespaces order by name')).toContain('default');
+    expect(psql(names.temporal, 'select max(curr_version) from schema_version')).toMatch(/^1\.\d+$/);
+    expect(psql(names.visibility, 'select max(curr_version) from schema_version')).toMatch(/^1\.\d+$/);
+  });
+
+  it('speaks only TLS on every Temporal port, and only to clients with a deployment certificate', async () => {
+    const pki = path.join(dataDir, 'deploy-pki');
+    const client = {
+      certFile: path.join(pki, 'steward-client.pem'),
+      keyFile: path.join(pki, 'steward-client-key.pem'),
+    };
+    const internode = {
+      certFile: path.join(pki, 'temporal-internode.pem'),
+      keyFile: path.join(pki, 'temporal-internode-key.pem'),
+    };
+
+    // A plain-text gRPC client gets nothing it can read from the frontend.
+    await expect(
+      Connection.connect({ address: state.temporal.address, connectTimeout: '3s' }).then(async (c) => {
+        try {
+          return await c.workflowService.getSystemInfo({});
+        } finally {
+          await c.close();
+        }
+      }),
+    ).rejects.toThrow();
+
+    // Temporal's worker service serves no gRPC of its own: it is a client of the frontend.
+    await expect(plainTextReply(settings.ports.worker.grpc)).rejects.toThrow(/ECONNREFUSED/);
+    for (const service of ['history', 'matching', 'frontend'] as const) {
+      const { grpc } = settings.ports[service];
+      // Plain HTTP/2 is answered with a TLS alert record (0x15) or a closed connection, never an HTTP/2 frame.
+      const reply = await plainTextReply(grpc);
+      expect(
+        reply.length === 0 || reply[0] === 0x15,
+        `${service} answered plain text with ${reply.subarray(0, 8).toString('hex')}`,
+      ).toBe(true);
+
+      const name = service === 'frontend' ? TLS_NAMES.frontend : TLS_NAMES.internode;
+      const pair = service === 'frontend' ? client : internode;
+      const accepted = await handshake(grpc, name, pair);
+      expect(accepted, service).toMatchObject({ ok: true, authorized: true });
+      expect((accepted as { altNames: string }).altNames).toContain(`DNS:${name}`);
+      // Without a client certificate the server ends the connection.
+      expect(await handshake(grpc, name), service).toMatchObject({ ok: false });
+    }
+  });
+
+  it('connects to PostgreSQL over TLS where the server offers it', () => {
+    const names = databaseNames(prefix);
+    const rows = psql(
+      'postgres',
+      `select a.datname || ':' || s.ssl from pg_stat_ssl s join pg_stat_activity a using (pid) ` +
+        `where a.datname in ('${names.temporal}', '${names.visibility}') order by 1`,
+    )
+      .split('\n')
+      .filter(Boolean);
+    expect(rows.length).toBeGreaterThan(0);
+    expect(rows.filter((r) => !r.endsWith(':true'))).toEqual([]);
+    expect(new Set(rows.map((r) => r.split(':')[0]))).toEqual(new Set([names.temporal, names.visibility]));
+  });
+
+  it('ingests, finds workflows by search attribute in SQL visibility, and keeps their histories in PostgreSQL', async () => {
+    const clients: TestClients = await connect(state);
+    try {
+      const record = await ingestSmallPackage(clients, 'eu', 'ST-PROD', 'clinical-trial', 7);
+      expect(record.rows).toMatchObject({ in: 2, curated: 2, excluded: 0 });
+      const listed: string[] = [];
+      for await (const w of clients.client.workflow.list({ query: `StudyId = "ST-PROD" AND Jurisdiction = "eu"` }))
+        listed.push(w.workflowId);
+      expect(listed).toContain(record.lineage.workflowId);
+      expect(
+        Number(
+          psql(
+            databaseNames(prefix).temporal,
+            `select count(*) from executions where workflow_id = '${record.lineage.workflowId}'`,
+          ),
+        ),
+      ).toBe(1);
+    } finally {
+      await clients.close();
+    }
+  });
+
+  it('runs the demo end to end: ingestion in EU and US, a rejected package, an access and an erasure request', () => {
+    const demo = steward('demo', 'run', '--rows', '300');
+    expect(demo.code, `${demo.stdout}\n${demo.stderr}`).toBe(0);
+    expect(demo.stdout).toContain('Rejected as it should be');
+    expect(demo.stdout).toMatch(/Access request [0-9a-f-]{36} \(eu\/DEMO-EU-01\): completed/);
+    expect(demo.stdout).toMatch(/Erasure request [0-9a-f-]{36} \(eu\/DEMO-EU-01\): completed/);
+    expect(demo.stdout).toMatch(/Certificate \S+ verifies/);
+  });
+
+  it('sweeps expired datasets with certificates', () => {
+    expect(steward('demo', 'expired', '--jurisdiction', 'eu', '--datasets', '3', '--objects', '2').code).toBe(0);
+    const swept = steward('retention', 'sweep', '--jurisdiction', 'eu', '--json');
+    expect(swept.code, swept.stderr).toBe(0);
+    const items = (JSON.parse(swept.stdout) as { items: { outcome: string; certificateId?: string }[] }).items;
+    const deleted = items.filter((i) => i.outcome === 'deleted');
+    expect(deleted.length).toBeGreaterThanOrEqual(3);
+    const verified = steward('cert', 'verify', deleted[0]!.certificateId!);
+    expect(verified.code, verified.stdout).toBe(0);
+  });
+
+  it('keeps workflows across a full restart: one started before `down` finishes after `up`', async () => {
+    let clients: TestClients = await connect(state);
+    const { handle, pkg } = await submitUntilCurating(clients, {
+      studyId: 'ST-RESTART',
+      rows: 3000,
+      subjects: 40,
+      seed: 5,
+    });
+    await clients.close();
+    const down = steward('down');
+    expect(down.code, down.stderr).toBe(0);
+    const up = steward('up', '--detach');
+    expect(up.code, `${up.stdout}\n${up.stderr}`).toBe(0);
+    state = readStackState(dataDir)!;
+    expect(state.profile).toBe('production');
+    clients = await connect(state);
+    try {
+      const result = await clients.client.workflow.getHandle(handle.workflowId).result();
+      expect(result.outcome).toBe('curated');
+      expect(result.record.packageId).toBe(pkg.packageId);
+      const description = await clients.client.workflow.getHandle(handle.workflowId).describe();
+      expect(description.taskQueue).toBe(ingestTaskQueue('eu'));
+    } finally {
+      await clients.close();
+    }
+  });
+});
