@@ -6,6 +6,8 @@ export const S3EndpointSchema = z.object({
   accessKeyId: z.string().min(1),
   secretAccessKey: z.string().min(1),
   forcePathStyle: z.boolean().default(true),
+  /** PEM file of the CA an HTTPS endpoint's certificate is checked against (else the system's). */
+  caFile: z.string().optional(),
 });
 export type S3Endpoint = z.infer<typeof S3EndpointSchema>;
 
@@ -32,6 +34,7 @@ export const StackStateSchema = z.object({
   /** `embedded` (Temporal dev server on SQLite) or `production` (a Temporal cluster on PostgreSQL, mutual TLS). */
   profile: z.enum(['embedded', 'production']).default('embedded'),
   temporal: TemporalEndpointSchema.extend({ uiUrl: z.string(), pid: z.number().int().nullable() }),
+  /** The embedded versitygw (root); in the production profile, the first jurisdiction's storage site (its root). */
   s3: S3EndpointSchema.extend({ endpoint: z.string(), pid: z.number().int().nullable() }),
   jurisdictions: z.record(
     z.string(),
@@ -39,6 +42,22 @@ export const StackStateSchema = z.object({
       buckets: z.record(z.string(), z.string()),
       /** The jurisdiction's storage account: the only one its buckets answer (root aside). */
       account: z.object({ accessKeyId: z.string(), secretAccessKey: z.string() }).optional(),
+      /**
+       * The production profile's storage site of the jurisdiction: its own versitygw (HTTPS), data directory, root
+       * credentials and address; with `netns`, a network namespace of its own that only the jurisdiction's workers'
+       * namespace is linked to (`workerEndpoint`, the site as the workers reach it).
+       */
+      storage: z
+        .object({
+          site: z.string(),
+          endpoint: z.string(),
+          workerEndpoint: z.string(),
+          caFile: z.string(),
+          netns: z.string().optional(),
+          workerNetns: z.string().optional(),
+          pid: z.number().int().nullable(),
+        })
+        .optional(),
     }),
   ),
   workers: z.array(z.object({ jurisdiction: z.string(), pid: z.number().int().nullable(), restarts: z.number() })),

@@ -43,7 +43,12 @@ export function describeStack(state: StackState): string {
           `Codec      ${state.codec.url} (the Web UI decodes as the demo ops identity; grants of ${state.codec.auditJurisdiction}, accesses audited in every jurisdiction's trail)`,
         ]
       : []),
-    `S3         ${state.s3.endpoint} (versitygw, access key ${state.s3.accessKeyId})`,
+    ...(state.profile === 'production'
+      ? Object.entries(state.jurisdictions).map(
+          ([id, j]) =>
+            `S3 ${id.toUpperCase().padEnd(7)} ${j.storage?.endpoint ?? '?'} (site ${j.storage?.site ?? '?'}, HTTPS${j.storage?.netns ? `, network namespace ${j.storage.netns}; workers in ${j.storage.workerNetns}, reaching it at ${j.storage.workerEndpoint}` : ''})`,
+        )
+      : [`S3         ${state.s3.endpoint} (versitygw, access key ${state.s3.accessKeyId})`]),
     `Data dir   ${state.dataDir}`,
     ...Object.entries(state.jurisdictions).map(
       ([id, j]) => `${id.toUpperCase().padEnd(10)} ${Object.values(j.buckets).join(', ')}`,
@@ -184,12 +189,21 @@ async function upDetached(dataDir: string, jurisdictions: string[], json: boolea
 }
 
 async function probe(state: StackState) {
-  const s3 = createS3Client(state.s3);
-  const s3Ok = await s3.send(new ListBucketsCommand({})).then(
-    () => true,
-    () => false,
+  // Every storage site answers: the embedded versitygw, or each jurisdiction's own (with its account).
+  const endpoints = Object.values(state.jurisdictions).flatMap((j) =>
+    j.storage && j.account
+      ? [{ ...state.s3, endpoint: j.storage.endpoint, caFile: j.storage.caFile, ...j.account }]
+      : [],
   );
-  s3.destroy();
+  let s3Ok = true;
+  for (const endpoint of endpoints.length > 0 ? endpoints : [state.s3]) {
+    const s3 = createS3Client(endpoint);
+    s3Ok &&= await s3.send(new ListBucketsCommand({})).then(
+      () => true,
+      () => false,
+    );
+    s3.destroy();
+  }
   const temporalOk = await Connection.connect({ ...connectionOptions(state.temporal), connectTimeout: '2s' }).then(
     async (c) => {
       try {
@@ -291,7 +305,13 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
       const deadline = Date.now() + 60_000;
       while (isAlive(state.pid) && Date.now() < deadline) await sleep(250);
       if (isAlive(state.pid)) {
-        for (const pid of [state.pid, state.temporal.pid, state.s3.pid, ...state.workers.map((w) => w.pid)]) {
+        for (const pid of [
+          state.pid,
+          state.temporal.pid,
+          state.s3.pid,
+          ...Object.values(state.jurisdictions).map((j) => j.storage?.pid),
+          ...state.workers.map((w) => w.pid),
+        ]) {
           if (pid && isAlive(pid)) process.kill(pid, 'SIGKILL');
         }
       }

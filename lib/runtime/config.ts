@@ -95,6 +95,7 @@ export function loadConfig(options: { dataDir?: string; identity?: string } = {}
           accessKeyId: env.STEWARD_S3_ACCESS_KEY_ID,
           secretAccessKey: env.STEWARD_S3_SECRET_ACCESS_KEY,
           forcePathStyle: true,
+          ...(env.STEWARD_S3_CA_FILE ? { caFile: env.STEWARD_S3_CA_FILE } : {}),
         }
       : undefined;
 
@@ -107,11 +108,16 @@ export function loadConfig(options: { dataDir?: string; identity?: string } = {}
     },
     s3For(jurisdiction: string): S3Endpoint {
       const account = stack?.jurisdictions[jurisdiction]?.account;
+      const site = stack?.jurisdictions[jurisdiction]?.storage;
       const found =
         file.s3ByJurisdiction?.[jurisdiction] ??
         envS3 ??
         file.s3 ??
-        (stack ? { ...stack.s3, ...(account ?? {}) } : undefined);
+        (stack && site
+          ? { ...stack.s3, endpoint: site.endpoint, caFile: site.caFile, ...(account ?? {}) }
+          : stack
+            ? { ...stack.s3, ...(account ?? {}) }
+            : undefined);
       if (!found) throw new UserError(notRunning, EXIT.notRunning);
       return found;
     },

@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -68,7 +69,11 @@ export async function ensureDeploymentPki(dir: string): Promise<DeploymentPki> {
     tls: { server?: boolean; client?: boolean; dnsNames?: string[]; ips?: string[] },
   ): Promise<TlsPair> => {
     const existing = { certFile: path.join(dir, `${name}.pem`), keyFile: path.join(dir, `${name}-key.pem`) };
-    if (existsSync(existing.certFile) && existsSync(existing.keyFile)) return existing;
+    // A certificate is kept while it still names every address asked for (a site's address can move).
+    if (existsSync(existing.certFile) && existsSync(existing.keyFile)) {
+      const altNames = new X509Certificate(readFileSync(existing.certFile)).subjectAltName ?? '';
+      if ((tls.ips ?? []).every((address) => altNames.split(', ').includes(`IP Address:${address}`))) return existing;
+    }
     const keys = generateKeyPair(2048);
     const certificatePem = issueCertificate({
       commonName: tls.dnsNames?.[0] ?? name,

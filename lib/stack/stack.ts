@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ListBucketsCommand } from '@aws-sdk/client-s3';
@@ -21,7 +22,7 @@ import { ensureDemoIdentities } from '../pki/identity';
 import { stackFile } from '../runtime/config';
 import { confineBuckets, ensureJurisdictionBuckets } from '../storage/buckets';
 import { ensureDriftSchedule } from '../qualification/drift-schedule';
-import { ensureS3Account, jurisdictionAccount, rootCredentials } from '../storage/accounts';
+import { ensureS3Account, jurisdictionAccount, rootCredentials, storedCredentials } from '../storage/accounts';
 import { createS3Client } from '../storage/s3';
 import {
   clusterConfig,
@@ -34,6 +35,7 @@ import {
   TEMPORAL_SERVICES,
 } from './cluster';
 import { ensureDeploymentPki, TLS_NAMES } from './deploy-pki';
+import { canIsolateSites, createNetworks, inNetns, removeNetworks, type JurisdictionNetwork } from './netns';
 import { freePort } from './ports';
 import { Supervisor, tailOfLog, type StackEvent } from './supervisor';
 import { ensureTool, toolVersion } from './tools';
@@ -56,7 +58,66 @@ export interface StackOptions {
    * PostgreSQL with SQL visibility, mutual TLS on every Temporal connection. `postgres` is needed on first start only;
    * the data dir records it.
    */
-  production?: { postgres?: string | undefined; databasePrefix?: string | undefined };
+  production?: {
+    postgres?: string | undefined;
+    databasePrefix?: string | undefined;
+    /** Each storage site and each jurisdiction's workers in network namespaces of their own (default: when root). */
+    isolateSites?: boolean | undefined;
+  };
+}
+
+/** Where a jurisdiction's buckets live: the embedded versitygw, or the production profile's site of its own. */
+interface Site {
+  /** The supervised process's name. */
+  name: string;
+  /** As the host reaches it. */
+  endpoint: string;
+  /** As the jurisdiction's workers reach it. */
+  workerEndpoint: string;
+  root: { accessKeyId: string; secretAccessKey: string };
+  caFile?: string;
+  network?: JurisdictionNetwork;
+}
+
+function siteEndpoint(site: Site, account: { accessKeyId: string; secretAccessKey: string }) {
+  return {
+    endpoint: site.endpoint,
+    region: 'us-east-1',
+    forcePathStyle: true,
+    ...account,
+    ...(site.caFile ? { caFile: site.caFile } : {}),
+  };
+}
+
+/** versitygw on the posix backend under `dir` (data, versions, flat-file IAM); HTTPS when given a certificate. */
+function spawnVersitygw(
+  bin: string,
+  dir: string,
+  listen: string,
+  root: { accessKeyId: string; secretAccessKey: string },
+  options: { certificate?: { certFile: string; keyFile: string }; netns?: string | undefined } = {},
+): ChildProcess {
+  const run = inNetns(options.netns, bin, [
+    '--port',
+    listen,
+    '--iam-dir',
+    path.join(dir, 'iam'),
+    '--health',
+    '/health',
+    ...(options.certificate ? ['--cert', options.certificate.certFile, '--key', options.certificate.keyFile] : []),
+    // versitygw closes each connection after one request unless told otherwise: every S3 call then pays a new TCP
+    // connection on both sides.
+    '--keep-alive',
+    '--quiet',
+    'posix',
+    '--versioning-dir',
+    path.join(dir, 'versions'),
+    path.join(dir, 'data'),
+  ]);
+  return spawn(run.command, run.args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ROOT_ACCESS_KEY_ID: root.accessKeyId, ROOT_SECRET_ACCESS_KEY: root.secretAccessKey },
+  });
 }
 
 export type StackProfile = 'embedded' | 'production';
@@ -109,6 +170,8 @@ async function retryUntil<T>(what: string, timeoutMs: number, fn: () => Promise<
 export class Stack {
   private readonly supervisor: Supervisor;
   private codec: RunningCodecServer | undefined;
+  /** The data dir whose network namespaces this stack created (removed on stop). */
+  private networksOf: string | undefined;
   state!: StackState;
 
   private constructor(private readonly options: StackOptions) {
@@ -229,45 +292,35 @@ export class Stack {
       );
     }
 
-    step(`starting versitygw on ${s3Endpoint}`);
-    this.supervisor.add('versitygw', () =>
-      spawn(
-        versitygwBin,
-        [
-          '--port',
-          `127.0.0.1:${s3Port}`,
-          '--iam-dir',
-          path.join(dataDir, 's3', 'iam'),
-          '--health',
-          '/health',
-          // versitygw closes each connection after one request unless told otherwise: every S3 call then pays a new
-          // TCP connection on both sides.
-          '--keep-alive',
-          '--quiet',
-          'posix',
-          '--versioning-dir',
-          path.join(dataDir, 's3', 'versions'),
-          path.join(dataDir, 's3', 'data'),
-        ],
-        {
-          stdio: ['ignore', 'pipe', 'pipe'],
-          env: {
-            ...process.env,
-            ROOT_ACCESS_KEY_ID: credentials.accessKeyId,
-            ROOT_SECRET_ACCESS_KEY: credentials.secretAccessKey,
-          },
-        },
-      ),
+    const sites = production
+      ? await this.startSites(
+          versitygwBin,
+          jurisdictions.map((j) => j.id),
+          step,
+        )
+      : new Map(
+          jurisdictions.map((j) => [
+            j.id,
+            { name: 'versitygw', endpoint: s3Endpoint, workerEndpoint: s3Endpoint, root: credentials } as Site,
+          ]),
+        );
+    if (!production) {
+      step(`starting versitygw on ${s3Endpoint}`);
+      this.supervisor.add('versitygw', () =>
+        spawnVersitygw(versitygwBin, path.join(dataDir, 's3'), `127.0.0.1:${s3Port}`, credentials),
+      );
+    }
+    const siteClients = new Map(
+      [...sites.entries()].map(([id, site]) => [id, createS3Client(siteEndpoint(site, site.root))]),
     );
-
-    const s3Config = { endpoint: s3Endpoint, region: 'us-east-1', forcePathStyle: true, ...credentials };
-    const s3 = createS3Client(s3Config);
-    await retryUntil(
-      'versitygw',
-      30_000,
-      () => s3.send(new ListBucketsCommand({})),
-      this.supervisor.logOf('versitygw'),
-    );
+    for (const [id, site] of sites) {
+      await retryUntil(
+        `versitygw (${site.name})`,
+        30_000,
+        () => siteClients.get(id)!.send(new ListBucketsCommand({})),
+        this.supervisor.logOf(site.name),
+      );
+    }
     if (production) {
       await ensureNamespace(temporalEndpoint, 120_000).catch((error: Error) => {
         throw new Error(
@@ -286,14 +339,17 @@ export class Stack {
     step('creating jurisdiction buckets and storage accounts');
     const accounts = new Map<string, { accessKeyId: string; secretAccessKey: string }>();
     for (const jurisdiction of jurisdictions) {
+      const s3 = siteClients.get(jurisdiction.id)!;
+      const site = sites.get(jurisdiction.id)!;
       await ensureJurisdictionBuckets(s3, jurisdiction);
       const account = await jurisdictionAccount(dataDir, jurisdiction.id);
-      await ensureS3Account(versitygwBin, s3Endpoint, credentials, account);
+      await ensureS3Account(versitygwBin, site.endpoint, site.root, account, site.caFile);
       // Each jurisdiction's buckets answer its own account only: storage itself keeps data in its jurisdiction.
       await confineBuckets(s3, jurisdiction, [account.accessKeyId]);
       accounts.set(jurisdiction.id, account);
     }
-    s3.destroy();
+    for (const client of siteClients.values()) client.destroy();
+    const firstSite = sites.get(jurisdictions[0]!.id)!;
 
     step('preparing the Steward CA, evidence signers and demo identities');
     const authority = await StewardAuthority.open(pkiDir, keys);
@@ -325,27 +381,57 @@ export class Stack {
       dataDir,
       profile: production ? 'production' : 'embedded',
       temporal: { ...temporalEndpoint, uiUrl: production ? '' : `http://127.0.0.1:${uiPort}`, pid: null },
-      s3: { ...s3Config, pid: null },
+      s3: { ...siteEndpoint(firstSite, firstSite.root), endpoint: firstSite.endpoint, pid: null },
       jurisdictions: Object.fromEntries(
-        jurisdictions.map((j) => [j.id, { buckets: { ...j.buckets }, account: accounts.get(j.id)! }]),
+        jurisdictions.map((j) => {
+          const site = sites.get(j.id)!;
+          return [
+            j.id,
+            {
+              buckets: { ...j.buckets },
+              account: accounts.get(j.id)!,
+              ...(production
+                ? {
+                    storage: {
+                      site: site.name,
+                      endpoint: site.endpoint,
+                      workerEndpoint: site.workerEndpoint,
+                      caFile: site.caFile!,
+                      ...(site.network ? { netns: site.network.siteNetns, workerNetns: site.network.workerNetns } : {}),
+                      pid: null,
+                    },
+                  }
+                : {}),
+            },
+          ];
+        }),
       ),
       workers: [],
       codec: { url: codecUrl, uiEndpoint: `${codecUrl}/grant/${uiGrant}`, auditJurisdiction },
     };
 
     const { command, args } = workerEntry();
-    /** A worker process with its storage account: it serves one jurisdiction, or (the inspector) reads settings. */
-    const startWorker = (name: string, account: { accessKeyId: string; secretAccessKey: string }, env: object) =>
+    /**
+     * A worker process with its storage account at a site: it serves one jurisdiction, or (the inspector) reads
+     * settings. A jurisdiction's workers run in its workers' network namespace where there is one.
+     */
+    const startWorker = (
+      name: string,
+      account: { accessKeyId: string; secretAccessKey: string },
+      site: { endpoint: string; caFile?: string | undefined; netns?: string | undefined; temporal?: string },
+      env: object,
+    ) =>
       this.supervisor.add(
         name,
-        () =>
-          spawn(command, [...memoryFlags(this.options.workerEnv), ...args], {
+        () => {
+          const run = inNetns(site.netns, command, [...memoryFlags(this.options.workerEnv), ...args]);
+          return spawn(run.command, run.args, {
             stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
             env: {
               ...process.env,
               ...this.options.workerEnv,
               STEWARD_DATA_DIR: dataDir,
-              STEWARD_TEMPORAL_ADDRESS: temporalAddress,
+              STEWARD_TEMPORAL_ADDRESS: site.temporal ?? temporalAddress,
               STEWARD_TEMPORAL_NAMESPACE: 'default',
               ...(temporalEndpoint.tls
                 ? {
@@ -355,34 +441,60 @@ export class Stack {
                     STEWARD_TEMPORAL_TLS_SERVER_NAME: temporalEndpoint.tls.serverName!,
                   }
                 : {}),
-              STEWARD_S3_ENDPOINT: s3Endpoint,
+              STEWARD_S3_ENDPOINT: site.endpoint,
               STEWARD_S3_REGION: 'us-east-1',
               STEWARD_S3_ACCESS_KEY_ID: account.accessKeyId,
               STEWARD_S3_SECRET_ACCESS_KEY: account.secretAccessKey,
+              ...(site.caFile ? { STEWARD_S3_CA_FILE: site.caFile } : {}),
               ...env,
             },
-          }),
+          });
+        },
         (child) => workerReady(child, name),
       );
     for (const jurisdiction of jurisdictions) {
       step(`starting ${jurisdiction.id} worker`);
-      startWorker(`worker-${jurisdiction.id}`, accounts.get(jurisdiction.id)!, {
-        STEWARD_JURISDICTION: jurisdiction.id,
-        STEWARD_WORKFLOW_BUNDLE: bundlePath,
-        // Recorded in preprocessing run documentation.
-        ...(versitygwVersion ? { STEWARD_VERSITYGW_VERSION: versitygwVersion } : {}),
-        // Hashed by the installation qualification (IQ).
-        STEWARD_TEMPORAL_BIN: temporalBin,
-        STEWARD_VERSITYGW_BIN: versitygwBin,
-      });
+      const site = sites.get(jurisdiction.id)!;
+      const temporalFromWorkers = site.network ? `${site.network.hostFromWorkers}:${grpcPort}` : undefined;
+      startWorker(
+        `worker-${jurisdiction.id}`,
+        accounts.get(jurisdiction.id)!,
+        {
+          endpoint: site.workerEndpoint,
+          caFile: site.caFile,
+          netns: site.network?.workerNetns,
+          ...(temporalFromWorkers ? { temporal: temporalFromWorkers } : {}),
+        },
+        {
+          STEWARD_JURISDICTION: jurisdiction.id,
+          STEWARD_WORKFLOW_BUNDLE: bundlePath,
+          // Recorded in preprocessing run documentation.
+          ...(versitygwVersion ? { STEWARD_VERSITYGW_VERSION: versitygwVersion } : {}),
+          // Hashed by the installation qualification (IQ).
+          STEWARD_TEMPORAL_BIN: temporalBin,
+          STEWARD_VERSITYGW_BIN: versitygwBin,
+        },
+      );
     }
     // The storage inspector: the only process given storage's administrator credentials besides this one; it reads
     // bucket settings for the installation qualification and does nothing else.
-    step('starting the storage inspector');
-    startWorker('storage-inspector', credentials, {
-      STEWARD_WORKER_ROLE: 'inspector',
-      STEWARD_INSPECT_JURISDICTIONS: jurisdictions.map((j) => j.id).join(','),
-    });
+    if (production) {
+      // Each site has its own administrator: one inspector per jurisdiction, on the host, with that site's root.
+      for (const jurisdiction of jurisdictions) {
+        const site = sites.get(jurisdiction.id)!;
+        step(`starting the ${jurisdiction.id} storage inspector`);
+        startWorker(`storage-inspector-${jurisdiction.id}`, site.root, site, {
+          STEWARD_WORKER_ROLE: 'inspector',
+          STEWARD_INSPECT_JURISDICTIONS: jurisdiction.id,
+        });
+      }
+    } else {
+      step('starting the storage inspector');
+      startWorker('storage-inspector', credentials, firstSite, {
+        STEWARD_WORKER_ROLE: 'inspector',
+        STEWARD_INSPECT_JURISDICTIONS: jurisdictions.map((j) => j.id).join(','),
+      });
+    }
     await this.supervisor.ready();
 
     step('scheduling retention sweeps');
@@ -428,14 +540,77 @@ export class Stack {
     const dynamicConfigFile = path.join(dir, 'dynamicconfig.yaml');
     const configFile = path.join(dir, 'cluster.yaml');
     await writeFile(dynamicConfigFile, dynamicConfig(this.options.temporalDynamicConfig ?? {}), { mode: 0o600 });
-    await writeFile(configFile, clusterConfig(settings, pki, dynamicConfigFile, { frontendIp: '127.0.0.1' }), {
+    // Workers in their own network namespaces reach the frontend over their link to the host.
+    const frontendIp = this.isolateSites() ? '0.0.0.0' : '127.0.0.1';
+    await writeFile(configFile, clusterConfig(settings, pki, dynamicConfigFile, { frontendIp }), {
       mode: 0o600,
     });
+    // One after another: each service records the cluster's metadata in the database when it starts, and two doing so
+    // at once on a new database collide. A service has done it once it listens for membership.
     for (const service of TEMPORAL_SERVICES) {
       step(`starting Temporal ${service} on 127.0.0.1:${settings.ports[service].grpc} (mutual TLS)`);
-      this.supervisor.add(`temporal-${service}`, () => spawnTemporalService(serverBin, configFile, service));
+      const name = `temporal-${service}`;
+      this.supervisor.add(name, () => spawnTemporalService(serverBin, configFile, service));
+      await retryUntil(
+        `Temporal ${service}`,
+        60_000,
+        () => tcpOpen(settings.ports[service].membership),
+        this.supervisor.logOf(name),
+      );
     }
     step(`waiting for the Temporal cluster at ${endpoint.address}`);
+  }
+
+  /**
+   * The production profile's storage: one versitygw per jurisdiction with its own data directory, root credentials,
+   * HTTPS certificate and port; where this process may (root with iproute2), each in a network namespace of its own
+   * that only the jurisdiction's workers' namespace is linked to.
+   */
+  private async startSites(
+    versitygwBin: string,
+    jurisdictionIds: string[],
+    step: (message: string) => void,
+  ): Promise<Map<string, Site>> {
+    const { dataDir } = this.options;
+    const pki = await ensureDeploymentPki(path.join(dataDir, 'deploy-pki'));
+    const isolate = this.isolateSites();
+    const networks = isolate ? createNetworks(dataDir, jurisdictionIds) : [];
+    if (isolate) this.networksOf = dataDir;
+    const sites = new Map<string, Site>();
+    for (const id of jurisdictionIds) {
+      const name = `${id}-primary`;
+      const network = networks.find((n) => n.jurisdiction === id);
+      const port = await freePort();
+      const dir = path.join(dataDir, 'sites', name);
+      for (const sub of ['data', 'versions', 'iam']) await mkdir(path.join(dir, sub), { recursive: true });
+      const root = await storedCredentials(path.join(dir, 'credentials.json'), `STW${id.toUpperCase()}ROOT`);
+      const ips = network ? [network.siteFromHost, network.siteFromWorkers] : ['127.0.0.1'];
+      const certificate = await pki.site(name, ips);
+      const hostAddress = network ? network.siteFromHost : '127.0.0.1';
+      const site: Site = {
+        name: `site-${name}`,
+        endpoint: `https://${hostAddress}:${port}`,
+        workerEndpoint: `https://${network ? network.siteFromWorkers : '127.0.0.1'}:${port}`,
+        root,
+        caFile: pki.caFile,
+        ...(network ? { network } : {}),
+      };
+      step(
+        `starting storage site ${name} on ${site.endpoint} (HTTPS${network ? `, network namespace ${network.siteNetns}` : ''})`,
+      );
+      this.supervisor.add(site.name, () =>
+        spawnVersitygw(versitygwBin, dir, network ? `:${port}` : `127.0.0.1:${port}`, root, {
+          certificate,
+          netns: network?.siteNetns,
+        }),
+      );
+      sites.set(id, site);
+    }
+    return sites;
+  }
+
+  private isolateSites(): boolean {
+    return this.options.production?.isolateSites ?? canIsolateSites();
   }
 
   /** Resolves never; rejects when a child crashes more often than it may be restarted. */
@@ -447,6 +622,8 @@ export class Stack {
     if (!this.state) return;
     this.state.temporal.pid = this.supervisor.pidOf(this.options.production ? 'temporal-frontend' : 'temporal');
     this.state.s3.pid = this.supervisor.pidOf('versitygw');
+    for (const j of Object.values(this.state.jurisdictions))
+      if (j.storage) j.storage.pid = this.supervisor.pidOf(j.storage.site);
     const inspector = this.supervisor.children('storage-inspector')[0];
     if (inspector) this.state.inspector = { pid: inspector.pid, restarts: inspector.restarts };
     this.state.workers = this.supervisor.children('worker-').map((w) => ({
@@ -461,8 +638,21 @@ export class Stack {
   async stop(): Promise<void> {
     await this.supervisor.stop(['worker-']);
     await this.codec?.close();
+    if (this.networksOf) removeNetworks(this.networksOf);
     if (this.state) await rm(stackFile(this.options.dataDir), { force: true });
   }
+}
+
+/** Resolves once something listens on the loopback port. */
+function tcpOpen(port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve();
+    });
+    socket.once('error', reject);
+  });
 }
 
 /** The dev server answers, and has registered Steward's search attributes (it does so right after it starts serving). */

@@ -98,8 +98,10 @@ export class Supervisor {
   private launch(managed: Managed): void {
     const child = managed.spawnIt();
     const out = createWriteStream(managed.log, { flags: 'a' });
-    child.stdout?.pipe(out);
-    child.stderr?.pipe(out);
+    // Both streams write to one log, which ends once the child has closed them both (the first to end must not end it).
+    child.stdout?.pipe(out, { end: false });
+    child.stderr?.pipe(out, { end: false });
+    child.once('close', () => out.end());
     managed.child = child;
     child.on('error', (error) => out.write(`\n[steward] failed to start: ${error.message}\n`));
     child.once('exit', (code, signal) => {

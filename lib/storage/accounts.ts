@@ -47,19 +47,16 @@ export async function ensureS3Account(
   endpoint: string,
   root: S3Account,
   account: S3Account,
+  /** The CA an HTTPS endpoint's certificate is checked against (Go reads it from SSL_CERT_FILE). */
+  caFile?: string,
 ): Promise<void> {
   const admin = ['admin', '--access', root.accessKeyId, '--secret', root.secretAccessKey, '--endpoint-url', endpoint];
   try {
-    await promisify(execFile)(versitygwBin, [
-      ...admin,
-      'create-user',
-      '--access',
-      account.accessKeyId,
-      '--secret',
-      account.secretAccessKey,
-      '--role',
-      'user',
-    ]);
+    await promisify(execFile)(
+      versitygwBin,
+      [...admin, 'create-user', '--access', account.accessKeyId, '--secret', account.secretAccessKey, '--role', 'user'],
+      caFile ? { env: { ...process.env, SSL_CERT_FILE: caFile } } : {},
+    );
   } catch (error) {
     const output = `${(error as { stdout?: string }).stdout ?? ''}${(error as { stderr?: string }).stderr ?? ''}`;
     if (/already exists/i.test(output)) return;

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import https from 'node:https';
 import { S3Client } from '@aws-sdk/client-s3';
 import type { S3Endpoint } from '../../schemas/config';
 
@@ -14,6 +16,10 @@ export function createS3Client(endpoint: S3Endpoint): S3Client {
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
     maxAttempts: 5,
+    // An HTTPS endpoint whose certificate a deployment CA issued: trusted through that CA alone.
+    ...(endpoint.caFile
+      ? { requestHandler: { httpsAgent: new https.Agent({ ca: readFileSync(endpoint.caFile), keepAlive: true }) } }
+      : {}),
   });
 }
 

@@ -5,6 +5,7 @@ import { readdir, readFile, rm } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
+import { ListBucketsCommand } from '@aws-sdk/client-s3';
 import { Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ingestTaskQueue } from '../../contracts';
@@ -18,8 +19,10 @@ import {
   type ProductionSettings,
 } from '../../lib/stack/cluster';
 import { TLS_NAMES } from '../../lib/stack/deploy-pki';
+import { canIsolateSites } from '../../lib/stack/netns';
 import { readStackState } from '../../lib/runtime/config';
 import { ensureTool } from '../../lib/stack/tools';
+import { createS3Client } from '../../lib/storage/s3';
 import { connect, type TestClients } from '../harness';
 import { ingestSmallPackage, runSteward, submitUntilCurating, tempDir } from '../helpers';
 
@@ -46,12 +49,16 @@ function psql(database: string, sql: string): string {
 }
 
 /** The first bytes a server sends back to a client that speaks plain HTTP/2 (what a plain-text gRPC client sends). */
-function plainTextReply(port: number): Promise<Buffer> {
+function plainTextReply(
+  port: number,
+  host = '127.0.0.1',
+  request = 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00',
+): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect(port, '127.0.0.1');
+    const socket = net.connect(port, host);
     const chunks: Buffer[] = [];
     socket.setTimeout(5000, () => socket.destroy());
-    socket.on('connect', () => socket.write('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00'));
+    socket.on('connect', () => socket.write(request));
     socket.on('data', (chunk) => chunks.push(chunk));
     socket.on('error', (error: NodeJS.ErrnoException) =>
       error.code === 'ECONNRESET' ? resolve(Buffer.concat(chunks)) : reject(error),
@@ -65,11 +72,12 @@ function handshake(
   port: number,
   serverName: string,
   client?: { certFile: string; keyFile: string },
+  host = '127.0.0.1',
 ): Promise<{ ok: true; altNames: string; authorized: boolean } | { ok: false; error: string }> {
   const pki = path.join(dataDir, 'deploy-pki');
   return new Promise((resolve) => {
     const socket = tls.connect({
-      host: '127.0.0.1',
+      host,
       port,
       servername: serverName,
       ca: readFileSync(path.join(pki, 'ca.pem')),
@@ -187,6 +195,67 @@ describe('the production profile', () => {
     }
   });
 
+  it('keeps each jurisdiction on its own storage site, which speaks only HTTPS', async () => {
+    const eu = state.jurisdictions.eu!.storage!;
+    const us = state.jurisdictions.us!.storage!;
+    expect(eu.site).not.toBe(us.site);
+    expect(new URL(eu.endpoint).host).not.toBe(new URL(us.endpoint).host);
+    for (const site of [eu, us]) {
+      const url = new URL(site.endpoint);
+      expect(url.protocol).toBe('https:');
+      // An S3 client speaking plain HTTP with valid credentials gets no answer: the site closes the connection.
+      const plain = createS3Client({
+        ...state.s3,
+        ...state.jurisdictions.eu!.account!,
+        endpoint: `http://${url.host}`,
+      });
+      await expect(plain.send(new ListBucketsCommand({}))).rejects.toThrow();
+      plain.destroy();
+      const reply = await plainTextReply(Number(url.port), url.hostname, `GET / HTTP/1.1\r\nHost: ${url.host}\r\n\r\n`);
+      expect(reply.toString('latin1')).not.toMatch(/^HTTP\/1\.[01] [23]\d\d/);
+      // The certificate is checked: without the deployment CA the handshake fails.
+      await expect(fetch(`${site.endpoint}/`)).rejects.toThrow();
+      const answered = await handshake(
+        Number(url.port),
+        TLS_NAMES.storage(site.site.replace(/^site-/, '')),
+        undefined,
+        url.hostname,
+      );
+      expect(answered).toMatchObject({ ok: true, authorized: true });
+      expect((answered as { altNames: string }).altNames).toContain(`IP Address:${url.hostname}`);
+    }
+  });
+
+  it.skipIf(!canIsolateSites())(
+    'keeps the us worker off eu storage at the network level: it runs in its own namespace with no route there',
+    () => {
+      const eu = state.jurisdictions.eu!.storage!;
+      const us = state.jurisdictions.us!.storage!;
+      const usWorker = state.workers.find((w) => w.jurisdiction === 'us')!;
+      const identified = spawnSync('ip', ['netns', 'identify', String(usWorker.pid)], { encoding: 'utf8' });
+      expect(identified.stdout.trim()).toBe(us.workerNetns);
+      const reach = (target: string) => {
+        const url = new URL(target);
+        const probe = spawnSync(
+          'ip',
+          [
+            'netns',
+            'exec',
+            us.workerNetns!,
+            process.execPath,
+            '-e',
+            `const s=require('net').connect(${url.port},'${url.hostname}');s.setTimeout(3000,()=>{console.log('ETIMEDOUT');s.destroy()});s.on('connect',()=>{console.log('connected');s.destroy()});s.on('error',e=>console.log(e.code))`,
+          ],
+          { encoding: 'utf8', timeout: 10_000 },
+        );
+        return probe.stdout.trim();
+      };
+      expect(reach(us.workerEndpoint)).toBe('connected');
+      expect(reach(eu.workerEndpoint)).toBe('ENETUNREACH');
+      expect(reach(eu.endpoint)).toBe('ENETUNREACH');
+    },
+  );
+
   it('connects to PostgreSQL over TLS where the server offers it', () => {
     const names = databaseNames(prefix);
     const rows = psql(
@@ -254,7 +323,7 @@ describe('the production profile', () => {
     await clients.close();
     const down = steward('down');
     expect(down.code, down.stderr).toBe(0);
-    const up = steward('up', '--detach');
+    const up = steward('up', '--detach', '--jurisdictions', 'eu,us');
     expect(up.code, `${up.stdout}\n${up.stderr}`).toBe(0);
     state = readStackState(dataDir)!;
     expect(state.profile).toBe('production');

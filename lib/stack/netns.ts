@@ -1,0 +1,124 @@
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { UserError } from '../runtime/errors';
+
+/**
+ * A jurisdiction's network on this machine, as separate hosts: its storage site in one network namespace, its workers
+ * in another, and three point-to-point links (host–site, host–workers, workers–site). Nothing routes between links (no
+ * namespace forwards, and the workers' namespace has no default route), so a worker reaches its own jurisdiction's site
+ * and the host's Temporal frontend, and no other jurisdiction's site: a network fact, not only a credential.
+ */
+export interface JurisdictionNetwork {
+  jurisdiction: string;
+  siteNetns: string;
+  workerNetns: string;
+  /** The site as the host (the CLI, `steward up`, the storage inspector) reaches it. */
+  siteFromHost: string;
+  /** The site as the jurisdiction's workers reach it. */
+  siteFromWorkers: string;
+  /** The host (Temporal's frontend) as the workers reach it. */
+  hostFromWorkers: string;
+}
+
+/** `ip` with its arguments; throws a UserError naming the command and what it said. */
+function ip(args: string[]): string {
+  const result = spawnSync('ip', args, { encoding: 'utf8' });
+  if (result.error) throw new UserError(`cannot run \`ip\` (iproute2) for the site network: ${result.error.message}`);
+  if (result.status !== 0) throw new UserError(`ip ${args.join(' ')}: ${(result.stderr || result.stdout).trim()}`);
+  return result.stdout;
+}
+
+/** Whether this process may create network namespaces (root with iproute2). */
+export function canIsolateSites(): boolean {
+  if (process.getuid?.() !== 0) return false;
+  return spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).status === 0;
+}
+
+/** A short tag of a data dir: its namespaces' and links' names, so that two stacks on one machine never share one. */
+export function networkTag(dataDir: string): string {
+  return createHash('sha256').update(dataDir).digest('hex').slice(0, 5);
+}
+
+function addressesInUse(): string {
+  return ip(['-o', '-4', 'addr', 'show']);
+}
+
+/** The third octet of 10.213.X.0/24 for a data dir's links: derived from its tag, moved on while another holds it. */
+function subnetOctet(tag: string): number {
+  const used = addressesInUse();
+  const start = parseInt(tag, 16) % 250;
+  for (let i = 0; i < 250; i++) {
+    const octet = (start + i) % 250;
+    if (!used.includes(`10.213.${octet}.`)) return octet;
+  }
+  throw new UserError('no free 10.213.X.0/24 subnet for the site network');
+}
+
+/** Removes a data dir's namespaces (the links inside them go with them); those absent are skipped. */
+export function removeNetworks(dataDir: string): void {
+  const tag = networkTag(dataDir);
+  const listed = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout ?? '';
+  for (const line of listed.split('\n')) {
+    const name = line.split(' ')[0];
+    if (name?.startsWith(`stw${tag}`)) spawnSync('ip', ['netns', 'delete', name]);
+  }
+}
+
+/**
+ * Creates each jurisdiction's namespaces and links, replacing any a stack of this data dir left behind. Addresses are
+ * 10.213.X.(16k + …) for the k-th jurisdiction: host–site /30 at +0, host–workers at +4, workers–site at +8.
+ */
+export function createNetworks(dataDir: string, jurisdictions: string[]): JurisdictionNetwork[] {
+  removeNetworks(dataDir);
+  const tag = networkTag(dataDir);
+  const octet = subnetOctet(tag);
+  return jurisdictions.map((jurisdiction, k) => {
+    const base = k * 16;
+    const address = (offset: number) => `10.213.${octet}.${base + offset}`;
+    const siteNetns = `stw${tag}-${jurisdiction}-site`;
+    const workerNetns = `stw${tag}-${jurisdiction}-workers`;
+    for (const ns of [siteNetns, workerNetns]) {
+      ip(['netns', 'add', ns]);
+      ip(['-n', ns, 'link', 'set', 'lo', 'up']);
+    }
+    const link = (
+      a: { ns?: string; name: string; address: string },
+      b: { ns: string; name: string; address: string },
+    ) => {
+      ip(['link', 'add', a.name, 'type', 'veth', 'peer', 'name', b.name]);
+      if (a.ns) ip(['link', 'set', a.name, 'netns', a.ns]);
+      ip(['link', 'set', b.name, 'netns', b.ns]);
+      for (const end of [a, b]) {
+        const where = end.ns ? ['-n', end.ns] : [];
+        ip([...where, 'addr', 'add', `${end.address}/30`, 'dev', end.name]);
+        ip([...where, 'link', 'set', end.name, 'up']);
+      }
+    };
+    const j = jurisdiction.slice(0, 2);
+    // Interface names are unique on the machine (each is created on the host before it moves): stw<tag><j><end>.
+    const name = (end: string) => `stw${tag}${j}${end}`;
+    link({ name: name('hs'), address: address(1) }, { ns: siteNetns, name: name('sh'), address: address(2) });
+    link({ name: name('hw'), address: address(5) }, { ns: workerNetns, name: name('wh'), address: address(6) });
+    link(
+      { ns: workerNetns, name: name('ws'), address: address(9) },
+      { ns: siteNetns, name: name('sw'), address: address(10) },
+    );
+    return {
+      jurisdiction,
+      siteNetns,
+      workerNetns,
+      siteFromHost: address(2),
+      siteFromWorkers: address(10),
+      hostFromWorkers: address(5),
+    };
+  });
+}
+
+/** A command run inside a network namespace. */
+export function inNetns(
+  netns: string | undefined,
+  command: string,
+  args: string[],
+): { command: string; args: string[] } {
+  return netns ? { command: 'ip', args: ['netns', 'exec', netns, command, ...args] } : { command, args };
+}
