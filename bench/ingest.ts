@@ -57,7 +57,7 @@ export interface BenchStack {
 export async function startBenchStack(dataDir: string, options: Partial<StackOptions> = {}): Promise<BenchStack> {
   const stack = await Stack.start({ dataDir, jurisdictions: ['eu'], ...options });
   const keys = await FileKeyStore.open(path.join(dataDir, 'keys'));
-  const client = await connectClient({ address: stack.state.temporal.address, namespace: 'default' }, keys);
+  const client = await connectClient(stack.state.temporal, keys);
   const s3 = createS3Client(stack.state.s3);
   const stewardDir = path.join(dataDir, 'identities', 'steward');
   const identity = openIdentity(stewardDir, await readFile(path.join(stewardDir, DEMO_PASSPHRASE_FILE), 'utf8'));

@@ -22,7 +22,11 @@
  *   ≤ 5 % of the time. The erasure data path (discovery, 10 rewrites, older versions deleted, index updated, lookup
  *   verified) for the same 10 datasets among 100 and among 1,000: target ≤ 1.5×.
  *
- * BENCH_ONLY=pseudonymize, ingest, audit, sweep, preprocess or dsr runs one part; BENCH_DSR_DATASETS and
+ * - Production profile: ingestion and a sweep on the production profile (Temporal cluster on PostgreSQL, mutual TLS,
+ *   one HTTPS storage site per jurisdiction), with one and with two workers per jurisdiction, beside the embedded stack
+ *   in the same run. Target: production ≥ 0.8× embedded.
+ *
+ * BENCH_ONLY=pseudonymize, ingest, audit, sweep, preprocess, dsr or production runs one part; BENCH_DSR_DATASETS and
  * BENCH_DSR_ROWS size the subject-rights part; BENCH_ROWS and BENCH_RUNS size the
  * ingestion part, BENCH_SWEEP_DATASETS and BENCH_SWEEP_OBJECTS the sweep, BENCH_PREPROCESS_ROWS the preprocessing.
  */
@@ -36,6 +40,7 @@ import { sweepBench } from './sweep';
 import { preprocessBench } from './preprocess';
 import { subjectRightsBench } from './subject-rights';
 import { auditOff, duckdbReference, ingestOnce, startBenchStack, type BenchStack } from './ingest';
+import { productionBench } from './production';
 import { pseudonymizationBench } from './pseudonymize';
 import { line, median } from './report';
 
@@ -101,7 +106,21 @@ async function ingestionBench(on: BenchStack, off: BenchStack, work: string): Pr
 async function main(): Promise<void> {
   if (!ONLY || ONLY === 'pseudonymize') await pseudonymizationBench();
   if (ONLY === 'pseudonymize') return;
+  if (ONLY === 'production') return withWork(productionBench);
+  await withWork(embeddedBenches);
+  if (!ONLY) await withWork(productionBench);
+}
+
+async function withWork(bench: (work: string) => Promise<void>): Promise<void> {
   const work = await mkdtemp(path.join(os.tmpdir(), 'steward-bench-'));
+  try {
+    await bench(work);
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+async function embeddedBenches(work: string): Promise<void> {
   line('rows per package', String(ROWS));
   const on = await startBenchStack(path.join(work, 'stack-on'));
   const off =
@@ -117,7 +136,6 @@ async function main(): Promise<void> {
   } finally {
     await off?.close();
     await on.close();
-    await rm(work, { recursive: true, force: true });
   }
 }
 

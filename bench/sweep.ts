@@ -16,6 +16,22 @@ import { prepareSweepFloor } from './sweep-floor';
 const DATASETS = Number(process.env.BENCH_SWEEP_DATASETS ?? 1000);
 const OBJECTS = Number(process.env.BENCH_SWEEP_OBJECTS ?? 10);
 
+/** A signed retention sweep of the EU bucket, run to its report. */
+export async function runSweep(bench: BenchStack, requestId: string): Promise<SweepReport> {
+  return (await bench.client.workflow.execute('retentionSweepWorkflow', {
+    args: [
+      signedInput(bench.identity, {
+        action: 'retention.sweep',
+        jurisdiction: 'eu',
+        requestId,
+        params: { jurisdiction: 'eu', dryRun: false },
+      }),
+    ],
+    taskQueue: ingestTaskQueue('eu'),
+    workflowId: retentionSweepWorkflowId('eu', requestId),
+  })) as SweepReport;
+}
+
 /**
  * A retention sweep of DATASETS expired datasets of OBJECTS small objects each (under GOVERNANCE retention, as curated
  * objects are), certificates and audit included, from the signed request to the report; against the same number of
@@ -81,21 +97,9 @@ export async function sweepBench(bench: BenchStack): Promise<void> {
   const floor = await runFloor();
   const floorCpu = cpu();
 
-  const requestId = `bench-sweep-${Date.now()}`;
   cpu = cpuMeter(processes);
   started = performance.now();
-  const report = (await bench.client.workflow.execute('retentionSweepWorkflow', {
-    args: [
-      signedInput(bench.identity, {
-        action: 'retention.sweep',
-        jurisdiction: 'eu',
-        requestId,
-        params: { jurisdiction: 'eu', dryRun: false },
-      }),
-    ],
-    taskQueue: ingestTaskQueue('eu'),
-    workflowId: retentionSweepWorkflowId('eu', requestId),
-  })) as SweepReport;
+  const report = await runSweep(bench, `bench-sweep-${Date.now()}`);
   const sweepSeconds = (performance.now() - started) / 1000;
   const sweepCpu = cpu();
   // Each dataset: its objects and its catalog record.

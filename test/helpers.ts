@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { INSTALL_ROOT } from '../lib/runtime/install';
 import { GetObjectCommand, ListObjectVersionsCommand, type S3Client } from '@aws-sdk/client-s3';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { type Client, WorkflowFailedError } from '@temporalio/client';
@@ -65,6 +66,13 @@ export function runSteward(
 /** The `steward` command against the suite's stack. */
 export function stackSteward(...args: string[]) {
   return runSteward(stackState().dataDir, args);
+}
+
+/** What a clean stack is judged: QUALIFIED from a clean checkout, PROVISIONAL from a tree with uncommitted changes. */
+export function cleanVerdict(): string {
+  const status = spawnSync('git', ['-C', INSTALL_ROOT, 'status', '--porcelain'], { encoding: 'utf8' });
+  if (status.status !== 0) return 'QUALIFIED';
+  return status.stdout.trim() === '' ? 'QUALIFIED' : 'PROVISIONAL';
 }
 
 /** Records and approves the next configuration baseline of a jurisdiction as the demo QA; fails the test if refused. */

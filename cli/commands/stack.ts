@@ -5,7 +5,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ListBucketsCommand } from '@aws-sdk/client-s3';
 import { Connection } from '@temporalio/client';
-import { Option, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { getJurisdiction, JURISDICTION_IDS } from '../../jurisdictions';
 import type { StackState } from '../../schemas/config';
 import { defaultDataDir, readStackState } from '../../lib/runtime/config';
@@ -78,6 +78,7 @@ export function reportStackEvent(event: StackEvent): void {
 /** What `up` was asked for: the profile, and the production profile's PostgreSQL on first start. */
 export interface UpOptions {
   profile: StackProfile;
+  workersPerJurisdiction?: number | undefined;
   postgres?: string | undefined;
   databasePrefix?: string | undefined;
 }
@@ -88,6 +89,7 @@ function upArgs(options: UpOptions): string[] {
     options.profile,
     ...(options.postgres ? ['--postgres', options.postgres] : []),
     ...(options.databasePrefix ? ['--database-prefix', options.databasePrefix] : []),
+    ...(options.workersPerJurisdiction ? ['--workers-per-jurisdiction', String(options.workersPerJurisdiction)] : []),
   ];
 }
 
@@ -107,6 +109,7 @@ export async function startForeground(
     dataDir,
     jurisdictions,
     onEvent: reportStackEvent,
+    ...(up.workersPerJurisdiction ? { workersPerJurisdiction: up.workersPerJurisdiction } : {}),
     ...(up.profile === 'production'
       ? { production: { postgres: up.postgres ?? process.env.STEWARD_POSTGRES_URL, databasePrefix: up.databasePrefix } }
       : {}),
@@ -264,6 +267,17 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
       'steward',
     )
     .option(
+      '--workers-per-jurisdiction <n>',
+      'worker processes per jurisdiction, all on its task queues (Temporal spreads the work)',
+      (value: string) => {
+        const n = Number(value);
+        if (!Number.isInteger(n) || n < 1 || n > 16)
+          throw new InvalidArgumentError('must be a whole number from 1 to 16');
+        return n;
+      },
+      1,
+    )
+    .option(
       '--jurisdictions <ids>',
       `jurisdictions to serve, comma-separated (${JURISDICTION_IDS.join(', ')})`,
       JURISDICTION_IDS.join(','),
@@ -275,6 +289,7 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
         profile?: StackProfile;
         postgres?: string;
         databasePrefix: string;
+        workersPerJurisdiction: number;
       }) => {
         const dataDir = dataDirOf(globals());
         const jurisdictions = parseJurisdictions(options.jurisdictions);
@@ -282,6 +297,7 @@ export function registerStackCommands(program: Command, globals: () => GlobalOpt
           profile: options.profile ?? (existsSync(productionSettingsFile(dataDir)) ? 'production' : 'embedded'),
           postgres: options.postgres ?? process.env.STEWARD_POSTGRES_URL,
           databasePrefix: options.databasePrefix,
+          workersPerJurisdiction: options.workersPerJurisdiction,
         };
         if (options.detach) return upDetached(dataDir, jurisdictions, globals().json ?? false, up);
         const stack = await startForeground(dataDir, jurisdictions, up);

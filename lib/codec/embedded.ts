@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -73,7 +74,10 @@ export async function startCodecServer(
   };
 }
 
-/** The embedded stack's codec server: loopback only, plain http, grants under `<data dir>/codec/grants`. */
+/**
+ * The stack's codec server: loopback only, grants under `<data dir>/codec/grants`; plain http in the embedded
+ * profile, HTTPS with the deployment's certificate in the production profile.
+ */
 export function startEmbeddedCodecServer(options: {
   dataDir: string;
   keys: KeyStore;
@@ -83,8 +87,18 @@ export function startEmbeddedCodecServer(options: {
   auditJurisdictions: readonly string[];
   uiOrigins: string[];
   temporal: TemporalEndpoint;
+  tls?: { certFile: string; keyFile: string } | undefined;
 }): Promise<RunningCodecServer> {
   return startCodecServer({
+    ...(options.tls
+      ? {
+          tls: {
+            cert: readFileSync(options.tls.certFile, 'utf8'),
+            key: readFileSync(options.tls.keyFile, 'utf8'),
+            requestClientCertificate: false,
+          },
+        }
+      : {}),
     keys: options.keys,
     pkiDir: options.pkiDir,
     jurisdiction: options.jurisdiction,

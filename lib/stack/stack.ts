@@ -47,6 +47,8 @@ export interface StackOptions {
   dataDir: string;
   jurisdictions: string[];
   onEvent?: (event: StackEvent) => void;
+  /** Worker processes per jurisdiction, all on the jurisdiction's task queues (default 1). */
+  workersPerJurisdiction?: number;
   /** Extra environment for worker processes (e.g. STEWARD_WORKER_MEMORY_MB). */
   workerEnv?: Record<string, string>;
   /** Changes the workflow bundle's Webpack configuration (the benchmark swaps a module this way). */
@@ -240,7 +242,7 @@ export class Stack {
 
     // The codec server first: the Web UI is told where it is when the dev server starts. It answers only once the CA
     // and the UI's grant exist (a few steps below).
-    const codecUrl = `http://127.0.0.1:${codecPort}`;
+    const codecUrl = `${deployPki ? 'https' : 'http'}://127.0.0.1:${codecPort}`;
     const uiGrant = newGrantId();
     const auditJurisdiction = jurisdictions[0]!.id;
     step(`starting the codec server on ${codecUrl}`);
@@ -253,6 +255,7 @@ export class Stack {
       auditJurisdictions: jurisdictions.map((j) => j.id),
       uiOrigins: [`http://127.0.0.1:${uiPort}`, `http://localhost:${uiPort}`],
       temporal: temporalEndpoint,
+      tls: deployPki?.codec,
     });
 
     if (production) {
@@ -452,29 +455,33 @@ export class Stack {
         },
         (child) => workerReady(child, name),
       );
+    const perJurisdiction = this.options.workersPerJurisdiction ?? 1;
     for (const jurisdiction of jurisdictions) {
-      step(`starting ${jurisdiction.id} worker`);
       const site = sites.get(jurisdiction.id)!;
       const temporalFromWorkers = site.network ? `${site.network.hostFromWorkers}:${grpcPort}` : undefined;
-      startWorker(
-        `worker-${jurisdiction.id}`,
-        accounts.get(jurisdiction.id)!,
-        {
-          endpoint: site.workerEndpoint,
-          caFile: site.caFile,
-          netns: site.network?.workerNetns,
-          ...(temporalFromWorkers ? { temporal: temporalFromWorkers } : {}),
-        },
-        {
-          STEWARD_JURISDICTION: jurisdiction.id,
-          STEWARD_WORKFLOW_BUNDLE: bundlePath,
-          // Recorded in preprocessing run documentation.
-          ...(versitygwVersion ? { STEWARD_VERSITYGW_VERSION: versitygwVersion } : {}),
-          // Hashed by the installation qualification (IQ).
-          STEWARD_TEMPORAL_BIN: temporalBin,
-          STEWARD_VERSITYGW_BIN: versitygwBin,
-        },
-      );
+      // Several workers of a jurisdiction poll the same task queues, as hosts would: Temporal spreads the work.
+      for (let instance = 1; instance <= perJurisdiction; instance++) {
+        step(`starting ${jurisdiction.id} worker${perJurisdiction > 1 ? ` ${instance} of ${perJurisdiction}` : ''}`);
+        startWorker(
+          workerName(jurisdiction.id, instance),
+          accounts.get(jurisdiction.id)!,
+          {
+            endpoint: site.workerEndpoint,
+            caFile: site.caFile,
+            netns: site.network?.workerNetns,
+            ...(temporalFromWorkers ? { temporal: temporalFromWorkers } : {}),
+          },
+          {
+            STEWARD_JURISDICTION: jurisdiction.id,
+            STEWARD_WORKFLOW_BUNDLE: bundlePath,
+            // Recorded in preprocessing run documentation.
+            ...(versitygwVersion ? { STEWARD_VERSITYGW_VERSION: versitygwVersion } : {}),
+            // Hashed by the installation qualification (IQ).
+            STEWARD_TEMPORAL_BIN: temporalBin,
+            STEWARD_VERSITYGW_BIN: versitygwBin,
+          },
+        );
+      }
     }
     // The storage inspector: the only process given storage's administrator credentials besides this one; it reads
     // bucket settings for the installation qualification and does nothing else.
@@ -627,7 +634,7 @@ export class Stack {
     const inspector = this.supervisor.children('storage-inspector')[0];
     if (inspector) this.state.inspector = { pid: inspector.pid, restarts: inspector.restarts };
     this.state.workers = this.supervisor.children('worker-').map((w) => ({
-      jurisdiction: w.name.slice('worker-'.length),
+      jurisdiction: w.name.slice('worker-'.length).split('#')[0]!,
       pid: w.pid,
       restarts: w.restarts,
     }));
@@ -641,6 +648,11 @@ export class Stack {
     if (this.networksOf) removeNetworks(this.networksOf);
     if (this.state) await rm(stackFile(this.options.dataDir), { force: true });
   }
+}
+
+/** A worker's supervised name: `worker-<j>`, then `worker-<j>#2`, `#3`… for more on the same queues. */
+function workerName(jurisdiction: string, instance: number): string {
+  return instance === 1 ? `worker-${jurisdiction}` : `worker-${jurisdiction}#${instance}`;
 }
 
 /** Resolves once something listens on the loopback port. */

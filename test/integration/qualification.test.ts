@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { appendFile, chmod, copyFile, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -23,6 +22,7 @@ import { INSTALL_ROOT } from '../../lib/runtime/install';
 import { ReportContentSchema } from '../../schemas/qualification';
 import { ensureTool } from '../../lib/stack/tools';
 import {
+  cleanVerdict,
   identity,
   opensslCmsVerify,
   recordBaseline,
@@ -44,13 +44,6 @@ import { listDatasetRecords } from '../../lib/storage/catalog';
 const clients = useClients();
 const eu = getJurisdiction('eu');
 const as = (role: DemoRole) => path.join(stackState().dataDir, 'identities', role);
-
-/** What a clean stack is judged: QUALIFIED from a clean checkout, PROVISIONAL from a tree with uncommitted changes. */
-function cleanVerdict(): string {
-  const status = spawnSync('git', ['-C', INSTALL_ROOT, 'status', '--porcelain'], { encoding: 'utf8' });
-  if (status.status !== 0) return 'QUALIFIED';
-  return status.stdout.trim() === '' ? 'QUALIFIED' : 'PROVISIONAL';
-}
 
 function qualify(...extra: string[]) {
   const run = stackSteward('--identity', as('qa'), '--json', 'qualify', '--jurisdiction', 'eu', ...extra);

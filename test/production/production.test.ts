@@ -24,7 +24,7 @@ import { readStackState } from '../../lib/runtime/config';
 import { ensureTool } from '../../lib/stack/tools';
 import { createS3Client } from '../../lib/storage/s3';
 import { connect, type TestClients } from '../harness';
-import { ingestSmallPackage, runSteward, submitUntilCurating, tempDir } from '../helpers';
+import { cleanVerdict, ingestSmallPackage, runSteward, submitUntilCurating, tempDir } from '../helpers';
 
 /** This machine's PostgreSQL (trust auth on loopback); another with STEWARD_TEST_POSTGRES_URL. */
 const POSTGRES = process.env.STEWARD_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432';
@@ -310,6 +310,17 @@ describe('the production profile', () => {
     expect(deleted.length).toBeGreaterThanOrEqual(3);
     const verified = steward('cert', 'verify', deleted[0]!.certificateId!);
     expect(verified.code, verified.stdout).toBe(0);
+  });
+
+  it('is qualified with `steward qualify` like the embedded stack: IQ, OQ and PQ', async () => {
+    const qa = path.join(dataDir, 'identities', 'qa');
+    const baseline = steward('--identity', qa, 'baseline', 'record', '--jurisdiction', 'eu', '--reason', 'production');
+    expect(baseline.code, baseline.stderr).toBe(0);
+    const run = steward('--identity', qa, '--json', 'qualify', '--jurisdiction', 'eu', '--phase', 'all');
+    expect(run.code, run.stderr).toBe(0);
+    const result = JSON.parse(run.stdout) as { verdict: string; signed: boolean };
+    expect(result.verdict).toBe(cleanVerdict());
+    expect(result.signed).toBe(true);
   });
 
   it('keeps workflows across a full restart: one started before `down` finishes after `up`', async () => {
