@@ -111,7 +111,7 @@ export async function startForeground(
     onEvent: reportStackEvent,
     ...(up.workersPerJurisdiction ? { workersPerJurisdiction: up.workersPerJurisdiction } : {}),
     ...(up.profile === 'production'
-      ? { production: { postgres: up.postgres ?? process.env.STEWARD_POSTGRES_URL, databasePrefix: up.databasePrefix } }
+      ? { production: { postgres: up.postgres, databasePrefix: up.databasePrefix } }
       : {}),
   });
 }

@@ -33,8 +33,9 @@ import {
   productionSettings,
   spawnTemporalService,
   TEMPORAL_SERVICES,
+  type ProductionSettings,
 } from './cluster';
-import { ensureDeploymentPki, TLS_NAMES } from './deploy-pki';
+import { ensureDeploymentPki, TLS_NAMES, type DeploymentPki } from './deploy-pki';
 import { canIsolateSites, createNetworks, inNetns, removeNetworks, type JurisdictionNetwork } from './netns';
 import { freePort } from './ports';
 import { Supervisor, tailOfLog, type StackEvent } from './supervisor';
@@ -222,6 +223,8 @@ export class Stack {
     const grpcPort = production ? production.ports.frontend.grpc : devGrpcPort;
     const temporalAddress = `127.0.0.1:${grpcPort}`;
     const deployPki = production ? await ensureDeploymentPki(path.join(dataDir, 'deploy-pki')) : undefined;
+    // Each site and each jurisdiction's workers in network namespaces of their own (production, root with iproute2).
+    const isolate = production ? (this.options.production?.isolateSites ?? canIsolateSites()) : false;
     const temporalEndpoint: TemporalEndpoint = {
       address: temporalAddress,
       namespace: 'default',
@@ -259,7 +262,7 @@ export class Stack {
     });
 
     if (production) {
-      await this.startCluster(production, temporalEndpoint, step);
+      await this.startCluster(production, deployPki!, temporalEndpoint, isolate, step);
     } else {
       step(`starting Temporal dev server on ${temporalAddress}`);
       this.supervisor.add('temporal', () =>
@@ -298,7 +301,9 @@ export class Stack {
     const sites = production
       ? await this.startSites(
           versitygwBin,
+          deployPki!,
           jurisdictions.map((j) => j.id),
+          isolate,
           step,
         )
       : new Map(
@@ -316,7 +321,11 @@ export class Stack {
     const siteClients = new Map(
       [...sites.entries()].map(([id, site]) => [id, createS3Client(siteEndpoint(site, site.root))]),
     );
+    // Once per storage process: the embedded versitygw serves every jurisdiction.
+    const checked = new Set<string>();
     for (const [id, site] of sites) {
+      if (checked.has(site.name)) continue;
+      checked.add(site.name);
       await retryUntil(
         `versitygw (${site.name})`,
         30_000,
@@ -384,7 +393,7 @@ export class Stack {
       dataDir,
       profile: production ? 'production' : 'embedded',
       temporal: { ...temporalEndpoint, uiUrl: production ? '' : `http://127.0.0.1:${uiPort}`, pid: null },
-      s3: { ...siteEndpoint(firstSite, firstSite.root), endpoint: firstSite.endpoint, pid: null },
+      s3: { ...siteEndpoint(firstSite, firstSite.root), pid: null },
       jurisdictions: Object.fromEntries(
         jurisdictions.map((j) => {
           const site = sites.get(j.id)!;
@@ -532,8 +541,10 @@ export class Stack {
    * each of its services started as a supervised process of its own.
    */
   private async startCluster(
-    settings: Awaited<ReturnType<typeof productionSettings>>,
+    settings: ProductionSettings,
+    pki: DeploymentPki,
     endpoint: TemporalEndpoint,
+    isolate: boolean,
     step: (message: string) => void,
   ): Promise<void> {
     const { dataDir } = this.options;
@@ -542,13 +553,12 @@ export class Stack {
     const pg = parsePostgresUrl(settings.postgres);
     step(`preparing Temporal's databases on PostgreSQL ${pg.host}:${pg.port}${pg.tls ? ' (TLS)' : ''}`);
     prepareTemporalDatabases(sqlTool, pg, settings.databasePrefix, step);
-    const pki = await ensureDeploymentPki(path.join(dataDir, 'deploy-pki'));
     const dir = path.join(dataDir, 'temporal');
     const dynamicConfigFile = path.join(dir, 'dynamicconfig.yaml');
     const configFile = path.join(dir, 'cluster.yaml');
     await writeFile(dynamicConfigFile, dynamicConfig(this.options.temporalDynamicConfig ?? {}), { mode: 0o600 });
     // Workers in their own network namespaces reach the frontend over their link to the host.
-    const frontendIp = this.isolateSites() ? '0.0.0.0' : '127.0.0.1';
+    const frontendIp = isolate ? '0.0.0.0' : '127.0.0.1';
     await writeFile(configFile, clusterConfig(settings, pki, dynamicConfigFile, { frontendIp }), {
       mode: 0o600,
     });
@@ -575,12 +585,12 @@ export class Stack {
    */
   private async startSites(
     versitygwBin: string,
+    pki: DeploymentPki,
     jurisdictionIds: string[],
+    isolate: boolean,
     step: (message: string) => void,
   ): Promise<Map<string, Site>> {
     const { dataDir } = this.options;
-    const pki = await ensureDeploymentPki(path.join(dataDir, 'deploy-pki'));
-    const isolate = this.isolateSites();
     const networks = isolate ? createNetworks(dataDir, jurisdictionIds) : [];
     if (isolate) this.networksOf = dataDir;
     const sites = new Map<string, Site>();
@@ -614,10 +624,6 @@ export class Stack {
       sites.set(id, site);
     }
     return sites;
-  }
-
-  private isolateSites(): boolean {
-    return this.options.production?.isolateSites ?? canIsolateSites();
   }
 
   /** Resolves never; rejects when a child crashes more often than it may be restarted. */
