@@ -17,6 +17,7 @@ import { registerDemoCommands } from './commands/demo';
 import { registerIngestCommand } from './commands/ingest';
 import { registerKeyCommands, registerReidentifyCommand } from './commands/keys';
 import { registerStackCommands } from './commands/stack';
+import { registerWorkerCommands } from './commands/workers';
 import { registerRetentionCommands } from './commands/retention';
 import { registerCodecCommands } from './commands/codec';
 import { registerSourceCommands } from './commands/sources';
@@ -112,6 +113,7 @@ export function buildProgram(): Command {
     .exitOverride();
   const globals = () => program.opts<GlobalOptions>();
   registerStackCommands(program, globals);
+  registerWorkerCommands(program, globals);
   registerIngestCommand(program, globals);
   registerConsentCommands(program, globals);
   registerDsrCommands(program, globals);

@@ -80,6 +80,7 @@ export const AuditActionSchema = z.enum([
   'change.rejected',
   'change.applied',
   'change.expired',
+  'workers.deployed',
 ]);
 export type AuditAction = z.infer<typeof AuditActionSchema>;
 

@@ -56,6 +56,7 @@ export const ActionSchema = z.enum([
   'deviation.decide',
   'change.propose',
   'change.decide',
+  'workers.deploy',
 ]);
 export type Action = z.infer<typeof ActionSchema>;
 

@@ -60,7 +60,15 @@ export const StackStateSchema = z.object({
         .optional(),
     }),
   ),
-  workers: z.array(z.object({ jurisdiction: z.string(), pid: z.number().int().nullable(), restarts: z.number() })),
+  workers: z.array(
+    z.object({
+      jurisdiction: z.string(),
+      pid: z.number().int().nullable(),
+      restarts: z.number(),
+      /** The Worker Deployment version the worker polls as (production profile). */
+      buildId: z.string().optional(),
+    }),
+  ),
   /** The storage inspector (reads bucket settings for the installation qualification). */
   inspector: z.object({ pid: z.number().int().nullable(), restarts: z.number() }).optional(),
   /** The codec server the Web UI decodes through: its base URL, and the grant path the UI was given. */

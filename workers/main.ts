@@ -23,6 +23,7 @@ import { createStorageInspectorActivities } from '../activities/storage-inspecto
 import type { S3Client } from '@aws-sdk/client-s3';
 import { COMMAND_PID_FILE } from '../lib/preprocess/executor';
 import { gpusToPoll } from '../lib/preprocess/gpu';
+import { deploymentName } from '../lib/stack/versions';
 import type { GpuInventory } from '../schemas/preprocess';
 import { activityInterceptors, createJurisdictionActivities } from './activities';
 
@@ -37,6 +38,23 @@ function duckdbMemoryLimit(): string {
 function duckdbThreads(): number {
   const n = Number(process.env.STEWARD_DUCKDB_THREADS ?? 2);
   return Number.isInteger(n) ? Math.max(1, Math.min(4, n)) : 2;
+}
+
+/**
+ * Worker Versioning, where the stack asks for it (the production profile): the worker polls as one version of its
+ * jurisdiction's Worker Deployment, so a deploy routes new work to the new version only once it is made current.
+ * Every workflow type auto-upgrades to the current version; the replay gate is what makes that safe.
+ */
+function workerDeployment(jurisdiction: string) {
+  const buildId = process.env.STEWARD_WORKER_BUILD_ID;
+  if (!buildId) return {};
+  return {
+    workerDeploymentOptions: {
+      version: { deploymentName: deploymentName(jurisdiction), buildId },
+      useWorkerVersioning: true,
+      defaultVersioningBehavior: 'AUTO_UPGRADE',
+    },
+  } as const;
 }
 
 /** Shared work older than this (a package whose ingestion gave up) is removed when a worker starts. */
@@ -199,6 +217,7 @@ async function main(): Promise<void> {
     // Heartbeats reach the server at least this often, so a cancellation reaches a long activity within seconds.
     maxHeartbeatThrottleInterval: '2s',
     shutdownGraceTime: '10s',
+    ...workerDeployment(jurisdiction.id),
   } as const;
   // One preprocessing job at a time per worker: a job uses a core and its scratch, and several would compete for them.
   const preprocessWorker = () =>

@@ -117,6 +117,11 @@ export async function startForeground(
 }
 
 export async function waitForShutdown(stack: Stack): Promise<void> {
+  // `steward workers deploy` leaves a signed request under the data dir and sends SIGHUP.
+  const deploy = () => {
+    stack.handleDeployRequests().catch((error: Error) => logger.error({ err: error.message }, 'deploy failed'));
+  };
+  process.on('SIGHUP', deploy);
   await new Promise<void>((resolve, reject) => {
     process.once('SIGINT', () => resolve());
     process.once('SIGTERM', () => resolve());

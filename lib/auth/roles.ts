@@ -58,6 +58,8 @@ export const PERMISSIONS = {
   /** A change to a controlled file: those who run the installation propose it; QA, another person, approves it. */
   'change.propose': ['qa', 'ops', 'steward'],
   'change.decide': ['qa'],
+  /** A new worker release made current in a jurisdiction, after the replay gate: those who run the installation. */
+  'workers.deploy': ['ops'],
 } as const satisfies Record<Action, readonly Role[]>;
 
 export function allowed(principal: Pick<Principal, 'role'>, action: Action): boolean {

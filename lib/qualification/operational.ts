@@ -1,12 +1,9 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
-import { temporal } from '@temporalio/proto';
-import type { HistoryAndWorkflowId } from '@temporalio/client';
-import { Worker } from '@temporalio/worker';
 import { JURISDICTIONS } from '../../jurisdictions';
 import type { Jurisdiction } from '../../schemas/jurisdiction';
 import type { InventoryPart } from './inventory';
@@ -15,6 +12,7 @@ import { verifyTrail } from '../audit/segment';
 import { FAILURE_CONVERTER_PATH } from '../client/temporal';
 import { checkCertificate, parseCertificateBundle, readCertificateFiles } from '../evidence/certificate';
 import { INSTALL_ROOT } from '../runtime/install';
+import { recordedHistories, replayHistories } from '../stack/replay-gate';
 import { CERTIFICATE_BUNDLES_PREFIX, CERTIFICATES_PREFIX } from '../storage/layout';
 import { getObjectOrUndefined, listObjects, putBytes } from '../storage/objects';
 
@@ -196,31 +194,18 @@ export async function certificateRules(
  * without a non-determinism error, so workflows started before an upgrade finish after it.
  */
 export async function replayRules(bundlePath: string | undefined, dir = RECORDED_HISTORIES): Promise<Rules> {
-  const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.json')) : [];
-  if (files.length === 0) {
+  const histories = recordedHistories(dir);
+  if (histories.length === 0) {
     return [{ check: 'oq.replay', rule: 'recorded workflow histories replay', ok: false, detail: `none in ${dir}` }];
   }
-  const histories: (HistoryAndWorkflowId & { file: string })[] = files.sort().map((file) => {
-    const { workflowId, history } = JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as {
-      workflowId: string;
-      history: Record<string, unknown>;
-    };
-    return { file, workflowId, history: temporal.api.history.v1.History.fromObject(history) };
-  });
-  const workflows =
+  const { failures: failed } = await replayHistories(
     bundlePath && existsSync(bundlePath)
       ? { workflowBundle: { codePath: bundlePath } }
-      : { workflowsPath: path.join(INSTALL_ROOT, 'workflows', 'index.ts') };
-  const failed: string[] = [];
-  const byId = new Map(histories.map((h) => [h.workflowId, h.file]));
-  for await (const result of Worker.runReplayHistories(
-    { ...workflows, dataConverter: { failureConverterPath: FAILURE_CONVERTER_PATH }, replayName: 'qualification' },
+      : { workflowsPath: path.join(INSTALL_ROOT, 'workflows', 'index.ts') },
     histories,
-  )) {
-    if (result.error) {
-      failed.push(`${byId.get(result.workflowId) ?? result.workflowId}: ${result.error.message.split('\n')[0]}`);
-    }
-  }
+    { failureConverterPath: FAILURE_CONVERTER_PATH },
+    'qualification',
+  );
   return [
     {
       check: 'oq.replay',

@@ -10,6 +10,7 @@ export const TLS_NAMES = {
   internode: 'temporal-internode.steward',
   storage: (site: string) => `${site}.storage.steward`,
   codec: 'codec.steward',
+  ui: 'ui.steward',
 } as const;
 
 export interface TlsPair {
@@ -34,6 +35,8 @@ export interface DeploymentPki {
   site(name: string, ips: string[]): Promise<TlsPair>;
   /** The codec server's HTTPS certificate. */
   codec: TlsPair;
+  /** The Web UI server's HTTPS certificate. */
+  ui: TlsPair;
 }
 
 const VALID_DAYS = 365;
@@ -102,6 +105,7 @@ export async function ensureDeploymentPki(dir: string): Promise<DeploymentPki> {
     }),
     client: await issue('steward-client', { client: true, dnsNames: ['steward-client'] }),
     codec: await issue('codec', { server: true, dnsNames: [TLS_NAMES.codec, 'localhost'], ips: loopback }),
+    ui: await issue('ui', { server: true, dnsNames: [TLS_NAMES.ui, 'localhost'], ips: loopback }),
     site: (name, ips) => issue(`site-${name}`, { server: true, dnsNames: [TLS_NAMES.storage(name)], ips }),
   };
 }

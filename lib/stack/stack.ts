@@ -1,23 +1,30 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ListBucketsCommand } from '@aws-sdk/client-s3';
-import { Connection } from '@temporalio/client';
+import { Connection, type Client } from '@temporalio/client';
 import { bundleWorkflowCode, type BundleOptions } from '@temporalio/worker';
-import { driftScheduleId, retentionScheduleId, searchAttributeFlags } from '../../contracts';
+import yaml from 'js-yaml';
+import { z } from 'zod';
+import { driftScheduleId, ingestTaskQueue, retentionScheduleId, searchAttributeFlags } from '../../contracts';
 import { getJurisdiction } from '../../jurisdictions';
 import type { StackState, TemporalEndpoint } from '../../schemas/config';
-import { connectClient, FAILURE_CONVERTER_PATH } from '../client/temporal';
+import { connectClient, FAILURE_CONVERTER_PATH, stewardDataConverter } from '../client/temporal';
 import { ensureRetentionSchedule } from '../retention/schedule';
 import { grantEvent, issueCodecGrant, newGrantId } from '../codec/grant';
 import { appendAudit } from '../client/audit';
 import { jurisdictionMessageKey } from '../auth/messages';
 import { startEmbeddedCodecServer, writeCodecGrant, type RunningCodecServer } from '../codec/embedded';
 import { openDemoIdentity } from '../pki/identity';
-import { FileKeyStore } from '../crypto/keystore';
-import { StewardAuthority } from '../pki/authority';
+import { FileKeyStore, type KeyStore } from '../crypto/keystore';
+import { verifyRequest } from '../auth/request';
+import { SignedRequestSchema } from '../../schemas/request';
+import { INSTALL_ROOT } from '../runtime/install';
+import { StewardAuthority, TrustAnchor } from '../pki/authority';
 import { ensureDemoIdentities } from '../pki/identity';
 import { stackFile } from '../runtime/config';
 import { confineBuckets, ensureJurisdictionBuckets } from '../storage/buckets';
@@ -40,6 +47,8 @@ import { canIsolateSites, createNetworks, inNetns, removeNetworks, type Jurisdic
 import { freePort } from './ports';
 import { Supervisor, tailOfLog, type StackEvent } from './supervisor';
 import { ensureTool, toolVersion } from './tools';
+import { recordedHistories, replayHistories, runningHistories, type ReplayReport } from './replay-gate';
+import { buildIdOf, currentBuildId, deploymentName, setCurrentBuildId } from './versions';
 
 export type { StackEvent } from './supervisor';
 export { tailOfLog } from './supervisor';
@@ -134,7 +143,18 @@ export function workflowsPath(): string {
   return path.join(__dirname, '..', '..', 'workflows', isWorkerSource() ? 'index.ts' : 'index.js');
 }
 
-export function workerEntry(): { command: string; args: string[] } {
+export function workerEntry(releaseRoot?: string): { command: string; args: string[] } {
+  // Another release runs from its own source checkout, with its own dependencies.
+  if (releaseRoot && path.resolve(releaseRoot) !== INSTALL_ROOT) {
+    return {
+      command: process.execPath,
+      args: [
+        '--import',
+        require.resolve('tsx', { paths: [releaseRoot] }),
+        path.join(releaseRoot, 'workers', 'main.ts'),
+      ],
+    };
+  }
   if (isWorkerSource()) {
     return {
       command: process.execPath,
@@ -175,6 +195,14 @@ export class Stack {
   private codec: RunningCodecServer | undefined;
   /** The data dir whose network namespaces this stack created (removed on stop). */
   private networksOf: string | undefined;
+  /** Starts a jurisdiction's workers of a release; set once the stack's sites and accounts exist. */
+  private startJurisdictionWorkers!: (jurisdiction: string, release: Release) => string[];
+  /** The last worker instance number per jurisdiction, and the release each worker runs. */
+  private readonly instances = new Map<string, number>();
+  private readonly workerBuilds = new Map<string, Release>();
+  private deployContext: { keys: KeyStore; temporal: TemporalEndpoint; pkiDir: string } | undefined;
+  /** Deploys run one at a time, in the order they are asked for. */
+  private deploying: Promise<void> = Promise.resolve();
   state!: StackState;
 
   private constructor(private readonly options: StackOptions) {
@@ -242,10 +270,12 @@ export class Stack {
     const s3Endpoint = `http://127.0.0.1:${s3Port}`;
     const keys = await FileKeyStore.open(path.join(dataDir, 'keys'), process.env.STEWARD_MASTER_KEY);
     const pkiDir = process.env.STEWARD_PKI_DIR ?? path.join(dataDir, 'pki');
+    if (production) this.deployContext = { keys, temporal: temporalEndpoint, pkiDir };
 
     // The codec server first: the Web UI is told where it is when the dev server starts. It answers only once the CA
     // and the UI's grant exist (a few steps below).
     const codecUrl = `${deployPki ? 'https' : 'http'}://127.0.0.1:${codecPort}`;
+    const uiScheme = deployPki ? 'https' : 'http';
     const uiGrant = newGrantId();
     const auditJurisdiction = jurisdictions[0]!.id;
     step(`starting the codec server on ${codecUrl}`);
@@ -256,7 +286,7 @@ export class Stack {
       port: codecPort,
       jurisdiction: auditJurisdiction,
       auditJurisdictions: jurisdictions.map((j) => j.id),
-      uiOrigins: [`http://127.0.0.1:${uiPort}`, `http://localhost:${uiPort}`],
+      uiOrigins: [`${uiScheme}://127.0.0.1:${uiPort}`, `${uiScheme}://localhost:${uiPort}`],
       temporal: temporalEndpoint,
       tls: deployPki?.codec,
     });
@@ -339,6 +369,7 @@ export class Stack {
           `${error.message}\nlast lines of ${this.supervisor.logOf('temporal-frontend')}:\n${tailOfLog(this.supervisor.logOf('temporal-frontend'))}`,
         );
       });
+      await this.startWebUi(deployPki!, temporalEndpoint, uiPort, `${codecUrl}/grant/${uiGrant}`, step);
     } else {
       await retryUntil(
         'Temporal dev server',
@@ -377,14 +408,13 @@ export class Stack {
     await writeCodecGrant(path.join(dataDir, 'codec', 'grants'), grant);
 
     step('bundling workflow code');
-    const bundlePath = path.join(dataDir, 'workflow-bundle.js');
-    const { code } = await bundleWorkflowCode({
-      workflowsPath: workflowsPath(),
-      failureConverterPath: FAILURE_CONVERTER_PATH,
-      ...(this.options.webpackConfigHook ? { webpackConfigHook: this.options.webpackConfigHook } : {}),
-      logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} },
-    });
-    await writeFile(bundlePath, code);
+    // In the production profile workers run versions of a Worker Deployment: each release's bundle is kept by build id.
+    const release = await bundleRelease(
+      dataDir,
+      INSTALL_ROOT,
+      production !== undefined,
+      this.options.webpackConfigHook,
+    );
 
     this.state = {
       format: 'steward-stack/1',
@@ -392,7 +422,7 @@ export class Stack {
       startedAt: new Date().toISOString(),
       dataDir,
       profile: production ? 'production' : 'embedded',
-      temporal: { ...temporalEndpoint, uiUrl: production ? '' : `http://127.0.0.1:${uiPort}`, pid: null },
+      temporal: { ...temporalEndpoint, uiUrl: `${uiScheme}://127.0.0.1:${uiPort}`, pid: null },
       s3: { ...siteEndpoint(firstSite, firstSite.root), pid: null },
       jurisdictions: Object.fromEntries(
         jurisdictions.map((j) => {
@@ -422,7 +452,6 @@ export class Stack {
       codec: { url: codecUrl, uiEndpoint: `${codecUrl}/grant/${uiGrant}`, auditJurisdiction },
     };
 
-    const { command, args } = workerEntry();
     /**
      * A worker process with its storage account at a site: it serves one jurisdiction, or (the inspector) reads
      * settings. A jurisdiction's workers run in its workers' network namespace where there is one.
@@ -432,10 +461,12 @@ export class Stack {
       account: { accessKeyId: string; secretAccessKey: string },
       site: { endpoint: string; caFile?: string | undefined; netns?: string | undefined; temporal?: string },
       env: object,
+      releaseRoot = INSTALL_ROOT,
     ) =>
       this.supervisor.add(
         name,
         () => {
+          const { command, args } = workerEntry(releaseRoot);
           const run = inNetns(site.netns, command, [...memoryFlags(this.options.workerEnv), ...args]);
           return spawn(run.command, run.args, {
             stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
@@ -464,16 +495,24 @@ export class Stack {
         },
         (child) => workerReady(child, name),
       );
-    const perJurisdiction = this.options.workersPerJurisdiction ?? 1;
-    for (const jurisdiction of jurisdictions) {
-      const site = sites.get(jurisdiction.id)!;
+    /** Starts a jurisdiction's workers of a release: instance numbers go on counting across deploys. */
+    this.startJurisdictionWorkers = (jurisdiction: string, workerRelease: Release) => {
+      const site = sites.get(jurisdiction)!;
       const temporalFromWorkers = site.network ? `${site.network.hostFromWorkers}:${grpcPort}` : undefined;
+      const perJurisdiction = this.options.workersPerJurisdiction ?? 1;
+      const names: string[] = [];
       // Several workers of a jurisdiction poll the same task queues, as hosts would: Temporal spreads the work.
-      for (let instance = 1; instance <= perJurisdiction; instance++) {
-        step(`starting ${jurisdiction.id} worker${perJurisdiction > 1 ? ` ${instance} of ${perJurisdiction}` : ''}`);
+      for (let n = 1; n <= perJurisdiction; n++) {
+        const instance = (this.instances.get(jurisdiction) ?? 0) + 1;
+        this.instances.set(jurisdiction, instance);
+        const name = workerName(jurisdiction, instance);
+        step(
+          `starting ${jurisdiction} worker${perJurisdiction > 1 ? ` ${n} of ${perJurisdiction}` : ''}` +
+            (workerRelease.buildId ? ` (build ${workerRelease.buildId})` : ''),
+        );
         startWorker(
-          workerName(jurisdiction.id, instance),
-          accounts.get(jurisdiction.id)!,
+          name,
+          accounts.get(jurisdiction)!,
           {
             endpoint: site.workerEndpoint,
             caFile: site.caFile,
@@ -481,17 +520,23 @@ export class Stack {
             ...(temporalFromWorkers ? { temporal: temporalFromWorkers } : {}),
           },
           {
-            STEWARD_JURISDICTION: jurisdiction.id,
-            STEWARD_WORKFLOW_BUNDLE: bundlePath,
+            STEWARD_JURISDICTION: jurisdiction,
+            STEWARD_WORKFLOW_BUNDLE: workerRelease.bundlePath,
+            ...(workerRelease.buildId ? { STEWARD_WORKER_BUILD_ID: workerRelease.buildId } : {}),
             // Recorded in preprocessing run documentation.
             ...(versitygwVersion ? { STEWARD_VERSITYGW_VERSION: versitygwVersion } : {}),
             // Hashed by the installation qualification (IQ).
             STEWARD_TEMPORAL_BIN: temporalBin,
             STEWARD_VERSITYGW_BIN: versitygwBin,
           },
+          workerRelease.root,
         );
+        this.workerBuilds.set(name, workerRelease);
+        names.push(name);
       }
-    }
+      return names;
+    };
+    for (const jurisdiction of jurisdictions) this.startJurisdictionWorkers(jurisdiction.id, release);
     // The storage inspector: the only process given storage's administrator credentials besides this one; it reads
     // bucket settings for the installation qualification and does nothing else.
     if (production) {
@@ -513,9 +558,14 @@ export class Stack {
     }
     await this.supervisor.ready();
 
-    step('scheduling retention sweeps');
     const client = await connectClient(temporalEndpoint, keys);
     try {
+      if (release.buildId) {
+        for (const jurisdiction of jurisdictions) {
+          await this.makeCurrent(client, jurisdiction.id, release, step, 'steward-stack');
+        }
+      }
+      step('scheduling retention sweeps');
       for (const jurisdiction of jurisdictions) {
         const created = await ensureRetentionSchedule(client, jurisdiction.id);
         step(`${created ? 'created' : 'kept'} schedule ${retentionScheduleId(jurisdiction.id)}`);
@@ -534,6 +584,36 @@ export class Stack {
     }
     this.supervisor.running = true;
     await this.writeState();
+  }
+
+  /**
+   * The Temporal Web UI server (production profile): HTTPS with the deployment's certificate, mutual TLS to the
+   * frontend, payloads decoded through the codec server under the stack's ops grant. It is read-only: terminating,
+   * signalling, resetting or starting workflows from the UI is off, so every change goes through a signed request.
+   */
+  private async startWebUi(
+    pki: DeploymentPki,
+    endpoint: TemporalEndpoint,
+    port: number,
+    codecEndpoint: string,
+    step: (message: string) => void,
+  ): Promise<void> {
+    const bin = await ensureTool('temporal-ui-server', step);
+    const root = path.join(this.options.dataDir, 'ui');
+    await mkdir(path.join(root, 'config'), { recursive: true });
+    await writeFile(path.join(root, 'config', 'base.yaml'), '', { mode: 0o600 });
+    await writeFile(path.join(root, 'config', 'production.yaml'), webUiConfig({ pki, endpoint, port, codecEndpoint }), {
+      mode: 0o600,
+    });
+    const url = `https://127.0.0.1:${port}`;
+    step(`starting the Temporal Web UI on ${url} (read-only)`);
+    this.supervisor.add('temporal-ui', () =>
+      spawn(bin, ['--root', root, '--config', 'config', '--env', 'production', 'start'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }),
+    );
+    const ca = await readFile(pki.caFile);
+    await retryUntil('Temporal Web UI', 60_000, () => httpsStatus(`${url}/`, ca), this.supervisor.logOf('temporal-ui'));
   }
 
   /**
@@ -639,12 +719,188 @@ export class Stack {
       if (j.storage) j.storage.pid = this.supervisor.pidOf(j.storage.site);
     const inspector = this.supervisor.children('storage-inspector')[0];
     if (inspector) this.state.inspector = { pid: inspector.pid, restarts: inspector.restarts };
-    this.state.workers = this.supervisor.children('worker-').map((w) => ({
-      jurisdiction: w.name.slice('worker-'.length).split('#')[0]!,
-      pid: w.pid,
-      restarts: w.restarts,
-    }));
+    this.state.workers = this.supervisor.children('worker-').map((w) => {
+      const buildId = this.workerBuilds.get(w.name)?.buildId;
+      return {
+        jurisdiction: w.name.slice('worker-'.length).split('#')[0]!,
+        pid: w.pid,
+        restarts: w.restarts,
+        ...(buildId ? { buildId } : {}),
+      };
+    });
     await writeFile(stackFile(this.options.dataDir), JSON.stringify(this.state, null, 2), { mode: 0o600 });
+  }
+
+  /**
+   * Makes a release the jurisdiction's current worker version. When another version was current, workflows running now
+   * will move to this one (every type auto-upgrades), so they are replayed against its bundle first, with the recorded
+   * histories of every workflow type: a history that does not replay refuses the release.
+   */
+  private async makeCurrent(
+    client: Client,
+    jurisdiction: string,
+    release: Release,
+    step: (message: string) => void,
+    identity: string,
+  ): Promise<{ previous: string | undefined; replayed: number; changed: boolean }> {
+    const previous = await currentBuildId(client, jurisdiction);
+    if (previous === release.buildId) {
+      step(`${deploymentName(jurisdiction)}: build ${release.buildId} is current`);
+      return { previous, replayed: 0, changed: false };
+    }
+    let replayed = 0;
+    if (previous) {
+      step(
+        `${deploymentName(jurisdiction)}: replaying histories against build ${release.buildId} (current: ${previous})`,
+      );
+      const report = await replayGate(client, this.deployContext!.keys, jurisdiction, release);
+      replayed = report.replayed;
+      if (report.failures.length > 0) {
+        const refused = new ReplayGateError(jurisdiction, release.buildId!, report);
+        throw new Error(
+          `${refused.message} (${report.failures.slice(0, 3).join('; ')}). Start the release whose build ${previous} ` +
+            'is current, let its workflows finish, or deploy a release that replays them.',
+        );
+      }
+    }
+    await setCurrentBuildId(client, jurisdiction, release.buildId!, identity);
+    step(`${deploymentName(jurisdiction)}: build ${release.buildId} is now current`);
+    return { previous, replayed, changed: true };
+  }
+
+  /**
+   * Handles the deploy requests waiting under `<data dir>/deploy/requests` (`steward workers deploy` writes them and
+   * sends this process SIGHUP). Each is a signed request of an ops identity for one jurisdiction; each outcome, allowed
+   * or refused, is an audit event in that jurisdiction's trail and a result file beside the request.
+   */
+  handleDeployRequests(): Promise<void> {
+    this.deploying = this.deploying.then(async () => {
+      const dir = path.join(this.options.dataDir, 'deploy');
+      const files = await readdir(path.join(dir, 'requests')).catch(() => [] as string[]);
+      for (const file of files.filter((f) => f.endsWith('.json')).sort()) {
+        const resultFile = path.join(dir, 'results', file);
+        if (existsSync(resultFile)) continue;
+        const result = await this.deploy(path.join(dir, 'requests', file)).catch((error: Error): DeployResult => ({
+          outcome: 'failed',
+          reason: error.message,
+        }));
+        await mkdir(path.join(dir, 'results'), { recursive: true });
+        await writeFile(resultFile, JSON.stringify(result, null, 2), { mode: 0o600 });
+      }
+    });
+    return this.deploying;
+  }
+
+  private async deploy(requestFile: string): Promise<DeployResult> {
+    const step = (message: string) => this.emit({ kind: 'step', message });
+    const context = this.deployContext;
+    if (!context)
+      return { outcome: 'refused', reason: 'rolling deploys need the production profile (Worker Versioning)' };
+    const parsed = SignedRequestSchema.safeParse(JSON.parse(await readFile(requestFile, 'utf8')));
+    if (!parsed.success) return { outcome: 'refused', reason: 'the request is not a signed Steward request' };
+    const claimed = bodyJurisdiction(parsed.data.body);
+    if (!claimed || !this.options.jurisdictions.includes(claimed)) {
+      return { outcome: 'refused', reason: `the request names no jurisdiction this stack serves` };
+    }
+    const trust = new TrustAnchor(context.pkiDir);
+    const verdict = verifyRequest(
+      parsed.data,
+      { action: 'workers.deploy', jurisdiction: claimed },
+      { caPem: trust.caPem(), revoked: await trust.revoked(), now: new Date() },
+    );
+    const client = await connectClient(context.temporal, context.keys);
+    const audit = async (
+      outcome: 'success' | 'failure' | 'denied',
+      details: Record<string, string | number | boolean | null | undefined>,
+    ) =>
+      appendAudit(
+        client,
+        await jurisdictionMessageKey(context.keys, claimed),
+        claimed,
+        [
+          {
+            action: 'workers.deployed',
+            outcome,
+            principal: verdict.ok ? verdict.principal : (verdict.claimed ?? { id: 'unknown', role: 'ops' as const }),
+            details: Object.fromEntries(Object.entries(details).filter(([, v]) => v !== undefined)) as Record<
+              string,
+              string | number | boolean | null
+            >,
+          },
+        ],
+        'steward-stack',
+      );
+    try {
+      if (!verdict.ok) {
+        await audit('denied', { reason: verdict.reason });
+        return { outcome: 'refused', reason: verdict.reason };
+      }
+      const params = DeployParamsSchema.safeParse((JSON.parse(parsed.data.body) as { params?: unknown }).params);
+      if (!params.success) {
+        await audit('denied', { reason: 'the request names no release' });
+        return { outcome: 'refused', reason: 'the request names no release folder' };
+      }
+      const root = path.resolve(params.data.release);
+      const problem = releaseProblem(root);
+      if (problem) {
+        await audit('denied', { reason: problem });
+        return { outcome: 'refused', reason: problem };
+      }
+      step(`deploy for ${claimed} by ${verdict.principal.id}: bundling ${root}`);
+      const release = await bundleRelease(this.options.dataDir, root, true);
+      const current = await currentBuildId(client, claimed);
+      if (current === release.buildId) {
+        await audit('success', {
+          buildId: release.buildId,
+          previous: current,
+          changed: false,
+          reason: params.data.reason,
+        });
+        return { outcome: 'unchanged', buildId: release.buildId!, previous: current, replayed: 0 };
+      }
+      // The gate runs before any worker of the release starts: a refused release never polls.
+      step(`${deploymentName(claimed)}: replaying histories against build ${release.buildId}`);
+      const report = await replayGate(client, context.keys, claimed, release);
+      if (report.failures.length > 0) {
+        const error = new ReplayGateError(claimed, release.buildId!, report);
+        await audit('denied', {
+          buildId: release.buildId,
+          current,
+          replayed: report.replayed,
+          failures: report.failures.slice(0, 5).join('; ').slice(0, 1000),
+        });
+        return {
+          outcome: 'refused',
+          reason: error.message,
+          buildId: release.buildId!,
+          previous: current,
+          replayed: report.replayed,
+          failures: report.failures,
+        };
+      }
+      const old = this.supervisor.children(`worker-${claimed}`).map((c) => c.name);
+      const started = this.startJurisdictionWorkers(claimed, release);
+      await this.supervisor.ready(started);
+      await setCurrentBuildId(client, claimed, release.buildId!, `steward-stack (${verdict.principal.id})`);
+      step(
+        `${deploymentName(claimed)}: build ${release.buildId} is now current; stopping ${old.join(', ') || 'no workers'}`,
+      );
+      // The old version's workers finish the tasks they hold (they shut down gracefully) and stop.
+      await this.supervisor.retire(old);
+      for (const name of old) this.workerBuilds.delete(name);
+      await this.writeState();
+      await audit('success', {
+        buildId: release.buildId,
+        previous: current,
+        replayed: report.replayed,
+        workers: started.length,
+        changed: true,
+        reason: params.data.reason,
+      });
+      return { outcome: 'deployed', buildId: release.buildId!, previous: current, replayed: report.replayed };
+    } finally {
+      await client.connection.close();
+    }
   }
 
   /** Stops workers first (they finish or hand back their tasks), then the servers. Safe to call twice. */
@@ -704,3 +960,160 @@ function workerReady(child: ChildProcess, name: string): Promise<void> {
 }
 
 export { isAlive } from './process';
+
+/** A release of Steward that workers run: its source folder, its workflow bundle, and (versioned) its build id. */
+export interface Release {
+  root: string;
+  bundlePath: string;
+  buildId?: string;
+}
+
+const SILENT = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} };
+
+/**
+ * Bundles a release's workflow code. Versioned (the production profile), the bundle is kept under
+ * `<data dir>/bundles/<build id>.js`; else it is `<data dir>/workflow-bundle.js`.
+ */
+export async function bundleRelease(
+  dataDir: string,
+  root: string,
+  versioned: boolean,
+  webpackConfigHook?: BundleOptions['webpackConfigHook'],
+): Promise<Release> {
+  const own = path.resolve(root) === INSTALL_ROOT;
+  const { code } = await bundleWorkflowCode({
+    workflowsPath: own ? workflowsPath() : path.join(root, 'workflows', 'index.ts'),
+    failureConverterPath: own ? FAILURE_CONVERTER_PATH : path.join(root, 'lib', 'crypto', 'failure-converter.ts'),
+    ...(webpackConfigHook ? { webpackConfigHook } : {}),
+    logger: SILENT,
+  });
+  if (!versioned) {
+    const bundlePath = path.join(dataDir, 'workflow-bundle.js');
+    await writeFile(bundlePath, code);
+    return { root, bundlePath };
+  }
+  const buildId = await buildIdOf(root, code);
+  await mkdir(path.join(dataDir, 'bundles'), { recursive: true });
+  const bundlePath = path.join(dataDir, 'bundles', `${buildId}.js`);
+  await writeFile(bundlePath, code);
+  return { root, bundlePath, buildId };
+}
+
+/** Why a folder is not a release workers can run from, or undefined. */
+function releaseProblem(root: string): string | undefined {
+  for (const needed of [
+    'workers/main.ts',
+    'workflows/index.ts',
+    'node_modules/tsx',
+    'node_modules/@temporalio/worker',
+  ]) {
+    if (!existsSync(path.join(root, needed)))
+      return `${root} is not a Steward release checkout with its dependencies installed: ${needed} is missing`;
+  }
+  return undefined;
+}
+
+function bodyJurisdiction(body: string): string | undefined {
+  try {
+    const jurisdiction = (JSON.parse(body) as { jurisdiction?: unknown }).jurisdiction;
+    return typeof jurisdiction === 'string' ? jurisdiction : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const DeployParamsSchema = z.object({ release: z.string().min(1), reason: z.string().optional() });
+
+export type DeployResult =
+  | { outcome: 'deployed' | 'unchanged'; buildId: string; previous: string | undefined; replayed: number }
+  | {
+      outcome: 'refused' | 'failed';
+      reason: string;
+      buildId?: string;
+      previous?: string | undefined;
+      replayed?: number;
+      failures?: string[];
+    };
+
+/** A release whose bundle does not replay a history: running workflows would fail on it. */
+export class ReplayGateError extends Error {
+  constructor(
+    readonly jurisdiction: string,
+    readonly buildId: string,
+    readonly report: ReplayReport,
+  ) {
+    super(
+      `build ${buildId} refused for ${jurisdiction}: ${report.failures.length} of ${report.replayed} histories do not ` +
+        'replay against it; workflows running now would fail on it',
+    );
+    this.name = 'ReplayGateError';
+  }
+}
+
+/**
+ * The replay gate: the release's recorded histories of every workflow type, and the histories of the jurisdiction's
+ * running workflows (encrypted as stored; the client's codec decodes them), replayed against the release's bundle.
+ */
+async function replayGate(
+  client: Client,
+  keys: KeyStore,
+  jurisdiction: string,
+  release: Release,
+): Promise<ReplayReport> {
+  const recorded = recordedHistories(path.join(release.root, 'test', 'fixtures', 'histories'));
+  const running = await runningHistories(client, `TaskQueue = "${ingestTaskQueue(jurisdiction)}"`);
+  return replayHistories(
+    { workflowBundle: { codePath: release.bundlePath } },
+    [...recorded, ...running],
+    stewardDataConverter(keys),
+  );
+}
+
+/** The Web UI server's configuration (its `production.yaml`). */
+function webUiConfig(options: {
+  pki: DeploymentPki;
+  endpoint: TemporalEndpoint;
+  port: number;
+  codecEndpoint: string;
+}): string {
+  const { pki, endpoint, port, codecEndpoint } = options;
+  const origins = [`https://127.0.0.1:${port}`, `https://localhost:${port}`];
+  return yaml.dump({
+    temporalGrpcAddress: endpoint.address,
+    host: '127.0.0.1',
+    port,
+    enableUi: true,
+    defaultNamespace: endpoint.namespace,
+    showTemporalSystemNamespace: false,
+    disableNewsFetch: true,
+    notifyOnNewVersion: false,
+    distribution: 'server',
+    refreshInterval: '1m',
+    cors: { allowOrigins: origins, cookieInsecure: false },
+    disableWriteActions: true,
+    tls: {
+      caFile: pki.caFile,
+      certFile: pki.client.certFile,
+      keyFile: pki.client.keyFile,
+      enableHostVerification: true,
+      serverName: TLS_NAMES.frontend,
+    },
+    uiServerTLS: { certFile: pki.ui.certFile, keyFile: pki.ui.keyFile },
+    codec: { endpoint: codecEndpoint, passAccessToken: false, includeCredentials: false },
+    auth: { enabled: false },
+  });
+}
+
+/** Resolves with the status of a GET over HTTPS, the server checked against `ca`; rejects on a 5xx. */
+function httpsStatus(url: string, ca: Buffer): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const request = https.get(url, { ca, timeout: 5000 }, (response) => {
+      response.resume();
+      const status = response.statusCode ?? 0;
+      if (status >= 500) reject(new Error(`HTTP ${status}`));
+      else resolve(status);
+    });
+    request.on('timeout', () => request.destroy(new Error('timed out')));
+    request.on('error', reject);
+  });
+}

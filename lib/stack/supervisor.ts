@@ -15,6 +15,8 @@ interface Managed {
   child: ChildProcess | undefined;
   restarts: number[];
   ready?: (child: ChildProcess) => Promise<void>;
+  /** Stopped for good: its exit is not a crash. */
+  retired?: boolean;
 }
 
 const MAX_RESTARTS_PER_MINUTE = 5;
@@ -80,9 +82,23 @@ export class Supervisor {
     this.launch(managed);
   }
 
-  /** Waits until every child with a readiness check reports ready. */
-  async ready(): Promise<void> {
-    await Promise.all(this.managed.filter((m) => m.ready).map((m) => m.ready!(m.child!)));
+  /** Stops children for good (they are not restarted) and forgets them: workers of a release that is no longer current. */
+  async retire(names: readonly string[]): Promise<void> {
+    const retiring = this.managed.filter((m) => names.includes(m.name));
+    for (const m of retiring) m.retired = true;
+    await Promise.all(
+      retiring.map(async (m) => {
+        if (await stopChild(m.child)) this.emit({ kind: 'killed', process: m.name, graceMs: STOP_GRACE_MS });
+      }),
+    );
+    for (const m of retiring) this.managed.splice(this.managed.indexOf(m), 1);
+  }
+
+  /** Waits until every child with a readiness check (or those named) reports ready, once after it was added. */
+  async ready(names?: readonly string[]): Promise<void> {
+    await Promise.all(
+      this.managed.filter((m) => m.ready && (!names || names.includes(m.name))).map((m) => m.ready!(m.child!)),
+    );
   }
 
   pidOf(name: string): number | null {
@@ -105,7 +121,7 @@ export class Supervisor {
     managed.child = child;
     child.on('error', (error) => out.write(`\n[steward] failed to start: ${error.message}\n`));
     child.once('exit', (code, signal) => {
-      if (this.stopping) return;
+      if (this.stopping || managed.retired) return;
       const now = Date.now();
       managed.restarts = managed.restarts.filter((t) => now - t < 60_000);
       const restarting = managed.restarts.length < MAX_RESTARTS_PER_MINUTE && this.running;

@@ -17,12 +17,14 @@ export const TOOL_MODULES = {
   versitygw: ['github.com/versity/versitygw/cmd/versitygw@v1.7.0', 'github.com/versity/versitygw/cmd/versitygw@v1.6.0'],
   'temporal-server': [`go.temporal.io/server/cmd/server@${TEMPORAL_SERVER_VERSION}`],
   'temporal-sql-tool': [`go.temporal.io/server/cmd/tools/sql@${TEMPORAL_SERVER_VERSION}`],
+  // The Temporal Web UI server (its UI assets are embedded); later releases ask for Go 1.26.9 or newer.
+  'temporal-ui-server': ['github.com/temporalio/ui-server/v2/cmd/server@v2.55.0'],
 } as const;
 export type ToolName = keyof typeof TOOL_MODULES;
 
 /** The tools the embedded stack needs; `steward tools --production` adds the rest. */
 export const EMBEDDED_TOOLS: ToolName[] = ['temporal', 'versitygw'];
-export const PRODUCTION_TOOLS: ToolName[] = ['temporal-server', 'temporal-sql-tool'];
+export const PRODUCTION_TOOLS: ToolName[] = ['temporal-server', 'temporal-sql-tool', 'temporal-ui-server'];
 
 export function toolCacheDir(env = process.env): string {
   return env.STEWARD_TOOLS_DIR ?? path.join(env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'steward', 'bin');

@@ -1,14 +1,16 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
 import { readdir, readFile, rm } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
 import { ListBucketsCommand } from '@aws-sdk/client-s3';
 import { Connection } from '@temporalio/client';
+import { chromium as playwright } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ingestTaskQueue } from '../../contracts';
+import { auditTrailWorkflowId, ingestTaskQueue } from '../../contracts';
 import type { StackState } from '../../schemas/config';
 import {
   databaseNames,
@@ -21,6 +23,10 @@ import {
 import { TLS_NAMES } from '../../lib/stack/deploy-pki';
 import { canIsolateSites } from '../../lib/stack/netns';
 import { readStackState } from '../../lib/runtime/config';
+import { INSTALL_ROOT } from '../../lib/runtime/install';
+import { flushAudit } from '../../lib/client/audit';
+import { signedInput } from '../../lib/client/request';
+import { openDemoIdentity } from '../../lib/pki/identity';
 import { ensureTool } from '../../lib/stack/tools';
 import { createS3Client } from '../../lib/storage/s3';
 import { connect, type TestClients } from '../harness';
@@ -30,6 +36,29 @@ import { cleanVerdict, ingestSmallPackage, runSteward, submitUntilCurating, temp
 const POSTGRES = process.env.STEWARD_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432';
 
 let dataDir: string;
+/** The workflow id of the test's first ingestion. */
+let ingestion: string;
+/** The build id of this installation, current in eu until the rolling upgrade. */
+let installedBuild: string;
+let releases: string;
+
+/** A copy of this installation as another release's checkout (its dependencies linked), changed by `change`. */
+async function copyRelease(name: string, change: (root: string) => void): Promise<string> {
+  const root = path.join(releases, name);
+  mkdirSync(root, { recursive: true });
+  const copied = spawnSync('sh', ['-c', `tar -c --exclude=./node_modules --exclude=./.git . | tar -x -C '${root}'`], {
+    cwd: INSTALL_ROOT,
+  });
+  expect(copied.status, copied.stderr?.toString()).toBe(0);
+  symlinkSync(path.join(INSTALL_ROOT, 'node_modules'), path.join(root, 'node_modules'));
+  change(root);
+  return root;
+}
+
+function historyFixtureCount(): number {
+  return readdirSync(path.join(INSTALL_ROOT, 'test', 'fixtures', 'histories')).filter((f) => f.endsWith('.json'))
+    .length;
+}
 let prefix: string;
 let state: StackState;
 let settings: ProductionSettings;
@@ -102,6 +131,7 @@ function handshake(
 
 beforeAll(async () => {
   dataDir = await tempDir('steward-production-');
+  releases = await tempDir('steward-releases-');
   prefix = `stw_test_${randomBytes(4).toString('hex')}`;
   const up = steward(
     'up',
@@ -114,6 +144,8 @@ beforeAll(async () => {
     prefix,
     '--jurisdictions',
     'eu,us',
+    '--workers-per-jurisdiction',
+    '2',
   );
   expect(up.code, `${up.stdout}\n${up.stderr}`).toBe(0);
   expect(up.stdout).toContain('Profile    production (Temporal cluster on PostgreSQL, mutual TLS)');
@@ -128,6 +160,7 @@ afterAll(async () => {
     dropTemporalDatabases(await ensureTool('temporal-sql-tool'), parsePostgresUrl(POSTGRES), prefix);
     expect(psql('postgres', `select count(*) from pg_database where datname like '${prefix}%'`)).toBe('0');
     await rm(dataDir, { recursive: true, force: true });
+    await rm(releases, { recursive: true, force: true });
   }
 }, 300_000);
 
@@ -279,6 +312,7 @@ describe('the production profile', () => {
       for await (const w of clients.client.workflow.list({ query: `StudyId = "ST-PROD" AND Jurisdiction = "eu"` }))
         listed.push(w.workflowId);
       expect(listed).toContain(record.lineage.workflowId);
+      ingestion = record.lineage.workflowId;
       expect(
         Number(
           psql(
@@ -292,6 +326,74 @@ describe('the production profile', () => {
     }
   });
 
+  it('serves the Temporal Web UI over HTTPS, read-only, decoding payloads through the codec server', async () => {
+    const ui = new URL(state.temporal.uiUrl);
+    expect(ui.protocol).toBe('https:');
+    const ca = readFileSync(path.join(dataDir, 'deploy-pki', 'ca.pem'));
+    const call = (method: string, route: string, headers: Record<string, string> = {}) =>
+      new Promise<{ status: number; body: string; cookies: string[] }>((resolve, reject) => {
+        const request = https.request(
+          `${ui.origin}${route}`,
+          { method, ca, servername: TLS_NAMES.ui, headers: { 'content-type': 'application/json', ...headers } },
+          (response) => {
+            let body = '';
+            response.on('data', (chunk: Buffer) => (body += chunk.toString('utf8')));
+            response.on('end', () =>
+              resolve({ status: response.statusCode!, body, cookies: response.headers['set-cookie'] ?? [] }),
+            );
+          },
+        );
+        request.on('error', reject);
+        request.end(method === 'GET' ? undefined : '{}');
+      });
+    // The UI server reaches the frontend with its client certificate: the ingestion is listed.
+    const listed = await call(
+      'GET',
+      `/api/v1/namespaces/default/workflows?query=${encodeURIComponent(`WorkflowId="${ingestion}"`)}`,
+    );
+    expect(listed.status, listed.body).toBe(200);
+    expect(listed.body).toContain(ingestion);
+    const settings = await call('GET', '/api/v1/settings');
+    expect((JSON.parse(settings.body) as { Codec: { Endpoint: string } }).Codec.Endpoint).toBe(state.codec!.uiEndpoint);
+    // Read-only: a terminate of the (running) eu audit trail sent straight to the UI's API, with the CSRF token a
+    // browser would send, is refused before it reaches Temporal; the trail runs on.
+    const csrf = /_csrf=([^;]+)/.exec(settings.cookies.join('; '))?.[1];
+    expect(csrf).toBeDefined();
+    const terminate = await call(
+      'POST',
+      `/api/v1/namespaces/default/workflows/${encodeURIComponent(auditTrailWorkflowId('eu'))}/terminate`,
+      { cookie: `_csrf=${csrf}`, 'x-csrf-token': csrf! },
+    );
+    expect(terminate.status, terminate.body).toBe(405);
+    const clients: TestClients = await connect(state);
+    try {
+      const trail = await clients.client.workflow.getHandle(auditTrailWorkflowId('eu')).describe();
+      expect(trail.status.name).toBe('RUNNING');
+    } finally {
+      await clients.close();
+    }
+    // Plain HTTP is refused: Go's TLS server answers it with 400 and serves nothing.
+    const reply = await plainTextReply(Number(ui.port), '127.0.0.1', `GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+    expect(reply.toString('latin1')).not.toMatch(/^HTTP\/1\.[01] [23]\d\d/);
+
+    // In a browser that trusts the deployment CA (here: told to accept its certificates), the input shows decoded.
+    const chromium = process.env.STEWARD_CHROMIUM ?? '/usr/bin/chromium';
+    if (!existsSync(chromium) && !process.env.CI) return;
+    const context = await playwright.launchPersistentContext(await tempDir('steward-chromium-'), {
+      executablePath: chromium,
+      headless: true,
+      ignoreHTTPSErrors: true,
+      args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
+    });
+    try {
+      const page = context.pages()[0] ?? (await context.newPage());
+      await page.goto(`${ui.origin}/namespaces/default/workflows/${encodeURIComponent(ingestion)}`);
+      await page.getByText('\\"studyId\\":\\"ST-PROD\\"').first().waitFor({ timeout: 60_000 });
+    } finally {
+      await context.close();
+    }
+  });
+
   it('runs the demo end to end: ingestion in EU and US, a rejected package, an access and an erasure request', () => {
     const demo = steward('demo', 'run', '--rows', '300');
     expect(demo.code, `${demo.stdout}\n${demo.stderr}`).toBe(0);
@@ -299,6 +401,70 @@ describe('the production profile', () => {
     expect(demo.stdout).toMatch(/Access request [0-9a-f-]{36} \(eu\/DEMO-EU-01\): completed/);
     expect(demo.stdout).toMatch(/Erasure request [0-9a-f-]{36} \(eu\/DEMO-EU-01\): completed/);
     expect(demo.stdout).toMatch(/Certificate \S+ verifies/);
+  });
+
+  it("spreads a jurisdiction's work over its workers: each eu worker ran activities and workflow tasks", async () => {
+    const euPids = state.workers.filter((w) => w.jurisdiction === 'eu').map((w) => w.pid);
+    expect(euPids).toHaveLength(2);
+    const clients: TestClients = await connect(state);
+    const ran = new Map<string, { activities: number; workflowTasks: number }>();
+    try {
+      for await (const w of clients.client.workflow.list({ query: `TaskQueue = "${ingestTaskQueue('eu')}"` })) {
+        const history = await clients.client.workflow.getHandle(w.workflowId, w.runId).fetchHistory();
+        for (const event of history.events ?? []) {
+          const activity = event.activityTaskStartedEventAttributes?.identity;
+          const task = event.workflowTaskStartedEventAttributes?.identity;
+          for (const [identity, kind] of [
+            [activity, 'activities'],
+            [task, 'workflowTasks'],
+          ] as const) {
+            if (!identity) continue;
+            const counts = ran.get(identity) ?? { activities: 0, workflowTasks: 0 };
+            counts[kind]++;
+            ran.set(identity, counts);
+          }
+        }
+      }
+    } finally {
+      await clients.close();
+    }
+    // Worker identities end in `:<pid>`: the demo's eu workflows ran on both eu worker processes.
+    for (const pid of euPids) {
+      const identity = [...ran.keys()].find((i) => i.startsWith('steward-worker-eu@') && i.endsWith(`:${pid}`));
+      expect(identity, `eu worker ${pid} ran nothing; ran: ${JSON.stringify([...ran])}`).toBeDefined();
+      expect(ran.get(identity!)!.activities).toBeGreaterThan(0);
+      expect(ran.get(identity!)!.workflowTasks).toBeGreaterThan(0);
+    }
+    // No us worker ran eu work.
+    expect([...ran.keys()].filter((i) => i.includes('-us@'))).toEqual([]);
+  });
+
+  it('serves the codec over HTTPS only, with a certificate from the deployment CA', async () => {
+    const url = new URL(state.codec!.url);
+    expect(url.protocol).toBe('https:');
+    const port = Number(url.port);
+    const status = await new Promise<number>((resolve, reject) => {
+      const request = https.get(
+        {
+          host: '127.0.0.1',
+          port,
+          path: '/',
+          servername: TLS_NAMES.codec,
+          ca: readFileSync(path.join(dataDir, 'deploy-pki', 'ca.pem')),
+        },
+        (response) => {
+          response.resume();
+          resolve(response.statusCode!);
+        },
+      );
+      request.on('error', reject);
+    });
+    // An HTTP answer (no such route) over a verified TLS connection.
+    expect(status).toBe(404);
+    // Without the deployment CA the certificate is not trusted; plain HTTP gets no HTTP answer.
+    await expect(fetch(`https://127.0.0.1:${port}/`)).rejects.toThrow();
+    const reply = await plainTextReply(port, '127.0.0.1', `GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+    expect(reply.toString('latin1')).not.toMatch(/^HTTP\/1\.[01] \d{3}/);
   });
 
   it('sweeps expired datasets with certificates', () => {
@@ -323,6 +489,154 @@ describe('the production profile', () => {
     expect(result.signed).toBe(true);
   });
 
+  it('rolls a new release onto the workers behind the replay gate; a non-deterministic one or an unsigned request is refused', async () => {
+    const ops = path.join(dataDir, 'identities', 'ops');
+    const status = () => {
+      const run = steward('--json', 'workers', 'status', '--jurisdiction', 'eu');
+      expect(run.code, run.stderr).toBe(0);
+      return (JSON.parse(run.stdout) as { current: string; workers: { pid: number; buildId: string }[] }[])[0]!;
+    };
+    const deploy = (release: string, reason: string) =>
+      steward(
+        '--identity',
+        ops,
+        '--json',
+        'workers',
+        'deploy',
+        '--jurisdiction',
+        'eu',
+        '--release',
+        release,
+        '--reason',
+        reason,
+      );
+    const before = status();
+    expect(before.current).toMatch(/^[0-9a-f]{16}$/);
+    installedBuild = before.current;
+    expect(before.workers.map((w) => w.buildId)).toEqual([before.current, before.current]);
+
+    // Release 2: this installation with one changed source file, as a checkout of its own.
+    const release = await copyRelease('release-2', (root) => {
+      appendFileSync(path.join(root, 'activities', 'index.ts'), '\n// release 2\n');
+    });
+    let clients: TestClients = await connect(state);
+    const { handle } = await submitUntilCurating(clients, { studyId: 'ST-ROLL', rows: 3000, subjects: 40, seed: 9 });
+    // The eu audit trail runs all along: the run open now is a workflow started before the deploy.
+    const trailRun = (await clients.client.workflow.getHandle(auditTrailWorkflowId('eu')).describe()).runId;
+    await clients.close();
+    const deployed = deploy(release, 'release 2');
+    expect(deployed.code, `${deployed.stdout}\n${deployed.stderr}`).toBe(0);
+    const result = (
+      JSON.parse(deployed.stdout) as { outcome: string; buildId: string; previous: string; replayed: number }[]
+    )[0]!;
+    expect(result).toMatchObject({ outcome: 'deployed', previous: before.current });
+    expect(result.buildId).not.toBe(before.current);
+    // Recorded histories of every workflow type, and the running ones (the ingestion among them).
+    expect(result.replayed).toBeGreaterThan(historyFixtureCount());
+    state = readStackState(dataDir)!;
+    const after = status();
+    expect(after.current).toBe(result.buildId);
+    expect(after.workers.map((w) => w.buildId)).toEqual([result.buildId, result.buildId]);
+    // The old workers are gone; the new ones run the release's own code.
+    for (const w of before.workers) expect(existsSync(`/proc/${w.pid}`)).toBe(false);
+    for (const w of after.workers) {
+      expect(readFileSync(`/proc/${w.pid}/cmdline`, 'utf8')).toContain(path.join(release, 'workers', 'main.ts'));
+    }
+    // The ingestion started on the old release finishes, curated.
+    clients = await connect(state);
+    try {
+      expect((await clients.client.workflow.getHandle(handle.workflowId).result()).outcome).toBe('curated');
+    } finally {
+      await clients.close();
+    }
+
+    // Release 3 adds a timer before the first activity of an ingestion: recorded ingestions no longer replay.
+    const broken = await copyRelease('release-3', (root) => {
+      const file = path.join(root, 'workflows', 'ingestPackage.ts');
+      const source = readFileSync(file, 'utf8')
+        .replace('  setHandler,\n', '  setHandler,\n  sleep,\n')
+        .replace(
+          "  const auth = await authorize(raw, 'ingest',",
+          "  await sleep('1 second');\n  const auth = await authorize(raw, 'ingest',",
+        );
+      expect(source).toContain("await sleep('1 second')");
+      writeFileSync(file, source);
+    });
+    const refused = deploy(broken, 'release 3');
+    expect(refused.code, refused.stdout).toBe(3);
+    const verdict = (JSON.parse(refused.stdout) as { outcome: string; failures: string[]; previous: string }[])[0]!;
+    expect(verdict.outcome).toBe('refused');
+    expect(verdict.previous).toBe(result.buildId);
+    expect(verdict.failures.some((f) => f.startsWith('ingestPackageWorkflow') && /Nondeterminism/.test(f))).toBe(true);
+    expect(status().current).toBe(result.buildId);
+    expect(
+      readStackState(dataDir)!
+        .workers.filter((w) => w.jurisdiction === 'eu')
+        .map((w) => w.pid),
+    ).toEqual(after.workers.map((w) => w.pid));
+
+    // A request that skips the CLI's role check (a steward's signature, dropped in the stack's request folder) is
+    // verified by the stack and refused.
+    const steward_ = path.join(dataDir, 'identities', 'steward');
+    const forged = signedInput(openDemoIdentity(steward_), {
+      action: 'workers.deploy',
+      jurisdiction: 'eu',
+      params: { release },
+    });
+    const requests = path.join(dataDir, 'deploy', 'requests');
+    writeFileSync(path.join(requests, 'zz-forged.json'), JSON.stringify(forged.request));
+    process.kill(state.pid, 'SIGHUP');
+    const resultFile = path.join(dataDir, 'deploy', 'results', 'zz-forged.json');
+    await expect.poll(() => existsSync(resultFile), { timeout: 60_000 }).toBe(true);
+    expect(JSON.parse(readFileSync(resultFile, 'utf8'))).toMatchObject({
+      outcome: 'refused',
+      reason: expect.stringMatching(/may not workers\.deploy/),
+    });
+
+    // Each outcome is in the eu audit trail, under the identity that signed it.
+    clients = await connect(state);
+    try {
+      await flushAudit(clients.client, 'eu');
+      // That run went on, on the new release's workers: it auto-upgraded at its next task.
+      const ranOn = (
+        (await clients.client.workflow.getHandle(auditTrailWorkflowId('eu'), trailRun).fetchHistory()).events ?? []
+      ).flatMap((e) => {
+        const identity = e.workflowTaskStartedEventAttributes?.identity;
+        return identity ? [identity] : [];
+      });
+      const newPids = after.workers.map((w) => `:${w.pid}`);
+      expect(
+        ranOn.some((i) => newPids.some((p) => i.endsWith(p))),
+        ranOn.join(', '),
+      ).toBe(true);
+    } finally {
+      await clients.close();
+    }
+    const audit = steward(
+      '--identity',
+      path.join(dataDir, 'identities', 'auditor'),
+      '--json',
+      'audit',
+      'query',
+      '--jurisdiction',
+      'eu',
+      '--action',
+      'workers.deployed',
+    );
+    expect(audit.code, audit.stderr).toBe(0);
+    const events = (
+      JSON.parse(audit.stdout) as {
+        events: { event: { outcome: string; principal: { role: string }; details: Record<string, unknown> } }[];
+      }
+    ).events.map((e) => e.event);
+    expect(events.map((e) => [e.outcome, e.principal.role])).toEqual([
+      ['success', 'ops'],
+      ['denied', 'ops'],
+      ['denied', 'steward'],
+    ]);
+    expect(events[0]!.details).toMatchObject({ buildId: result.buildId, previous: before.current });
+  });
+
   it('keeps workflows across a full restart: one started before `down` finishes after `up`', async () => {
     let clients: TestClients = await connect(state);
     const { handle, pkg } = await submitUntilCurating(clients, {
@@ -338,6 +652,9 @@ describe('the production profile', () => {
     expect(up.code, `${up.stdout}\n${up.stderr}`).toBe(0);
     state = readStackState(dataDir)!;
     expect(state.profile).toBe('production');
+    // The workers run this installation again: `up` replayed the running workflows against it and made it current.
+    expect(up.stderr).toContain(`steward-eu: build ${installedBuild} is now current`);
+    expect(state.workers.every((w) => w.buildId === installedBuild)).toBe(true);
     clients = await connect(state);
     try {
       const result = await clients.client.workflow.getHandle(handle.workflowId).result();
