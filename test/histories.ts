@@ -1,10 +1,11 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { METADATA_ENCODING_KEY, type Payload } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { AesGcmPayloadCodec } from '../lib/crypto/codec';
 import type { KeyStore } from '../lib/crypto/keystore';
+import { recordedHistories } from '../lib/stack/replay-gate';
 
 /**
  * Workflow histories recorded from the previous release: `<workflowType>.json` (a run that completed or continued as
@@ -42,16 +43,12 @@ export interface HistoryFixture {
 }
 
 export function historyFixtures(): HistoryFixture[] {
-  return readdirSync(HISTORY_FIXTURES)
-    .filter((name) => name.endsWith('.json'))
-    .sort()
-    .map((file) => {
-      const { workflowId, history } = JSON.parse(readFileSync(path.join(HISTORY_FIXTURES, file), 'utf8')) as {
-        workflowId: string;
-        history: unknown;
-      };
-      return { file, workflowType: file.split('.')[0]!, workflowId, history: historyFromObject(history) };
-    });
+  return recordedHistories(HISTORY_FIXTURES).map(({ name, workflowId, history }) => ({
+    file: name,
+    workflowType: name.split('.')[0]!,
+    workflowId,
+    history,
+  }));
 }
 
 interface PayloadJson {

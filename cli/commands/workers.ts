@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -6,7 +7,7 @@ import type { Command } from 'commander';
 import { z } from 'zod';
 import { isAlive } from '../../lib/stack/process';
 import type { DeployResult } from '../../lib/stack/stack';
-import { currentBuildId, deploymentName, deploymentVersions } from '../../lib/stack/versions';
+import { deployFolders, deploymentName, describeDeployment } from '../../lib/stack/versions';
 import { readStackState } from '../../lib/runtime/config';
 import { EXIT, UserError } from '../../lib/runtime/errors';
 import { INSTALL_ROOT } from '../../lib/runtime/install';
@@ -79,20 +80,21 @@ export function registerWorkerCommands(program: Command, globals: () => GlobalOp
         }
         const results: (DeployResult & { jurisdiction: string })[] = [];
         for (const jurisdiction of jurisdictions) {
+          const requestId = randomUUID();
           const input = await ctx.sign({
             action: 'workers.deploy',
             jurisdiction,
             params: { release, reason: options.reason },
+            requestId,
             meaning: `deploy ${release} to the ${jurisdiction} workers`,
           });
-          const body = JSON.parse(input.request.body) as { requestId: string };
-          const dir = path.join(ctx.config.dataDir, 'deploy');
-          await mkdir(path.join(dir, 'requests'), { recursive: true, mode: 0o700 });
-          const file = `${new Date().toISOString().replace(/[:.]/g, '')}-${body.requestId}.json`;
-          await writeFile(path.join(dir, 'requests', file), JSON.stringify(input.request), { mode: 0o600 });
+          const folders = deployFolders(ctx.config.dataDir);
+          await mkdir(folders.requests, { recursive: true, mode: 0o700 });
+          const file = `${new Date().toISOString().replace(/[:.]/g, '')}-${requestId}.json`;
+          await writeFile(path.join(folders.requests, file), JSON.stringify(input.request), { mode: 0o600 });
           process.kill(state.pid, 'SIGHUP');
           note(`asked the stack (pid ${state.pid}) to deploy ${release} to ${deploymentName(jurisdiction)}…`);
-          const result = await awaitResult(path.join(dir, 'results', file), ctx.config.dataDir);
+          const result = await awaitResult(path.join(folders.results, file), ctx.config.dataDir);
           results.push({ jurisdiction, ...result });
           if (!ctx.json) printResult(jurisdiction, result);
           if (result.outcome === 'refused' || result.outcome === 'failed') break;
@@ -119,11 +121,12 @@ export function registerWorkerCommands(program: Command, globals: () => GlobalOp
         const jurisdictions = options.jurisdiction ? [options.jurisdiction] : Object.keys(state.jurisdictions);
         const report = [];
         for (const jurisdiction of jurisdictions) {
+          const { current, versions } = await describeDeployment(client, jurisdiction);
           report.push({
             jurisdiction,
             deployment: deploymentName(jurisdiction),
-            current: (await currentBuildId(client, jurisdiction)) ?? null,
-            versions: await deploymentVersions(client, jurisdiction),
+            current: current ?? null,
+            versions,
             workers: state.workers.filter((w) => w.jurisdiction === jurisdiction),
           });
         }

@@ -31,7 +31,8 @@ export function signedInput(
   };
 }
 
-function bodyOf(request: SignedRequest): RequestBody | undefined {
+/** A signed request's body, parsed; undefined when it is not a Steward request body. Says nothing of the signature. */
+export function bodyOf(request: SignedRequest): RequestBody | undefined {
   try {
     return RequestBodySchema.parse(JSON.parse(request.body));
   } catch {

@@ -8,6 +8,7 @@ import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 /** A history to replay and what to call it in a report: a recorded file's name, or a running workflow's id. */
 export interface NamedHistory extends HistoryAndWorkflowId {
   name: string;
+  history: temporal.api.history.v1.IHistory;
 }
 
 export interface ReplayReport {

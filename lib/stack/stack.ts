@@ -22,6 +22,7 @@ import { startEmbeddedCodecServer, writeCodecGrant, type RunningCodecServer } fr
 import { openDemoIdentity } from '../pki/identity';
 import { FileKeyStore, type KeyStore } from '../crypto/keystore';
 import { verifyRequest } from '../auth/request';
+import { bodyOf } from '../client/request';
 import { SignedRequestSchema } from '../../schemas/request';
 import { INSTALL_ROOT } from '../runtime/install';
 import { StewardAuthority, TrustAnchor } from '../pki/authority';
@@ -48,7 +49,7 @@ import { freePort } from './ports';
 import { Supervisor, tailOfLog, type StackEvent } from './supervisor';
 import { ensureTool, toolVersion } from './tools';
 import { recordedHistories, replayHistories, runningHistories, type ReplayReport } from './replay-gate';
-import { buildIdOf, currentBuildId, deploymentName, setCurrentBuildId } from './versions';
+import { buildIdOf, currentBuildId, deployFolders, deploymentName, setCurrentBuildId } from './versions';
 
 export type { StackEvent } from './supervisor';
 export { tailOfLog } from './supervisor';
@@ -722,7 +723,7 @@ export class Stack {
     this.state.workers = this.supervisor.children('worker-').map((w) => {
       const buildId = this.workerBuilds.get(w.name)?.buildId;
       return {
-        jurisdiction: w.name.slice('worker-'.length).split('#')[0]!,
+        jurisdiction: workerJurisdiction(w.name),
         pid: w.pid,
         restarts: w.restarts,
         ...(buildId ? { buildId } : {}),
@@ -742,30 +743,27 @@ export class Stack {
     release: Release,
     step: (message: string) => void,
     identity: string,
-  ): Promise<{ previous: string | undefined; replayed: number; changed: boolean }> {
+  ): Promise<void> {
     const previous = await currentBuildId(client, jurisdiction);
     if (previous === release.buildId) {
       step(`${deploymentName(jurisdiction)}: build ${release.buildId} is current`);
-      return { previous, replayed: 0, changed: false };
+      return;
     }
-    let replayed = 0;
     if (previous) {
       step(
         `${deploymentName(jurisdiction)}: replaying histories against build ${release.buildId} (current: ${previous})`,
       );
       const report = await replayGate(client, this.deployContext!.keys, jurisdiction, release);
-      replayed = report.replayed;
       if (report.failures.length > 0) {
-        const refused = new ReplayGateError(jurisdiction, release.buildId!, report);
         throw new Error(
-          `${refused.message} (${report.failures.slice(0, 3).join('; ')}). Start the release whose build ${previous} ` +
-            'is current, let its workflows finish, or deploy a release that replays them.',
+          `${replayRefusal(jurisdiction, release.buildId!, report)} (${report.failures.slice(0, 3).join('; ')}). ` +
+            `Start the release whose build ${previous} is current, let its workflows finish, or deploy a release ` +
+            'that replays them.',
         );
       }
     }
     await setCurrentBuildId(client, jurisdiction, release.buildId!, identity);
     step(`${deploymentName(jurisdiction)}: build ${release.buildId} is now current`);
-    return { previous, replayed, changed: true };
   }
 
   /**
@@ -775,16 +773,16 @@ export class Stack {
    */
   handleDeployRequests(): Promise<void> {
     this.deploying = this.deploying.then(async () => {
-      const dir = path.join(this.options.dataDir, 'deploy');
-      const files = await readdir(path.join(dir, 'requests')).catch(() => [] as string[]);
+      const folders = deployFolders(this.options.dataDir);
+      const files = await readdir(folders.requests).catch(() => [] as string[]);
       for (const file of files.filter((f) => f.endsWith('.json')).sort()) {
-        const resultFile = path.join(dir, 'results', file);
+        const resultFile = path.join(folders.results, file);
         if (existsSync(resultFile)) continue;
-        const result = await this.deploy(path.join(dir, 'requests', file)).catch((error: Error): DeployResult => ({
+        const result = await this.deploy(path.join(folders.requests, file)).catch((error: Error): DeployResult => ({
           outcome: 'failed',
           reason: error.message,
         }));
-        await mkdir(path.join(dir, 'results'), { recursive: true });
+        await mkdir(folders.results, { recursive: true });
         await writeFile(resultFile, JSON.stringify(result, null, 2), { mode: 0o600 });
       }
     });
@@ -798,8 +796,9 @@ export class Stack {
       return { outcome: 'refused', reason: 'rolling deploys need the production profile (Worker Versioning)' };
     const parsed = SignedRequestSchema.safeParse(JSON.parse(await readFile(requestFile, 'utf8')));
     if (!parsed.success) return { outcome: 'refused', reason: 'the request is not a signed Steward request' };
-    const claimed = bodyJurisdiction(parsed.data.body);
-    if (!claimed || !this.options.jurisdictions.includes(claimed)) {
+    const body = bodyOf(parsed.data);
+    const claimed = body?.jurisdiction;
+    if (!body || !claimed || !this.options.jurisdictions.includes(claimed)) {
       return { outcome: 'refused', reason: `the request names no jurisdiction this stack serves` };
     }
     const trust = new TrustAnchor(context.pkiDir);
@@ -835,7 +834,7 @@ export class Stack {
         await audit('denied', { reason: verdict.reason });
         return { outcome: 'refused', reason: verdict.reason };
       }
-      const params = DeployParamsSchema.safeParse((JSON.parse(parsed.data.body) as { params?: unknown }).params);
+      const params = DeployParamsSchema.safeParse(body.params);
       if (!params.success) {
         await audit('denied', { reason: 'the request names no release' });
         return { outcome: 'refused', reason: 'the request names no release folder' };
@@ -862,7 +861,6 @@ export class Stack {
       step(`${deploymentName(claimed)}: replaying histories against build ${release.buildId}`);
       const report = await replayGate(client, context.keys, claimed, release);
       if (report.failures.length > 0) {
-        const error = new ReplayGateError(claimed, release.buildId!, report);
         await audit('denied', {
           buildId: release.buildId,
           current,
@@ -871,14 +869,17 @@ export class Stack {
         });
         return {
           outcome: 'refused',
-          reason: error.message,
+          reason: replayRefusal(claimed, release.buildId!, report),
           buildId: release.buildId!,
           previous: current,
           replayed: report.replayed,
           failures: report.failures,
         };
       }
-      const old = this.supervisor.children(`worker-${claimed}`).map((c) => c.name);
+      const old = this.supervisor
+        .children('worker-')
+        .filter((c) => workerJurisdiction(c.name) === claimed)
+        .map((c) => c.name);
       const started = this.startJurisdictionWorkers(claimed, release);
       await this.supervisor.ready(started);
       await setCurrentBuildId(client, claimed, release.buildId!, `steward-stack (${verdict.principal.id})`);
@@ -915,6 +916,11 @@ export class Stack {
 /** A worker's supervised name: `worker-<j>`, then `worker-<j>#2`, `#3`… for more on the same queues. */
 function workerName(jurisdiction: string, instance: number): string {
   return instance === 1 ? `worker-${jurisdiction}` : `worker-${jurisdiction}#${instance}`;
+}
+
+/** The jurisdiction a worker's supervised name (`workerName`) names. */
+function workerJurisdiction(name: string): string {
+  return name.slice('worker-'.length).split('#')[0]!;
 }
 
 /** Resolves once something listens on the loopback port. */
@@ -1013,15 +1019,6 @@ function releaseProblem(root: string): string | undefined {
   return undefined;
 }
 
-function bodyJurisdiction(body: string): string | undefined {
-  try {
-    const jurisdiction = (JSON.parse(body) as { jurisdiction?: unknown }).jurisdiction;
-    return typeof jurisdiction === 'string' ? jurisdiction : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 const DeployParamsSchema = z.object({ release: z.string().min(1), reason: z.string().optional() });
 
 export type DeployResult =
@@ -1035,19 +1032,12 @@ export type DeployResult =
       failures?: string[];
     };
 
-/** A release whose bundle does not replay a history: running workflows would fail on it. */
-export class ReplayGateError extends Error {
-  constructor(
-    readonly jurisdiction: string,
-    readonly buildId: string,
-    readonly report: ReplayReport,
-  ) {
-    super(
-      `build ${buildId} refused for ${jurisdiction}: ${report.failures.length} of ${report.replayed} histories do not ` +
-        'replay against it; workflows running now would fail on it',
-    );
-    this.name = 'ReplayGateError';
-  }
+/** Why the replay gate refused a release: running workflows would fail on it. */
+function replayRefusal(jurisdiction: string, buildId: string, report: ReplayReport): string {
+  return (
+    `build ${buildId} refused for ${jurisdiction}: ${report.failures.length} of ${report.replayed} histories do not ` +
+    'replay against it; workflows running now would fail on it'
+  );
 }
 
 /**

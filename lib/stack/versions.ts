@@ -42,42 +42,55 @@ export async function buildIdOf(releaseRoot: string, bundleCode: string): Promis
   return hash.digest('hex').slice(0, 16);
 }
 
-/** The build id of a jurisdiction's current version, or undefined before any version was made current. */
-export async function currentBuildId(client: Client, jurisdiction: string): Promise<string | undefined> {
+/** A version a jurisdiction's deployment knows, with its status (current, draining, drained…). */
+export interface DeploymentVersion {
+  buildId: string;
+  status: string;
+  createdAt: string | undefined;
+}
+
+/**
+ * A jurisdiction's Worker Deployment as Temporal describes it: the current build (undefined before any version was
+ * made current) and the versions it knows. Empty before any of its workers has polled.
+ */
+export async function describeDeployment(
+  client: Client,
+  jurisdiction: string,
+): Promise<{ current: string | undefined; versions: DeploymentVersion[] }> {
   try {
     const { workerDeploymentInfo } = await client.workflowService.describeWorkerDeployment({
       namespace: client.options.namespace,
       deploymentName: deploymentName(jurisdiction),
     });
-    return workerDeploymentInfo?.routingConfig?.currentDeploymentVersion?.buildId ?? undefined;
+    return {
+      current: workerDeploymentInfo?.routingConfig?.currentDeploymentVersion?.buildId ?? undefined,
+      versions: (workerDeploymentInfo?.versionSummaries ?? []).map((v) => ({
+        buildId: v.deploymentVersion?.buildId ?? '',
+        status: (temporal.api.enums.v1.WorkerDeploymentVersionStatus[v.status ?? 0] ?? 'unknown')
+          .replace(/^WORKER_DEPLOYMENT_VERSION_STATUS_/, '')
+          .toLowerCase(),
+        createdAt: v.createTime?.seconds ? new Date(Number(v.createTime.seconds) * 1000).toISOString() : undefined,
+      })),
+    };
   } catch (error) {
     // NOT_FOUND: no worker of this deployment has polled yet.
-    if ((error as { code?: number }).code === 5) return undefined;
+    if ((error as { code?: number }).code === 5) return { current: undefined, versions: [] };
     throw error;
   }
 }
 
-/** The versions a jurisdiction's deployment knows, newest first, with their status (current, draining, drained…). */
-export async function deploymentVersions(
-  client: Client,
-  jurisdiction: string,
-): Promise<{ buildId: string; status: string; createdAt: string | undefined }[]> {
-  try {
-    const { workerDeploymentInfo } = await client.workflowService.describeWorkerDeployment({
-      namespace: client.options.namespace,
-      deploymentName: deploymentName(jurisdiction),
-    });
-    return (workerDeploymentInfo?.versionSummaries ?? []).map((v) => ({
-      buildId: v.deploymentVersion?.buildId ?? '',
-      status: (temporal.api.enums.v1.WorkerDeploymentVersionStatus[v.status ?? 0] ?? 'unknown')
-        .replace(/^WORKER_DEPLOYMENT_VERSION_STATUS_/, '')
-        .toLowerCase(),
-      createdAt: v.createTime?.seconds ? new Date(Number(v.createTime.seconds) * 1000).toISOString() : undefined,
-    }));
-  } catch (error) {
-    if ((error as { code?: number }).code === 5) return [];
-    throw error;
-  }
+/** The build id of a jurisdiction's current version, or undefined before any version was made current. */
+export async function currentBuildId(client: Client, jurisdiction: string): Promise<string | undefined> {
+  return (await describeDeployment(client, jurisdiction)).current;
+}
+
+/**
+ * Where `steward workers deploy` leaves signed deploy requests for the stack, and where the stack answers each: a
+ * result file of the same name.
+ */
+export function deployFolders(dataDir: string): { requests: string; results: string } {
+  const dir = path.join(dataDir, 'deploy');
+  return { requests: path.join(dir, 'requests'), results: path.join(dir, 'results') };
 }
 
 /**
