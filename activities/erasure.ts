@@ -21,6 +21,7 @@ import {
 } from '../lib/storage/layout';
 import { dropDatasets, dropExport } from '../lib/subject-rights/subject-index';
 import { getObjectOrUndefined } from '../lib/storage/objects';
+import { drErasureJournalKey } from '../lib/storage/replication';
 import type { DeletionCertificate, IssuedCertificate } from '../schemas/certificate';
 import {
   EraseObjectsInputSchema,
@@ -56,6 +57,8 @@ export interface ErasureActivityDeps {
   /** The jurisdiction's evidence signer. */
   signer: () => Promise<SignerMaterial>;
   caPem: () => string;
+  /** The disaster-recovery site: every erasure deletes and verifies there too, and its certificates name both sites. */
+  dr?: { s3: S3Client; endpoint: string } | undefined;
 }
 
 function heartbeat(details: unknown): void {
@@ -67,7 +70,7 @@ function heartbeat(details: unknown): void {
 }
 
 /** Erasure in one jurisdiction's buckets: deletion with a journal and verified absence, then signed certificates. */
-export function createErasureActivities({ s3, jurisdiction, signer, caPem }: ErasureActivityDeps) {
+export function createErasureActivities({ s3, jurisdiction, signer, caPem, dr }: ErasureActivityDeps) {
   const journals = jurisdiction.buckets.catalog;
   const evidence = jurisdiction.buckets.evidence;
   return {
@@ -81,6 +84,23 @@ export function createErasureActivities({ s3, jurisdiction, signer, caPem }: Era
       const units = input.units.map((u) => ({ unitId: u.unitId, objects: objectsOf(u) }));
       for (const unit of units) for (const t of unit.objects.targets) assertOwnBucket(jurisdiction, t.bucket);
       const done = await eraseObjects(s3, journals, input.operationId, units, (phase) => heartbeat({ phase }));
+      // Then the same units at the DR site, journaled there apart from the replica of the primary's journal. A DR site
+      // that cannot be reached fails the activity, which is retried: no certificate before both sites are done.
+      const drDone = dr
+        ? await eraseObjects(
+            dr.s3,
+            journals,
+            input.operationId,
+            units.filter((u) => !done.failed.some((f) => f.unitId === u.unitId)),
+            (phase) => heartbeat({ site: jurisdiction.sites.dr.name, phase }),
+            drErasureJournalKey(input.operationId),
+          )
+        : undefined;
+      const failed = [
+        ...done.failed,
+        ...(drDone?.failed ?? []).map((f) => ({ ...f, reason: `${jurisdiction.sites.dr.name}: ${f.reason}` })),
+      ];
+      const drVerified = new Map((drDone?.outcomes ?? []).map((o) => [o.unitId, o.verified]));
       // Datasets whose records are gone, and access packages deleted, leave the subject index.
       const targets = units.flatMap((u) => u.objects.targets);
       const datasets = targets
@@ -95,13 +115,15 @@ export function createErasureActivities({ s3, jurisdiction, signer, caPem }: Era
         }
       }
       return {
-        erased: done.outcomes.map((o) => ({
-          unitId: o.unitId,
-          versions: o.versions.length,
-          bytes: o.versions.reduce((sum, v) => sum + v.bytes, 0),
-          verified: o.verified,
-        })),
-        failed: done.failed,
+        erased: done.outcomes
+          .filter((o) => !failed.some((f) => f.unitId === o.unitId))
+          .map((o) => ({
+            unitId: o.unitId,
+            versions: o.versions.length,
+            bytes: o.versions.reduce((sum, v) => sum + v.bytes, 0),
+            verified: o.verified && (drVerified.get(o.unitId) ?? !dr),
+          })),
+        failed,
       };
     },
 
@@ -142,6 +164,11 @@ export function createErasureActivities({ s3, jurisdiction, signer, caPem }: Era
         ? await readJournal(s3, journals, input.operationId)
         : undefined;
       const outcomes = new Map((journal?.done?.outcomes ?? []).map((o) => [o.unitId, o]));
+      const drJournal =
+        dr && journal
+          ? await readJournal(dr.s3, journals, input.operationId, drErasureJournalKey(input.operationId))
+          : undefined;
+      const drOutcomes = new Map((drJournal?.done?.outcomes ?? []).map((o) => [o.unitId, o]));
       const endpoint = await endpointOf(s3);
       const material = await signer();
       const info = certificateInfo(material.certificatePem);
@@ -153,6 +180,12 @@ export function createErasureActivities({ s3, jurisdiction, signer, caPem }: Era
         if (c.objects && (!outcome || !journal?.done)) {
           throw new Error(`erasure ${input.operationId} has no journaled deletion of ${c.unitId} yet`);
         }
+        const drOutcome = drOutcomes.get(c.unitId);
+        if (c.objects && dr && (!drOutcome || !drJournal?.done)) {
+          throw new Error(
+            `erasure ${input.operationId} has no journaled deletion of ${c.unitId} at ${jurisdiction.sites.dr.name} yet`,
+          );
+        }
         const unit: CertifiedUnit = {
           certificateId: c.certificateId,
           reason: c.reason,
@@ -162,12 +195,26 @@ export function createErasureActivities({ s3, jurisdiction, signer, caPem }: Era
             ? {
                 objects: {
                   endpoint,
+                  ...(dr ? { site: jurisdiction.sites.primary.name } : {}),
                   versions: outcome.versions,
                   verified: outcome.verified,
                   verification: outcome.verification,
                   startedAt: journal.startedAt,
-                  completedAt: journal.done.completedAt,
+                  completedAt: drJournal?.done?.completedAt ?? journal.done.completedAt,
                 },
+                ...(dr && drOutcome
+                  ? {
+                      replicas: [
+                        {
+                          site: jurisdiction.sites.dr.name,
+                          endpoint: dr.endpoint,
+                          versions: drOutcome.versions,
+                          verified: drOutcome.verified,
+                          verification: drOutcome.verification,
+                        },
+                      ],
+                    }
+                  : {}),
               }
             : {}),
           ...(c.vault ? { vault: { ...c.vault, endpoint } } : {}),

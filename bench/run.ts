@@ -23,8 +23,9 @@
  *   verified) for the same 10 datasets among 100 and among 1,000: target ≤ 1.5×.
  *
  * - Production profile: ingestion and a sweep on the production profile (Temporal cluster on PostgreSQL, mutual TLS,
- *   one HTTPS storage site per jurisdiction), with one and with two workers per jurisdiction, beside the embedded stack
- *   in the same run. Target: production ≥ 0.8× embedded.
+ *   HTTPS primary and DR storage sites per jurisdiction, replication running), with one and with two workers per
+ *   jurisdiction, beside the embedded stack in the same run. Target: production ≥ 0.8× embedded. Then replication of
+ *   1,000 objects of 128 KiB to the DR site against a plain copy of them between the two sites: target ≥ 0.7×.
  *
  * BENCH_ONLY=pseudonymize, ingest, audit, sweep, preprocess, dsr or production runs one part; BENCH_DSR_DATASETS and
  * BENCH_DSR_ROWS size the subject-rights part; BENCH_ROWS and BENCH_RUNS size the

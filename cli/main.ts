@@ -18,6 +18,7 @@ import { registerIngestCommand } from './commands/ingest';
 import { registerKeyCommands, registerReidentifyCommand } from './commands/keys';
 import { registerStackCommands } from './commands/stack';
 import { registerWorkerCommands } from './commands/workers';
+import { registerDrCommands } from './commands/dr';
 import { registerRetentionCommands } from './commands/retention';
 import { registerCodecCommands } from './commands/codec';
 import { registerSourceCommands } from './commands/sources';
@@ -114,6 +115,7 @@ export function buildProgram(): Command {
   const globals = () => program.opts<GlobalOptions>();
   registerStackCommands(program, globals);
   registerWorkerCommands(program, globals);
+  registerDrCommands(program, globals);
   registerIngestCommand(program, globals);
   registerConsentCommands(program, globals);
   registerDsrCommands(program, globals);

@@ -10,6 +10,7 @@ import type { IngestProgress } from '../schemas/ingest';
 import type { InternalMessage } from '../schemas/message';
 import type { ChangeRecord, DeviationRecord, QaSignInput, QualificationStatus } from '../schemas/qualification';
 import type { SweepProgress } from '../schemas/retention';
+import type { ReplicationStatus } from '../schemas/replication';
 import type { DecisionInput, SubjectRequestStatus } from '../schemas/subject-request';
 
 /** Task queue of a jurisdiction's worker. Polled only by workers started for that jurisdiction. */
@@ -150,6 +151,11 @@ export function changeWorkflowId(jurisdiction: string, requestId: string): strin
   return `change-${jurisdiction}-${requestId}`;
 }
 
+/** The one workflow that replicates a jurisdiction's primary storage site to its disaster-recovery site. */
+export function replicationWorkflowId(jurisdiction: string): string {
+  return `replication-${jurisdiction}`;
+}
+
 /** The Temporal Schedule that starts a jurisdiction's retention sweeps (its runs get the time appended to this id). */
 export function retentionScheduleId(jurisdiction: string): string {
   return `retention-sweep-${jurisdiction}`;
@@ -198,6 +204,8 @@ export const appendAuditEventsSignal = defineSignal<[InternalMessage]>('appendAu
 /** An audit trail seals everything pending and answers with its head once sealed. */
 export const flushAuditTrailUpdate = defineUpdate<AuditTrailHead>('flushAuditTrail');
 /** An audit trail's head and how many events wait to be sealed. */
+export const replicationStatusQuery = defineQuery<ReplicationStatus>('replicationStatus');
+
 export const auditTrailStatusQuery = defineQuery<AuditTrailHead & { pending: number }>('auditTrailStatus');
 
 /**

@@ -81,6 +81,7 @@ export const AuditActionSchema = z.enum([
   'change.applied',
   'change.expired',
   'workers.deployed',
+  'replication.pruned',
 ]);
 export type AuditAction = z.infer<typeof AuditActionSchema>;
 

@@ -6,6 +6,8 @@ import { ESignatureSchema } from './request';
 /** One sanitized object version: where it was and what it held (after NIST SP 800-88 App. G "media" fields). */
 export const SanitizedObjectSchema = z.object({
   endpoint: z.string(),
+  /** The storage site, as the jurisdiction file names it, where the deployment has more than one. */
+  site: z.string().optional(),
   bucket: z.string(),
   key: z.string(),
   versionId: z.string().nullable(),

@@ -56,6 +56,16 @@ export const StackStateSchema = z.object({
           netns: z.string().optional(),
           workerNetns: z.string().optional(),
           pid: z.number().int().nullable(),
+          /** The disaster-recovery site: its own versitygw, data directory, root and namespace, linked to the workers. */
+          dr: z
+            .object({
+              site: z.string(),
+              endpoint: z.string(),
+              workerEndpoint: z.string(),
+              netns: z.string().optional(),
+              pid: z.number().int().nullable(),
+            })
+            .optional(),
         })
         .optional(),
     }),

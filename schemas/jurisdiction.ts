@@ -75,10 +75,25 @@ export const STEWARD_CLASSES: readonly string[] = [
   'preprocessing-output',
 ];
 
+/** A storage site: where one copy of a jurisdiction's buckets lives. */
+export const StorageSiteSchema = z.object({
+  /** Named in deletion certificates and `steward dr status`. */
+  name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,39}$/, 'lower-case letters, digits and hyphens, at most 40'),
+  /** One of the jurisdiction's `regions`. */
+  region: z.string().min(1),
+  location: z.string().min(1),
+});
+export type StorageSite = z.infer<typeof StorageSiteSchema>;
+
 export const JurisdictionSchema = z.object({
   id: JurisdictionIdSchema,
   name: z.string().min(1),
+  /** The region of the primary site. */
   region: z.string().min(1),
+  /** Every region the jurisdiction's data may rest in; no region belongs to two jurisdictions. */
+  regions: z.array(z.string().min(1)).min(1),
+  /** The primary storage site, and the disaster-recovery site every object version is replicated to. */
+  sites: z.object({ primary: StorageSiteSchema, dr: StorageSiteSchema }),
   law: z.array(z.string().min(1)).min(1),
   buckets: z.record(BucketRoleSchema, BucketNameSchema),
   /** Retention per data class; the key is the data class a package declares. */

@@ -9,10 +9,12 @@ import { createMessageActivities } from '../activities/messages';
 import { createPreprocessCatalogActivities } from '../activities/preprocess-catalog';
 import { createRePseudonymizeActivities } from '../activities/repseudonymize';
 import { createQualificationActivities } from '../activities/qualification';
+import { createReplicationActivities } from '../activities/replication';
 import { createRetentionActivities } from '../activities/retention';
 import { createScheduleActivities } from '../activities/schedule';
 import { createSubjectRightsActivities } from '../activities/subject-rights';
 import { createVaultActivities } from '../activities/vault';
+import type { S3Client } from '@aws-sdk/client-s3';
 import type { Client } from '@temporalio/client';
 import type { SignerMaterial, TrustAnchor } from '../lib/pki/authority';
 import { KeyUnavailableInterceptor } from './interceptors';
@@ -27,11 +29,13 @@ export type JurisdictionWorkerDeps = IngestActivityDeps & {
   temporal: () => Promise<Client>;
   /** The jurisdiction's message key, which seals what its workflows say to each other. */
   messageKey: Buffer;
+  /** The jurisdiction's disaster-recovery site (production profile): replicated to, and erased at too. */
+  dr?: { s3: S3Client; endpoint: string } | undefined;
 };
 
 /** Every activity a jurisdiction's worker runs, wired to that jurisdiction's storage, keys and evidence signer. */
 export function createJurisdictionActivities(deps: JurisdictionWorkerDeps) {
-  const { s3, keys, jurisdiction, scratchDir, trust, signer, temporal, messageKey } = deps;
+  const { s3, keys, jurisdiction, scratchDir, trust, signer, temporal, messageKey, dr } = deps;
   return {
     ...createMessageActivities({ jurisdiction, messageKey }),
     ...createIngestActivities(deps),
@@ -42,7 +46,8 @@ export function createJurisdictionActivities(deps: JurisdictionWorkerDeps) {
     ...createRePseudonymizeActivities({ s3, keys, jurisdiction, scratchDir }),
     ...createIdentityActivities({ jurisdiction, trust }),
     ...createAuditActivities({ s3, keys, jurisdiction, signer }),
-    ...createErasureActivities({ s3, jurisdiction, signer, caPem: () => trust.caPem() }),
+    ...createErasureActivities({ s3, jurisdiction, signer, caPem: () => trust.caPem(), dr }),
+    ...createReplicationActivities({ s3, dr: dr?.s3, jurisdiction }),
     ...createRetentionActivities({ s3, jurisdiction }),
     ...createScheduleActivities({ jurisdiction, temporal }),
     ...createPreprocessCatalogActivities({ s3, jurisdiction, scratchDir, caPem: () => trust.caPem() }),

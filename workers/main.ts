@@ -183,6 +183,8 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const keys = await FileKeyStore.open(path.join(config.dataDir, 'keys'), config.masterKey);
   const s3 = createS3Client(config.s3For(jurisdiction.id));
+  const drEndpoint = config.drFor(jurisdiction.id);
+  const dr = drEndpoint?.endpoint ? { s3: createS3Client(drEndpoint), endpoint: drEndpoint.endpoint } : undefined;
   // Deployments without a bootstrap step (docker-compose) let the worker create its jurisdiction's buckets.
   if (process.env.STEWARD_CREATE_BUCKETS === '1') {
     await ensureJurisdictionBuckets(s3, jurisdiction);
@@ -247,6 +249,7 @@ async function main(): Promise<void> {
       signer: async () => signer,
       temporal,
       messageKey: await jurisdictionMessageKey(keys, jurisdiction.id),
+      dr,
     });
     return [
       await Worker.create({
@@ -291,6 +294,7 @@ async function main(): Promise<void> {
   await running;
   await connection.close();
   s3.destroy();
+  dr?.s3.destroy();
   // The channel to the stack would keep the process alive after its work is done.
   if (process.connected) process.disconnect();
 }

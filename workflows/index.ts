@@ -25,3 +25,4 @@ export { baselineWorkflow } from './qualify';
 export { driftCheckWorkflow } from './drift';
 export { deviationWorkflow } from './drift';
 export { changeWorkflow } from './change';
+export { replicationWorkflow } from './replication';

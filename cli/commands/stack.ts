@@ -46,7 +46,10 @@ export function describeStack(state: StackState): string {
     ...(state.profile === 'production'
       ? Object.entries(state.jurisdictions).map(
           ([id, j]) =>
-            `S3 ${id.toUpperCase().padEnd(7)} ${j.storage?.endpoint ?? '?'} (site ${j.storage?.site ?? '?'}, HTTPS${j.storage?.netns ? `, network namespace ${j.storage.netns}; workers in ${j.storage.workerNetns}, reaching it at ${j.storage.workerEndpoint}` : ''})`,
+            `S3 ${id.toUpperCase().padEnd(7)} ${j.storage?.endpoint ?? '?'} (site ${j.storage?.site ?? '?'}, HTTPS${j.storage?.netns ? `, network namespace ${j.storage.netns}; workers in ${j.storage.workerNetns}, reaching it at ${j.storage.workerEndpoint}` : ''})` +
+            (j.storage?.dr
+              ? `\nDR ${id.toUpperCase().padEnd(7)} ${j.storage.dr.endpoint} (site ${j.storage.dr.site}, replicated from the primary${j.storage.dr.netns ? `, network namespace ${j.storage.dr.netns}` : ''})`
+              : ''),
         )
       : [`S3         ${state.s3.endpoint} (versitygw, access key ${state.s3.accessKeyId})`]),
     `Data dir   ${state.dataDir}`,

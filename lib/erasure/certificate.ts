@@ -24,12 +24,22 @@ export interface CertifiedUnit {
   /** Its object versions, from the operation's journal, with the storage endpoint they were on. */
   objects?: {
     endpoint: string;
+    /** The site's name, where the deployment has more than one. */
+    site?: string;
     versions: ErasedVersion[];
     verified: boolean;
     verification: string[];
     startedAt: string;
     completedAt: string;
   };
+  /** The same objects' versions at each further site (the disaster-recovery site), deleted and verified there. */
+  replicas?: {
+    site: string;
+    endpoint: string;
+    versions: ErasedVersion[];
+    verified: boolean;
+    verification: string[];
+  }[];
   vault?: z.infer<typeof ErasedElsewhereSchema> & { endpoint: string };
   key?: z.infer<typeof DestroyedKeySchema>;
   /** A subject's erasure request: items, exemptions, residuals and the check that no object holds the subject. */
@@ -45,9 +55,11 @@ export type UnsignedCertificate = Omit<DeletionCertificate, 'issuedAt' | 'issuer
  */
 export function buildCertificate(operation: CertifiedOperation, unit: CertifiedUnit): UnsignedCertificate {
   const datasetId = unit.datasetId ? { datasetId: unit.datasetId } : {};
+  const site = unit.objects?.site;
   const objectVersions = [
-    ...(unit.objects?.versions.map((v) => ({ endpoint: unit.objects!.endpoint, v })) ?? []),
-    ...(unit.vault?.versions.map((v) => ({ endpoint: unit.vault!.endpoint, v })) ?? []),
+    ...(unit.objects?.versions.map((v) => ({ endpoint: unit.objects!.endpoint, site, v })) ?? []),
+    ...(unit.replicas?.flatMap((r) => r.versions.map((v) => ({ endpoint: r.endpoint, site: r.site, v }))) ?? []),
+    ...(unit.vault?.versions.map((v) => ({ endpoint: unit.vault!.endpoint, site, v })) ?? []),
   ];
   const techniques: string[] = [];
   const performed: string[] = [];
@@ -56,6 +68,9 @@ export function buildCertificate(operation: CertifiedOperation, unit: CertifiedU
       `S3 DeleteObjects of every object version and delete marker (versioned buckets), GOVERNANCE retention overridden under the bucket policy granted to Steward's workers, by ${operation.label}`,
     );
     performed.push('ListObjectVersions under every deleted prefix', 'HEAD of the catalog record');
+    if (unit.replicas?.length) {
+      performed.push(`the same at every site: ${[site, ...unit.replicas.map((r) => r.site)].join(', ')}`);
+    }
   }
   if (unit.key) {
     techniques.push('cryptographic erase: the sealed key material is discarded from the key store');
@@ -83,6 +98,7 @@ export function buildCertificate(operation: CertifiedOperation, unit: CertifiedU
   }
   const verified =
     (unit.objects?.verified ?? true) &&
+    (unit.replicas ?? []).every((r) => r.verified) &&
     (unit.vault?.verified ?? true) &&
     (unit.key?.verified ?? true) &&
     (request?.verification.passed ?? true);
@@ -94,8 +110,9 @@ export function buildCertificate(operation: CertifiedOperation, unit: CertifiedU
     requestedBy: operation.requestedBy,
     approvedBy: operation.approvedBy,
     sanitized: {
-      objects: objectVersions.map(({ endpoint, v }) => ({
+      objects: objectVersions.map(({ endpoint, site, v }) => ({
         endpoint,
+        ...(site ? { site } : {}),
         bucket: v.bucket,
         key: v.key,
         versionId: v.versionId,
@@ -115,6 +132,7 @@ export function buildCertificate(operation: CertifiedOperation, unit: CertifiedU
       result: verified ? 'passed' : 'failed',
       details: [
         ...(unit.objects?.verification ?? []),
+        ...(unit.replicas ?? []).flatMap((r) => r.verification.map((line) => `${r.site}: ${line}`)),
         ...(unit.vault ? [unit.vault.verification] : []),
         ...(unit.key?.verification ?? []),
         ...(request?.verification.details ?? []),

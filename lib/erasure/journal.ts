@@ -34,12 +34,23 @@ export const ErasureJournalSchema = z.object({
 });
 export type ErasureJournal = z.infer<typeof ErasureJournalSchema>;
 
-export function readJournal(s3: S3Client, bucket: string, operationId: string): Promise<ErasureJournal | undefined> {
-  return getJson(s3, bucket, erasureJournalKey(operationId), ErasureJournalSchema);
+/** `key`: where the journal is kept; a DR site keeps its own apart from the replica of the primary's. */
+export function readJournal(
+  s3: S3Client,
+  bucket: string,
+  operationId: string,
+  key = erasureJournalKey(operationId),
+): Promise<ErasureJournal | undefined> {
+  return getJson(s3, bucket, key, ErasureJournalSchema);
 }
 
-export async function writeJournal(s3: S3Client, bucket: string, journal: ErasureJournal): Promise<void> {
-  await putJson(s3, bucket, erasureJournalKey(journal.operationId), ErasureJournalSchema, journal);
+export async function writeJournal(
+  s3: S3Client,
+  bucket: string,
+  journal: ErasureJournal,
+  key = erasureJournalKey(journal.operationId),
+): Promise<void> {
+  await putJson(s3, bucket, key, ErasureJournalSchema, journal);
 }
 
 /**

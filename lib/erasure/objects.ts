@@ -23,8 +23,9 @@ export async function eraseObjects(
   operationId: string,
   units: ObjectUnit[],
   onProgress: (phase: string) => void = () => {},
+  journalKey?: string,
 ): Promise<ErasureDone> {
-  let journal = await readJournal(s3, journalBucket, operationId);
+  let journal = await readJournal(s3, journalBucket, operationId, journalKey);
   if (journal?.done) return journal.done;
   if (!journal) {
     onProgress('listing versions');
@@ -35,7 +36,7 @@ export async function eraseObjects(
       startedAt: new Date().toISOString(),
       units: units.map((u) => ({ unitId: u.unitId, versions: found.get(u.unitId)! })),
     };
-    await writeJournal(s3, journalBucket, journal);
+    await writeJournal(s3, journalBucket, journal, journalKey);
   }
   const versionsOf = new Map(journal.units.map((u) => [u.unitId, [...u.versions]]));
   const failed = new Map<string, string>();
@@ -99,7 +100,7 @@ export async function eraseObjects(
     outcomes,
     failed: [...failed].map(([unitId, reason]) => ({ unitId, reason })),
   };
-  await writeJournal(s3, journalBucket, { ...journal, done });
+  await writeJournal(s3, journalBucket, { ...journal, done }, journalKey);
   return done;
 }
 

@@ -106,7 +106,7 @@ export function renderCertificate(c: DeletionCertificate): string {
     `Sanitized (${c.sanitized.objects.length} object versions, ${c.sanitized.keys.length} keys):`,
     ...c.sanitized.objects.map(
       (o) =>
-        `  ${o.endpoint} s3://${o.bucket}/${o.key} version ${o.versionId ?? '-'}  ${o.bytes} bytes  sha256 ${o.sha256 ?? '-'}`,
+        `  ${o.site ? `${o.site} ` : ''}${o.endpoint} s3://${o.bucket}/${o.key} version ${o.versionId ?? '-'}  ${o.bytes} bytes  sha256 ${o.sha256 ?? '-'}`,
     ),
     ...c.sanitized.keys.map((k) => `  key ${k.keyId} (version ${k.version})`),
     '',

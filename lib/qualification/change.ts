@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { DateTime, Duration } from 'luxon';
-import { parseJurisdiction } from '../../jurisdictions';
+import { JURISDICTIONS, parseJurisdiction } from '../../jurisdictions';
 import type { DatasetRecord, StudyRecord } from '../../schemas/dataset';
 import type { Jurisdiction } from '../../schemas/jurisdiction';
 import type { S3Client } from '@aws-sdk/client-s3';
@@ -168,7 +168,7 @@ function jurisdictionImpact(input: ChangeInputs, impact: ChangeImpact): void {
   }
   let rules: Jurisdiction;
   try {
-    rules = parseJurisdiction(path.basename(file), json.value);
+    rules = parseJurisdiction(path.basename(file), json.value, Object.values(JURISDICTIONS));
     dry.push({ check: 'parses', ok: true, detail: `${file} loads as the worker loads it (schema, id)` });
   } catch (error) {
     dry.push({ check: 'parses', ok: false, detail: (error as Error).message.slice(0, 1500) });

@@ -16,6 +16,8 @@ export interface StewardConfig {
   dataDir: string;
   temporal: TemporalEndpoint;
   s3For(jurisdiction: string): S3Endpoint;
+  /** The jurisdiction's disaster-recovery site (same account), where it has one. */
+  drFor(jurisdiction: string): S3Endpoint | undefined;
   /** The identity a command signs with: `--identity`, `STEWARD_IDENTITY`, the config file, else the data dir's demo steward. */
   identityDir: string;
   /** The Steward CA, its CRL and the evidence signers' certificates. */
@@ -120,6 +122,10 @@ export function loadConfig(options: { dataDir?: string; identity?: string } = {}
             : undefined);
       if (!found) throw new UserError(notRunning, EXIT.notRunning);
       return found;
+    },
+    drFor(jurisdiction: string): S3Endpoint | undefined {
+      const endpoint = env.STEWARD_S3_DR_ENDPOINT ?? stack?.jurisdictions[jurisdiction]?.storage?.dr?.endpoint;
+      return endpoint ? { ...this.s3For(jurisdiction), endpoint } : undefined;
     },
     identityDir: path.resolve(
       options.identity ?? env.STEWARD_IDENTITY ?? file.identity ?? path.join(dataDir, 'identities', 'steward'),

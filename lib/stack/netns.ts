@@ -3,21 +3,29 @@ import { createHash } from 'node:crypto';
 import { UserError } from '../runtime/errors';
 
 /**
- * A jurisdiction's network on this machine, as separate hosts: its storage site in one network namespace, its workers
- * in another, and three point-to-point links (host–site, host–workers, workers–site). Nothing routes between links (no
- * namespace forwards, and the workers' namespace has no default route), so a worker reaches its own jurisdiction's site
- * and the host's Temporal frontend, and no other jurisdiction's site: a network fact, not only a credential.
+ * A jurisdiction's network on this machine, as separate hosts: its primary storage site in one network namespace, its
+ * disaster-recovery site in a second, its workers in a third, and point-to-point links from the host and from the
+ * workers to each site, and from the host to the workers. Nothing routes between links (no namespace forwards, and the
+ * workers' namespace has no default route), so a worker reaches its own jurisdiction's sites and the host's Temporal
+ * frontend, and no other jurisdiction's site: a network fact, not only a credential.
  */
 export interface JurisdictionNetwork {
   jurisdiction: string;
   siteNetns: string;
+  drNetns: string;
   workerNetns: string;
-  /** The site as the host (the CLI, `steward up`, the storage inspector) reaches it. */
+  /** The primary site as the host (the CLI, `steward up`, the storage inspector) reaches it. */
   siteFromHost: string;
-  /** The site as the jurisdiction's workers reach it. */
+  /** The primary site as the jurisdiction's workers reach it. */
   siteFromWorkers: string;
+  /** The disaster-recovery site as the host reaches it. */
+  drFromHost: string;
+  /** The disaster-recovery site as the jurisdiction's workers reach it. */
+  drFromWorkers: string;
   /** The host (Temporal's frontend) as the workers reach it. */
   hostFromWorkers: string;
+  /** The host's ends of its links, by what they lead to: a link is cut by setting its end down. */
+  hostLinks: { site: string; dr: string; workers: string };
 }
 
 /** `ip` with its arguments; throws a UserError naming the command and what it said. */
@@ -66,18 +74,20 @@ export function removeNetworks(dataDir: string): void {
 
 /**
  * Creates each jurisdiction's namespaces and links, replacing any a stack of this data dir left behind. Addresses are
- * 10.213.X.(16k + …) for the k-th jurisdiction: host–site /30 at +0, host–workers at +4, workers–site at +8.
+ * 10.213.X.(32k + …) for the k-th jurisdiction: host–site /30 at +0, host–workers at +4, workers–site at +8, host–DR at
+ * +12, workers–DR at +16.
  */
 export function createNetworks(dataDir: string, jurisdictions: string[]): JurisdictionNetwork[] {
   removeNetworks(dataDir);
   const tag = networkTag(dataDir);
   const octet = subnetOctet(tag);
   return jurisdictions.map((jurisdiction, k) => {
-    const base = k * 16;
+    const base = k * 32;
     const address = (offset: number) => `10.213.${octet}.${base + offset}`;
     const siteNetns = `stw${tag}-${jurisdiction}-site`;
+    const drNetns = `stw${tag}-${jurisdiction}-dr`;
     const workerNetns = `stw${tag}-${jurisdiction}-workers`;
-    for (const ns of [siteNetns, workerNetns]) {
+    for (const ns of [siteNetns, drNetns, workerNetns]) {
       ip(['netns', 'add', ns]);
       ip(['-n', ns, 'link', 'set', 'lo', 'up']);
     }
@@ -103,13 +113,22 @@ export function createNetworks(dataDir: string, jurisdictions: string[]): Jurisd
       { ns: workerNetns, name: name('ws'), address: address(9) },
       { ns: siteNetns, name: name('sw'), address: address(10) },
     );
+    link({ name: name('hd'), address: address(13) }, { ns: drNetns, name: name('dh'), address: address(14) });
+    link(
+      { ns: workerNetns, name: name('wd'), address: address(17) },
+      { ns: drNetns, name: name('dw'), address: address(18) },
+    );
     return {
       jurisdiction,
       siteNetns,
+      drNetns,
       workerNetns,
       siteFromHost: address(2),
       siteFromWorkers: address(10),
+      drFromHost: address(14),
+      drFromWorkers: address(18),
       hostFromWorkers: address(5),
+      hostLinks: { site: name('hs'), dr: name('hd'), workers: name('hw') },
     };
   });
 }

@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Client, HistoryAndWorkflowId } from '@temporalio/client';
+import { WorkflowNotFoundError, type Client, type HistoryAndWorkflowId } from '@temporalio/client';
 import type { DataConverter } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
@@ -33,17 +33,21 @@ export function recordedHistories(dir: string): NamedHistory[] {
 }
 
 /**
- * The histories of the running workflows a visibility query selects, as stored (payloads encrypted; the replaying
- * worker's codec decodes them).
+ * The histories of every running workflow a visibility query selects, as stored (payloads encrypted; the replaying
+ * worker's codec decodes them), fetched one at a time as the replay takes them, so that however many run, all are
+ * replayed and few are held at once. A run deleted between the listing and the fetch is passed over.
  */
-export async function runningHistories(client: Client, filter: string, limit = 500): Promise<NamedHistory[]> {
-  const histories: NamedHistory[] = [];
+export async function* runningHistories(client: Client, filter: string): AsyncGenerator<NamedHistory> {
   for await (const execution of client.workflow.list({ query: `ExecutionStatus = "Running" AND ${filter}` })) {
-    if (histories.length >= limit) break;
-    const history = await client.workflow.getHandle(execution.workflowId, execution.runId).fetchHistory();
-    histories.push({ name: `running ${execution.workflowId}`, workflowId: execution.workflowId, history });
+    let history;
+    try {
+      history = await client.workflow.getHandle(execution.workflowId, execution.runId).fetchHistory();
+    } catch (error) {
+      if (error instanceof WorkflowNotFoundError) continue;
+      throw error;
+    }
+    yield { name: `running ${execution.workflowId}`, workflowId: execution.workflowId, history };
   }
-  return histories;
 }
 
 /** The workflow code to replay against: a bundle's file, or the workflows' entry file (bundled for the replay). */
@@ -55,19 +59,26 @@ export type ReplayCode = { workflowBundle: { codePath: string } } | { workflowsP
  */
 export async function replayHistories(
   code: ReplayCode,
-  histories: readonly NamedHistory[],
+  histories: Iterable<NamedHistory> | AsyncIterable<NamedHistory>,
   dataConverter: DataConverter,
   replayName = 'replay-gate',
 ): Promise<ReplayReport> {
   quietRuntime();
   const failures: string[] = [];
   // Results come back in the order the histories go in.
+  const names: string[] = [];
+  async function* named() {
+    for await (const h of histories) {
+      names.push(h.name);
+      yield { workflowId: h.workflowId, history: h.history };
+    }
+  }
   let index = 0;
-  for await (const result of Worker.runReplayHistories({ ...code, dataConverter, replayName }, [...histories])) {
-    const name = histories[index++]?.name ?? result.workflowId;
+  for await (const result of Worker.runReplayHistories({ ...code, dataConverter, replayName }, named())) {
+    const name = names[index++] ?? result.workflowId;
     if (result.error) failures.push(`${name}: ${replayProblem(result.error)}`);
   }
-  return { replayed: histories.length, failures };
+  return { replayed: index, failures };
 }
 
 /** The gist of a replay error: the SDK's coded message (`[TMPRL1100] Nondeterminism error: …`) where there is one. */

@@ -10,7 +10,14 @@ import { Connection, type Client } from '@temporalio/client';
 import { bundleWorkflowCode, type BundleOptions } from '@temporalio/worker';
 import yaml from 'js-yaml';
 import { z } from 'zod';
-import { driftScheduleId, ingestTaskQueue, retentionScheduleId, searchAttributeFlags } from '../../contracts';
+import {
+  driftScheduleId,
+  ingestTaskQueue,
+  replicationWorkflowId,
+  retentionScheduleId,
+  searchAttributeFlags,
+} from '../../contracts';
+import { ensureReplication } from '../client/replication';
 import { getJurisdiction } from '../../jurisdictions';
 import type { StackState, TemporalEndpoint } from '../../schemas/config';
 import { connectClient, FAILURE_CONVERTER_PATH, stewardDataConverter } from '../client/temporal';
@@ -90,6 +97,8 @@ interface Site {
   root: { accessKeyId: string; secretAccessKey: string };
   caFile?: string;
   network?: JurisdictionNetwork;
+  /** The site's own network namespace, where it has one. */
+  netns?: string | undefined;
 }
 
 function siteEndpoint(site: Site, account: { accessKeyId: string; secretAccessKey: string }) {
@@ -329,7 +338,7 @@ export class Stack {
       );
     }
 
-    const sites = production
+    const { primary: sites, dr: drSites } = production
       ? await this.startSites(
           versitygwBin,
           deployPki!,
@@ -337,12 +346,17 @@ export class Stack {
           isolate,
           step,
         )
-      : new Map(
-          jurisdictions.map((j) => [
-            j.id,
-            { name: 'versitygw', endpoint: s3Endpoint, workerEndpoint: s3Endpoint, root: credentials } as Site,
-          ]),
-        );
+      : {
+          primary: new Map(
+            jurisdictions.map((j) => [
+              j.id,
+              { name: 'versitygw', endpoint: s3Endpoint, workerEndpoint: s3Endpoint, root: credentials } as Site,
+            ]),
+          ),
+          dr: new Map<string, Site>(),
+        };
+    // Every storage process, each jurisdiction's primary and DR site alike.
+    const everySite = [...sites.entries(), ...drSites.entries()];
     if (!production) {
       step(`starting versitygw on ${s3Endpoint}`);
       this.supervisor.add('versitygw', () =>
@@ -350,18 +364,15 @@ export class Stack {
       );
     }
     const siteClients = new Map(
-      [...sites.entries()].map(([id, site]) => [id, createS3Client(siteEndpoint(site, site.root))]),
+      everySite.map(([, site]) => [site.name, createS3Client(siteEndpoint(site, site.root))]),
     );
     // Once per storage process: the embedded versitygw serves every jurisdiction.
-    const checked = new Set<string>();
-    for (const [id, site] of sites) {
-      if (checked.has(site.name)) continue;
-      checked.add(site.name);
+    for (const [name, client] of siteClients) {
       await retryUntil(
-        `versitygw (${site.name})`,
+        `versitygw (${name})`,
         30_000,
-        () => siteClients.get(id)!.send(new ListBucketsCommand({})),
-        this.supervisor.logOf(site.name),
+        () => client.send(new ListBucketsCommand({})),
+        this.supervisor.logOf(name),
       );
     }
     if (production) {
@@ -382,9 +393,10 @@ export class Stack {
 
     step('creating jurisdiction buckets and storage accounts');
     const accounts = new Map<string, { accessKeyId: string; secretAccessKey: string }>();
-    for (const jurisdiction of jurisdictions) {
-      const s3 = siteClients.get(jurisdiction.id)!;
-      const site = sites.get(jurisdiction.id)!;
+    for (const [id, site] of everySite) {
+      const jurisdiction = getJurisdiction(id);
+      const s3 = siteClients.get(site.name)!;
+      // The DR site holds the same buckets, with the same Object Lock and versioning, for the same account.
       await ensureJurisdictionBuckets(s3, jurisdiction);
       const account = await jurisdictionAccount(dataDir, jurisdiction.id);
       await ensureS3Account(versitygwBin, site.endpoint, site.root, account, site.caFile);
@@ -428,6 +440,7 @@ export class Stack {
       jurisdictions: Object.fromEntries(
         jurisdictions.map((j) => {
           const site = sites.get(j.id)!;
+          const dr = drSites.get(j.id);
           return [
             j.id,
             {
@@ -442,6 +455,17 @@ export class Stack {
                       caFile: site.caFile!,
                       ...(site.network ? { netns: site.network.siteNetns, workerNetns: site.network.workerNetns } : {}),
                       pid: null,
+                      ...(dr
+                        ? {
+                            dr: {
+                              site: dr.name,
+                              endpoint: dr.endpoint,
+                              workerEndpoint: dr.workerEndpoint,
+                              ...(dr.netns ? { netns: dr.netns } : {}),
+                              pid: null,
+                            },
+                          }
+                        : {}),
                     },
                   }
                 : {}),
@@ -499,6 +523,7 @@ export class Stack {
     /** Starts a jurisdiction's workers of a release: instance numbers go on counting across deploys. */
     this.startJurisdictionWorkers = (jurisdiction: string, workerRelease: Release) => {
       const site = sites.get(jurisdiction)!;
+      const dr = drSites.get(jurisdiction);
       const temporalFromWorkers = site.network ? `${site.network.hostFromWorkers}:${grpcPort}` : undefined;
       const perJurisdiction = this.options.workersPerJurisdiction ?? 1;
       const names: string[] = [];
@@ -522,6 +547,7 @@ export class Stack {
           },
           {
             STEWARD_JURISDICTION: jurisdiction,
+            ...(dr ? { STEWARD_S3_DR_ENDPOINT: dr.workerEndpoint } : {}),
             STEWARD_WORKFLOW_BUNDLE: workerRelease.bundlePath,
             ...(workerRelease.buildId ? { STEWARD_WORKER_BUILD_ID: workerRelease.buildId } : {}),
             // Recorded in preprocessing run documentation.
@@ -545,10 +571,16 @@ export class Stack {
       for (const jurisdiction of jurisdictions) {
         const site = sites.get(jurisdiction.id)!;
         step(`starting the ${jurisdiction.id} storage inspector`);
-        startWorker(`storage-inspector-${jurisdiction.id}`, site.root, site, {
-          STEWARD_WORKER_ROLE: 'inspector',
-          STEWARD_INSPECT_JURISDICTIONS: jurisdiction.id,
-        });
+        // On the host, where the site's host-side address is reached (not in the site's own namespace).
+        startWorker(
+          `storage-inspector-${jurisdiction.id}`,
+          site.root,
+          { endpoint: site.endpoint, caFile: site.caFile },
+          {
+            STEWARD_WORKER_ROLE: 'inspector',
+            STEWARD_INSPECT_JURISDICTIONS: jurisdiction.id,
+          },
+        );
       }
     } else {
       step('starting the storage inspector');
@@ -572,6 +604,13 @@ export class Stack {
         step(`${created ? 'created' : 'kept'} schedule ${retentionScheduleId(jurisdiction.id)}`);
         const drift = await ensureDriftSchedule(client, jurisdiction.id);
         step(`${drift ? 'created' : 'kept'} schedule ${driftScheduleId(jurisdiction.id)}`);
+        if (drSites.has(jurisdiction.id)) {
+          const started = await ensureReplication(client, jurisdiction.id);
+          const { primary, dr } = jurisdiction.sites;
+          step(
+            `${started ? 'started' : 'kept'} replication ${primary.name} → ${dr.name} (${replicationWorkflowId(jurisdiction.id)})`,
+          );
+        }
       }
       await appendAudit(
         client,
@@ -670,39 +709,44 @@ export class Stack {
     jurisdictionIds: string[],
     isolate: boolean,
     step: (message: string) => void,
-  ): Promise<Map<string, Site>> {
+  ): Promise<{ primary: Map<string, Site>; dr: Map<string, Site> }> {
     const { dataDir } = this.options;
     const networks = isolate ? createNetworks(dataDir, jurisdictionIds) : [];
     if (isolate) this.networksOf = dataDir;
-    const sites = new Map<string, Site>();
+    const sites = { primary: new Map<string, Site>(), dr: new Map<string, Site>() };
     for (const id of jurisdictionIds) {
-      const name = `${id}-primary`;
       const network = networks.find((n) => n.jurisdiction === id);
-      const port = await freePort();
-      const dir = path.join(dataDir, 'sites', name);
-      for (const sub of ['data', 'versions', 'iam']) await mkdir(path.join(dir, sub), { recursive: true });
-      const root = await storedCredentials(path.join(dir, 'credentials.json'), `STW${id.toUpperCase()}ROOT`);
-      const ips = network ? [network.siteFromHost, network.siteFromWorkers] : ['127.0.0.1'];
-      const certificate = await pki.site(name, ips);
-      const hostAddress = network ? network.siteFromHost : '127.0.0.1';
-      const site: Site = {
-        name: `site-${name}`,
-        endpoint: `https://${hostAddress}:${port}`,
-        workerEndpoint: `https://${network ? network.siteFromWorkers : '127.0.0.1'}:${port}`,
-        root,
-        caFile: pki.caFile,
-        ...(network ? { network } : {}),
-      };
-      step(
-        `starting storage site ${name} on ${site.endpoint} (HTTPS${network ? `, network namespace ${network.siteNetns}` : ''})`,
-      );
-      this.supervisor.add(site.name, () =>
-        spawnVersitygw(versitygwBin, dir, network ? `:${port}` : `127.0.0.1:${port}`, root, {
-          certificate,
-          netns: network?.siteNetns,
-        }),
-      );
-      sites.set(id, site);
+      for (const role of ['primary', 'dr'] as const) {
+        const name = `${id}-${role}`;
+        const port = await freePort();
+        const dir = path.join(dataDir, 'sites', name);
+        for (const sub of ['data', 'versions', 'iam']) await mkdir(path.join(dir, sub), { recursive: true });
+        const root = await storedCredentials(
+          path.join(dir, 'credentials.json'),
+          `STW${id.toUpperCase()}${role === 'dr' ? 'DR' : ''}ROOT`,
+        );
+        const fromHost = network ? (role === 'dr' ? network.drFromHost : network.siteFromHost) : '127.0.0.1';
+        const fromWorkers = network ? (role === 'dr' ? network.drFromWorkers : network.siteFromWorkers) : '127.0.0.1';
+        const netns = network ? (role === 'dr' ? network.drNetns : network.siteNetns) : undefined;
+        const certificate = await pki.site(name, network ? [fromHost, fromWorkers] : ['127.0.0.1']);
+        const site: Site = {
+          name: `site-${name}`,
+          endpoint: `https://${fromHost}:${port}`,
+          workerEndpoint: `https://${fromWorkers}:${port}`,
+          root,
+          caFile: pki.caFile,
+          ...(network ? { network, netns } : {}),
+        };
+        const label = getJurisdiction(id).sites[role];
+        step(
+          `starting ${role === 'dr' ? 'disaster-recovery' : 'primary'} storage site ${label.name} (${label.location}) ` +
+            `on ${site.endpoint} (HTTPS${netns ? `, network namespace ${netns}` : ''})`,
+        );
+        this.supervisor.add(site.name, () =>
+          spawnVersitygw(versitygwBin, dir, network ? `:${port}` : `127.0.0.1:${port}`, root, { certificate, netns }),
+        );
+        sites[role].set(id, site);
+      }
     }
     return sites;
   }
@@ -717,7 +761,10 @@ export class Stack {
     this.state.temporal.pid = this.supervisor.pidOf(this.options.production ? 'temporal-frontend' : 'temporal');
     this.state.s3.pid = this.supervisor.pidOf('versitygw');
     for (const j of Object.values(this.state.jurisdictions))
-      if (j.storage) j.storage.pid = this.supervisor.pidOf(j.storage.site);
+      if (j.storage) {
+        j.storage.pid = this.supervisor.pidOf(j.storage.site);
+        if (j.storage.dr) j.storage.dr.pid = this.supervisor.pidOf(j.storage.dr.site);
+      }
     const inspector = this.supervisor.children('storage-inspector')[0];
     if (inspector) this.state.inspector = { pid: inspector.pid, restarts: inspector.restarts };
     this.state.workers = this.supervisor.children('worker-').map((w) => {
@@ -1051,12 +1098,11 @@ async function replayGate(
   release: Release,
 ): Promise<ReplayReport> {
   const recorded = recordedHistories(path.join(release.root, 'test', 'fixtures', 'histories'));
-  const running = await runningHistories(client, `TaskQueue = "${ingestTaskQueue(jurisdiction)}"`);
-  return replayHistories(
-    { workflowBundle: { codePath: release.bundlePath } },
-    [...recorded, ...running],
-    stewardDataConverter(keys),
-  );
+  async function* every() {
+    yield* recorded;
+    yield* runningHistories(client, `TaskQueue = "${ingestTaskQueue(jurisdiction)}"`);
+  }
+  return replayHistories({ workflowBundle: { codePath: release.bundlePath } }, every(), stewardDataConverter(keys));
 }
 
 /** The Web UI server's configuration (its `production.yaml`). */

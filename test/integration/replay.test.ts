@@ -1,4 +1,3 @@
-import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { HistoryAndWorkflowId } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
@@ -7,13 +6,12 @@ import { describe, expect, it } from 'vitest';
 import { FAILURE_CONVERTER_PATH, stewardDataConverter } from '../../lib/client/temporal';
 import { useClients } from '../harness';
 import {
-  decodedHistory,
   exportedWorkflowTypes,
   fixtureObjections,
-  HISTORY_FIXTURES,
   historyFixtures,
   historyFromObject,
   historyToObject,
+  recordHistoryFixtures,
   type HistoryFixture,
 } from '../histories';
 
@@ -34,10 +32,6 @@ import {
 
 const clients = useClients();
 const RECORD = process.env.STEWARD_RECORD_HISTORIES?.trim();
-
-/** Histories longer than this are not recorded: a fixture stays small enough to read in a review. */
-const MAX_EVENTS = 400;
-const MAX_BYTES = 600_000;
 
 /** A data converter without the payload codec: the fixtures' payloads are decoded already. */
 const fixtureConverter = { failureConverterPath: FAILURE_CONVERTER_PATH };
@@ -68,64 +62,7 @@ describe.runIf(RECORD)('recording history fixtures', () => {
     const wanted = RECORD === 'all' ? exported : RECORD!.split(',').map((t) => t.trim());
     expect(wanted.filter((t) => !exported.includes(t))).toEqual([]);
 
-    const runs = new Map<string, { workflowId: string; runId: string; status: string; events: number }[]>();
-    for await (const execution of client.workflow.list()) {
-      if (!wanted.includes(execution.type)) continue;
-      runs.set(execution.type, [
-        ...(runs.get(execution.type) ?? []),
-        {
-          workflowId: execution.workflowId,
-          runId: execution.runId,
-          status: execution.status.name,
-          events: execution.historyLength,
-        },
-      ]);
-    }
-
-    const notRecorded: string[] = [];
-    const recordedIds = new Set(historyFixtures().map((f) => f.workflowId));
-    for (const type of wanted) {
-      for (const old of historyFixtures().filter((f) => f.workflowType === type)) {
-        rmSync(path.join(HISTORY_FIXTURES, old.file));
-        recordedIds.delete(old.workflowId);
-      }
-      const classes = [
-        { file: `${type}.json`, statuses: ['COMPLETED', 'CONTINUED_AS_NEW'], required: true },
-        { file: `${type}.failed.json`, statuses: ['FAILED'], required: false },
-      ];
-      for (const { file, statuses, required } of classes) {
-        // The longest history of its kind that fits: it exercises the most of the workflow's code.
-        const candidates = (runs.get(type) ?? [])
-          .filter((r) => statuses.includes(r.status) && r.events <= MAX_EVENTS && !recordedIds.has(r.workflowId))
-          .sort((a, b) => b.events - a.events);
-        let written = false;
-        const skipped = new Set<string>();
-        for (const run of candidates) {
-          const history = await decodedHistory(client, keys, run.workflowId, run.runId);
-          const text = JSON.stringify(
-            { workflowId: run.workflowId, history: historyToObject(historyFromObject(history)) },
-            null,
-            1,
-          );
-          const objections = await fixtureObjections(history, type);
-          if (text.length > MAX_BYTES) objections.push(`over ${MAX_BYTES} bytes`);
-          if (objections.length > 0) {
-            for (const objection of objections) skipped.add(objection);
-            continue;
-          }
-          writeFileSync(path.join(HISTORY_FIXTURES, file), `${text}\n`);
-          recordedIds.add(run.workflowId);
-          written = true;
-          break;
-        }
-        if (!written && required) {
-          const why = skipped.size > 0 ? `every one had ${[...skipped].join(', ')}` : 'none ran';
-          notRecorded.push(
-            `${type}: no ${statuses.join(' or ')} run of at most ${MAX_EVENTS} events to record: ${why}`,
-          );
-        }
-      }
-    }
+    const notRecorded = await recordHistoryFixtures(client, keys, wanted);
     expect(notRecorded).toEqual([]);
   });
 });

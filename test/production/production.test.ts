@@ -6,7 +6,14 @@ import { readdir, readFile, rm } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
-import { ListBucketsCommand } from '@aws-sdk/client-s3';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListBucketsCommand,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
 import { Connection } from '@temporalio/client';
 import { chromium as playwright } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -22,7 +29,10 @@ import {
 } from '../../lib/stack/cluster';
 import { TLS_NAMES } from '../../lib/stack/deploy-pki';
 import { canIsolateSites } from '../../lib/stack/netns';
-import { readStackState } from '../../lib/runtime/config';
+import { loadConfig, readStackState } from '../../lib/runtime/config';
+import { getJurisdiction } from '../../jurisdictions';
+import { REPLICATION_PREFIX } from '../../lib/storage/replication';
+import { deleteVersions, listVersions } from '../../lib/storage/versions';
 import { INSTALL_ROOT } from '../../lib/runtime/install';
 import { flushAudit } from '../../lib/client/audit';
 import { signedInput } from '../../lib/client/request';
@@ -30,7 +40,10 @@ import { openDemoIdentity } from '../../lib/pki/identity';
 import { ensureTool } from '../../lib/stack/tools';
 import { createS3Client } from '../../lib/storage/s3';
 import { connect, type TestClients } from '../harness';
-import { cleanVerdict, ingestSmallPackage, runSteward, submitUntilCurating, tempDir } from '../helpers';
+import { recordHistoryFixtures } from '../histories';
+import { cleanVerdict, ingestSmallPackage, runSteward, sha256, submitUntilCurating, tempDir } from '../helpers';
+
+const RECORD_HISTORIES = (process.env.STEWARD_RECORD_HISTORIES ?? '').split(',').map((t) => t.trim());
 
 /** This machine's PostgreSQL (trust auth on loopback); another with STEWARD_TEST_POSTGRES_URL. */
 const POSTGRES = process.env.STEWARD_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432';
@@ -41,6 +54,8 @@ let ingestion: string;
 /** The build id of this installation, current in eu until the rolling upgrade. */
 let installedBuild: string;
 let releases: string;
+/** A certificate of the sweep test's. */
+let sweptCertificate: string;
 
 /** A copy of this installation as another release's checkout (its dependencies linked), changed by `change`. */
 async function copyRelease(name: string, change: (root: string) => void): Promise<string> {
@@ -65,6 +80,27 @@ let settings: ProductionSettings;
 
 function steward(...args: string[]) {
   return runSteward(dataDir, args, { timeoutMs: 600_000 });
+}
+
+/** The eu audit trail's sealed events of one action, as the demo auditor queries them. */
+function auditEvents(action: string) {
+  const audit = steward(
+    '--identity',
+    path.join(dataDir, 'identities', 'auditor'),
+    '--json',
+    'audit',
+    'query',
+    '--jurisdiction',
+    'eu',
+    '--action',
+    action,
+  );
+  expect(audit.code, audit.stderr).toBe(0);
+  return (
+    JSON.parse(audit.stdout) as {
+      events: { event: { outcome: string; principal: { role: string }; details: Record<string, unknown> } }[];
+    }
+  ).events.map((e) => e.event);
 }
 
 function psql(database: string, sql: string): string {
@@ -228,12 +264,14 @@ describe('the production profile', () => {
     }
   });
 
-  it('keeps each jurisdiction on its own storage site, which speaks only HTTPS', async () => {
+  it('keeps each jurisdiction on its own primary and DR storage sites, which speak only HTTPS', async () => {
     const eu = state.jurisdictions.eu!.storage!;
     const us = state.jurisdictions.us!.storage!;
-    expect(eu.site).not.toBe(us.site);
-    expect(new URL(eu.endpoint).host).not.toBe(new URL(us.endpoint).host);
-    for (const site of [eu, us]) {
+    const sites = [eu, us, eu.dr!, us.dr!];
+    expect(new Set(sites.map((s) => s.site)).size).toBe(4);
+    expect(new Set(sites.map((s) => new URL(s.endpoint).host)).size).toBe(4);
+    expect(new Set(sites.map((s) => s.pid)).size).toBe(4);
+    for (const site of sites) {
       const url = new URL(site.endpoint);
       expect(url.protocol).toBe('https:');
       // An S3 client speaking plain HTTP with valid credentials gets no answer: the site closes the connection.
@@ -260,7 +298,7 @@ describe('the production profile', () => {
   });
 
   it.skipIf(!canIsolateSites())(
-    'keeps the us worker off eu storage at the network level: it runs in its own namespace with no route there',
+    'keeps the us worker off eu storage, primary and DR, at the network level: its namespace has no route there',
     () => {
       const eu = state.jurisdictions.eu!.storage!;
       const us = state.jurisdictions.us!.storage!;
@@ -284,8 +322,10 @@ describe('the production profile', () => {
         return probe.stdout.trim();
       };
       expect(reach(us.workerEndpoint)).toBe('connected');
-      expect(reach(eu.workerEndpoint)).toBe('ENETUNREACH');
-      expect(reach(eu.endpoint)).toBe('ENETUNREACH');
+      expect(reach(us.dr!.workerEndpoint)).toBe('connected');
+      for (const endpoint of [eu.workerEndpoint, eu.endpoint, eu.dr!.workerEndpoint, eu.dr!.endpoint]) {
+        expect(reach(endpoint), endpoint).toBe('ENETUNREACH');
+      }
     },
   );
 
@@ -469,6 +509,17 @@ describe('the production profile', () => {
 
   it('sweeps expired datasets with certificates', () => {
     expect(steward('demo', 'expired', '--jurisdiction', 'eu', '--datasets', '3', '--objects', '2').code).toBe(0);
+    // Replicated before they are swept, so that the sweep finds them at both sites.
+    const written = new Date().toISOString();
+    let through = '';
+    for (const deadline = Date.now() + 60_000; Date.now() < deadline && through < written;) {
+      const status = JSON.parse(steward('--json', 'dr', 'status', '--jurisdiction', 'eu').stdout) as {
+        replicatedThrough: string | null;
+      }[];
+      through = status[0]!.replicatedThrough ?? '';
+      if (through < written) spawnSync('sleep', ['2']);
+    }
+    expect(through > written, `replicated through ${through}`).toBe(true);
     const swept = steward('retention', 'sweep', '--jurisdiction', 'eu', '--json');
     expect(swept.code, swept.stderr).toBe(0);
     const items = (JSON.parse(swept.stdout) as { items: { outcome: string; certificateId?: string }[] }).items;
@@ -476,7 +527,191 @@ describe('the production profile', () => {
     expect(deleted.length).toBeGreaterThanOrEqual(3);
     const verified = steward('cert', 'verify', deleted[0]!.certificateId!);
     expect(verified.code, verified.stdout).toBe(0);
+    sweptCertificate = deleted[0]!.certificateId!;
   });
+
+  it('replicates every version to the DR site inside the jurisdiction, deletes at both sites, and reports the lag', async () => {
+    const config = loadConfig({ dataDir });
+    const sitesOf = (j: string) => ({ primary: createS3Client(config.s3For(j)), dr: createS3Client(config.drFor(j)!) });
+    const eu = sitesOf('eu');
+    const us = sitesOf('us');
+    try {
+      // The sweep deleted at both sites, and its certificate names each version at each, all gone now.
+      const shown = steward('--json', 'cert', 'show', sweptCertificate);
+      expect(shown.code, shown.stderr).toBe(0);
+      const objects = (
+        JSON.parse(shown.stdout) as {
+          sanitized: { objects: { site?: string; bucket: string; key: string; versionId: string | null }[] };
+        }
+      ).sanitized.objects;
+      const at = (site: string) =>
+        objects
+          .filter((o) => o.site === site)
+          .map((o) => `${o.bucket}/${o.key}`)
+          .sort();
+      expect(at('eu-frankfurt').length).toBeGreaterThan(0);
+      expect(at('eu-paris')).toEqual(at('eu-frankfurt'));
+      expect(objects.filter((o) => o.site !== 'eu-frankfurt' && o.site !== 'eu-paris')).toEqual([]);
+      for (const o of objects) {
+        const client = o.site === 'eu-paris' ? eu.dr : eu.primary;
+        await expect(
+          client.send(new HeadObjectCommand({ Bucket: o.bucket, Key: o.key, VersionId: o.versionId ?? undefined })),
+          `${o.site} ${o.bucket}/${o.key}`,
+        ).rejects.toThrow();
+      }
+
+      // Every bucket's versions at the DR site copy the primary's, once the passes caught up (replicas of versions
+      // deleted otherwise than by a certified erasure go after a minute's grace).
+      const mirrorDiff = async (sites: typeof eu, j: string) => {
+        const diffs: string[] = [];
+        for (const bucket of Object.values(getJurisdiction(j).buckets)) {
+          const signature = async (client: S3Client) =>
+            (await listVersions(client, bucket, ''))
+              .filter((v) => !v.key.startsWith(REPLICATION_PREFIX))
+              .map((v) => `${bucket}/${v.key} ${v.bytes} ${v.deleteMarker ? 'marker' : 'version'}`)
+              .sort();
+          const [primary, dr] = [await signature(sites.primary), await signature(sites.dr)];
+          if (primary.join('\n') !== dr.join('\n')) {
+            diffs.push(...primary.filter((x) => !dr.includes(x)).map((x) => `only at the primary: ${x}`));
+            diffs.push(...dr.filter((x) => !primary.includes(x)).map((x) => `only at the DR site: ${x}`));
+          }
+        }
+        return diffs;
+      };
+      let diffs: string[] = [];
+      for (const deadline = Date.now() + 150_000; Date.now() < deadline; await sleep(3000)) {
+        diffs = [...(await mirrorDiff(eu, 'eu')), ...(await mirrorDiff(us, 'us'))];
+        if (diffs.length === 0) break;
+      }
+      expect(diffs).toEqual([]);
+      // Same bytes: a curated object's SHA-256 at both sites.
+      const curated = getJurisdiction('eu').buckets.curated;
+      const object = (await listVersions(eu.primary, curated, 'datasets/')).find((v) => !v.deleteMarker)!;
+      const digest = async (client: S3Client) =>
+        (await client.send(new GetObjectCommand({ Bucket: curated, Key: object.key }))).Body!.transformToByteArray();
+      expect(sha256(Buffer.from(await digest(eu.dr)))).toBe(sha256(Buffer.from(await digest(eu.primary))));
+
+      const status = steward('--json', 'dr', 'status', '--max-lag', '600');
+      expect(status.code, `${status.stdout}\n${status.stderr}`).toBe(0);
+      const rows = JSON.parse(status.stdout) as {
+        jurisdiction: string;
+        primary: string;
+        dr: string;
+        lagSeconds: number;
+        totals: { copied: number; pruned: number };
+        last: { buckets: { pending: number; foreign: number; bucket: string }[] };
+      }[];
+      expect(rows.map((r) => [r.jurisdiction, r.primary, r.dr])).toEqual([
+        ['eu', 'eu-frankfurt', 'eu-paris'],
+        ['us', 'us-virginia', 'us-oregon'],
+      ]);
+      for (const r of rows) {
+        expect(r.lagSeconds).toBeLessThan(600);
+        expect(r.totals.copied).toBeGreaterThan(0);
+        expect(r.last.buckets.every((b) => b.pending === 0)).toBe(true);
+      }
+      // Replicas of the versions the demo's erasure rewrote away were pruned, and audited.
+      expect(rows[0]!.totals.pruned).toBeGreaterThan(0);
+      const pruned = auditEvents('replication.pruned');
+      expect(pruned.length).toBeGreaterThan(0);
+      expect(pruned[0]!.details.site).toBe('eu-paris');
+
+      // Straight to Temporal: a second replication of eu (another workflow id), one on eu's queue naming us, and one
+      // handed forged saved state are each refused by the workflow itself; the running one goes on.
+      const clients: TestClients = await connect(state);
+      try {
+        const rogue = async (workflowId: string, input: unknown) => {
+          const handle = await clients.client.workflow.start('replicationWorkflow', {
+            workflowId,
+            taskQueue: ingestTaskQueue('eu'),
+            args: [input],
+          });
+          return handle.result().then(
+            () => 'completed',
+            (error: Error) => String((error.cause as Error | undefined)?.message ?? error.message),
+          );
+        };
+        expect(await rogue('replication-eu-rogue', { jurisdiction: 'eu' })).toContain(
+          'a eu worker replicates only eu, as replication-eu',
+        );
+        expect(await rogue('replication-us-on-eu', { jurisdiction: 'us' })).toContain('a eu worker replicates only eu');
+        expect(await rogue('replication-eu-forged', { state: { passes: 0 } })).toContain('replication state refused');
+        const running = await clients.client.workflow.getHandle('replication-eu').describe();
+        expect(running.status.name).toBe('RUNNING');
+      } finally {
+        await clients.close();
+      }
+
+      // A replica deleted at the DR site itself is copied again; an object written there that copies nothing is left
+      // alone and reported.
+      const victim = (await listVersions(eu.dr, curated, 'datasets/')).find((v) => !v.deleteMarker)!;
+      expect(await deleteVersions(eu.dr, curated, [victim], { bypassGovernance: true })).toEqual([]);
+      const catalog = getJurisdiction('eu').buckets.catalog;
+      await eu.dr.send(
+        new PutObjectCommand({ Bucket: catalog, Key: 'written-at-the-dr-site.txt', Body: 'not a replica' }),
+      );
+      let copiedAgain = false;
+      for (const deadline = Date.now() + 60_000; Date.now() < deadline && !copiedAgain; await sleep(2000)) {
+        copiedAgain = (await listVersions(eu.dr, curated, victim.key)).some((v) => !v.deleteMarker);
+      }
+      expect(copiedAgain).toBe(true);
+      const foreign = async () => {
+        const json = JSON.parse(steward('--json', 'dr', 'status', '--jurisdiction', 'eu').stdout) as typeof rows;
+        return json[0]!.last.buckets.find((b) => b.bucket === catalog)!.foreign;
+      };
+      let seen = 0;
+      for (const deadline = Date.now() + 30_000; Date.now() < deadline && seen === 0; await sleep(2000)) {
+        seen = await foreign();
+      }
+      expect(seen).toBe(1);
+      expect((await listVersions(eu.dr, catalog, 'written-at-the-dr-site.txt')).length).toBe(1);
+      expect(steward('dr', 'status', '--jurisdiction', 'eu').stdout).toContain(
+        `${catalog}: 1 versions at eu-paris copy nothing at the primary`,
+      );
+      await deleteVersions(eu.dr, catalog, await listVersions(eu.dr, catalog, 'written-at-the-dr-site.txt'));
+
+      if (canIsolateSites()) {
+        // The eu workers' link to the DR site cut: the pass fails and is retried, `dr status` says so (exit 5), and
+        // what was stored meanwhile reaches the DR site once the link is back.
+        const workerNetns = state.jurisdictions.eu!.storage!.workerNetns!;
+        const drAddress = new URL(state.jurisdictions.eu!.storage!.dr!.workerEndpoint).hostname;
+        const peer = drAddress.replace(/\d+$/, (n) => String(Number(n) - 1));
+        const addresses = spawnSync('ip', ['-n', workerNetns, '-o', '-4', 'addr', 'show'], { encoding: 'utf8' }).stdout;
+        const link = addresses
+          .split('\n')
+          .find((l) => l.includes(` ${peer}/30`))!
+          .split(/\s+/)[1]!;
+        const setLink = (up: 'up' | 'down') =>
+          expect(spawnSync('ip', ['-n', workerNetns, 'link', 'set', link, up]).status).toBe(0);
+        setLink('down');
+        try {
+          await eu.primary.send(
+            new PutObjectCommand({ Bucket: catalog, Key: 'stored-while-the-dr-link-was-cut.txt', Body: 'kept' }),
+          );
+          let cut = steward('dr', 'status', '--jurisdiction', 'eu');
+          for (const deadline = Date.now() + 90_000; Date.now() < deadline && cut.code !== 5; await sleep(3000)) {
+            cut = steward('dr', 'status', '--jurisdiction', 'eu');
+          }
+          expect(cut.code, cut.stdout).toBe(5);
+          expect(cut.stdout).toMatch(/RETRYING \(attempt \d+\): /);
+        } finally {
+          setLink('up');
+        }
+        let arrived = false;
+        for (const deadline = Date.now() + 90_000; Date.now() < deadline && !arrived; await sleep(2000)) {
+          arrived = (await listVersions(eu.dr, catalog, 'stored-while-the-dr-link-was-cut.txt')).length === 1;
+        }
+        expect(arrived).toBe(true);
+        await deleteVersions(
+          eu.primary,
+          catalog,
+          await listVersions(eu.primary, catalog, 'stored-while-the-dr-link-was-cut.txt'),
+        );
+      }
+    } finally {
+      for (const client of [eu.primary, eu.dr, us.primary, us.dr]) client.destroy();
+    }
+  }, 600_000);
 
   it('is qualified with `steward qualify` like the embedded stack: IQ, OQ and PQ', async () => {
     const qa = path.join(dataDir, 'identities', 'qa');
@@ -612,23 +847,7 @@ describe('the production profile', () => {
     } finally {
       await clients.close();
     }
-    const audit = steward(
-      '--identity',
-      path.join(dataDir, 'identities', 'auditor'),
-      '--json',
-      'audit',
-      'query',
-      '--jurisdiction',
-      'eu',
-      '--action',
-      'workers.deployed',
-    );
-    expect(audit.code, audit.stderr).toBe(0);
-    const events = (
-      JSON.parse(audit.stdout) as {
-        events: { event: { outcome: string; principal: { role: string }; details: Record<string, unknown> } }[];
-      }
-    ).events.map((e) => e.event);
+    const events = auditEvents('workers.deployed');
     expect(events.map((e) => [e.outcome, e.principal.role])).toEqual([
       ['success', 'ops'],
       ['denied', 'ops'],
@@ -636,6 +855,30 @@ describe('the production profile', () => {
     ]);
     expect(events[0]!.details).toMatchObject({ buildId: result.buildId, previous: before.current });
   });
+
+  // `STEWARD_RECORD_HISTORIES=replicationWorkflow npm run test:production`: the replication workflow runs only on this
+  // profile (it needs a DR site), so its history fixture is recorded here rather than by `npm run fixtures:histories`.
+  it.runIf(RECORD_HISTORIES.includes('replicationWorkflow'))(
+    "records the replication workflow's history fixture from a run that continued as new",
+    async () => {
+      const clients: TestClients = await connect(state);
+      try {
+        const continued = async () => {
+          for await (const run of clients.client.workflow.list({
+            query: `WorkflowType = 'replicationWorkflow' AND ExecutionStatus = 'ContinuedAsNew'`,
+          })) {
+            return run;
+          }
+          return undefined;
+        };
+        for (const deadline = Date.now() + 400_000; Date.now() < deadline && !(await continued());) await sleep(5000);
+        expect(await recordHistoryFixtures(clients.client, clients.keys, ['replicationWorkflow'])).toEqual([]);
+      } finally {
+        await clients.close();
+      }
+    },
+    500_000,
+  );
 
   it('keeps workflows across a full restart: one started before `down` finishes after `up`', async () => {
     let clients: TestClients = await connect(state);
