@@ -164,8 +164,9 @@ describe('drift detection and deviations', () => {
     const schedule = client.schedule.getHandle(driftScheduleId('us'));
     await schedule.unpause();
     await schedule.trigger().finally(() => schedule.pause('paused for the test suite'));
+    // Up to 90 s: on a loaded 2-core CI machine the scheduled check has taken more than 30.
     let scheduled;
-    for (let i = 0; i < 60 && !scheduled; i++) {
+    for (let i = 0; i < 180 && !scheduled; i++) {
       for await (const w of client.workflow.list({
         query: `WorkflowType = 'driftCheckWorkflow' AND WorkflowId STARTS_WITH '${driftScheduleId('us')}-' AND ExecutionStatus = 'Completed'`,
       })) {
