@@ -21,7 +21,7 @@ import {
 } from '../lib/storage/layout';
 import { dropDatasets, dropExport } from '../lib/subject-rights/subject-index';
 import { getObjectOrUndefined } from '../lib/storage/objects';
-import { drErasureJournalKey } from '../lib/storage/replication';
+import { drErasureJournalKey, type StandbySite } from '../lib/storage/replication';
 import type { DeletionCertificate, IssuedCertificate } from '../schemas/certificate';
 import {
   EraseObjectsInputSchema,
@@ -58,7 +58,7 @@ export interface ErasureActivityDeps {
   signer: () => Promise<SignerMaterial>;
   caPem: () => string;
   /** The disaster-recovery site: every erasure deletes and verifies there too, and its certificates name both sites. */
-  dr?: { s3: S3Client; endpoint: string } | undefined;
+  dr?: StandbySite | undefined;
 }
 
 function heartbeat(details: unknown): void {
@@ -92,13 +92,13 @@ export function createErasureActivities({ s3, jurisdiction, signer, caPem, dr }:
             journals,
             input.operationId,
             units.filter((u) => !done.failed.some((f) => f.unitId === u.unitId)),
-            (phase) => heartbeat({ site: jurisdiction.sites.dr.name, phase }),
+            (phase) => heartbeat({ site: dr.names.standby, phase }),
             drErasureJournalKey(input.operationId),
           )
         : undefined;
       const failed = [
         ...done.failed,
-        ...(drDone?.failed ?? []).map((f) => ({ ...f, reason: `${jurisdiction.sites.dr.name}: ${f.reason}` })),
+        ...(drDone?.failed ?? []).map((f) => ({ ...f, reason: `${dr?.names.standby}: ${f.reason}` })),
       ];
       const drVerified = new Map((drDone?.outcomes ?? []).map((o) => [o.unitId, o.verified]));
       // Datasets whose records are gone, and access packages deleted, leave the subject index.
@@ -183,7 +183,7 @@ export function createErasureActivities({ s3, jurisdiction, signer, caPem, dr }:
         const drOutcome = drOutcomes.get(c.unitId);
         if (c.objects && dr && (!drOutcome || !drJournal?.done)) {
           throw new Error(
-            `erasure ${input.operationId} has no journaled deletion of ${c.unitId} at ${jurisdiction.sites.dr.name} yet`,
+            `erasure ${input.operationId} has no journaled deletion of ${c.unitId} at ${dr.names.standby} yet`,
           );
         }
         const unit: CertifiedUnit = {
@@ -195,7 +195,7 @@ export function createErasureActivities({ s3, jurisdiction, signer, caPem, dr }:
             ? {
                 objects: {
                   endpoint,
-                  ...(dr ? { site: jurisdiction.sites.primary.name } : {}),
+                  ...(dr ? { site: dr.names.active } : {}),
                   versions: outcome.versions,
                   verified: outcome.verified,
                   verification: outcome.verification,
@@ -206,7 +206,7 @@ export function createErasureActivities({ s3, jurisdiction, signer, caPem, dr }:
                   ? {
                       replicas: [
                         {
-                          site: jurisdiction.sites.dr.name,
+                          site: dr.names.standby,
                           endpoint: dr.endpoint,
                           versions: drOutcome.versions,
                           verified: drOutcome.verified,

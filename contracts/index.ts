@@ -203,9 +203,12 @@ export const retentionSweepProgressQuery = defineQuery<SweepProgress>('retention
 export const appendAuditEventsSignal = defineSignal<[InternalMessage]>('appendAuditEvents');
 /** An audit trail seals everything pending and answers with its head once sealed. */
 export const flushAuditTrailUpdate = defineUpdate<AuditTrailHead>('flushAuditTrail');
-/** An audit trail's head and how many events wait to be sealed. */
+/** A jurisdiction's replication: its passes, the lag, and the last pass (`steward dr status`). */
 export const replicationStatusQuery = defineQuery<ReplicationStatus>('replicationStatus');
+/** Asks a jurisdiction's replication for a pass now rather than after its idle wait (an ingestion waiting for it). */
+export const replicationPassSignal = defineSignal('replicationPass');
 
+/** An audit trail's head and how many events wait to be sealed. */
 export const auditTrailStatusQuery = defineQuery<AuditTrailHead & { pending: number }>('auditTrailStatus');
 
 /**

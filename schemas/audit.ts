@@ -82,6 +82,8 @@ export const AuditActionSchema = z.enum([
   'change.expired',
   'workers.deployed',
   'replication.pruned',
+  'dr.failed-over',
+  'dr.failed-back',
 ]);
 export type AuditAction = z.infer<typeof AuditActionSchema>;
 

@@ -57,6 +57,8 @@ export const ActionSchema = z.enum([
   'change.propose',
   'change.decide',
   'workers.deploy',
+  'dr.failover',
+  'dr.failback',
 ]);
 export type Action = z.infer<typeof ActionSchema>;
 

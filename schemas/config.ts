@@ -56,6 +56,8 @@ export const StackStateSchema = z.object({
           netns: z.string().optional(),
           workerNetns: z.string().optional(),
           pid: z.number().int().nullable(),
+          /** `dr` after `steward dr failover`: the workers write to the DR site and replicate to this one. */
+          active: z.enum(['primary', 'dr']).optional(),
           /** The disaster-recovery site: its own versitygw, data directory, root and namespace, linked to the workers. */
           dr: z
             .object({

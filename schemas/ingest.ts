@@ -45,6 +45,8 @@ export const IngestPhaseSchema = z.enum([
   'verifying',
   'curating',
   'recording',
+  /** Recorded; waiting until the DR site holds it too (production profile). */
+  'replicating',
   'quarantining',
   'discarding',
   'done',

@@ -10,12 +10,18 @@ export const BucketPassSchema = z.object({
   adopted: z.number().int().nonnegative(),
   foreign: z.number().int().nonnegative(),
   pending: z.number().int().nonnegative(),
+  /** Versions kept at one site since a failover, neither copied nor deleted. */
+  held: z.number().int().nonnegative().optional(),
+  /** The first pass after a failover or failback. */
+  turned: z.boolean().optional(),
 });
 
 /** One replication pass over every bucket of a jurisdiction, from its primary site to its DR site. */
 export const ReplicationPassSchema = z.object({
   jurisdiction: z.string(),
-  /** The DR site's name, as the jurisdiction file gives it. */
+  /** The site copied from, as the jurisdiction file names it (the primary; the DR site after a failover). */
+  source: z.string().optional(),
+  /** The site copied to (the DR site; the primary after a failover). */
   site: z.string(),
   startedAt: z.iso.datetime(),
   completedAt: z.iso.datetime(),

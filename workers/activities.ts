@@ -14,7 +14,7 @@ import { createRetentionActivities } from '../activities/retention';
 import { createScheduleActivities } from '../activities/schedule';
 import { createSubjectRightsActivities } from '../activities/subject-rights';
 import { createVaultActivities } from '../activities/vault';
-import type { S3Client } from '@aws-sdk/client-s3';
+import type { StandbySite } from '../lib/storage/replication';
 import type { Client } from '@temporalio/client';
 import type { SignerMaterial, TrustAnchor } from '../lib/pki/authority';
 import { KeyUnavailableInterceptor } from './interceptors';
@@ -30,7 +30,7 @@ export type JurisdictionWorkerDeps = IngestActivityDeps & {
   /** The jurisdiction's message key, which seals what its workflows say to each other. */
   messageKey: Buffer;
   /** The jurisdiction's disaster-recovery site (production profile): replicated to, and erased at too. */
-  dr?: { s3: S3Client; endpoint: string } | undefined;
+  dr?: StandbySite | undefined;
 };
 
 /** Every activity a jurisdiction's worker runs, wired to that jurisdiction's storage, keys and evidence signer. */
@@ -47,7 +47,7 @@ export function createJurisdictionActivities(deps: JurisdictionWorkerDeps) {
     ...createIdentityActivities({ jurisdiction, trust }),
     ...createAuditActivities({ s3, keys, jurisdiction, signer }),
     ...createErasureActivities({ s3, jurisdiction, signer, caPem: () => trust.caPem(), dr }),
-    ...createReplicationActivities({ s3, dr: dr?.s3, jurisdiction }),
+    ...createReplicationActivities({ s3, dr, jurisdiction, temporal }),
     ...createRetentionActivities({ s3, jurisdiction }),
     ...createScheduleActivities({ jurisdiction, temporal }),
     ...createPreprocessCatalogActivities({ s3, jurisdiction, scratchDir, caPem: () => trust.caPem() }),

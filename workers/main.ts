@@ -2,7 +2,7 @@ import os from 'node:os';
 import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
-import { getJurisdiction } from '../jurisdictions';
+import { getJurisdiction, siteRoles, type ActiveSite } from '../jurisdictions';
 import { pendingApprovedChanges, readChangeRecords, uncontrolledFiles } from '../lib/qualification/change';
 import { readCurrentBaseline } from '../lib/qualification/documents';
 import { INSTALL_ROOT } from '../lib/runtime/install';
@@ -163,6 +163,13 @@ function once(open: () => Promise<Client>): () => Promise<Client> {
   return () => (opened ??= open());
 }
 
+/** Which site the stack set the worker to write to (`STEWARD_S3_ACTIVE_SITE`, after `steward dr failover`). */
+function activeSiteOf(value: string | undefined): ActiveSite {
+  if (value === undefined || value === '' || value === 'primary') return 'primary';
+  if (value === 'dr') return 'dr';
+  throw new Error(`STEWARD_S3_ACTIVE_SITE must be primary or dr, not ${value}`);
+}
+
 /**
  * A worker for one jurisdiction: polls only that jurisdiction's task queues, with its S3 credentials.
  * STEWARD_WORKER_ROLE `all` (the default): workflows, short activities, curation and CPU preprocessing;
@@ -184,7 +191,14 @@ async function main(): Promise<void> {
   const keys = await FileKeyStore.open(path.join(config.dataDir, 'keys'), config.masterKey);
   const s3 = createS3Client(config.s3For(jurisdiction.id));
   const drEndpoint = config.drFor(jurisdiction.id);
-  const dr = drEndpoint?.endpoint ? { s3: createS3Client(drEndpoint), endpoint: drEndpoint.endpoint } : undefined;
+  const roles = siteRoles(jurisdiction, activeSiteOf(process.env.STEWARD_S3_ACTIVE_SITE));
+  const dr = drEndpoint?.endpoint
+    ? {
+        s3: createS3Client(drEndpoint),
+        endpoint: drEndpoint.endpoint,
+        names: { active: roles.active.name, standby: roles.standby.name },
+      }
+    : undefined;
   // Deployments without a bootstrap step (docker-compose) let the worker create its jurisdiction's buckets.
   if (process.env.STEWARD_CREATE_BUCKETS === '1') {
     await ensureJurisdictionBuckets(s3, jurisdiction);

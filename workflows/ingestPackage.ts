@@ -3,12 +3,14 @@ import {
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
+  patched,
   proxyActivities,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { ActivityOptions } from '@temporalio/common';
 import type { createIngestActivities } from '../activities/ingest';
+import type { createReplicationActivities } from '../activities/replication';
 import { curationTaskQueue, datasetIdFor, ErrorType, ingestProgressQuery, nonRetryable } from '../contracts';
 import type { DatasetRecord } from '../schemas/dataset';
 import {
@@ -38,6 +40,16 @@ const recording = proxyActivities<Activities>({
   heartbeatTimeout: '15 seconds',
   // A catalog write: transient storage errors clear up within a few tries.
   retry: { maximumAttempts: 10, initialInterval: '1s', maximumInterval: '30s' },
+});
+
+/**
+ * Waiting for the DR site to hold what was stored: as long as replication takes (a DR site down is waited for, or
+ * failed over from), heartbeating.
+ */
+const replicated = proxyActivities<ReturnType<typeof createReplicationActivities>>({
+  startToCloseTimeout: '1 day',
+  heartbeatTimeout: '30 seconds',
+  retry: { initialInterval: '1s', maximumInterval: '10s' },
 });
 
 /** Long, memory-bound activities: on the jurisdiction's curation queue. */
@@ -132,6 +144,10 @@ export async function ingestPackageWorkflow(raw: SignedWorkflowInput): Promise<I
     details: { layout: input.layout, dataClass: input.metadata.dataClass, purpose: input.metadata.purpose },
   };
 
+  // Where there is a DR site, a package is taken only once both sites hold it, and acknowledged only once both hold
+  // what it became: losing the primary then loses nothing acknowledged.
+  const bothSites = patched('ingestion-at-both-sites');
+  if (bothSites) await replicated.awaitReplicatedActivity({ jurisdiction: input.jurisdiction });
   const existing = await quick.findDatasetActivity({ datasetId });
   if (existing) {
     await audit([{ ...submitted, details: { ...submitted.details, alreadyCurated: true } }]);
@@ -180,6 +196,10 @@ export async function ingestPackageWorkflow(raw: SignedWorkflowInput): Promise<I
       createdAt: curatedAt,
     });
     await audit(curationEvents(curated, record, created));
+    if (bothSites) {
+      progress.phase = 'replicating';
+      await replicated.awaitReplicatedActivity({ jurisdiction: input.jurisdiction });
+    }
     progress.phase = 'done';
     return { datasetId, outcome: created ? 'curated' : 'already-curated', record };
   } catch (error) {

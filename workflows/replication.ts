@@ -1,6 +1,12 @@
-import { continueAsNew, proxyActivities, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
+import { condition, continueAsNew, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { createReplicationActivities } from '../activities/replication';
-import { ErrorType, nonRetryable, replicationStatusQuery, replicationWorkflowId } from '../contracts';
+import {
+  ErrorType,
+  nonRetryable,
+  replicationPassSignal,
+  replicationStatusQuery,
+  replicationWorkflowId,
+} from '../contracts';
 import { parseInput } from '../contracts/parse';
 import { getJurisdiction } from '../jurisdictions';
 import { ReplicationInputSchema, ReplicationStatusSchema, type ReplicationStatus } from '../schemas/replication';
@@ -55,12 +61,19 @@ export async function replicationWorkflow(raw: unknown): Promise<never> {
     };
   }
   setHandler(replicationStatusQuery, () => status);
+  // Asked for by whoever waits for a replica (an ingestion before it completes): the next pass starts at once.
+  let asked = false;
+  setHandler(replicationPassSignal, () => void (asked = true));
   for (let passes = 0; ; passes++) {
+    asked = false;
     const pass = await replication.replicateToDrActivity({ jurisdiction: status.jurisdiction });
     const sum = (field: 'copied' | 'copiedBytes' | 'pruned' | 'vanished') =>
       pass.buckets.reduce((n, b) => n + b[field], 0);
     status = {
       ...status,
+      // After `steward dr failover` the DR site is copied from and the primary to.
+      primary: pass.source ?? status.primary,
+      dr: pass.site,
       passes: status.passes + 1,
       replicatedThrough: pass.replicatedThrough ?? status.replicatedThrough,
       totals: {
@@ -76,7 +89,7 @@ export async function replicationWorkflow(raw: unknown): Promise<never> {
         {
           action: 'replication.pruned',
           outcome: 'success',
-          reason: 'their source versions were deleted at the primary site',
+          reason: `their source versions were deleted at ${status.primary}`,
           details: {
             site: status.dr,
             pruned: sum('pruned'),
@@ -92,6 +105,6 @@ export async function replicationWorkflow(raw: unknown): Promise<never> {
     if (passes + 1 >= PASSES_PER_RUN || workflowInfo().continueAsNewSuggested) {
       return continueAsNew<typeof replicationWorkflow>({ state: await sealState(status.jurisdiction, status) });
     }
-    if (sum('copied') === 0) await sleep(`${IDLE_SECONDS} seconds`);
+    if (sum('copied') === 0) await condition(() => asked, `${IDLE_SECONDS} seconds`);
   }
 }

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { replicationReport, type ReplicationReport } from '../../lib/client/replication';
@@ -6,7 +7,10 @@ import { getJurisdiction } from '../../jurisdictions';
 import { JurisdictionIdSchema } from '../../schemas/jurisdiction';
 import { CommandContext, type GlobalOptions } from '../context';
 import { parseOptions } from '../options';
-import { printJson, say } from '../output';
+import { checkRole } from '../decisions';
+import { note, printJson, say } from '../output';
+import { askStack, runningProductionStack } from '../stack-request';
+import type { SwitchResult } from '../../lib/stack/stack';
 
 const StatusOptionsSchema = z.object({
   jurisdiction: JurisdictionIdSchema.optional(),
@@ -19,8 +23,67 @@ export function lagSeconds(report: ReplicationReport, now = new Date()): number 
   return through === null ? null : Math.max(0, Math.round((now.getTime() - Date.parse(through)) / 1000));
 }
 
+/** Whether the stack runs the jurisdiction's workers on its DR site (`steward dr failover`). */
+function failedOverIn(ctx: CommandContext, jurisdiction: string): boolean {
+  return ctx.config.stack?.jurisdictions[jurisdiction]?.storage?.active === 'dr';
+}
+
 function bytes(n: number): string {
   return n < 1024 * 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+const SwitchOptionsSchema = z.object({
+  jurisdiction: JurisdictionIdSchema,
+  reason: z.string().trim().min(3).max(2000),
+});
+
+/** How long a switch may take: the workers stopping, a last replication pass, new workers starting. */
+const SWITCH_WAIT_MS = 10 * 60_000;
+
+async function switchSite(
+  action: 'dr.failover' | 'dr.failback',
+  raw: Record<string, unknown>,
+  globals: () => GlobalOptions,
+): Promise<void> {
+  const options = parseOptions(SwitchOptionsSchema, raw);
+  const ctx = CommandContext.create(globals());
+  try {
+    const state = runningProductionStack(
+      ctx,
+      'the embedded stack has no disaster-recovery site to fail over to: `steward up --profile production` runs one',
+    );
+    if (!state.jurisdictions[options.jurisdiction]) {
+      throw new UserError(`the running stack does not serve ${options.jurisdiction}`, EXIT.usage);
+    }
+    await checkRole(ctx, action);
+    const { sites } = getJurisdiction(options.jurisdiction);
+    const [from, to] = action === 'dr.failover' ? [sites.primary, sites.dr] : [sites.dr, sites.primary];
+    const requestId = randomUUID();
+    const input = await ctx.sign({
+      action,
+      jurisdiction: options.jurisdiction,
+      params: { reason: options.reason },
+      requestId,
+      meaning: `move the ${options.jurisdiction} workers from ${from.name} to ${to.name}`,
+    });
+    note(`asking the stack (pid ${state.pid}) to move the ${options.jurisdiction} workers to ${to.name}…`);
+    const result = await askStack<SwitchResult>(ctx.config.dataDir, state, input.request, requestId, SWITCH_WAIT_MS);
+    if (ctx.json) printJson({ jurisdiction: options.jurisdiction, ...result });
+    else if (result.outcome === 'switched') {
+      say(`${options.jurisdiction}: the workers write to ${result.active} and replicate to ${result.previous}`);
+      say(
+        'copied' in result.finalPass
+          ? `  last pass from ${result.previous}: ${result.finalPass.copied} versions copied, ${result.finalPass.held} held`
+          : `  no last pass from ${result.previous} (${result.finalPass.skipped}); what it holds that never reached ${result.active} stays held there`,
+      );
+    } else if (result.outcome === 'unchanged') {
+      say(`${options.jurisdiction}: the workers already write to ${result.active}; nothing to do`);
+    } else say(`${options.jurisdiction}: ${result.outcome.toUpperCase()}: ${result.reason}`);
+    if (result.outcome === 'refused') process.exitCode = EXIT.rejected;
+    if (result.outcome === 'failed') process.exitCode = EXIT.failure;
+  } finally {
+    await ctx.close();
+  }
 }
 
 export function registerDrCommands(program: Command, globals: () => GlobalOptions): void {
@@ -70,6 +133,7 @@ export function registerDrCommands(program: Command, globals: () => GlobalOption
             rows.map((r) => ({
               jurisdiction: r.jurisdiction,
               replicating: r.report !== undefined,
+              failedOver: failedOverIn(ctx, r.jurisdiction),
               lagSeconds: r.lag,
               ...(r.report ? { ...r.report.status, retrying: r.report.retrying } : {}),
             })),
@@ -77,7 +141,10 @@ export function registerDrCommands(program: Command, globals: () => GlobalOption
         } else {
           for (const { jurisdiction, report, lag } of rows) {
             const { sites } = getJurisdiction(jurisdiction);
-            const route = `${sites.primary.name} (${sites.primary.location}) → ${sites.dr.name} (${sites.dr.location})`;
+            // After a failover the workers write to the DR site and replicate to the primary.
+            const failedOver = failedOverIn(ctx, jurisdiction);
+            const [from, to] = failedOver ? [sites.dr, sites.primary] : [sites.primary, sites.dr];
+            const route = `${from.name} (${from.location}) → ${to.name} (${to.location})`;
             if (!report) {
               say(
                 `${jurisdiction}: ${route}: NOT REPLICATING (no replication workflow runs; \`steward up\` starts it)`,
@@ -86,7 +153,7 @@ export function registerDrCommands(program: Command, globals: () => GlobalOption
             }
             const { status } = report;
             say(
-              `${jurisdiction}: ${route}: ` +
+              `${jurisdiction}: ${route}${failedOver ? ' (FAILED OVER: `steward dr failback` returns)' : ''}: ` +
                 (status.replicatedThrough
                   ? `replicated through ${status.replicatedThrough} (lag ${lag} s)`
                   : 'no complete pass yet'),
@@ -99,10 +166,15 @@ export function registerDrCommands(program: Command, globals: () => GlobalOption
               const pending = status.last.buckets.reduce((n, b) => n + b.pending, 0);
               const listed = status.last.buckets.reduce((n, b) => n + b.listed, 0);
               say(
-                `  last pass ${status.last.completedAt}: ${listed} versions at the primary, ${pending} without a replica`,
+                `  last pass ${status.last.completedAt}: ${listed} versions at ${status.primary}, ${pending} without a replica`,
               );
               for (const b of status.last.buckets.filter((b) => b.foreign > 0)) {
-                say(`  ${b.bucket}: ${b.foreign} versions at ${sites.dr.name} copy nothing at the primary`);
+                say(`  ${b.bucket}: ${b.foreign} versions at ${status.dr} copy nothing at ${status.primary}`);
+              }
+              for (const b of status.last.buckets.filter((b) => (b.held ?? 0) > 0)) {
+                say(
+                  `  ${b.bucket}: ${b.held} versions held at one site: written before a failover, they never reached the other (kept, not copied)`,
+                );
               }
             }
             if (report.retrying) say(`  RETRYING (attempt ${report.retrying.attempt}): ${report.retrying.message}`);
@@ -113,4 +185,30 @@ export function registerDrCommands(program: Command, globals: () => GlobalOption
         await ctx.close();
       }
     });
+
+  dr.command('failover')
+    .description(
+      "move a jurisdiction's workers to its DR site (ops; signed, audited): they stop, a last pass copies what the " +
+        'primary holds if it answers, and workers start that write to the DR site and replicate to the primary',
+    )
+    .requiredOption('--jurisdiction <id>', 'the jurisdiction')
+    .requiredOption('--reason <text>', 'why, for the audit trail')
+    .addHelpText(
+      'after',
+      '\nExit codes: 0 failed over (or already), 3 refused (the DR site does not answer), 4 no production stack.',
+    )
+    .action((raw: Record<string, unknown>) => switchSite('dr.failover', raw, globals));
+
+  dr.command('failback')
+    .description(
+      "move a jurisdiction's workers back to its primary site (ops; signed, audited): they stop, a last pass copies " +
+        'to the primary what it lacks, and workers start that write to the primary and replicate to the DR site',
+    )
+    .requiredOption('--jurisdiction <id>', 'the jurisdiction')
+    .requiredOption('--reason <text>', 'why, for the audit trail')
+    .addHelpText(
+      'after',
+      '\nExit codes: 0 failed back (or already), 1 the last pass failed (the workers stay on the DR site), 3 refused, 4 no production stack.',
+    )
+    .action((raw: Record<string, unknown>) => switchSite('dr.failback', raw, globals));
 }

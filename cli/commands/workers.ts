@@ -1,14 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { isAlive } from '../../lib/stack/process';
 import type { DeployResult } from '../../lib/stack/stack';
-import { deployFolders, deploymentName, describeDeployment } from '../../lib/stack/versions';
-import { readStackState } from '../../lib/runtime/config';
+import { deploymentName, describeDeployment } from '../../lib/stack/versions';
 import { EXIT, UserError } from '../../lib/runtime/errors';
 import { INSTALL_ROOT } from '../../lib/runtime/install';
 import { JurisdictionIdSchema } from '../../schemas/jurisdiction';
@@ -16,6 +11,7 @@ import { CommandContext, type GlobalOptions } from '../context';
 import { checkRole } from '../decisions';
 import { parseOptions } from '../options';
 import { note, printJson, say } from '../output';
+import { askStack, runningProductionStack } from '../stack-request';
 
 /** How long a deploy may take: bundling, the replay gate, new workers starting, the old ones finishing their tasks. */
 const DEPLOY_WAIT_MS = 10 * 60_000;
@@ -28,21 +24,11 @@ const DeployOptionsSchema = z.object({
 const StatusOptionsSchema = z.object({ jurisdiction: JurisdictionIdSchema.optional() });
 
 function runningStack(ctx: CommandContext) {
-  const state = readStackState(ctx.config.dataDir);
-  if (!state || !isAlive(state.pid)) {
-    throw new UserError(
-      `no Steward stack is running for ${ctx.config.dataDir}; start it with \`steward up\``,
-      EXIT.notRunning,
-    );
-  }
-  if (state.profile !== 'production') {
-    throw new UserError(
-      'rolling deploys need the production profile (Worker Versioning on the Temporal cluster); the embedded stack ' +
-        'takes new code with `steward down` and `steward up`',
-      EXIT.usage,
-    );
-  }
-  return state;
+  return runningProductionStack(
+    ctx,
+    'rolling deploys need the production profile (Worker Versioning on the Temporal cluster); the embedded stack ' +
+      'takes new code with `steward down` and `steward up`',
+  );
 }
 
 export function registerWorkerCommands(program: Command, globals: () => GlobalOptions): void {
@@ -88,13 +74,14 @@ export function registerWorkerCommands(program: Command, globals: () => GlobalOp
             requestId,
             meaning: `deploy ${release} to the ${jurisdiction} workers`,
           });
-          const folders = deployFolders(ctx.config.dataDir);
-          await mkdir(folders.requests, { recursive: true, mode: 0o700 });
-          const file = `${new Date().toISOString().replace(/[:.]/g, '')}-${requestId}.json`;
-          await writeFile(path.join(folders.requests, file), JSON.stringify(input.request), { mode: 0o600 });
-          process.kill(state.pid, 'SIGHUP');
-          note(`asked the stack (pid ${state.pid}) to deploy ${release} to ${deploymentName(jurisdiction)}…`);
-          const result = await awaitResult(path.join(folders.results, file), ctx.config.dataDir);
+          note(`asking the stack (pid ${state.pid}) to deploy ${release} to ${deploymentName(jurisdiction)}…`);
+          const result = await askStack<DeployResult>(
+            ctx.config.dataDir,
+            state,
+            input.request,
+            requestId,
+            DEPLOY_WAIT_MS,
+          );
           results.push({ jurisdiction, ...result });
           if (!ctx.json) printResult(jurisdiction, result);
           if (result.outcome === 'refused' || result.outcome === 'failed') break;
@@ -145,18 +132,6 @@ export function registerWorkerCommands(program: Command, globals: () => GlobalOp
         await ctx.close();
       }
     });
-}
-
-async function awaitResult(file: string, dataDir: string): Promise<DeployResult> {
-  const deadline = Date.now() + DEPLOY_WAIT_MS;
-  while (Date.now() < deadline) {
-    if (existsSync(file)) return JSON.parse(await readFile(file, 'utf8')) as DeployResult;
-    const state = readStackState(dataDir);
-    if (!state || !isAlive(state.pid))
-      throw new UserError('the stack stopped before it answered the deploy', EXIT.notRunning);
-    await sleep(500);
-  }
-  throw new UserError(`the stack did not finish the deploy within ${DEPLOY_WAIT_MS / 60_000} minutes; see its log`);
 }
 
 function printResult(jurisdiction: string, result: DeployResult): void {

@@ -60,6 +60,9 @@ export const PERMISSIONS = {
   'change.decide': ['qa'],
   /** A new worker release made current in a jurisdiction, after the replay gate: those who run the installation. */
   'workers.deploy': ['ops'],
+  /** A jurisdiction's workers moved to its disaster-recovery site, and back: those who run the installation. */
+  'dr.failover': ['ops'],
+  'dr.failback': ['ops'],
 } as const satisfies Record<Action, readonly Role[]>;
 
 export function allowed(principal: Pick<Principal, 'role'>, action: Action): boolean {

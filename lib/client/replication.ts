@@ -1,4 +1,5 @@
 import { WorkflowIdConflictPolicy } from '@temporalio/common';
+import { decodeOptionalFailureToOptionalError } from '@temporalio/common/lib/internal-non-workflow';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { ingestTaskQueue, replicationStatusQuery, replicationWorkflowId, SEARCH_ATTRIBUTES } from '../../contracts';
 import type { ReplicationStatus } from '../../schemas/replication';
@@ -36,9 +37,15 @@ export async function replicationReport(client: Client, jurisdiction: string): P
     const status = await handle.query(replicationStatusQuery);
     const described = await handle.describe();
     const pending = described.raw.pendingActivities?.find((a) => a.lastFailure);
+    // The failure's message is encrypted in Temporal like every payload: decoded with this client's keys.
+    const failure = pending
+      ? await decodeOptionalFailureToOptionalError(client.options.loadedDataConverter, pending.lastFailure).catch(
+          () => undefined,
+        )
+      : undefined;
     return {
       status,
-      retrying: pending ? { attempt: pending.attempt ?? 0, message: pending.lastFailure?.message ?? 'failed' } : null,
+      retrying: pending ? { attempt: pending.attempt ?? 0, message: failure?.message || 'failed' } : null,
     };
   } catch (error) {
     if (error instanceof WorkflowNotFoundError) return undefined;

@@ -116,7 +116,13 @@ export function loadConfig(options: { dataDir?: string; identity?: string } = {}
         envS3 ??
         file.s3 ??
         (stack && site
-          ? { ...stack.s3, endpoint: site.endpoint, caFile: site.caFile, ...(account ?? {}) }
+          ? {
+              ...stack.s3,
+              // After `steward dr failover`, the DR site is the one written to.
+              endpoint: site.active === 'dr' && site.dr ? site.dr.endpoint : site.endpoint,
+              caFile: site.caFile,
+              ...(account ?? {}),
+            }
           : stack
             ? { ...stack.s3, ...(account ?? {}) }
             : undefined);
@@ -124,7 +130,8 @@ export function loadConfig(options: { dataDir?: string; identity?: string } = {}
       return found;
     },
     drFor(jurisdiction: string): S3Endpoint | undefined {
-      const endpoint = env.STEWARD_S3_DR_ENDPOINT ?? stack?.jurisdictions[jurisdiction]?.storage?.dr?.endpoint;
+      const site = stack?.jurisdictions[jurisdiction]?.storage;
+      const endpoint = env.STEWARD_S3_DR_ENDPOINT ?? (site?.active === 'dr' ? site.endpoint : site?.dr?.endpoint);
       return endpoint ? { ...this.s3For(jurisdiction), endpoint } : undefined;
     },
     identityDir: path.resolve(

@@ -18,8 +18,10 @@ import {
   searchAttributeFlags,
 } from '../../contracts';
 import { ensureReplication } from '../client/replication';
-import { getJurisdiction } from '../../jurisdictions';
+import { getJurisdiction, siteRoles, type ActiveSite } from '../../jurisdictions';
 import type { StackState, TemporalEndpoint } from '../../schemas/config';
+import type { AuditAction } from '../../schemas/audit';
+import { replicateBucket } from '../storage/replication';
 import { connectClient, FAILURE_CONVERTER_PATH, stewardDataConverter } from '../client/temporal';
 import { ensureRetentionSchedule } from '../retention/schedule';
 import { grantEvent, issueCodecGrant, newGrantId } from '../codec/grant';
@@ -211,7 +213,15 @@ export class Stack {
   private readonly instances = new Map<string, number>();
   private readonly workerBuilds = new Map<string, Release>();
   private deployContext: { keys: KeyStore; temporal: TemporalEndpoint; pkiDir: string } | undefined;
-  /** Deploys run one at a time, in the order they are asked for. */
+  /** Which site each jurisdiction's workers write to; the primary unless `steward dr failover` moved them. */
+  private readonly active = new Map<string, ActiveSite>();
+  /** A jurisdiction's two sites as this process reaches them, and its storage account; set once they exist. */
+  private sitesOf!: (jurisdiction: string) => {
+    primary: Site;
+    dr: Site | undefined;
+    account: { accessKeyId: string; secretAccessKey: string };
+  };
+  /** Deploys and failovers run one at a time, in the order they are asked for. */
   private deploying: Promise<void> = Promise.resolve();
   state!: StackState;
 
@@ -406,6 +416,19 @@ export class Stack {
     }
     for (const client of siteClients.values()) client.destroy();
     const firstSite = sites.get(jurisdictions[0]!.id)!;
+    this.sitesOf = (id) => ({ primary: sites.get(id)!, dr: drSites.get(id), account: accounts.get(id)! });
+    if (production) {
+      const saved = await readFile(activeSitesFile(dataDir), 'utf8').then(
+        (text) => ActiveSitesSchema.parse(JSON.parse(text)),
+        () => ({}) as Record<string, ActiveSite>,
+      );
+      for (const [id, active] of Object.entries(saved)) {
+        if (drSites.has(id) && active === 'dr') {
+          this.active.set(id, 'dr');
+          step(`${id}: failed over to ${getJurisdiction(id).sites.dr.name} (\`steward dr failback\` returns)`);
+        }
+      }
+    }
 
     step('preparing the Steward CA, evidence signers and demo identities');
     const authority = await StewardAuthority.open(pkiDir, keys);
@@ -455,6 +478,7 @@ export class Stack {
                       caFile: site.caFile!,
                       ...(site.network ? { netns: site.network.siteNetns, workerNetns: site.network.workerNetns } : {}),
                       pid: null,
+                      ...(this.active.get(j.id) === 'dr' ? { active: 'dr' as const } : {}),
                       ...(dr
                         ? {
                             dr: {
@@ -522,8 +546,11 @@ export class Stack {
       );
     /** Starts a jurisdiction's workers of a release: instance numbers go on counting across deploys. */
     this.startJurisdictionWorkers = (jurisdiction: string, workerRelease: Release) => {
-      const site = sites.get(jurisdiction)!;
-      const dr = drSites.get(jurisdiction);
+      const primary = sites.get(jurisdiction)!;
+      const failedOver = this.active.get(jurisdiction) === 'dr';
+      // After a failover the workers write to the DR site and replicate to the primary.
+      const [written, dr] = failedOver ? [drSites.get(jurisdiction)!, primary] : [primary, drSites.get(jurisdiction)];
+      const site = { ...written, caFile: written.caFile ?? primary.caFile, network: primary.network };
       const temporalFromWorkers = site.network ? `${site.network.hostFromWorkers}:${grpcPort}` : undefined;
       const perJurisdiction = this.options.workersPerJurisdiction ?? 1;
       const names: string[] = [];
@@ -548,6 +575,7 @@ export class Stack {
           {
             STEWARD_JURISDICTION: jurisdiction,
             ...(dr ? { STEWARD_S3_DR_ENDPOINT: dr.workerEndpoint } : {}),
+            ...(failedOver ? { STEWARD_S3_ACTIVE_SITE: 'dr' } : {}),
             STEWARD_WORKFLOW_BUNDLE: workerRelease.bundlePath,
             ...(workerRelease.buildId ? { STEWARD_WORKER_BUILD_ID: workerRelease.buildId } : {}),
             // Recorded in preprocessing run documentation.
@@ -814,9 +842,10 @@ export class Stack {
   }
 
   /**
-   * Handles the deploy requests waiting under `<data dir>/deploy/requests` (`steward workers deploy` writes them and
-   * sends this process SIGHUP). Each is a signed request of an ops identity for one jurisdiction; each outcome, allowed
-   * or refused, is an audit event in that jurisdiction's trail and a result file beside the request.
+   * Handles the requests waiting under `<data dir>/deploy/requests` (`steward workers deploy` and `steward dr
+   * failover|failback` write them and send this process SIGHUP). Each is a signed request of an ops identity for one
+   * jurisdiction; each outcome, allowed or refused, is an audit event in that jurisdiction's trail and a result file
+   * beside the request.
    */
   handleDeployRequests(): Promise<void> {
     this.deploying = this.deploying.then(async () => {
@@ -825,10 +854,12 @@ export class Stack {
       for (const file of files.filter((f) => f.endsWith('.json')).sort()) {
         const resultFile = path.join(folders.results, file);
         if (existsSync(resultFile)) continue;
-        const result = await this.deploy(path.join(folders.requests, file)).catch((error: Error): DeployResult => ({
-          outcome: 'failed',
-          reason: error.message,
-        }));
+        const result = await this.handleRequest(path.join(folders.requests, file)).catch(
+          (error: Error): DeployResult => ({
+            outcome: 'failed',
+            reason: error.message,
+          }),
+        );
         await mkdir(folders.results, { recursive: true });
         await writeFile(resultFile, JSON.stringify(result, null, 2), { mode: 0o600 });
       }
@@ -836,22 +867,27 @@ export class Stack {
     return this.deploying;
   }
 
-  private async deploy(requestFile: string): Promise<DeployResult> {
-    const step = (message: string) => this.emit({ kind: 'step', message });
+  /**
+   * A request the CLI left for this process: parsed, its signature and role verified for the action its body names
+   * (one of `STACK_ACTIONS`), with an audit writer for its outcome in the jurisdiction's trail. Refused as a result
+   * when it cannot be read or names no jurisdiction this stack serves.
+   */
+  private async openRequest(requestFile: string): Promise<OpenedRequest | { refused: string }> {
     const context = this.deployContext;
-    if (!context)
-      return { outcome: 'refused', reason: 'rolling deploys need the production profile (Worker Versioning)' };
+    if (!context) return { refused: 'this needs the production profile' };
     const parsed = SignedRequestSchema.safeParse(JSON.parse(await readFile(requestFile, 'utf8')));
-    if (!parsed.success) return { outcome: 'refused', reason: 'the request is not a signed Steward request' };
+    if (!parsed.success) return { refused: 'the request is not a signed Steward request' };
     const body = bodyOf(parsed.data);
     const claimed = body?.jurisdiction;
     if (!body || !claimed || !this.options.jurisdictions.includes(claimed)) {
-      return { outcome: 'refused', reason: `the request names no jurisdiction this stack serves` };
+      return { refused: `the request names no jurisdiction this stack serves` };
     }
+    const action = STACK_ACTIONS.find((a) => a === body.action);
+    if (!action) return { refused: `the stack does not take ${body.action} requests` };
     const trust = new TrustAnchor(context.pkiDir);
     const verdict = verifyRequest(
       parsed.data,
-      { action: 'workers.deploy', jurisdiction: claimed },
+      { action, jurisdiction: claimed },
       { caPem: trust.caPem(), revoked: await trust.revoked(), now: new Date() },
     );
     const client = await connectClient(context.temporal, context.keys);
@@ -865,7 +901,7 @@ export class Stack {
         claimed,
         [
           {
-            action: 'workers.deployed',
+            action: AUDITED_AS[action],
             outcome,
             principal: verdict.ok ? verdict.principal : (verdict.claimed ?? { id: 'unknown', role: 'ops' as const }),
             details: Object.fromEntries(Object.entries(details).filter(([, v]) => v !== undefined)) as Record<
@@ -876,78 +912,209 @@ export class Stack {
         ],
         'steward-stack',
       );
+    return { action, claimed, params: body.params, verdict, client, audit, keys: context.keys };
+  }
+
+  private async handleRequest(requestFile: string): Promise<DeployResult | SwitchResult> {
+    const opened = await this.openRequest(requestFile);
+    if ('refused' in opened) return { outcome: 'refused', reason: opened.refused };
     try {
-      if (!verdict.ok) {
-        await audit('denied', { reason: verdict.reason });
-        return { outcome: 'refused', reason: verdict.reason };
+      if (!opened.verdict.ok) {
+        await opened.audit('denied', { reason: opened.verdict.reason });
+        return { outcome: 'refused', reason: opened.verdict.reason };
       }
-      const params = DeployParamsSchema.safeParse(body.params);
-      if (!params.success) {
-        await audit('denied', { reason: 'the request names no release' });
-        return { outcome: 'refused', reason: 'the request names no release folder' };
-      }
-      const root = path.resolve(params.data.release);
-      const problem = releaseProblem(root);
-      if (problem) {
-        await audit('denied', { reason: problem });
-        return { outcome: 'refused', reason: problem };
-      }
-      step(`deploy for ${claimed} by ${verdict.principal.id}: bundling ${root}`);
-      const release = await bundleRelease(this.options.dataDir, root, true);
-      const current = await currentBuildId(client, claimed);
-      if (current === release.buildId) {
-        await audit('success', {
-          buildId: release.buildId,
-          previous: current,
-          changed: false,
-          reason: params.data.reason,
-        });
-        return { outcome: 'unchanged', buildId: release.buildId!, previous: current, replayed: 0 };
-      }
-      // The gate runs before any worker of the release starts: a refused release never polls.
-      step(`${deploymentName(claimed)}: replaying histories against build ${release.buildId}`);
-      const report = await replayGate(client, context.keys, claimed, release);
-      if (report.failures.length > 0) {
-        await audit('denied', {
-          buildId: release.buildId,
-          current,
-          replayed: report.replayed,
-          failures: report.failures.slice(0, 5).join('; ').slice(0, 1000),
-        });
-        return {
-          outcome: 'refused',
-          reason: replayRefusal(claimed, release.buildId!, report),
-          buildId: release.buildId!,
-          previous: current,
-          replayed: report.replayed,
-          failures: report.failures,
-        };
+      const verified = { ...opened, signer: opened.verdict.principal.id };
+      return opened.action === 'workers.deploy' ? await this.deploy(verified) : await this.switchSite(verified);
+    } finally {
+      await opened.client.connection.close();
+    }
+  }
+
+  private async deploy({
+    claimed,
+    params: rawParams,
+    signer,
+    client,
+    audit,
+    keys,
+  }: OpenedRequest & { signer: string }): Promise<DeployResult> {
+    const step = (message: string) => this.emit({ kind: 'step', message });
+    const params = DeployParamsSchema.safeParse(rawParams);
+    if (!params.success) {
+      await audit('denied', { reason: 'the request names no release' });
+      return { outcome: 'refused', reason: 'the request names no release folder' };
+    }
+    const root = path.resolve(params.data.release);
+    const problem = releaseProblem(root);
+    if (problem) {
+      await audit('denied', { reason: problem });
+      return { outcome: 'refused', reason: problem };
+    }
+    step(`deploy for ${claimed} by ${signer}: bundling ${root}`);
+    const release = await bundleRelease(this.options.dataDir, root, true);
+    const current = await currentBuildId(client, claimed);
+    if (current === release.buildId) {
+      await audit('success', {
+        buildId: release.buildId,
+        previous: current,
+        changed: false,
+        reason: params.data.reason,
+      });
+      return { outcome: 'unchanged', buildId: release.buildId!, previous: current, replayed: 0 };
+    }
+    // The gate runs before any worker of the release starts: a refused release never polls.
+    step(`${deploymentName(claimed)}: replaying histories against build ${release.buildId}`);
+    const report = await replayGate(client, keys, claimed, release);
+    if (report.failures.length > 0) {
+      await audit('denied', {
+        buildId: release.buildId,
+        current,
+        replayed: report.replayed,
+        failures: report.failures.slice(0, 5).join('; ').slice(0, 1000),
+      });
+      return {
+        outcome: 'refused',
+        reason: replayRefusal(claimed, release.buildId!, report),
+        buildId: release.buildId!,
+        previous: current,
+        replayed: report.replayed,
+        failures: report.failures,
+      };
+    }
+    const old = this.supervisor
+      .children('worker-')
+      .filter((c) => workerJurisdiction(c.name) === claimed)
+      .map((c) => c.name);
+    const started = this.startJurisdictionWorkers(claimed, release);
+    await this.supervisor.ready(started);
+    await setCurrentBuildId(client, claimed, release.buildId!, `steward-stack (${signer})`);
+    step(
+      `${deploymentName(claimed)}: build ${release.buildId} is now current; stopping ${old.join(', ') || 'no workers'}`,
+    );
+    // The old version's workers finish the tasks they hold (they shut down gracefully) and stop.
+    await this.supervisor.retire(old);
+    for (const name of old) this.workerBuilds.delete(name);
+    await this.writeState();
+    await audit('success', {
+      buildId: release.buildId,
+      previous: current,
+      replayed: report.replayed,
+      workers: started.length,
+      changed: true,
+      reason: params.data.reason,
+    });
+    return { outcome: 'deployed', buildId: release.buildId!, previous: current, replayed: report.replayed };
+  }
+
+  /**
+   * `steward dr failover|failback`: moves a jurisdiction's workers to its DR site, or back to the primary. The workers
+   * stop (Temporal keeps their work), a last replication pass copies what the site left holds and the other lacks
+   * (a failover from a primary that does not answer skips it: what never reached the DR site is held there, see
+   * `takeOver`; a failback needs it), then workers start that write to the site switched to and replicate to the other.
+   * Kept across restarts; audited either way.
+   */
+  private async switchSite({
+    action,
+    claimed,
+    params,
+    audit,
+  }: OpenedRequest & { signer: string }): Promise<SwitchResult> {
+    const step = (message: string) => this.emit({ kind: 'step', message });
+    const parsed = SwitchParamsSchema.safeParse(params);
+    if (!parsed.success) {
+      await audit('denied', { reason: 'the request gives no reason' });
+      return { outcome: 'refused', reason: 'the request gives no reason' };
+    }
+    const reason = parsed.data.reason;
+    const jurisdiction = getJurisdiction(claimed);
+    const to: ActiveSite = action === 'dr.failover' ? 'dr' : 'primary';
+    const from: ActiveSite = this.active.get(claimed) ?? 'primary';
+    const target = siteRoles(jurisdiction, to).active.name;
+    const { primary, dr, account } = this.sitesOf(claimed);
+    if (!dr) {
+      await audit('denied', { reason: 'no DR site', target });
+      return { outcome: 'refused', reason: `${claimed} has no disaster-recovery site in this stack` };
+    }
+    if (from === to) {
+      await audit('success', { site: target, changed: false, reason });
+      return { outcome: 'unchanged', active: target };
+    }
+    const left = siteRoles(jurisdiction, from).active.name;
+    const [fromSite, toSite] = to === 'dr' ? [primary, dr] : [dr, primary];
+    const fromS3 = createS3Client(siteEndpoint(fromSite, account));
+    const toS3 = createS3Client(siteEndpoint(toSite, account));
+    const answers = (s3: typeof toS3) =>
+      s3.send(new ListBucketsCommand({}), { abortSignal: AbortSignal.timeout(5000) }).then(
+        () => undefined,
+        (error: Error) => error.message || error.name,
+      );
+    try {
+      const down = await answers(toS3);
+      if (down) {
+        const why = `${target} does not answer (${down}): the workers stay on ${left}`;
+        await audit('failure', { from: left, to: target, reason, refused: why });
+        return { outcome: 'refused', reason: why };
       }
       const old = this.supervisor
         .children('worker-')
         .filter((c) => workerJurisdiction(c.name) === claimed)
         .map((c) => c.name);
-      const started = this.startJurisdictionWorkers(claimed, release);
-      await this.supervisor.ready(started);
-      await setCurrentBuildId(client, claimed, release.buildId!, `steward-stack (${verdict.principal.id})`);
-      step(
-        `${deploymentName(claimed)}: build ${release.buildId} is now current; stopping ${old.join(', ') || 'no workers'}`,
-      );
-      // The old version's workers finish the tasks they hold (they shut down gracefully) and stop.
+      const release = this.workerBuilds.get(old[0] ?? '');
+      if (!release) return { outcome: 'failed', reason: `no ${claimed} workers run: nothing to move` };
+      step(`${claimed}: moving the workers from ${left} to ${target}; stopping ${old.join(', ')}`);
       await this.supervisor.retire(old);
       for (const name of old) this.workerBuilds.delete(name);
+      let finalPass: { copied: number; held: number } | { skipped: string };
+      const unreachable = await answers(fromS3);
+      try {
+        if (unreachable) throw new Error(`${left} does not answer (${unreachable})`);
+        step(`${claimed}: a last replication pass, ${left} → ${target}`);
+        let copied = 0;
+        let held = 0;
+        for (const bucket of Object.values(jurisdiction.buckets)) {
+          const pass = await replicateBucket({ primary: fromS3, dr: toS3 }, bucket, jurisdiction.buckets.catalog);
+          copied += pass.copied;
+          held += pass.held;
+        }
+        finalPass = { copied, held };
+      } catch (error) {
+        if (to === 'primary') {
+          // A failback leaves nothing behind: without the last pass the workers go back to the DR site.
+          await this.supervisor.ready(this.startJurisdictionWorkers(claimed, release));
+          await this.writeState();
+          const why = `the last pass from ${left} to ${target} failed: ${(error as Error).message}; the workers stay on ${left}`;
+          await audit('failure', { from: left, to: target, reason, refused: why });
+          return { outcome: 'failed', reason: why };
+        }
+        finalPass = { skipped: (error as Error).message };
+        step(`${claimed}: no last pass (${finalPass.skipped}); what never reached ${target} stays held at ${left}`);
+      }
+      if (to === 'dr') this.active.set(claimed, 'dr');
+      else this.active.delete(claimed);
+      await mkdir(path.dirname(activeSitesFile(this.options.dataDir)), { recursive: true });
+      await writeFile(activeSitesFile(this.options.dataDir), JSON.stringify(Object.fromEntries(this.active), null, 2));
+      const storage = this.state.jurisdictions[claimed]?.storage;
+      if (storage) {
+        if (to === 'dr') storage.active = 'dr';
+        else delete storage.active;
+      }
+      const started = this.startJurisdictionWorkers(claimed, release);
+      await this.supervisor.ready(started);
       await this.writeState();
+      step(`${claimed}: the workers write to ${target} and replicate to ${left}`);
       await audit('success', {
-        buildId: release.buildId,
-        previous: current,
-        replayed: report.replayed,
+        from: left,
+        to: target,
+        reason,
         workers: started.length,
-        changed: true,
-        reason: params.data.reason,
+        ...('copied' in finalPass
+          ? { finalCopied: finalPass.copied, held: finalPass.held }
+          : { finalPassSkipped: finalPass.skipped.slice(0, 500) }),
       });
-      return { outcome: 'deployed', buildId: release.buildId!, previous: current, replayed: report.replayed };
+      return { outcome: 'switched', active: target, previous: left, finalPass };
     } finally {
-      await client.connection.close();
+      fromS3.destroy();
+      toS3.destroy();
     }
   }
 
@@ -1067,6 +1234,46 @@ function releaseProblem(root: string): string | undefined {
 }
 
 const DeployParamsSchema = z.object({ release: z.string().min(1), reason: z.string().optional() });
+const SwitchParamsSchema = z.object({ reason: z.string().min(1) });
+
+/** The requests the stack takes from the CLI (signed, verified here), and the audit event each outcome is. */
+const STACK_ACTIONS = ['workers.deploy', 'dr.failover', 'dr.failback'] as const;
+const AUDITED_AS = {
+  'workers.deploy': 'workers.deployed',
+  'dr.failover': 'dr.failed-over',
+  'dr.failback': 'dr.failed-back',
+} as const satisfies Record<(typeof STACK_ACTIONS)[number], AuditAction>;
+
+interface OpenedRequest {
+  action: (typeof STACK_ACTIONS)[number];
+  claimed: string;
+  params: unknown;
+  verdict: ReturnType<typeof verifyRequest>;
+  client: Client;
+  audit: (
+    outcome: 'success' | 'failure' | 'denied',
+    details: Record<string, string | number | boolean | null | undefined>,
+  ) => Promise<unknown>;
+  keys: KeyStore;
+}
+
+/** Where `steward dr failover|failback` last left each jurisdiction's workers: kept across `down` and `up`. */
+const ActiveSitesSchema = z.record(z.string(), z.enum(['primary', 'dr']));
+function activeSitesFile(dataDir: string): string {
+  return path.join(dataDir, 'dr', 'active-sites.json');
+}
+
+export type SwitchResult =
+  | {
+      outcome: 'switched';
+      /** The site the workers write to now, and the one they left. */
+      active: string;
+      previous: string;
+      /** The last pass from the site left, made with the workers stopped: what it copied, and why none was made. */
+      finalPass: { copied: number; held: number } | { skipped: string };
+    }
+  | { outcome: 'unchanged'; active: string }
+  | { outcome: 'refused' | 'failed'; reason: string };
 
 export type DeployResult =
   | { outcome: 'deployed' | 'unchanged'; buildId: string; previous: string | undefined; replayed: number }

@@ -56,13 +56,55 @@ const ManifestEntrySchema = z.object({
 });
 export type ManifestEntry = z.infer<typeof ManifestEntrySchema>;
 
-/** One bucket's replicas at the DR site, by the primary version each copies (`versionRef`). */
+/**
+ * One bucket's replicas at the site copied to, by the source version each copies (`versionRef`). It lives at the site
+ * copied to: the DR site, or the primary after `steward dr failover` (see `turnManifest`).
+ */
 export const ManifestSchema = z.object({
   format: z.literal('steward-replication-manifest/1'),
   bucket: z.string(),
+  /** When a pass last wrote it: of the two sites' manifests, the newer says what each site holds. */
+  savedAt: z.iso.datetime().optional(),
   entries: z.record(z.string(), ManifestEntrySchema),
+  /**
+   * Versions (`versionRef`) neither copied nor pruned: at the site a failover left, versions it held that never reached
+   * the other site. They stay where they are, for ops to look at, and are counted in every pass.
+   */
+  held: z.array(z.string()).optional(),
 });
 export type Manifest = z.infer<typeof ManifestSchema>;
+
+/**
+ * A manifest of the other direction, turned to this one after a failover or failback: each entry's replica becomes
+ * its source and the other way round. An entry whose source was already gone names a replica of deleted data: it is
+ * returned to be deleted at once (from the site now copied from) rather than copied back.
+ */
+export function turnManifest(m: Manifest): {
+  manifest: Manifest;
+  doomed: { key: string; versionId: string | null }[];
+} {
+  const entries: Manifest['entries'] = {};
+  const doomed: { key: string; versionId: string | null }[] = [];
+  for (const e of Object.values(m.entries)) {
+    if (e.sourceGoneSince) {
+      doomed.push({ key: e.key, versionId: e.replica });
+      continue;
+    }
+    entries[versionRef(e.key, e.replica)] = {
+      key: e.key,
+      source: e.replica,
+      replica: e.source,
+      deleteMarker: e.deleteMarker,
+      sha256: e.sha256,
+      bytes: e.bytes,
+      copiedAt: e.copiedAt,
+    };
+  }
+  return {
+    manifest: { format: m.format, bucket: m.bucket, entries, ...(m.held ? { held: [...m.held] } : {}) },
+    doomed,
+  };
+}
 
 export function versionRef(key: string, versionId: string | null): string {
   return `${key}\n${versionId ?? 'null'}`;
@@ -97,6 +139,7 @@ export function planReplication(
 ): ReplicationPlan {
   const sources = new Set(primary.map((v) => versionRef(v.key, v.versionId)));
   const replicas = new Set(dr.map((v) => versionRef(v.key, v.versionId)));
+  const held = new Set(manifest.held ?? []);
   const plan: ReplicationPlan = { copy: [], prune: [], drop: [], sourceGone: [], sourceBack: [], unknown: [] };
   const named = new Set<string>();
   for (const [ref, entry] of Object.entries(manifest.entries)) {
@@ -117,11 +160,13 @@ export function planReplication(
   const kept = new Set(Object.keys(manifest.entries).filter((ref) => !plan.drop.includes(ref)));
   plan.copy = primary
     .map((v, index) => ({ v, index }))
-    .filter(({ v }) => !kept.has(versionRef(v.key, v.versionId)))
+    .filter(({ v }) => !kept.has(versionRef(v.key, v.versionId)) && !held.has(versionRef(v.key, v.versionId)))
     // Oldest first; S3 lists a key's versions newest first, so a tie keeps the later-listed one first.
     .sort((a, b) => (a.v.lastModified ?? '').localeCompare(b.v.lastModified ?? '') || b.index - a.index)
     .map(({ v }) => v);
-  plan.unknown = dr.filter((v) => !named.has(versionRef(v.key, v.versionId)));
+  plan.unknown = dr.filter(
+    (v) => !named.has(versionRef(v.key, v.versionId)) && !held.has(versionRef(v.key, v.versionId)),
+  );
   return plan;
 }
 
@@ -140,6 +185,20 @@ export interface BucketPass {
   foreign: number;
   /** Versions at the primary still without a replica when the pass ended. */
   pending: number;
+  /** Versions kept at one site only since a failover (the manifest's `held`). */
+  held: number;
+  /** The pass took over the other direction's manifest: the first after a failover or failback. */
+  turned: boolean;
+}
+
+/**
+ * The other site of a jurisdiction, as its workers reach it: replicated to, and erased at, besides the one they write to
+ * (the primary, or the DR site after `steward dr failover`). Both are named as the jurisdiction file names them.
+ */
+export interface StandbySite {
+  s3: S3Client;
+  endpoint: string;
+  names: { active: string; standby: string };
 }
 
 export interface ReplicaSites {
@@ -239,10 +298,32 @@ export async function replicateBucket(
   onProgress: (copied: number) => void = () => {},
 ): Promise<BucketPass> {
   const own = (v: StoredVersion) => !(bucket === catalogBucket && v.key.startsWith(REPLICATION_PREFIX));
-  const primary = (await listVersions(sites.primary, bucket, '')).filter(own);
+  let primary = (await listVersions(sites.primary, bucket, '')).filter(own);
   const dr = (await listVersions(sites.dr, bucket, '')).filter(own);
   const stored = await getJson(sites.dr, catalogBucket, manifestKey(bucket), ManifestSchema);
-  const manifest: Manifest = stored ?? { format: 'steward-replication-manifest/1', bucket, entries: {} };
+  // The manifest the other direction kept at the site now copied from: newer than this one after a failover.
+  const other = await getJson(sites.primary, catalogBucket, manifestKey(bucket), ManifestSchema);
+  const turned = other !== undefined && (stored === undefined || (other.savedAt ?? '') > (stored.savedAt ?? ''));
+  let manifest: Manifest = stored ?? { format: 'steward-replication-manifest/1', bucket, entries: {} };
+  let doomedCount = 0;
+  if (turned) {
+    const turnedOver = turnManifest(other);
+    manifest = turnedOver.manifest;
+    if (turnedOver.doomed.length > 0) {
+      const refused = await deleteVersions(sites.primary, bucket, turnedOver.doomed, { bypassGovernance: true });
+      const gone = new Set(
+        turnedOver.doomed
+          .filter(
+            (d) => !refused.some((r) => r.key === d.key && r.versionId === d.versionId && r.code !== 'NoSuchVersion'),
+          )
+          .map((d) => versionRef(d.key, d.versionId)),
+      );
+      primary = primary.filter((v) => !gone.has(versionRef(v.key, v.versionId)));
+      doomedCount = gone.size;
+    }
+  }
+  const listedRefs = new Set([...primary, ...dr].map((v) => versionRef(v.key, v.versionId)));
+  if (manifest.held) manifest.held = manifest.held.filter((ref) => listedRefs.has(ref));
   const plan = planReplication(primary, dr, manifest, now());
   const result: BucketPass = {
     bucket,
@@ -254,8 +335,11 @@ export async function replicateBucket(
     adopted: 0,
     foreign: 0,
     pending: 0,
+    held: 0,
+    turned,
   };
-  let changed = plan.drop.length + plan.sourceGone.length + plan.sourceBack.length > 0;
+  result.pruned += doomedCount;
+  let changed = turned || plan.drop.length + plan.sourceGone.length + plan.sourceBack.length > 0;
   for (const ref of plan.drop) delete manifest.entries[ref];
   const at = now().toISOString();
   for (const ref of plan.sourceGone) manifest.entries[ref]!.sourceGoneSince = at;
@@ -276,6 +360,8 @@ export async function replicateBucket(
     }
     changed = true;
   }
+
+  if (turned) await takeOver(sites, bucket, plan, manifest, at);
 
   // A replica a crash kept out of the manifest names its source: taken back in when that source still lacks one.
   const copyRefs = new Set(plan.copy.map((v) => versionRef(v.key, v.versionId)));
@@ -320,6 +406,7 @@ export async function replicateBucket(
   let saving: Promise<void> = Promise.resolve();
   const save = () => {
     saving = saving.then(async () => {
+      manifest.savedAt = now().toISOString();
       const { versionId } = await putJson(sites.dr, catalogBucket, manifestKey(bucket), ManifestSchema, manifest);
       // Only the newest manifest is kept: older versions would pile up a version per pass.
       const old = (await listVersions(sites.dr, catalogBucket, manifestKey(bucket))).filter(
@@ -382,6 +469,54 @@ export async function replicateBucket(
     }
   }
   if (changed) await save();
-  result.pending = primary.filter((v) => !manifest.entries[versionRef(v.key, v.versionId)]).length;
+  const held = new Set(manifest.held ?? []);
+  result.pending = primary.filter(
+    (v) => !manifest.entries[versionRef(v.key, v.versionId)] && !held.has(versionRef(v.key, v.versionId)),
+  ).length;
+  result.held = held.size;
   return result;
+}
+
+/**
+ * The first pass after a failover or failback, once the manifest is turned: a version at the site copied from that is
+ * itself a replica of a version the site copied to still holds (its `steward-replica-of` names it, and the turned
+ * manifest missed it: a crash before a checkpoint) is paired with it, not copied back. Whatever else the site copied to
+ * holds that pairs with nothing (versions written there before the failover that never reached the other site) is
+ * held: kept where it is, neither copied nor deleted.
+ */
+async function takeOver(
+  sites: ReplicaSites,
+  bucket: string,
+  plan: ReplicationPlan,
+  manifest: Manifest,
+  at: string,
+): Promise<void> {
+  const waiting = new Map(plan.unknown.map((v) => [versionRef(v.key, v.versionId), v]));
+  const paired = new Set<string>();
+  await inLanes(
+    plan.copy.filter((v) => !v.deleteMarker),
+    8,
+    async (v) => {
+      const head = await sites.primary
+        .send(new HeadObjectCommand({ Bucket: bucket, Key: v.key, VersionId: v.versionId ?? undefined }))
+        .catch((error: unknown) => (isNotFound(error) ? undefined : Promise.reject(error)));
+      const of = head?.Metadata?.[REPLICA_OF];
+      const target = of === undefined ? undefined : waiting.get(versionRef(v.key, of === 'null' ? null : of));
+      if (!target) return;
+      waiting.delete(versionRef(target.key, target.versionId));
+      paired.add(versionRef(v.key, v.versionId));
+      manifest.entries[versionRef(v.key, v.versionId)] = {
+        key: v.key,
+        source: v.versionId,
+        replica: target.versionId,
+        deleteMarker: false,
+        sha256: head?.ChecksumSHA256 ? Buffer.from(head.ChecksumSHA256, 'base64').toString('hex') : null,
+        bytes: v.bytes,
+        copiedAt: at,
+      };
+    },
+  );
+  plan.copy = plan.copy.filter((v) => !paired.has(versionRef(v.key, v.versionId)));
+  manifest.held = [...new Set([...(manifest.held ?? []), ...waiting.keys()])];
+  plan.unknown = [];
 }

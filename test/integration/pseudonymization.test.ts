@@ -277,7 +277,8 @@ describe('re-identification vault', () => {
       'steward:request.denied:denied',
     ]);
     expect(mine.find((e) => e.action === 'subject.reidentified')?.reason).toBe('adverse event follow-up');
-    expect(JSON.stringify(events)).not.toContain('V-1');
+    // The identifier as a value of its own: signatures and digests are base64url, which may hold the letters V-1.
+    expect(JSON.stringify(events)).not.toMatch(/(?<![\w-])V-1(?![\w-])/);
 
     expect(await destroyVaultEntries(clients().s3, buckets.catalog, study, [token])).toBe(1);
     expect(await reidentify('dpo')).toEqual({ found: false, identifier: null });

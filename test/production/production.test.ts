@@ -31,6 +31,7 @@ import { TLS_NAMES } from '../../lib/stack/deploy-pki';
 import { canIsolateSites } from '../../lib/stack/netns';
 import { loadConfig, readStackState } from '../../lib/runtime/config';
 import { getJurisdiction } from '../../jurisdictions';
+import { datasetRecordKey } from '../../lib/storage/layout';
 import { REPLICATION_PREFIX } from '../../lib/storage/replication';
 import { deleteVersions, listVersions } from '../../lib/storage/versions';
 import { INSTALL_ROOT } from '../../lib/runtime/install';
@@ -101,6 +102,18 @@ function auditEvents(action: string) {
       events: { event: { outcome: string; principal: { role: string }; details: Record<string, unknown> } }[];
     }
   ).events.map((e) => e.event);
+}
+
+/** The link in `netns` (the host's own where none) that leads to the site at `endpoint`: its /30 holds the address. */
+function linkTowards(netns: string | undefined, endpoint: string): { netns: string | undefined; link: string } {
+  const address = new URL(endpoint).hostname;
+  const peer = address.replace(/\d+$/, (n) => String(Number(n) - 1));
+  const addresses = spawnSync('ip', [...(netns ? ['-n', netns] : []), '-o', '-4', 'addr', 'show'], {
+    encoding: 'utf8',
+  }).stdout;
+  const line = addresses.split('\n').find((l) => l.includes(` ${peer}/30`));
+  if (!line) throw new Error(`no link to ${address} in ${netns ?? 'the host namespace'}:\n${addresses}`);
+  return { netns, link: line.split(/\s+/)[1]!.replace(/@.*$/, '') };
 }
 
 function psql(database: string, sql: string): string {
@@ -666,7 +679,7 @@ describe('the production profile', () => {
       expect(seen).toBe(1);
       expect((await listVersions(eu.dr, catalog, 'written-at-the-dr-site.txt')).length).toBe(1);
       expect(steward('dr', 'status', '--jurisdiction', 'eu').stdout).toContain(
-        `${catalog}: 1 versions at eu-paris copy nothing at the primary`,
+        `${catalog}: 1 versions at eu-paris copy nothing at eu-frankfurt`,
       );
       await deleteVersions(eu.dr, catalog, await listVersions(eu.dr, catalog, 'written-at-the-dr-site.txt'));
 
@@ -712,6 +725,169 @@ describe('the production profile', () => {
       for (const client of [eu.primary, eu.dr, us.primary, us.dr]) client.destroy();
     }
   }, 600_000);
+
+  it.skipIf(!canIsolateSites())(
+    'fails eu over to its DR site when the primary is lost mid-ingestion, and back: nothing acknowledged lost, nothing curated twice',
+    async () => {
+      const ops = path.join(dataDir, 'identities', 'ops');
+      const dr = (...args: string[]) => steward('--identity', ops, '--json', 'dr', ...args);
+      const datasetsOf = (study: string) => {
+        const list = steward('--json', 'datasets', 'list', '--jurisdiction', 'eu', '--study', study);
+        expect(list.code, list.stderr).toBe(0);
+        return JSON.parse(list.stdout) as { datasetId: string; rows: { in: number; curated: number } }[];
+      };
+      const storage = state.jurisdictions.eu!.storage!;
+      // The primary lost as a host is: its links from the workers' namespace and from the host set down.
+      const links = [
+        linkTowards(storage.workerNetns!, storage.workerEndpoint),
+        linkTowards(undefined, storage.endpoint),
+      ];
+      const setPrimary = (up: 'up' | 'down') => {
+        for (const { netns, link } of links) {
+          const run = spawnSync('ip', [...(netns ? ['-n', netns] : []), 'link', 'set', link, up], { encoding: 'utf8' });
+          expect(run.status, run.stderr).toBe(0);
+        }
+      };
+
+      // Only ops may move the workers; a request signed by a steward and left for the stack is refused there too.
+      const denied = steward('dr', 'failover', '--jurisdiction', 'eu', '--reason', 'not mine to do');
+      expect(denied.code).not.toBe(0);
+      expect(denied.stderr).toMatch(/may not dr\.failover/);
+      const forged = signedInput(openDemoIdentity(path.join(dataDir, 'identities', 'steward')), {
+        action: 'dr.failover',
+        jurisdiction: 'eu',
+        params: { reason: 'forged' },
+      });
+      mkdirSync(path.join(dataDir, 'deploy', 'requests'), { recursive: true });
+      writeFileSync(
+        path.join(dataDir, 'deploy', 'requests', 'zz-forged-failover.json'),
+        JSON.stringify(forged.request),
+      );
+      process.kill(state.pid, 'SIGHUP');
+      const forgedResult = path.join(dataDir, 'deploy', 'results', 'zz-forged-failover.json');
+      await expect.poll(() => existsSync(forgedResult), { timeout: 60_000 }).toBe(true);
+      expect(JSON.parse(readFileSync(forgedResult, 'utf8'))).toMatchObject({
+        outcome: 'refused',
+        reason: expect.stringMatching(/may not dr\.failover/),
+      });
+
+      try {
+        let clients: TestClients = await connect(state);
+        // Acknowledged before the loss: an ingestion completes only once both sites hold its data.
+        const acknowledged = await ingestSmallPackage(clients, 'eu', 'ST-FAILOVER', 'clinical-trial', 11);
+        const { handle, pkg } = await submitUntilCurating(clients, {
+          studyId: 'ST-FAILOVER-MID',
+          rows: 4000,
+          subjects: 40,
+          seed: 13,
+        });
+        await clients.close();
+        setPrimary('down');
+        try {
+          const failover = dr('failover', '--jurisdiction', 'eu', '--reason', 'eu-frankfurt lost');
+          expect(failover.code, `${failover.stdout}\n${failover.stderr}`).toBe(0);
+          const switched = JSON.parse(failover.stdout) as { outcome: string; active: string; finalPass: object };
+          expect(switched).toMatchObject({ outcome: 'switched', active: 'eu-paris', previous: 'eu-frankfurt' });
+          // The primary did not answer: no last pass from it.
+          expect(switched.finalPass).toHaveProperty('skipped');
+          state = readStackState(dataDir)!;
+          expect(state.jurisdictions.eu!.storage!.active).toBe('dr');
+
+          // The ingestion caught mid-way finishes on the DR site: curated once, its record there.
+          clients = await connect(state);
+          const result = await clients.client.workflow.getHandle(handle.workflowId).result();
+          expect(result.outcome).toBe('curated');
+          expect(result.record.packageId).toBe(pkg.packageId);
+          const mid = datasetsOf('ST-FAILOVER-MID');
+          expect(mid.map((d) => d.datasetId)).toEqual([result.datasetId]);
+          expect(mid[0]!.rows).toEqual(result.record.rows);
+          // What was acknowledged before the loss is all there.
+          expect(datasetsOf('ST-FAILOVER').map((d) => d.datasetId)).toEqual([acknowledged.datasetId]);
+          // Replication now runs from the DR site to the primary, which does not answer.
+          const behind = steward('dr', 'status', '--jurisdiction', 'eu');
+          expect(behind.code, behind.stdout).toBe(5);
+          expect(behind.stdout).toContain('eu-paris (Paris, France) → eu-frankfurt (Frankfurt, Germany)');
+          // The pass's failure as it happened (decoded: Temporal holds it encrypted).
+          expect(behind.stdout).toMatch(/RETRYING \(attempt \d+\): /);
+          expect(behind.stdout).not.toContain('Encoded failure');
+          await clients.close();
+        } finally {
+          setPrimary('up');
+        }
+
+        // The primary back: the DR site's writes reach it; then the workers go back.
+        let caughtUp = steward('dr', 'status', '--jurisdiction', 'eu');
+        for (const deadline = Date.now() + 180_000; Date.now() < deadline && caughtUp.code !== 0; await sleep(3000)) {
+          caughtUp = steward('dr', 'status', '--jurisdiction', 'eu');
+        }
+        expect(caughtUp.code, caughtUp.stdout).toBe(0);
+        expect(caughtUp.stdout).toContain('FAILED OVER');
+        const failback = dr('failback', '--jurisdiction', 'eu', '--reason', 'eu-frankfurt restored');
+        expect(failback.code, `${failback.stdout}\n${failback.stderr}`).toBe(0);
+        expect(JSON.parse(failback.stdout)).toMatchObject({
+          outcome: 'switched',
+          active: 'eu-frankfurt',
+          previous: 'eu-paris',
+          finalPass: { copied: expect.any(Number) },
+        });
+        state = readStackState(dataDir)!;
+        expect(state.jurisdictions.eu!.storage!.active).toBeUndefined();
+
+        const config = loadConfig({ dataDir });
+        const primary = createS3Client(config.s3For('eu'));
+        const paris = createS3Client(config.drFor('eu')!);
+        try {
+          // Both datasets' records at both sites, byte for byte; the one curated during the failover once.
+          const catalog = getJurisdiction('eu').buckets.catalog;
+          for (const d of [...datasetsOf('ST-FAILOVER'), ...datasetsOf('ST-FAILOVER-MID')]) {
+            const key = datasetRecordKey(d.datasetId);
+            const read = async (client: S3Client) =>
+              Buffer.from(
+                await (
+                  await client.send(new GetObjectCommand({ Bucket: catalog, Key: key }))
+                ).Body!.transformToByteArray(),
+              );
+            expect(sha256(await read(primary)), key).toBe(sha256(await read(paris)));
+          }
+          expect(datasetsOf('ST-FAILOVER-MID')).toHaveLength(1);
+
+          // Replication runs forward again, and an ingestion is acknowledged only once the DR site holds its record.
+          let forward = steward('--json', 'dr', 'status', '--jurisdiction', 'eu');
+          for (const deadline = Date.now() + 120_000; Date.now() < deadline && forward.code !== 0; await sleep(3000)) {
+            forward = steward('--json', 'dr', 'status', '--jurisdiction', 'eu');
+          }
+          expect(forward.code, forward.stdout).toBe(0);
+          expect(JSON.parse(forward.stdout)[0]).toMatchObject({ primary: 'eu-frankfurt', dr: 'eu-paris' });
+          clients = await connect(state);
+          const after = await ingestSmallPackage(clients, 'eu', 'ST-FAILOVER', 'clinical-trial', 17);
+          await clients.close();
+          const at = await paris.send(
+            new HeadObjectCommand({ Bucket: catalog, Key: datasetRecordKey(after.datasetId) }),
+          );
+          expect(at.Metadata?.['steward-replica-of']).toBeDefined();
+        } finally {
+          primary.destroy();
+          paris.destroy();
+        }
+
+        const events = auditEvents('dr.failed-over');
+        expect(events.map((e) => [e.outcome, e.principal.role])).toEqual([
+          ['denied', 'steward'],
+          ['success', 'ops'],
+        ]);
+        expect(events[1]!.details).toMatchObject({ from: 'eu-frankfurt', to: 'eu-paris', reason: 'eu-frankfurt lost' });
+        expect(auditEvents('dr.failed-back').map((e) => [e.outcome, e.principal.role])).toEqual([['success', 'ops']]);
+      } finally {
+        // Whatever failed above, the suite's later tests need eu back on its primary.
+        if (readStackState(dataDir)?.jurisdictions.eu?.storage?.active === 'dr') {
+          setPrimary('up');
+          dr('failback', '--jurisdiction', 'eu', '--reason', 'test cleanup');
+          state = readStackState(dataDir)!;
+        }
+      }
+    },
+    900_000,
+  );
 
   it('is qualified with `steward qualify` like the embedded stack: IQ, OQ and PQ', async () => {
     const qa = path.join(dataDir, 'identities', 'qa');

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { planReplication, versionRef, type Manifest, type ManifestEntry } from '../../lib/storage/replication';
+import {
+  planReplication,
+  turnManifest,
+  versionRef,
+  type Manifest,
+  type ManifestEntry,
+} from '../../lib/storage/replication';
 import type { StoredVersion } from '../../lib/storage/versions';
 
 const version = (key: string, versionId: string, lastModified: string, deleteMarker = false): StoredVersion => ({
@@ -72,5 +78,41 @@ describe('replication plan', () => {
     );
     expect(plan.unknown.map((v) => v.versionId)).toEqual(['r9']);
     expect(plan.copy).toEqual([]);
+  });
+
+  it('turns a manifest after a failover: the DR replicas become sources of the primary versions they copy', () => {
+    const forward = manifest([
+      entry('a', 'a1', 'r1'),
+      entry('m', 'm1', 'rm', { deleteMarker: true, bytes: 0 }),
+      // Deleted at the primary before the failover, its replica waiting for the grace: deleted, not copied back.
+      entry('g', 'g1', 'rg', { sourceGoneSince: '2026-12-07T11:59:50.000Z' }),
+    ]);
+    const { manifest: turned, doomed } = turnManifest(forward);
+    expect(doomed).toEqual([{ key: 'g', versionId: 'rg' }]);
+    expect(Object.keys(turned.entries).sort()).toEqual([versionRef('a', 'r1'), versionRef('m', 'rm')]);
+    expect(turned.entries[versionRef('a', 'r1')]).toMatchObject({ source: 'r1', replica: 'a1' });
+    expect(turned.entries[versionRef('m', 'rm')]).toMatchObject({ source: 'rm', replica: 'm1', deleteMarker: true });
+
+    // From the DR site (now copied from) to the primary: what the DR site wrote since is copied, and nothing else.
+    const dr = [version('a', 'r1', 't1'), version('m', 'rm', 't2', true), version('n', 'd1', 't3')];
+    const primary = [version('a', 'a1', 't0'), version('m', 'm1', 't1', true)];
+    const plan = planReplication(dr, primary, turned, now);
+    expect(plan.copy.map((v) => v.versionId)).toEqual(['d1']);
+    expect(plan.unknown).toEqual([]);
+    expect(plan.drop).toEqual([]);
+    // And back, after a failback: the forward entries again.
+    expect(turnManifest(turned).manifest.entries[versionRef('a', 'a1')]).toMatchObject({ source: 'a1', replica: 'r1' });
+  });
+
+  it('neither copies nor reports held versions: written at a site before its failover, never replicated', () => {
+    const held: Manifest = { ...manifest([]), held: [versionRef('a', 'p0')] };
+    const plan = planReplication(
+      [version('a', 'p0', 't0'), version('b', 'b1', 't1')],
+      [version('a', 'p0', 't0')],
+      held,
+      now,
+    );
+    expect(plan.copy.map((v) => v.versionId)).toEqual(['b1']);
+    expect(plan.unknown).toEqual([]);
   });
 });
