@@ -144,10 +144,13 @@ export async function ingestPackageWorkflow(raw: SignedWorkflowInput): Promise<I
     details: { layout: input.layout, dataClass: input.metadata.dataClass, purpose: input.metadata.purpose },
   };
 
-  // Where there is a DR site, a package is taken only once both sites hold it, and acknowledged only once both hold
-  // what it became: losing the primary then loses nothing acknowledged.
+  // Where there is a DR site, a package is curated only once both sites hold it (verification runs meanwhile), and
+  // acknowledged only once both hold what it became: losing the primary then loses nothing acknowledged, and an
+  // ingestion the loss interrupts finishes at the DR site after a failover.
   const bothSites = patched('ingestion-at-both-sites');
-  if (bothSites) await replicated.awaitReplicatedActivity({ jurisdiction: input.jurisdiction });
+  const landed = bothSites ? replicated.awaitReplicatedActivity({ jurisdiction: input.jurisdiction }) : undefined;
+  // Awaited before curation; a package rejected before then leaves it to be abandoned with the workflow.
+  landed?.catch(() => undefined);
   const existing = await quick.findDatasetActivity({ datasetId });
   if (existing) {
     await audit([{ ...submitted, details: { ...submitted.details, alreadyCurated: true } }]);
@@ -159,6 +162,7 @@ export async function ingestPackageWorkflow(raw: SignedWorkflowInput): Promise<I
   let recordingVerified: Promise<void> | undefined;
   try {
     const verified = await heavy.verifyPackageActivity(input);
+    await landed;
     progress.phase = 'curating';
     const curatedAt = new Date().toISOString();
     const asOf = curatedAt.slice(0, 10);

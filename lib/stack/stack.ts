@@ -784,6 +784,11 @@ export class Stack {
     return this.supervisor.failed();
   }
 
+  /** Every process the stack supervises, by name, with its pid now and its restarts in the last minute. */
+  processes(): { name: string; pid: number | null; restarts: number }[] {
+    return this.supervisor.children('');
+  }
+
   private async writeState(): Promise<void> {
     if (!this.state) return;
     this.state.temporal.pid = this.supervisor.pidOf(this.options.production ? 'temporal-frontend' : 'temporal');
