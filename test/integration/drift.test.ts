@@ -160,19 +160,24 @@ describe('drift detection and deviations', () => {
     const { client } = clients();
     // The schedule's own run is accepted.
     const before = new Date();
-    // (The suite pauses drift schedules; unpaused, the schedule starts a check now, and is paused again.)
+    // (The suite pauses drift schedules; unpaused, the schedule starts a check now, and is paused again once it has
+    // taken that action: a pause that reached the scheduler before the trigger would leave the trigger untaken.)
     const schedule = client.schedule.getHandle(driftScheduleId('us'));
     await schedule.unpause();
-    await schedule.trigger().finally(() => schedule.pause('paused for the test suite'));
     // The run the schedule says it took for the trigger, awaited for as long as it runs (a loaded 2-core CI machine
     // has taken more than 90 s), and completed.
     let taken: string | undefined;
-    for (let i = 0; i < 120 && !taken; i++) {
-      const { info } = await schedule.describe();
-      taken = [...info.runningActions, ...info.recentActions.filter((a) => a.takenAt >= before).map((a) => a.action)]
-        .map((a) => a.workflow.workflowId)
-        .find((id) => id.startsWith(`${driftScheduleId('us')}-`));
-      if (!taken) await new Promise((r) => setTimeout(r, 500));
+    try {
+      await schedule.trigger();
+      for (let i = 0; i < 120 && !taken; i++) {
+        const { info } = await schedule.describe();
+        taken = [...info.runningActions, ...info.recentActions.filter((a) => a.takenAt >= before).map((a) => a.action)]
+          .map((a) => a.workflow.workflowId)
+          .find((id) => id.startsWith(`${driftScheduleId('us')}-`));
+        if (!taken) await new Promise((r) => setTimeout(r, 500));
+      }
+    } finally {
+      await schedule.pause('paused for the test suite');
     }
     expect(taken, 'the schedule started a drift check').toBeDefined();
     await client.workflow.getHandle(taken!).result();
