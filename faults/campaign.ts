@@ -30,7 +30,7 @@ import { FileKeyStore } from '../lib/crypto/keystore';
 import { openDemoIdentity } from '../lib/pki/identity';
 import { loadConfig } from '../lib/runtime/config';
 import { dropTemporalDatabases, parsePostgresUrl } from '../lib/stack/cluster';
-import { canIsolateSites } from '../lib/stack/netns';
+import { canIsolateSites, linkTowards, setLink, type LinkEnd } from '../lib/stack/netns';
 import { Stack } from '../lib/stack/stack';
 import { ensureTool } from '../lib/stack/tools';
 import { datasetRecordKey } from '../lib/storage/layout';
@@ -81,15 +81,10 @@ function schedule(faker: Faker, processes: string[], postgres: boolean, cuts: bo
   }).sort((a, b) => a.at - b.at);
 }
 
-/** The link in the workers' namespace that leads to the primary site (its /30 holds the site's address). */
-function primaryLink(stack: Stack): { netns: string; link: string } | undefined {
+/** The eu workers' link to the primary site, where the workers have a namespace of their own. */
+function primaryLink(stack: Stack): LinkEnd | undefined {
   const storage = stack.state.jurisdictions[JURISDICTION]?.storage;
-  if (!storage?.workerNetns) return undefined;
-  const address = new URL(storage.workerEndpoint).hostname;
-  const peer = address.replace(/\d+$/, (n) => String(Number(n) - 1));
-  const shown = spawnSync('ip', ['-n', storage.workerNetns, '-o', '-4', 'addr', 'show'], { encoding: 'utf8' }).stdout;
-  const line = shown.split('\n').find((l) => l.includes(` ${peer}/30`));
-  return line ? { netns: storage.workerNetns, link: line.split(/\s+/)[1]!.replace(/@.*$/, '') } : undefined;
+  return storage?.workerNetns ? linkTowards(storage.workerNetns, storage.workerEndpoint) : undefined;
 }
 
 async function inject(stack: Stack, fault: Fault, cluster: string[] | undefined): Promise<void> {
@@ -101,10 +96,9 @@ async function inject(stack: Stack, fault: Fault, cluster: string[] | undefined)
     if (run.status !== 0) throw new Error(`pg_ctlcluster restart failed: ${run.stderr}`);
   } else {
     const link = primaryLink(stack)!;
-    const set = (state: 'up' | 'down') => spawnSync('ip', ['-n', link.netns, 'link', 'set', link.link, state]);
-    set('down');
+    setLink(link, 'down');
     await sleep(fault.seconds * 1000);
-    set('up');
+    setLink(link, 'up');
   }
 }
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { JurisdictionSchema, type Jurisdiction, type StorageSite } from '../schemas/jurisdiction';
+import { JurisdictionSchema, type Jurisdiction } from '../schemas/jurisdiction';
 import ch from './ch.json';
 import eu from './eu.json';
 import uk from './uk.json';
@@ -41,11 +41,12 @@ export function siteProblems(j: Jurisdiction, others: readonly Jurisdiction[]): 
 /** Which of a jurisdiction's two sites its workers write to: the primary, or the DR site after a failover. */
 export type ActiveSite = 'primary' | 'dr';
 
-/** The site a jurisdiction's workers write to and the one they replicate to, as `steward dr failover` last set them. */
-export function siteRoles(j: Jurisdiction, active: ActiveSite): { active: StorageSite; standby: StorageSite } {
-  return active === 'dr'
-    ? { active: j.sites.dr, standby: j.sites.primary }
-    : { active: j.sites.primary, standby: j.sites.dr };
+/**
+ * Of a jurisdiction's two sites (as its file names them, or as a stack runs them), the one its workers write to and
+ * the one they replicate to, as `steward dr failover` last set them.
+ */
+export function siteRoles<T>(sites: { primary: T; dr: T }, active: ActiveSite): { active: T; standby: T } {
+  return active === 'dr' ? { active: sites.dr, standby: sites.primary } : { active: sites.primary, standby: sites.dr };
 }
 
 /**

@@ -191,7 +191,7 @@ async function main(): Promise<void> {
   const keys = await FileKeyStore.open(path.join(config.dataDir, 'keys'), config.masterKey);
   const s3 = createS3Client(config.s3For(jurisdiction.id));
   const drEndpoint = config.drFor(jurisdiction.id);
-  const roles = siteRoles(jurisdiction, activeSiteOf(process.env.STEWARD_S3_ACTIVE_SITE));
+  const roles = siteRoles(jurisdiction.sites, activeSiteOf(process.env.STEWARD_S3_ACTIVE_SITE));
   const dr = drEndpoint?.endpoint
     ? {
         s3: createS3Client(drEndpoint),

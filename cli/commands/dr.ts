@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { z } from 'zod';
 import { replicationReport, type ReplicationReport } from '../../lib/client/replication';
 import { EXIT, UserError } from '../../lib/runtime/errors';
-import { getJurisdiction } from '../../jurisdictions';
+import { getJurisdiction, siteRoles } from '../../jurisdictions';
 import { JurisdictionIdSchema } from '../../schemas/jurisdiction';
 import { CommandContext, type GlobalOptions } from '../context';
 import { parseOptions } from '../options';
@@ -56,8 +56,11 @@ async function switchSite(
       throw new UserError(`the running stack does not serve ${options.jurisdiction}`, EXIT.usage);
     }
     await checkRole(ctx, action);
-    const { sites } = getJurisdiction(options.jurisdiction);
-    const [from, to] = action === 'dr.failover' ? [sites.primary, sites.dr] : [sites.dr, sites.primary];
+    // The site the workers are to write to, and the one they leave.
+    const { active: to, standby: from } = siteRoles(
+      getJurisdiction(options.jurisdiction).sites,
+      action === 'dr.failover' ? 'dr' : 'primary',
+    );
     const requestId = randomUUID();
     const input = await ctx.sign({
       action,
@@ -140,10 +143,12 @@ export function registerDrCommands(program: Command, globals: () => GlobalOption
           );
         } else {
           for (const { jurisdiction, report, lag } of rows) {
-            const { sites } = getJurisdiction(jurisdiction);
             // After a failover the workers write to the DR site and replicate to the primary.
             const failedOver = failedOverIn(ctx, jurisdiction);
-            const [from, to] = failedOver ? [sites.dr, sites.primary] : [sites.primary, sites.dr];
+            const { active: from, standby: to } = siteRoles(
+              getJurisdiction(jurisdiction).sites,
+              failedOver ? 'dr' : 'primary',
+            );
             const route = `${from.name} (${from.location}) → ${to.name} (${to.location})`;
             if (!report) {
               say(

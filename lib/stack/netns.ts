@@ -141,3 +141,32 @@ export function inNetns(
 ): { command: string; args: string[] } {
   return netns ? { command: 'ip', args: ['netns', 'exec', netns, command, ...args] } : { command, args };
 }
+
+/** One end of a link of the address plan: its namespace (the host's own where none) and its interface. */
+export interface LinkEnd {
+  netns: string | undefined;
+  link: string;
+}
+
+/**
+ * The link in `netns` that leads to the site at `endpoint`: each link is a /30 whose lower address is this end and
+ * whose upper one the site's. Used to cut a site off as a network fact (tests, the fault campaign).
+ */
+export function linkTowards(netns: string | undefined, endpoint: string): LinkEnd {
+  const address = new URL(endpoint).hostname;
+  const near = address.replace(/\d+$/, (n) => String(Number(n) - 1));
+  const shown = spawnSync('ip', [...(netns ? ['-n', netns] : []), '-o', '-4', 'addr', 'show'], {
+    encoding: 'utf8',
+  }).stdout;
+  const line = shown.split('\n').find((l) => l.includes(` ${near}/30`));
+  if (!line) throw new Error(`no link to ${address} in ${netns ?? 'the host namespace'}:\n${shown}`);
+  return { netns, link: line.split(/\s+/)[1]!.replace(/@.*$/, '') };
+}
+
+/** Sets a link down (the site behind it unreachable from this end) or up again. */
+export function setLink(end: LinkEnd, state: 'up' | 'down'): void {
+  const run = spawnSync('ip', [...(end.netns ? ['-n', end.netns] : []), 'link', 'set', end.link, state], {
+    encoding: 'utf8',
+  });
+  if (run.status !== 0) throw new Error(`ip link set ${end.link} ${state} failed: ${run.stderr}`);
+}

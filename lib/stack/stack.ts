@@ -478,7 +478,6 @@ export class Stack {
                       caFile: site.caFile!,
                       ...(site.network ? { netns: site.network.siteNetns, workerNetns: site.network.workerNetns } : {}),
                       pid: null,
-                      ...(this.active.get(j.id) === 'dr' ? { active: 'dr' as const } : {}),
                       ...(dr
                         ? {
                             dr: {
@@ -549,7 +548,10 @@ export class Stack {
       const primary = sites.get(jurisdiction)!;
       const failedOver = this.active.get(jurisdiction) === 'dr';
       // After a failover the workers write to the DR site and replicate to the primary.
-      const [written, dr] = failedOver ? [drSites.get(jurisdiction)!, primary] : [primary, drSites.get(jurisdiction)];
+      const roles = siteRoles({ primary, dr: drSites.get(jurisdiction) }, failedOver ? 'dr' : 'primary');
+      // Only a stack with a DR site fails over: the site written to is the primary otherwise.
+      const written = roles.active ?? primary;
+      const dr = roles.standby;
       const site = { ...written, caFile: written.caFile ?? primary.caFile, network: primary.network };
       const temporalFromWorkers = site.network ? `${site.network.hostFromWorkers}:${grpcPort}` : undefined;
       const perJurisdiction = this.options.workersPerJurisdiction ?? 1;
@@ -793,10 +795,13 @@ export class Stack {
     if (!this.state) return;
     this.state.temporal.pid = this.supervisor.pidOf(this.options.production ? 'temporal-frontend' : 'temporal');
     this.state.s3.pid = this.supervisor.pidOf('versitygw');
-    for (const j of Object.values(this.state.jurisdictions))
+    for (const [id, j] of Object.entries(this.state.jurisdictions))
       if (j.storage) {
         j.storage.pid = this.supervisor.pidOf(j.storage.site);
         if (j.storage.dr) j.storage.dr.pid = this.supervisor.pidOf(j.storage.dr.site);
+        // Which site the workers write to, for the CLI (`s3For`, `dr status`): `dr` after a failover.
+        if (this.active.get(id) === 'dr') j.storage.active = 'dr';
+        else delete j.storage.active;
       }
     const inspector = this.supervisor.children('storage-inspector')[0];
     if (inspector) this.state.inspector = { pid: inspector.pid, restarts: inspector.restarts };
@@ -844,6 +849,20 @@ export class Stack {
     }
     await setCurrentBuildId(client, jurisdiction, release.buildId!, identity);
     step(`${deploymentName(jurisdiction)}: build ${release.buildId} is now current`);
+  }
+
+  /** The names of a jurisdiction's running workers. */
+  private workersOf(jurisdiction: string): string[] {
+    return this.supervisor
+      .children('worker-')
+      .filter((c) => workerJurisdiction(c.name) === jurisdiction)
+      .map((c) => c.name);
+  }
+
+  /** Stops workers for good: they finish the tasks they hold (they shut down gracefully), then are forgotten. */
+  private async retireWorkers(names: string[]): Promise<void> {
+    await this.supervisor.retire(names);
+    for (const name of names) this.workerBuilds.delete(name);
   }
 
   /**
@@ -928,8 +947,9 @@ export class Stack {
         await opened.audit('denied', { reason: opened.verdict.reason });
         return { outcome: 'refused', reason: opened.verdict.reason };
       }
-      const verified = { ...opened, signer: opened.verdict.principal.id };
-      return opened.action === 'workers.deploy' ? await this.deploy(verified) : await this.switchSite(verified);
+      return opened.action === 'workers.deploy'
+        ? await this.deploy({ ...opened, signer: opened.verdict.principal.id })
+        : await this.switchSite(opened);
     } finally {
       await opened.client.connection.close();
     }
@@ -986,10 +1006,7 @@ export class Stack {
         failures: report.failures,
       };
     }
-    const old = this.supervisor
-      .children('worker-')
-      .filter((c) => workerJurisdiction(c.name) === claimed)
-      .map((c) => c.name);
+    const old = this.workersOf(claimed);
     const started = this.startJurisdictionWorkers(claimed, release);
     await this.supervisor.ready(started);
     await setCurrentBuildId(client, claimed, release.buildId!, `steward-stack (${signer})`);
@@ -997,8 +1014,7 @@ export class Stack {
       `${deploymentName(claimed)}: build ${release.buildId} is now current; stopping ${old.join(', ') || 'no workers'}`,
     );
     // The old version's workers finish the tasks they hold (they shut down gracefully) and stop.
-    await this.supervisor.retire(old);
-    for (const name of old) this.workerBuilds.delete(name);
+    await this.retireWorkers(old);
     await this.writeState();
     await audit('success', {
       buildId: release.buildId,
@@ -1018,12 +1034,7 @@ export class Stack {
    * `takeOver`; a failback needs it), then workers start that write to the site switched to and replicate to the other.
    * Kept across restarts; audited either way.
    */
-  private async switchSite({
-    action,
-    claimed,
-    params,
-    audit,
-  }: OpenedRequest & { signer: string }): Promise<SwitchResult> {
+  private async switchSite({ action, claimed, params, audit }: OpenedRequest): Promise<SwitchResult> {
     const step = (message: string) => this.emit({ kind: 'step', message });
     const parsed = SwitchParamsSchema.safeParse(params);
     if (!parsed.success) {
@@ -1034,7 +1045,7 @@ export class Stack {
     const jurisdiction = getJurisdiction(claimed);
     const to: ActiveSite = action === 'dr.failover' ? 'dr' : 'primary';
     const from: ActiveSite = this.active.get(claimed) ?? 'primary';
-    const target = siteRoles(jurisdiction, to).active.name;
+    const target = siteRoles(jurisdiction.sites, to).active.name;
     const { primary, dr, account } = this.sitesOf(claimed);
     if (!dr) {
       await audit('denied', { reason: 'no DR site', target });
@@ -1044,8 +1055,8 @@ export class Stack {
       await audit('success', { site: target, changed: false, reason });
       return { outcome: 'unchanged', active: target };
     }
-    const left = siteRoles(jurisdiction, from).active.name;
-    const [fromSite, toSite] = to === 'dr' ? [primary, dr] : [dr, primary];
+    const left = siteRoles(jurisdiction.sites, from).active.name;
+    const { active: toSite, standby: fromSite } = siteRoles({ primary, dr }, to);
     const fromS3 = createS3Client(siteEndpoint(fromSite, account));
     const toS3 = createS3Client(siteEndpoint(toSite, account));
     const answers = (s3: typeof toS3) =>
@@ -1060,15 +1071,11 @@ export class Stack {
         await audit('failure', { from: left, to: target, reason, refused: why });
         return { outcome: 'refused', reason: why };
       }
-      const old = this.supervisor
-        .children('worker-')
-        .filter((c) => workerJurisdiction(c.name) === claimed)
-        .map((c) => c.name);
+      const old = this.workersOf(claimed);
       const release = this.workerBuilds.get(old[0] ?? '');
       if (!release) return { outcome: 'failed', reason: `no ${claimed} workers run: nothing to move` };
       step(`${claimed}: moving the workers from ${left} to ${target}; stopping ${old.join(', ')}`);
-      await this.supervisor.retire(old);
-      for (const name of old) this.workerBuilds.delete(name);
+      await this.retireWorkers(old);
       let finalPass: { copied: number; held: number } | { skipped: string };
       const unreachable = await answers(fromS3);
       try {
@@ -1098,11 +1105,6 @@ export class Stack {
       else this.active.delete(claimed);
       await mkdir(path.dirname(activeSitesFile(this.options.dataDir)), { recursive: true });
       await writeFile(activeSitesFile(this.options.dataDir), JSON.stringify(Object.fromEntries(this.active), null, 2));
-      const storage = this.state.jurisdictions[claimed]?.storage;
-      if (storage) {
-        if (to === 'dr') storage.active = 'dr';
-        else delete storage.active;
-      }
       const started = this.startJurisdictionWorkers(claimed, release);
       await this.supervisor.ready(started);
       await this.writeState();

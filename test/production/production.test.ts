@@ -28,7 +28,7 @@ import {
   type ProductionSettings,
 } from '../../lib/stack/cluster';
 import { TLS_NAMES } from '../../lib/stack/deploy-pki';
-import { canIsolateSites } from '../../lib/stack/netns';
+import { canIsolateSites, linkTowards, setLink } from '../../lib/stack/netns';
 import { loadConfig, readStackState } from '../../lib/runtime/config';
 import { getJurisdiction } from '../../jurisdictions';
 import { datasetRecordKey } from '../../lib/storage/layout';
@@ -102,18 +102,6 @@ function auditEvents(action: string) {
       events: { event: { outcome: string; principal: { role: string }; details: Record<string, unknown> } }[];
     }
   ).events.map((e) => e.event);
-}
-
-/** The link in `netns` (the host's own where none) that leads to the site at `endpoint`: its /30 holds the address. */
-function linkTowards(netns: string | undefined, endpoint: string): { netns: string | undefined; link: string } {
-  const address = new URL(endpoint).hostname;
-  const peer = address.replace(/\d+$/, (n) => String(Number(n) - 1));
-  const addresses = spawnSync('ip', [...(netns ? ['-n', netns] : []), '-o', '-4', 'addr', 'show'], {
-    encoding: 'utf8',
-  }).stdout;
-  const line = addresses.split('\n').find((l) => l.includes(` ${peer}/30`));
-  if (!line) throw new Error(`no link to ${address} in ${netns ?? 'the host namespace'}:\n${addresses}`);
-  return { netns, link: line.split(/\s+/)[1]!.replace(/@.*$/, '') };
 }
 
 function psql(database: string, sql: string): string {
@@ -686,17 +674,11 @@ describe('the production profile', () => {
       if (canIsolateSites()) {
         // The eu workers' link to the DR site cut: the pass fails and is retried, `dr status` says so (exit 5), and
         // what was stored meanwhile reaches the DR site once the link is back.
-        const workerNetns = state.jurisdictions.eu!.storage!.workerNetns!;
-        const drAddress = new URL(state.jurisdictions.eu!.storage!.dr!.workerEndpoint).hostname;
-        const peer = drAddress.replace(/\d+$/, (n) => String(Number(n) - 1));
-        const addresses = spawnSync('ip', ['-n', workerNetns, '-o', '-4', 'addr', 'show'], { encoding: 'utf8' }).stdout;
-        const link = addresses
-          .split('\n')
-          .find((l) => l.includes(` ${peer}/30`))!
-          .split(/\s+/)[1]!;
-        const setLink = (up: 'up' | 'down') =>
-          expect(spawnSync('ip', ['-n', workerNetns, 'link', 'set', link, up]).status).toBe(0);
-        setLink('down');
+        const toDr = linkTowards(
+          state.jurisdictions.eu!.storage!.workerNetns!,
+          state.jurisdictions.eu!.storage!.dr!.workerEndpoint,
+        );
+        setLink(toDr, 'down');
         try {
           await eu.primary.send(
             new PutObjectCommand({ Bucket: catalog, Key: 'stored-while-the-dr-link-was-cut.txt', Body: 'kept' }),
@@ -708,7 +690,7 @@ describe('the production profile', () => {
           expect(cut.code, cut.stdout).toBe(5);
           expect(cut.stdout).toMatch(/RETRYING \(attempt \d+\): /);
         } finally {
-          setLink('up');
+          setLink(toDr, 'up');
         }
         let arrived = false;
         for (const deadline = Date.now() + 90_000; Date.now() < deadline && !arrived; await sleep(2000)) {
@@ -742,11 +724,8 @@ describe('the production profile', () => {
         linkTowards(storage.workerNetns!, storage.workerEndpoint),
         linkTowards(undefined, storage.endpoint),
       ];
-      const setPrimary = (up: 'up' | 'down') => {
-        for (const { netns, link } of links) {
-          const run = spawnSync('ip', [...(netns ? ['-n', netns] : []), 'link', 'set', link, up], { encoding: 'utf8' });
-          expect(run.status, run.stderr).toBe(0);
-        }
+      const setPrimary = (state: 'up' | 'down') => {
+        for (const end of links) setLink(end, state);
       };
 
       // Only ops may move the workers; a request signed by a steward and left for the stack is refused there too.
