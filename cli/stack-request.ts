@@ -1,10 +1,11 @@
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isAlive } from '../lib/stack/process';
 import { deployFolders } from '../lib/stack/versions';
 import { readStackState } from '../lib/runtime/config';
+import { writeFileAtomic } from '../lib/runtime/files';
 import { EXIT, UserError } from '../lib/runtime/errors';
 import type { StackState } from '../schemas/config';
 import type { SignedRequest } from '../schemas/request';
@@ -38,7 +39,7 @@ export async function askStack<T>(
   const folders = deployFolders(dataDir);
   await mkdir(folders.requests, { recursive: true, mode: 0o700 });
   const file = `${new Date().toISOString().replace(/[:.]/g, '')}-${requestId}.json`;
-  await writeFile(path.join(folders.requests, file), JSON.stringify(request), { mode: 0o600 });
+  await writeFileAtomic(path.join(folders.requests, file), JSON.stringify(request), 0o600);
   process.kill(state.pid, 'SIGHUP');
   const resultFile = path.join(folders.results, file);
   const deadline = Date.now() + waitMs;

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, readdir, rename, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import type { KeyInfo } from '../../schemas/keys';
+import { writeFileAtomic } from '../runtime/files';
 import { open, seal } from './aead';
 
 /** A secret key. `material` never leaves the process: not logged, not put in payloads or errors. */
@@ -178,8 +179,7 @@ export class FileKeyStore implements KeyStore {
     const sealed = SealedKeySchema.parse(JSON.parse(await readFile(file, 'utf8')));
     if (sealed.state === state || sealed.state === 'destroyed') return;
     const next = { ...sealed, state, sealed: state === 'destroyed' ? '' : sealed.sealed };
-    await writeFile(`${file}.tmp`, JSON.stringify(next, null, 2), { mode: 0o600 });
-    await rename(`${file}.tmp`, file);
+    await writeFileAtomic(file, JSON.stringify(next, null, 2), 0o600);
   }
 
   async vaultKey(jurisdiction: string, studyId: string): Promise<KeyHandle> {

@@ -1,10 +1,11 @@
 import { createPublicKey } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import type { Role } from '../../schemas/common';
 import type { KeyStore } from '../crypto/keystore';
+import { writeFileAtomic } from '../runtime/files';
 import { createCrl, revokedSerials } from './crl';
 import { certificateInfo, generateKeyPair, issueCertificate, type CertificateInfo } from './x509';
 
@@ -135,8 +136,7 @@ export class StewardAuthority {
     const record = IssuedSchema.parse(JSON.parse(await readFile(file, 'utf8')));
     if (!record.revokedAt) {
       const updated = { ...record, revokedAt: at.toISOString(), revocationReason: reason };
-      await writeFile(`${file}.tmp`, JSON.stringify(updated, null, 2));
-      await rename(`${file}.tmp`, file);
+      await writeFileAtomic(file, JSON.stringify(updated, null, 2));
       await this.publishCrl();
       return updated;
     }
@@ -148,8 +148,7 @@ export class StewardAuthority {
       .filter((r) => r.revokedAt)
       .map((r) => ({ serial: r.serial, revokedAt: new Date(r.revokedAt!) }));
     const pem = await createCrl(await this.caMaterial(), revoked, new Date());
-    await writeFile(`${this.crlFile}.tmp`, pem);
-    await rename(`${this.crlFile}.tmp`, this.crlFile);
+    await writeFileAtomic(this.crlFile, pem);
   }
 
   /**

@@ -37,6 +37,7 @@ import { INSTALL_ROOT } from '../runtime/install';
 import { StewardAuthority, TrustAnchor } from '../pki/authority';
 import { ensureDemoIdentities } from '../pki/identity';
 import { stackFile } from '../runtime/config';
+import { writeFileAtomic } from '../runtime/files';
 import { confineBuckets, ensureJurisdictionBuckets } from '../storage/buckets';
 import { ensureDriftSchedule } from '../qualification/drift-schedule';
 import { ensureS3Account, jurisdictionAccount, rootCredentials, storedCredentials } from '../storage/accounts';
@@ -814,7 +815,7 @@ export class Stack {
         ...(buildId ? { buildId } : {}),
       };
     });
-    await writeFile(stackFile(this.options.dataDir), JSON.stringify(this.state, null, 2), { mode: 0o600 });
+    await writeFileAtomic(stackFile(this.options.dataDir), JSON.stringify(this.state, null, 2), 0o600);
   }
 
   /**
@@ -885,7 +886,7 @@ export class Stack {
           }),
         );
         await mkdir(folders.results, { recursive: true });
-        await writeFile(resultFile, JSON.stringify(result, null, 2), { mode: 0o600 });
+        await writeFileAtomic(resultFile, JSON.stringify(result, null, 2), 0o600);
       }
     });
     return this.deploying;
@@ -1104,7 +1105,10 @@ export class Stack {
       if (to === 'dr') this.active.set(claimed, 'dr');
       else this.active.delete(claimed);
       await mkdir(path.dirname(activeSitesFile(this.options.dataDir)), { recursive: true });
-      await writeFile(activeSitesFile(this.options.dataDir), JSON.stringify(Object.fromEntries(this.active), null, 2));
+      await writeFileAtomic(
+        activeSitesFile(this.options.dataDir),
+        JSON.stringify(Object.fromEntries(this.active), null, 2),
+      );
       const started = this.startJurisdictionWorkers(claimed, release);
       await this.supervisor.ready(started);
       await this.writeState();

@@ -782,8 +782,12 @@ describe('the production profile', () => {
           expect(mid[0]!.rows).toEqual(result.record.rows);
           // What was acknowledged before the loss is all there.
           expect(datasetsOf('ST-FAILOVER').map((d) => d.datasetId)).toEqual([acknowledged.datasetId]);
-          // Replication now runs from the DR site to the primary, which does not answer.
-          const behind = steward('dr', 'status', '--jurisdiction', 'eu');
+          // Replication now runs from the DR site to the primary, which does not answer: the pass hangs on the
+          // lost site until its heartbeat times out (a minute), then is retried with that failure.
+          let behind = steward('dr', 'status', '--jurisdiction', 'eu');
+          for (const deadline = Date.now() + 150_000; Date.now() < deadline && behind.code !== 5; await sleep(3000)) {
+            behind = steward('dr', 'status', '--jurisdiction', 'eu');
+          }
           expect(behind.code, behind.stdout).toBe(5);
           expect(behind.stdout).toContain('eu-paris (Paris, France) → eu-frankfurt (Frankfurt, Germany)');
           // The pass's failure as it happened (decoded: Temporal holds it encrypted).
