@@ -72,13 +72,6 @@ function eventsOf(message: InternalMessage, jurisdiction: string): { events: Aud
 export async function auditTrailWorkflow(raw: AuditTrailInput): Promise<void> {
   const input = parseInput(AuditTrailInputSchema, raw, 'auditTrailWorkflow');
   const jurisdiction = input.jurisdiction;
-  const own = await workerJurisdiction();
-  if (own !== jurisdiction) {
-    throw nonRetryable(
-      ErrorType.JurisdictionViolation,
-      `the audit trail of ${jurisdiction} runs only on its own workers, not on a worker of ${own}`,
-    );
-  }
   const { workflowId, runId } = workflowInfo();
   const inbox: unknown[] = [];
   const pending: AuditEvent[] = [];
@@ -120,6 +113,15 @@ export async function auditTrailWorkflow(raw: AuditTrailInput): Promise<void> {
     flushes -= 1;
     return head!;
   });
+  // Only after the handlers: an update that arrives in a run's first workflow task, while this waits, is then held until
+  // the trail is ready instead of being refused for want of a handler.
+  const own = await workerJurisdiction();
+  if (own !== jurisdiction) {
+    throw nonRetryable(
+      ErrorType.JurisdictionViolation,
+      `the audit trail of ${jurisdiction} runs only on its own workers, not on a worker of ${own}`,
+    );
+  }
 
   if (input.state !== undefined) {
     const saved = await openState(input.state, AuditTrailStateSchema);

@@ -115,6 +115,9 @@ function curationEvents(curated: CuratePackageResult, record: DatasetRecord, cre
  * the jurisdiction's audit trail before the workflow reports it.
  */
 export async function ingestPackageWorkflow(raw: SignedWorkflowInput): Promise<IngestPackageResult> {
+  // Asked before anything else, in the run's first workflow task: its marker is then where every replay looks for it,
+  // whatever local activities (the request's claim) resolve ahead of their recorded workflow task on replay.
+  const bothSites = patched('ingestion-at-both-sites');
   const progress: IngestProgress = { phase: 'authorizing', datasetId: '' };
   setHandler(ingestProgressQuery, () => progress);
   progressFrom(() => ({ phase: progress.phase, since: '', counts: {} }));
@@ -147,7 +150,6 @@ export async function ingestPackageWorkflow(raw: SignedWorkflowInput): Promise<I
   // Where there is a DR site, a package is curated only once both sites hold it (verification runs meanwhile), and
   // acknowledged only once both hold what it became: losing the primary then loses nothing acknowledged, and an
   // ingestion the loss interrupts finishes at the DR site after a failover.
-  const bothSites = patched('ingestion-at-both-sites');
   const landed = bothSites ? replicated.awaitReplicatedActivity({ jurisdiction: input.jurisdiction }) : undefined;
   // Awaited before curation; a package rejected before then leaves it to be abandoned with the workflow.
   landed?.catch(() => undefined);
