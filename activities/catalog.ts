@@ -13,8 +13,7 @@ import {
 import { InternalMessageSchema } from '../schemas/message';
 import type { Jurisdiction } from '../schemas/jurisdiction';
 import { parseInput } from '../contracts/parse';
-import { destroyReplicatedVaultEntries, destroyVaultEntries, vaultShardKey } from '../lib/crypto/vault';
-import type { StandbySite } from '../lib/storage/replication';
+import { destroyVaultEntries, vaultShardKey } from '../lib/crypto/vault';
 import { claimedDatasets, claimExpiredDatasets, claimProblem, releaseClaims } from '../lib/storage/claims';
 import {
   applyRetentionRules,
@@ -46,38 +45,13 @@ export function createCatalogActivities({
   s3,
   jurisdiction,
   messageKey,
-  dr,
 }: {
   s3: S3Client;
   jurisdiction: Jurisdiction;
   /** The jurisdiction's message key: only changes sealed with it are applied. */
   messageKey: Buffer;
-  /** The jurisdiction's other storage site (production profile): vault entries and shards are destroyed there too. */
-  dr?: StandbySite | undefined;
 }) {
   const bucket = jurisdiction.buckets.catalog;
-  /** Every version of the keys deleted at one site: what each held, and how many versions a listing then finds. */
-  const removeEveryVersion = async (client: S3Client, keys: string[]) => {
-    const before = await listVersionsOf(client, bucket, keys);
-    const all = [...before.values()].flat();
-    const digests = new Map<StoredVersion, string | null>();
-    await inLanes(all, 8, async (v) => void digests.set(v, await versionSha256(client, bucket, v)));
-    const refused = await deleteVersions(client, bucket, all);
-    if (refused.length > 0) {
-      throw new Error(`storage refused to delete ${refused.length} vault shard versions (${refused[0]!.code})`);
-    }
-    const after = await listVersionsOf(client, bucket, keys);
-    return keys.map((key) => ({
-      versions: before.get(key)!.map((v) => ({
-        key: v.key,
-        versionId: v.versionId,
-        bytes: v.bytes,
-        deleteMarker: v.deleteMarker,
-        sha256: digests.get(v) ?? null,
-      })),
-      remaining: after.get(key)!.length,
-    }));
-  };
   /** The change a sealed message asks of the calling writer; anything else is refused before it is read. */
   const changeOf = (message: unknown): CatalogMutation => {
     const writerId = Context.current().info.workflowExecution?.workflowId ?? '';
@@ -192,25 +166,33 @@ export function createCatalogActivities({
       }
       case 'vault.entries-destroyed': {
         const destroyed = await destroyVaultEntries(s3, bucket, mutation.studyId, mutation.tokens);
-        // Then every replica at the other site that holds one of the entries: none waits for replication to prune it.
-        if (dr) await destroyReplicatedVaultEntries(dr.s3, bucket, mutation.studyId, mutation.tokens);
         return { changed: destroyed > 0, count: destroyed };
       }
       case 'vault.shards-removed': {
         const keys = mutation.datasetIds.map((id) => vaultShardKey(mutation.studyId, id));
-        // The other site must answer before anything goes here: the certificates name both sites' versions.
-        if (dr) await listVersionsOf(dr.s3, bucket, keys);
+        const before = await listVersionsOf(s3, bucket, keys);
+        const all = [...before.values()].flat();
         // What each version held, for the deletion certificates.
-        const here = await removeEveryVersion(s3, keys);
-        const there = dr ? await removeEveryVersion(dr.s3, keys) : undefined;
-        const count = here.reduce((sum, k) => sum + k.versions.length, 0);
+        const digests = new Map<StoredVersion, string | null>();
+        await inLanes(all, 8, async (v) => void digests.set(v, await versionSha256(s3, bucket, v)));
+        const refused = await deleteVersions(s3, bucket, all);
+        if (refused.length > 0) {
+          throw new Error(`storage refused to delete ${refused.length} vault shard versions (${refused[0]!.code})`);
+        }
+        const after = await listVersionsOf(s3, bucket, keys);
         return {
-          changed: count > 0,
-          count,
+          changed: all.length > 0,
+          count: all.length,
           removed: mutation.datasetIds.map((datasetId, i) => ({
             datasetId,
-            ...here[i]!,
-            ...(dr && there ? { replica: { site: dr.names.standby, endpoint: dr.endpoint, ...there[i]! } } : {}),
+            versions: before.get(keys[i]!)!.map((v) => ({
+              key: v.key,
+              versionId: v.versionId,
+              bytes: v.bytes,
+              deleteMarker: v.deleteMarker,
+              sha256: digests.get(v) ?? null,
+            })),
+            remaining: after.get(keys[i]!)!.length,
           })),
         };
       }

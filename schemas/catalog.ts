@@ -138,20 +138,6 @@ export const CatalogMutationSchema = z.discriminatedUnion('kind', [
 ]);
 export type CatalogMutation = z.infer<typeof CatalogMutationSchema>;
 
-/** Every version of some keys deleted at one site, and how many versions a listing afterwards found. */
-const RemovedVersionsSchema = z.object({
-  versions: z.array(
-    z.object({
-      key: z.string(),
-      versionId: z.string().nullable(),
-      bytes: z.number(),
-      deleteMarker: z.boolean(),
-      sha256: Sha256HexSchema.nullable(),
-    }),
-  ),
-  remaining: z.number().int().nonnegative(),
-});
-
 export const CatalogMutationResultSchema = z.object({
   /** Whether the object changed (false: the change was already there). */
   changed: z.boolean(),
@@ -172,13 +158,21 @@ export const CatalogMutationResultSchema = z.object({
   linkedTo: z.string().optional(),
   /** Subject request closed: the requests that were linked to it while it was open. */
   linked: z.array(z.string()).optional(),
-  /** Vault shards removed: every version deleted, and what listing them afterwards found, at each site. */
+  /** Vault shards removed: every version deleted, and what listing them afterwards found. */
   removed: z
     .array(
-      RemovedVersionsSchema.extend({
+      z.object({
         datasetId: z.string(),
-        /** At the jurisdiction's other storage site (production profile). */
-        replica: RemovedVersionsSchema.extend({ site: z.string(), endpoint: z.string() }).optional(),
+        versions: z.array(
+          z.object({
+            key: z.string(),
+            versionId: z.string().nullable(),
+            bytes: z.number(),
+            deleteMarker: z.boolean(),
+            sha256: Sha256HexSchema.nullable(),
+          }),
+        ),
+        remaining: z.number().int().nonnegative(),
       }),
     )
     .optional(),

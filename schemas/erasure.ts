@@ -154,20 +154,7 @@ export const ErasedElsewhereSchema = z.object({
   versions: z.array(ErasedVersionSchema),
   verification: z.string(),
   verified: z.boolean(),
-  /** The same removed at the jurisdiction's other storage site (its disaster-recovery replicas). */
-  replicas: z
-    .array(
-      z.object({
-        site: z.string(),
-        endpoint: z.string(),
-        versions: z.array(ErasedVersionSchema),
-        verification: z.string(),
-        verified: z.boolean(),
-      }),
-    )
-    .optional(),
 });
-export type ErasedElsewhere = z.infer<typeof ErasedElsewhereSchema>;
 
 export const DestroyedKeySchema = z.object({
   keyId: z.string(),

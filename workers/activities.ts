@@ -39,7 +39,7 @@ export function createJurisdictionActivities(deps: JurisdictionWorkerDeps) {
   return {
     ...createMessageActivities({ jurisdiction, messageKey }),
     ...createIngestActivities(deps),
-    ...createCatalogActivities({ s3, jurisdiction, messageKey, dr }),
+    ...createCatalogActivities({ s3, jurisdiction, messageKey }),
     ...createConsentActivities({ s3, keys, jurisdiction, scratchDir }),
     ...createKeyActivities({ keys, jurisdiction }),
     ...createVaultActivities({ s3, keys, jurisdiction }),

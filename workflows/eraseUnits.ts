@@ -15,14 +15,13 @@ import { getJurisdiction } from '../jurisdictions';
 import { mintCertificateIds } from '../lib/erasure/ids';
 import {
   ErasureOperationSchema,
-  type ErasedElsewhere,
+  type ErasedVersion,
   type ErasureOperation,
   type ErasureOperationInput,
   type ErasureResult,
   type ErasureUnit,
   type IssueErasureCertificatesInput,
 } from '../schemas/erasure';
-import type { CatalogMutationResult } from '../schemas/catalog';
 import { InternalMessageSchema } from '../schemas/message';
 import { recordAudit, type AuditDraft } from './audit';
 import { changeCatalog } from './catalog';
@@ -123,7 +122,7 @@ type UnitState = {
   bytes: number;
   verified: boolean;
   failed?: { reason: string; errorType?: string };
-  vault?: ErasedElsewhere;
+  vault?: { versions: ErasedVersion[]; verification: string; verified: boolean };
   key?: { keyId: string; version: number; verification: string[]; verified: boolean };
 };
 
@@ -185,58 +184,32 @@ export async function eraseUnitsWorkflow(raw: unknown): Promise<ErasureResult> {
     const vault = vaultOf(u);
     if (vault && !u.failed) byStudy.set(vault.studyId, [...(byStudy.get(vault.studyId) ?? []), u]);
   }
-  type RemovedShards = NonNullable<CatalogMutationResult['removed']>[number];
-  /** A shard's removed versions as a certificate names them. */
-  const erasedOf = (removed: Pick<RemovedShards, 'versions'>[]) =>
-    removed.flatMap((r) =>
-      r.versions.map((v) => ({
-        bucket: rules.buckets.catalog,
-        key: v.key,
-        versionId: v.versionId,
-        bytes: v.bytes,
-        sha256: v.sha256,
-        deleteMarker: false,
-      })),
-    );
-  const verificationOf = (removed: { remaining: number }[]) => {
-    const remaining = removed.reduce((sum, r) => sum + r.remaining, 0);
-    return { verification: `ListObjectVersions of the vault shard: ${remaining} versions remain`, remaining };
-  };
   await Promise.all(
     [...byStudy].map(async ([studyId, owners]) => {
       const datasetIds = owners.flatMap((u) => vaultOf(u)!.datasetIds);
       const removed = await changeCatalog(jurisdiction, { kind: 'vault.shards-removed', studyId, datasetIds });
       for (const u of owners) {
         const mine = (removed.removed ?? []).filter((r) => vaultOf(u)!.datasetIds.includes(r.datasetId));
+        const versions = mine.flatMap((r) =>
+          r.versions.map((v) => ({
+            bucket: rules.buckets.catalog,
+            key: v.key,
+            versionId: v.versionId,
+            bytes: v.bytes,
+            sha256: v.sha256,
+            deleteMarker: false,
+          })),
+        );
         if (mine.length === 0) continue;
-        const versions = erasedOf(mine);
-        const here = verificationOf(mine);
-        // The shard's replicas at the other storage site, removed by the same change.
-        const replicas = mine.flatMap((r) => (r.replica ? [r.replica] : []));
-        const there = verificationOf(replicas);
-        const site = replicas[0];
+        const remaining = mine.reduce((sum, r) => sum + r.remaining, 0);
         u.vault = {
           versions,
-          verification: here.verification,
-          verified: here.remaining === 0,
-          ...(site
-            ? {
-                replicas: [
-                  {
-                    site: site.site,
-                    endpoint: site.endpoint,
-                    versions: erasedOf(replicas),
-                    verification: there.verification,
-                    verified: there.remaining === 0,
-                  },
-                ],
-              }
-            : {}),
+          verification: `ListObjectVersions of the vault shard: ${remaining} versions remain`,
+          verified: remaining === 0,
         };
-        // Counted at the site written to, as the objects' versions are; the certificate names each site's.
         u.versions += versions.length;
         u.bytes += versions.reduce((sum, v) => sum + v.bytes, 0);
-        u.verified &&= u.vault.verified && (u.vault.replicas ?? []).every((r) => r.verified);
+        u.verified &&= u.vault.verified;
       }
     }),
   );

@@ -4,9 +4,7 @@ import { open, seal } from './aead';
 import type { KeyHandle } from './keystore';
 import { getJson, putJson } from '../storage/json';
 import { vaultPrefix, vaultShardKey } from '../storage/layout';
-import { deleteOtherVersions, listObjects, readObjectText } from '../storage/objects';
-import { deleteVersions, listVersions, type StoredVersion } from '../storage/versions';
-import { inLanes } from '../runtime/lanes';
+import { deleteOtherVersions, listObjects } from '../storage/objects';
 
 export { vaultPrefix, vaultShardKey };
 
@@ -77,30 +75,4 @@ export async function destroyVaultEntries(
     await deleteOtherVersions(s3, bucket, key, put.versionId);
   }
   return destroyed;
-}
-
-/**
- * At a jurisdiction's other storage site (its replicas): deletes every version of the study's shards that holds an entry
- * of the tokens, whatever replication has copied so far. Returns how many versions it deleted. Retry-safe.
- */
-export async function destroyReplicatedVaultEntries(
-  s3: S3Client,
-  bucket: string,
-  studyId: string,
-  tokens: string[],
-): Promise<number> {
-  const versions = (await listVersions(s3, bucket, vaultPrefix(studyId))).filter((v) => !v.deleteMarker);
-  const holding: StoredVersion[] = [];
-  await inLanes(versions, 8, async (v) => {
-    const text = (await readObjectText(s3, bucket, v.key, undefined, v.versionId)).toString('utf8');
-    const shard = VaultShardSchema.safeParse(JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text));
-    if (shard.success && tokens.some((t) => t in shard.data.entries)) holding.push(v);
-  });
-  const refused = await deleteVersions(s3, bucket, holding);
-  if (refused.length > 0) {
-    throw new Error(
-      `storage refused to delete ${refused.length} replicated vault shard versions (${refused[0]!.code})`,
-    );
-  }
-  return holding.length;
 }

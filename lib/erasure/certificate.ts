@@ -60,7 +60,6 @@ export function buildCertificate(operation: CertifiedOperation, unit: CertifiedU
     ...(unit.objects?.versions.map((v) => ({ endpoint: unit.objects!.endpoint, site, v })) ?? []),
     ...(unit.replicas?.flatMap((r) => r.versions.map((v) => ({ endpoint: r.endpoint, site: r.site, v }))) ?? []),
     ...(unit.vault?.versions.map((v) => ({ endpoint: unit.vault!.endpoint, site, v })) ?? []),
-    ...(unit.vault?.replicas?.flatMap((r) => r.versions.map((v) => ({ endpoint: r.endpoint, site: r.site, v }))) ?? []),
   ];
   const techniques: string[] = [];
   const performed: string[] = [];
@@ -101,7 +100,6 @@ export function buildCertificate(operation: CertifiedOperation, unit: CertifiedU
     (unit.objects?.verified ?? true) &&
     (unit.replicas ?? []).every((r) => r.verified) &&
     (unit.vault?.verified ?? true) &&
-    (unit.vault?.replicas ?? []).every((r) => r.verified) &&
     (unit.key?.verified ?? true) &&
     (request?.verification.passed ?? true);
   return {
@@ -136,7 +134,6 @@ export function buildCertificate(operation: CertifiedOperation, unit: CertifiedU
         ...(unit.objects?.verification ?? []),
         ...(unit.replicas ?? []).flatMap((r) => r.verification.map((line) => `${r.site}: ${line}`)),
         ...(unit.vault ? [unit.vault.verification] : []),
-        ...(unit.vault?.replicas ?? []).map((r) => `${r.site}: ${r.verification}`),
         ...(unit.key?.verification ?? []),
         ...(request?.verification.details ?? []),
       ],
